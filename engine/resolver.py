@@ -1,0 +1,45 @@
+"""Resolve a run's pipeline: the repo's ``.lintas/pipeline.yaml`` at the pushed sha, or the default."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from engine.commands import PipelineRejected, PipelineResolved
+from engine.errors import InputError
+from engine.gitrepo import MirrorCache
+from engine.pipeline import PipelineSpec, load_default_pipeline, load_pipeline
+from engine.state import Run
+
+MAX_PIPELINE_BYTES = 256 * 1024
+
+
+class PipelineResolver:
+    def __init__(
+        self, mirror: MirrorCache, *, pipeline_file: str, known_kinds: Collection[str],
+        default_pipeline: Path | None = None,
+    ) -> None:
+        self._mirror = mirror
+        self._file = pipeline_file
+        self._kinds = set(known_kinds)
+        self._default_path = default_pipeline
+        self._default: PipelineSpec | None = None
+
+    def default(self) -> PipelineSpec:
+        if self._default is None:
+            self._default = load_default_pipeline(self._default_path)
+        return self._default
+
+    def resolve(self, run: Run) -> PipelineResolved | PipelineRejected:
+        """Blocking (git): call through ``asyncio.to_thread``."""
+        try:
+            blob = self._mirror.read_blob(run.url, run.sha, self._file, MAX_PIPELINE_BYTES)
+            if blob is None:
+                spec, source = self.default(), "built-in pipelines/default.yaml"
+            else:
+                spec = load_pipeline(blob, file=self._file, known_kinds=self._kinds)
+                source = f"{self._file}@{run.sha[:8]}"
+            changed = self._mirror.changed_paths(run.url, run.before, run.sha)
+        except InputError as exc:
+            return PipelineRejected(message=exc.summary, diagnostics=exc.diagnostics)
+        return PipelineResolved(spec=spec, source=source, changed_paths=changed)

@@ -1,0 +1,371 @@
+"""The engine: a thin effects layer around :func:`engine.decide.decide`.
+
+For each input it loads the run, asks ``decide`` what to do, persists the new state
+with compare-and-set, and only then carries out the commands. All inputs arrive on
+durable consumers, so a killed engine loses nothing: on restart it re-reads every
+non-terminal run and feeds it ``Recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import Header
+
+from engine import admission
+from engine import subjects as S
+from engine.bus import Topology, engine_consumer_config
+from engine.commands import (
+    Admitted,
+    Command,
+    DispatchJob,
+    EmitLog,
+    Enqueue,
+    Input,
+    PipelineRejected,
+    Recover,
+    ReleaseBranch,
+    ResolvePipeline,
+    StartRun,
+    Superseded,
+    SupersedeRun,
+    Tick,
+)
+from engine.decide import decide
+from engine.errors import ConflictError, NotStartedError
+from engine.events import (
+    ControlEvent,
+    JobDeadLettered,
+    LogLine,
+    PushEvent,
+    ingress_adapter,
+    result_adapter,
+)
+from engine.notify import RunNotice
+from engine.resolver import PipelineResolver
+from engine.settings import Settings
+from engine.state import BranchQueue, Limits, Run, StageStatus
+from engine.store import BranchStore, RunStore
+
+log = structlog.get_logger("lintas.engine")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    def __init__(
+        self,
+        nc: Client,
+        topology: Topology,
+        settings: Settings,
+        resolver: PipelineResolver,
+        *,
+        clock: Clock = utcnow,
+        batch: int = 256,
+    ) -> None:
+        self._nc = nc
+        self._topo = topology
+        self._settings = settings
+        self._resolver = resolver
+        self._clock = clock
+        self._batch = batch
+        self.runs = RunStore(topology.runs)
+        self.branches = BranchStore(topology.branches)
+        self._limits = Limits(
+            max_deliver=settings.job_max_deliver, ack_wait_s=settings.job_ack_wait_s, grace_s=settings.stage_grace_s
+        )
+        self._cache: dict[str, tuple[Run, int]] = {}  # non-terminal runs, with their KV revision
+        self._run_locks: dict[str, asyncio.Lock] = {}
+        self._branch_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._advisory_sub: Any = None
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        js = self._topo.js
+        for durable, subject in (
+            (S.ENGINE_EVENTS_CONSUMER, S.EVENTS_ALL),
+            (S.ENGINE_RESULTS_CONSUMER, S.RESULTS_ALL),
+        ):
+            await js.add_consumer(S.EVENTS_STREAM if subject == S.EVENTS_ALL else S.RESULTS_STREAM,
+                                  engine_consumer_config(durable, subject))
+        await self.recover()
+        ev_sub = await js.pull_subscribe_bind(S.ENGINE_EVENTS_CONSUMER, stream=S.EVENTS_STREAM)
+        res_sub = await js.pull_subscribe_bind(S.ENGINE_RESULTS_CONSUMER, stream=S.RESULTS_STREAM)
+        self._advisory_sub = await self._nc.subscribe(S.max_deliveries_advisory(), cb=self._on_advisory)
+        self._tasks = [
+            asyncio.create_task(self._consume(ev_sub, self._on_ingress), name="engine-events"),
+            asyncio.create_task(self._consume(res_sub, self._on_result), name="engine-results"),
+            asyncio.create_task(self._ticker(), name="engine-ticker"),
+        ]
+        self._started = True
+        log.info("engine started", recovered=len(self._cache))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._advisory_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._advisory_sub.unsubscribe()
+        self._started = False
+
+    async def wait(self) -> None:
+        if not self._started:
+            raise NotStartedError("Engine.wait() before start()")
+        await asyncio.gather(*self._tasks)
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def recover(self) -> None:
+        """Feed ``Recover`` to every non-terminal run: nothing is left running forever."""
+        async for run, rev in self.runs.all():
+            if not run.state.terminal:
+                self._cache[run.run_id] = (run, rev)
+        await asyncio.gather(*(self.handle(rid, Recover()) for rid in list(self._cache)))
+
+    # ------------------------------------------------------------------ inputs
+    async def _consume(self, sub: Any, handler: Callable[[Msg], Awaitable[None]]) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                try:
+                    msgs = await sub.fetch(self._batch, timeout=5)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    continue
+                await asyncio.gather(*(self._handle_msg(m, handler) for m in msgs))
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer loop error", error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _handle_msg(self, msg: Msg, handler: Callable[[Msg], Awaitable[None]]) -> None:
+        try:
+            await handler(msg)
+        except ValueError as exc:  # pydantic ValidationError: a poison message
+            log.error("invalid message terminated", subject=msg.subject, error=str(exc)[:500])
+            await msg.term()
+            return
+        except Exception as exc:
+            log.warning("input failed, will be redelivered", subject=msg.subject, error=repr(exc))
+            await msg.nak(delay=1)
+            return
+        await msg.ack()
+
+    async def _on_ingress(self, msg: Msg) -> None:
+        ev = ingress_adapter.validate_json(msg.data)
+        if isinstance(ev, PushEvent):
+            await self.handle(ev.run_id, ev)
+        elif ev.action == "retry":
+            await self._retry(ev)
+        else:
+            await self.handle(ev.run_id, ev)
+
+    async def _on_result(self, msg: Msg) -> None:
+        ev = result_adapter.validate_json(msg.data)
+        await self.handle(ev.run_id, ev)
+
+    async def _on_advisory(self, msg: Msg) -> None:
+        """JetStream gave up on a job without a worker reporting it (worker died on the last try)."""
+        try:
+            import json
+
+            adv = json.loads(msg.data)
+            raw = await self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"]))
+            from engine.events import Job
+
+            job = Job.model_validate_json(raw.data or b"")
+            await self._topo.js.publish(S.dlq(job.kind), raw.data or b"", headers={Header.MSG_ID: f"{job.job_id}:dlq"})
+            with contextlib.suppress(Exception):
+                await self._topo.js.delete_msg(S.JOBS_STREAM, int(adv["stream_seq"]))
+            await self.handle(
+                job.run_id,
+                JobDeadLettered(
+                    event_id=f"{job.job_id}:dead", occurred_at=self._clock(), job_id=job.job_id, run_id=job.run_id,
+                    stage=job.stage, attempt=job.attempt, reason=f"max deliveries ({adv.get('deliveries')}) reached",
+                ),
+            )
+        except Exception as exc:
+            log.warning("cannot process max-deliveries advisory", error=repr(exc))
+
+    async def _retry(self, ev: ControlEvent) -> None:
+        got = await self.runs.get(RunStore.key(ev.run_id))
+        if got is None:
+            return
+        old = got[0]
+        if not old.state.terminal:
+            await self._emit_log(ev.run_id, f"retry by {ev.actor} ignored: run is {old.state}", "warning")
+            return
+        push = PushEvent(
+            event_id=f"retry:{old.run_id}:{uuid.uuid4().hex[:12]}", occurred_at=self._clock(), repo=old.repo,
+            url=old.url, ref=old.ref, before=old.before, sha=old.sha, author=ev.actor, message=old.message,
+            source="retry", retry_of=old.run_id,
+        )
+        await self.handle(push.run_id, push)
+        await self._emit_log(ev.run_id, f"retried by {ev.actor} as run {push.run_id}")
+
+    # ------------------------------------------------------------------ the loop body
+    async def handle(self, run_id: str, inp: Input) -> Run | None:
+        run, commands = await self._apply(run_id, inp)
+        # Log lines first: later commands may recurse into other decisions, whose logs follow.
+        for cmd in sorted(commands, key=lambda c: not isinstance(c, EmitLog)):
+            await self._execute(cmd)
+        return run
+
+    async def _apply(self, run_id: str, inp: Input) -> tuple[Run | None, list[Command]]:
+        lock = self._run_locks.setdefault(run_id, asyncio.Lock())
+        async with lock:
+            for _ in range(20):
+                current = await self._load(run_id)
+                run, rev = current if current else (None, 0)
+                d = decide(run, inp, self._clock(), self._limits)
+                if d.run is None or (run is not None and d.run == run):
+                    return d.run, d.commands
+                try:
+                    await self._save(d.run, rev if run is not None else None)
+                except ConflictError:
+                    self._cache.pop(run_id, None)
+                    continue
+                return d.run, d.commands
+            raise ConflictError(f"run {run_id}: could not apply {type(inp).__name__} (contention)")
+
+    async def _load(self, run_id: str) -> tuple[Run, int] | None:
+        cached = self._cache.get(run_id)
+        if cached is not None:
+            return cached
+        return await self.runs.get(RunStore.key(run_id))
+
+    async def _save(self, run: Run, rev: int | None) -> None:
+        key = RunStore.key(run.run_id)
+        if rev is None:
+            new_rev = await self.runs.create(key, run)
+            if new_rev is None:
+                raise ConflictError(f"{key} exists")
+        else:
+            new_rev = await self.runs.update(key, run, rev)
+        if run.state.terminal:
+            self._cache.pop(run.run_id, None)
+            self._run_locks.pop(run.run_id, None)
+        else:
+            self._cache[run.run_id] = (run, new_rev)
+        await self._nc.publish(S.notify(run.run_id), RunNotice.of(run, new_rev).model_dump_json().encode())
+
+    # ------------------------------------------------------------------ commands
+    async def _execute(self, cmd: Command) -> None:
+        if isinstance(cmd, DispatchJob):
+            job = cmd.job
+            await self._topo.js.publish(
+                S.job(job.kind), job.model_dump_json().encode(), headers={Header.MSG_ID: job.job_id}
+            )
+        elif isinstance(cmd, EmitLog):
+            await self._emit_log(cmd.run_id, cmd.message, cmd.level, cmd.stage)
+        elif isinstance(cmd, Enqueue):
+            await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha,
+                                                                                       active_finished=fin))
+        elif isinstance(cmd, ReleaseBranch):
+            await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.release(q, cmd.run_id))
+        elif isinstance(cmd, StartRun):
+            await self.handle(cmd.run_id, Admitted())
+        elif isinstance(cmd, SupersedeRun):
+            await self.handle(cmd.run_id, Superseded(by=cmd.by))
+        elif isinstance(cmd, ResolvePipeline):
+            await self._resolve(cmd.run_id)
+
+    async def _resolve(self, run_id: str) -> None:
+        current = await self._load(run_id)
+        if current is None:
+            return
+        run = current[0]
+        outcome: Input
+        for attempt in range(3):
+            try:
+                outcome = await asyncio.to_thread(self._resolver.resolve, run)
+                break
+            except Exception as exc:  # git trouble that is not the repo's fault: retry, then fail loudly
+                if attempt == 2:
+                    outcome = PipelineRejected(message=f"cannot read the pipeline: {type(exc).__name__}: {exc}")
+                else:
+                    await asyncio.sleep(0.5 * (attempt + 1))
+        await self.handle(run_id, outcome)
+
+    async def _branch_op(
+        self, repo: str, ref: str, op: Callable[[BranchQueue, bool], admission.Admission]
+    ) -> None:
+        key = BranchStore.key(repo, ref)
+        lock = self._branch_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            for _ in range(20):
+                got = await self.branches.get(key)
+                queue, rev = got if got else (BranchQueue(repo=repo, ref=ref), None)
+                finished = False
+                if queue.active is not None:
+                    active = await self._load(queue.active)
+                    finished = active is None or active[0].state.terminal
+                out = op(queue, finished)
+                if out.queue == queue:
+                    break
+                try:
+                    if rev is None:
+                        if await self.branches.create(key, out.queue) is None:
+                            continue
+                    else:
+                        await self.branches.update(key, out.queue, rev)
+                except ConflictError:
+                    continue
+                break
+            else:
+                raise ConflictError(f"branch {repo} {ref}: contention")
+        for c in out.commands:
+            await self._execute(c)
+
+    async def _emit_log(self, run_id: str, message: str, level: str = "info", stage: str | None = None) -> None:
+        line = LogLine(run_id=run_id, stage=stage, ts=self._clock(), level=level, message=message,  # type: ignore[arg-type]
+                       worker="engine")
+        getattr(log, level)(message, run=run_id, stage=stage)
+        await self._nc.publish(S.run_log(run_id), line.model_dump_json().encode())
+
+    # ------------------------------------------------------------------ time
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.tick_s)
+            now = self._clock()
+            due = [rid for rid, (run, _) in list(self._cache.items()) if _due(run, now)]
+            for rid in due:
+                try:
+                    await self.handle(rid, Tick())
+                except Exception as exc:
+                    log.warning("tick failed", run=rid, error=repr(exc))
+
+
+def _due(run: Run, now: datetime) -> bool:
+    for rec in run.stages.values():
+        if rec.status is StageStatus.running and rec.deadline is not None and now >= rec.deadline:
+            return True
+        if rec.status is StageStatus.pending and rec.not_before is not None and now >= rec.not_before:
+            return True
+    return False

@@ -1,0 +1,80 @@
+"""The contract between the worker runtime and stage implementations.
+
+A stage is a class with a ``kind`` and an async ``run(ctx) -> StageResult``. It raises
+:class:`~engine.errors.RetryableError` for transient trouble, and returns
+``StageResult.failed(...)`` (or raises an :class:`~engine.errors.InputError`) when the
+input is bad. Stages are registered through the ``lintas.stages`` entry point group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.bus import Topology
+from engine.diagnostics import Diagnostic
+from engine.events import Job, StageFailure
+from engine.gitrepo import MirrorCache
+from engine.runlog import RunLogger
+from engine.settings import Settings
+
+
+class StageResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["succeeded", "failed"]
+    summary: dict[str, Any] = Field(default_factory=dict)
+    failure: StageFailure | None = None
+    approval_reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def ok(cls, summary: dict[str, Any] | None = None, **kw: Any) -> StageResult:
+        return cls(outcome="succeeded", summary=summary or {}, **kw)
+
+    @classmethod
+    def failed(
+        cls, message: str, diagnostics: list[Diagnostic] | None = None, summary: dict[str, Any] | None = None
+    ) -> StageResult:
+        return cls(
+            outcome="failed",
+            failure=StageFailure(message=message, diagnostics=diagnostics or []),
+            summary=summary or {},
+        )
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may use. Built per job by the worker runtime."""
+
+    job: Job
+    worker_id: str
+    settings: Settings
+    log: RunLogger
+    mirror: MirrorCache
+    topology: Topology
+    delivery: int = 1
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.work_dir / self.job.run_id / self.job.stage
+
+    def checkout(self) -> Path:
+        """A work tree at exactly the pushed sha (blocking: call via ``asyncio.to_thread``)."""
+        return self.mirror.checkout(self.job.url, self.job.sha, self.workdir / "repo")
+
+
+@runtime_checkable
+class Stage(Protocol):
+    kind: ClassVar[str]
+
+    async def run(self, ctx: StageContext) -> StageResult: ...
+
+
+class StageFactory(Protocol):
+    kind: ClassVar[str]
+
+    def __call__(self, settings: Settings) -> Stage: ...

@@ -1,0 +1,230 @@
+"""Worker runtime: pulls jobs for the stages it serves, runs them, reports results.
+
+Delivery contract (at-least-once, idempotent):
+- the journal in KV records each execution; a job already ``done`` is not run again,
+  its recorded result is re-published instead;
+- the message is acked only after the result is durably in the RESULTS stream;
+- long jobs send ``in_progress`` heartbeats so JetStream does not redeliver them;
+- retryable errors are nak'ed with delay; at ``max_deliver`` the job is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import Header
+
+from engine import subjects as S
+from engine.bus import Topology, worker_consumer_config
+from engine.diagnostics import Diagnostic
+from engine.disposition import classify
+from engine.errors import InputError, NotStartedError
+from engine.events import Job, JobFinished, JobStarted, StageFailure
+from engine.gitrepo import MirrorCache
+from engine.journal import Journal
+from engine.redact import Redactor
+from engine.runlog import RunLogger
+from engine.settings import Settings
+from engine.stage import Stage, StageContext, StageResult
+
+log = structlog.get_logger("lintas.worker")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    """``async with Worker(nc, topo, settings, stages) as w: await w.wait()``"""
+
+    def __init__(
+        self,
+        nc: Client,
+        topology: Topology,
+        settings: Settings,
+        stages: Sequence[Stage],
+        *,
+        concurrency: int = 4,
+        worker_id: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self._nc = nc
+        self._topo = topology
+        self._settings = settings
+        self._stages = {s.kind: s for s in stages}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self.worker_id = worker_id or default_worker_id()
+        self._journal = Journal(topology.journal)
+        self._mirror = MirrorCache(settings.cache_dir / f"worker-{os.getpid()}")
+        self._redact = redactor or Redactor()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._started = False
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._stages)
+
+    async def start(self) -> None:
+        js = self._topo.js
+        for kind in self._stages:
+            cfg = worker_consumer_config(kind, self._settings)
+            await js.add_consumer(S.JOBS_STREAM, cfg)
+            sub = await js.pull_subscribe_bind(cfg.durable_name or "", stream=S.JOBS_STREAM)
+            self._loops.append(asyncio.create_task(self._pull_loop(kind, sub), name=f"worker-{kind}"))
+        self._started = True
+        log.info("worker started", worker=self.worker_id, stages=list(self._stages))
+
+    async def stop(self) -> None:
+        for t in self._loops:
+            t.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
+        self._loops.clear()
+        self._mirror.close()
+        self._started = False
+
+    async def wait(self) -> None:
+        if not self._started:
+            raise NotStartedError("Worker.wait() before start()")
+        await asyncio.gather(*self._loops)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ loops
+    async def _pull_loop(self, kind: str, sub: object) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self._sem.acquire()
+                try:
+                    msgs = await sub.fetch(1, timeout=5)  # type: ignore[attr-defined]
+                except (NatsTimeout, asyncio.TimeoutError):
+                    self._sem.release()
+                    continue
+                except BaseException:
+                    self._sem.release()
+                    raise
+                for msg in msgs:
+                    task = asyncio.create_task(self._handle(kind, msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._done)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: keep the loop alive, with backoff
+                log.warning("pull loop error", stage=kind, error=str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._sem.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job handler crashed", error=repr(task.exception()))
+
+    async def _handle(self, kind: str, msg: Msg) -> None:
+        try:
+            job = Job.model_validate_json(msg.data)
+        except ValueError as exc:
+            log.error("poison job message terminated", stage=kind, error=str(exc)[:300])
+            await msg.term()
+            return
+        delivery = msg.metadata.num_delivered or 1
+        entry = await self._journal.begin(job.job_id, self.worker_id)
+        if entry.state == "done" and entry.result is not None:
+            await self._publish_result(entry.result)  # idempotent: same Nats-Msg-Id
+            await msg.ack()
+            return
+        rlog = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)
+        await self._publish(
+            S.result(job.run_id),
+            JobStarted(
+                event_id=f"{job.job_id}:started:{delivery}", occurred_at=datetime.now(UTC), job_id=job.job_id,
+                run_id=job.run_id, stage=job.stage, attempt=job.attempt, worker=self.worker_id, delivery=delivery,
+            ).model_dump_json(),
+            msg_id=f"{job.job_id}:started:{delivery}",
+        )
+        ctx = StageContext(job, self.worker_id, self._settings, rlog, self._mirror, self._topo, delivery)
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        t0 = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(self._stages[kind].run(ctx), job.timeout_s)
+        except asyncio.CancelledError:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):
+                await msg.nak()  # shutting down: let another worker take it now
+            raise
+        except Exception as exc:
+            result = await self._on_error(job, msg, exc, delivery, rlog)
+            if result is None:
+                return
+        finally:
+            heartbeat.cancel()
+        finished = JobFinished(
+            event_id=f"{job.job_id}:finished", occurred_at=datetime.now(UTC), job_id=job.job_id,
+            run_id=job.run_id, stage=job.stage, attempt=job.attempt, worker=self.worker_id,
+            outcome=result.outcome, failure=result.failure, summary=result.summary,
+            approval_reasons=result.approval_reasons, warnings=result.warnings,
+            duration_s=round(time.perf_counter() - t0, 6),
+        )
+        entry = await self._journal.complete(job.job_id, finished)
+        assert entry.result is not None
+        await self._publish_result(entry.result)
+        await msg.ack()
+
+    async def _on_error(
+        self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger
+    ) -> StageResult | None:
+        disp = classify(
+            exc, delivery=delivery, max_deliver=self._settings.job_max_deliver,
+            default_delay_s=self._settings.job_nak_delay_s,
+        )
+        if disp.action == "retry":
+            await rlog.warning(f"delivery {delivery} failed, retrying in {disp.delay_s:g}s: {disp.message}")
+            await msg.nak(delay=disp.delay_s)
+            return None
+        diags: list[Diagnostic] = exc.diagnostics if isinstance(exc, InputError) else []
+        if isinstance(exc, TimeoutError):
+            disp_msg = f"timed out after {job.timeout_s:g}s"
+        else:
+            disp_msg = self._redact(disp.message)
+        dead = disp.action == "dead_letter"
+        if dead:
+            await self._publish(S.dlq(job.kind), msg.data.decode(), msg_id=f"{job.job_id}:dlq")
+            await rlog.error(f"dead-lettered after {delivery} deliveries: {disp_msg}")
+        return StageResult(
+            outcome="failed", failure=StageFailure(message=disp_msg, diagnostics=diags, dead_lettered=dead)
+        )
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _publish_result(self, result: JobFinished) -> None:
+        await self._publish(S.result(result.run_id), result.model_dump_json(), msg_id=result.event_id)
+
+    async def _publish(self, subject: str, body: str, *, msg_id: str) -> None:
+        await self._topo.js.publish(subject, body.encode(), headers={Header.MSG_ID: msg_id})

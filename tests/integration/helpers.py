@@ -1,0 +1,66 @@
+"""Helpers for end-to-end tests: real git repos with the real hook, real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from engine.bus import Topology
+from engine.events import PushEvent, run_id_for
+from engine.infra_repo import init_infra_repo
+from engine.repos import RepoEntry, RepoRegistry
+from engine.settings import Settings
+from engine.state import Run
+from engine.store import RunStore
+from tests.conftest import subprocess_env
+
+
+def git(repo: Path, *args: str, settings: Settings, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=subprocess_env(settings), capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+def make_repo(tmp_path: Path, settings: Settings, name: str = "infra") -> Path:
+    bare, work = init_infra_repo(tmp_path / name, settings.home)
+    RepoRegistry(settings.home).add(RepoEntry(name=name, url=str(bare)))
+    return work
+
+
+def commit(repo: Path, settings: Settings, files: dict[str, str], message: str = "change") -> str:
+    for rel, text in files.items():
+        p = repo / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    git(repo, "add", "-A", settings=settings)
+    git(repo, "commit", "-q", "-m", message, settings=settings)
+    return git(repo, "rev-parse", "HEAD", settings=settings).stdout.strip()
+
+
+def push(repo: Path, settings: Settings) -> subprocess.CompletedProcess[str]:
+    return git(repo, "push", "origin", "HEAD:main", settings=settings)
+
+
+def run_id_of(repo: Path, sha: str, ref: str = "refs/heads/main") -> str:
+    return run_id_for(PushEvent.dedup_key(repo.name, ref, sha))
+
+
+async def wait_run(topo: Topology, run_id: str, *, timeout: float = 30.0, states: set[str] | None = None) -> Run:
+    """Wait until the run is terminal (or in one of ``states``); return it."""
+    store = RunStore(topo.runs)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Run | None = None
+    while loop.time() < deadline:
+        got = await store.get(RunStore.key(run_id))
+        if got is not None:
+            last = got[0]
+            if (states and last.state.value in states) or (not states and last.state.terminal):
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} not done in {timeout}s; last state: {last.state if last else 'absent'}")
+
+
+def pipeline(stages_yaml: str) -> dict[str, str]:
+    return {".lintas/pipeline.yaml": f"version: 1\nname: test\nstages:\n{stages_yaml}"}

@@ -1,0 +1,96 @@
+"""git push -> hook -> JetStream -> engine -> workers -> terminal run, all real."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.app import stack
+from engine.client import publish_push
+from engine.events import PushEvent
+from engine.settings import Settings
+from engine.state import RunState
+from engine.store import RunStore
+from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
+
+
+async def test_push_produces_a_succeeded_run(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        sha = commit(repo, settings, {"fabric/extra.yaml": "vnis:\n  - 10030\n"}, "add VNI 10030")
+        out = push(repo, settings)
+        assert "published" in out.stderr, out.stderr
+        run = await wait_run(st.topo, run_id_of(repo, sha))
+        assert run.state is RunState.succeeded, run.error
+        assert run.sha == sha
+        assert run.author == "Test Author <author@example.invalid>"
+        assert run.message == "add VNI 10030"
+        assert run.stages["validate"].status.value == "succeeded"
+        assert run.stages["validate"].summary["files_checked"] >= 2
+        assert run.changed_paths == ["fabric/extra.yaml"]
+
+
+async def test_broken_yaml_fails_with_file_and_line(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        sha = commit(repo, settings, {"fabric/broken.yaml": "vnis:\n  - 10030\n  bad: [\n"}, "broken")
+        push(repo, settings)
+        run = await wait_run(st.topo, run_id_of(repo, sha))
+        assert run.state is RunState.failed
+        stage = run.stages["validate"]
+        assert stage.status.value == "failed"
+        assert any(d.file == "fabric/broken.yaml" and d.line == 3 for d in stage.diagnostics), stage.diagnostics
+        assert "fabric/broken.yaml:3" in (stage.error or "")
+
+
+async def test_bad_pipeline_definition_reaches_the_run(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        files = pipeline("  validate: {}\n  deploy:\n    needs: [render]\n    timout: 5m\n")
+        sha = commit(repo, settings, files, "bad pipeline")
+        push(repo, settings)
+        run = await wait_run(st.topo, run_id_of(repo, sha))
+        assert run.state is RunState.failed
+        assert "pipeline definition rejected" in (run.error or "")
+        msgs = {(d.file, d.line, d.path): d.message for d in run.diagnostics}
+        assert any(f == ".lintas/pipeline.yaml" and ln == 6 and "needs" in p for (f, ln, p) in msgs), msgs
+        assert any(ln == 7 and "timout" in m for (_f, ln, _p), m in msgs.items()), msgs
+
+
+async def test_same_event_five_times_gives_one_run(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        sha = commit(repo, settings, {"a.yaml": "a: 1\n"}, "one")
+        ev = PushEvent(
+            event_id=PushEvent.dedup_key(repo.name, "refs/heads/main", sha), occurred_at=datetime.now(UTC),
+            repo=repo.name, url=str(repo.with_name(repo.name + ".git")), ref="refs/heads/main", sha=sha,
+        )
+        accepted = [await publish_push(st.topo.js, ev) for _ in range(5)]
+        assert accepted == [True, False, False, False, False]  # JetStream dedup
+        push(repo, settings)  # the hook publishes the very same identity a sixth time
+        run = await wait_run(st.topo, ev.run_id)
+        assert run.state is RunState.succeeded
+        await asyncio.sleep(0.5)
+        keys = await RunStore(st.topo.runs).keys()
+        runs = [r async for r, _ in RunStore(st.topo.runs).all() if r.sha == sha]
+        assert len(runs) == 1, keys
+
+
+async def test_three_quick_pushes_supersede_queued_runs(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    files = pipeline("  slow:\n    uses: t-sleep\n    with: {seconds: 1.5}\n")
+    initial = git(repo, "rev-parse", "HEAD", settings=settings).stdout.strip()
+    async with stack(settings) as st:
+        # `lintas init` pushed before NATS was up: that event was spooled and is flushed now.
+        assert (await wait_run(st.topo, run_id_of(repo, initial))).state is RunState.succeeded
+        shas = []
+        for i in range(3):
+            shas.append(commit(repo, settings, {**files, "n.yaml": f"n: {i}\n"}, f"push {i}"))
+            push(repo, settings)
+        first, second, third = [await wait_run(st.topo, run_id_of(repo, s), timeout=30) for s in shas]
+        assert first.state is RunState.succeeded
+        assert second.state is RunState.superseded
+        assert second.superseded_by == third.run_id
+        assert third.state is RunState.succeeded
+        assert "slow" not in second.stages or second.stages == {}

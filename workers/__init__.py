@@ -1,0 +1,1 @@
+"""Lintas workers: stage implementations and device drivers."""
