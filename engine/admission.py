@@ -1,5 +1,9 @@
 """Branch admission, pure: one active run per (repo, ref); a newer push supersedes
-runs still queued on that branch. Persisted with compare-and-set like runs."""
+runs still queued on that branch. Persisted with compare-and-set like runs.
+
+"Newer" is the push's stream sequence, not the order in which the engine happened to
+process events, so concurrent processing can never let an older commit win.
+"""
 
 from __future__ import annotations
 
@@ -15,34 +19,45 @@ class Admission:
     commands: list[StartRun | SupersedeRun] = field(default_factory=list)
 
 
-def enqueue(queue: BranchQueue, run_id: str, sha: str, *, active_finished: bool = False) -> Admission:
+def enqueue(
+    queue: BranchQueue, run_id: str, sha: str, seq: int = 0, *, active_finished: bool = False
+) -> Admission:
     """A new run for this branch. ``active_finished``: the recorded active run is already
     terminal (the engine died before releasing it), so the slot is free."""
-    out = Admission(queue.model_copy(deep=True))
+    out = Admission(_clone(queue))
     if queue.active is not None and active_finished:
         out = release(queue, queue.active)  # free the stale slot first; may start the queued run
     q = out.queue
     if q.active == run_id or any(e.run_id == run_id for e in q.queued):
         return out  # already known: enqueue is idempotent
     if q.active is None:
-        q.active = run_id
+        q.active, q.active_seq = run_id, seq
         out.commands.append(StartRun(run_id=run_id))
         return out
-    out.commands += [SupersedeRun(run_id=e.run_id, by=run_id) for e in q.queued]
-    q.queued = [QueuedRun(run_id=run_id, sha=sha)]
+    if seq and seq < q.active_seq:
+        out.commands.append(SupersedeRun(run_id=run_id, by=q.active))  # older than what already runs
+        return out
+    candidates = [*q.queued, QueuedRun(run_id=run_id, sha=sha, seq=seq)]
+    newest = max(reversed(candidates), key=lambda e: e.seq)  # ties: the latest arrival wins
+    out.commands += [SupersedeRun(run_id=e.run_id, by=newest.run_id) for e in candidates if e is not newest]
+    q.queued = [newest]
     return out
 
 
 def release(queue: BranchQueue, run_id: str) -> Admission:
     """A run ended (or was canceled while queued): free its slot, start the next."""
-    q = queue.model_copy(deep=True)
+    q = _clone(queue)
     out = Admission(q)
     if q.active == run_id:
-        q.active = None
+        q.active, q.active_seq = None, 0
         if q.queued:
             nxt = q.queued.pop(0)
-            q.active = nxt.run_id
+            q.active, q.active_seq = nxt.run_id, nxt.seq
             out.commands.append(StartRun(run_id=nxt.run_id))
     else:
         q.queued = [e for e in q.queued if e.run_id != run_id]
     return out
+
+
+def _clone(queue: BranchQueue) -> BranchQueue:
+    return queue.model_copy(update={"queued": list(queue.queued)})  # QueuedRun is frozen

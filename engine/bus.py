@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore

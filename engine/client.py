@@ -11,7 +11,7 @@ from nats.js.api import Header
 
 from engine import subjects as S
 from engine.bus import connect
-from engine.events import ControlEvent, PushEvent
+from engine.events import Action, ControlEvent, PushEvent
 from engine.settings import Settings
 from engine.spool import Spool
 
@@ -30,11 +30,11 @@ async def publish_control(js: JetStreamContext, event: ControlEvent) -> None:
     )
 
 
-def control(run_id: str, action: str, actor: str, comment: str = "") -> ControlEvent:
+def control(run_id: str, action: Action, actor: str, comment: str = "") -> ControlEvent:
     now = datetime.now(UTC)
     return ControlEvent(
         event_id=f"control:{run_id}:{action}:{now.timestamp()}", occurred_at=now, run_id=run_id,
-        action=action, actor=actor, comment=comment,  # type: ignore[arg-type]
+        action=action, actor=actor, comment=comment,
     )
 
 

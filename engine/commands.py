@@ -23,6 +23,7 @@ class Enqueue(_Cmd):
     repo: str
     ref: str
     sha: str
+    seq: int = 0  # stream sequence of the push: the order of pushes, whatever the processing order
 
 
 class ReleaseBranch(_Cmd):
@@ -69,6 +70,14 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PushReceived(_In):
+    """A push taken from the EVENTS stream at stream sequence ``seq``."""
+
+    kind: Literal["push_received"] = "push_received"
+    event: PushEvent
+    seq: int
+
+
 class Admitted(_In):
     kind: Literal["admitted"] = "admitted"
 
@@ -105,6 +114,7 @@ class Recover(_In):
 
 Input = (
     PushEvent
+    | PushReceived
     | ControlEvent
     | JobStarted
     | JobFinished

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from engine.commands import (
     Admitted,
@@ -20,6 +21,7 @@ from engine.commands import (
     Input,
     PipelineRejected,
     PipelineResolved,
+    PushReceived,
     Recover,
     ReleaseBranch,
     ResolvePipeline,
@@ -31,6 +33,8 @@ from engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobSt
 from engine.pipeline import applies, topo_order
 from engine.state import Limits, Run, RunState, StageRecord, StageStatus
 
+LogLevel = Literal["info", "warning", "error"]
+
 
 @dataclass
 class Decision:
@@ -41,12 +45,14 @@ class Decision:
 def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None = None) -> Decision:
     """Apply one input to one run. ``run`` is never mutated; a changed copy is returned."""
     if run is None:
+        if isinstance(event, PushReceived):
+            return _create(event.event, now, limits or Limits(), event.seq)
         if isinstance(event, PushEvent):
-            return _create(event, now, limits or Limits())
+            return _create(event, now, limits or Limits(), 0)
         return Decision(None)
-    run = run.model_copy(deep=True)
+    original = run
+    run = _clone(run)
     d = Decision(run)
-    before = run.model_dump()
     if isinstance(event, Admitted):
         _on_admitted(d, now)
     elif isinstance(event, Superseded):
@@ -67,14 +73,26 @@ def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None =
         _on_tick(d, now)
     elif isinstance(event, Recover):
         _on_recover(d, now)
-    # PushEvent for an existing run: a duplicate. Nothing to do.
-    if run.model_dump() != before:
+    # A push for an existing run is a duplicate: nothing to do.
+    if run != original:
         run.updated_at = now
     return d
 
 
+def _clone(run: Run) -> Run:
+    """Copy exactly what decisions mutate; share the rest (the pipeline spec is frozen)."""
+    return run.model_copy(
+        update={
+            "stages": {name: rec.model_copy() for name, rec in run.stages.items()},
+            "warnings": list(run.warnings),
+            "approval_reasons": list(run.approval_reasons),
+            "diagnostics": list(run.diagnostics),
+        }
+    )
+
+
 # --------------------------------------------------------------------------- handlers
-def _create(ev: PushEvent, now: datetime, limits: Limits) -> Decision:
+def _create(ev: PushEvent, now: datetime, limits: Limits, seq: int) -> Decision:
     run = Run(
         run_id=ev.run_id,
         event_id=ev.event_id,
@@ -87,6 +105,7 @@ def _create(ev: PushEvent, now: datetime, limits: Limits) -> Decision:
         message=ev.message,
         source=ev.source,
         retry_of=ev.retry_of,
+        event_seq=seq,
         created_at=now,
         updated_at=now,
         limits=limits,
@@ -94,7 +113,7 @@ def _create(ev: PushEvent, now: datetime, limits: Limits) -> Decision:
     return Decision(
         run,
         [
-            Enqueue(run_id=run.run_id, repo=run.repo, ref=run.ref, sha=run.sha),
+            Enqueue(run_id=run.run_id, repo=run.repo, ref=run.ref, sha=run.sha, seq=seq),
             _log(run, f"run created ({ev.source}) for {ev.repo} {ev.ref} @ {ev.sha[:8]} by {ev.author or '?'}"),
         ],
     )
@@ -255,7 +274,7 @@ def _on_tick(d: Decision, now: datetime) -> None:
 def _on_recover(d: Decision, now: datetime) -> None:
     run = _run(d)
     if run.state is RunState.queued:
-        d.commands.append(Enqueue(run_id=run.run_id, repo=run.repo, ref=run.ref, sha=run.sha))
+        d.commands.append(Enqueue(run_id=run.run_id, repo=run.repo, ref=run.ref, sha=run.sha, seq=run.event_seq))
         return
     if run.state.terminal:
         d.commands.append(_release(run))
@@ -298,10 +317,10 @@ def _advance(d: Decision, now: datetime) -> None:
     spec = run.pipeline
     normal_failed = [r.name for r in run.stages.values() if not r.on_failure and r.status is StageStatus.failed]
     for rec in run.stages.values():
-        if rec.on_failure and not rec.triggered:
-            if any(run.stages[t].status is StageStatus.failed for t in spec.stages[rec.name].on_failure):
-                rec.triggered = True
-                d.commands.append(_log(run, "failure handler triggered", "warning", rec.name))
+        handles = spec.stages[rec.name].on_failure
+        if rec.on_failure and not rec.triggered and any(run.stages[t].status is StageStatus.failed for t in handles):
+            rec.triggered = True
+            d.commands.append(_log(run, "failure handler triggered", "warning", rec.name))
     waiting = False
     for name in topo_order(spec):
         rec = run.stages[name]
@@ -408,7 +427,7 @@ def _finish(d: Decision, state: RunState, error: str | None, now: datetime) -> N
     run.state = state
     run.error = error
     run.finished_at = now
-    level = "info" if state is RunState.succeeded else "error"
+    level: LogLevel = "info" if state is RunState.succeeded else "error"
     d.commands += [_log(run, f"run {state.value}" + (f": {error}" if error else ""), level), _release(run)]
 
 
@@ -445,5 +464,5 @@ def _release(run: Run) -> ReleaseBranch:
     return ReleaseBranch(run_id=run.run_id, repo=run.repo, ref=run.ref)
 
 
-def _log(run: Run, message: str, level: str = "info", stage: str | None = None) -> EmitLog:
-    return EmitLog(run_id=run.run_id, message=message, level=level, stage=stage)  # type: ignore[arg-type]
+def _log(run: Run, message: str, level: LogLevel = "info", stage: str | None = None) -> EmitLog:
+    return EmitLog(run_id=run.run_id, message=message, level=level, stage=stage)

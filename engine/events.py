@@ -23,7 +23,7 @@ ZERO_SHA = "0" * 40
 class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     event_id: str
     occurred_at: datetime
 
@@ -61,12 +61,15 @@ def manual_event_id() -> str:
     return f"manual:{uuid.uuid4().hex}"
 
 
+Action = Literal["approve", "reject", "cancel", "retry"]
+
+
 class ControlEvent(Envelope):
     """An operator's decision about a run."""
 
     kind: Literal["control"] = "control"
     run_id: str
-    action: Literal["approve", "reject", "cancel", "retry"]
+    action: Action
     actor: str = "unknown"
     comment: str = ""
 
@@ -81,7 +84,7 @@ class Job(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     job_id: str
     run_id: str
     stage: str

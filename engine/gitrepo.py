@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import git
-from git.exc import BadName, GitCommandError
+import pygit2
+from git.exc import GitCommandError
 
-from engine.errors import RepoAccessError
 from engine.diagnostics import Diagnostic
+from engine.errors import RepoAccessError
 
 _SAFE_CFG = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=user", "-c", "submodule.recurse=false"]
 _locks: dict[str, threading.Lock] = {}
@@ -43,53 +44,70 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class MirrorCache:
-    """Bare mirrors under ``cache_dir``, one per repo URL."""
+    """Read access to repos by URL.
 
-    def __init__(self, cache_dir: Path) -> None:
+    A repo on this machine (the git server itself, where the post-receive hook runs) is
+    read in place: nothing to fetch. Anything else is fetched into a bare mirror under
+    ``cache_dir`` when a commit is missing. Object reads and tree diffs are in-process
+    (libgit2); only fetch and clone run the git CLI.
+    """
+
+    def __init__(self, cache_dir: Path, *, read_local_in_place: bool = True) -> None:
         self.cache_dir = cache_dir
-        self._repos: dict[str, git.Repo] = {}
+        self._in_place = read_local_in_place
+        self._repos: dict[str, pygit2.Repository] = {}
         self._guard = threading.Lock()
 
+    def _local(self, url: str) -> Path | None:
+        return _local_repo(url) if self._in_place else None
+
     def path_for(self, url: str) -> Path:
+        local = self._local(url)
+        if local is not None:
+            return local
         return self.cache_dir / "mirrors" / (hashlib.sha256(url.encode()).hexdigest()[:24] + ".git")
 
-    def _repo(self, url: str) -> git.Repo:
-        path = self.path_for(url)
+    def _repo(self, url: str) -> pygit2.Repository:
         with self._guard:
             repo = self._repos.get(url)
         if repo is not None:
             return repo
-        with _locked(path):
-            if not (path / "HEAD").exists():
-                git.Repo.init(path, bare=True)
-            repo = git.Repo(path)
+        path = self.path_for(url)
+        if self._local(url) is None:
+            with _locked(path):
+                if not (path / "HEAD").exists():
+                    git.Repo.init(path, bare=True)
+        repo = pygit2.Repository(str(path))
         with self._guard:
             return self._repos.setdefault(url, repo)
 
     def has_commit(self, url: str, sha: str) -> bool:
         repo = self._repo(url)
         try:
-            return repo.commit(sha).hexsha == sha
-        except (BadName, ValueError, GitCommandError):
+            obj = repo.get(sha)
+        except ValueError:
             return False
+        return obj is not None and obj.type == pygit2.enums.ObjectType.COMMIT
 
-    def ensure(self, url: str, sha: str) -> git.Repo:
-        """Make ``sha`` present in the mirror, fetching only when it is missing."""
+    def ensure(self, url: str, sha: str) -> pygit2.Repository:
+        """Make ``sha`` present, fetching into the mirror only when it is missing."""
         repo = self._repo(url)
         if self.has_commit(url, sha):
             return repo
-        with _locked(self.path_for(url)):
+        if self._local(url) is not None:
+            raise RepoAccessError([Diagnostic(file=url, message=f"commit {sha} not found")])
+        path = self.path_for(url)
+        with _locked(path):
             if not self.has_commit(url, sha):
+                g = git.Git(str(path))
                 try:
-                    repo.git.execute(
-                        ["git", *_SAFE_CFG, "fetch", "--quiet", "--prune", "--no-tags", url,
-                         "+refs/heads/*:refs/heads/*"]
-                    )
+                    g.execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--prune", "--no-tags", url,
+                               "+refs/heads/*:refs/heads/*"])
                     if not self.has_commit(url, sha):
-                        repo.git.execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--no-tags", url, sha])
+                        g.execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--no-tags", url, sha])
                 except GitCommandError as exc:
                     raise RepoAccessError(
-                        [Diagnostic(file=url, message=f"cannot fetch {sha[:12]}: {exc.stderr.strip()[:500]}")]
+                        [Diagnostic(file=url, message=f"cannot fetch {sha[:12]}: {str(exc.stderr).strip()[:500]}")]
                     ) from exc
         if not self.has_commit(url, sha):
             raise RepoAccessError([Diagnostic(file=url, message=f"commit {sha} not found after fetch")])
@@ -98,18 +116,21 @@ class MirrorCache:
     def read_blob(self, url: str, sha: str, path: str, max_bytes: int) -> bytes | None:
         """The file at ``path`` in commit ``sha``, or None if absent. Symlinks are refused."""
         repo = self.ensure(url, sha)
-        tree = repo.commit(sha).tree
+        tree = _tree(repo, sha)
         try:
-            blob = tree / path
+            entry = tree[path]
         except KeyError:
             return None
-        if blob.type != "blob":
-            raise RepoAccessError([Diagnostic(file=path, message="not a regular file")])
-        if blob.mode == 0o120000:
+        if entry.filemode == pygit2.enums.FileMode.LINK:
             raise RepoAccessError([Diagnostic(file=path, message="is a symlink; refusing to follow it")])
+        if entry.type != pygit2.enums.ObjectType.BLOB:
+            raise RepoAccessError([Diagnostic(file=path, message="not a regular file")])
+        blob = repo.get(entry.id)
+        if not isinstance(blob, pygit2.Blob):
+            raise RepoAccessError([Diagnostic(file=path, message="not a regular file")])
         if blob.size > max_bytes:
             raise RepoAccessError([Diagnostic(file=path, message=f"file too large ({blob.size} bytes > {max_bytes})")])
-        data: bytes = blob.data_stream.read()
+        data: bytes = blob.data
         return data
 
     def changed_paths(self, url: str, before: str | None, sha: str) -> list[str] | None:
@@ -119,23 +140,25 @@ class MirrorCache:
         repo = self.ensure(url, sha)
         if not self.has_commit(url, before):
             return None
-        out = repo.git.execute(["git", "diff", "--name-only", "--no-renames", "-z", before, sha])
-        return sorted(p for p in str(out).split("\0") if p)
+        diff = _tree(repo, before).diff_to_tree(_tree(repo, sha))
+        paths = {p for d in diff.deltas for p in (d.old_file.path, d.new_file.path) if p}
+        return sorted(paths)
 
     def checkout(self, url: str, sha: str, dest: Path) -> Path:
         """A fresh work tree at exactly ``sha`` (detached). Replaces ``dest`` if it exists."""
-        mirror = self.ensure(url, sha)
+        self.ensure(url, sha)
+        source = self.path_for(url)
         if dest.exists():
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             git.Git().execute(
-                ["git", *_SAFE_CFG, "clone", "--quiet", "--shared", "--no-checkout", str(mirror.git_dir), str(dest)]
+                ["git", *_SAFE_CFG, "clone", "--quiet", "--shared", "--no-checkout", str(source), str(dest)]
             )
             git.Git(str(dest)).execute(["git", *_SAFE_CFG, "checkout", "--quiet", "--detach", sha])
         except GitCommandError as exc:
             raise RepoAccessError(
-                [Diagnostic(file=url, message=f"cannot check out {sha[:12]}: {exc.stderr.strip()[:500]}")]
+                [Diagnostic(file=url, message=f"cannot check out {sha[:12]}: {str(exc.stderr).strip()[:500]}")]
             ) from exc
         head = git.Repo(dest).head.commit.hexsha
         if head != sha:
@@ -145,5 +168,25 @@ class MirrorCache:
     def close(self) -> None:
         with self._guard:
             for repo in self._repos.values():
-                repo.close()
+                repo.free()
             self._repos.clear()
+
+
+def _tree(repo: pygit2.Repository, sha: str) -> pygit2.Tree:
+    obj = repo.get(sha)
+    if obj is None:
+        raise RepoAccessError([Diagnostic(file=sha, message="object not found")])
+    return obj.peel(pygit2.Tree)
+
+
+def _local_repo(url: str) -> Path | None:
+    """A git repo directory on this machine (plain path or file:// URL), else None."""
+    raw = url.removeprefix("file://")
+    if "://" in raw or raw.startswith("git@"):
+        return None
+    p = Path(raw)
+    if (p / "HEAD").is_file() and (p / "objects").is_dir():
+        return p
+    if (p / ".git" / "HEAD").is_file():
+        return p
+    return None

@@ -50,8 +50,8 @@ class EmbeddedNats:
 
     async def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
-        self._proc = subprocess.Popen(
+        log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115, ASYNC230 - owned by the child
+        self._proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec returns at once
             [
                 find_nats_server(),
                 "-a", self.host,

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from nats.aio.client import Client
@@ -33,6 +33,7 @@ from engine.commands import (
     Enqueue,
     Input,
     PipelineRejected,
+    PushReceived,
     Recover,
     ReleaseBranch,
     ResolvePipeline,
@@ -59,6 +60,7 @@ from engine.store import BranchStore, RunStore
 
 log = structlog.get_logger("lintas.engine")
 Clock = Callable[[], datetime]
+BranchOp = Callable[[BranchQueue, bool], admission.Admission]
 
 
 def utcnow() -> datetime:
@@ -88,8 +90,10 @@ class Engine:
             max_deliver=settings.job_max_deliver, ack_wait_s=settings.job_ack_wait_s, grace_s=settings.stage_grace_s
         )
         self._cache: dict[str, tuple[Run, int]] = {}  # non-terminal runs, with their KV revision
+        self._branch_cache: dict[str, tuple[BranchQueue, int]] = {}
+        self._branch_pending: dict[str, list[tuple[BranchOp, asyncio.Future[list[StartRun | SupersedeRun]]]]] = {}
+        self._branch_draining: set[str] = set()
         self._run_locks: dict[str, asyncio.Lock] = {}
-        self._branch_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._advisory_sub: Any = None
         self._started = False
@@ -148,14 +152,32 @@ class Engine:
 
     # ------------------------------------------------------------------ inputs
     async def _consume(self, sub: Any, handler: Callable[[Msg], Awaitable[None]]) -> None:
+        """Fetch in full batches; keep up to ``4 * batch`` messages in flight.
+
+        Per-run and per-branch locks serialise what must be serialised; push order is
+        carried by the stream sequence, so processing order does not matter."""
+        slots = asyncio.Semaphore(4 * self._batch)
+        inflight: set[asyncio.Task[None]] = set()
+
+        def done(t: asyncio.Task[None]) -> None:
+            inflight.discard(t)
+            slots.release()
+
         backoff = 0.2
         while True:
             try:
+                for _ in range(self._batch):  # wait for a whole batch of room: fetches stay large
+                    await slots.acquire()
                 try:
                     msgs = await sub.fetch(self._batch, timeout=5)
-                except (NatsTimeout, asyncio.TimeoutError):
-                    continue
-                await asyncio.gather(*(self._handle_msg(m, handler) for m in msgs))
+                except (TimeoutError, NatsTimeout):
+                    msgs = []
+                for _ in range(self._batch - len(msgs)):
+                    slots.release()
+                for m in msgs:
+                    t = asyncio.create_task(self._handle_msg(m, handler))
+                    inflight.add(t)
+                    t.add_done_callback(done)
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -180,7 +202,7 @@ class Engine:
     async def _on_ingress(self, msg: Msg) -> None:
         ev = ingress_adapter.validate_json(msg.data)
         if isinstance(ev, PushEvent):
-            await self.handle(ev.run_id, ev)
+            await self.handle(ev.run_id, PushReceived(event=ev, seq=msg.metadata.sequence.stream))
         elif ev.action == "retry":
             await self._retry(ev)
         else:
@@ -240,8 +262,11 @@ class Engine:
     async def _apply(self, run_id: str, inp: Input) -> tuple[Run | None, list[Command]]:
         lock = self._run_locks.setdefault(run_id, asyncio.Lock())
         async with lock:
+            optimistic = isinstance(inp, PushReceived) and run_id not in self._cache
             for _ in range(20):
-                current = await self._load(run_id)
+                # A push almost always names a new run: try the create first, read only on conflict.
+                current = None if optimistic else await self._load(run_id)
+                optimistic = False
                 run, rev = current if current else (None, 0)
                 d = decide(run, inp, self._clock(), self._limits)
                 if d.run is None or (run is not None and d.run == run):
@@ -285,8 +310,9 @@ class Engine:
         elif isinstance(cmd, EmitLog):
             await self._emit_log(cmd.run_id, cmd.message, cmd.level, cmd.stage)
         elif isinstance(cmd, Enqueue):
-            await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha,
-                                                                                       active_finished=fin))
+            await self._branch_op(
+                cmd.repo, cmd.ref, lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha, cmd.seq, active_finished=fin)
+            )
         elif isinstance(cmd, ReleaseBranch):
             await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.release(q, cmd.run_id))
         elif isinstance(cmd, StartRun):
@@ -313,39 +339,66 @@ class Engine:
                     await asyncio.sleep(0.5 * (attempt + 1))
         await self.handle(run_id, outcome)
 
-    async def _branch_op(
-        self, repo: str, ref: str, op: Callable[[BranchQueue, bool], admission.Admission]
-    ) -> None:
+    async def _branch_op(self, repo: str, ref: str, op: BranchOp) -> None:
+        """Apply an admission op to a branch queue; ops that pile up while a write is in
+        flight are applied together in one compare-and-set write (group commit)."""
         key = BranchStore.key(repo, ref)
-        lock = self._branch_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            for _ in range(20):
-                got = await self.branches.get(key)
-                queue, rev = got if got else (BranchQueue(repo=repo, ref=ref), None)
-                finished = False
-                if queue.active is not None:
-                    active = await self._load(queue.active)
-                    finished = active is None or active[0].state.terminal
-                out = op(queue, finished)
-                if out.queue == queue:
-                    break
-                try:
-                    if rev is None:
-                        if await self.branches.create(key, out.queue) is None:
-                            continue
+        fut: asyncio.Future[list[StartRun | SupersedeRun]] = asyncio.get_running_loop().create_future()
+        self._branch_pending.setdefault(key, []).append((op, fut))
+        if key not in self._branch_draining:
+            self._branch_draining.add(key)
+            try:
+                while self._branch_pending.get(key):
+                    batch = self._branch_pending.pop(key)
+                    try:
+                        results = await self._commit_branch(key, repo, ref, [o for o, _ in batch])
+                    except Exception as exc:
+                        for _, f in batch:
+                            f.set_exception(exc)
                     else:
-                        await self.branches.update(key, out.queue, rev)
-                except ConflictError:
-                    continue
-                break
-            else:
-                raise ConflictError(f"branch {repo} {ref}: contention")
-        for c in out.commands:
+                        for (_, f), cmds in zip(batch, results, strict=True):
+                            f.set_result(cmds)
+            finally:
+                self._branch_draining.discard(key)
+        for c in await fut:
             await self._execute(c)
 
-    async def _emit_log(self, run_id: str, message: str, level: str = "info", stage: str | None = None) -> None:
-        line = LogLine(run_id=run_id, stage=stage, ts=self._clock(), level=level, message=message,  # type: ignore[arg-type]
-                       worker="engine")
+    async def _commit_branch(
+        self, key: str, repo: str, ref: str, ops: list[BranchOp]
+    ) -> list[list[StartRun | SupersedeRun]]:
+        for _ in range(20):
+            got = self._branch_cache.get(key) or await self.branches.get(key)
+            queue, rev = got if got else (BranchQueue(repo=repo, ref=ref), None)
+            results: list[list[StartRun | SupersedeRun]] = []
+            q = queue
+            for op in ops:
+                finished = False
+                if q.active is not None:
+                    active = await self._load(q.active)
+                    finished = active is None or active[0].state.terminal
+                out = op(q, finished)
+                q = out.queue
+                results.append(out.commands)
+            if q == queue:
+                return results
+            try:
+                if rev is None:
+                    new_rev = await self.branches.create(key, q)
+                    if new_rev is None:
+                        continue
+                else:
+                    new_rev = await self.branches.update(key, q, rev)
+            except ConflictError:
+                self._branch_cache.pop(key, None)  # another engine wrote it: re-read
+                continue
+            self._branch_cache[key] = (q, new_rev)
+            return results
+        raise ConflictError(f"branch {repo} {ref}: contention")
+
+    async def _emit_log(
+        self, run_id: str, message: str, level: Literal["info", "warning", "error"] = "info", stage: str | None = None
+    ) -> None:
+        line = LogLine(run_id=run_id, stage=stage, ts=self._clock(), level=level, message=message, worker="engine")
         getattr(log, level)(message, run=run_id, stage=stage)
         await self._nc.publish(S.run_log(run_id), line.model_dump_json().encode())
 

@@ -103,6 +103,7 @@ class Run(BaseModel):
     message: str = ""
     source: str = "hook"
     retry_of: str | None = None
+    event_seq: int = 0  # stream sequence of the push event (push order)
     state: RunState = RunState.queued
     created_at: datetime
     started_at: datetime | None = None
@@ -138,6 +139,7 @@ class QueuedRun(BaseModel):
 
     run_id: str
     sha: str
+    seq: int = 0
 
 
 class BranchQueue(BaseModel):
@@ -148,4 +150,5 @@ class BranchQueue(BaseModel):
     repo: str
     ref: str
     active: str | None = None
+    active_seq: int = 0
     queued: list[QueuedRun] = Field(default_factory=list)

@@ -76,7 +76,7 @@ class RunDetail(RunSummary):
     stages: list[StageView]
 
     @classmethod
-    def of(cls, run: Run) -> RunDetail:  # type: ignore[override]
+    def of(cls, run: Run) -> RunDetail:
         base = RunSummary.of(run).model_dump()
         return cls(
             **base,

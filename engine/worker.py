@@ -119,7 +119,7 @@ class Worker:
                 await self._sem.acquire()
                 try:
                     msgs = await sub.fetch(1, timeout=5)  # type: ignore[attr-defined]
-                except (NatsTimeout, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeout):
                     self._sem.release()
                     continue
                 except BaseException:
@@ -176,9 +176,10 @@ class Worker:
                 await msg.nak()  # shutting down: let another worker take it now
             raise
         except Exception as exc:
-            result = await self._on_error(job, msg, exc, delivery, rlog)
-            if result is None:
-                return
+            failed = await self._on_error(job, msg, exc, delivery, rlog)
+            if failed is None:
+                return  # nak'ed: JetStream redelivers it
+            result = failed
         finally:
             heartbeat.cancel()
         finished = JobFinished(

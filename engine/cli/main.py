@@ -8,21 +8,21 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
 
-from engine import logs
-from engine.app import make_engine, nats_session, resolve_nats_url, stack, build_stages, redactor_for
+from engine import aio, logs
+from engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
+from engine.cli import daemon, queries
 from engine.client import control, emit_or_spool, publish_control, publish_push
 from engine.errors import LintasError
-from engine.events import PushEvent, manual_event_id
+from engine.events import Action, PushEvent, manual_event_id
 from engine.infra_repo import init_infra_repo
 from engine.repos import RepoEntry, RepoRegistry
 from engine.settings import Settings
 from engine.worker import Worker
-from engine.cli import queries
 
 app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -40,7 +40,7 @@ def _settings() -> Settings:
 
 def _run(coro: object) -> None:
     try:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        aio.run(coro)  # type: ignore[arg-type]
     except LintasError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -57,23 +57,44 @@ async def _until_signal() -> None:
 
 
 @app.command()
-def up(concurrency: Annotated[int, typer.Option(help="jobs in flight per stage worker")] = 4) -> None:
+def up(
+    concurrency: Annotated[int, typer.Option(help="jobs in flight per stage worker")] = 4,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background; stop with `lintas down`")] = False,
+) -> None:
     """Run everything: embedded nats-server (unless LINTAS_NATS_URL), engine, one worker per stage."""
     settings = _settings()
+    if detach:
+        daemon.start_detached(settings, ["up", "--concurrency", str(concurrency)])
+        console.print(f"lintas is up in the background (log: {daemon.log_file(settings)}); stop it with `lintas down`")
+        return
 
     async def main() -> None:
         async with stack(settings, worker_concurrency=concurrency) as st:
             console.print(f"[bold green]lintas up[/]  home: {settings.home}")
-            console.print(f"  nats:      {st.nats_url}" + ("  (embedded, data in " + str(settings.nats_dir) + ")"
-                                                           if st.embedded else ""))
-            console.print(f"  stages:    {', '.join(w_kind for w in st.workers for w_kind in w.kinds)}")
+            embedded = f"  (embedded, data in {settings.nats_dir})" if st.embedded else ""
+            console.print(f"  nats:      {st.nats_url}{embedded}")
+            console.print(f"  stages:    {', '.join(k for w in st.workers for k in w.kinds)}")
             console.print(f"  spool:     {settings.spool_dir}")
             console.print(f"  work dirs: {settings.work_dir}")
-            console.print(f"  API:       http://{settings.api_addr} (LINTAS_API_ADDR)")
-            console.print("  stop with Ctrl-C")
-            await _until_signal()
+            console.print(f"  repos:     {settings.home / 'repos.json'}")
+            console.print("  stop with Ctrl-C or `lintas down`")
+            daemon.mark_ready(settings)
+            try:
+                await _until_signal()
+            finally:
+                daemon.clear_ready(settings)
 
     _run(main())
+
+
+@app.command()
+def down(timeout: Annotated[float, typer.Option()] = 30.0) -> None:
+    """Stop a `lintas up --detach` started with this LINTAS_HOME."""
+    settings = _settings()
+    if daemon.stop_detached(settings, timeout):
+        console.print("lintas stopped")
+    else:
+        console.print("lintas was not running")
 
 
 @app.command("engine")
@@ -82,9 +103,8 @@ def engine_cmd() -> None:
     settings = _settings()
 
     async def main() -> None:
-        async with nats_session(settings, name="lintas-engine") as (nc, topo):
-            async with make_engine(nc, topo, settings):
-                await _until_signal()
+        async with nats_session(settings, name="lintas-engine") as (nc, topo), make_engine(nc, topo, settings):
+            await _until_signal()
 
     _run(main())
 
@@ -143,7 +163,7 @@ def emit_push(
             message=message.strip()[:2000], source="hook",
         ))
     if events:
-        outcome = asyncio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
+        outcome = aio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
         print(f"lintas: {outcome}", flush=True)  # git relays this to the pusher as "remote: ..."
 
 
@@ -166,7 +186,7 @@ def trigger(
         raise typer.Exit(2)
     full_ref = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
     if sha is None:
-        out = git.Git().ls_remote(fetch_url, full_ref).split()
+        out = str(git.Git().ls_remote(fetch_url, full_ref)).split()
         if not out:
             err.print(f"[red]error:[/] {full_ref} not found in {fetch_url}")
             raise typer.Exit(2)
@@ -249,7 +269,7 @@ def wait(run_id: str, timeout: Annotated[float, typer.Option()] = 600.0) -> None
     _run(main())
 
 
-def _control(action: str) -> None:
+def _control(action: Action) -> None:
     def cmd(
         run_id: str,
         comment: Annotated[str, typer.Option()] = "",
@@ -268,7 +288,7 @@ def _control(action: str) -> None:
     app.command(action)(cmd)
 
 
-for _action in ("approve", "reject", "cancel", "retry"):
+for _action in get_args(Action):
     _control(_action)
 
 

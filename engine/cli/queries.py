@@ -60,7 +60,7 @@ async def stream_logs(
         while True:
             try:
                 msg = await sub.next_msg(timeout=idle_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 if not follow:
                     return
                 got = await store.get(RunStore.key(run_id))
@@ -70,7 +70,7 @@ async def stream_logs(
                         while True:
                             msg = await sub.next_msg(timeout=idle_s)
                             yield LogLine.model_validate_json(msg.data)
-                    except (TimeoutError, asyncio.TimeoutError):
+                    except TimeoutError:
                         return
                 continue
             yield LogLine.model_validate_json(msg.data)

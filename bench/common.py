@@ -1,0 +1,76 @@
+"""Shared benchmark setup: real nats-server, real git repos, real engine."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the do-nothing stage `t-noop` lives there
+
+from engine.events import PushEvent  # noqa: E402
+
+
+def make_repo(path: Path, n_commits: int, files: dict[str, str]) -> list[str]:
+    """A bare repo whose main branch has ``n_commits`` commits (built with git fast-import)."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
+    chunks: list[str] = []
+    for i in range(1, n_commits + 1):
+        msg = f"commit {i}"
+        chunks.append(f"commit refs/heads/main\nmark :{i}\ncommitter Bench <bench@example.invalid> {1700000000 + i} +0000\n")
+        chunks.append(f"data {len(msg)}\n{msg}\n")
+        if i > 1:
+            chunks.append(f"from :{i - 1}\n")
+        for rel, text in {**files, "counter.yaml": f"n: {i}\n"}.items():
+            data = text.encode()
+            chunks.append(f"M 644 inline {rel}\ndata {len(data)}\n{text}\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input="".join(chunks).encode(), check=True)
+    out = subprocess.run(["git", "rev-list", "--reverse", "main"], cwd=path, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def push_event(repo: str, url: str, sha: str, before: str | None = None, ref: str = "refs/heads/main") -> PushEvent:
+    return PushEvent(
+        event_id=PushEvent.dedup_key(repo, ref, sha), occurred_at=datetime.now(UTC), repo=repo, url=url, ref=ref,
+        before=before, sha=sha, author="bench", message="bench", source="hook",
+    )
+
+
+def noop_pipeline(n: int) -> str:
+    lines = ["version: 1", "name: noop", "stages:"]
+    for i in range(1, n + 1):
+        lines.append(f"  s{i}:\n    uses: t-noop" + (f"\n    needs: [s{i - 1}]" if i > 1 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 50) * 1000, 2),
+        "p90_ms": round(pct(values, 90) * 1000, 2),
+        "p99_ms": round(pct(values, 99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(values) * 1000, 2),
+    }
+
+
+def report(name: str, result: dict[str, object]) -> None:
+    print(json.dumps({"bench": name, **result}, indent=2))
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    with TemporaryDirectory(prefix="lintas-bench-") as d:
+        yield Path(d)
