@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+import uvicorn
 from nats.aio.client import Client
 
 from engine import registry
@@ -105,7 +106,7 @@ class Stack:
 
 @asynccontextmanager
 async def stack(
-    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None
+    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None, api: bool = False
 ) -> AsyncIterator[Stack]:
     """Everything `lintas up` runs: (embedded) NATS, engine, one worker per stage, spool flusher."""
     for d in (settings.home, settings.run_dir, settings.spool_dir, settings.work_dir, settings.cache_dir):
@@ -122,6 +123,8 @@ async def stack(
         engine = make_engine(nc, topo, settings)
         st = Stack(settings, url, nc, topo, engine, embedded=embedded)
         flusher: asyncio.Task[None] | None = None
+        api_task: asyncio.Task[None] | None = None
+        api_server: uvicorn.Server | None = None
         try:
             await engine.start()
             redact = redactor_for(settings)
@@ -130,10 +133,18 @@ async def stack(
                 await w.start()
                 st.workers.append(w)
             flusher = asyncio.create_task(spool_flusher(settings, topo))
+            if api:
+                from engine.api.app import create_app, server
+
+                api_server = server(create_app(nc, topo), settings.api_addr)
+                api_task = asyncio.create_task(api_server.serve())
             yield st
         finally:
             if flusher:
                 flusher.cancel()
+            if api_server is not None and api_task is not None:
+                api_server.should_exit = True
+                await asyncio.gather(api_task, return_exceptions=True)
             for w in st.workers:
                 await w.stop()
             await engine.stop()

@@ -69,7 +69,7 @@ def up(
         return
 
     async def main() -> None:
-        async with stack(settings, worker_concurrency=concurrency) as st:
+        async with stack(settings, worker_concurrency=concurrency, api=True) as st:
             console.print(f"[bold green]lintas up[/]  home: {settings.home}")
             embedded = f"  (embedded, data in {settings.nats_dir})" if st.embedded else ""
             console.print(f"  nats:      {st.nats_url}{embedded}")
@@ -77,6 +77,7 @@ def up(
             console.print(f"  spool:     {settings.spool_dir}")
             console.print(f"  work dirs: {settings.work_dir}")
             console.print(f"  repos:     {settings.home / 'repos.json'}")
+            console.print(f"  API:       http://{settings.api_addr}/api/v1/runs  (docs: /docs, LINTAS_API_ADDR)")
             console.print("  stop with Ctrl-C or `lintas down`")
             daemon.mark_ready(settings)
             try:

@@ -1,0 +1,32 @@
+"""The status API served by the stack, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from engine.app import stack
+from engine.natsd import free_port
+from engine.settings import Settings
+from tests.integration.helpers import commit, make_repo, push, run_id_of, wait_run
+
+
+async def test_api_serves_runs_health_and_readiness(tmp_path: Path, settings: Settings) -> None:
+    settings = settings.model_copy(update={"api_addr": f"127.0.0.1:{free_port()}"})
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings, api=True) as st:
+        sha = commit(repo, settings, {"a.yaml": "a: 1\n"}, "api")
+        push(repo, settings)
+        rid = run_id_of(repo, sha)
+        await wait_run(st.topo, rid)
+        async with httpx.AsyncClient(base_url=f"http://{settings.api_addr}") as http:
+            assert (await http.get("/healthz")).json()["status"] == "ok"
+            assert (await http.get("/readyz")).status_code == 200
+            runs = (await http.get("/api/v1/runs", params={"repo": "infra"})).json()
+            assert rid in [r["run_id"] for r in runs]
+            detail = (await http.get(f"/api/v1/runs/{rid}")).json()
+            assert detail["state"] == "succeeded" and detail["stages"][0]["name"] == "validate"
+            assert (await http.get("/api/v1/runs/r-nope")).status_code == 404
+            assert (await http.get("/api/v1/runs", params={"limit": 0})).status_code == 422
+            assert "/api/v1/runs/{run_id}" in (await http.get("/openapi.json")).json()["paths"]
