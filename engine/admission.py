@@ -28,14 +28,20 @@ def enqueue(
     if queue.active is not None and active_finished:
         out = release(queue, queue.active)  # free the stale slot first; may start the queued run
     q = out.queue
-    if q.active == run_id or any(e.run_id == run_id for e in q.queued):
-        return out  # already known: enqueue is idempotent
+    if q.active == run_id:
+        if StartRun(run_id=run_id) not in out.commands:
+            out.commands.append(StartRun(run_id=run_id))  # the engine may have died before admitting it
+        return out
+    if any(e.run_id == run_id for e in q.queued):
+        return out  # already queued: enqueue is idempotent
+    if seq and seq < q.latest_seq and q.latest_run is not None:
+        out.commands.append(SupersedeRun(run_id=run_id, by=q.latest_run))  # older than a push already admitted
+        return out
+    if seq >= q.latest_seq:
+        q.latest_seq, q.latest_run = seq, run_id
     if q.active is None:
         q.active, q.active_seq = run_id, seq
         out.commands.append(StartRun(run_id=run_id))
-        return out
-    if seq and seq < q.active_seq:
-        out.commands.append(SupersedeRun(run_id=run_id, by=q.active))  # older than what already runs
         return out
     candidates = [*q.queued, QueuedRun(run_id=run_id, sha=sha, seq=seq)]
     newest = max(reversed(candidates), key=lambda e: e.seq)  # ties: the latest arrival wins

@@ -31,7 +31,7 @@ from engine.commands import (
 from engine.diagnostics import Diagnostic
 from engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
 from engine.pipeline import applies, topo_order
-from engine.state import Limits, Run, RunState, StageRecord, StageStatus
+from engine.state import Approval, Limits, Run, RunState, StageRecord, StageStatus
 
 LogLevel = Literal["info", "warning", "error"]
 
@@ -87,6 +87,7 @@ def _clone(run: Run) -> Run:
             "warnings": list(run.warnings),
             "approval_reasons": list(run.approval_reasons),
             "diagnostics": list(run.diagnostics),
+            "approvals": list(run.approvals),
         }
     )
 
@@ -138,7 +139,7 @@ def _on_superseded(d: Decision, ev: Superseded, now: datetime) -> None:
     run.state = RunState.superseded
     run.superseded_by = ev.by
     run.finished_at = now
-    d.commands.append(_log(run, f"superseded by newer run {ev.by}"))
+    d.commands += [_log(run, f"superseded by newer run {ev.by}"), _release(run)]
 
 
 def _on_resolved(d: Decision, ev: PipelineResolved, now: datetime) -> None:
@@ -152,8 +153,7 @@ def _on_resolved(d: Decision, ev: PipelineResolved, now: datetime) -> None:
         spec = ev.spec.stages[name]
         rec = StageRecord(name=name, kind=spec.kind, on_failure=bool(spec.on_failure))
         if not applies(spec.when, ref=run.ref, changed_paths=ev.changed_paths):
-            rec.status = StageStatus.skipped
-            rec.skip_reason = "when: branch or paths do not match"
+            _skip(rec, "when: branch or paths do not match", now)
         run.stages[name] = rec
     d.commands.append(_log(run, f"pipeline '{ev.spec.name}' from {ev.source}: {', '.join(run.stages)}"))
     _advance(d, now)
@@ -187,9 +187,20 @@ def _on_control(d: Decision, ev: ControlEvent, now: datetime) -> None:
         if run.state is not RunState.waiting_approval:
             d.commands.append(_log(run, f"approve by {ev.actor} ignored: run is not waiting for approval", "warning"))
             return
+        gates = [r for r in run.stages.values() if r.awaiting_approval]
+        for rec in gates:
+            rec.approved_by = ev.actor
+            rec.approved_reasons = list(run.approval_reasons)
+            rec.awaiting_approval = False
         run.approved_by = ev.actor
+        run.approvals = [
+            *run.approvals,
+            Approval(actor=ev.actor, at=now, stages=[r.name for r in gates], reasons=list(run.approval_reasons),
+                     comment=ev.comment),
+        ]
         run.state = RunState.running
-        d.commands.append(_log(run, f"approved by {ev.actor}" + (f": {ev.comment}" if ev.comment else "")))
+        names = ", ".join(r.name for r in gates)
+        d.commands.append(_log(run, f"approved by {ev.actor} for {names}" + (f": {ev.comment}" if ev.comment else "")))
         _advance(d, now)
     # "retry" creates a new run; the effects layer handles it, not this run.
 
@@ -318,7 +329,12 @@ def _advance(d: Decision, now: datetime) -> None:
     normal_failed = [r.name for r in run.stages.values() if not r.on_failure and r.status is StageStatus.failed]
     for rec in run.stages.values():
         handles = spec.stages[rec.name].on_failure
-        if rec.on_failure and not rec.triggered and any(run.stages[t].status is StageStatus.failed for t in handles):
+        if (
+            rec.on_failure
+            and not rec.triggered
+            and rec.status is StageStatus.pending  # a handler filtered out by `when` stays skipped
+            and any(run.stages[t].status is StageStatus.failed for t in handles)
+        ):
             rec.triggered = True
             d.commands.append(_log(run, "failure handler triggered", "warning", rec.name))
     waiting = False
@@ -340,7 +356,8 @@ def _advance(d: Decision, now: datetime) -> None:
             continue
         if rec.not_before is not None and now < rec.not_before:
             continue
-        if _needs_approval(run, name) and run.approved_by is None:
+        if _needs_approval(run, rec):
+            rec.awaiting_approval = True
             waiting = True
             continue
         _dispatch(d, rec, now)
@@ -359,10 +376,15 @@ def _advance(d: Decision, now: datetime) -> None:
         _conclude(d, now)
 
 
-def _needs_approval(run: Run, name: str) -> bool:
+def _needs_approval(run: Run, rec: StageRecord) -> bool:
+    """Each gate needs its own approval, and an approval covers only the reasons it saw."""
     assert run.pipeline is not None
-    mode = run.pipeline.stages[name].approval
-    return mode == "required" or (mode == "on_request" and bool(run.approval_reasons))
+    mode = run.pipeline.stages[rec.name].approval
+    if mode == "required":
+        return rec.approved_by is None
+    if mode == "on_request":
+        return any(r not in rec.approved_reasons for r in run.approval_reasons)
+    return False
 
 
 def _dispatch(d: Decision, rec: StageRecord, now: datetime) -> None:

@@ -80,12 +80,25 @@ class StageRecord(BaseModel):
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     summary: dict[str, Any] = Field(default_factory=dict)
     skip_reason: str | None = None
+    awaiting_approval: bool = False  # ready, but its gate has not been approved
+    approved_by: str | None = None
+    approved_reasons: list[str] = Field(default_factory=list)  # the reasons that approval covered
 
     @property
     def duration_s(self) -> float | None:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: str
+    at: datetime
+    stages: list[str]
+    reasons: list[str]
+    comment: str = ""
 
 
 class Run(BaseModel):
@@ -117,7 +130,8 @@ class Run(BaseModel):
     error: str | None = None
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     approval_reasons: list[str] = Field(default_factory=list)
-    approved_by: str | None = None
+    approved_by: str | None = None  # the latest approver
+    approvals: list[Approval] = Field(default_factory=list)  # audit trail, one entry per approval
     warnings: list[str] = Field(default_factory=list)
     superseded_by: str | None = None
     canceled_by: str | None = None
@@ -152,3 +166,5 @@ class BranchQueue(BaseModel):
     active: str | None = None
     active_seq: int = 0
     queued: list[QueuedRun] = Field(default_factory=list)
+    latest_seq: int = 0  # high-water mark of admitted pushes: an older push never runs after it
+    latest_run: str | None = None

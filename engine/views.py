@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from engine.diagnostics import Diagnostic
-from engine.state import Run
+from engine.state import Approval, Run
 
 
 class RunSummary(BaseModel):
@@ -69,6 +69,7 @@ class RunDetail(RunSummary):
     changed_paths: list[str] | None
     approval_reasons: list[str]
     approved_by: str | None
+    approvals: list[Approval]
     warnings: list[str]
     superseded_by: str | None
     retry_of: str | None
@@ -85,6 +86,7 @@ class RunDetail(RunSummary):
             changed_paths=run.changed_paths,
             approval_reasons=run.approval_reasons,
             approved_by=run.approved_by,
+            approvals=run.approvals,
             warnings=run.warnings,
             superseded_by=run.superseded_by,
             retry_of=run.retry_of,
