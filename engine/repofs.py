@@ -150,7 +150,8 @@ class RepoFS:
 
         ``.git`` is skipped. Symlinked directories are descended into when they
         resolve inside the root and are not an ancestor of the link (no loops);
-        symlinks pointing outside the root are left out. More than
+        symlinks pointing outside the root are listed (a read of them fails loudly)
+        but never followed. More than
         ``max_entries`` directory entries is an error, not a hang.
         """
         regex = compile_glob(pattern)
@@ -172,6 +173,10 @@ class RepoFS:
                 if entry.is_symlink():
                     path = os.path.realpath(entry.path)
                     if not self._inside(path):
+                        # Listed, never followed: reading it fails with a clear error,
+                        # so a hostile link is reported rather than silently ignored.
+                        if regex.fullmatch(rel):
+                            found.append(rel)
                         continue
                     is_dir, is_file = os.path.isdir(path), os.path.isfile(path)
                 else:

@@ -78,3 +78,12 @@ class StageFactory(Protocol):
     kind: ClassVar[str]
 
     def __call__(self, settings: Settings) -> Stage: ...
+
+
+@runtime_checkable
+class LocalStage(Protocol):
+    """A stage that can also run on a working copy, without NATS (`lintas validate`, `lintas plan`)."""
+
+    kind: ClassVar[str]
+
+    def run_local(self, root: Path, *, against: str | None = None) -> StageResult: ...

@@ -103,3 +103,15 @@ def journal_key(job_id: str) -> str:
 
 def lock_key(target: str) -> str:
     return f"lock.{token(target)}"
+
+
+def target_key(target: str) -> str:
+    return f"target.{token(target)}"
+
+
+def render_index_doc(repo: str, sha: str) -> str:
+    return f"render/{token(repo)}/{sha}.json"
+
+
+def plan_doc(run_id: str) -> str:
+    return f"plan/{token(run_id)}.json"

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(git ca-certificates python3-venv)
+# git: repos and hooks; gcc + pkg-config + libvirt-dev: build libvirt-python;
+# frr + frr-pythontools: FRR itself checks rendered configs (vtysh --dryrun, frr-reload.py).
+APT_PACKAGES=(git ca-certificates python3-venv gcc pkg-config libvirt-dev frr frr-pythontools)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

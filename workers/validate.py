@@ -1,15 +1,17 @@
-"""The ``validate`` stage: check out exactly the pushed sha and check every file it can.
+"""The ``validate`` stage: check out exactly the pushed sha and check everything it can.
 
 - ``.lintas/pipeline.yaml`` against the pipeline schema and the registered stage kinds;
-- every YAML file in the repo, parsed safely (limits on size, aliases, depth);
-and report every problem at once with file, line and field.
+- the infrastructure model (``fabric/``, ``hosts/``, ``inventory/``): schema and every
+  semantic check, through :func:`workers.model.load_model`;
+- every other YAML file in the repo, parsed safely (limits on size, aliases, depth);
+and report every problem at once with file, line, column and field.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine import registry
 from engine.diagnostics import Diagnostic
@@ -18,16 +20,24 @@ from engine.pipeline import load_pipeline
 from engine.repofs import RepoFS
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
+from workers.model import MODEL_FILES, InfraModel, load_model
+from workers.model.cache import ModelCache
 
 YAML_GLOBS = ("**/*.yaml", "**/*.yml")
+MODEL_MARKER = "fabric/fabric.yaml"
 
 
-def validate_tree(root: Path, pipeline_file: str) -> tuple[list[Diagnostic], int]:
-    """Blocking. Returns (diagnostics, files checked)."""
+def validate_tree(
+    root: Path, pipeline_file: str, cache: ModelCache | None = None
+) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
+    """Blocking. Returns (diagnostics, summary, model or None)."""
     fs = RepoFS(root)
     diags: list[Diagnostic] = []
     files = sorted({p for g in YAML_GLOBS for p in fs.glob(g)})
+    model_files = set(MODEL_FILES)
     for rel in files:
+        if rel in model_files:
+            continue  # parsed (once) by the model loader below
         try:
             if rel == pipeline_file:
                 load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=registry.stage_kinds())
@@ -35,7 +45,23 @@ def validate_tree(root: Path, pipeline_file: str) -> tuple[list[Diagnostic], int
                 fs.load_yaml(rel)
         except InputError as exc:
             diags.extend(exc.diagnostics)
-    return diags, len(files)
+    model: InfraModel | None = None
+    if fs.exists(MODEL_MARKER):
+        try:
+            model = load_model(root, cache=cache)
+        except InputError as exc:
+            diags.extend(exc.diagnostics)
+    summary: dict[str, Any] = {"files_checked": len(files), "errors": len(diags)}
+    if model is not None:
+        summary.update(devices=len(model.devices), hosts=len(model.hosts), instances=len(model.instances),
+                       networks=len(model.networks))
+    return diags, summary, model
+
+
+def result_of(diags: list[Diagnostic], summary: dict[str, Any]) -> StageResult:
+    if diags:
+        return StageResult.failed(f"{len(diags)} problem(s) in the repo; first: {diags[0]}", diags, summary)
+    return StageResult.ok(summary)
 
 
 class ValidateStage:
@@ -43,15 +69,19 @@ class ValidateStage:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._cache = ModelCache()  # re-parses only files whose content changed since the last job
 
     async def run(self, ctx: StageContext) -> StageResult:
         await ctx.log.info(f"checking out {ctx.job.sha[:12]}")
         root = await asyncio.to_thread(ctx.checkout)
-        diags, count = await asyncio.to_thread(validate_tree, root, self._settings.pipeline_file)
-        summary = {"files_checked": count, "errors": len(diags)}
-        if diags:
-            for d in diags[:50]:
-                await ctx.log.error(str(d))
-            return StageResult.failed(f"{len(diags)} problem(s) in the repo; first: {diags[0]}", diags, summary)
-        await ctx.log.info(f"{count} file(s) valid")
-        return StageResult.ok(summary)
+        diags, summary, _model = await asyncio.to_thread(validate_tree, root, self._settings.pipeline_file, self._cache)
+        for d in diags[:50]:
+            await ctx.log.error(str(d))
+        if not diags:
+            what = ", ".join(f"{summary[k]} {k}" for k in ("devices", "hosts", "instances") if k in summary)
+            await ctx.log.info(f"{summary['files_checked']} file(s) valid" + (f"; model: {what}" if what else ""))
+        return result_of(diags, summary)
+
+    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
+        diags, summary, _model = validate_tree(root, self._settings.pipeline_file, self._cache)
+        return result_of(diags, summary)

@@ -22,6 +22,7 @@ from engine.events import Action, PushEvent, manual_event_id
 from engine.infra_repo import init_infra_repo
 from engine.repos import RepoEntry, RepoRegistry
 from engine.settings import Settings
+from engine.stage import LocalStage, StageResult
 from engine.worker import Worker
 
 app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
@@ -166,6 +167,49 @@ def emit_push(
     if events:
         outcome = aio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
         print(f"lintas: {outcome}", flush=True)  # git relays this to the pusher as "remote: ..."
+
+
+def _local_stage(kind: str, settings: Settings) -> LocalStage:
+    stage = build_stages(settings, [kind])[0]
+    if not isinstance(stage, LocalStage):
+        err.print(f"[red]error:[/] stage {kind!r} cannot run locally")
+        raise typer.Exit(2)
+    return stage
+
+
+def _print_result(result: StageResult) -> None:
+    failure = result.failure
+    for d in failure.diagnostics if failure else []:
+        console.print(str(d), markup=False, highlight=False, soft_wrap=True)
+    if failure is not None:
+        err.print(f"[red]{len(failure.diagnostics) or 1} problem(s)[/]")
+        raise typer.Exit(1)
+
+
+@app.command("validate")
+def validate_cmd(path: Annotated[Path, typer.Argument()] = Path(".")) -> None:
+    """Check a working copy (no NATS needed): every error with file:line; exit 1 on errors."""
+    settings = _settings()
+    result = _local_stage("validate", settings).run_local(path.resolve())
+    _print_result(result)
+    s = result.summary
+    what = ", ".join(f"{s[k]} {k}" for k in ("devices", "hosts", "instances", "networks") if k in s)
+    console.print(f"valid: {s.get('files_checked', 0)} file(s)" + (f"; model: {what}" if what else ""))
+
+
+@app.command("plan")
+def plan_cmd(
+    path: Annotated[Path, typer.Argument()] = Path("."),
+    against: Annotated[str | None, typer.Option(help="git ref to compare with (default: deployed state, else HEAD)")] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate, render and show the per-device plan of a working copy (like `terraform plan`)."""
+    from engine.cli.output import print_plan
+
+    settings = _settings()
+    result = _local_stage("render", settings).run_local(path.resolve(), against=against)
+    _print_result(result)
+    print_plan(console, result.summary["plan"], json_)
 
 
 @app.command()

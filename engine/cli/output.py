@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine.events import LogLine
@@ -73,3 +74,26 @@ def format_log(line: LogLine) -> str:
     stage = f"[{line.stage}]" if line.stage else "[run]"
     who = f" ({line.worker})" if line.worker and line.worker != "engine" else ""
     return f"{line.ts.strftime('%H:%M:%S.%f')[:-3]} {line.level.upper():7} {stage}{who} {line.message}"
+
+
+def print_plan(console: Console, plan: dict[str, object], as_json: bool) -> None:
+    """A plan document (see workers/render/plan.py) as `terraform plan`-style text."""
+    if as_json:
+        console.print_json(json.dumps(plan))
+        return
+    targets = plan["targets"]
+    assert isinstance(targets, dict)
+    counts = {"new": 0, "changed": 0, "removed": 0, "unchanged": 0}
+    for name in sorted(targets):
+        tp = targets[name]
+        counts[tp["status"]] += 1
+        if tp["status"] == "unchanged":
+            continue
+        mark = {"new": "[green]+[/]", "changed": "[yellow]~[/]", "removed": "[red]-[/]"}[tp["status"]]
+        console.print(f"{mark} [bold]{name}[/] ({tp['status']})")
+        for d in tp["diffs"]:
+            for line in d["diff"].splitlines():
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+                console.print(f"    [{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    console.print(f"\nPlan against {plan['against']}: {counts['new']} new, {counts['changed']} to change, "
+                  f"{counts['removed']} to remove, {counts['unchanged']} unchanged.")

@@ -8,6 +8,7 @@ import pytest
 from engine.diagnostics import Diagnostic
 from engine.errors import PipelineError
 from engine.pipeline import (
+    DEFAULT_PIPELINE,
     PipelineSpec,
     StageSpec,
     When,
@@ -56,9 +57,18 @@ def _one(text: str, **kwargs: object) -> Diagnostic:
 def test_default_pipeline_loads() -> None:
     spec = load_default_pipeline()
     assert spec.version == 1 and spec.name == "default"
-    assert list(spec.stages) == ["validate"]
+    assert list(spec.stages) == ["validate", "render"]
     assert spec.stages["validate"].timeout_s == 300
-    assert spec.stages["validate"].kind == "validate"
+    assert spec.stages["render"].needs == ["validate"]
+
+
+def test_default_pipeline_has_only_stages_that_exist() -> None:
+    from engine import registry
+
+    kinds = registry.stage_kinds()
+    spec = load_default_pipeline()
+    assert [s.kind for s in spec.stages.values() if s.kind not in kinds] == []
+    load_pipeline(DEFAULT_PIPELINE.read_bytes(), file="default.yaml", known_kinds=kinds)
 
 
 def test_full_example() -> None:

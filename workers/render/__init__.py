@@ -1,0 +1,1 @@
+"""Rendering of device and host configuration from the validated model (Jinja2, sandboxed)."""

@@ -1,0 +1,381 @@
+"""Render the artifacts of one hypervisor host.
+
+``render_host(model, name, renderer)`` returns ``{artifact name: text}``:
+
+``ovs.json`` (every host)
+    Desired OVS / OVN chassis state, :class:`~workers.render.ovs_schema.OvsSpec`
+    as canonical JSON: ``br-int`` (``fail_mode=secure``) with one geneve port per
+    peer for plain-geneve hosts, the uplink bridge holding the uplink NIC (MTU)
+    and the tunnel endpoint address, provider bridges, and the OVN chassis keys
+    in ``Open_vSwitch external_ids`` for OVN hosts.
+``domains/<instance>.xml`` (kind ``kvm`` only, instances not ``absent``)
+    libvirt domain XML from the ``libvirt/domain.xml.j2`` template (repo override
+    allowed). Parsed back after rendering: it must be well-formed, carry no DTD and
+    agree with the model on name, uuid, memory, vCPUs, MACs and bridges.
+``domains.json`` (kind ``kvm``) / ``expected.json`` (kind ``openstack``)
+    A :class:`DomainIndex`: every instance placed on the host with its desired
+    power state (``running``/``stopped``/``absent``), flavor, memory, vCPUs and
+    NICs. On ``kvm`` hosts it is what deploy drives (``xml`` names the domain
+    artifact); on ``openstack`` hosts nova owns the domains and it is only what
+    verify and drift compare against (:func:`check_domain`, matching by uuid).
+
+No commit id, time or other run data goes into an artifact: equal input renders
+byte-identical output, so artifacts are content-addressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import uuid as uuidlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from engine.diagnostics import Diagnostic
+from workers.model.model import Host, InfraModel
+from workers.model.schema_hosts import FlavorSpec, InstanceSpec
+from workers.render.domain import LINTAS_NS, DomainFacts, DomainXmlError, domain_facts
+from workers.render.env import Renderer, RenderError
+from workers.render.ovs_schema import (
+    MANAGED,
+    Bridge,
+    Interface,
+    IpAddress,
+    OpenVswitch,
+    OvsSpec,
+    Port,
+    canonical_json,
+)
+
+DOMAIN_TEMPLATE = "libvirt/domain.xml.j2"
+UPLINK_BRIDGE = "br-phy"  # when the host lists no provider bridge (OVS userspace-tunnelling convention)
+PowerState = Literal["running", "stopped", "absent"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostRenderOptions:
+    """Rendering choices that are not part of the model (the lab sets them)."""
+
+    domain_type: Literal["kvm", "qemu"] = "kvm"  # ``qemu`` where /dev/kvm is missing
+    datapath_type: Literal["system", "netdev"] | None = None  # overrides every host's ovs.datapath_type
+    cpu_mode: Literal["host-model", "host-passthrough"] | None = "host-model"  # None: topology only
+    machine: str | None = None  # e.g. "q35"; None lets libvirt choose its default
+    instances_dir: str | None = None  # root/ephemeral/swap disks under <dir>/<uuid>/; None: no disks (lab)
+
+
+# -- domain index (domains.json / expected.json) -----------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExpectedFlavor(_Strict):
+    name: str
+    vcpus: int
+    ram_mib: int
+    disk_gb: int
+    swap_mib: int
+    ephemeral_gb: int
+
+
+class ExpectedNic(_Strict):
+    network: str
+    mac: str
+    bridge: str
+    model: str
+    port_id: str | None  # the OVS iface-id / neutron port; None where nova/neutron choose it
+    target_dev: str | None
+    mtu: int | None
+
+
+class ExpectedDomain(_Strict):
+    name: str
+    uuid: str
+    state: PowerState
+    project: str
+    owner: str
+    flavor: ExpectedFlavor
+    memory_kib: int
+    vcpus: int
+    nics: list[ExpectedNic]
+    xml: str | None = None  # artifact name of the domain XML (Lintas-owned, not absent)
+
+
+class DomainIndex(_Strict):
+    schema_version: Literal[1] = 1
+    host: str
+    kind: Literal["kvm", "openstack"]
+    managed_by: Literal["lintas", "nova"]
+    domain_type: str | None  # what Lintas defines; None on nova hosts
+    domains: list[ExpectedDomain]
+
+    def by_uuid(self) -> dict[str, ExpectedDomain]:
+        return {d.uuid: d for d in self.domains}
+
+
+def load_domain_index(text: str | bytes) -> DomainIndex:
+    return DomainIndex.model_validate_json(text)
+
+
+def check_domain(expected: ExpectedDomain, facts: DomainFacts) -> list[str]:
+    """What a defined domain gets wrong against the model, as ``"<what>: <expected> != <actual>"``.
+
+    The MAC check of verify and drift, for both kinds of host. The domain name is
+    compared only for Lintas-owned domains (nova names them ``instance-XXXXXXXX``).
+    """
+    out: list[str] = []
+
+    def cmp(what: str, want: object, have: object) -> None:
+        if want != have:
+            out.append(f"{what}: {want} != {have}")
+
+    cmp("uuid", expected.uuid, facts.uuid)
+    if facts.managed_by != "nova":
+        cmp("name", expected.name, facts.name)
+    cmp("memory KiB", expected.memory_kib, facts.memory_kib)
+    cmp("vcpus", expected.vcpus, facts.vcpus)
+    if facts.flavor is not None and facts.flavor.name is not None:
+        cmp("flavor", expected.flavor.name, facts.flavor.name)
+    cmp("interfaces", len(expected.nics), len(facts.interfaces))
+    for i, (nic, got) in enumerate(zip(expected.nics, facts.interfaces, strict=False)):
+        cmp(f"interface {i} mac", nic.mac, got.mac)
+        cmp(f"interface {i} bridge", nic.bridge, got.bridge)
+        cmp(f"interface {i} virtualport", "openvswitch", got.virtualport_type)
+        cmp(f"interface {i} model", nic.model, got.model)
+        if nic.port_id is not None:
+            cmp(f"interface {i} interfaceid", nic.port_id, got.interfaceid)
+    return out
+
+
+# -- rendering ---------------------------------------------------------------
+
+
+def render_host(
+    model: InfraModel, name: str, renderer: Renderer, options: HostRenderOptions | None = None
+) -> dict[str, str]:
+    opts = options or HostRenderOptions()
+    host = model.hosts[name]
+    try:
+        out = {"ovs.json": ovs_spec(model, host, opts).to_json()}
+    except ValidationError as exc:
+        raise RenderError(
+            [Diagnostic(file="ovs.json", path=name, message=f"invalid OVS state: {e['msg']}") for e in exc.errors()]
+        ) from exc
+    expected: list[ExpectedDomain] = []
+    for inst_name in sorted(model.instances_by_host.get(name, ())):
+        inst = model.instances[inst_name]
+        exp = expected_domain(model, host, inst)
+        if host.owns_domains and inst.state != "absent":
+            artifact = f"domains/{inst.name}.xml"
+            out[artifact] = render_domain(host, inst, model.flavors[inst.flavor], exp, renderer, opts)
+            exp = exp.model_copy(update={"xml": artifact})
+        expected.append(exp)
+    index = DomainIndex(
+        host=name,
+        kind=host.kind,
+        managed_by="lintas" if host.owns_domains else "nova",
+        domain_type=opts.domain_type if host.owns_domains else None,
+        domains=expected,
+    )
+    out["domains.json" if host.owns_domains else "expected.json"] = canonical_json(index.model_dump(mode="json"))
+    return out
+
+
+def ovs_spec(model: InfraModel, host: Host, opts: HostRenderOptions) -> OvsSpec:
+    datapath = opts.datapath_type or host.ovs.datapath_type
+    integ = host.ovs.integration_bridge
+    uplink_bridge = host.ovs.bridges[0] if host.ovs.bridges else UPLINK_BRIDGE
+    mtu = host.uplink.mtu
+    local_ip = str(host.tunnel_ip.ip)
+    tunnels: list[Port] = []
+    if host.tunnels is not None:
+        for peer in sorted(host.peers, key=lambda p: model.hosts[p].tunnel_ip.ip):
+            remote = str(model.hosts[peer].tunnel_ip.ip)
+            options = {
+                "remote_ip": remote,
+                "local_ip": local_ip,
+                "key": str(host.tunnels.key),
+                "csum": "true" if host.tunnels.csum else "false",
+            }
+            port = tunnel_port_name(host.tunnels.type, remote)
+            ids = {**MANAGED, "lintas-peer": peer}
+            tunnels.append(
+                Port(
+                    name=port,
+                    external_ids=ids,
+                    interfaces=[Interface(name=port, type=host.tunnels.type, options=options, external_ids=ids)],
+                )
+            )
+    bridges = [_bridge(integ, datapath, "secure", tunnels, other_config={"disable-in-band": "true"})]
+    nic = Port(
+        name=host.uplink.nic,
+        external_ids={**MANAGED, "lintas-uplink": f"{host.uplink.leaf}:{host.uplink.port}"},
+        interfaces=[Interface(name=host.uplink.nic, mtu_request=mtu, external_ids=MANAGED)],
+    )
+    for br in dict.fromkeys([uplink_bridge, *host.ovs.bridges]):
+        is_uplink = br == uplink_bridge
+        bridges.append(_bridge(br, datapath, "standalone", [nic] if is_uplink else [], mtu if is_uplink else None))
+    return OvsSpec(
+        host=host.name,
+        connection=host.ovs.connection,
+        open_vswitch=OpenVswitch(external_ids=_ovn_external_ids(host)),
+        bridges=bridges,
+        ip_addresses=[IpAddress(interface=uplink_bridge, address=str(host.tunnel_ip))],
+    )
+
+
+def _bridge(
+    name: str,
+    datapath: str,
+    fail_mode: str,
+    ports: list[Port],
+    local_mtu: int | None = None,
+    other_config: dict[str, str] | None = None,
+) -> Bridge:
+    local = Port(
+        name=name,
+        external_ids=MANAGED,
+        interfaces=[Interface(name=name, type="internal", mtu_request=local_mtu, external_ids=MANAGED)],
+    )
+    return Bridge.model_validate(
+        {
+            "name": name,
+            "datapath_type": datapath,
+            "fail_mode": fail_mode,
+            "other_config": other_config or {},
+            "external_ids": MANAGED,
+            "ports": [local, *ports],
+        }
+    )
+
+
+def _ovn_external_ids(host: Host) -> dict[str, str]:
+    ovn = host.ovn
+    if ovn is None:
+        return {}
+    ids = {
+        "system-id": ovn.system_id or host.name,
+        "ovn-bridge": host.ovs.integration_bridge,
+        "ovn-encap-type": ovn.encap_type,
+        "ovn-encap-ip": str(ovn.encap_ip or host.tunnel_ip.ip),
+        "ovn-remote": ovn.remote,
+    }
+    if ovn.bridge_mappings:
+        ids["ovn-bridge-mappings"] = ",".join(f"{k}:{v}" for k, v in sorted(ovn.bridge_mappings.items()))
+    return ids
+
+
+def tunnel_port_name(kind: str, remote_ip: str) -> str:
+    """``gnv-0a140015`` (neutron style: the remote IPv4 in hex; IPv6 hashed), within IFNAMSIZ."""
+    prefix = "gnv" if kind == "geneve" else "vxl"
+    addr = ipaddress.ip_address(remote_ip)
+    suffix = f"{int(addr):08x}" if addr.version == 4 else hashlib.sha256(addr.packed).hexdigest()[:11]
+    return f"{prefix}-{suffix}"
+
+
+def port_id(inst: InstanceSpec, index: int) -> str:
+    """The modelled port uuid, else one derived from the instance uuid (stable across renders)."""
+    nic = inst.nics[index]
+    if nic.port_id is not None:
+        return str(nic.port_id)
+    return str(uuidlib.uuid5(inst.uuid, f"lintas-nic-{index}"))
+
+
+def nic_mtu(model: InfraModel, host: Host, network: str) -> int:
+    """The guest MTU: what both the network and the host's overlay (uplink minus encapsulation) carry."""
+    net = model.networks.get(network)
+    return min(net.mtu, host.overlay_mtu) if net is not None else host.overlay_mtu
+
+
+def expected_domain(model: InfraModel, host: Host, inst: InstanceSpec) -> ExpectedDomain:
+    flavor = model.flavors[inst.flavor]
+    nics = []
+    for i, nic in enumerate(inst.nics):
+        pid = port_id(inst, i) if host.owns_domains else (str(nic.port_id) if nic.port_id else None)
+        nics.append(
+            ExpectedNic(
+                network=nic.network,
+                mac=nic.mac,
+                bridge=nic.bridge,
+                model=nic.model,
+                port_id=pid,
+                target_dev=f"tap{pid[:11]}" if pid else None,
+                mtu=nic_mtu(model, host, nic.network) if host.owns_domains else None,
+            )
+        )
+    return ExpectedDomain(
+        name=inst.name,
+        uuid=str(inst.uuid),
+        state=inst.state,
+        project=inst.project,
+        owner=inst.owner,
+        flavor=ExpectedFlavor(
+            name=flavor.name,
+            vcpus=flavor.vcpus,
+            ram_mib=flavor.ram_mib,
+            disk_gb=flavor.disk_gb,
+            swap_mib=flavor.swap_mib,
+            ephemeral_gb=flavor.ephemeral_gb,
+        ),
+        memory_kib=flavor.ram_mib * 1024,
+        vcpus=flavor.vcpus,
+        nics=nics,
+    )
+
+
+def domain_context(
+    exp: ExpectedDomain, inst: InstanceSpec, flavor: FlavorSpec, opts: HostRenderOptions
+) -> dict[str, Any]:
+    """The prepared values the domain template reads as ``d``."""
+    disks: list[dict[str, str]] = []
+    if opts.instances_dir is not None:
+        base = f"{opts.instances_dir.rstrip('/')}/{inst.uuid}"
+        sizes = (("disk", flavor.disk_gb), ("disk.eph0", flavor.ephemeral_gb), ("disk.swap", flavor.swap_mib))
+        for file, size in sizes:
+            if size:
+                disks.append({"path": f"{base}/{file}", "format": "qcow2", "target": f"vd{'abcdefgh'[len(disks)]}"})
+    return {
+        "type": opts.domain_type,
+        "ns": LINTAS_NS,
+        "name": inst.name,
+        "uuid": str(inst.uuid),
+        "description": inst.description,
+        "flavor": exp.flavor.model_dump(),
+        "extra_specs": sorted(flavor.extra_specs.items()),
+        "owner": inst.owner,
+        "project": inst.project,
+        "image": inst.image,
+        "memory_kib": exp.memory_kib,
+        "vcpus": exp.vcpus,
+        "shares": exp.vcpus * 1024,
+        "cpuset": None,
+        "cpu_mode": opts.cpu_mode,
+        "machine": opts.machine,
+        "disks": disks,
+        "nics": [n.model_dump() for n in exp.nics],
+    }
+
+
+def render_domain(
+    host: Host, inst: InstanceSpec, flavor: FlavorSpec, exp: ExpectedDomain, renderer: Renderer, opts: HostRenderOptions
+) -> str:
+    """Render one domain and check it: well-formed, no DTD, and in agreement with ``exp``."""
+    target = f"{host.name}/{inst.name}"
+    ctx = domain_context(exp, inst, flavor, opts)
+    xml = renderer.render(DOMAIN_TEMPLATE, target=target, d=ctx, instance=inst, flavor=flavor, host=host)
+    try:
+        facts = domain_facts(xml, source=f"{DOMAIN_TEMPLATE} ({target})")
+    except DomainXmlError as exc:
+        raise RenderError(exc.diagnostics) from exc
+    problems = check_domain(exp, facts)
+    if problems:
+        raise RenderError(
+            [
+                Diagnostic(file=DOMAIN_TEMPLATE, path=target, message=f"rendered domain disagrees with the model: {p}")
+                for p in problems
+            ]
+        )
+    return xml

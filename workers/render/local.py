@@ -1,0 +1,97 @@
+"""`lintas plan PATH [--against REF]`: validate, render and diff a working copy, no NATS needed.
+
+Baseline, in order: ``--against REF`` (that commit of the same repo, rendered the same
+way); else the last deployed state when Lintas is reachable; else ``HEAD``, so
+uncommitted edits show up like a `terraform plan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from engine.artifacts import content_id
+from engine.errors import InputError, LintasError
+from engine.gitrepo import MirrorCache
+from engine.settings import Settings
+from engine.stage import StageResult
+from workers.model import load_model
+from workers.model.cache import ModelCache
+from workers.render.env import Renderer
+from workers.render.plan import Plan, RenderIndex, make_plan
+from workers.render.targets import kind_of, render_targets
+
+
+def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]]]:
+    model = load_model(root, cache=cache)
+    texts = render_targets(model, model.targets, Renderer(root))
+    index = RenderIndex(
+        repo=root.name, sha="working-copy",
+        targets={t: {n: content_id(x.encode()) for n, x in arts.items()} for t, arts in texts.items()},
+        kinds={t: kind_of(model, t) for t in texts},
+    )
+    return index, texts
+
+
+def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]], str]:
+    import git
+
+    sha = git.Repo(root, search_parent_directories=False).commit(ref).hexsha
+    with tempfile.TemporaryDirectory(prefix="lintas-plan-") as tmp:
+        tree = MirrorCache(Path(tmp) / "cache").checkout(str(root), sha, Path(tmp) / "tree")
+        index, texts = _render_tree(tree, cache)
+    return index, texts, sha
+
+
+def _deployed_baseline() -> tuple[dict[str, dict[str, str]], dict[str, bytes]] | None:
+    """The last deployed artifacts, if a Lintas is reachable (quietly None otherwise)."""
+    from engine.app import nats_session
+    from engine.artifacts import NatsArtifactStore
+    from engine.targets import TargetStore
+
+    async def fetch() -> tuple[dict[str, dict[str, str]], dict[str, bytes]]:
+        async with nats_session(Settings(), name="lintas-plan") as (_nc, topo):
+            deployed = await TargetStore(topo.targets).all()
+            store = NatsArtifactStore(topo.artifacts)
+            base = {t: s.artifacts for t, s in deployed.items()}
+            blobs = {b: (await store.get_blob(b)) or b"" for arts in base.values() for b in arts.values()}
+            return base, blobs
+
+    try:
+        result = asyncio.run(asyncio.wait_for(fetch(), 10))
+    except (LintasError, OSError, TimeoutError):
+        return None
+    return result if result[0] else None
+
+
+def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = None) -> StageResult:
+    try:
+        index, texts = _render_tree(root, cache)
+        blobs: dict[str, bytes] = {}
+        for arts in texts.values():
+            for text in arts.values():
+                blobs[content_id(text.encode())] = text.encode()
+        if against is not None:
+            base_index, base_texts, sha = _render_ref(root, against, cache)
+            baseline, label = base_index.targets, f"commit {sha[:12]} ({against})"
+            for arts in base_texts.values():
+                for text in arts.values():
+                    blobs[content_id(text.encode())] = text.encode()
+        elif (deployed := _deployed_baseline()) is not None:
+            baseline, label = deployed[0], "deployed"
+            blobs.update(deployed[1])
+        else:
+            base_index, base_texts, sha = _render_ref(root, "HEAD", cache)
+            baseline, label = base_index.targets, f"HEAD {sha[:12]} (no deployed state known)"
+            for arts in base_texts.values():
+                for text in arts.values():
+                    blobs[content_id(text.encode())] = text.encode()
+    except InputError as exc:
+        return StageResult.failed(exc.summary, exc.diagnostics)
+
+    async def fetch(blob_id: str) -> bytes | None:
+        return blobs.get(blob_id)
+
+    plan: Plan = asyncio.run(make_plan(index, baseline, against=label, fetch=fetch, texts=texts))
+    return StageResult.ok({"plan": plan.model_dump(mode="json"), **plan.summary()})

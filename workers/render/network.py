@@ -1,0 +1,349 @@
+"""Render the switches of the fabric: FRR (Linux + FRR) and Arista EOS.
+
+Artifacts of one device (:func:`render_device`), all text with a final newline,
+deterministic (sorted where order carries no meaning, no timestamps):
+
+* platform ``frr``: ``frr.conf`` (an integrated FRR config, ``frr defaults
+  datacenter``, loadable with ``vtysh -f`` or ``frr-reload.py``) and ``linux.json``
+  (kernel side: ports, VRFs, bridge, VXLAN devices, SVIs; see
+  :mod:`workers.render.linux_schema`);
+* platform ``eos``: ``running-config`` (the L3LS EVPN design AVD renders).
+
+Templates (``frr/frr.conf.j2``, ``eos/running-config.j2``) receive a small context of
+plain strings, ints, lists and dicts computed here, so they stay simple and fast; a
+repo may override them (``templates/<same name>``).
+
+**Secrets are never rendered.** A secret in the model is a reference (``env:NAME`` or
+``file:/path``); the artifacts carry the token ``{{secret:<ref>}}``, e.g.
+``{{secret:env:FABRIC_BGP_PASSWORD}}``, matched by :data:`SECRET_TOKEN_RE`. The deploy
+driver calls :func:`resolve_secrets` on the text it pushes, at push time only; stored
+artifacts, plans and diffs keep the token.
+
+Design choices shared by both platforms (so a mixed FRR/EOS fabric interoperates):
+
+* eBGP underlay on every /31; only loopback and VTEP host routes are accepted and
+  advertised (prefix-list ``PL-LOOPBACKS-EVPN-OVERLAY`` from the pools, plus any explicit
+  address outside them);
+* EVPN route-targets are explicit and fabric-wide: ``<A>:<VNI>`` with ``A`` the spine ASN
+  (its low 16 bits when it is a 4-byte ASN, as FRR's auto-RT does), for L2 VNIs and
+  L3 VNIs alike. FRR's auto-derived RTs would embed each leaf's own ASN;
+* EOS route distinguishers are ``<router-id>:<VLAN>`` (MAC-VRF) and
+  ``<router-id>:<L3 VLAN>`` (IP-VRF): unique per device and always < 65536. FRR derives its own;
+* EVPN sessions: FRR<->FRR over the /31 underlay sessions (one eBGP session per link);
+  whenever either end is EOS, over loopback-sourced multihop eBGP (AVD's
+  ``EVPN-OVERLAY-PEERS``). Spines carry no VNIs and must keep the EVPN next hop (the
+  leaf's VTEP): EOS ``next-hop-unchanged``; FRR 8.4 rewrites it to its own /31 address on
+  eBGP unless told not to (measured), and ``attribute-unchanged next-hop`` works but never
+  shows in its running-config under l2vpn evpn (perpetual drift, lost on ``write
+  memory``), so FRR spines use an outbound route-map ``set ip next-hop unchanged``.
+  FRR keeps every EVPN route in its global EVPN table whatever its route-targets
+  (``bgp retain route-target all`` exists only for L3VPN in FRR 8.4), so nothing more is needed;
+* the anycast gateway is the same IP and MAC on every leaf; ``advertise-svi-ip`` is
+  therefore **not** used (it would advertise the shared gateway IP from every leaf);
+* Linux VRF table ids are ``1000 + L3 VNI``: stable when VRFs are added or removed.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.diagnostics import Diagnostic
+from engine.errors import PermanentError
+from workers.model.model import Device, InfraModel
+from workers.model.overhead import overhead
+from workers.render.env import Renderer, RenderError
+from workers.render.linux_schema import LINUX_MGMT_IF, linux_json
+
+ARTIFACTS: dict[str, tuple[str, ...]] = {"frr": ("frr.conf", "linux.json"), "eos": ("running-config",)}
+TEMPLATES: dict[str, str] = {"frr.conf": "frr/frr.conf.j2", "running-config": "eos/running-config.j2"}
+
+_REF = r"env:[A-Za-z_][A-Za-z0-9_]*|file:[^\s{}]+"
+SECRET_TOKEN_RE = re.compile(r"\{\{secret:(" + _REF + r")\}\}")
+_REF_RE = re.compile(_REF)
+_PORT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_BAD_SECRET = re.compile(r"[\s\x00-\x1f\x7f]")
+
+VXLAN_PORT = 4789
+VRF_TABLE_BASE = 1000
+EOS_MGMT_IF = "Management1"
+
+
+def secret_token(ref: str) -> str:
+    """The placeholder written into artifacts for the secret reference ``ref``."""
+    if not _REF_RE.fullmatch(ref):
+        raise ValueError(f"not a secret reference: {ref!r}")
+    return "{{secret:" + ref + "}}"
+
+
+def resolve_secrets(text: str, lookup: Callable[[str], str]) -> str:
+    """Replace every ``{{secret:<ref>}}`` by ``lookup(ref)``: for the deploy driver, at push time only.
+
+    Values are substituted in one pass (a value is never scanned for tokens). A value
+    that is empty or contains whitespace or control characters is refused, since it could
+    end a config line and inject commands; errors name the reference, never the value.
+    """
+    values: dict[str, str] = {}
+
+    def substitute(match: re.Match[str]) -> str:
+        ref = match.group(1)
+        if ref not in values:
+            value = lookup(ref)
+            if not value or _BAD_SECRET.search(value):
+                raise PermanentError(f"secret {ref} is empty or contains whitespace/control characters")
+            values[ref] = value
+        return values[ref]
+
+    leftover = re.search(r"\{\{secret:[^\n]{0,60}", SECRET_TOKEN_RE.sub("", text))
+    if leftover is not None:
+        raise PermanentError(f"malformed secret token {leftover.group(0)!r}")
+    return SECRET_TOKEN_RE.sub(substitute, text)
+
+
+def render_device(model: InfraModel, name: str, renderer: Renderer) -> dict[str, str]:
+    """``{artifact name: text}`` of switch ``name``. Raises RenderError naming template, line and device."""
+    device = model.devices.get(name)
+    if device is None:
+        raise RenderError([Diagnostic(file="fabric/devices.yaml", path=name, message=f"unknown device '{name}'")])
+    ctx = device_context(model, device)
+    if device.platform == "eos":
+        return {"running-config": _finish(renderer.render(TEMPLATES["running-config"], target=name, **ctx))}
+    return {
+        "frr.conf": _finish(renderer.render(TEMPLATES["frr.conf"], target=name, **ctx)),
+        "linux.json": linux_json(ctx),
+    }
+
+
+def _finish(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+# -- fabric-wide values, computed once per model ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Fabric:
+    af: str
+    ipkw: str
+    host_len: int
+    prefixes: list[dict[str, Any]]
+    rt_admin: int
+    password: str | None
+    vxlan_mtu: int
+
+
+_CACHE: dict[int, tuple[weakref.ref[InfraModel], _Fabric]] = {}
+
+
+def _fabric(model: InfraModel) -> _Fabric:
+    hit = _CACHE.get(id(model))
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    fs = model.fabric
+    version = 4 if fs.underlay.address_family == "ipv4" else 6
+    host_len = 32 if version == 4 else 128
+    nets = [fs.pools.loopbacks, fs.pools.vteps]
+    extra = sorted(
+        {
+            f"{addr}/{host_len}"
+            for d in model.devices.values()
+            for addr in (d.loopback, d.vtep)
+            if addr is not None and not any(addr in n for n in nets)
+        }
+    )
+    # "ge" only where the prefix is shorter than a host route (FRR refuses "/32 ge 32")
+    entries = [(str(n), host_len if n.prefixlen < host_len else None) for n in nets] + [(p, None) for p in extra]
+    prefixes = [{"seq": 10 * (i + 1), "prefix": p, "ge": ge} for i, (p, ge) in enumerate(entries)]
+    ref = fs.underlay.password
+    if ref is not None and not _REF_RE.fullmatch(ref):
+        raise RenderError(
+            [
+                Diagnostic(
+                    file="fabric/fabric.yaml",
+                    path="fabric.underlay.password",
+                    message=f"secret reference {ref!r} cannot be written as a token",
+                )
+            ]
+        )
+    asn = fs.underlay.spine_asn
+    result = _Fabric(
+        af=fs.underlay.address_family,
+        ipkw="ip" if version == 4 else "ipv6",
+        host_len=host_len,
+        prefixes=prefixes,
+        rt_admin=asn if asn <= 0xFFFF else asn & 0xFFFF,
+        password=secret_token(ref) if ref else None,
+        vxlan_mtu=fs.mtu - overhead("vxlan", version),
+    )
+    if len(_CACHE) >= 8:
+        _CACHE.clear()
+    _CACHE[id(model)] = (weakref.ref(model), result)
+    return result
+
+
+# -- per-device context --------------------------------------------------------------------
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _text(value: str) -> str:
+    """One line of free text: control characters (newlines!) would inject config lines."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def _port(device: Device, port: str) -> str:
+    if not _PORT_RE.fullmatch(port):
+        raise RenderError(
+            [
+                Diagnostic(
+                    file="fabric/devices.yaml",
+                    path=device.name,
+                    message=f"port name {port!r} cannot be rendered safely",
+                )
+            ]
+        )
+    return port
+
+
+def device_context(model: InfraModel, device: Device) -> dict[str, Any]:
+    """The template context of one switch: plain data only."""
+    fab = _fabric(model)
+    fs = model.fabric
+    rid = str(device.router_id)
+    links, overlay_peers, evpn_on_underlay = _links(model, device)
+    networks, vrfs = _tenants(model, device, fab.rt_admin, rid)
+    host_ports = _host_ports(model, device)
+    ports = sorted(
+        [{"kind": "fabric", **x} for x in links] + [{"kind": "host", **x} for x in host_ports],
+        key=lambda x: _natural(x["port"]),
+    )
+    loopbacks = [f"{device.loopback}/{fab.host_len}"]
+    if device.vtep is not None:
+        loopbacks.append(f"{device.vtep}/{fab.host_len}")
+    mgmt = fs.management
+    return {
+        "hostname": device.name,
+        "role": device.role,
+        "is_leaf": device.is_leaf,
+        "platform": device.platform,
+        "description": _text(device.description),
+        "asn": device.asn,
+        "router_id": rid,
+        "loopback": loopbacks[0],
+        "vtep": loopbacks[1] if len(loopbacks) > 1 else None,
+        "vtep_ip": str(device.vtep) if device.vtep is not None else None,
+        "loopback_addresses": loopbacks,
+        "af": fab.af,
+        "ipkw": fab.ipkw,
+        "host_len": fab.host_len,
+        "mtu": fs.mtu,
+        "vxlan_mtu": fab.vxlan_mtu,
+        "vxlan_port": VXLAN_PORT,
+        "anycast_mac": fs.overlay.anycast_gateway_mac,
+        "bfd": fs.underlay.bfd,
+        "maximum_paths": fs.underlay.maximum_paths,
+        "password": fab.password,
+        "prefixes": fab.prefixes,
+        "links": links,
+        "host_ports": host_ports,
+        "ports": ports,
+        "overlay_peers": overlay_peers,
+        "evpn_on_underlay": evpn_on_underlay,
+        "networks": networks,
+        "vrfs": vrfs,
+        "mgmt": {
+            "interface": EOS_MGMT_IF if device.platform == "eos" else LINUX_MGMT_IF,
+            "address": str(device.mgmt_ip),
+            "gateway": str(mgmt.gateway) if mgmt.gateway else None,
+            "default_route": "0.0.0.0/0" if device.mgmt_ip.version == 4 else "::/0",
+            "vrf": mgmt.vrf,
+        },
+    }
+
+
+def _links(model: InfraModel, device: Device) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    """Underlay /31s; loopback EVPN peers (wherever either end is EOS); whether EVPN rides a /31."""
+    links: list[dict[str, Any]] = []
+    overlay: dict[str, dict[str, Any]] = {}
+    evpn_on_underlay = False
+    for link in model.links_by_device.get(device.name, ()):
+        local, remote = link.local(device.name), link.remote(device.name)
+        peer = model.devices[remote.device]
+        links.append(
+            {
+                "port": _port(device, local.port),
+                "address": str(local.ip),
+                "mtu": link.mtu,
+                "description": _text(link.description) or f"P2P_{peer.name}_{_port(peer, remote.port)}",
+                "peer": peer.name,
+                "peer_ip": str(remote.ip.ip),
+                "peer_asn": peer.asn,
+            }
+        )
+        if "eos" in (device.platform, peer.platform):
+            overlay[peer.name] = {"peer": peer.name, "ip": str(peer.loopback), "asn": peer.asn}
+        else:
+            evpn_on_underlay = True
+    links.sort(key=lambda x: _natural(x["port"]))
+    return links, sorted(overlay.values(), key=lambda p: _natural(p["peer"])), evpn_on_underlay
+
+
+def _tenants(
+    model: InfraModel, device: Device, rt_admin: int, rid: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """L2 networks (by VLAN) and the VRFs they need (by name) on one leaf."""
+    nets = sorted((model.networks[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n.vlan)
+    networks = [
+        {
+            "name": net.name,
+            "vrf": net.vrf,
+            "vlan": net.vlan,
+            "vni": net.vni,
+            "gateway": str(net.gateway),
+            "mtu": net.mtu,
+            "description": _text(net.description) or net.name,
+            "rt": f"{rt_admin}:{net.vni}",
+            "rd": f"{rid}:{net.vlan}",
+        }
+        for net in nets
+    ]
+    vrfs = [
+        {
+            "name": v.name,
+            "l3_vni": v.l3_vni,
+            "l3_vlan": v.l3_vlan,
+            "table": VRF_TABLE_BASE + v.l3_vni,
+            "description": _text(v.description) or v.name,
+            "rt": f"{rt_admin}:{v.l3_vni}",
+            "rd": f"{rid}:{v.l3_vlan}",
+        }
+        for v in (model.vrfs[name] for name in sorted({net.vrf for net in nets}))
+    ]
+    return networks, vrfs
+
+
+def _host_ports(model: InfraModel, device: Device) -> list[dict[str, Any]]:
+    """Leaf ports cabled to hypervisors: tunnel network untagged, the host's networks tagged."""
+    out: list[dict[str, Any]] = []
+    for name in model.hosts_by_leaf.get(device.name, ()):
+        up = model.hosts[name].uplink
+        pvid = model.networks[up.tunnel_network].vlan
+        vlans = sorted({model.networks[n].vlan for n in up.networks} - {pvid})
+        out.append(
+            {
+                "port": _port(device, up.port),
+                "mtu": model.fabric.mtu,
+                "description": f"{name}_{_text(up.nic)}",
+                "pvid": pvid,
+                "vlans": vlans,
+                "allowed": ",".join(str(v) for v in sorted({pvid, *vlans})),
+            }
+        )
+    out.sort(key=lambda x: _natural(x["port"]))
+    return out

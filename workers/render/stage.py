@@ -1,0 +1,111 @@
+"""The ``render`` stage: the validated model becomes per-target artifacts and a plan.
+
+1. check out the pushed sha; load and validate the model (all errors at once);
+2. pick targets: only those the change affects when the previous commit's render index
+   is known (incremental), else all; a template change re-renders everything;
+3. render in a sandbox; store artifacts by content hash; store the render index;
+4. plan: per-target unified diff against what is deployed (TargetStore), stored as a
+   document and summarised on the run: new / changed / unchanged / removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from engine import subjects as S
+from engine.artifacts import ArtifactStore, NatsArtifactStore, content_id
+from engine.errors import InputError
+from engine.settings import Settings
+from engine.stage import StageContext, StageResult
+from engine.targets import TargetStore
+from workers.model import MODEL_FILES, InfraModel, load_model, load_model_texts
+from workers.model.cache import ModelCache
+from workers.render.env import Renderer
+from workers.render.local import plan_local
+from workers.render.plan import Plan, RenderIndex, make_plan
+from workers.render.targets import kind_of, render_targets, select_targets
+
+MAX_MODEL_FILE = 5 * 1024 * 1024
+
+
+class RenderStage:
+    kind: ClassVar[str] = "render"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._cache = ModelCache()
+
+    async def run(self, ctx: StageContext) -> StageResult:
+        job = ctx.job
+        t0 = time.perf_counter()
+        root = await asyncio.to_thread(ctx.checkout)
+        try:
+            model = await asyncio.to_thread(load_model, root, cache=self._cache)
+        except InputError as exc:
+            return StageResult.failed(f"model invalid: {exc.summary}", exc.diagnostics)
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        previous = await self._previous(store, job.repo, job.before)
+        old_model = await asyncio.to_thread(self._model_at, ctx, job.before) if previous else None
+        selected = select_targets(model, old_model=old_model, previous=previous.targets if previous else {},
+                                  changed_paths=job.changed_paths)
+        try:
+            rendered = await asyncio.to_thread(render_targets, model, selected, Renderer(root))
+        except InputError as exc:
+            return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
+        index = RenderIndex(repo=job.repo, sha=job.sha, targets={}, kinds={t: kind_of(model, t) for t in model.targets})
+        for target in sorted(model.targets):
+            if target in rendered:
+                index.targets[target] = {n: await store.put_blob(text.encode()) for n, text in rendered[target].items()}
+            else:
+                assert previous is not None
+                index.targets[target] = previous.targets[target]
+        await store.put_doc(S.render_index_doc(job.repo, job.sha), index.model_dump_json().encode())
+        plan = await self._plan(ctx, store, index, rendered)
+        await store.put_doc(S.plan_doc(job.run_id), plan.model_dump_json().encode())
+        ms = (time.perf_counter() - t0) * 1000
+        reused = len(model.targets) - len(rendered)
+        await ctx.log.info(f"rendered {len(rendered)} target(s), reused {reused} from {str(job.before)[:8]} in {ms:.0f} ms")
+        for name in plan.by_status("new") + plan.by_status("changed"):
+            tp = plan.targets[name]
+            stats = ", ".join(f"{d.name} +{d.added} -{d.removed}" for d in tp.diffs)
+            await ctx.log.info(f"{'+' if tp.status == 'new' else '~'} {name}: {stats}")
+        return StageResult.ok({
+            "rendered": len(rendered), "reused": reused, "targets": len(model.targets),
+            "plan": S.plan_doc(job.run_id), "index": S.render_index_doc(job.repo, job.sha), **plan.summary(),
+        })
+
+    async def _previous(self, store: ArtifactStore, repo: str, before: str | None) -> RenderIndex | None:
+        if not before or set(before) == {"0"}:
+            return None
+        raw = await store.get_doc(S.render_index_doc(repo, before))
+        return RenderIndex.model_validate_json(raw) if raw else None
+
+    def _model_at(self, ctx: StageContext, sha: str | None) -> InfraModel | None:
+        if not sha:
+            return None
+        texts = {}
+        for rel in MODEL_FILES:
+            blob = ctx.mirror.read_blob(ctx.job.url, sha, rel, MAX_MODEL_FILE)
+            if blob is not None:
+                texts[rel] = blob
+        try:
+            return load_model_texts(texts, cache=self._cache)
+        except InputError:
+            return None  # the previous commit was invalid: render everything
+
+    async def _plan(
+        self, ctx: StageContext, store: ArtifactStore, index: RenderIndex, rendered: dict[str, dict[str, str]]
+    ) -> Plan:
+        deployed = await TargetStore(ctx.topology.targets).all()
+        baseline = {t: s.artifacts for t, s in deployed.items() if s.repo == index.repo}
+        against = "deployed" if baseline else "nothing deployed yet (first deploy)"
+        return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered)
+
+    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
+        return plan_local(root, against=against, cache=self._cache)
+
+
+__all__ = ["RenderStage", "content_id"]
