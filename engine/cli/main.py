@@ -267,9 +267,13 @@ def runs(
 
 
 @app.command()
-def show(run_id: str, json_: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show one run: its stages, workers, attempts, timings and errors."""
-    from engine.cli.output import print_run
+def show(
+    run_id: str,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+    plan: Annotated[bool, typer.Option(help="print the run's per-device plan (diffs)")] = True,
+) -> None:
+    """Show one run: its stages, workers, attempts, timings and errors, and its plan."""
+    from engine.cli.output import print_plan, print_run
 
     settings = _settings()
 
@@ -280,6 +284,14 @@ def show(run_id: str, json_: Annotated[bool, typer.Option("--json")] = False) ->
                 err.print(f"[red]error:[/] no run {run_id}")
                 raise typer.Exit(1)
             print_run(console, detail, json_)
+            if json_ or not plan:
+                return
+            for stage in detail.stages:
+                name = stage.summary.get("plan")
+                doc = await queries.get_doc_json(topo, name) if isinstance(name, str) else None
+                if doc is not None:
+                    console.print(f"\n[bold]plan[/] (stage {stage.name}, {name}):")
+                    print_plan(console, doc, False)
 
     _run(main())
 

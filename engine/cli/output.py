@@ -90,10 +90,10 @@ def print_plan(console: Console, plan: dict[str, object], as_json: bool) -> None
         if tp["status"] == "unchanged":
             continue
         mark = {"new": "[green]+[/]", "changed": "[yellow]~[/]", "removed": "[red]-[/]"}[tp["status"]]
-        console.print(f"{mark} [bold]{name}[/] ({tp['status']})")
+        console.print(f"{mark} [bold]{name}[/] ({tp['status']})", soft_wrap=True)
         for d in tp["diffs"]:
             for line in d["diff"].splitlines():
                 style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
                 console.print(f"    [{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
     console.print(f"\nPlan against {plan['against']}: {counts['new']} new, {counts['changed']} to change, "
-                  f"{counts['removed']} to remove, {counts['unchanged']} unchanged.")
+                  f"{counts['removed']} to remove, {counts['unchanged']} unchanged.", soft_wrap=True)

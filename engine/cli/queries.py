@@ -76,3 +76,16 @@ async def stream_logs(
             yield LogLine.model_validate_json(msg.data)
     finally:
         await sub.unsubscribe()
+
+
+async def get_doc_json(topo: Topology, name: str) -> dict[str, object] | None:
+    """A JSON document (plan, report) from the artifact store."""
+    import json
+
+    from engine.artifacts import NatsArtifactStore
+
+    raw = await NatsArtifactStore(topo.artifacts).get_doc(name)
+    if raw is None:
+        return None
+    doc = json.loads(raw)
+    return doc if isinstance(doc, dict) else None

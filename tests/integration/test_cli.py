@@ -53,6 +53,8 @@ def test_runs_show_logs_and_json_shapes(tmp_path: Path, up: Settings) -> None:
 
     table = lintas(settings, "show", rid).stdout
     assert "validate" in table and "succeeded" in table
+    assert "plan (stage render" in table and "+ leaf-01 (new)" in table  # nothing deployed yet: all new
+    assert "Plan against nothing deployed yet (first deploy): 8 new" in table
 
     logs = lintas(settings, "logs", rid, "--follow").stdout
     assert "run created (hook)" in logs
@@ -60,6 +62,25 @@ def test_runs_show_logs_and_json_shapes(tmp_path: Path, up: Settings) -> None:
     assert "[render]" in logs and "rendered" in logs
     assert logs.strip().splitlines()[-1].endswith("run succeeded")
     assert "infra" in lintas(settings, "runs").stdout
+
+
+def test_local_validate_and_plan_against_a_ref(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    assert lintas(settings, "validate", str(repo)).stdout.startswith("valid:")
+    tenants = repo / "fabric" / "tenants.yaml"
+    tenants.write_text(tenants.read_text() + (
+        "\n  - name: uat-db\n    vrf: UAT\n    vlan: 30\n    vni: 10030\n    gateway: 10.30.30.1/24\n"
+        "    mtu: 9000\n    leaves: [leaf-01, leaf-02]\n"))
+    out = lintas(settings, "plan", str(repo), "--against", "HEAD").stdout
+    assert "~ leaf-01 (changed)" in out and "~ leaf-02 (changed)" in out and "leaf-03" not in out
+    assert "+vxlan" in out.replace(" ", "") or "10030" in out
+    assert "0 new, 2 to change, 0 to remove, 6 unchanged" in out
+    plan = json.loads(lintas(settings, "plan", str(repo), "--against", "HEAD", "--json").stdout)
+    assert plan["targets"]["leaf-01"]["status"] == "changed"
+    tenants.write_text(tenants.read_text().replace("vlan: 30", "vlan: 10"))
+    bad = lintas(settings, "validate", str(repo), check=False)
+    assert bad.returncode == 1
+    assert "fabric/tenants.yaml:" in bad.stdout and "VLAN 10 is already used" in bad.stdout
 
 
 def test_approve_reject_cancel_retry_from_the_cli(tmp_path: Path, up: Settings) -> None:
