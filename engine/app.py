@@ -23,7 +23,7 @@ from engine.client import publish_push
 from engine.errors import ConfigError
 from engine.events import PushEvent
 from engine.gitrepo import MirrorCache
-from engine.natsd import EmbeddedNats
+from engine.natsd import EmbeddedNats, ensure_port_free
 from engine.redact import Redactor
 from engine.resolver import PipelineResolver
 from engine.runner import Engine
@@ -136,6 +136,8 @@ async def stack(
             if api:
                 from engine.api.app import create_app, server
 
+                host, _, port = settings.api_addr.rpartition(":")
+                ensure_port_free(host or "127.0.0.1", int(port), "status API", "set LINTAS_API_ADDR")
                 api_server = server(create_app(nc, topo), settings.api_addr)
                 api_task = asyncio.create_task(api_server.serve())
             yield st

@@ -23,6 +23,16 @@ def find_nats_server() -> str:
     return found
 
 
+def ensure_port_free(host: str, port: int, what: str, hint: str) -> None:
+    """Fail loudly if something already listens there: never talk to a stranger's server."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"{what}: {host}:{port} is already in use ({exc.strerror}); {hint}") from exc
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -49,6 +59,8 @@ class EmbeddedNats:
         return self._proc.pid
 
     async def start(self, timeout_s: float = 10.0) -> str:
+        ensure_port_free(self.host, self.port, "embedded nats-server",
+                         "is another `lintas up` running? Set LINTAS_NATS_PORT, or LINTAS_NATS_URL to use that NATS")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115, ASYNC230 - owned by the child
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec returns at once

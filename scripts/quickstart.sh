@@ -7,6 +7,7 @@
 # Lintas keeps running afterwards; stop it with `.venv/bin/lintas down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 bash scripts/setup.sh
 export LINTAS_HOME="${LINTAS_HOME:-$PWD/.lintas-home}"
 export PATH="$PWD/.venv/bin:$PATH"
@@ -52,6 +53,6 @@ lintas show "$run"
 echo
 echo "Lintas is still running (LINTAS_HOME=$LINTAS_HOME)."
 echo "Try:  cd demo-infra && \$EDITOR fabric/tenants.yaml && git commit -am '...' && git push"
-echo "      lintas runs | lintas show <run> | lintas logs <run> --follow      (PATH=$PWD/.venv/bin:\$PATH)"
+echo "      lintas runs | lintas show <run> | lintas logs <run> --follow      (PATH=$ROOT/.venv/bin:\$PATH)"
 echo "Stop: lintas down"
 lintas wait "$run" >/dev/null

@@ -45,6 +45,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         LINTAS_JOB_NAK_DELAY_S=str(settings.job_nak_delay_s),
         LINTAS_TICK_S=str(settings.tick_s),
         LINTAS_STAGE_GRACE_S=str(settings.stage_grace_s),
+        LINTAS_API_ADDR=settings.api_addr,
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
         GIT_AUTHOR_NAME="Test Author",
         GIT_AUTHOR_EMAIL="author@example.invalid",
@@ -64,4 +65,5 @@ def settings(tmp_path: Path, nats_url: str) -> Settings:
         job_nak_delay_s=0.1,
         tick_s=0.2,
         stage_grace_s=2.0,
+        api_addr=f"127.0.0.1:{free_port()}",  # never the default port: a developer's `lintas up` may hold it
     )

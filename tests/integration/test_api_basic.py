@@ -30,3 +30,24 @@ async def test_api_serves_runs_health_and_readiness(tmp_path: Path, settings: Se
             assert (await http.get("/api/v1/runs/r-nope")).status_code == 404
             assert (await http.get("/api/v1/runs", params={"limit": 0})).status_code == 422
             assert "/api/v1/runs/{run_id}" in (await http.get("/openapi.json")).json()["paths"]
+
+
+async def test_ports_in_use_are_a_clear_error_not_a_stranger_s_server(tmp_path: Path, settings: Settings) -> None:
+    import socket
+
+    import pytest
+
+    from engine.errors import ConfigError
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        embedded = settings.model_copy(update={"nats_url": None, "nats_port": port, "home": tmp_path / "h"})
+        with pytest.raises(ConfigError, match=f"embedded nats-server: 127.0.0.1:{port} is already in use"):
+            async with stack(embedded):
+                pass
+        api_busy = settings.model_copy(update={"api_addr": f"127.0.0.1:{port}"})
+        with pytest.raises(ConfigError, match="status API: .* already in use"):
+            async with stack(api_busy, api=True):
+                pass
