@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
@@ -46,10 +46,13 @@ class CasStore(Generic[M]):
             raise ConflictError(f"{key}: revision {revision} is stale") from exc
 
     async def keys(self) -> list[str]:
-        try:
-            return list(await self._kv.keys())
-        except NoKeysError:
-            return []
+        """Every key, exactly. ``KeyValue.keys()`` is a watcher that can stop early while
+        keys are being written, so this reads the bucket stream's per-subject state."""
+        kv: Any = self._kv  # nats-py exposes no public handle on the bucket's stream
+        prefix: str = kv._pre
+        info = await kv._js.stream_info(kv._stream, subjects_filter=f"{prefix}>")
+        subjects = info.state.subjects or {}
+        return sorted(subj[len(prefix):] for subj in subjects)
 
     async def all(self) -> AsyncIterator[tuple[M, int]]:
         for key in await self.keys():

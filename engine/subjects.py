@@ -115,3 +115,11 @@ def render_index_doc(repo: str, sha: str) -> str:
 
 def plan_doc(run_id: str) -> str:
     return f"plan/{token(run_id)}.json"
+
+
+def policy_report_doc(run_id: str) -> str:
+    return f"policy/{token(run_id)}.json"
+
+
+def secscan_report_doc(run_id: str) -> str:
+    return f"secscan/{token(run_id)}.sarif.json"

@@ -113,19 +113,20 @@ class Worker:
 
     # ------------------------------------------------------------------ loops
     async def _pull_loop(self, kind: str, sub: object) -> None:
+        """One loop per stage kind. An idle long-poll must not hold a concurrency slot
+        (that starves the other kinds), so: wait for capacity without taking it, poll,
+        and only then take a slot, heartbeating the message while it waits for one."""
         backoff = 0.2
         while True:
             try:
-                await self._sem.acquire()
+                async with self._sem:
+                    pass  # capacity is available now (it may be gone again by the time a job arrives)
                 try:
                     msgs = await sub.fetch(1, timeout=5)  # type: ignore[attr-defined]
-                except (TimeoutError, NatsTimeout):
-                    self._sem.release()
+                except (NatsTimeout, asyncio.TimeoutError):
                     continue
-                except BaseException:
-                    self._sem.release()
-                    raise
                 for msg in msgs:
+                    await self._take_slot(msg)
                     task = asyncio.create_task(self._handle(kind, msg))
                     self._tasks.add(task)
                     task.add_done_callback(self._done)
@@ -136,6 +137,17 @@ class Worker:
                 log.warning("pull loop error", stage=kind, error=str(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _take_slot(self, msg: Msg) -> None:
+        """Acquire a slot for a fetched job; keep its AckWait from expiring meanwhile."""
+        if not self._sem.locked():
+            await self._sem.acquire()
+            return
+        beat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            await self._sem.acquire()
+        finally:
+            beat.cancel()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -10,6 +10,7 @@ and report every problem at once with file, line, column and field.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,11 +71,12 @@ class ValidateStage:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._cache = ModelCache()  # re-parses only files whose content changed since the last job
+        self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
 
     async def run(self, ctx: StageContext) -> StageResult:
         await ctx.log.info(f"checking out {ctx.job.sha[:12]}")
         root = await asyncio.to_thread(ctx.checkout)
-        diags, summary, _model = await asyncio.to_thread(validate_tree, root, self._settings.pipeline_file, self._cache)
+        diags, summary, _model = await asyncio.to_thread(self._validate, root)
         for d in diags[:50]:
             await ctx.log.error(str(d))
         if not diags:
@@ -82,6 +84,10 @@ class ValidateStage:
             await ctx.log.info(f"{summary['files_checked']} file(s) valid" + (f"; model: {what}" if what else ""))
         return result_of(diags, summary)
 
+    def _validate(self, root: Path) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
+        with self._cache_lock:
+            return validate_tree(root, self._settings.pipeline_file, self._cache)
+
     def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
-        diags, summary, _model = validate_tree(root, self._settings.pipeline_file, self._cache)
+        diags, summary, _model = self._validate(root)
         return result_of(diags, summary)

@@ -17,7 +17,7 @@ from engine import aio, logs
 from engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
 from engine.cli import daemon, queries
 from engine.client import control, emit_or_spool, publish_control, publish_push
-from engine.errors import LintasError
+from engine.errors import InputError, LintasError
 from engine.events import Action, PushEvent, manual_event_id
 from engine.infra_repo import init_infra_repo
 from engine.repos import RepoEntry, RepoRegistry
@@ -212,6 +212,43 @@ def plan_cmd(
     print_plan(console, result.summary["plan"], json_)
 
 
+policy_app = typer.Typer(help="Policy as code (Rego): the built-in library plus a repo's policies/.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("test")
+def policy_test_cmd(
+    path: Annotated[Path | None, typer.Argument(help="infra repo whose policies/ to include")] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run every Rego unit test (built-in and PATH/policies); pass/fail table; exit 1 on failure."""
+    import json
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    settings = _settings()
+    stage = build_stages(settings, ["policy"])[0]
+    try:
+        out = stage.unit_tests(path.resolve() if path else None)  # type: ignore[attr-defined]
+    except InputError as exc:  # a module that does not parse: file:line
+        for d in exc.diagnostics:
+            console.print(str(d), markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except LintasError as exc:  # the engine failed (OPA unreachable, timeout): fail closed
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if json_:
+        console.print_json(json.dumps(out))
+    else:
+        table = Table(*out["columns"])
+        for row in out["tests"]:
+            table.add_row(*(escape(str(row[c])) for c in out["columns"]))
+        console.print(table)
+        console.print(f"{out['passed']} passed, {out['failed']} failed ({out['backend']}, {out['duration_s']} s)")
+    raise typer.Exit(0 if out["ok"] else 1)
+
+
 @app.command()
 def trigger(
     repo: Annotated[str, typer.Option()],
@@ -273,7 +310,7 @@ def show(
     plan: Annotated[bool, typer.Option(help="print the run's per-device plan (diffs)")] = True,
 ) -> None:
     """Show one run: its stages, workers, attempts, timings and errors, and its plan."""
-    from engine.cli.output import print_plan, print_run
+    from engine.cli.output import print_gates, print_plan, print_run
 
     settings = _settings()
 
@@ -284,7 +321,10 @@ def show(
                 err.print(f"[red]error:[/] no run {run_id}")
                 raise typer.Exit(1)
             print_run(console, detail, json_)
-            if json_ or not plan:
+            if json_:
+                return
+            print_gates(console, detail)
+            if not plan:
                 return
             for stage in detail.stages:
                 name = stage.summary.get("plan")

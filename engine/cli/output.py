@@ -97,3 +97,24 @@ def print_plan(console: Console, plan: dict[str, object], as_json: bool) -> None
                 console.print(f"    [{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
     console.print(f"\nPlan against {plan['against']}: {counts['new']} new, {counts['changed']} to change, "
                   f"{counts['removed']} to remove, {counts['unchanged']} unchanged.", soft_wrap=True)
+
+
+def print_gates(console: Console, run: RunDetail) -> None:
+    """Policy decisions and security findings kept in stage summaries (no secret values: the
+    scanners never put them there)."""
+    for stage in run.stages:
+        s = stage.summary
+        if "violations" in s:
+            console.print(f"\n[bold]policy[/] ({stage.name}, {s.get('backend')}): {s.get('deny', 0)} deny, "
+                          f"{s.get('require_approval', 0)} approval, {s.get('warn', 0)} warn", soft_wrap=True)
+            for v in s["violations"]:
+                style = {"deny": "red", "require_approval": "magenta"}.get(v.get("decision"), "yellow")
+                console.print(f"  [{style}]{v.get('decision')}[/] {escape(str(v.get('policy')))}: "
+                              f"{escape(str(v.get('message')))}", soft_wrap=True)
+        if str(s.get("format", "")).startswith("sarif"):
+            console.print(f"\n[bold]security[/] ({stage.name}): {s.get('blocking', 0)} blocking, findings "
+                          f"{s.get('findings', {})}, {s.get('allowlisted', 0)} allowlisted", soft_wrap=True)
+            for f in s.get("top", []):
+                mark = "[red]BLOCK[/]" if f.get("blocking") else f"[yellow]{f.get('severity')}[/]"
+                console.print(f"  {mark} {f.get('tool')}/{f.get('rule')} {f.get('file')}:{f.get('line')} "
+                              f"{escape(str(f.get('message')))}", soft_wrap=True)

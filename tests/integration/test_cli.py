@@ -46,7 +46,7 @@ def test_runs_show_logs_and_json_shapes(tmp_path: Path, up: Settings) -> None:
     assert mine[0]["state"] == "succeeded" and mine[0]["short_sha"] == sha[:8] and mine[0]["repo"] == "infra"
 
     detail = json.loads(lintas(settings, "show", rid, "--json").stdout)
-    assert [s["name"] for s in detail["stages"]] == ["validate", "render"]
+    assert [s["name"] for s in detail["stages"]] == ["validate", "render", "policy", "secscan"]
     stage = detail["stages"][0]
     assert stage["state"] == "succeeded" and stage["attempts"] == 1 and stage["worker"]
     assert detail["changed_paths"] == ["fabric/extra.yaml"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from engine import registry
 from engine import subjects as S
 from engine.app import build_stages, make_engine, nats_session, stack
 from engine.events import Job
@@ -35,6 +37,9 @@ async def wait_stage(topo, run_id: str, stage: str, status: str, timeout: float 
     raise AssertionError(f"{run_id}/{stage} never reached {status}")
 
 
+# Every real stage: the `lintas init` commit runs the template's full pipeline first.
+REAL_STAGES = [k for k in registry.stage_kinds() if not k.startswith("t-")]
+
 SLOW3 = pipeline(
     "  s1:\n    uses: t-sleep\n    with: {seconds: 1.5}\n"
     "  s2:\n    uses: t-sleep\n    needs: [s1]\n    with: {seconds: 1.5}\n"
@@ -42,12 +47,14 @@ SLOW3 = pipeline(
 )
 
 
-async def test_engine_sigkill_mid_stage_then_restart_completes_once(tmp_path: Path, settings: Settings) -> None:
+async def test_engine_sigkill_mid_stage_then_restart_completes_once(
+    tmp_path: Path, settings: Settings, procs: Callable[..., Proc]
+) -> None:
     repo = make_repo(tmp_path, settings)
-    engine = Proc(settings, "engine", log=tmp_path / "engine1.log").start()
+    engine = procs("engine", log="engine1.log")
     async with (
         nats_session(settings, name="test") as (nc, topo),
-        Worker(nc, topo, settings, build_stages(settings, ["t-sleep", "validate", "render"]), concurrency=2),
+        Worker(nc, topo, settings, build_stages(settings, [*REAL_STAGES, "t-sleep"]), concurrency=2),
     ):
         await engine.wait_log("engine started")
         sha = commit(repo, settings, SLOW3, "three slow stages")
@@ -56,11 +63,8 @@ async def test_engine_sigkill_mid_stage_then_restart_completes_once(tmp_path: Pa
         await wait_stage(topo, rid, "s1", "running", worker=True)
         engine.kill()  # mid-stage: s1 is executing on the worker
         await asyncio.sleep(2.0)  # s1 finishes while no engine runs; its result waits in RESULTS
-        engine2 = Proc(settings, "engine", log=tmp_path / "engine2.log").start()
-        try:
-            run = await wait_run(topo, rid, timeout=40)
-        finally:
-            engine2.stop()
+        procs("engine", log="engine2.log")
+        run = await wait_run(topo, rid, timeout=40)
         assert run.state is RunState.succeeded, run.error
         journal = Journal(topo.journal)
         for stage in ("s1", "s2", "s3"):
@@ -71,40 +75,38 @@ async def test_engine_sigkill_mid_stage_then_restart_completes_once(tmp_path: Pa
             assert run.stages[stage].attempt == 1
 
 
-async def test_worker_sigkill_mid_job_is_redelivered_to_another(tmp_path: Path, settings: Settings) -> None:
+async def test_worker_sigkill_mid_job_is_redelivered_to_another(
+    tmp_path: Path, settings: Settings, procs: Callable[..., Proc]
+) -> None:
     repo = make_repo(tmp_path, settings)
     files = pipeline("  slow:\n    uses: t-sleep\n    with: {seconds: 3}\n")
-    w1 = Proc(settings, "worker", "--stage", "t-sleep", log=tmp_path / "w1.log").start()
-    w2 = Proc(settings, "worker", "--stage", "t-sleep", log=tmp_path / "w2.log").start()
-    try:
-        async with (
-            nats_session(settings, name="test") as (nc, topo),
-            Worker(nc, topo, settings, build_stages(settings, ["validate", "render"])),
-            make_engine(nc, topo, settings),
-        ):
-            await w1.wait_log("worker started")
-            await w2.wait_log("worker started")
-            sha = commit(repo, settings, files, "slow")
-            push(repo, settings)
-            rid = run_id_of(repo, sha)
-            running = await wait_stage(topo, rid, "slow", "running", worker=True)
-            victim_pid = int((running.stages["slow"].worker or "").rsplit(":", 1)[1])
-            for _ in range(100):  # the stage itself has begun executing on the victim
-                if marks(settings, rid, "slow"):
-                    break
-                await asyncio.sleep(0.05)
-            victim, survivor = (w1, w2) if victim_pid == w1.pid else (w2, w1)
-            assert victim.pid == victim_pid
-            victim.kill()
-            run = await wait_run(topo, rid, timeout=40)
-            assert run.state is RunState.succeeded, run.error
-            assert run.stages["slow"].worker.endswith(f":{survivor.pid}")  # type: ignore[union-attr]
-            assert run.stages["slow"].deliveries == 2
-            executions = marks(settings, rid, "slow")
-            assert [f"pid={victim.pid}" in e for e in executions] == [True, False]
-    finally:
-        w1.stop()
-        w2.stop()
+    w1 = procs("worker", "--stage", "t-sleep", log="w1.log")
+    w2 = procs("worker", "--stage", "t-sleep", log="w2.log")
+    async with (
+        nats_session(settings, name="test") as (nc, topo),
+        Worker(nc, topo, settings, build_stages(settings, REAL_STAGES)),
+        make_engine(nc, topo, settings),
+    ):
+        await w1.wait_log("worker started")
+        await w2.wait_log("worker started")
+        sha = commit(repo, settings, files, "slow")
+        push(repo, settings)
+        rid = run_id_of(repo, sha)
+        running = await wait_stage(topo, rid, "slow", "running", worker=True)
+        victim_pid = int((running.stages["slow"].worker or "").rsplit(":", 1)[1])
+        for _ in range(100):  # the stage itself has begun executing on the victim
+            if marks(settings, rid, "slow"):
+                break
+            await asyncio.sleep(0.05)
+        victim, survivor = (w1, w2) if victim_pid == w1.pid else (w2, w1)
+        assert victim.pid == victim_pid
+        victim.kill()
+        run = await wait_run(topo, rid, timeout=40)
+        assert run.state is RunState.succeeded, run.error
+        assert run.stages["slow"].worker.endswith(f":{survivor.pid}")  # type: ignore[union-attr]
+        assert run.stages["slow"].deliveries == 2
+        executions = marks(settings, rid, "slow")
+        assert [f"pid={victim.pid}" in e for e in executions] == [True, False]
 
 
 async def test_always_failing_job_is_dead_lettered(tmp_path: Path, settings: Settings) -> None:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -37,13 +38,14 @@ class RenderStage:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._cache = ModelCache()
+        self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
 
     async def run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
         t0 = time.perf_counter()
         root = await asyncio.to_thread(ctx.checkout)
         try:
-            model = await asyncio.to_thread(load_model, root, cache=self._cache)
+            model = await asyncio.to_thread(self._load, root)
         except InputError as exc:
             return StageResult.failed(f"model invalid: {exc.summary}", exc.diagnostics)
         store = NatsArtifactStore(ctx.topology.artifacts)
@@ -77,6 +79,10 @@ class RenderStage:
             "plan": S.plan_doc(job.run_id), "index": S.render_index_doc(job.repo, job.sha), **plan.summary(),
         })
 
+    def _load(self, root: Path) -> InfraModel:
+        with self._cache_lock:
+            return load_model(root, cache=self._cache)
+
     async def _previous(self, store: ArtifactStore, repo: str, before: str | None) -> RenderIndex | None:
         if not before or set(before) == {"0"}:
             return None
@@ -92,7 +98,8 @@ class RenderStage:
             if blob is not None:
                 texts[rel] = blob
         try:
-            return load_model_texts(texts, cache=self._cache)
+            with self._cache_lock:
+                return load_model_texts(texts, cache=self._cache)
         except InputError:
             return None  # the previous commit was invalid: render everything
 
