@@ -123,7 +123,7 @@ class Worker:
                     pass  # capacity is available now (it may be gone again by the time a job arrives)
                 try:
                     msgs = await sub.fetch(1, timeout=5)  # type: ignore[attr-defined]
-                except (NatsTimeout, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeout):
                     continue
                 for msg in msgs:
                     await self._take_slot(msg)

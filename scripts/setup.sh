@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # git: repos and hooks; gcc + pkg-config + libvirt-dev: build libvirt-python;
 # frr + frr-pythontools: FRR itself checks rendered configs (vtysh --dryrun, frr-reload.py).
-APT_PACKAGES=(git ca-certificates python3-venv gcc pkg-config libvirt-dev frr frr-pythontools)
+# openssh-server/-client, iproute2, iputils-ping, procps: the lab (netns switches reached over SSH).
+APT_PACKAGES=(git ca-certificates python3-venv gcc pkg-config libvirt-dev frr frr-pythontools
+              openssh-server openssh-client iproute2 iputils-ping procps)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

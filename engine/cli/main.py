@@ -389,7 +389,17 @@ for _action in get_args(Action):
     _control(_action)
 
 
+def _mount_plugins() -> None:
+    """Sub-commands from packages (``lintas.cli`` entry points), e.g. ``lintas lab``:
+    the CLI never imports ``workers`` directly."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="lintas.cli"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
 def main() -> None:
+    _mount_plugins()
     app()
 
 

@@ -1,0 +1,82 @@
+"""The lab: the model's spine-leaf fabric on this machine (network namespaces, FRR, sshd).
+
+Public API::
+
+    from workers.lab import lab_up, lab_down, lab_status, lab_device_facts, vtysh
+
+    state = await lab_up(settings, repo)          # idempotent; needs root, FRR, openssh
+    await lab_status(settings)                    # list[DeviceStatus]
+    lab_device_facts(settings, "leaf-01")         # DeviceFacts: mgmt ip, key, known_hosts, ...
+    await vtysh("leaf-01", "show bgp summary json")
+    await lab_down(settings)                      # removes everything, even after a crash
+
+See :mod:`workers.lab.topology` (names), :mod:`workers.lab.paths` (files),
+:mod:`workers.lab.netns` (network safety). Names are imported lazily, so that
+``lintas --help`` does not pay for the model's schemas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workers.lab.cmd import CommandError, LabError, PrerequisiteError, Tools, find_tools
+    from workers.lab.frr import DAEMONS, bgp_peers, vtysh, vtysh_json
+    from workers.lab.lab import (
+        DeviceFacts,
+        DeviceStatus,
+        DownReport,
+        lab_device_facts,
+        lab_down,
+        lab_facts,
+        lab_status,
+        lab_up,
+    )
+    from workers.lab.paths import LabPaths
+    from workers.lab.state import LabState, load_state
+    from workers.lab.topology import LabPlan, namespace_name, plan_lab
+
+_WHERE = {
+    "cmd": ("CommandError", "LabError", "PrerequisiteError", "Tools", "find_tools"),
+    "frr": ("DAEMONS", "bgp_peers", "vtysh", "vtysh_json"),
+    "lab": ("DeviceFacts", "DeviceStatus", "DownReport", "lab_device_facts", "lab_down", "lab_facts", "lab_status",
+            "lab_up"),
+    "paths": ("LabPaths",),
+    "state": ("LabState", "load_state"),
+    "topology": ("LabPlan", "namespace_name", "plan_lab"),
+}
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = [
+    "CommandError",
+    "DAEMONS",
+    "DeviceFacts",
+    "DeviceStatus",
+    "DownReport",
+    "LabError",
+    "LabPaths",
+    "LabPlan",
+    "LabState",
+    "PrerequisiteError",
+    "Tools",
+    "bgp_peers",
+    "find_tools",
+    "lab_device_facts",
+    "lab_down",
+    "lab_facts",
+    "lab_status",
+    "lab_up",
+    "load_state",
+    "namespace_name",
+    "plan_lab",
+    "vtysh",
+    "vtysh_json",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workers.lab' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"workers.lab.{module}"), name)

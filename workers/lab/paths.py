@@ -1,0 +1,96 @@
+"""Where the lab keeps its files.
+
+``$LINTAS_HOME/lab/`` (0700, root) holds what is the lab's own::
+
+    state.json                      what `lab up` built (read by status, down, the driver)
+    keys/id_ed25519{,.pub}          the lab key pair: root's key on every lab switch
+    keys/known_hosts                every switch's host key, by mgmt address and name
+    <device>/ssh_host_ed25519_key   the switch's SSH host key (+ .pub)
+    <device>/sshd_config            its sshd, listening on the mgmt address only
+    <device>/authorized_keys        the lab public key
+    <device>/sshd.pid, sshd.log
+
+``/run/lintas-lab/lx-<device>/`` holds what the switch's FRR reads and writes. It is
+outside ``$LINTAS_HOME`` because FRR drops privileges to user ``frr``, which cannot
+enter ``/root``, and because unix socket paths must stay under 108 bytes. Every
+process of a switch (FRR daemons, sshd and so every SSH session) runs in the switch's
+network namespace, its own UTS namespace (hostname = device name) and a mount
+namespace where these directories are bind-mounted over the usual FRR paths, so a
+switch looks like any Linux + FRR box from inside::
+
+    etc/   -> /etc/frr      frr.conf, vtysh.conf, daemons
+    run/   -> /run/frr      vty sockets, zserv.api, bfdd.sock, pid files
+    log/   -> /var/log/frr  frr.log
+
+``/run/lintas-lab/owner.json`` names the ``LINTAS_HOME`` whose lab is up: there is one
+lab per machine (namespace names and the management subnet are machine-wide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.lab.topology import namespace_name
+
+RUN_ROOT = Path("/run/lintas-lab")
+DEVICE_FRR_ETC = "/etc/frr"
+DEVICE_FRR_RUN = "/run/frr"
+DEVICE_FRR_LOG = "/var/log/frr"
+
+
+@dataclass(frozen=True, slots=True)
+class LabPaths:
+    home: Path
+    run_root: Path = RUN_ROOT
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.home / "lab"
+
+    @property
+    def state_file(self) -> Path:
+        return self.lab_dir / "state.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.lab_dir / "keys"
+
+    @property
+    def key(self) -> Path:
+        return self.keys_dir / "id_ed25519"
+
+    @property
+    def pubkey(self) -> Path:
+        return self.keys_dir / "id_ed25519.pub"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.keys_dir / "known_hosts"
+
+    @property
+    def owner_file(self) -> Path:
+        return self.run_root / "owner.json"
+
+    def device_dir(self, device: str) -> Path:
+        return self.lab_dir / device
+
+    def run_dir(self, device: str) -> Path:
+        return self.run_root / namespace_name(device)
+
+    def frr_etc(self, device: str) -> Path:
+        return self.run_dir(device) / "etc"
+
+    def frr_run(self, device: str) -> Path:
+        return self.run_dir(device) / "run"
+
+    def frr_log(self, device: str) -> Path:
+        return self.run_dir(device) / "log"
+
+    def binds(self, device: str) -> list[tuple[str, str]]:
+        """(host path, device path) bind mounts of a switch's mount namespace."""
+        return [
+            (str(self.frr_etc(device)), DEVICE_FRR_ETC),
+            (str(self.frr_run(device)), DEVICE_FRR_RUN),
+            (str(self.frr_log(device)), DEVICE_FRR_LOG),
+        ]

@@ -1,0 +1,226 @@
+"""The lab's plan, computed from an infra model: pure, no system calls.
+
+Naming scheme (every name the lab creates starts with ``lx``, a prefix reserved for it):
+
+* network namespace of a switch or host: ``lx-<name>`` (``lx-leaf-01``);
+* inside a switch namespace, the modelled port names (``swp51``) and ``eth0`` for
+  management, exactly as on a Linux switch: veth pairs are created directly inside
+  their namespaces, so these names never exist in the root namespace;
+* root namespace: the management bridge ``lxmgmt0`` (the management gateway address,
+  ``10.255.0.1/24`` in the template) and one veth per switch, ``lxm-<name>`` when that
+  fits the kernel's 15 characters, else ``lxm`` + 12 hex digits of SHA-1(name);
+* runtime directory of a switch: ``/run/lintas-lab/lx-<name>/`` (see :mod:`workers.lab.paths`).
+
+Hypervisor hosts get a namespace ``lx-<host>`` holding only their uplink NIC (modelled
+``uplink.nic``, MTU ``uplink.mtu``), the other end of a veth whose leaf end is the
+modelled leaf port, so the leaf's host ports exist for the deploy. Their addresses,
+OVS, libvirt and management are issue 6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from workers.lab.cmd import LabError
+from workers.model.model import InfraModel
+from workers.render.linux_schema import LINUX_MGMT_IF
+
+PREFIX = "lx"
+NS_PREFIX = PREFIX + "-"
+MGMT_BRIDGE = PREFIX + "mgmt0"
+MGMT_BRIDGE_MAC = "02:6c:78:00:00:01"  # locally administered, fixed ("lx")
+MGMT_VETH_PREFIX = PREFIX + "m"
+MGMT_IF = LINUX_MGMT_IF  # "eth0", what the renderer's linux.json calls the management port
+IFNAMSIZ = 15
+SSH_PORT = 22
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
+
+
+def namespace_name(node: str) -> str:
+    """``lx-<node>``: the network namespace of a switch or host."""
+    if not _NAME.fullmatch(node):
+        raise LabError(f"cannot name a namespace after {node!r}")
+    return NS_PREFIX + node
+
+
+def mgmt_veth_name(node: str) -> str:
+    """Root-namespace end of a switch's management veth (at most 15 characters)."""
+    short = f"{MGMT_VETH_PREFIX}-{node}"
+    if len(short) <= IFNAMSIZ and _IFNAME.fullmatch(short):
+        return short
+    return MGMT_VETH_PREFIX + hashlib.sha1(node.encode()).hexdigest()[:12]
+
+
+def is_lab_namespace(name: str) -> bool:
+    return name.startswith(NS_PREFIX)
+
+
+def is_lab_root_link(name: str) -> bool:
+    return name == MGMT_BRIDGE or name.startswith(MGMT_VETH_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    namespace: str
+    ifname: str
+    address: str | None  # "10.250.16.22/31" or None
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class VethPair:
+    kind: Literal["fabric", "host"]
+    a: End
+    b: End
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchPlan:
+    name: str
+    role: str
+    namespace: str
+    mgmt_ip: str  # "10.255.0.21/24"
+    mgmt_veth: str  # root-namespace end, e.g. "lxm-leaf-01"
+
+    @property
+    def mgmt_address(self) -> str:
+        return self.mgmt_ip.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    name: str
+    namespace: str
+    nic: str
+    leaf: str
+    leaf_port: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabPlan:
+    switches: tuple[SwitchPlan, ...]
+    hosts: tuple[HostPlan, ...]
+    links: tuple[VethPair, ...]
+    mgmt_subnet: str  # "10.255.0.0/24"
+    mgmt_gateway: str  # "10.255.0.1/24", on the root-namespace bridge
+    bridge: str = MGMT_BRIDGE
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (name, reason)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [s.namespace for s in self.switches] + [h.namespace for h in self.hosts]
+
+    def switch(self, name: str) -> SwitchPlan:
+        for s in self.switches:
+            if s.name == name:
+                return s
+        raise LabError(f"{name!r} is not a switch of this lab")
+
+    def fingerprint(self, namespace: str) -> str:
+        """Changes when anything the plan builds in ``namespace`` changes (ports, addresses, management)."""
+        parts = [self.mgmt_subnet, self.mgmt_gateway]
+        parts += [f"{s.name}|{s.mgmt_ip}|{s.mgmt_veth}" for s in self.switches if s.namespace == namespace]
+        parts += [f"{h.name}|{h.nic}" for h in self.hosts if h.namespace == namespace]
+        for p in self.links:
+            for mine, other in ((p.a, p.b), (p.b, p.a)):
+                if mine.namespace == namespace:
+                    parts.append(f"{mine.ifname}|{mine.address}|{mine.mtu}|{other.namespace}|{other.ifname}")
+        return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
+
+    def ends_in(self, namespace: str) -> list[End]:
+        """Every veth end the plan puts in ``namespace`` (fabric and host ports, not eth0)."""
+        return [e for p in self.links for e in (p.a, p.b) if e.namespace == namespace]
+
+
+def _check_ifname(name: str, where: str) -> str:
+    if not _IFNAME.fullmatch(name):
+        raise LabError(f"{where}: {name!r} is not a valid Linux interface name (1-{IFNAMSIZ} characters)")
+    if name in (MGMT_IF, "lo"):
+        raise LabError(f"{where}: port name {name!r} is reserved by the lab")
+    return name
+
+
+def plan_lab(model: InfraModel) -> LabPlan:
+    """The lab for ``model``: FRR switches, their fabric links, management, host uplinks.
+
+    Switches of another platform (EOS) cannot run here; they and their links are left
+    out and listed in ``skipped``.
+    """
+    mgmt = model.fabric.management
+    subnet = mgmt.subnet
+    used = {d.mgmt_ip.ip for d in model.devices.values()}
+    gateway = mgmt.gateway if mgmt.gateway is not None else next((h for h in subnet.hosts() if h not in used), None)
+    if gateway is None:
+        raise LabError(f"no free address for the lab's management gateway in {subnet}")
+    if gateway in used:
+        raise LabError(f"the management gateway {gateway} is also a switch's mgmt_ip")
+    skipped: list[tuple[str, str]] = []
+    switches: list[SwitchPlan] = []
+    seen_veth: dict[str, str] = {}
+    for d in sorted(model.devices.values(), key=lambda d: d.name):
+        if d.platform != "frr":
+            skipped.append((d.name, f"platform {d.platform} cannot run in the lab (FRR switches only)"))
+            continue
+        if d.mgmt_ip.ip not in subnet:
+            raise LabError(f"{d.name}: mgmt_ip {d.mgmt_ip} is outside the management subnet {subnet}")
+        veth = mgmt_veth_name(d.name)
+        if veth in seen_veth:
+            raise LabError(f"{d.name} and {seen_veth[veth]} map to the same interface name {veth}")
+        seen_veth[veth] = d.name
+        ip = ipaddress.ip_interface(f"{d.mgmt_ip.ip}/{subnet.prefixlen}")
+        switches.append(SwitchPlan(d.name, d.role, namespace_name(d.name), str(ip), veth))
+    in_lab = {s.name for s in switches}
+    links: list[VethPair] = []
+    for link in model.links:
+        if link.spine.device not in in_lab or link.leaf.device not in in_lab:
+            continue
+        a, b = link.spine, link.leaf
+        links.append(
+            VethPair(
+                "fabric",
+                End(namespace_name(a.device), _check_ifname(a.port, a.device), str(a.ip), link.mtu),
+                End(namespace_name(b.device), _check_ifname(b.port, b.device), str(b.ip), link.mtu),
+                link.key,
+            )
+        )
+    hosts: list[HostPlan] = []
+    for h in sorted(model.hosts.values(), key=lambda h: h.name):
+        if h.uplink.leaf not in in_lab:
+            skipped.append((h.name, f"its leaf {h.uplink.leaf} is not in the lab"))
+            continue
+        ns = namespace_name(h.name)
+        port = _check_ifname(h.uplink.port, h.uplink.leaf)
+        nic = _check_ifname(h.uplink.nic, h.name)
+        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port))
+        links.append(
+            VethPair(
+                "host",
+                End(namespace_name(h.uplink.leaf), port, None, model.fabric.mtu),
+                End(ns, nic, None, h.uplink.mtu),
+                f"{h.uplink.leaf}:{port}--{h.name}:{nic}",
+            )
+        )
+    names = Counter([s.namespace for s in switches] + [h.namespace for h in hosts])
+    dup = {n for n, k in names.items() if k > 1}
+    if dup:
+        raise LabError(f"switches and hosts share names: {', '.join(sorted(dup))}")
+    ends = Counter((e.namespace, e.ifname) for p in links for e in (p.a, p.b))
+    clash = {f"{ns}:{i}" for (ns, i), k in ends.items() if k > 1}
+    if clash:
+        raise LabError(f"ports used by more than one link: {', '.join(sorted(clash))}")
+    return LabPlan(
+        switches=tuple(switches),
+        hosts=tuple(hosts),
+        links=tuple(links),
+        mgmt_subnet=str(subnet),
+        mgmt_gateway=f"{gateway}/{subnet.prefixlen}",
+        skipped=tuple(skipped),
+    )
