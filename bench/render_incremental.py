@@ -21,6 +21,7 @@ from bench.render_full import write_repo
 from engine.artifacts import content_id
 from workers.model import load_model
 from workers.model.cache import ModelCache
+from workers.model.gcpause import gc_paused, settle
 from workers.model.generate import generate_fabric
 from workers.render.env import Renderer
 from workers.render.plan import RenderIndex, make_plan
@@ -34,6 +35,7 @@ def main(leaves: int, hosts: int, instances: int, repeat: int) -> None:
         cache = ModelCache()
         old = load_model(d, cache=cache)
         texts = render_targets(old, old.targets, Renderer(d))
+        settle()  # as the render worker does after every job
         index = {t: {n: content_id(x.encode()) for n, x in a.items()} for t, a in texts.items()}
         blobs = {content_id(x.encode()): x.encode() for a in texts.values() for x in a.values()}
         victim = sorted(old.leaves, key=lambda dev: dev.name)[leaves // 2].name
@@ -45,6 +47,8 @@ def main(leaves: int, hosts: int, instances: int, repeat: int) -> None:
                      f"  gateway: 172.31.{i}.1/24\n  mtu: 9000\n  leaves: [{victim}]\n")
             (d / "fabric" / "tenants.yaml").write_text(tenants + extra)
             t0 = time.perf_counter()
+            pause = gc_paused()  # as the render stage runs a job
+            pause.__enter__()
             new = load_model(d, cache=cache)
             selected = select_targets(new, old_model=old, previous=index, changed_paths=["fabric/tenants.yaml"])
             out = render_targets(new, selected, Renderer(d))
@@ -57,6 +61,8 @@ def main(leaves: int, hosts: int, instances: int, repeat: int) -> None:
 
             plan = asyncio.run(make_plan(idx, index, against="previous", fetch=fetch, texts=out))
             timings.append(time.perf_counter() - t0)
+            pause.__exit__(None, None, None)
+            settle()
             affected_counts.append(len(selected))
             assert plan.by_status("changed") == [victim], plan.summary()
             old, index = new, idx.targets

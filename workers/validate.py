@@ -23,6 +23,7 @@ from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from workers.model import MODEL_FILES, InfraModel, load_model
 from workers.model.cache import ModelCache
+from workers.model.gcpause import gc_paused, settle
 
 YAML_GLOBS = ("**/*.yaml", "**/*.yml")
 MODEL_MARKER = "fabric/fabric.yaml"
@@ -85,8 +86,11 @@ class ValidateStage:
         return result_of(diags, summary)
 
     def _validate(self, root: Path) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
-        with self._cache_lock:
-            return validate_tree(root, self._settings.pipeline_file, self._cache)
+        with self._cache_lock, gc_paused():
+            try:
+                return validate_tree(root, self._settings.pipeline_file, self._cache)
+            finally:
+                settle()  # the cached model stays out of later collections
 
     def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
         diags, summary, _model = self._validate(root)

@@ -23,3 +23,11 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def settle() -> None:
+    """After a job in a long-running worker: move the survivors (the cached model, the
+    previous render index) to the permanent generation, so no later collection scans
+    them again. Reference counting still frees them when they are replaced; only objects
+    in reference cycles would stay, and models have none."""
+    gc.freeze()

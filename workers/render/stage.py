@@ -24,6 +24,7 @@ from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
 from workers.model import MODEL_FILES, InfraModel, load_model, load_model_texts
 from workers.model.cache import ModelCache
+from workers.model.gcpause import gc_paused, settle
 from workers.render.env import Renderer
 from workers.render.local import plan_local
 from workers.render.plan import Plan, RenderIndex, make_plan
@@ -41,6 +42,15 @@ class RenderStage:
         self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
 
     async def run(self, ctx: StageContext) -> StageResult:
+        # The job allocates a whole model; collections in the middle of it would rescan the
+        # large live heap. Keep the collector off for the job, then freeze the survivors.
+        with gc_paused():
+            try:
+                return await self._run(ctx)
+            finally:
+                settle()
+
+    async def _run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
         t0 = time.perf_counter()
         root = await asyncio.to_thread(ctx.checkout)
