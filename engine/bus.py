@@ -89,65 +89,22 @@ async def _ensure_kv(js: JetStreamContext, cfg: api.KeyValueConfig) -> KeyValue:
 
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
     lim = settings.streams
+    def stream(name: str, subject: str, **limits: object) -> api.StreamConfig:
+        return api.StreamConfig(name=name, subjects=[subject], storage=api.StorageType.FILE,
+                                num_replicas=lim.replicas, **limits)  # type: ignore[arg-type]
+
+    history = {"retention": api.RetentionPolicy.LIMITS, "discard": api.DiscardPolicy.OLD}
     streams = [
-        api.StreamConfig(
-            name=S.EVENTS_STREAM,
-            subjects=[S.EVENTS_ALL],
-            retention=api.RetentionPolicy.LIMITS,
-            max_age=lim.events_max_age_s,
-            duplicate_window=lim.events_duplicate_window_s,
-            discard=api.DiscardPolicy.OLD,
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
-        api.StreamConfig(
-            name=S.RESULTS_STREAM,
-            subjects=[S.RESULTS_ALL],
-            retention=api.RetentionPolicy.LIMITS,
-            max_age=lim.events_max_age_s,
-            duplicate_window=lim.events_duplicate_window_s,
-            discard=api.DiscardPolicy.OLD,
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
-        api.StreamConfig(
-            name=S.JOBS_STREAM,
-            subjects=[S.JOBS_ALL],
-            retention=api.RetentionPolicy.WORK_QUEUE,
-            duplicate_window=lim.events_duplicate_window_s,
-            max_bytes=lim.jobs_max_bytes,
-            discard=api.DiscardPolicy.NEW,  # never drop queued work silently: refuse new instead
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
-        api.StreamConfig(
-            name=S.LOGS_STREAM,
-            subjects=[S.LOGS_ALL],
-            retention=api.RetentionPolicy.LIMITS,
-            max_age=lim.logs_max_age_s,
-            max_bytes=lim.logs_max_bytes,
-            discard=api.DiscardPolicy.OLD,
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
-        api.StreamConfig(
-            name=S.DLQ_STREAM,
-            subjects=[S.DLQ_ALL],
-            retention=api.RetentionPolicy.LIMITS,
-            max_age=lim.dlq_max_age_s,
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
-        api.StreamConfig(
-            name=S.NOTIFY_STREAM,
-            subjects=[S.NOTIFY_ALL],
-            retention=api.RetentionPolicy.LIMITS,
-            max_age=lim.logs_max_age_s,
-            max_bytes=lim.logs_max_bytes,
-            discard=api.DiscardPolicy.OLD,
-            storage=api.StorageType.FILE,
-            num_replicas=lim.replicas,
-        ),
+        stream(S.EVENTS_STREAM, S.EVENTS_ALL, **history, max_age=lim.events_max_age_s,
+               duplicate_window=lim.events_duplicate_window_s),
+        stream(S.RESULTS_STREAM, S.RESULTS_ALL, **history, max_age=lim.events_max_age_s,
+               duplicate_window=lim.events_duplicate_window_s),
+        # never drop queued work silently: a full work queue refuses new jobs instead
+        stream(S.JOBS_STREAM, S.JOBS_ALL, retention=api.RetentionPolicy.WORK_QUEUE, discard=api.DiscardPolicy.NEW,
+               duplicate_window=lim.events_duplicate_window_s, max_bytes=lim.jobs_max_bytes),
+        stream(S.LOGS_STREAM, S.LOGS_ALL, **history, max_age=lim.logs_max_age_s, max_bytes=lim.logs_max_bytes),
+        stream(S.DLQ_STREAM, S.DLQ_ALL, retention=api.RetentionPolicy.LIMITS, max_age=lim.dlq_max_age_s),
+        stream(S.NOTIFY_STREAM, S.NOTIFY_ALL, **history, max_age=lim.logs_max_age_s, max_bytes=lim.logs_max_bytes),
     ]
     try:
         for cfg in streams:

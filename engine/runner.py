@@ -13,7 +13,6 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Literal
 
 import structlog
@@ -43,7 +42,7 @@ from engine.commands import (
     Tick,
 )
 from engine.decide import decide
-from engine.errors import ConflictError, NotStartedError
+from engine.errors import ConflictError
 from engine.events import (
     ControlEvent,
     JobDeadLettered,
@@ -52,6 +51,7 @@ from engine.events import (
     ingress_adapter,
     result_adapter,
 )
+from engine.lifecycle import Service
 from engine.notify import RunNotice
 from engine.resolver import PipelineResolver
 from engine.settings import Settings
@@ -67,7 +67,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Engine:
+class Engine(Service):
     def __init__(
         self,
         nc: Client,
@@ -130,18 +130,8 @@ class Engine:
         self._started = False
 
     async def wait(self) -> None:
-        if not self._started:
-            raise NotStartedError("Engine.wait() before start()")
+        self._require_started("wait")
         await asyncio.gather(*self._tasks)
-
-    async def __aenter__(self) -> Engine:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def recover(self) -> None:
         """Feed ``Recover`` to every non-terminal run: nothing is left running forever."""

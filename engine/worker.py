@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 
 import structlog
 from nats.aio.client import Client
@@ -29,10 +28,11 @@ from engine import subjects as S
 from engine.bus import Topology, worker_consumer_config
 from engine.diagnostics import Diagnostic
 from engine.disposition import classify
-from engine.errors import InputError, NotStartedError
+from engine.errors import InputError
 from engine.events import Job, JobFinished, JobStarted, StageFailure
 from engine.gitrepo import MirrorCache
 from engine.journal import Journal
+from engine.lifecycle import Service
 from engine.redact import Redactor
 from engine.runlog import RunLogger
 from engine.settings import Settings
@@ -45,7 +45,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class Worker:
+class Worker(Service):
     """``async with Worker(nc, topo, settings, stages) as w: await w.wait()``"""
 
     def __init__(
@@ -98,18 +98,8 @@ class Worker:
         self._started = False
 
     async def wait(self) -> None:
-        if not self._started:
-            raise NotStartedError("Worker.wait() before start()")
+        self._require_started("wait")
         await asyncio.gather(*self._loops)
-
-    async def __aenter__(self) -> Worker:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ loops
     async def _pull_loop(self, kind: str, sub: object) -> None:
