@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, NotFoundError
@@ -45,10 +45,14 @@ async def connect(settings: Settings, url: str, *, name: str, reconnect: bool = 
     if not reconnect:
         opts["error_cb"] = _quiet
         opts["disconnected_cb"] = _quiet_none
+    nc = Client()
     try:
-        return await nats.connect(**opts)  # type: ignore[arg-type]
+        await nc.connect(**opts)  # type: ignore[arg-type]
     except Exception as exc:  # nats raises several unrelated types here
+        with contextlib.suppress(Exception):
+            await nc.close()  # a failed handshake (e.g. bad credentials) leaves the socket open
         raise BusError(f"cannot connect to NATS at {url}: {type(exc).__name__}: {exc}") from exc
+    return nc
 
 
 async def _quiet(_exc: Exception) -> None:
