@@ -160,7 +160,8 @@ class MirrorCache:
             raise RepoAccessError(
                 [Diagnostic(file=url, message=f"cannot check out {sha[:12]}: {str(exc.stderr).strip()[:500]}")]
             ) from exc
-        head = git.Repo(dest).head.commit.hexsha
+        with git.Repo(dest) as tree:
+            head = tree.head.commit.hexsha
         if head != sha:
             raise RepoAccessError([Diagnostic(file=url, message=f"work tree is at {head}, expected {sha}")])
         return dest

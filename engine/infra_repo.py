@@ -52,7 +52,7 @@ def init_infra_repo(directory: Path, home: Path, *, template: Path = TEMPLATE_DI
         raise ConfigError(f"{bare} or {directory} already exists")
     if not template.is_dir():
         raise ConfigError(f"template {template} not found")
-    git.Repo.init(bare, bare=True, initial_branch="main")
+    git.Repo.init(bare, bare=True, initial_branch="main").close()
     install_hook(bare, directory.name, home)
     work = git.Repo.clone_from(str(bare), str(directory))
     shutil.copytree(template, directory, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
@@ -65,4 +65,5 @@ def init_infra_repo(directory: Path, home: Path, *, template: Path = TEMPLATE_DI
     work.index.commit("Initial infrastructure model from the Lintas template")
     work.git.push("origin", "main")
     work.git.branch("--set-upstream-to=origin/main", "main")
+    work.close()  # ends gitpython's persistent cat-file processes
     return bare, directory

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -45,6 +45,7 @@ from engine.decide import decide
 from engine.errors import ConflictError
 from engine.events import (
     ControlEvent,
+    Job,
     JobDeadLettered,
     LogLine,
     PushEvent,
@@ -205,12 +206,8 @@ class Engine(Service):
     async def _on_advisory(self, msg: Msg) -> None:
         """JetStream gave up on a job without a worker reporting it (worker died on the last try)."""
         try:
-            import json
-
             adv = json.loads(msg.data)
             raw = await self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"]))
-            from engine.events import Job
-
             job = Job.model_validate_json(raw.data or b"")
             await self._topo.js.publish(S.dlq(job.kind), raw.data or b"", headers={Header.MSG_ID: f"{job.job_id}:dlq"})
             with contextlib.suppress(Exception):
@@ -234,7 +231,8 @@ class Engine(Service):
             await self._emit_log(ev.run_id, f"retry by {ev.actor} ignored: run is {old.state}", "warning")
             return
         push = PushEvent(
-            event_id=f"retry:{old.run_id}:{uuid.uuid4().hex[:12]}", occurred_at=self._clock(), repo=old.repo,
+            # derived from the control event: a redelivered retry request gives the same run
+            event_id=f"retry:{old.run_id}:{ev.event_id}", occurred_at=self._clock(), repo=old.repo,
             url=old.url, ref=old.ref, before=old.before, sha=old.sha, author=ev.actor, message=old.message,
             source="retry", retry_of=old.run_id,
         )

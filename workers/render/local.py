@@ -37,7 +37,8 @@ def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dic
 def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]], str]:
     import git
 
-    sha = git.Repo(root, search_parent_directories=False).commit(ref).hexsha
+    with git.Repo(root, search_parent_directories=False) as repo:
+        sha = repo.commit(ref).hexsha
     with tempfile.TemporaryDirectory(prefix="lintas-plan-") as tmp:
         tree = MirrorCache(Path(tmp) / "cache").checkout(str(root), sha, Path(tmp) / "tree")
         index, texts = _render_tree(tree, cache)
