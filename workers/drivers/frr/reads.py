@@ -1,0 +1,168 @@
+"""The read side of the driver: napalm getters, EVPN getters, ``cli``, ``get_config``.
+
+A mixin of :class:`~workers.drivers.frr.driver.FrrDriver`, kept apart so that each module
+stays small; it needs only ``self._run`` (one SSH exec) and ``self._candidate``. Each
+getter is one SSH exec whose sections are split by ``@@name`` markers; parsing lives in
+:mod:`workers.drivers.frr.getters`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from workers.drivers.frr import getters
+from workers.drivers.frr.candidate import Candidate, mask_secrets
+from workers.drivers.frr.errors import FrrCommandError
+from workers.drivers.frr.remote import mark, parse_sections
+from workers.drivers.frr.ssh import Result
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def _json(text: str, default: Any) -> Any:
+    text = text.strip()
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return default
+
+
+def _vtysh(command: str) -> str:
+    return "vtysh -c " + shlex.quote(command)
+
+
+class ReadsMixin:
+    _candidate: Candidate | None
+    _run: Callable[..., Result]
+    revert_dir: str
+
+    def _sections(self, parts: list[tuple[str, str]], what: str) -> dict[str, str]:
+        script = "\n".join(f"{mark(name)}\n{cmd}" for name, cmd in parts) + f"\n{mark('end')}\n"
+        res = self._run(script, what=what)
+        sections = parse_sections(res.stdout)
+        if "end" not in sections:
+            raise FrrCommandError(f"{what}: incomplete answer from the device: {res.stderr.strip()[-300:]}")
+        return sections
+
+    # -- napalm getters -------------------------------------------------------------------
+
+    def get_facts(self) -> dict[str, Any]:
+        s = self._sections([
+            ("host", "uname -n; hostname -f 2>/dev/null || uname -n; uname -r; cat /proc/uptime"),
+            ("version", _vtysh("show version")),
+            ("serial", "cat /sys/class/dmi/id/product_serial 2>/dev/null || true"),
+            ("links", "ip -j link show"),
+        ], "get_facts")
+        host = s["host"].splitlines() + ["", "", "", ""]
+        return getters.facts(hostname=host[0].strip(), fqdn=host[1].strip(), kernel=host[2].strip(),
+                             uptime_text=host[3], version_text=s["version"], links=_json(s["links"], []),
+                             serial=s.get("serial", "").strip())
+
+    def get_interfaces(self) -> dict[str, dict[str, Any]]:
+        s = self._sections([
+            ("links", "ip -j link show"),
+            ("speed", "for f in /sys/class/net/*/speed; do n=${f%/speed}; "
+                      "printf '%s %s\\n' \"${n##*/}\" \"$(cat \"$f\" 2>/dev/null)\"; done"),
+        ], "get_interfaces")
+        speeds: dict[str, int] = {}
+        for line in s["speed"].splitlines():
+            name, _, value = line.partition(" ")
+            if value.strip().lstrip("-").isdigit():
+                speeds[name] = int(value)
+        return getters.interfaces(_json(s["links"], []), speeds)
+
+    def get_interfaces_ip(self) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+        s = self._sections([("addrs", "ip -j addr show")], "get_interfaces_ip")
+        return getters.interfaces_ip(_json(s["addrs"], []))
+
+    def get_bgp_neighbors(self) -> dict[str, dict[str, Any]]:
+        s = self._sections([("n", _vtysh("show bgp vrf all neighbors json")),
+                            ("s", _vtysh("show bgp vrf all summary json"))], "get_bgp_neighbors")
+        return getters.bgp_neighbors(_json(s["n"], {}), _json(s["s"], {}))
+
+    def cli(self, commands: list[str], encoding: str = "text") -> dict[str, str | dict[str, Any]]:
+        """FRR exec commands through vtysh; ``encoding="json"`` parses each answer."""
+        if encoding not in ("text", "json"):
+            raise ValueError("encoding must be 'text' or 'json'")
+        parts = [(f"c{i}", _vtysh(c)) for i, c in enumerate(commands)]
+        s = self._sections(parts, "cli") if parts else {}
+        out: dict[str, str | dict[str, Any]] = {}
+        for i, c in enumerate(commands):
+            text = s.get(f"c{i}", "")
+            out[c] = _json(text, {}) if encoding == "json" else text
+        return out
+
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False,
+                   format: str = "text") -> dict[str, str]:
+        if format != "text":
+            raise NotImplementedError("the frr driver returns configurations as text only")
+        out = {"running": "", "startup": "", "candidate": ""}
+        parts: list[tuple[str, str]] = []
+        if retrieve in ("all", "running"):
+            parts += [("running", _vtysh("show running-config")),
+                      ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
+                      ("links", "ip -j -d link show"), ("addrs", "ip -j addr show")]
+        if retrieve in ("all", "startup"):
+            parts.append(("startup", "cat /etc/frr/frr.conf"))
+        if parts:
+            s = self._sections(parts, "get_config")
+            if "running" in s:
+                out["running"] = s["running"].strip() + "\n" + _linux_summary(s)
+            out["startup"] = s.get("startup", "")
+        if retrieve in ("all", "candidate") and self._candidate is not None:
+            out["candidate"] = self._candidate.masked_text()
+        if sanitized:
+            out = {k: mask_secrets(v) for k, v in out.items()}
+        return out
+
+    # -- EVPN getters (not in napalm's base) ------------------------------------------------
+
+    def get_evpn_peers(self) -> dict[str, dict[str, Any]]:
+        """L2VPN EVPN sessions: ``{peer: {"state", "is_up", "remote_as", "prefixes_received", ...}}``."""
+        s = self._sections([("s", _vtysh("show bgp vrf all summary json"))], "get_evpn_peers")
+        return getters.evpn_peers(_json(s["s"], {}))
+
+    def get_evpn_vnis(self) -> dict[int, dict[str, Any]]:
+        """``{vni: {"type": "L2"|"L3", "bridge", "vlan", "remote_vteps": [sorted], ...}}``."""
+        s = self._sections([("v", _vtysh("show evpn vni json")), ("d", _vtysh("show evpn vni detail json")),
+                            ("links", "ip -j -d link show"), ("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
+                            ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null")],
+                           "get_evpn_vnis")
+        links = getters.with_pvids(_json(s["links"], []), _json(s["vlans"], []))
+        applied = _json(s["applied"], {})
+        modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
+        return getters.evpn_vnis(_json(s["v"], {}), _json(s["d"], []), links, modelled)
+
+    def get_evpn_macs(self, vni: int) -> dict[str, dict[str, Any]]:
+        """``{mac: {"type": "local"|"remote", "interface", "remote_vtep", "vlan"}}`` of one VNI."""
+        s = self._sections([("m", _vtysh(f"show evpn mac vni {int(vni)} json"))], "get_evpn_macs")
+        return getters.evpn_macs(_json(s["m"], {}))
+
+
+def _linux_summary(s: dict[str, str]) -> str:
+    """The managed Linux side, as ``!`` comment lines after FRR's running config."""
+    applied = _json(s.get("applied", ""), None)
+    if not isinstance(applied, dict):
+        return "! linux: no commit by the lintas frr driver on this device\n"
+    links = {str(e.get("ifname")): e for e in _json(s.get("links", ""), [])}
+    addrs = getters.interfaces_ip(_json(s.get("addrs", ""), []))
+    lines = [f"! linux: kernel mode {applied.get('mode')}, checkpoint {applied.get('checkpoint')}"]
+    for name in applied.get("links", {}):
+        e = links.get(name)
+        if e is None:
+            lines.append(f"! linux: {name} missing")
+            continue
+        kind = (e.get("linkinfo") or {}).get("info_kind", "port")
+        ips = sorted(ip + "/" + str(v["prefix_length"]) for fam in addrs.get(name, {}).values() for ip, v in fam.items()
+                     if not ip.startswith(("fe80", "127.", "::1")))
+        lines.append(f"! linux: {name} {kind} mtu {e.get('mtu')} {'up' if 'UP' in e.get('flags', []) else 'down'}"
+                     f" master {e.get('master', '-')} mac {e.get('address', '-')}"
+                     + (f" addresses {','.join(ips)}" if ips else ""))
+    for text in applied.get("unsupported", []):
+        lines.append(f"! linux: unsupported_on_this_kernel: {text}")
+    return "\n".join(lines) + "\n"
