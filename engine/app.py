@@ -138,7 +138,7 @@ async def stack(
 
                 host, _, port = settings.api_addr.rpartition(":")
                 ensure_port_free(host or "127.0.0.1", int(port), "status API", "set LINTAS_API_ADDR")
-                api_server = server(create_app(nc, topo), settings.api_addr)
+                api_server = server(create_app(nc, topo, settings, redactor=redactor_for(settings)), settings.api_addr)
                 api_task = asyncio.create_task(api_server.serve())
             yield st
         finally:

@@ -38,6 +38,7 @@ JOURNAL_BUCKET = "lintas_journal"  # per-job execution journal (idempotency)
 LOCKS_BUCKET = "lintas_locks"  # leases: target locks, engine leadership
 TARGETS_BUCKET = "lintas_targets"  # last deployed state per device / host
 ARTIFACTS_STORE = "lintas_artifacts"  # rendered configs, plans, reports (by content hash)
+WEBHOOK_DELIVERIES_BUCKET = "lintas_webhook_deliveries"  # webhook delivery ids (replay protection, TTL)
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

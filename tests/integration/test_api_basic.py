@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.app import stack
 from engine.natsd import free_port
@@ -12,7 +13,10 @@ from engine.settings import Settings
 from tests.integration.helpers import commit, make_repo, push, run_id_of, wait_run
 
 
-async def test_api_serves_runs_health_and_readiness(tmp_path: Path, settings: Settings) -> None:
+async def test_api_serves_runs_health_and_readiness(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINTAS_API_ANONYMOUS_READ", "true")  # reads without a token (tests/api covers auth)
     settings = settings.model_copy(update={"api_addr": f"127.0.0.1:{free_port()}"})
     repo = make_repo(tmp_path, settings)
     async with stack(settings, api=True) as st:

@@ -1,0 +1,41 @@
+"""What every route needs, injected through ``app.state`` (no globals)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from nats.aio.client import Client
+
+from engine.api.dedup import DeliveryLedger
+from engine.api.index import RunIndex
+from engine.api.settings import ApiSettings, TokenEntry
+from engine.bus import Topology
+from engine.redact import Redactor
+from engine.repos import RepoRegistry
+
+
+class ApiContext:
+    def __init__(self, nc: Client, topo: Topology, api: ApiSettings, redactor: Redactor | None = None) -> None:
+        self.nc = nc
+        self.topo = topo
+        self.api = api
+        self.tokens: list[TokenEntry] = api.all_tokens()
+        self.registry = RepoRegistry(api.home)
+        self.index = RunIndex(topo.runs)
+        self.deliveries = DeliveryLedger(topo.js, api.webhook_dedup_ttl_s)
+        self.redact = redactor or Redactor()
+
+    async def start(self) -> None:
+        await self.index.start()
+
+    async def stop(self) -> None:
+        await self.index.stop()
+
+
+def _ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.lintas
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_ctx)]
