@@ -203,3 +203,37 @@ def evpn_macs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "vlan": m.get("vlan"),
         }
     return out
+
+
+_PING_SENT = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+_PING_RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+_PING_REPLY = re.compile(r"bytes from ([0-9a-fA-F.:]*[0-9a-fA-F]):? .*time=([\d.]+) ms")
+
+
+def ping_result(output: str, returncode: int) -> dict[str, Any]:
+    """iputils ``ping`` output -> napalm's ``PingResultDict`` (``{"success": ...}`` or ``{"error": ...}``)."""
+    sent = _PING_SENT.search(output)
+    if sent is None:
+        last = output.strip().splitlines()[-1:] or [f"ping exited {returncode}"]
+        return {"error": last[0][:300]}
+    probes, received = int(sent.group(1)), int(sent.group(2))
+    rtt = _PING_RTT.search(output)
+    lo, avg, hi, dev = (float(x) for x in rtt.groups()) if rtt else (0.0, 0.0, 0.0, 0.0)
+    replies = [{"ip_address": m.group(1), "rtt": float(m.group(2))} for m in _PING_REPLY.finditer(output)]
+    return {"success": {"probes_sent": probes, "packet_loss": probes - received, "rtt_min": lo, "rtt_max": hi,
+                        "rtt_avg": avg, "rtt_stddev": dev, "results": replies}}
+
+
+def ipv4_routes(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``show ip route json`` -> ``{prefix: {"protocol", "selected", "installed", "nexthops": [ip, ...]}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for prefix, entries in table.items():
+        if not isinstance(entries, list):
+            continue
+        best = next((e for e in entries if isinstance(e, dict) and e.get("selected")), None)
+        entry = best or next((e for e in entries if isinstance(e, dict)), {})
+        hops = [str(h.get("ip") or h.get("interfaceName") or "") for h in entry.get("nexthops", [])
+                if isinstance(h, dict) and (h.get("active") or h.get("fib"))]
+        out[prefix] = {"protocol": str(entry.get("protocol", "")), "selected": bool(entry.get("selected")),
+                       "installed": bool(entry.get("installed")), "nexthops": sorted(h for h in hops if h)}
+    return out

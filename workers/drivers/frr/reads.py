@@ -9,6 +9,7 @@ getter is one SSH exec whose sections are split by ``@@name`` markers; parsing l
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,9 @@ from workers.drivers.frr.ssh import Result
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+_SAFE_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,63}")
 
 
 def _json(text: str, default: Any) -> Any:
@@ -119,6 +123,41 @@ class ReadsMixin:
         if sanitized:
             out = {k: mask_secrets(v) for k, v in out.items()}
         return out
+
+    def ping(self, destination: str, source: str = "", ttl: int = 255, timeout: int = 2, size: int = 100,
+             count: int = 5, vrf: str = "", source_interface: str = "") -> dict[str, Any]:
+        """napalm ``ping``, run on the switch with iputils ``ping``."""
+        return self._ping(destination, source or source_interface, ttl=ttl, timeout=timeout, size=size,
+                          count=count, vrf=vrf, df=False)
+
+    def ping_df(self, destination: str, source: str = "", size: int = 100, count: int = 3,
+                timeout: int = 2) -> dict[str, Any]:
+        """A ping with the don't-fragment bit (``-M do``): ``size`` is the ICMP payload, so a full
+        ``mtu`` probe is ``size = mtu - 28``. Fails when any hop's MTU is smaller."""
+        return self._ping(destination, source, ttl=255, timeout=timeout, size=size, count=count, vrf="", df=True)
+
+    def _ping(self, destination: str, source: str, *, ttl: int, timeout: int, size: int, count: int,
+              vrf: str, df: bool) -> dict[str, Any]:
+        for what, value in (("destination", destination), ("source", source), ("vrf", vrf)):
+            if value and not _SAFE_ARG.fullmatch(value):
+                raise ValueError(f"ping {what} {value!r}: not an address or interface name")
+        argv = ["ping", "-n", "-c", str(int(count)), "-W", str(int(timeout)), "-s", str(int(size)),
+                "-t", str(int(ttl)), "-i", "0.2"]
+        if source:
+            argv += ["-I", source]
+        if df:
+            argv += ["-M", "do"]
+        argv.append(destination)
+        command = " ".join(argv)
+        if vrf:
+            command = f"ip vrf exec {vrf} {command}"
+        res = self._run(command + " 2>&1", timeout=float(count * (timeout + 1) + 10), what="ping")
+        return getters.ping_result(res.stdout, res.returncode)
+
+    def get_ipv4_routes(self) -> dict[str, dict[str, Any]]:
+        """The default VRF's IPv4 RIB: ``{prefix: {"protocol", "selected", "installed", "nexthops"}}``."""
+        s = self._sections([("r", _vtysh("show ip route json"))], "get_ipv4_routes")
+        return getters.ipv4_routes(_json(s["r"], {}))
 
     # -- EVPN getters (not in napalm's base) ------------------------------------------------
 

@@ -132,13 +132,26 @@ def apply_script(d: str, ops: Iterable[Op], *, frr_file: str | None, frr_reload:
 
 
 def _frr_apply(frr_file: str, frr_reload: str) -> list[str]:
-    lines = [
-        f"""{q(frr_reload)} --reload {q(frr_file)} > "$dir/candidate/reload.log" 2>&1 || """
-        """{ echo "lintas-apply: FAILED: frr-reload.py --reload" >&2; """
-        """grep -v ' INFO: ' "$dir/candidate/reload.log" | tail -n 20 >&2; exit 4; }""",
+    return [
+        *_reload(frr_reload, frr_file, '"$dir/candidate/reload.log"',
+                 on_fail='echo "lintas-apply: FAILED: frr-reload.py --reload; still differs: $left" >&2; exit 4'),
         """vtysh -c 'write memory' > /dev/null || { echo "lintas-apply: FAILED: write memory" >&2; exit 4; }""",
     ]
-    return lines
+
+
+def _reload(frr_reload: str, conf: str, log: str, *, on_fail: str) -> list[str]:
+    """``frr-reload.py --reload``, tolerant of one FRR quirk: it exits 1 when it cannot remove a
+    whole ``interface lo`` block (FRR keeps that interface) although every line inside it was
+    removed. So on failure, ask ``--test`` what still differs: only bare interface contexts left
+    means the config is in place; anything else runs ``on_fail`` (with ``$left`` set)."""
+    r = q(frr_reload)
+    return [
+        f"""if ! {r} --reload {conf} > {log} 2>&1; then""",
+        f"""  left=$({r} --test {conf} 2>/dev/null | grep -v -e '^Lines To ' -e '^=*$' """
+        """-e '^interface [^ ]*$' -e '^exit$' -e '^ *$' | head -n 5)""",
+        f"""  if [ -n "$left" ]; then grep -v ' INFO: ' {log} | tail -n 20 >&2; {on_fail}; fi""",
+        "fi",
+    ]
 
 
 def restore_script(d: str, ops: Iterable[Op], *, checkpoint: str, frr_reload: str = FRR_RELOAD) -> str:
@@ -147,7 +160,9 @@ def restore_script(d: str, ops: Iterable[Op], *, checkpoint: str, frr_reload: st
     lines.append("""rc=0; try() { "$@" || { echo "lintas-restore: failed (continuing): $*" >&2; rc=1; }; }""")
     lines.append(f"echo 'lintas-restore: checkpoint {checkpoint}'")
     lines += shell_lines(ops, lambda cmd: f"try {cmd}")
-    lines.append(f"""try {q(frr_reload)} --reload "$dir/checkpoint/frr.conf" """.rstrip())
+    lines += _reload(frr_reload, '"$dir/checkpoint/frr.conf"', '"$dir/checkpoint/reload.log"',
+                     on_fail='echo "lintas-restore: failed (continuing): frr-reload.py --reload; still differs: '
+                             '$left" >&2; rc=1')
     lines.append("""try vtysh -c 'write memory' > /dev/null""")
     lines.append("""if [ -f "$dir/checkpoint/applied.json" ]; then try cp "$dir/checkpoint/applied.json" """
                  """"$dir/applied.json"; else rm -f "$dir/applied.json"; fi""")
