@@ -26,7 +26,7 @@ from bench.common import make_repo, noop_pipeline, report, summary_ms, workdir
 from engine import aio, logs
 from engine import subjects as S
 from engine.api.app import create_app, server
-from engine.api.settings import ApiSettings, TokenEntry, WebhookRepo
+from engine.api.settings import TokenEntry, WebhookRepo
 from engine.app import build_stages, stack
 from engine.natsd import free_port
 from engine.notify import RunNotice
@@ -60,16 +60,15 @@ async def main(n_runs: int, n_requests: int, n_hooks: int) -> None:
         settings = Settings(home=d / "home", nats_port=free_port(), log_level="warning")
         logs.configure("warning")
         RepoRegistry(settings.home).add(RepoEntry(name="infra", url=str(d / "infra.git")))
-        api = ApiSettings(
-            home=settings.home,
+        api = settings.model_copy(update=dict(
             api_tokens=[TokenEntry(name="bench", role="operator", sha256=hashlib.sha256(TOKEN.encode()).hexdigest())],
             webhooks={"infra": WebhookRepo(github="acme/infra", secret_ref="env:LINTAS_BENCH_HOOK_SECRET")},
-        )
+        ))
         async with stack(settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8) as st:
             t0 = time.perf_counter()
             await seed(RunStore(st.topo.runs), n_runs)
             seeded_s = time.perf_counter() - t0
-            app = create_app(st.nc, st.topo, settings, api)
+            app = create_app(st.nc, st.topo, api)
             addr = f"127.0.0.1:{free_port()}"
             srv = server(app, addr)
             task = asyncio.create_task(srv.serve())

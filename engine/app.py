@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-import uvicorn
 from nats.aio.client import Client
 
 from engine import registry
@@ -23,7 +22,7 @@ from engine.client import publish_push
 from engine.errors import ConfigError
 from engine.events import PushEvent
 from engine.gitrepo import MirrorCache
-from engine.natsd import EmbeddedNats, ensure_port_free
+from engine.natsd import EmbeddedNats
 from engine.redact import Redactor
 from engine.resolver import PipelineResolver
 from engine.runner import Engine
@@ -123,8 +122,6 @@ async def stack(
         engine = make_engine(nc, topo, settings)
         st = Stack(settings, url, nc, topo, engine, embedded=embedded)
         flusher: asyncio.Task[None] | None = None
-        api_task: asyncio.Task[None] | None = None
-        api_server: uvicorn.Server | None = None
         try:
             await engine.start()
             redact = redactor_for(settings)
@@ -133,20 +130,15 @@ async def stack(
                 await w.start()
                 st.workers.append(w)
             flusher = asyncio.create_task(spool_flusher(settings, topo))
-            if api:
-                from engine.api.app import create_app, server
+            async with contextlib.AsyncExitStack() as serving_api:
+                if api:
+                    from engine.api.app import serving
 
-                host, _, port = settings.api_addr.rpartition(":")
-                ensure_port_free(host or "127.0.0.1", int(port), "status API", "set LINTAS_API_ADDR")
-                api_server = server(create_app(nc, topo, settings, redactor=redactor_for(settings)), settings.api_addr)
-                api_task = asyncio.create_task(api_server.serve())
-            yield st
+                    await serving_api.enter_async_context(serving(nc, topo, settings, redact))
+                yield st
         finally:
             if flusher:
                 flusher.cancel()
-            if api_server is not None and api_task is not None:
-                api_server.should_exit = True
-                await asyncio.gather(api_task, return_exceptions=True)
             for w in st.workers:
                 await w.stop()
             await engine.stop()

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.api.settings import TokenEntry, WebhookRepo
+
 
 class StreamLimits(BaseModel):
     """JetStream sizing, explicit so `lintas up` is reproducible."""
@@ -22,6 +24,34 @@ class StreamLimits(BaseModel):
     logs_max_bytes: int = 1024**3
     dlq_max_age_s: float = 30 * 24 * 3600
     jobs_max_bytes: int = 256 * 1024**2
+
+
+class DeploySettings(BaseModel):
+    """How deploy, verify and rollback reach and change targets (``LINTAS_DEPLOY__*``).
+
+    Connection credentials are server-side: the repo's inventory may only name secrets
+    (``env:NAME`` with an allowed prefix, ``file:/path`` under an allowed directory), and
+    deploys connect only to management addresses inside ``allowed_networks``.
+    """
+
+    # device-side commit-confirm timer, counted from the end of the rollout: a device committed
+    # in an early wave gets this plus the health budget of every later wave
+    revert_in_s: int = Field(180, ge=10)
+    parallelism: int = Field(16, ge=1)  # devices changed at once within a wave
+    canary: int = Field(1, ge=0)  # leaves in the first wave (0: no canary wave)
+    batch_size: int = Field(0, ge=0)  # leaves per later wave (0: all the rest in one wave, `parallelism` at a time)
+    health_timeout_s: float = 60.0  # a wave's devices must be healthy within this
+    verify_timeout_s: float = 90.0  # verify: sessions Established / VNIs learnt within this
+    lease_ttl_s: float = 300.0  # per-device lease, renewed while a device is worked on
+    connect_timeout_s: int = 15
+    username: str | None = None  # overrides the inventory's username
+    key_file: Path | None = None  # SSH private key; default: the lab's key when a lab is up
+    known_hosts: Path | None = None  # default: the lab's known_hosts when a lab is up
+    use_lab: bool = True  # take key/known_hosts/username from `lintas lab up` under LINTAS_HOME
+    allowed_networks: list[str] = Field(default_factory=lambda: ["10.255.0.0/24"])
+    secret_env_prefixes: list[str] = Field(default_factory=lambda: ["FABRIC_", "LINTAS_SECRET_", "LINTAS_SSH_"])
+    secret_dirs: list[Path] = Field(default_factory=lambda: [Path("/etc/lintas")])
+    allow_deletions: bool = False  # hosts: undefine domains removed from the repo
 
 
 class Settings(BaseSettings):
@@ -44,6 +74,7 @@ class Settings(BaseSettings):
     nats_connect_timeout_s: float = 2.0
 
     streams: StreamLimits = StreamLimits()
+    deploy: DeploySettings = DeploySettings()
 
     # Jobs: delivery contract for every stage consumer.
     job_ack_wait_s: float = 30.0
@@ -57,7 +88,17 @@ class Settings(BaseSettings):
     pipeline_file: str = ".lintas/pipeline.yaml"
     default_pipeline: Path | None = None  # default: pipelines/default.yaml shipped with Lintas
 
+    # Status API and dashboard (`lintas up`, `lintas api`). Secrets are never held in clear:
+    # tokens are SHA-256 hashes (engine/api/settings.py), webhook secrets are env:/file: references.
     api_addr: str = "127.0.0.1:8700"
+    api_tokens: list[TokenEntry] = Field(default_factory=list)  # JSON list of {name, role, sha256}
+    api_tokens_file: Path | None = None  # more tokens: a JSON file of the same shape
+    api_anonymous_read: bool = False  # read endpoints without a token (writes always need one)
+    webhooks: dict[str, WebhookRepo] = Field(default_factory=dict)  # registered repo name -> matching + secret
+    webhooks_file: Path | None = None  # default: LINTAS_HOME/webhooks.json when it exists
+    webhook_dedup_ttl_s: float = 7 * 24 * 3600
+    webhook_max_body_bytes: int = 5 * 1024 * 1024
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -77,6 +118,11 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Where ``file:`` secret references may point, besides ``deploy.secret_dirs``."""
+        return self.home / "secrets"
 
     @property
     def run_dir(self) -> Path:

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # git: repos and hooks; gcc + pkg-config + libvirt-dev: build libvirt-python;
 # frr + frr-pythontools: FRR itself checks rendered configs (vtysh --dryrun, frr-reload.py).
 # openssh-server/-client, iproute2, iputils-ping, procps: the lab (netns switches reached over SSH).
+# chromium: the dashboard's browser test (driven by Playwright with executable_path, no browser download).
 APT_PACKAGES=(git ca-certificates python3-venv gcc pkg-config libvirt-dev frr frr-pythontools
-              openssh-server openssh-client iproute2 iputils-ping procps)
+              openssh-server openssh-client iproute2 iputils-ping procps chromium)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -3,6 +3,7 @@ topology and the settings are injected, never globals."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,25 +12,22 @@ from fastapi import FastAPI
 from nats.aio.client import Client
 
 from engine import __version__
-from engine.api import actions, ops, runs, webhooks
+from engine.api import actions, graph, ops, runs, ui, webhooks
 from engine.api.context import ApiContext
-from engine.api.settings import ApiSettings
 from engine.bus import Topology
+from engine.errors import ConfigError
+from engine.natsd import ensure_port_free
 from engine.redact import Redactor
 from engine.settings import Settings
 
-__all__ = ["ApiContext", "create_app", "server"]
+__all__ = ["ApiContext", "create_app", "server", "serving"]
 
 
 def create_app(
-    nc: Client, topo: Topology, settings: Settings | None = None, api: ApiSettings | None = None,
-    redactor: Redactor | None = None,
+    nc: Client, topo: Topology, settings: Settings | None = None, redactor: Redactor | None = None,
 ) -> FastAPI:
-    """``settings`` gives LINTAS_HOME (the repo registry); ``api`` the API's own settings.
-    Both default to the environment."""
-    if api is None:
-        api = ApiSettings() if settings is None else ApiSettings(home=settings.home)
-    ctx = ApiContext(nc, topo, api, redactor)
+    """``settings`` (default: the environment) gives LINTAS_HOME, tokens and webhooks."""
+    ctx = ApiContext(nc, topo, settings if settings is not None else Settings(), redactor)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,8 +41,10 @@ def create_app(
     app.state.lintas = ctx
     app.include_router(ops.router())
     app.include_router(runs.router())
+    app.include_router(graph.router())
     app.include_router(actions.router())
     app.include_router(webhooks.router())
+    app.include_router(ui.router())
     return app
 
 
@@ -54,3 +54,25 @@ def server(app: FastAPI, addr: str) -> uvicorn.Server:
     host, _, port = addr.rpartition(":")
     config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_level="warning", lifespan="on")
     return uvicorn.Server(config)
+
+
+@asynccontextmanager
+async def serving(
+    nc: Client, topo: Topology, settings: Settings, redactor: Redactor | None = None
+) -> AsyncIterator[uvicorn.Server]:
+    """The API and dashboard on ``settings.api_addr``, listening when this is entered and
+    stopped when it is left (used by `lintas up` and `lintas api`)."""
+    host, _, port = settings.api_addr.rpartition(":")
+    ensure_port_free(host or "127.0.0.1", int(port), "status API", "set LINTAS_API_ADDR")
+    srv = server(create_app(nc, topo, settings, redactor=redactor), settings.api_addr)
+    task = asyncio.create_task(srv.serve(), name="lintas-api")
+    try:
+        while not srv.started:
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                raise ConfigError(f"status API could not start on {settings.api_addr}: {exc!r}")
+            await asyncio.sleep(0.01)
+        yield srv
+    finally:
+        srv.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)

@@ -16,7 +16,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.api.settings import ApiSettings, Role, TokenEntry
+from engine.api.settings import Role, TokenEntry
+from engine.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="API token; roles viewer < operator < admin")
 
@@ -56,9 +57,9 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def dep(
         request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Principal:
-        api: ApiSettings = request.app.state.lintas.api
+        settings: Settings = request.app.state.lintas.settings
         if creds is None or not creds.credentials:
-            if role is Role.viewer and api.api_anonymous_read:
+            if role is Role.viewer and settings.api_anonymous_read:
                 return ANONYMOUS
             raise _unauthorized("missing bearer token")
         entry = match_token(creds.credentials, request.app.state.lintas.tokens)

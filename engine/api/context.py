@@ -9,21 +9,22 @@ from nats.aio.client import Client
 
 from engine.api.dedup import DeliveryLedger
 from engine.api.index import RunIndex
-from engine.api.settings import ApiSettings, TokenEntry
+from engine.api.settings import TokenEntry, all_tokens
 from engine.bus import Topology
 from engine.redact import Redactor
 from engine.repos import RepoRegistry
+from engine.settings import Settings
 
 
 class ApiContext:
-    def __init__(self, nc: Client, topo: Topology, api: ApiSettings, redactor: Redactor | None = None) -> None:
+    def __init__(self, nc: Client, topo: Topology, settings: Settings, redactor: Redactor | None = None) -> None:
         self.nc = nc
         self.topo = topo
-        self.api = api
-        self.tokens: list[TokenEntry] = api.all_tokens()
-        self.registry = RepoRegistry(api.home)
+        self.settings = settings
+        self.tokens: list[TokenEntry] = all_tokens(settings)
+        self.registry = RepoRegistry(settings.home)
         self.index = RunIndex(topo.runs)
-        self.deliveries = DeliveryLedger(topo.js, api.webhook_dedup_ttl_s)
+        self.deliveries = DeliveryLedger(topo.js, settings.webhook_dedup_ttl_s)
         self.redact = redactor or Redactor()
 
     async def start(self) -> None:

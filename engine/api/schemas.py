@@ -62,3 +62,20 @@ class TargetView(BaseModel):
     drift: str | None = Field(
         None, description="drift state; always null until drift detection lands (issue 6)"
     )
+
+
+class GraphNode(BaseModel):
+    name: str
+    kind: str
+    state: str = Field(description="the stage's state (pending until the engine creates it)")
+    needs: list[str] = Field(description="stages this one runs after (the DAG's edges)")
+    on_failure: list[str] = Field(description="for a failure handler: the stages whose failure triggers it")
+    approval: Literal["required", "on_request", "none"]
+    awaiting_approval: bool
+    depth: int = Field(description="column in a left-to-right layout: 1 + the deepest of its needs")
+
+
+class RunGraph(BaseModel):
+    run_id: str
+    pipeline: str | None
+    stages: list[GraphNode] = Field(description="in pipeline order")

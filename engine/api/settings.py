@@ -1,6 +1,6 @@
-"""API settings (``LINTAS_*``): tokens, anonymous read, webhook repos and limits.
+"""Models and helpers for the API's part of :class:`engine.settings.Settings`: tokens,
+webhook repos, and the files that may extend them.
 
-To be merged into :class:`engine.settings.Settings`; kept here while issue 7 is built.
 Secrets never appear here in clear: tokens are SHA-256 hashes, webhook secrets are
 references (``env:NAME`` or ``file:/path``) resolved when a request is verified.
 """
@@ -8,10 +8,12 @@ references (``env:NAME`` or ``file:/path``) resolved when a request is verified.
 from __future__ import annotations
 
 from enum import IntEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 class Role(IntEnum):
@@ -59,23 +61,16 @@ _tokens = TypeAdapter(list[TokenEntry])
 _hooks = TypeAdapter(dict[str, WebhookRepo])
 
 
-class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
+def all_tokens(settings: Settings) -> list[TokenEntry]:
+    """``LINTAS_API_TOKENS`` plus the entries of ``LINTAS_API_TOKENS_FILE`` (a JSON list)."""
+    path = settings.api_tokens_file
+    extra = _tokens.validate_json(path.read_bytes()) if path else []
+    return [*settings.api_tokens, *extra]
 
-    home: Path = Field(default_factory=lambda: Path.home() / ".lintas")
-    api_tokens: list[TokenEntry] = Field(default_factory=list)
-    api_tokens_file: Path | None = None
-    api_anonymous_read: bool = False
-    webhooks: dict[str, WebhookRepo] = Field(default_factory=dict)
-    webhooks_file: Path | None = None  # default: LINTAS_HOME/webhooks.json when it exists
-    webhook_dedup_ttl_s: float = 7 * 24 * 3600
-    webhook_max_body_bytes: int = 5 * 1024 * 1024
 
-    def all_tokens(self) -> list[TokenEntry]:
-        extra = _tokens.validate_json(self.api_tokens_file.read_bytes()) if self.api_tokens_file else []
-        return [*self.api_tokens, *extra]
-
-    def all_webhooks(self) -> dict[str, WebhookRepo]:
-        path = self.webhooks_file or self.home / "webhooks.json"
-        from_file = _hooks.validate_json(path.read_bytes()) if path.exists() else {}
-        return {**from_file, **self.webhooks}
+def all_webhooks(settings: Settings) -> dict[str, WebhookRepo]:
+    """``LINTAS_WEBHOOKS_FILE`` (default: LINTAS_HOME/webhooks.json when it exists), then
+    ``LINTAS_WEBHOOKS`` over it. Read per request, so an edited file takes effect at once."""
+    path = settings.webhooks_file or settings.home / "webhooks.json"
+    from_file = _hooks.validate_json(path.read_bytes()) if path.exists() else {}
+    return {**from_file, **settings.webhooks}

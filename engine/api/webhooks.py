@@ -28,7 +28,7 @@ from engine.api.hookparse import (
 )
 from engine.api.schemas import ERRORS
 from engine.api.secrets import resolve_secret
-from engine.api.settings import WebhookRepo
+from engine.api.settings import WebhookRepo, all_webhooks
 from engine.client import publish_push
 from engine.errors import ConfigError
 from engine.events import PushEvent
@@ -75,15 +75,15 @@ def _verified(ctx_hooks: dict[str, WebhookRepo], provider: Provider, body: bytes
 
 async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > ctx.api.webhook_max_body_bytes:
+    if length is not None and length.isdigit() and int(length) > ctx.settings.webhook_max_body_bytes:
         raise HookError(413, "payload too large")
     body = await request.body()
-    if len(body) > ctx.api.webhook_max_body_bytes:
+    if len(body) > ctx.settings.webhook_max_body_bytes:
         raise HookError(413, "payload too large")
     header = request.headers.get(_SIG_HEADER[provider])
     if not header:
         raise HookError(401, f"missing {_SIG_HEADER[provider]} header")
-    hooks = ctx.api.all_webhooks()
+    hooks = all_webhooks(ctx.settings)
     verified = _verified(hooks, provider, body, header)
     if not verified:
         raise HookError(401, "invalid signature" if provider != "gitlab" else "invalid token")

@@ -78,7 +78,7 @@ def up(
             console.print(f"  spool:     {settings.spool_dir}")
             console.print(f"  work dirs: {settings.work_dir}")
             console.print(f"  repos:     {settings.home / 'repos.json'}")
-            console.print(f"  API:       http://{settings.api_addr}/api/v1/runs  (docs: /docs, LINTAS_API_ADDR)")
+            console.print(f"  dashboard: http://{settings.api_addr}/ui/  (API: /api/v1/runs, docs: /docs, LINTAS_API_ADDR)")
             console.print("  stop with Ctrl-C or `lintas down`")
             daemon.mark_ready(settings)
             try:
@@ -125,6 +125,25 @@ def worker(
                        redactor=redactor_for(settings))
             async with w:
                 await _until_signal()
+
+    _run(main())
+
+
+@app.command("api")
+def api_cmd() -> None:
+    """Serve only the status API and dashboard on LINTAS_API_ADDR, against LINTAS_NATS_URL
+    (or the embedded NATS of a running `lintas up`)."""
+    from engine.api.app import serving
+
+    settings = _settings()
+
+    async def main() -> None:
+        async with nats_session(settings, name="lintas-api") as (nc, topo), serving(
+            nc, topo, settings, redactor_for(settings)
+        ):
+            console.print(f"[bold green]lintas api[/]  dashboard: http://{settings.api_addr}/ui/  "
+                          f"API: http://{settings.api_addr}/api/v1/runs  (docs: /docs)")
+            await _until_signal()
 
     _run(main())
 

@@ -18,7 +18,7 @@ from nats.aio.client import Client
 
 from engine import subjects as S
 from engine.api.app import create_app, server
-from engine.api.settings import ApiSettings, TokenEntry, WebhookRepo
+from engine.api.settings import TokenEntry, WebhookRepo
 from engine.bus import Topology, connect, ensure_topology
 from engine.natsd import free_port
 from engine.repos import RepoEntry, RepoRegistry
@@ -35,15 +35,15 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-def api_settings(settings: Settings, **over: object) -> ApiSettings:
-    base = ApiSettings(
-        home=settings.home,
+def api_settings(settings: Settings, **over: object) -> Settings:
+    """The test settings plus tokens per role and the webhook repo ``infra``."""
+    return settings.model_copy(update=dict(
         api_tokens=[TokenEntry(name=NAMES[r], role=r, sha256=hashlib.sha256(t.encode()).hexdigest())
                     for r, t in TOKENS.items()],
         webhooks={"infra": WebhookRepo(github="acme/infra", gitlab="acme/infra", gitea="acme/infra",
                                        secret_ref="env:LINTAS_TEST_HOOK_SECRET")},
-    )
-    return base.model_copy(update=over)
+        **over,
+    ))
 
 
 def gh_sign(body: bytes, secret: str = HOOK_SECRET) -> str:
@@ -81,7 +81,7 @@ def make_api(
     @asynccontextmanager
     async def make(**over: object) -> AsyncIterator[Api]:
         nc, topo = bus
-        app = create_app(nc, topo, settings, api_settings(settings, **over))
+        app = create_app(nc, topo, api_settings(settings, **over))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:

@@ -69,7 +69,7 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
     files = pipeline("  first:\n    uses: t-sleep\n    with: {seconds: 0.3}\n"
                      "  second:\n    uses: t-sleep\n    needs: [first]\n    with: {seconds: 0.3}\n")
     async with stack(settings) as st:
-        app = create_app(st.nc, st.topo, settings, api_settings(settings))
+        app = create_app(st.nc, st.topo, api_settings(settings))
         async with served(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
             # push with the hook disabled, so only the webhook can start the run
             hook = bare / "hooks" / "post-receive"

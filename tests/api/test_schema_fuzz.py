@@ -40,7 +40,7 @@ def api_in_thread(settings: Settings) -> Iterator[str]:
         topo = await ensure_topology(nc.jetstream(), settings)
         await store_runs(topo, [fake_run(i, state=RunState.waiting_approval if i == 1 else RunState.succeeded)
                                 for i in range(1, 4)])
-        srv = server(create_app(nc, topo, settings, api_settings(settings)), addr)
+        srv = server(create_app(nc, topo, api_settings(settings)), addr)
         task = asyncio.create_task(srv.serve())
         while not srv.started:  # noqa: ASYNC110 - polling a flag another component sets
             await asyncio.sleep(0.01)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
 
 from engine.app import stack
 from engine.natsd import free_port
@@ -13,11 +12,9 @@ from engine.settings import Settings
 from tests.integration.helpers import commit, make_repo, push, run_id_of, wait_run
 
 
-async def test_api_serves_runs_health_and_readiness(
-    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LINTAS_API_ANONYMOUS_READ", "true")  # reads without a token (tests/api covers auth)
-    settings = settings.model_copy(update={"api_addr": f"127.0.0.1:{free_port()}"})
+async def test_api_serves_runs_health_and_readiness(tmp_path: Path, settings: Settings) -> None:
+    # reads without a token (tests/api covers auth); LINTAS_API_ANONYMOUS_READ=true in the environment
+    settings = settings.model_copy(update={"api_addr": f"127.0.0.1:{free_port()}", "api_anonymous_read": True})
     repo = make_repo(tmp_path, settings)
     async with stack(settings, api=True) as st:
         sha = commit(repo, settings, {"a.yaml": "a: 1\n"}, "api")
