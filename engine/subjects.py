@@ -124,3 +124,11 @@ def policy_report_doc(run_id: str) -> str:
 
 def secscan_report_doc(run_id: str) -> str:
     return f"secscan/{token(run_id)}.sarif.json"
+
+
+def deploy_record_doc(run_id: str) -> str:
+    return f"deploy/{token(run_id)}.json"
+
+
+def verify_report_doc(run_id: str, stage: str = "verify") -> str:
+    return f"verify/{token(run_id)}/{token(stage)}.json"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from engine.bus import Topology
 from engine.events import PushEvent, run_id_for
-from engine.infra_repo import init_infra_repo
+from engine.infra_repo import TEMPLATE_DIR, init_infra_repo
 from engine.repos import RepoEntry, RepoRegistry
 from engine.settings import Settings
 from engine.state import Run
@@ -22,8 +25,21 @@ def git(repo: Path, *args: str, settings: Settings, check: bool = True) -> subpr
     )
 
 
+@functools.cache
+def template_without_deploy() -> Path:
+    """The template with a pipeline that stops before deploy: for tests without a lab.
+
+    (The template's own pipeline deploys to the fabric; the tests in tests/deploy run it.)"""
+    dst = Path(tempfile.mkdtemp(prefix="lintas-template-")) / "template"
+    shutil.copytree(TEMPLATE_DIR, dst)
+    pipe = dst / ".lintas" / "pipeline.yaml"
+    text = pipe.read_text()
+    pipe.write_text(text[: text.index("  deploy:")])
+    return dst
+
+
 def make_repo(tmp_path: Path, settings: Settings, name: str = "infra") -> Path:
-    bare, work = init_infra_repo(tmp_path / name, settings.home)
+    bare, work = init_infra_repo(tmp_path / name, settings.home, template=template_without_deploy())
     RepoRegistry(settings.home).add(RepoEntry(name=name, url=str(bare)))
     return work
 

@@ -65,6 +65,7 @@ from workers.drivers.frr.state import Capabilities, Link, NetState
 log = logging.getLogger("lintas.drivers.frr")
 _SAFE_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
 DEFAULT_SYSCTLS = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]
+PREPARED_TTL_S = 10.0  # a commit right after compare_config reuses its state read and FRR diff
 
 
 @dataclass(slots=True)
@@ -99,6 +100,8 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         self._ssh: SshSession | None = None
         self._candidate: Candidate | None = None
         self._caps: Capabilities | None = None
+        # compare_config's preparation, reused by an immediately following commit_config
+        self._prepared: tuple[Candidate, _Prepared, float] | None = None
 
     # -- connection -----------------------------------------------------------------------
 
@@ -132,12 +135,15 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
 
     def load_replace_candidate(self, filename: str | None = None, config: str | None = None) -> None:
         self._candidate = load_candidate(read_bundle(filename, config), self._lookup, merge=False)
+        self._prepared = None
 
     def load_merge_candidate(self, filename: str | None = None, config: str | None = None) -> None:
         self._candidate = load_candidate(read_bundle(filename, config), self._lookup, merge=True)
+        self._prepared = None
 
     def discard_config(self) -> None:
         self._candidate = None
+        self._prepared = None
         if self._ssh is not None and self._ssh.alive:
             self._run(f"rm -f {shlex.quote(self.revert_dir)}/candidate/*", what="discard candidate")
 
@@ -186,7 +192,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         cand = self._candidate
         if cand is None:
             return ""
-        return _format_diff(self._prepare(cand), cand)
+        prep = self._prepare(cand)
+        self._prepared = (cand, prep, time.monotonic())
+        return _format_diff(prep, cand)
 
     # -- commit, confirm, rollback --------------------------------------------------------
 
@@ -197,7 +205,12 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         if revert_in is not None and int(revert_in) < 1:
             raise FrrCommitError("revert_in must be at least 1 second")
         started = time.monotonic()
-        prep = self._prepare(cand)
+        reuse = self._prepared
+        self._prepared = None
+        if reuse is not None and reuse[0] is cand and started - reuse[2] < PREPARED_TTL_S:
+            prep = reuse[1]  # compare_config just read the state and ran frr-reload --test: not twice
+        else:
+            prep = self._prepare(cand)
         if prep.gathered.pending != "none":
             raise FrrCommitError(f"{self.hostname}: a commit is {prep.gathered.pending} on the device; "
                                  "confirm_commit() or rollback() it first")

@@ -1,0 +1,255 @@
+"""Fabric deploy benchmarks (issue 5), on the real lab. Needs root, FRR, openssh, no other lab up.
+
+``pipeline`` (default): the template's 2 spines x 4 leaves, a real nats-server and a real
+`lintas up`. After the first deploy, ``--changes`` one-VNI changes (a new VNI on
+leaf-01, so no approval is asked) are pushed with `git push`; for each, push-to-verified
+is split into
+
+* stage time: the union of the intervals during which a stage ran (validate ... verify);
+  of it, device time = deploy + verify (commits, health gate, BGP/EVPN convergence, checks);
+* engine overhead: everything else (hook -> event -> run -> jobs -> results -> next stage).
+
+Then ``--breaks`` changes that break the fabric (a VTEP outside the underlay prefix-list):
+rollback time = from verify failing to rollback finished (restored and re-verified).
+
+``fanout``: a generated fabric of 2 spines and ``--leaves`` + 1 leaves. The day-1 commit
+(through the deploy stage's own code: nornir + the napalm frr driver, commit with a
+revert timer, then confirm) to one leaf, then to ``--leaves`` other leaves at
+``--parallelism``; reports the ratio and the memory per lab switch.
+
+    .venv/bin/python -m bench.deploy_fabric [--changes 5] [--breaks 2]
+    .venv/bin/python -m bench.deploy_fabric fanout [--leaves 32] [--parallelism 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, report, workdir
+from bench.lab_memory import measure
+from engine.infra_repo import TEMPLATE_DIR
+from engine.natsd import EmbeddedNats, free_port
+from engine.settings import Settings
+from workers.deploy import ops
+from workers.deploy.fleet import Fleet
+from workers.lab import lab_down, lab_up
+from workers.model import load_model
+from workers.model.generate import generate_fabric
+from workers.render.env import Renderer
+from workers.render.network import render_device
+
+PASSWORD = "Bench-bgp-" + os.urandom(4).hex()
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    hz = float(os.sysconf("SC_CLK_TCK"))
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+class Lintas:
+    def __init__(self, home: Path, work: Path, nats: EmbeddedNats) -> None:
+        self.work = work
+        self.env = {**os.environ, "LINTAS_HOME": str(home), "LINTAS_NATS_URL": nats.url,
+                    "LINTAS_API_ADDR": f"127.0.0.1:{free_port()}", "FABRIC_BGP_PASSWORD": PASSWORD,
+                    "LINTAS_DEPLOY__VERIFY_TIMEOUT_S": "20", "LINTAS_DEPLOY__REVERT_IN_S": "60",
+                    "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+                    "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+        self.log = open(home.parent / "up.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "up"], env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.seen: set[str] = set()
+        while self.cli("runs", "--json", check=False).returncode != 0:
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], env=self.env, capture_output=True,
+                              text=True, check=check, cwd=ROOT)
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.work, env=self.env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def new_run(self, sha: str) -> str:
+        while True:
+            for r in json.loads(self.cli("runs", "--json", "--limit", "500").stdout):
+                if r["sha"] == sha and r["run_id"] not in self.seen:
+                    self.seen.add(r["run_id"])
+                    return str(r["run_id"])
+            time.sleep(0.05)
+
+    def drive(self, run_id: str) -> dict[str, Any]:
+        while True:
+            run = json.loads(self.cli("show", run_id, "--json").stdout)
+            if run["state"] == "waiting_approval":
+                self.cli("approve", run_id)
+            elif run["state"] in ("succeeded", "failed", "rolled_back", "canceled", "superseded"):
+                return dict(run)
+            time.sleep(0.2)
+
+    def push(self, message: str) -> tuple[float, str]:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        t = time.time()
+        self.git("push", "-q", "origin", "HEAD:main")
+        return t, self.git("rev-parse", "HEAD")
+
+
+def _stages(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in run["stages"]}
+
+
+def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"fabric": "template: 2 spines x 4 leaves"}
+    with workdir() as d:
+        settings = Settings(home=d / "home")
+        nats = EmbeddedNats(d / "nats", free_port())
+        asyncio.run(nats.start())
+        asyncio.run(lab_up(settings, TEMPLATE_DIR))
+        lx = Lintas(settings.home, d / "demo", nats)
+        try:
+            lx.cli("init", str(lx.work))
+            first = lx.drive(lx.new_run(lx.git("rev-parse", "HEAD")))
+            assert first["state"] == "succeeded", first["error"]
+            out["first_deploy_s"] = round(_stages(first)["deploy"]["duration_s"] + _stages(first)["verify"]["duration_s"], 2)
+            rows = []
+            for i in range(changes):
+                vlan, vni = 60 + i, 10060 + i
+                tenants = lx.work / "fabric" / "tenants.yaml"
+                tenants.write_text(tenants.read_text() + f"\n  - name: bench-{i}\n    vrf: UAT\n    vlan: {vlan}\n"
+                                   f"    vni: {vni}\n    gateway: 10.31.{i}.1/24\n    mtu: 9000\n    leaves: [leaf-01]\n")
+                pushed, sha = lx.push(f"bench: VNI {vni} on leaf-01")
+                run = lx.drive(lx.new_run(sha))
+                assert run["state"] == "succeeded", run["error"]
+                st = _stages(run)
+                created, finished = _ts(run["created_at"]), _ts(run["finished_at"])
+                ran = _union([(_ts(s["started_at"]), _ts(s["finished_at"])) for s in st.values() if s["started_at"]])
+                device = st["deploy"]["duration_s"] + st["verify"]["duration_s"]
+                rows.append({"total_s": finished - pushed, "push_to_run_s": created - pushed,
+                             "engine_s": (finished - created) - ran, "stages_s": ran, "device_s": device,
+                             "deploy_s": st["deploy"]["duration_s"], "verify_s": st["verify"]["duration_s"]})
+                order = sorted((s for s in st.values() if s["started_at"]), key=lambda s: _ts(s["started_at"]))
+                rows[-1]["timeline"] = [(s["name"], round(_ts(s["started_at"]) - created, 3),
+                                         round(_ts(s["finished_at"]) - created, 3)) for s in order]
+            out["one_vni_change"] = {k: {"median": round(statistics.median(r[k] for r in rows), 3),
+                                         "max": round(max(r[k] for r in rows), 3)} for k in rows[0] if k != "timeline"}
+            out["one_vni_change"]["slowest_timeline"] = max(rows, key=lambda r: r["engine_s"])["timeline"]
+            out["one_vni_change"]["runs"] = len(rows)
+            rb = []
+            for i in range(breaks):
+                devices = lx.work / "fabric" / "devices.yaml"
+                original = devices.read_text()
+                devices.write_text(re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: 14\n)",
+                                          rf"\g<1>    vtep_ip: 10.250.{2 + i}.14\n", original))
+                _, sha = lx.push(f"bench: break leaf-04 ({i})")
+                run = lx.drive(lx.new_run(sha))
+                assert run["state"] == "rolled_back", run["error"]
+                st = _stages(run)
+                rb.append(_ts(st["rollback"]["finished_at"]) - _ts(st["verify"]["finished_at"]))
+                devices.write_text(original)
+                back = lx.drive(lx.new_run(lx.push("bench: unbreak")[1]))
+                assert back["state"] == "succeeded", back["error"]
+            if rb:
+                out["rollback_failed_check_to_reverified_s"] = {"median": round(statistics.median(rb), 2),
+                                                                "max": round(max(rb), 2), "runs": len(rb)}
+        finally:
+            lx.stop()
+            asyncio.run(lab_down(settings))
+            asyncio.run(nats.stop())
+    return out
+
+
+def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
+    with workdir() as d:
+        repo = d / "repo"
+        for rel, text in generate_fabric(leaves + 1, n_spines=2, vnis_per_leaf=4).items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_text(text)
+        model = load_model(repo)
+        renderer = Renderer(repo)
+        settings = Settings(home=d / "home")
+        os.environ.setdefault("FABRIC_BGP_PASSWORD", PASSWORD)
+        all_leaves = sorted(n.name for n in model.leaves)
+        single, many = all_leaves[:1], all_leaves[1:leaves + 1]
+        out: dict[str, Any] = {"fabric": f"2 spines x {len(all_leaves)} leaves (generated)", "parallelism": parallelism}
+        try:
+            state = asyncio.run(lab_up(settings, repo))
+            bundles = {n: render_device(model, n, renderer) for n in single + many}
+
+            async def commit(names: list[str]) -> float:
+                fleet = Fleet(model, settings, names, parallelism=parallelism)
+                try:
+                    r0 = resource.getrusage(resource.RUSAGE_SELF)
+                    c0, t0 = _cpu(), time.perf_counter()
+                    res = await fleet.run(names, ops.apply, bundles=bundles, revert_in=600, message="bench",
+                                          fence=lambda _n: None)
+                    took = time.perf_counter() - t0
+                    c1, r1 = _cpu(), resource.getrusage(resource.RUSAGE_SELF)
+                    cpu[len(names)] = (round(c1[0] - c0[0], 1), round((c1[0] - c0[0]) / (c1[1] - c0[1]), 2),
+                                       round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 2))
+                    bad = {n: r.error for n, r in res.items() if not r.ok or r.value is None or not r.value.changed}
+                    assert not bad, bad
+                    await fleet.run(names, ops.confirm)
+                    return took
+                finally:
+                    fleet.close()
+
+            cpu: dict[int, tuple[float, float, float]] = {}
+            one = asyncio.run(commit(single))
+            fan = asyncio.run(commit(many))
+            out.update({"single_device_s": round(one, 2), f"{len(many)}_devices_s": round(fan, 2),
+                        "ratio": round(fan / one, 2),
+                        "cpu": {f"{n} device(s)": {"machine_cpu_s": v[0], "machine_busy": v[1], "lintas_cpu_s": v[2]}
+                                for n, v in cpu.items()},
+                        "cores": os.cpu_count()})
+            out["memory"] = measure([s.namespace for s in state.switches.values()])
+        finally:
+            asyncio.run(lab_down(settings))
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", nargs="?", default="pipeline", choices=["pipeline", "fanout"])
+    ap.add_argument("--changes", type=int, default=5)
+    ap.add_argument("--breaks", type=int, default=2)
+    ap.add_argument("--leaves", type=int, default=32)
+    ap.add_argument("--parallelism", type=int, default=16)
+    a = ap.parse_args()
+    if a.mode == "pipeline":
+        report("deploy_pipeline", pipeline_bench(a.changes, a.breaks))
+    else:
+        report("deploy_fanout", fanout_bench(a.leaves, a.parallelism))

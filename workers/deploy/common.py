@@ -1,0 +1,112 @@
+"""What deploy, verify and rollback share: the model at a commit, leases, the verify loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from engine.errors import InputError
+from engine.locks import Lease, LeaseLocks
+from engine.runlog import RunLogger
+from engine.settings import Settings
+from engine.stage import StageContext
+from workers.deploy import checks as C
+from workers.deploy.fleet import Fleet
+from workers.model import MODEL_FILES, InfraModel, load_model_texts
+
+MAX_MODEL_FILE = 5 * 1024 * 1024
+POLL_S = 2.0
+
+
+def model_at(ctx: StageContext, sha: str) -> InfraModel:
+    """The validated model of ``sha`` (blocking: git reads). Raises InputError when invalid."""
+    texts = {}
+    for rel in MODEL_FILES:
+        blob = ctx.mirror.read_blob(ctx.job.url, sha, rel, MAX_MODEL_FILE)
+        if blob is not None:
+            texts[rel] = blob
+    return load_model_texts(texts)
+
+
+async def load_model_of(ctx: StageContext, sha: str) -> InfraModel | str:
+    try:
+        return await asyncio.to_thread(model_at, ctx, sha)
+    except InputError as exc:
+        return f"the model at {sha[:8]} is invalid: {exc.summary}"
+
+
+def lease_owner(run_id: str) -> str:
+    """Leases belong to the run (not the worker): deploy takes them, verify or rollback release them."""
+    return f"run:{run_id}"
+
+
+def locks_for(ctx: StageContext) -> LeaseLocks:
+    return LeaseLocks(ctx.topology.locks, ttl_s=ctx.settings.deploy.lease_ttl_s)
+
+
+async def release_all(locks: LeaseLocks, run_id: str, targets: Iterable[str]) -> None:
+    for t in targets:
+        try:
+            lease = await locks.acquire(t, lease_owner(run_id))  # ours: refreshes and returns the revision
+        except Exception:  # noqa: BLE001 - someone else's now: nothing of ours to release
+            continue
+        await locks.release(lease)
+
+
+async def renew_all(locks: LeaseLocks, leases: dict[str, Lease]) -> None:
+    for t, lease in list(leases.items()):
+        leases[t] = await locks.renew(lease)
+
+
+async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, settings: Settings,
+                        log: RunLogger, timeout_s: float, label: str) -> list[C.Check]:
+    """Poll every device until all checks pass or ``timeout_s`` passes; pings run once the
+    control plane has converged (and always in the last round). Returns the last checks."""
+    expected = {d: C.expected_state(model, d) for d in devices}
+    deadline = time.monotonic() + timeout_s
+    rounds = 0
+    while True:
+        rounds += 1
+        last_round = time.monotonic() >= deadline
+        checks = await _round(fleet, expected, with_pings=False)
+        bad = C.failing(checks)
+        if not bad or last_round:
+            checks = await _round(fleet, expected, with_pings=True)
+            bad = C.failing(checks)
+            if not bad or last_round:
+                s = C.summary(checks)
+                await log.info(f"{label}: {s['passed']}/{s['checks']} checks passed after {rounds} round(s)"
+                               + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else ""))
+                return checks
+        if rounds % 5 == 1:
+            first = check_lines(bad, limit=1)[0]
+            await log.info(f"{label}: waiting for convergence, {len(bad)} check(s) failing (e.g. {first}); "
+                           f"{max(0.0, deadline - time.monotonic()):.0f} s left")
+        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+async def _round(fleet: Fleet, expected: dict[str, C.Expected], *, with_pings: bool) -> list[C.Check]:
+    def read(driver: object, name: str) -> list[C.Check]:
+        exp = expected[name]
+        obs = C.observe(driver, exp, with_pings=with_pings)  # type: ignore[arg-type]
+        return C.evaluate(exp, obs, with_pings=with_pings)
+
+    results = await fleet.run(expected, read)
+    out: list[C.Check] = []
+    for name in sorted(expected):
+        r = results[name]
+        if r.ok and r.value is not None:
+            out.extend(r.value)
+        else:
+            out.append(C.Check(device=name, check="reachable", subject=fleet.conns[name].hostname, passed=False,
+                               expected="SSH session and answers", observed=r.error))
+    return out
+
+
+def check_lines(checks: list[C.Check], limit: int = 12) -> list[str]:
+    bad = C.failing(checks)
+    lines = [f"{c.device} {c.check} {c.subject}: expected {c.expected}, observed {c.observed}" for c in bad[:limit]]
+    if len(bad) > limit:
+        lines.append(f"... and {len(bad) - limit} more failing check(s)")
+    return lines

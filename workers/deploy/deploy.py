@@ -1,0 +1,229 @@
+"""The ``deploy`` stage: push the plan to the fabric, wave by wave, with commit-confirm.
+
+1. read the render stage's plan: only targets ``new`` or ``changed`` are touched;
+2. take a lease per device (owner: the run), fenced before every commit;
+3. waves (:mod:`workers.deploy.waves`): each device loads the replace candidate, and
+   when ``compare_config`` shows a difference commits with a device-side revert timer
+   (``revert_in``); a device already at the desired config is reported unchanged and
+   not committed;
+4. after each wave, a health gate: the wave's BGP sessions to every configured peer are
+   Established with prefixes received within ``health_timeout``; the first failed
+   wave stops the rollout;
+5. the deployment record (per-device status, diff, checkpoint, last-known-good) is
+   written before the first commit and after every wave.
+
+Verify confirms the commits; rollback (``on_failure``) undoes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from engine import subjects as S
+from engine.artifacts import NatsArtifactStore
+from engine.errors import LockHeldError
+from engine.locks import Lease
+from engine.settings import Settings
+from engine.stage import StageContext, StageResult
+from engine.targets import TargetStore
+from workers.deploy import ops
+from workers.deploy.common import lease_owner, load_model_of, locks_for, renew_all
+from workers.deploy.connect import ConnectError
+from workers.deploy.fleet import Fleet
+from workers.deploy.record import DeployRecord, TargetResult, now, save_record
+from workers.deploy.waves import Strategy, Wave, plan_waves
+from workers.model.model import InfraModel
+from workers.render.plan import Plan
+
+
+class DeployStage:
+    kind: ClassVar[str] = "deploy"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def run(self, ctx: StageContext) -> StageResult:
+        job, d = ctx.job, ctx.settings.deploy
+        try:
+            opts = Strategy.model_validate(job.options)
+        except ValidationError as exc:
+            return StageResult.failed(f"deploy options (`with:` of stage {job.stage}): {exc.errors()[0]['msg']} "
+                                      f"at {'.'.join(map(str, exc.errors()[0]['loc']))}")
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        plan_name = (job.inputs.get("render") or {}).get("plan") or S.plan_doc(job.run_id)
+        raw = await store.get_doc(str(plan_name))
+        if raw is None:
+            return StageResult.failed("no plan for this run: deploy needs the render stage (needs: [render])")
+        plan = Plan.model_validate_json(raw)
+        model = await load_model_of(ctx, job.sha)
+        if isinstance(model, str):
+            return StageResult.failed(model)
+
+        revert_in = opts.revert_in or d.revert_in_s
+        if revert_in < d.verify_timeout_s + 20:
+            return StageResult.failed(
+                f"revert_in {revert_in} s would let devices revert while verify may still run "
+                f"(verify timeout {d.verify_timeout_s:g} s): use at least {d.verify_timeout_s + 20:g} s")
+        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in)
+        deployed = await TargetStore(ctx.topology.targets).all()
+        todo: list[str] = []
+        for name, tp in sorted(plan.targets.items()):
+            prev = deployed.get(name)
+            res = TargetResult(target=name, kind=tp.kind or "device", artifacts=tp.artifacts,
+                               role=_role(model, name), previous=prev.artifacts if prev else None,
+                               previous_commit=prev.commit if prev else None)
+            if tp.status == "unchanged":
+                res.status = "unchanged"
+            elif tp.status == "removed":
+                res.status, res.error = "skipped", "removed from the model: decommissioning is manual"
+            elif name in model.hosts:
+                res.status, res.error = "skipped", "hypervisor hosts are not deployed by this version"
+            else:
+                todo.append(name)
+            record.targets[name] = res
+        waves = plan_waves(todo, {n: _role(model, n) for n in todo}, strategy=opts.strategy,
+                           canary=d.canary if opts.canary is None else opts.canary,
+                           batch_size=d.batch_size if opts.batch_size is None else opts.batch_size)
+        record.waves = [w.devices for w in waves]
+        for w in waves:
+            for n in w.devices:
+                record.targets[n].wave = w.index
+        await save_record(store, record)
+        if not todo:
+            record.finished_at = now()
+            await save_record(store, record)
+            await ctx.log.info(f"nothing to deploy: {len(record.with_status('unchanged'))} target(s) unchanged")
+            return StageResult.ok(self._summary(record))
+
+        try:
+            fleet = await asyncio.to_thread(Fleet, model, ctx.settings, todo,
+                                            parallelism=opts.parallelism or d.parallelism)
+        except ConnectError as exc:
+            return StageResult.failed(f"cannot connect: {exc}", summary=self._summary(record))
+        try:
+            return await self._rollout(ctx, fleet, model, record, waves, revert_in,
+                                       opts.health_timeout or d.health_timeout_s, store)
+        finally:
+            await asyncio.to_thread(fleet.close)
+
+    async def _rollout(self, ctx: StageContext, fleet: Fleet, model: InfraModel, record: DeployRecord,
+                       waves: list[Wave], revert_in: int, health_timeout: float,
+                       store: NatsArtifactStore) -> StageResult:
+        job = ctx.job
+        locks = locks_for(ctx)
+        leases: dict[str, Lease] = {}
+        try:
+            for name in sorted(t for w in waves for t in w.devices):
+                leases[name] = await locks.acquire(name, lease_owner(job.run_id))
+        except LockHeldError as exc:
+            for lease in leases.values():
+                await locks.release(lease)
+            return StageResult.failed(f"device locked by another run: {exc}", summary=self._summary(record))
+
+        loop = asyncio.get_running_loop()
+
+        def fence(name: str) -> None:  # in a nornir thread, just before a commit
+            asyncio.run_coroutine_threadsafe(locks.assert_held(leases[name]), loop).result(30)
+
+        bundles: dict[str, dict[str, str]] = {}
+        for w in waves:
+            for name in w.devices:
+                bundles[name] = {a: (await self._blob(store, cid)) for a, cid in record.targets[name].artifacts.items()}
+        message = f"lintas run {job.run_id} {job.sha[:8]} ({job.repo} {job.ref})"
+        configured = {n for n, r in record.targets.items() if r.previous is not None or r.status == "unchanged"}
+        for w in waves:
+            await renew_all(locks, leases)
+            t0 = time.monotonic()
+            await ctx.log.info(f"wave {w.index} ({w.kind}): {', '.join(w.devices)}")
+            # the confirm window starts when the rollout ends: add the health budget of later waves
+            timer = int(revert_in + (len(waves) - 1 - w.index) * health_timeout)
+            results = await fleet.run(w.devices, ops.apply, bundles=bundles, revert_in=timer, message=message,
+                                      fence=fence)
+            took = time.monotonic() - t0
+            failed: list[str] = []
+            for name in w.devices:
+                r, out = record.targets[name], results[name]
+                r.duration_s = took
+                if out.ok and out.value is not None:
+                    r.changed, r.diff, r.checkpoint = out.value.changed, fleet.mask(out.value.diff), out.value.checkpoint
+                    r.status = "committed" if out.value.changed else "unchanged"
+                    r.committed_at = now() if out.value.changed else None
+                    r.revert_in_s = timer if out.value.changed else None
+                    await ctx.log.info(f"{name}: committed, reverts in {timer} s unless confirmed" if r.changed
+                                       else f"{name}: already at the desired config: unchanged")
+                else:
+                    r.status, r.error = "failed", out.error
+                    failed.append(name)
+                    await ctx.log.error(f"{name}: {out.error}")
+            await save_record(store, record)
+            configured |= set(w.devices) - set(failed)
+            if not failed:
+                failed = await self._health_gate(ctx, fleet, model, w, configured, health_timeout, record)
+            if failed:
+                return await self._stop(ctx, store, record, w, failed)
+        record.finished_at = now()
+        await save_record(store, record)
+        committed = record.with_status("committed")
+        await ctx.log.info(f"deployed: {len(committed)} committed (awaiting verify), "
+                           f"{len(record.with_status('unchanged'))} unchanged")
+        return StageResult.ok(self._summary(record))
+
+    async def _health_gate(self, ctx: StageContext, fleet: Fleet, model: InfraModel, w: Wave, configured: set[str],
+                           timeout_s: float, record: DeployRecord) -> list[str]:
+        """The wave's sessions to configured peers Established within ``timeout_s``; returns failed devices."""
+        peers = {n: sorted(str(lk.remote(n).ip.ip) for lk in model.links_by_device.get(n, ())
+                           if lk.remote(n).device in configured) for n in w.devices if n in model.devices}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            results = await fleet.run(w.devices, ops.bgp_health, peers=peers)
+            problems = {n: (r.value if r.ok else [r.error or "unreachable"]) for n, r in results.items()}
+            bad = {n: p for n, p in problems.items() if p}
+            if not bad:
+                await ctx.log.info(f"wave {w.index} healthy: {sum(len(p) for p in peers.values())} session(s) "
+                                   "Established")
+                return []
+            if time.monotonic() >= deadline:
+                for n, p in sorted(bad.items()):
+                    record.targets[n].error = f"health gate: {'; '.join(str(x) for x in p)}"
+                    await ctx.log.error(f"{n}: not healthy after {timeout_s:g} s: {'; '.join(str(x) for x in p)}")
+                return sorted(bad)
+            await asyncio.sleep(1.0)
+
+    async def _stop(self, ctx: StageContext, store: NatsArtifactStore, record: DeployRecord, w: Wave,
+                    failed: list[str]) -> StageResult:
+        for r in record.targets.values():
+            if r.status == "pending":
+                r.status, r.error = "skipped", f"not attempted: wave {w.index} failed"
+        record.finished_at = now()
+        await save_record(store, record)
+        detail = "; ".join(f"{n}: {record.targets[n].error}" for n in failed)
+        return StageResult.failed(f"wave {w.index} ({w.kind}) failed on {', '.join(failed)}: {detail}",
+                                  summary=self._summary(record))
+
+    @staticmethod
+    async def _blob(store: NatsArtifactStore, cid: str) -> str:
+        data = await store.get_blob(cid)
+        if data is None:
+            raise LookupError(f"artifact {cid} is no longer stored: re-run the render stage")
+        return data.decode()
+
+    @staticmethod
+    def _summary(record: DeployRecord) -> dict[str, Any]:
+        return {
+            "record": S.deploy_record_doc(record.run_id),
+            "waves": record.waves,
+            "committed": record.with_status("committed"),
+            "unchanged": record.with_status("unchanged"),
+            "failed": record.with_status("failed"),
+            "devices": [r.brief() for r in record.targets.values() if r.status != "unchanged" or r.wave is not None],
+        }
+
+
+def _role(model: InfraModel, name: str) -> str:
+    if name in model.devices:
+        return model.devices[name].role
+    return "host"

@@ -1,0 +1,106 @@
+"""The ``rollback`` stage (``on_failure: [deploy, verify]``): back to last-known-good.
+
+Every device this run committed to is restored: a pending commit is rolled back on the
+device (napalm ``rollback``: the checkpoint taken before the commit), a confirmed one
+too; a device whose timer already restored it is left alone and reported ``reverted``.
+Then the fabric is verified again against the last-known-good model (the commit the
+target store names). The stage fails, naming the devices that need attention, when a
+device cannot be restored or the re-verification fails; the run then ends ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import ClassVar
+
+from engine import subjects as S
+from engine.artifacts import NatsArtifactStore
+from engine.settings import Settings
+from engine.stage import StageContext, StageResult
+from workers.deploy import checks as C
+from workers.deploy import ops
+from workers.deploy.common import check_lines, load_model_of, locks_for, release_all, verify_fabric
+from workers.deploy.connect import ConnectError
+from workers.deploy.fleet import Fleet
+from workers.deploy.record import DeployRecord, load_record, save_record
+
+
+class RollbackStage:
+    kind: ClassVar[str] = "rollback"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def run(self, ctx: StageContext) -> StageResult:
+        job = ctx.job
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        record = await load_record(store, job.run_id)
+        touched = record.with_status("committed", "confirmed", "failed", "reverted") if record else []
+        if record is None or not touched:
+            if record is not None:
+                await release_all(locks_for(ctx), record.run_id, [t for wave in record.waves for t in wave])
+            await ctx.log.info("nothing to roll back: this run changed no device")
+            return StageResult.ok({"restored": [], "devices": []})
+        model_now = await load_model_of(ctx, job.sha)
+        if isinstance(model_now, str):
+            return StageResult.failed(model_now)
+        try:
+            fleet = await asyncio.to_thread(Fleet, model_now, ctx.settings, sorted(model_now.devices))
+        except ConnectError as exc:
+            return StageResult.failed(f"ROLLBACK NOT STARTED, needs attention: {exc}")
+        try:
+            await ctx.log.warning(f"rolling back {', '.join(touched)}")
+            results = await fleet.run(touched, ops.restore,
+                                      checkpoints={n: record.targets[n].checkpoint for n in touched})
+            attention = []
+            for name in touched:
+                r, t = results[name], record.targets[name]
+                if r.ok and r.value is not None:
+                    how = ("restored to its checkpoint" if r.value == "rolled_back"
+                           else "restored by the driver when its commit failed" if t.status == "failed"
+                           else "already restored by its device-side timer")
+                    t.status = "rolled_back" if r.value == "rolled_back" else "reverted"
+                    await ctx.log.info(f"{name}: {how}")
+                else:
+                    timer = (f"; its device-side timer restores it {t.revert_in_s} s after the commit "
+                             f"({t.committed_at:%H:%M:%S} UTC)" if t.status == "committed" and t.committed_at else "")
+                    t.status, t.error = "rollback_failed", f"{r.error}{timer}"
+                    attention.append(name)
+                    await ctx.log.error(f"{name}: ROLLBACK FAILED: {t.error}")
+            await save_record(store, record)
+            checks = await self._reverify(ctx, fleet, record)
+            report = S.verify_report_doc(job.run_id, job.stage)
+            await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
+            summary = {"restored": record.with_status("rolled_back", "reverted"), "attention": attention,
+                       "report": report, "totals": C.summary(checks),
+                       "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:100],
+                       "devices": [record.targets[n].brief() for n in touched]}
+            bad = C.failing(checks)
+            waves = [t for wave in record.waves for t in wave]
+            # devices that need attention keep their lease (until it expires): no run touches them meanwhile
+            await release_all(locks_for(ctx), record.run_id, [t for t in waves if t not in attention])
+            if attention or bad:
+                names = sorted(set(attention) | {c.device for c in bad})
+                why = "; ".join([f"{n}: {record.targets[n].error}" for n in attention] + check_lines(checks, limit=6))
+                return StageResult.failed(f"ROLLBACK INCOMPLETE, devices need attention: {', '.join(names)}: {why}",
+                                          summary=summary)
+            return StageResult.ok(summary)
+        finally:
+            await asyncio.to_thread(fleet.close)
+
+    async def _reverify(self, ctx: StageContext, fleet: Fleet, record: DeployRecord) -> list[C.Check]:
+        """Against the last-known-good model; with none (first deploy), only that no commit is pending."""
+        commits = {t.previous_commit for t in record.targets.values() if t.previous_commit}
+        timeout = ctx.settings.deploy.verify_timeout_s
+        if len(commits) == 1:
+            good = await load_model_of(ctx, commits.pop())
+            if not isinstance(good, str):
+                names = sorted(n for n in good.devices if n in fleet.conns)
+                return await verify_fabric(fleet, good, names, settings=ctx.settings, log=ctx.log,
+                                           timeout_s=timeout, label="re-verify (last-known-good)")
+        names = sorted(fleet.conns)
+        results = await fleet.run(names, ops.pending)
+        return [C.Check(device=n, check="reachable", subject="no unconfirmed commit",
+                        passed=r.ok and r.value is False, expected="no pending commit",
+                        observed=r.error or ("pending" if r.value else "none")) for n, r in results.items()]

@@ -1,0 +1,94 @@
+"""The ``verify`` stage: the fabric against the model, then confirm the run's commits.
+
+Every switch of the model is checked (:mod:`workers.deploy.checks`), polling until all
+checks pass or ``verify_timeout``. On success the commits deploy left pending are
+confirmed (stopping their device-side timers) and the target store records the new
+last-known-good state; a device whose timer already restored it fails the stage. The
+full report is stored as ``verify/<run>/<stage>.json``; failing checks go on the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, ClassVar
+
+from engine import subjects as S
+from engine.artifacts import NatsArtifactStore
+from engine.settings import Settings
+from engine.stage import StageContext, StageResult
+from engine.targets import TargetState, TargetStore
+from workers.deploy import checks as C
+from workers.deploy import ops
+from workers.deploy.common import check_lines, load_model_of, locks_for, release_all, verify_fabric
+from workers.deploy.connect import ConnectError
+from workers.deploy.fleet import Fleet
+from workers.deploy.record import DeployRecord, load_record, now, save_record
+
+MAX_CHECKS_ON_RUN = 100
+
+
+class VerifyStage:
+    kind: ClassVar[str] = "verify"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def run(self, ctx: StageContext) -> StageResult:
+        job = ctx.job
+        model = await load_model_of(ctx, job.sha)
+        if isinstance(model, str):
+            return StageResult.failed(model)
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        record = await load_record(store, job.run_id)
+        devices = sorted(model.devices)
+        timeout = ctx.settings.deploy.verify_timeout_s
+        try:
+            fleet = await asyncio.to_thread(Fleet, model, ctx.settings, devices)
+        except ConnectError as exc:
+            return StageResult.failed(f"cannot connect: {exc}")
+        try:
+            checks = await verify_fabric(fleet, model, devices, settings=ctx.settings, log=ctx.log,
+                                         timeout_s=timeout, label="verify")
+            report = S.verify_report_doc(job.run_id, job.stage)
+            await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
+            summary: dict[str, Any] = {"report": report, "totals": C.summary(checks),
+                                       "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN]}
+            if C.failing(checks):
+                for line in check_lines(checks, limit=40):
+                    await ctx.log.error(f"check failed: {line}")
+                return StageResult.failed(f"{C.summary(checks)['failed']} check(s) failed: "
+                                          + "; ".join(check_lines(checks, limit=8)), summary=summary)
+            if record is None:
+                return StageResult.ok({**summary, "confirmed": []})
+            return await self._confirm(ctx, fleet, store, record, summary)
+        finally:
+            await asyncio.to_thread(fleet.close)
+
+    async def _confirm(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
+                       summary: dict[str, Any]) -> StageResult:
+        pending = record.with_status("committed")
+        results = await fleet.run(pending, ops.confirm)
+        lost = []
+        for name in pending:
+            r = results[name]
+            if r.ok:
+                record.targets[name].status = "confirmed"
+            else:
+                record.targets[name].status, record.targets[name].error = "reverted", r.error
+                lost.append(name)
+        await save_record(store, record)
+        if lost:
+            detail = "; ".join(f"{n}: {record.targets[n].error}" for n in lost)
+            return StageResult.failed(f"could not confirm the commit on {', '.join(lost)}: {detail}",
+                                      summary={**summary, "confirmed": record.with_status("confirmed")})
+        targets = TargetStore(ctx.topology.targets)
+        for name in record.with_status("confirmed", "unchanged"):
+            t = record.targets[name]
+            if t.kind != "device":
+                continue
+            await targets.put(TargetState(target=name, kind="device", repo=record.repo, commit=record.sha,
+                                          run_id=record.run_id, artifacts=t.artifacts, deployed_at=now()))
+        await release_all(locks_for(ctx), record.run_id, [t for wave in record.waves for t in wave])
+        await ctx.log.info(f"confirmed {len(pending)} commit(s); last-known-good is now {record.sha[:8]}")
+        return StageResult.ok({**summary, "confirmed": pending})
