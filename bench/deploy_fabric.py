@@ -51,6 +51,8 @@ from workers.render.env import Renderer
 from workers.render.network import render_device
 
 PASSWORD = "Bench-bgp-" + os.urandom(4).hex()
+os.environ.setdefault("FABRIC_BGP_PASSWORD", PASSWORD)  # what the template's configs reference
+PASSWORD = os.environ["FABRIC_BGP_PASSWORD"]
 
 
 def _ts(text: str) -> float:
@@ -128,6 +130,30 @@ class Lintas:
         return t, self.git("rev-parse", "HEAD")
 
 
+def drift_scans(settings: Settings, repeats: int = 3) -> dict[str, Any]:
+    """Time full drift scans (read-only: every deployed switch compared with its last deploy)."""
+    from engine.app import nats_session
+    from engine.gitrepo import MirrorCache
+    from workers.deploy.drift import scan
+
+    async def main() -> dict[str, Any]:
+        async with nats_session(settings, name="bench-drift") as (_nc, topo):
+            mirror = MirrorCache(settings.cache_dir)
+            times, report = [], None
+            try:
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    report = await scan(settings, topo, mirror)
+                    times.append(time.perf_counter() - t0)
+            finally:
+                mirror.close()
+            assert report is not None
+            return {"targets": len(report.targets), "states": report.counts(),
+                    "median_s": round(statistics.median(times), 2), "max_s": round(max(times), 2)}
+
+    return asyncio.run(main())
+
+
 def _stages(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in run["stages"]}
 
@@ -145,6 +171,7 @@ def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
             first = lx.drive(lx.new_run(lx.git("rev-parse", "HEAD")))
             assert first["state"] == "succeeded", first["error"]
             out["first_deploy_s"] = round(_stages(first)["deploy"]["duration_s"] + _stages(first)["verify"]["duration_s"], 2)
+            out["drift_scan"] = drift_scans(Settings(home=settings.home, nats_url=nats.url))
             rows = []
             for i in range(changes):
                 vlan, vni = 60 + i, 10060 + i
@@ -192,6 +219,57 @@ def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
     return out
 
 
+def _drift_after_fanout(d: Path, repo: Path, settings: Settings, bundles: dict[str, dict[str, str]]) -> Any:
+    """Record what the fan-out deployed as Lintas would (artifacts + target store), then scan."""
+    from datetime import UTC, datetime
+
+    from engine.app import nats_session
+    from engine.artifacts import NatsArtifactStore
+    from engine.repos import RepoEntry, RepoRegistry
+    from engine.targets import TargetState, TargetStore
+
+    git = ["git", "-C", str(repo), "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "fabric"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    RepoRegistry(settings.home).add(RepoEntry(name="bench", url=str(repo)))
+    nats = EmbeddedNats(d / "nats", free_port())
+    asyncio.run(nats.start())
+    with_nats = Settings(home=settings.home, nats_url=nats.url)
+
+    async def record() -> None:
+        async with nats_session(with_nats, name="bench") as (_nc, topo):
+            store = NatsArtifactStore(topo.artifacts)
+            for name, parts in bundles.items():
+                ids = {a: await store.put_blob(t.encode()) for a, t in parts.items()}
+                await TargetStore(topo.targets).put(TargetState(target=name, kind="device", repo="bench", commit=sha,
+                                                                run_id="bench", artifacts=ids,
+                                                                deployed_at=datetime.now(UTC)))
+
+    async def fingerprint() -> None:
+        async with nats_session(with_nats, name="bench") as (_nc, topo):
+            model = load_model(repo)
+            fleet = Fleet(model, settings, sorted(bundles))
+            try:
+                prints = await fleet.run(sorted(bundles), ops.running_fingerprint)
+            finally:
+                fleet.close()
+            store = TargetStore(topo.targets)
+            for name, r in prints.items():
+                st = await store.get(name)
+                assert st is not None and r.ok
+                await store.put(st.model_copy(update={"fingerprint": r.value}))
+
+    try:
+        asyncio.run(record())
+        full = drift_scans(with_nats)
+        asyncio.run(fingerprint())
+        return {"full_compare": full, "fingerprint_fast_path": drift_scans(with_nats)}
+    finally:
+        asyncio.run(nats.stop())
+
+
 def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
     with workdir() as d:
         repo = d / "repo"
@@ -201,7 +279,6 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
         model = load_model(repo)
         renderer = Renderer(repo)
         settings = Settings(home=d / "home")
-        os.environ.setdefault("FABRIC_BGP_PASSWORD", PASSWORD)
         all_leaves = sorted(n.name for n in model.leaves)
         single, many = all_leaves[:1], all_leaves[1:leaves + 1]
         out: dict[str, Any] = {"fabric": f"2 spines x {len(all_leaves)} leaves (generated)", "parallelism": parallelism}
@@ -236,6 +313,7 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
                                 for n, v in cpu.items()},
                         "cores": os.cpu_count()})
             out["memory"] = measure([s.namespace for s in state.switches.values()])
+            out["drift_scan"] = _drift_after_fanout(d, repo, settings, bundles)
         finally:
             asyncio.run(lab_down(settings))
     return out

@@ -122,6 +122,7 @@ async def stack(
         engine = make_engine(nc, topo, settings)
         st = Stack(settings, url, nc, topo, engine, embedded=embedded)
         flusher: asyncio.Task[None] | None = None
+        services: list[asyncio.Task[None]] = []
         try:
             await engine.start()
             redact = redactor_for(settings)
@@ -130,6 +131,9 @@ async def stack(
                 await w.start()
                 st.workers.append(w)
             flusher = asyncio.create_task(spool_flusher(settings, topo))
+            if stages is None:  # the real stack: background services from packages (drift scans, ...)
+                services = [asyncio.create_task(svc(settings, topo), name=f"service {name}")
+                            for name, svc in registry.load_services().items()]
             async with contextlib.AsyncExitStack() as serving_api:
                 if api:
                     from engine.api.app import serving
@@ -137,8 +141,9 @@ async def stack(
                     await serving_api.enter_async_context(serving(nc, topo, settings, redact))
                 yield st
         finally:
-            if flusher:
-                flusher.cancel()
+            for task in [flusher, *services]:
+                if task:
+                    task.cancel()
             for w in st.workers:
                 await w.stop()
             await engine.stop()

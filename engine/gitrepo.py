@@ -113,6 +113,23 @@ class MirrorCache:
             raise RepoAccessError([Diagnostic(file=url, message=f"commit {sha} not found after fetch")])
         return repo
 
+    def head(self, url: str, ref: str) -> str | None:
+        """The commit ``ref`` points to now (a remote is fetched first); None if the ref is absent."""
+        repo = self._repo(url)
+        if self._local(url) is None:
+            path = self.path_for(url)
+            with _locked(path):
+                try:
+                    git.Git(str(path)).execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--prune", "--no-tags", url,
+                                                "+refs/heads/*:refs/heads/*"])
+                except GitCommandError as exc:
+                    raise RepoAccessError(
+                        [Diagnostic(file=url, message=f"cannot fetch: {str(exc.stderr).strip()[:500]}")]) from exc
+        found = repo.references.get(ref)
+        if found is None:
+            return None
+        return str(found.resolve().target)
+
     def read_blob(self, url: str, sha: str, path: str, max_bytes: int) -> bytes | None:
         """The file at ``path`` in commit ``sha``, or None if absent. Symlinks are refused."""
         repo = self.ensure(url, sha)

@@ -1,4 +1,5 @@
-"""Stage discovery through the ``lintas.stages`` entry point group.
+"""Stage discovery through the ``lintas.stages`` entry point group, and background
+services (``lintas.services``) that `lintas up` runs.
 
 The engine only needs the *names* (to reject pipelines that use unknown kinds), so
 listing does not import anything. Workers load the classes they serve.
@@ -6,9 +7,13 @@ listing does not import anything. Workers load the classes they serve.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from importlib.metadata import EntryPoint, entry_points
+from typing import Protocol
 
+from engine.bus import Topology
 from engine.errors import ConfigError
+from engine.settings import Settings
 from engine.stage import StageFactory
 
 GROUP = "lintas.stages"
@@ -30,3 +35,18 @@ def load_stage(kind: str) -> StageFactory:
     if getattr(factory, "kind", None) != kind:
         raise ConfigError(f"entry point {ep.value} declares kind {getattr(factory, 'kind', None)!r}, expected {kind!r}")
     return factory  # type: ignore[no-any-return]
+
+
+SERVICES_GROUP = "lintas.services"
+
+
+class Service(Protocol):
+    """A background task `lintas up` runs beside the engine (e.g. the periodic drift scan):
+    ``await service(settings, topology)`` runs until cancelled."""
+
+    def __call__(self, settings: Settings, topology: Topology, /) -> Coroutine[object, object, None]: ...
+
+
+def load_services() -> dict[str, Service]:
+    """Every registered service (``lintas.services`` entry points), by name."""
+    return {ep.name: ep.load() for ep in sorted(entry_points(group=SERVICES_GROUP), key=lambda e: e.name)}

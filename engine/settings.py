@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     webhook_dedup_ttl_s: float = 7 * 24 * 3600
     webhook_max_body_bytes: int = 5 * 1024 * 1024
 
+    # Drift: `lintas up` scans every deployed target this often (0: never); remediation (a
+    # normal run for the branch head, every gate applies) only when asked for
+    drift_interval_s: float = 300.0
+    drift_remediate: bool = False
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 

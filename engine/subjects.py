@@ -132,3 +132,10 @@ def deploy_record_doc(run_id: str) -> str:
 
 def verify_report_doc(run_id: str, stage: str = "verify") -> str:
     return f"verify/{token(run_id)}/{token(stage)}.json"
+
+
+DRIFT_EVENT = f"{PREFIX}.notify.drift"  # a drift report (on the NOTIFY stream)
+
+
+def drift_report_doc() -> str:
+    return "drift/latest.json"

@@ -1,5 +1,6 @@
 """What was last deployed to each target (device or host): the plan's baseline and
-drift detection's reference. Written only by deploy/rollback stages, after success."""
+drift detection's reference. Written by verify after a confirmed deploy, and marked
+by drift remediation (``drift``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ class TargetState(BaseModel):
     run_id: str
     artifacts: dict[str, str] = Field(default_factory=dict)  # artifact name -> content id
     deployed_at: datetime
+    # set by drift remediation: the target no longer runs these artifacts (what differs);
+    # the next plan re-applies it even though the artifacts did not change
+    drift: list[str] = Field(default_factory=list)
+    # the running state right after the deploy was confirmed (drift: a cheap "unchanged" test)
+    fingerprint: str | None = None
 
 
 class TargetStore:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
@@ -11,6 +14,7 @@ from engine.api.auth import Viewer
 from engine.api.context import Ctx
 from engine.api.index import STAGE_BUCKETS
 from engine.api.schemas import ERRORS, TargetView
+from engine.artifacts import NatsArtifactStore
 from engine.state import RunState
 from engine.targets import TargetStore
 
@@ -94,9 +98,16 @@ async def _consumers(ctx: Ctx) -> list[tuple[str, int, int]]:
 async def list_targets(ctx: Ctx, _who: Viewer) -> list[TargetView]:
     """Devices and hosts with the commit and run that last deployed them (written by deploys)."""
     states = await TargetStore(ctx.topo.targets).all()
+    raw = await NatsArtifactStore(ctx.topo.artifacts).get_doc(S.drift_report_doc())
+    report: dict[str, Any] = json.loads(raw) if raw else {}
+    drift = {str(d["target"]): d for d in report.get("targets", [])}
+    checked = report.get("checked_at")
     return [
         TargetView(target=t.target, kind=t.kind, repo=t.repo, commit=t.commit, run_id=t.run_id,
-                   deployed_at=t.deployed_at, artifacts=t.artifacts, drift=None)
+                   deployed_at=t.deployed_at, artifacts=t.artifacts,
+                   drift=drift[t.target]["state"] if t.target in drift else None,
+                   drift_checked_at=checked if t.target in drift else None,
+                   differences=[ctx.redact(x) for x in drift.get(t.target, {}).get("differences", [])])
         for t in sorted(states.values(), key=lambda t: t.target)
     ]
 

@@ -4,6 +4,7 @@ SSE) and live run/stage transitions (SSE from the NOTIFY stream)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -76,11 +77,32 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
         "policy": S.policy_report_doc(run.run_id),
         "secscan": S.secscan_report_doc(run.run_id),
         "render-index": S.render_index_doc(run.repo, run.sha),
+        "deploy": S.deploy_record_doc(run.run_id),  # per-device status, diff, checkpoint, last-known-good
+        "verify": S.verify_report_doc(run.run_id, "verify"),  # every check: expected vs observed
+        "rollback": S.verify_report_doc(run.run_id, "rollback"),  # the re-verification after a rollback
     }.get(name)
 
 
+def _redact_json(raw: bytes, redact: Callable[[str], str]) -> str:
+    """Redact every string of a JSON document (a regex over the raw text could cut it mid-string)."""
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact(v)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {redact(k): walk(x) for k, x in v.items()}
+        return v
+
+    try:
+        return json.dumps(walk(json.loads(raw)))
+    except ValueError:
+        return json.dumps({"error": "the stored document is not JSON"})
+
+
 async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Response:
-    """``plan``, ``policy``, ``secscan`` (SARIF), ``render-index``, or a rendered config by
+    """``plan``, ``policy``, ``secscan`` (SARIF), ``render-index``, ``deploy``, ``verify``,
+    ``rollback``, or a rendered config by
     content id (``sha256:<hex>``) that this run's render index names. Text is redacted."""
     run = await _run_or_404(ctx, run_id)
     store = NatsArtifactStore(ctx.topo.artifacts)
@@ -89,9 +111,10 @@ async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Respon
         raw = await store.get_doc(doc)
         if raw is None:
             raise HTTPException(404, f"run {run.run_id} has no {name} artifact")
-        return Response(ctx.redact(raw.decode(errors="replace")), media_type="application/json")
+        return Response(_redact_json(raw, ctx.redact), media_type="application/json")
     if not name.startswith("sha256:"):
-        raise HTTPException(404, f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index or sha256:<id>")
+        raise HTTPException(404, f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index, deploy, verify, "
+                                 "rollback or sha256:<id>")
     index_raw = await store.get_doc(S.render_index_doc(run.repo, run.sha))
     index: dict[str, Any] = json.loads(index_raw) if index_raw else {}
     named = {cid for arts in index.get("targets", {}).values() for cid in arts.values()}

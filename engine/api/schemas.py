@@ -60,8 +60,11 @@ class TargetView(BaseModel):
     deployed_at: datetime
     artifacts: dict[str, str] = Field(description="artifact name -> content id")
     drift: str | None = Field(
-        None, description="drift state; always null until drift detection lands (issue 6)"
+        None, description="in_sync | drifted | behind | unreachable | unknown, from the latest drift scan "
+                          "(null: never scanned)"
     )
+    drift_checked_at: datetime | None = Field(None, description="when the latest drift scan ran")
+    differences: list[str] = Field(default_factory=list, description="what differs from the last deployed config")
 
 
 class GraphNode(BaseModel):

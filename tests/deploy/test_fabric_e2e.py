@@ -14,7 +14,10 @@ run in order and each leaves the fabric at its repo's last-known-good state:
 4. the management path to one leaf cut in the middle of the deploy: the run ends
    ``failed`` naming that leaf, and the leaf's device-side timer restores it by itself;
 5. `lintas up` SIGKILLed after the commits and before verify confirms them: the devices
-   revert by timer, and the restarted engine ends the run ``rolled_back``.
+   revert by timer, and the restarted engine ends the run ``rolled_back``;
+6. (after 2) an FRR setting changed by hand: `lintas drift` names the device and the exact
+   line, `--remediate` re-applies it through a normal run; a commit that fails validation
+   leaves every device ``behind`` its branch head.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,7 @@ REVERT_IN_S = 45
 HEALTH_TIMEOUT_S = 20
 VERIFY_TIMEOUT_S = 25
 RUN_TIMEOUT_S = 300.0
+DRIFT_INTERVAL_S = 30
 
 
 @dataclass
@@ -242,6 +247,7 @@ def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S), LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
         LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S), LINTAS_DEPLOY__LEASE_TTL_S="60",
         LINTAS_JOB_ACK_WAIT_S="10", LINTAS_TICK_S="0.5",
+        LINTAS_DRIFT_INTERVAL_S=str(DRIFT_INTERVAL_S),  # the periodic scan runs beside every deploy here
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
         GIT_AUTHOR_NAME="Net Ops", GIT_AUTHOR_EMAIL="netops@example.invalid",
         GIT_COMMITTER_NAME="Net Ops", GIT_COMMITTER_EMAIL="netops@example.invalid",
@@ -311,6 +317,54 @@ def test_the_same_commit_twice_changes_nothing(lx: Env, sw: Switches) -> None:
     assert docs["state"] == "succeeded", docs["error"]
     assert stage(docs, "deploy")["summary"]["committed"] == []
     assert sw.checkpoints() == before  # no device was committed to
+
+
+def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(lx: Env, sw: Switches,
+                                                                        lab_settings: Settings) -> None:
+    f = lab_device_facts(lab_settings, "leaf-02")
+    by_hand = ["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes", "-o",
+               f"UserKnownHostsFile={f.known_hosts}", "-o", "BatchMode=yes", f"root@{f.mgmt_ip}",
+               "vtysh -c 'conf t' -c 'ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24'"]
+    changed_at = time.time()
+    subprocess.run(by_hand, check=True, capture_output=True, timeout=30)
+
+    def periodic_scan_saw_it() -> bool:  # `lintas up`'s own scan, not one we ask for
+        got = lx.cli("drift", "--cached", "--json", check=False)
+        if got.returncode == 2:
+            return False
+        rep = json.loads(got.stdout)
+        return (datetime.fromisoformat(rep["checked_at"]).timestamp() > changed_at
+                and {t["target"]: t["state"] for t in rep["targets"]}.get("leaf-02") == "drifted")
+
+    wait_for("the periodic drift scan reports leaf-02", periodic_scan_saw_it, DRIFT_INTERVAL_S * 2 + 30)
+    scan = lx.cli("drift", "--json", check=False)
+    assert scan.returncode == 1, scan.stderr
+    report = {t["target"]: t for t in json.loads(scan.stdout)["targets"]}
+    assert report["leaf-02"]["state"] == "drifted"
+    assert any("192.0.2.0/24" in line for line in report["leaf-02"]["differences"])  # the exact difference
+    assert all(report[n]["state"] == "in_sync" for n in SWITCHES if n != "leaf-02")
+    assert "192.0.2.0/24" in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]  # a scan changes nothing
+
+    fixed = lx.cli("drift", "--remediate", "--json", check=False)
+    runs = json.loads(fixed.stdout)["remediation_runs"]
+    assert len(runs) == 1
+    lx.seen.add(runs[0])
+    run = lx.drive(runs[0])
+    assert run["state"] == "succeeded", run["error"]
+    assert stage(run, "deploy")["summary"]["committed"] == ["leaf-02"]  # only the drifted device
+    assert "192.0.2.0/24" not in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]
+    again = lx.cli("drift", "--json", check=False)
+    assert again.returncode == 0, again.stdout
+    assert {t["state"] for t in json.loads(again.stdout)["targets"]} == {"in_sync"}
+
+    # a commit that never reaches the switches (invalid model): every device is behind its branch
+    bad = lx.push_and_drive("broken YAML", lambda repo: (repo / "fabric" / "links.yaml").write_text("links: [\n"))
+    assert bad["state"] == "failed" and stage(bad, "validate")["state"] == "failed"
+    behind = json.loads(lx.cli("drift", "--json", check=False).stdout)["targets"]
+    assert {t["state"] for t in behind} == {"behind"} and {t["head_commit"] for t in behind} == {bad["sha"]}
+    back = lx.push_and_drive("fix the YAML", lambda repo: lx.git("checkout", "HEAD~1", "--", "fabric/links.yaml"))
+    assert back["state"] == "succeeded", back["error"]
+    assert {t["state"] for t in json.loads(lx.cli("drift", "--json", check=False).stdout)["targets"]} == {"in_sync"}
 
 
 def test_a_change_that_breaks_the_fabric_is_rolled_back(lx: Env, sw: Switches) -> None:

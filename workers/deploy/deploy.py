@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from engine import subjects as S
 from engine.artifacts import NatsArtifactStore
 from engine.errors import LockHeldError
-from engine.locks import Lease
+from engine.locks import Lease, LeaseLocks
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
@@ -38,6 +38,8 @@ from workers.deploy.record import DeployRecord, TargetResult, now, save_record
 from workers.deploy.waves import Strategy, Wave, plan_waves
 from workers.model.model import InfraModel
 from workers.render.plan import Plan
+
+LEASE_WAIT_S = 30.0  # how long a deploy waits for a device another holder has leased
 
 
 class DeployStage:
@@ -118,7 +120,7 @@ class DeployStage:
         leases: dict[str, Lease] = {}
         try:
             for name in sorted(t for w in waves for t in w.devices):
-                leases[name] = await locks.acquire(name, lease_owner(job.run_id))
+                leases[name] = await _acquire_waiting(locks, name, lease_owner(job.run_id), LEASE_WAIT_S)
         except LockHeldError as exc:
             for lease in leases.values():
                 await locks.release(lease)
@@ -221,6 +223,18 @@ class DeployStage:
             "failed": record.with_status("failed"),
             "devices": [r.brief() for r in record.targets.values() if r.status != "unchanged" or r.wave is not None],
         }
+
+
+async def _acquire_waiting(locks: LeaseLocks, target: str, owner: str, wait_s: float) -> Lease:
+    """A short wait for a lease held briefly (a drift scan reads a device for a few seconds)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await locks.acquire(target, owner)
+        except LockHeldError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(1.0)
 
 
 def _role(model: InfraModel, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,14 @@ def restore(driver: Any, name: str, *, checkpoints: dict[str, str | None]) -> st
         driver.rollback()  # confirmed already (or committed without a timer): restore explicitly
         return "rolled_back"
     return "reverted"
+
+
+def running_fingerprint(driver: Any, name: str) -> str:
+    """SHA-256 of the device's running state as ``get_config`` shows it (FRR running config plus
+    the managed Linux side): recorded when a deploy is confirmed, so that a drift scan can
+    tell "nothing changed" from one cheap read and run the full compare only otherwise."""
+    running = str(driver.get_config(retrieve="running")["running"])
+    return "sha256:" + hashlib.sha256(running.encode()).hexdigest()
 
 
 def pending(driver: Any, name: str) -> bool:

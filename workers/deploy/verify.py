@@ -83,12 +83,23 @@ class VerifyStage:
             return StageResult.failed(f"could not confirm the commit on {', '.join(lost)}: {detail}",
                                       summary={**summary, "confirmed": record.with_status("confirmed")})
         targets = TargetStore(ctx.topology.targets)
-        for name in record.with_status("confirmed", "unchanged"):
+        good = [n for n in record.with_status("confirmed", "unchanged") if record.targets[n].kind == "device"]
+        # a fresh fingerprint only where this run compared the device with its candidate; a device
+        # the plan left alone keeps its old one (and any drift mark): drift must stay visible
+        compared = {t for wave in record.waves for t in wave}
+        prints = await fleet.run([n for n in good if n in compared and n in fleet.conns], ops.running_fingerprint)
+        for name in good:
             t = record.targets[name]
-            if t.kind != "device":
-                continue
+            fp: str | None
+            drift: list[str]
+            if name in prints:
+                fp, drift = (prints[name].value if prints[name].ok else None), []
+            else:
+                old = await targets.get(name)
+                fp, drift = (old.fingerprint, old.drift) if old is not None else (None, [])
             await targets.put(TargetState(target=name, kind="device", repo=record.repo, commit=record.sha,
-                                          run_id=record.run_id, artifacts=t.artifacts, deployed_at=now()))
+                                          run_id=record.run_id, artifacts=t.artifacts, deployed_at=now(),
+                                          fingerprint=fp, drift=drift))
         await release_all(locks_for(ctx), record.run_id, [t for wave in record.waves for t in wave])
         await ctx.log.info(f"confirmed {len(pending)} commit(s); last-known-good is now {record.sha[:8]}")
         return StageResult.ok({**summary, "confirmed": pending})

@@ -8,7 +8,7 @@ and holds a unified diff per changed artifact.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,6 +92,7 @@ async def make_plan(
     against: str,
     fetch: Fetch,
     texts: Mapping[str, Mapping[str, str]] | None = None,
+    drifted: Mapping[str, Sequence[str]] | None = None,
 ) -> Plan:
     """Compare ``index`` with ``baseline`` (target -> artifact -> content id).
 
@@ -107,6 +108,13 @@ async def make_plan(
             continue
         if before is None:
             status: Status = "new"
+        elif dict(before) == now and target in (drifted or {}):
+            # the device no longer runs what was deployed (drift remediation): re-apply it
+            lines = list((drifted or {})[target])
+            text = "".join(f"{ln}\n" for ln in lines)
+            plans[target] = TargetPlan(target=target, kind=kind, status="changed", artifacts=now, diffs=[
+                ArtifactDiff(name="(drift on the target)", before=None, after=None, added=0, removed=0, diff=text)])
+            continue
         elif dict(before) == now:
             plans[target] = TargetPlan(target=target, kind=kind, status="unchanged", artifacts=now)
             continue

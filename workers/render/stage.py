@@ -119,7 +119,9 @@ class RenderStage:
         deployed = await TargetStore(ctx.topology.targets).all()
         baseline = {t: s.artifacts for t, s in deployed.items() if s.repo == index.repo}
         against = "deployed" if baseline else "nothing deployed yet (first deploy)"
-        return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered)
+        drifted = {t: s.drift for t, s in deployed.items() if s.repo == index.repo and s.drift}
+        return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered,
+                               drifted=drifted)
 
     def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
         return plan_local(root, against=against, cache=self._cache)

@@ -584,7 +584,11 @@
           h('td', {}, h('a', { href: `#/runs/${enc(t.run_id)}`, class: 'mono' }, t.run_id)),
           h('td', {}, t.drift === null || t.drift === undefined
             ? h('span', { class: 'badge', title: 'drift detection has not reported on this target' }, 'unknown')
-            : badge(t.drift)),
+            : badge(t.drift),
+            (t.differences || []).length
+              ? h('details', {}, h('summary', {}, `${t.differences.length} difference(s)`),
+                h('pre', { class: 'mono' }, t.differences.join('\n')))
+              : null),
           h('td', { class: 'muted' }, Object.keys(t.artifacts || {}).join(', ')))));
         note.hidden = targets.length > 0;
         note.textContent = 'No target has been deployed yet.';

@@ -1,0 +1,274 @@
+"""Drift: the actual state of every deployed target against what Lintas last deployed to it.
+
+For each target in the target store (written by verify after a confirmed deploy):
+
+* **config drift**: the last deployed artifacts are loaded as a replace candidate and
+  ``compare_config`` answers what the device would change to get back to them (FRR
+  running config and the managed Linux side). Nothing is committed; the candidate is
+  discarded. A non-empty answer is the exact difference, masked;
+* **behind**: the target's last applied commit is not the head of its branch (a lost
+  event, a failed run), so the head was never applied;
+* an unconfirmed commit pending on a device is reported too.
+
+:func:`scan` returns a :class:`DriftReport`; :func:`publish` stores it as
+``drift/latest.json`` and publishes it on ``lintas.notify.drift``. Remediation (off by
+default) is a normal pipeline run for the branch head, through every gate.
+
+Hypervisor hosts are reported ``unknown``: their deploy (and so their drift) is not
+built yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine import subjects as S
+from engine.artifacts import NatsArtifactStore
+from engine.bus import Topology
+from engine.client import publish_push
+from engine.errors import InputError, LintasError, LockHeldError
+from engine.events import PushEvent, manual_event_id
+from engine.gitrepo import MirrorCache
+from engine.locks import Lease, LeaseLocks
+from engine.repos import RepoRegistry
+from engine.settings import Settings
+from engine.targets import TargetState, TargetStore
+from workers.deploy.common import MAX_MODEL_FILE
+from workers.deploy.connect import ConnectError
+from workers.deploy.fleet import Fleet
+from workers.deploy.ops import running_fingerprint
+from workers.model import MODEL_FILES, InfraModel, load_model_texts
+
+log = structlog.get_logger("lintas.drift")
+DRIFT_OWNER = "drift-scan"
+DriftState = Literal["in_sync", "drifted", "behind", "unreachable", "unknown"]
+MAX_LINES = 200
+
+
+class TargetDrift(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    kind: Literal["device", "host"]
+    repo: str
+    state: DriftState
+    deployed_commit: str
+    head_commit: str | None = None
+    behind: bool = False  # the branch head was never applied here
+    differences: list[str] = Field(default_factory=list)  # what differs from the last deployed config
+    pending_commit: bool = False
+    error: str | None = None
+
+
+class DriftReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    checked_at: datetime
+    duration_s: float
+    targets: list[TargetDrift]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for t in self.targets:
+            out[t.state] += 1
+        return dict(out)
+
+    @property
+    def drifted(self) -> list[TargetDrift]:
+        return [t for t in self.targets if t.state != "in_sync"]
+
+
+def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
+              fingerprints: dict[str, str | None]) -> tuple[str, bool, str | None]:
+    """(difference, commit pending, problem): a candidate that cannot be built (a secret that
+    does not resolve here) is a problem of this scan, not an unreachable device.
+
+    Fast path: when the running state still has the fingerprint recorded at the confirmed
+    deploy, nothing changed and no candidate is loaded (frr-reload.py is the costly part)."""
+    known = fingerprints.get(name)
+    if known is not None and running_fingerprint(driver, name) == known:
+        return "", bool(driver.has_pending_commit()), None
+    try:
+        driver.load_replace_candidate(config=bundles[name])
+    except LintasError as exc:
+        return "", False, f"cannot build the last deployed candidate: {exc}"
+    try:
+        diff = str(driver.compare_config())
+    finally:
+        driver.discard_config()
+    return diff, bool(driver.has_pending_commit()), None
+
+
+def _model_at(mirror: MirrorCache, url: str, sha: str) -> InfraModel:
+    texts = {}
+    for rel in MODEL_FILES:
+        blob = mirror.read_blob(url, sha, rel, MAX_MODEL_FILE)
+        if blob is not None:
+            texts[rel] = blob
+    return load_model_texts(texts)
+
+
+async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> DriftReport:
+    t0 = time.monotonic()
+    states = await TargetStore(topo.targets).all()
+    registry = RepoRegistry(settings.home).load()
+    store = NatsArtifactStore(topo.artifacts)
+    out: list[TargetDrift] = []
+    heads: dict[str, str | None] = {}
+    groups: dict[tuple[str, str], list[TargetState]] = defaultdict(list)
+    for st in states.values():
+        entry = registry.get(st.repo)
+        if st.repo not in heads:
+            try:
+                heads[st.repo] = (await asyncio.to_thread(mirror.head, entry.url, entry.default_ref)
+                                  if entry else None)
+            except LintasError:
+                heads[st.repo] = None
+        if st.kind == "host":
+            out.append(_entry(st, heads[st.repo], "unknown", error="host drift is not built yet"))
+        elif entry is None:
+            out.append(_entry(st, None, "unknown", error=f"repo {st.repo} is not registered"))
+        else:
+            groups[(entry.url, st.commit)].append(st)
+    for (url, commit), members in groups.items():
+        out += await _scan_devices(settings, topo, mirror, store, url, commit, members, heads)
+    out.sort(key=lambda t: t.target)
+    return DriftReport(checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out)
+
+
+async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
+                        commit: str, members: list[TargetState], heads: dict[str, str | None]) -> list[TargetDrift]:
+    try:
+        model = await asyncio.to_thread(_model_at, mirror, url, commit)
+    except (InputError, LintasError) as exc:
+        return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
+    names = [st.target for st in members if st.target in model.devices]
+    bundles: dict[str, dict[str, str]] = {}
+    missing: dict[str, str] = {}
+    for st in members:
+        parts = {}
+        for art, cid in st.artifacts.items():
+            data = await store.get_blob(cid)
+            if data is None:
+                missing[st.target] = f"artifact {cid} of the last deploy is no longer stored"
+                break
+            parts[art] = data.decode()
+        bundles[st.target] = parts
+    # a scan loads a candidate on the device: never while a run holds the device (it would
+    # clobber that run's candidate); such a device is reported unknown this time
+    locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
+    leases: dict[str, Lease] = {}
+    for n in names:
+        if n in missing:
+            continue
+        try:
+            leases[n] = await locks.acquire(n, DRIFT_OWNER)
+        except LockHeldError as exc:
+            missing[n] = f"not scanned: {exc}"
+    try:
+        try:
+            fleet = await asyncio.to_thread(Fleet, model, settings, sorted(leases))
+        except ConnectError as exc:
+            return [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
+        try:
+            results = await fleet.run(fleet.conns, _drift_op, bundles=bundles,
+                                      fingerprints={st.target: st.fingerprint for st in members})
+        finally:
+            await asyncio.to_thread(fleet.close)
+    finally:
+        for lease in leases.values():
+            await locks.release(lease)
+    out = []
+    for st in members:
+        head = heads[st.repo]
+        if st.target in missing or st.target not in results:
+            out.append(_entry(st, head, "unknown", error=missing.get(st.target, "not a device of its model")))
+            continue
+        r = results[st.target]
+        if not r.ok or r.value is None:
+            out.append(_entry(st, head, "unreachable", error=r.error))
+            continue
+        diff, pending, problem = r.value
+        if problem is not None:
+            out.append(_entry(st, head, "unknown", error=problem))
+            continue
+        lines = [ln for ln in diff.splitlines() if ln.strip()]
+        state: DriftState = "drifted" if lines else ("behind" if head and head != st.commit else "in_sync")
+        out.append(_entry(st, head, state, differences=lines[:MAX_LINES], pending=pending))
+    return out
+
+
+def _entry(st: TargetState, head: str | None, state: DriftState, *, error: str | None = None,
+           differences: list[str] | None = None, pending: bool = False) -> TargetDrift:
+    return TargetDrift(target=st.target, kind=st.kind, repo=st.repo, state=state, deployed_commit=st.commit,
+                       head_commit=head, behind=bool(head and head != st.commit), differences=differences or [],
+                       pending_commit=pending, error=error)
+
+
+async def publish(topo: Topology, report: DriftReport) -> None:
+    data = report.model_dump_json().encode()
+    await NatsArtifactStore(topo.artifacts).put_doc(S.drift_report_doc(), data)
+    await topo.js.publish(S.DRIFT_EVENT, data, stream=S.NOTIFY_STREAM)
+
+
+async def latest(topo: Topology) -> DriftReport | None:
+    raw = await NatsArtifactStore(topo.artifacts).get_doc(S.drift_report_doc())
+    return DriftReport.model_validate_json(raw) if raw else None
+
+
+async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str) -> list[str]:
+    """Off by default (``lintas drift --remediate``): mark every drifted device in the target
+    store, so the next plan re-applies it, and start a normal run (every gate, approvals
+    included) for the branch head of each repo with a drifted or behind target. Never
+    touches a host: their drift is only reported. Returns the run ids."""
+    targets = TargetStore(topo.targets)
+    repos: dict[str, str] = {}
+    for t in report.targets:
+        if t.kind != "device" or t.head_commit is None or t.state not in ("drifted", "behind"):
+            continue
+        if t.state == "drifted":
+            st = await targets.get(t.target)
+            if st is not None:
+                await targets.put(st.model_copy(update={"drift": t.differences or ["(differs)"]}))
+        repos[t.repo] = t.head_commit
+    registry = RepoRegistry(settings.home).load()
+    runs = []
+    for repo, head in sorted(repos.items()):
+        entry = registry[repo]
+        ev = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo=repo, url=entry.url,
+                       ref=entry.default_ref, sha=head, author=actor, message="drift remediation", source="manual")
+        await publish_push(topo.js, ev)
+        runs.append(ev.run_id)
+    return runs
+
+
+async def drift_service(settings: Settings, topo: Topology) -> None:
+    """The periodic reconcile `lintas up` runs (``lintas.services`` entry point): every
+    ``drift_interval_s`` (0: off) scan, store and publish the report, and start remediation
+    runs when ``drift_remediate`` is set."""
+    if settings.drift_interval_s <= 0:
+        return
+    mirror = MirrorCache(settings.cache_dir)
+    try:
+        while True:
+            await asyncio.sleep(settings.drift_interval_s)
+            try:
+                report = await scan(settings, topo, mirror)
+                await publish(topo, report)
+                log.info("drift scan", **report.counts(), duration_s=report.duration_s)
+                if settings.drift_remediate and report.drifted:
+                    runs = await remediate(settings, topo, report, actor="drift-reconcile")
+                    log.warning("drift remediation started", runs=runs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed scan must not stop the next one
+                log.warning("drift scan failed", error=str(exc))
+    finally:
+        mirror.close()
