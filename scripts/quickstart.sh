@@ -51,7 +51,7 @@ drive() {
     sleep 0.5
   done
   lintas logs "$run" --follow | grep -vE '^\s+[-+@ ]|^\s*$' || true
-  echo; lintas show "$run" | head -40
+  echo; lintas show "$run" | head -40 || true   # (head closes the pipe early: not an error)
 }
 
 if [ ! -d demo-infra ]; then
