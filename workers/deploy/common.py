@@ -9,29 +9,18 @@ from collections.abc import Iterable
 from engine.errors import InputError
 from engine.locks import Lease, LeaseLocks
 from engine.runlog import RunLogger
-from engine.settings import Settings
 from engine.stage import StageContext
 from workers.deploy import checks as C
 from workers.deploy.fleet import Fleet
-from workers.model import MODEL_FILES, InfraModel, load_model_texts
+from workers.model import InfraModel
+from workers.model.revision import load_model_at
 
-MAX_MODEL_FILE = 5 * 1024 * 1024
 POLL_S = 2.0
-
-
-def model_at(ctx: StageContext, sha: str) -> InfraModel:
-    """The validated model of ``sha`` (blocking: git reads). Raises InputError when invalid."""
-    texts = {}
-    for rel in MODEL_FILES:
-        blob = ctx.mirror.read_blob(ctx.job.url, sha, rel, MAX_MODEL_FILE)
-        if blob is not None:
-            texts[rel] = blob
-    return load_model_texts(texts)
 
 
 async def load_model_of(ctx: StageContext, sha: str) -> InfraModel | str:
     try:
-        return await asyncio.to_thread(model_at, ctx, sha)
+        return await asyncio.to_thread(load_model_at, ctx.mirror, ctx.job.url, sha)
     except InputError as exc:
         return f"the model at {sha[:8]} is invalid: {exc.summary}"
 
@@ -59,8 +48,8 @@ async def renew_all(locks: LeaseLocks, leases: dict[str, Lease]) -> None:
         leases[t] = await locks.renew(lease)
 
 
-async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, settings: Settings,
-                        log: RunLogger, timeout_s: float, label: str) -> list[C.Check]:
+async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger,
+                        timeout_s: float, label: str) -> list[C.Check]:
     """Poll every device until all checks pass or ``timeout_s`` passes; pings run once the
     control plane has converged (and always in the last round). Returns the last checks."""
     expected = {d: C.expected_state(model, d) for d in devices}

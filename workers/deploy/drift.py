@@ -40,11 +40,10 @@ from engine.locks import Lease, LeaseLocks
 from engine.repos import RepoRegistry
 from engine.settings import Settings
 from engine.targets import TargetState, TargetStore
-from workers.deploy.common import MAX_MODEL_FILE
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
 from workers.deploy.ops import running_fingerprint
-from workers.model import MODEL_FILES, InfraModel, load_model_texts
+from workers.model.revision import load_model_at
 
 log = structlog.get_logger("lintas.drift")
 DRIFT_OWNER = "drift-scan"
@@ -106,15 +105,6 @@ def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
     return diff, bool(driver.has_pending_commit()), None
 
 
-def _model_at(mirror: MirrorCache, url: str, sha: str) -> InfraModel:
-    texts = {}
-    for rel in MODEL_FILES:
-        blob = mirror.read_blob(url, sha, rel, MAX_MODEL_FILE)
-        if blob is not None:
-            texts[rel] = blob
-    return load_model_texts(texts)
-
-
 async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> DriftReport:
     t0 = time.monotonic()
     states = await TargetStore(topo.targets).all()
@@ -146,7 +136,7 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
 async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
                         commit: str, members: list[TargetState], heads: dict[str, str | None]) -> list[TargetDrift]:
     try:
-        model = await asyncio.to_thread(_model_at, mirror, url, commit)
+        model = await asyncio.to_thread(load_model_at, mirror, url, commit)
     except (InputError, LintasError) as exc:
         return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
     names = [st.target for st in members if st.target in model.devices]

@@ -70,6 +70,11 @@ class DeployRecord(BaseModel):
     waves: list[list[str]] = Field(default_factory=list)
     targets: dict[str, TargetResult] = Field(default_factory=dict)
 
+    @property
+    def rolled_out(self) -> list[str]:
+        """Every target placed in a wave: compared with its candidate, leased by the run."""
+        return [t for wave in self.waves for t in wave]
+
     def with_status(self, *statuses: TargetStatus) -> list[str]:
         return sorted(t for t, r in self.targets.items() if r.status in statuses)
 

@@ -39,7 +39,7 @@ class RollbackStage:
         touched = record.with_status("committed", "confirmed", "failed", "reverted") if record else []
         if record is None or not touched:
             if record is not None:
-                await release_all(locks_for(ctx), record.run_id, [t for wave in record.waves for t in wave])
+                await release_all(locks_for(ctx), record.run_id, record.rolled_out)
             await ctx.log.info("nothing to roll back: this run changed no device")
             return StageResult.ok({"restored": [], "devices": []})
         model_now = await load_model_of(ctx, job.sha)
@@ -77,9 +77,8 @@ class RollbackStage:
                        "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:100],
                        "devices": [record.targets[n].brief() for n in touched]}
             bad = C.failing(checks)
-            waves = [t for wave in record.waves for t in wave]
             # devices that need attention keep their lease (until it expires): no run touches them meanwhile
-            await release_all(locks_for(ctx), record.run_id, [t for t in waves if t not in attention])
+            await release_all(locks_for(ctx), record.run_id, [t for t in record.rolled_out if t not in attention])
             if attention or bad:
                 names = sorted(set(attention) | {c.device for c in bad})
                 why = "; ".join([f"{n}: {record.targets[n].error}" for n in attention] + check_lines(checks, limit=6))
@@ -97,7 +96,7 @@ class RollbackStage:
             good = await load_model_of(ctx, commits.pop())
             if not isinstance(good, str):
                 names = sorted(n for n in good.devices if n in fleet.conns)
-                return await verify_fabric(fleet, good, names, settings=ctx.settings, log=ctx.log,
+                return await verify_fabric(fleet, good, names, log=ctx.log,
                                            timeout_s=timeout, label="re-verify (last-known-good)")
         names = sorted(fleet.conns)
         results = await fleet.run(names, ops.pending)

@@ -48,7 +48,7 @@ class VerifyStage:
         except ConnectError as exc:
             return StageResult.failed(f"cannot connect: {exc}")
         try:
-            checks = await verify_fabric(fleet, model, devices, settings=ctx.settings, log=ctx.log,
+            checks = await verify_fabric(fleet, model, devices, log=ctx.log,
                                          timeout_s=timeout, label="verify")
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
@@ -86,7 +86,7 @@ class VerifyStage:
         good = [n for n in record.with_status("confirmed", "unchanged") if record.targets[n].kind == "device"]
         # a fresh fingerprint only where this run compared the device with its candidate; a device
         # the plan left alone keeps its old one (and any drift mark): drift must stay visible
-        compared = {t for wave in record.waves for t in wave}
+        compared = set(record.rolled_out)
         prints = await fleet.run([n for n in good if n in compared and n in fleet.conns], ops.running_fingerprint)
         for name in good:
             t = record.targets[name]
@@ -100,6 +100,6 @@ class VerifyStage:
             await targets.put(TargetState(target=name, kind="device", repo=record.repo, commit=record.sha,
                                           run_id=record.run_id, artifacts=t.artifacts, deployed_at=now(),
                                           fingerprint=fp, drift=drift))
-        await release_all(locks_for(ctx), record.run_id, [t for wave in record.waves for t in wave])
+        await release_all(locks_for(ctx), record.run_id, record.rolled_out)
         await ctx.log.info(f"confirmed {len(pending)} commit(s); last-known-good is now {record.sha[:8]}")
         return StageResult.ok({**summary, "confirmed": pending})

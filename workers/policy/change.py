@@ -16,9 +16,9 @@ from workers.model import InfraModel, affected_by, load_model_texts
 from workers.model.cache import ModelCache
 from workers.model.graph import ObjectKey
 from workers.model.loader import MODEL_FILES
+from workers.model.revision import MAX_MODEL_FILE
 
 Affected = dict[str, set[ObjectKey]]
-MAX_MODEL_FILE = 5 * 1024 * 1024
 
 
 def model_at_revision(root: Path, rev: str, cache: ModelCache | None = None) -> InfraModel | None:

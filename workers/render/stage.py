@@ -22,15 +22,14 @@ from engine.errors import InputError
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
-from workers.model import MODEL_FILES, InfraModel, load_model, load_model_texts
+from workers.model import InfraModel, load_model, load_model_texts
 from workers.model.cache import ModelCache
 from workers.model.gcpause import gc_paused, settle
+from workers.model.revision import model_texts_at
 from workers.render.env import Renderer
 from workers.render.local import plan_local
 from workers.render.plan import Plan, RenderIndex, make_plan
 from workers.render.targets import kind_of, render_targets, select_targets
-
-MAX_MODEL_FILE = 5 * 1024 * 1024
 
 
 class RenderStage:
@@ -102,11 +101,7 @@ class RenderStage:
     def _model_at(self, ctx: StageContext, sha: str | None) -> InfraModel | None:
         if not sha:
             return None
-        texts = {}
-        for rel in MODEL_FILES:
-            blob = ctx.mirror.read_blob(ctx.job.url, sha, rel, MAX_MODEL_FILE)
-            if blob is not None:
-                texts[rel] = blob
+        texts = model_texts_at(ctx.mirror, ctx.job.url, sha)
         try:
             with self._cache_lock:
                 return load_model_texts(texts, cache=self._cache)
