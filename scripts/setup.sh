@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 # frr + frr-pythontools: FRR itself checks rendered configs (vtysh --dryrun, frr-reload.py).
 # openssh-server/-client, iproute2, iputils-ping, procps: the lab (netns switches reached over SSH).
 # chromium: the dashboard's browser test (driven by Playwright with executable_path, no browser download).
+# libvirt-daemon-system, qemu-system-x86, openvswitch-switch: the lab's hypervisor hosts (libvirtd + QEMU
+# and OVS started by the lab in each host's namespaces; the packages' own services are not used).
 APT_PACKAGES=(git ca-certificates python3-venv gcc pkg-config libvirt-dev frr frr-pythontools
-              openssh-server openssh-client iproute2 iputils-ping procps chromium)
+              openssh-server openssh-client iproute2 iputils-ping procps chromium
+              libvirt-daemon-system qemu-system-x86 openvswitch-switch)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -1,4 +1,4 @@
-"""Lab fixtures: a real lab (namespaces, FRR, sshd) under a temporary LINTAS_HOME.
+"""Lab fixtures: a real lab (namespaces, FRR, libvirt, OVS, sshd) under a temporary LINTAS_HOME.
 
 The lab is machine-wide (one per machine), so every fixture tears it down with
 ``lab_down`` in its finalizer, whatever the test did. Tests that only look at the lab
@@ -79,9 +79,21 @@ def ip_json(*args: str) -> object:
     return json.loads(out or "[]")
 
 
+LAB_COMMS = ("zebra", "bgpd", "bfdd", "staticd", "sshd", "libvirtd", "virtlogd", "ovsdb-server", "ovs-vswitchd",
+             "qemu-system-x86")
+
+
 def lab_process_pids() -> dict[int, str]:
-    """Live (non-zombie) zebra/bgpd/bfdd/sshd processes outside the root network namespace."""
+    """Live (non-zombie) FRR, sshd, libvirt, OVS and QEMU processes outside the root network namespace
+    (and outside named namespaces that are not the lab's: other tools may run OVS or libvirt there)."""
     root_ns = os.stat("/proc/self/ns/net").st_ino
+    others = set()
+    for ns in Path("/run/netns").glob("*") if Path("/run/netns").is_dir() else []:
+        if not ns.name.startswith("lx-"):
+            try:
+                others.add(ns.stat().st_ino)
+            except OSError:
+                continue
     out: dict[int, str] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -89,8 +101,8 @@ def lab_process_pids() -> dict[int, str]:
         try:
             comm = (d / "comm").read_text().strip()
             state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if comm in ("zebra", "bgpd", "bfdd", "staticd", "sshd") and state != "Z" and (
-                os.stat(d / "ns" / "net").st_ino != root_ns
+            if comm in LAB_COMMS and state != "Z" and (
+                os.stat(d / "ns" / "net").st_ino not in others | {root_ns}
             ):
                 out[int(d.name)] = comm
         except (OSError, IndexError):

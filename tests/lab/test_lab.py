@@ -117,7 +117,7 @@ def test_facts_and_status(lab: tuple[Settings, LabState]) -> None:
     f = facts["spine-01"]
     assert (f.mgmt_ip, f.ssh_port, f.username, f.namespace) == ("10.255.0.11", 22, "root", "lx-spine-01")
     assert f.key_file == settings.home / "lab" / "keys" / "id_ed25519" and f.key_file.exists()
-    assert f.known_hosts.read_text().count("ssh-ed25519") == len(SWITCHES)
+    assert f.known_hosts.read_text().count("ssh-ed25519") == len(SWITCHES) + 2  # and the two hosts
     assert (f.vty_socket_dir / "bgpd.vty").exists() and (f.config_dir / "frr.conf").exists()
     assert (f.device_config_dir, f.device_vty_socket_dir) == ("/etc/frr", "/run/frr")
     statuses = {s.name: s for s in run(lab_status(settings))}

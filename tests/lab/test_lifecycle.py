@@ -13,6 +13,8 @@ import pytest
 
 from engine.settings import Settings
 from workers.lab import LabError, PrerequisiteError, find_tools, lab_down, lab_status, lab_up
+from workers.lab.cmd import PROGRAMS
+from workers.lab.hypervisor import mount_points
 from workers.lab.paths import RUN_ROOT
 from workers.model.generate import generate_fabric
 
@@ -46,13 +48,16 @@ def assert_nothing_left(settings: Settings, pids: dict[int, str] | None = None) 
 
 
 def test_down_leaves_nothing_behind(lab_settings: Settings) -> None:
-    system_dirs = {d: d.exists() for d in (Path("/run/sshd"), Path("/run/frr"))}
+    system_dirs = {d: d.exists() for d in (Path("/run/sshd"), Path("/run/frr"), *mount_points())}
     run(lab_up(lab_settings, TEMPLATE))
     pids = lab_process_pids()
-    assert sorted(pids.values()).count("zebra") == 6 and sorted(pids.values()).count("sshd") == 6
-    # an SSH session open on a switch is a process of the lab too
+    comms = sorted(pids.values())
+    assert comms.count("zebra") == 6 and comms.count("sshd") == 8
+    for daemon in ("libvirtd", "virtlogd", "ovsdb-server", "ovs-vswitchd"):
+        assert comms.count(daemon) == 2, comms
+    assert comms.count("qemu-system-x86") == 1  # osc-01's nova domain
     report = run(lab_down(lab_settings))
-    assert report.namespaces == 8 and report.processes >= 24
+    assert report.namespaces == 8 and report.processes >= 35
     assert_nothing_left(lab_settings, pids)
     assert {d: d.exists() for d in system_dirs} == system_dirs  # made by the lab only if missing before
     run(lab_down(lab_settings))  # a second down is a no-op
@@ -71,9 +76,12 @@ def test_up_twice_is_idempotent_and_repairs(lab_settings: Settings) -> None:
     assert (lab_settings.home / "lab" / "keys" / "known_hosts").read_text() == known_hosts  # same host keys
     assert "deployed by a test" in frr_conf.read_text()  # a deployed config is not reset
 
-    # break things: a daemon, a fabric link, a management veth
+    # break things: daemons of a switch and a host, a fabric link, a management veth
     bgpd = int((RUN_ROOT / "lx-leaf-02" / "run" / "bgpd.pid").read_text())
     os.kill(bgpd, signal.SIGKILL)
+    for pidfile in ("libvirt-run/libvirtd.pid", "ovs-run/ovs-vswitchd.pid"):
+        os.kill(int((RUN_ROOT / "lx-osc-01" / pidfile).read_text()), signal.SIGKILL)
+    qemu = {p for p, comm in pids.items() if comm == "qemu-system-x86"}
     subprocess.run(["ip", "-n", "lx-leaf-03", "link", "del", "swp51"], check=True)
     subprocess.run(["ip", "link", "del", "lxm-spine-02"], check=True)
     subprocess.run(["ping", "-c", "1", "-W", "1", "10.255.0.12"], capture_output=True)  # a stale ARP entry
@@ -81,6 +89,7 @@ def test_up_twice_is_idempotent_and_repairs(lab_settings: Settings) -> None:
     run(lab_up(lab_settings, TEMPLATE))
     statuses = run(lab_status(lab_settings))
     assert all(s.healthy for s in statuses), [s for s in statuses if not s.healthy]
+    assert qemu and {p for p, comm in lab_process_pids().items() if comm == "qemu-system-x86"} == qemu  # kept
     [swp51] = ip_json("-n", "lx-leaf-03", "addr", "show", "dev", "swp51")  # type: ignore[misc]
     assert swp51["mtu"] == 9216 and swp51["addr_info"][0]["local"] == "10.250.16.53"
     ping = subprocess.run(["ip", "netns", "exec", "lx-leaf-03", "ping", "-c", "1", "-W", "2", "10.250.16.52"],
@@ -144,7 +153,7 @@ def test_one_lab_per_machine(lab_settings: Settings, tmp_path: Path) -> None:
 def test_missing_prerequisites_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for prog in ("ip", "ping", "ssh", "ssh-keygen", "sshd"):  # everything but vtysh
+    for prog in (p for p in PROGRAMS if p != "vtysh"):  # everything but vtysh
         target = subprocess.run(["which", prog], capture_output=True, text=True, check=True).stdout.strip()
         (bin_dir / prog).symlink_to(target)
     monkeypatch.setenv("PATH", str(bin_dir))

@@ -38,6 +38,12 @@ def test_template_plan() -> None:
         ("kvm-uat-01", "lx-kvm-uat-01", "ens1f0", "leaf-01", "swp1"),
         ("osc-01", "lx-osc-01", "ens1f0", "leaf-03", "swp1"),
     ]
+    # and management like a switch: eth0 on the bridge, the root end named by the same scheme
+    assert [(h.kind, h.mgmt_ip, h.mgmt_veth, h.mgmt_address) for h in plan.hosts] == [
+        ("kvm", "10.255.0.101/24", "lxm-kvm-uat-01", "10.255.0.101"),
+        ("openstack", "10.255.0.111/24", "lxm-osc-01", "10.255.0.111"),
+    ]
+    assert [n.name for n in plan.nodes][-2:] == ["kvm-uat-01", "osc-01"]
     host_link = next(p for p in plan.links if p.kind == "host" and p.b.namespace == "lx-osc-01")
     assert (host_link.a.ifname, host_link.a.mtu, host_link.b.mtu, host_link.a.address) == ("swp1", 9216, 9000, None)
     assert set(plan.namespaces) == {f"lx-{n}" for n in ("leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01",
@@ -69,3 +75,15 @@ def test_eos_switches_are_left_out() -> None:
     assert ("leaf-01", "platform eos cannot run in the lab (FRR switches only)") in plan.skipped
     assert not any("lx-leaf-01" in (p.a.namespace, p.b.namespace) for p in plan.links)
     assert ("kvm-uat-01", "its leaf leaf-01 is not in the lab") in plan.skipped
+
+
+def test_host_management_is_fingerprinted() -> None:
+    texts = template_texts()
+    before = plan_lab(model_of(texts))
+    moved = dict(texts)
+    moved["hosts/hosts.yaml"] = texts["hosts/hosts.yaml"].replace("mgmt_ip: 10.255.0.111/24", "mgmt_ip: 10.255.0.112/24")
+    moved["inventory/hosts.yaml"] = texts["inventory/hosts.yaml"].replace("10.255.0.111", "10.255.0.112")
+    after = plan_lab(model_of(moved))
+    assert after.host("osc-01").mgmt_ip == "10.255.0.112/24"
+    assert after.fingerprint("lx-osc-01") != before.fingerprint("lx-osc-01")
+    assert after.fingerprint("lx-kvm-uat-01") == before.fingerprint("lx-kvm-uat-01")

@@ -132,7 +132,8 @@ def test_domain_xml_carries_the_modelled_mac_memory_and_vcpus(
         assert f"<mac address='{inst.nics[0].mac}'/>" in xml
         assert facts.memory_kib == facts.current_memory_kib == flavor.ram_mib * 1024
         assert (facts.vcpus, facts.shares) == (flavor.vcpus, flavor.vcpus * 1024)
-        assert (facts.name, facts.uuid, facts.domain_type) == (inst.name, str(inst.uuid), "kvm")
+        assert (facts.name, facts.uuid) == (inst.name, str(inst.uuid))
+        assert facts.domain_type == model.hosts[KVM].domain_type == "qemu"  # the template's lab setting
         assert facts.managed_by == "lintas" and facts.instance_name == inst.name
         assert facts.flavor is not None and facts.flavor.name == flavor.name and facts.flavor.disk_gb == flavor.disk_gb
         assert facts.owner is not None and (facts.owner.user, facts.owner.project) == (inst.owner, inst.project)
@@ -442,7 +443,7 @@ def test_semantic_diff_ignores_libvirt_noise(web: str) -> None:
             "<lintas:memory>128</lintas:memory>",
             ["metadata flavor memory mib: 64 != 128"],
         ),
-        ("<domain type='kvm'>", "<domain type='qemu'>", ["type: kvm != qemu"]),
+        ("<domain type='qemu'>", "<domain type='kvm'>", ["type: qemu != kvm"]),
         ("    <apic/>\n", "", ["feature apic: on != (none)"]),
     ],
 )

@@ -24,7 +24,7 @@ except ImportError as exc:  # a missing binding must fail the suite, not skip it
     ) from exc
 
 OPTIONS = {
-    "kvm": HostRenderOptions(),
+    "kvm": HostRenderOptions(domain_type="kvm"),
     "qemu-lab": HostRenderOptions(domain_type="qemu", datapath_type="netdev", cpu_mode=None),
     "disks-q35": HostRenderOptions(
         machine="q35", cpu_mode="host-passthrough", instances_dir="/var/lib/lintas/instances"

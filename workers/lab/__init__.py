@@ -1,17 +1,21 @@
-"""The lab: the model's spine-leaf fabric on this machine (network namespaces, FRR, sshd).
+"""The lab: the model's spine-leaf fabric and hypervisors on this machine (network namespaces,
+FRR, libvirt + QEMU, Open vSwitch, sshd).
 
 Public API::
 
-    from workers.lab import lab_up, lab_down, lab_status, lab_device_facts, vtysh
+    from workers.lab import lab_up, lab_down, lab_status, lab_device_facts, lab_host_facts, vtysh
 
-    state = await lab_up(settings, repo)          # idempotent; needs root, FRR, openssh
+    state = await lab_up(settings, repo)          # idempotent; needs root, FRR, openssh, libvirt, OVS
     await lab_status(settings)                    # list[DeviceStatus]
     lab_device_facts(settings, "leaf-01")         # DeviceFacts: mgmt ip, key, known_hosts, ...
+    lab_host_facts(settings, "osc-01")            # HostFacts: libvirt socket, OVSDB remote, SSH, ...
     await vtysh("leaf-01", "show bgp summary json")
+    nova_set_mac(settings, "osc-01", uuid, 0, "fa:16:3e:00:00:99")   # play nova behind Lintas's back
     await lab_down(settings)                      # removes everything, even after a crash
 
 See :mod:`workers.lab.topology` (names), :mod:`workers.lab.paths` (files),
-:mod:`workers.lab.netns` (network safety). Names are imported lazily, so that
+:mod:`workers.lab.netns` (network safety), :mod:`workers.lab.hypervisor` (hosts),
+:mod:`workers.lab.nova` (nova's domains on openstack hosts). Names are imported lazily, so that
 ``lintas --help`` does not pay for the model's schemas.
 """
 
@@ -23,16 +27,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workers.lab.cmd import CommandError, LabError, PrerequisiteError, Tools, find_tools
     from workers.lab.frr import DAEMONS, bgp_peers, vtysh, vtysh_json
+    from workers.lab.hypervisor import kvm_usable
     from workers.lab.lab import (
         DeviceFacts,
         DeviceStatus,
         DownReport,
+        HostFacts,
         lab_device_facts,
         lab_down,
         lab_facts,
+        lab_host_facts,
+        lab_hosts_facts,
         lab_status,
         lab_up,
     )
+    from workers.lab.nova import nova_domains, nova_set_mac
     from workers.lab.paths import LabPaths
     from workers.lab.state import LabState, load_state
     from workers.lab.topology import LabPlan, namespace_name, plan_lab
@@ -40,8 +49,10 @@ if TYPE_CHECKING:
 _WHERE = {
     "cmd": ("CommandError", "LabError", "PrerequisiteError", "Tools", "find_tools"),
     "frr": ("DAEMONS", "bgp_peers", "vtysh", "vtysh_json"),
-    "lab": ("DeviceFacts", "DeviceStatus", "DownReport", "lab_device_facts", "lab_down", "lab_facts", "lab_status",
-            "lab_up"),
+    "hypervisor": ("kvm_usable",),
+    "lab": ("DeviceFacts", "DeviceStatus", "DownReport", "HostFacts", "lab_device_facts", "lab_down", "lab_facts",
+            "lab_host_facts", "lab_hosts_facts", "lab_status", "lab_up"),
+    "nova": ("nova_domains", "nova_set_mac"),
     "paths": ("LabPaths",),
     "state": ("LabState", "load_state"),
     "topology": ("LabPlan", "namespace_name", "plan_lab"),
@@ -54,6 +65,7 @@ __all__ = [
     "DeviceFacts",
     "DeviceStatus",
     "DownReport",
+    "HostFacts",
     "LabError",
     "LabPaths",
     "LabPlan",
@@ -62,13 +74,18 @@ __all__ = [
     "Tools",
     "bgp_peers",
     "find_tools",
+    "kvm_usable",
     "lab_device_facts",
     "lab_down",
     "lab_facts",
+    "lab_host_facts",
+    "lab_hosts_facts",
     "lab_status",
     "lab_up",
     "load_state",
     "namespace_name",
+    "nova_domains",
+    "nova_set_mac",
     "plan_lab",
     "vtysh",
     "vtysh_json",

@@ -15,7 +15,8 @@ from engine import aio
 from engine.errors import LintasError
 from engine.settings import Settings
 
-lab_app = typer.Typer(help="The spine-leaf lab on this machine: namespaces, FRR and sshd per switch (needs root).",
+lab_app = typer.Typer(help="The lab on this machine: FRR switches and libvirt/OVS hosts in namespaces, "
+                           "each with sshd (needs root).",
                       no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -34,14 +35,19 @@ def up_cmd(
     repo: Annotated[Path | None, typer.Option(help="infra repo whose model to build (default: the built-in template)")] = None,
 ) -> None:
     """Build the lab (idempotent: running it again repairs what is missing)."""
-    from workers.lab.lab import lab_facts, lab_up
+    from workers.lab.lab import lab_facts, lab_hosts_facts, lab_up
 
     settings = Settings()
     state = _run(lab_up(settings, repo))
     facts = lab_facts(settings)
-    console.print(f"[bold green]lab up[/]: {len(facts)} switches from {getattr(state, 'repo', repo)}")
+    hosts = lab_hosts_facts(settings)
+    console.print(f"[bold green]lab up[/]: {len(facts)} switches, {len(hosts)} hosts from "
+                  f"{getattr(state, 'repo', repo)}")
     for f in facts.values():
         console.print(f"  {f.name:<12} {f.namespace:<16} ssh root@{f.mgmt_ip}")
+    for h in hosts.values():
+        console.print(f"  {h.name:<12} {h.namespace:<16} ssh root@{h.mgmt_ip}  {h.kind}, OVSDB {h.ovsdb}, "
+                      f"domains {h.domain_type}, virsh -c '{h.libvirt_uri}'", highlight=False, soft_wrap=True)
     any_fact = next(iter(facts.values()))
     console.print(f"  ssh -i {any_fact.key_file} -o StrictHostKeyChecking=yes "
                   f"-o UserKnownHostsFile={any_fact.known_hosts} root@{any_fact.mgmt_ip} vtysh",
@@ -60,7 +66,8 @@ def down_cmd() -> None:
 
 @lab_app.command("status")
 def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Per device: namespace, FRR daemons, sshd, management ping, BGP sessions; exit 1 if any is unhealthy."""
+    """Per device: namespace, daemons (FRR; libvirt and OVS on hosts), sshd, management ping, BGP sessions;
+    exit 1 if any is unhealthy."""
     from workers.lab.lab import DeviceStatus, lab_status
 
     result = _run(lab_status(Settings()))
@@ -68,7 +75,7 @@ def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     if json_:
         print(json.dumps([s.as_dict() for s in statuses], indent=2))
     else:
-        table = Table("device", "namespace", "FRR", "sshd", "ping", "BGP up", "ok")
+        table = Table("device", "namespace", "daemons", "sshd", "ping", "BGP up", "ok")
         for s in statuses:
             down = [d for d, pid in s.daemons.items() if pid is None]
             daemons = "-" if not s.daemons else ("ok" if not down else "down: " + ",".join(down))
@@ -78,7 +85,7 @@ def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
                 bgp = f"{sum(st == 'Established' for st in peers.values())}/{len(peers)}"
             table.add_row(
                 s.name, s.namespace if s.namespace_present else f"{s.namespace} (missing)", daemons,
-                "-" if s.kind == "host" else ("up" if s.sshd else "down"),
+                "up" if s.sshd else "down",
                 "-" if s.mgmt_reachable is None else ("ok" if s.mgmt_reachable else "FAIL"),
                 bgp, "[green]yes[/]" if s.healthy else "[red]no[/]",
             )

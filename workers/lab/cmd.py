@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import json
 import os
 import pwd
 import shutil
+import sys
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from engine.errors import ConfigError, LintasError
 T = TypeVar("T")
 
 FRR_DAEMON_DIR = Path("/usr/lib/frr")
+NSEXEC = Path(__file__).resolve().with_name("nsexec.py")
+CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 FRR_USER = "frr"
 FRR_GROUP = "frr"
 FRR_VTY_GROUP = "frrvty"
@@ -34,6 +38,14 @@ PROGRAMS: dict[str, str] = {
     "ssh": "openssh-client",
     "sshd": "openssh-server",
     "vtysh": "frr",
+    # hypervisor hosts: libvirt + QEMU + Open vSwitch in each host's namespaces
+    "libvirtd": "libvirt-daemon-system",
+    "virtlogd": "libvirt-daemon-system",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "ovsdb-server": "openvswitch-switch",
+    "ovs-vswitchd": "openvswitch-switch",
+    "ovs-vsctl": "openvswitch-switch",
+    "ovsdb-tool": "openvswitch-switch",
 }
 FRR_DAEMON_FILES: dict[str, str] = {
     "zebra": "frr",
@@ -74,6 +86,13 @@ class Tools:
     ssh: str
     sshd: str
     vtysh: str
+    libvirtd: str
+    virtlogd: str
+    qemu: str
+    ovsdb_server: str
+    ovs_vswitchd: str
+    ovs_vsctl: str
+    ovsdb_tool: str
     frr_dir: Path = FRR_DAEMON_DIR
 
     def daemon(self, name: str) -> str:
@@ -102,8 +121,7 @@ def find_tools(path: str | None = None, *, need_root: bool = True, teardown: boo
     if teardown:
         if missing:
             raise PrerequisiteError(missing)
-        return Tools(ip=found["ip"], ping=found["ping"], ssh_keygen=found["ssh-keygen"], ssh=found["ssh"],
-                     sshd=found["sshd"], vtysh=found["vtysh"])
+        return _tools(found)
     for name, package in FRR_DAEMON_FILES.items():
         if not os.access(FRR_DAEMON_DIR / name, os.X_OK):
             missing.append(f"{FRR_DAEMON_DIR / name} (apt-get install {package})")
@@ -115,9 +133,15 @@ def find_tools(path: str | None = None, *, need_root: bool = True, teardown: boo
         missing.append(f"user {FRR_USER} / groups {FRR_GROUP}, {FRR_VTY_GROUP} (apt-get install frr)")
     if missing:
         raise PrerequisiteError(missing)
+    return _tools(found)
+
+
+def _tools(found: dict[str, str]) -> Tools:
     return Tools(
         ip=found["ip"], ping=found["ping"], ssh_keygen=found["ssh-keygen"], ssh=found["ssh"], sshd=found["sshd"],
-        vtysh=found["vtysh"],
+        vtysh=found["vtysh"], libvirtd=found["libvirtd"], virtlogd=found["virtlogd"],
+        qemu=found["qemu-system-x86_64"], ovsdb_server=found["ovsdb-server"], ovs_vswitchd=found["ovs-vswitchd"],
+        ovs_vsctl=found["ovs-vsctl"], ovsdb_tool=found["ovsdb-tool"],
     )
 
 
@@ -154,6 +178,16 @@ async def run(
     if check and result.returncode != 0:
         raise CommandError(argv, result.returncode, result.stderr or result.stdout)
     return result
+
+
+def nsexec_argv(tools: Tools, namespace: str, hostname: str, binds: Iterable[tuple[str, str]],
+                commands: Sequence[Sequence[str]]) -> list[str]:
+    """Run ``commands`` in ``namespace`` with its own hostname and bind mounts (see nsexec.py)."""
+    argv = [tools.ip, "netns", "exec", namespace, sys.executable, "-I", "-S", str(NSEXEC), "--hostname", hostname]
+    for src, dst in binds:
+        argv += ["--bind", src, dst]
+    argv.append(json.dumps([list(c) for c in commands]))
+    return argv
 
 
 async def gather_limited(limit: int, coros: Iterable[Awaitable[T]]) -> list[T]:

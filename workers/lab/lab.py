@@ -1,9 +1,14 @@
-"""``lintas lab up|down|status``: the spine-leaf fabric of an infra repo, on this machine.
+"""``lintas lab up|down|status``: the spine-leaf fabric and hypervisors of an infra repo, on this machine.
 
     state = await lab_up(settings, Path("gitops-repo-template"))   # idempotent: repairs
     for st in await lab_status(settings): print(st.name, st.healthy)
     facts = lab_device_facts(settings, "leaf-01")   # what the deploy driver needs
+    host = lab_host_facts(settings, "osc-01")       # libvirt socket, OVSDB remote, SSH
     await lab_down(settings)                          # removes everything, even after a crash
+
+Switches run FRR and sshd (:mod:`workers.lab.frr`); hypervisor hosts run libvirtd,
+virtlogd, ovsdb-server, ovs-vswitchd and sshd (:mod:`workers.lab.hypervisor`), and on
+``openstack`` hosts the lab plays nova (:mod:`workers.lab.nova`).
 
 One lab per machine: namespace names and the management subnet are machine-wide, so
 ``up`` refuses while a lab of another ``LINTAS_HOME`` is up, and ``down`` removes every
@@ -16,10 +21,8 @@ import asyncio
 import contextlib
 import fcntl
 import ipaddress
-import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,15 +30,14 @@ from pathlib import Path
 
 from engine.infra_repo import TEMPLATE_DIR
 from engine.settings import Settings
-from workers.lab import frr, netns, ssh
-from workers.lab.cmd import LabError, Tools, find_tools, gather_limited, run
+from workers.lab import frr, hypervisor, netns, nova, ssh
+from workers.lab.cmd import CLEAN_ENV, LabError, Tools, find_tools, gather_limited, nsexec_argv, run
 from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, LabPaths
 from workers.lab.state import LabState, load_state, read_owner, save_state, state_from_plan, write_owner
-from workers.lab.topology import SSH_PORT, LabPlan, SwitchPlan, plan_lab
+from workers.lab.topology import SSH_PORT, HostPlan, LabPlan, SwitchPlan, plan_lab
 from workers.model import load_model
+from workers.model.model import InfraModel
 
-NSEXEC = Path(__file__).resolve().with_name("nsexec.py")
-CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 PARALLEL = 16
 READY_TIMEOUT_S = 30.0
 
@@ -59,6 +61,30 @@ class DeviceFacts:
     device_log_dir: str = DEVICE_FRR_LOG
 
 
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """How to reach one lab hypervisor host, for the host deployer and tests (paths are host paths)."""
+
+    name: str
+    namespace: str
+    kind: str  # "kvm" | "openstack"
+    mgmt_ip: str  # address only: "10.255.0.101"
+    ssh_port: int
+    username: str
+    key_file: Path
+    known_hosts: Path
+    libvirt_socket: Path  # the host's /run/libvirt/libvirt-sock
+    libvirt_ro_socket: Path
+    ovsdb: str  # "tcp:10.255.0.101:6640"
+    ovs_run_dir: Path  # the host's /run/openvswitch (db.sock, *.ctl)
+    domain_type: str  # "kvm", or "qemu" where /dev/kvm is not usable
+
+    @property
+    def libvirt_uri(self) -> str:
+        """libvirt URI of the host's libvirtd from the root namespace."""
+        return f"qemu:///system?socket={self.libvirt_socket}"
+
+
 @dataclass(slots=True)
 class DeviceStatus:
     name: str
@@ -74,8 +100,6 @@ class DeviceStatus:
 
     @property
     def healthy(self) -> bool:
-        if self.kind == "host":
-            return self.namespace_present
         return (self.namespace_present and all(p is not None for p in self.daemons.values())
                 and self.sshd is not None and bool(self.mgmt_reachable))
 
@@ -138,9 +162,11 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
         for n in stale:
             shutil.rmtree(paths.run_root / n, ignore_errors=True)
 
-    # sshd's privilege separation directory, and /run/frr as a mount point: made by the
-    # distribution's init scripts, which do not run here; `down` removes them if the lab made them
-    for d in (ssh.PRIVSEP_DIR, Path(DEVICE_FRR_RUN)):
+    # sshd's privilege separation directory, /run/frr and the hosts' libvirt and OVS directories
+    # as mount points: made by the distribution's packages and init scripts, which may not have
+    # run here; `down` removes them if the lab made them
+    wanted = [ssh.PRIVSEP_DIR, Path(DEVICE_FRR_RUN)] + (hypervisor.mount_points() if plan.hosts else [])
+    for d in wanted:
         if not d.exists():
             d.mkdir(mode=0o755, parents=True)
             if d == Path(DEVICE_FRR_RUN):
@@ -150,9 +176,11 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
 
     await ssh.ensure_keypair(tools, paths.key, "lintas-lab")
     await netns.build(tools, plan)
-    await gather_limited(PARALLEL, (_start_switch(tools, paths, sw) for sw in plan.switches))
+    await gather_limited(PARALLEL, [*(_start_switch(tools, paths, sw) for sw in plan.switches),
+                                    *(_start_host(tools, paths, h) for h in plan.hosts)])
     ssh.write_known_hosts(paths, plan)
     await _wait_ready(paths, plan)
+    await _play_nova(tools, paths, model, plan)
     state.phase = "up"
     save_state(paths, state)
     return state
@@ -187,56 +215,61 @@ async def _start_switch(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
     await ssh.write_device_files(tools, paths, sw)
     ino = frr.netns_inode(sw.namespace)
     commands = [frr.daemon_argv(tools, d) for d in frr.DAEMONS if frr.daemon_pid(paths, sw.name, d, ino) is None]
-    if _sshd_pid(paths, sw.name, ino) is None:
+    if ssh.sshd_pid(paths, sw.name, ino) is None:
         commands.append(ssh.sshd_argv(tools, paths, sw))
     if not commands:
         return
-    argv = [tools.ip, "netns", "exec", sw.namespace, sys.executable, "-I", "-S", str(NSEXEC), "--hostname", sw.name]
-    for src, dst in paths.binds(sw.name):
-        argv += ["--bind", src, dst]
-    argv.append(json.dumps(commands))
     try:
-        await run(argv, env=CLEAN_ENV, timeout=60)
+        await run(nsexec_argv(tools, sw.namespace, sw.name, paths.binds(sw.name), commands), env=CLEAN_ENV,
+                  timeout=60)
     except LabError as exc:
         raise LabError(f"{sw.name}: could not start its daemons: {exc} (FRR log: {paths.frr_log(sw.name)})") from exc
 
 
-def _sshd_pid(paths: LabPaths, device: str, ino: int | None) -> int | None:
-    pid = frr.read_pid(paths.device_dir(device) / "sshd.pid")
-    return pid if pid is not None and frr.pid_in_namespace(pid, ino, "sshd") else None
+async def _start_host(tools: Tools, paths: LabPaths, host: HostPlan) -> None:
+    await hypervisor.write_host_files(tools, paths, host)
+    await ssh.write_device_files(tools, paths, host)
+    ino = frr.netns_inode(host.namespace)
+    commands = hypervisor.start_commands(tools, paths, host, ino)
+    if ssh.sshd_pid(paths, host.name, ino) is None:
+        commands.append(ssh.sshd_argv(tools, paths, host))
+    if not commands:
+        return
+    try:
+        await run(nsexec_argv(tools, host.namespace, host.name, paths.host_binds(host.name), commands),
+                  env=CLEAN_ENV, timeout=60)
+    except LabError as exc:
+        raise LabError(f"{host.name}: could not start its daemons: {exc} "
+                       f"(logs: {paths.run_dir(host.name)}/libvirt-log, ovs-log)") from exc
 
 
-async def _ssh_banner(address: str, timeout: float = 1.0) -> bool:
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, SSH_PORT), timeout)
-    except (OSError, TimeoutError):
-        return False
-    try:
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        return line.startswith(b"SSH-2.0-")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
+async def _play_nova(tools: Tools, paths: LabPaths, model: InfraModel, plan: LabPlan) -> None:
+    """On every openstack host: br-int and the domains nova would have defined."""
+    await asyncio.gather(*(nova.ensure_nova(tools, paths, model, h) for h in plan.hosts if h.kind == "openstack"))
 
 
 async def _wait_ready(paths: LabPaths, plan: LabPlan, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Every switch: FRR vty sockets present and sshd answering on its management address."""
+    """Every switch: FRR vty sockets present; every host: libvirtd and ovsdb-server answering on
+    their unix sockets; every node: sshd answering on its management address."""
     deadline = time.monotonic() + timeout_s
-    pending = {sw.name: sw for sw in plan.switches}
+    pending: dict[str, SwitchPlan | HostPlan] = {n.name: n for n in plan.nodes}
     while pending:
 
-        async def ready(sw: SwitchPlan) -> bool:
-            return frr.daemons_ready(paths, sw.name) and await _ssh_banner(sw.mgmt_address)
+        async def ready(node: SwitchPlan | HostPlan) -> bool:
+            if isinstance(node, SwitchPlan):
+                daemons = frr.daemons_ready(paths, node.name)
+            else:
+                daemons = await hypervisor.daemons_ready(paths, node.name)
+            return daemons and await ssh.ssh_banner(node.mgmt_address)
 
-        done = await asyncio.gather(*(ready(sw) for sw in pending.values()))
+        done = await asyncio.gather(*(ready(n) for n in pending.values()))
         for name, ok in zip(list(pending), done, strict=True):
             if ok:
                 del pending[name]
         if not pending:
             return
         if time.monotonic() > deadline:
-            raise LabError(f"not ready after {timeout_s:g} s (FRR sockets or sshd): {', '.join(sorted(pending))}")
+            raise LabError(f"not ready after {timeout_s:g} s (daemon sockets or sshd): {', '.join(sorted(pending))}")
         await asyncio.sleep(0.1)
 
 
@@ -296,7 +329,7 @@ async def _switch_status(tools: Tools, paths: LabPaths, sw: SwitchPlan, present:
     st = DeviceStatus(sw.name, "switch", sw.namespace, sw.mgmt_address, sw.namespace in present)
     ino = frr.netns_inode(sw.namespace) if st.namespace_present else None
     st.daemons = {d: frr.daemon_pid(paths, sw.name, d, ino) for d in frr.DAEMONS}
-    st.sshd = _sshd_pid(paths, sw.name, ino)
+    st.sshd = ssh.sshd_pid(paths, sw.name, ino)
     st.mgmt_reachable = await _ping(tools, sw.mgmt_address)
     if st.daemons.get("bgpd") is not None:
         try:
@@ -306,22 +339,36 @@ async def _switch_status(tools: Tools, paths: LabPaths, sw: SwitchPlan, present:
     return st
 
 
+async def _host_status(tools: Tools, paths: LabPaths, host: HostPlan, present: set[str]) -> DeviceStatus:
+    st = DeviceStatus(host.name, "host", host.namespace, host.mgmt_address or None, host.namespace in present)
+    ino = frr.netns_inode(host.namespace) if st.namespace_present else None
+    st.daemons = hypervisor.daemon_pids(paths, host.name, ino)
+    st.sshd = ssh.sshd_pid(paths, host.name, ino)
+    st.mgmt_reachable = await _ping(tools, host.mgmt_address) if host.mgmt_address else False
+    return st
+
+
 async def lab_status(settings: Settings, *, tools: Tools | None = None) -> list[DeviceStatus]:
-    """Per switch: namespace, FRR daemons and sshd (pids), management ping, BGP sessions; per host: namespace."""
+    """Per switch: namespace, FRR daemons and sshd (pids), management ping, BGP sessions; per host:
+    namespace, libvirtd, virtlogd, ovsdb-server, ovs-vswitchd and sshd (pids), management ping."""
     tools = tools or find_tools()
     paths = LabPaths(settings.home)
     state = _require_state(settings)
     present = set(await netns.list_namespaces(tools))
     switches = [_plan_switch(s.name, state) for s in state.switches.values()]
-    out = list(await gather_limited(PARALLEL, (_switch_status(tools, paths, sw, present) for sw in switches)))
-    for h in state.hosts.values():
-        out.append(DeviceStatus(h.name, "host", h.namespace, None, h.namespace in present))
-    return out
+    hosts = [_plan_host(h.name, state) for h in state.hosts.values()]
+    return list(await gather_limited(PARALLEL, [*(_switch_status(tools, paths, sw, present) for sw in switches),
+                                                *(_host_status(tools, paths, h, present) for h in hosts)]))
 
 
 def _plan_switch(name: str, state: LabState) -> SwitchPlan:
     r = state.switches[name]
     return SwitchPlan(r.name, r.role, r.namespace, r.mgmt_ip, r.mgmt_veth)
+
+
+def _plan_host(name: str, state: LabState) -> HostPlan:
+    r = state.hosts[name]
+    return HostPlan(r.name, r.namespace, r.nic, r.leaf, r.leaf_port, r.kind, r.mgmt_ip, r.mgmt_veth)
 
 
 def lab_facts(settings: Settings) -> dict[str, DeviceFacts]:
@@ -343,3 +390,27 @@ def lab_device_facts(settings: Settings, device: str) -> DeviceFacts:
     if device not in facts:
         raise LabError(f"{device!r} is not a switch of the lab (switches: {', '.join(sorted(facts))})")
     return facts[device]
+
+
+def lab_hosts_facts(settings: Settings) -> dict[str, HostFacts]:
+    """Facts of every hypervisor host of the lab that is up (from ``state.json``; no root needed)."""
+    paths = LabPaths(settings.home)
+    state = _require_state(settings)
+    dom_type = hypervisor.domain_type()
+    out: dict[str, HostFacts] = {}
+    for r in state.hosts.values():
+        h = _plan_host(r.name, state)
+        out[h.name] = HostFacts(
+            name=h.name, namespace=h.namespace, kind=h.kind, mgmt_ip=h.mgmt_address, ssh_port=SSH_PORT,
+            username=ssh.USER, key_file=paths.key, known_hosts=paths.known_hosts,
+            libvirt_socket=paths.libvirt_socket(h.name), libvirt_ro_socket=paths.libvirt_ro_socket(h.name),
+            ovsdb=hypervisor.ovsdb_remote(h), ovs_run_dir=paths.ovs_run(h.name), domain_type=dom_type,
+        )
+    return out
+
+
+def lab_host_facts(settings: Settings, host: str) -> HostFacts:
+    facts = lab_hosts_facts(settings)
+    if host not in facts:
+        raise LabError(f"{host!r} is not a host of the lab (hosts: {', '.join(sorted(facts)) or 'none'})")
+    return facts[host]

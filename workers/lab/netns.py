@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from workers.lab.cmd import LabError, Tools, run
-from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN
+from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, HOST_MOUNTS
 from workers.lab.topology import MGMT_BRIDGE_MAC, MGMT_IF, NS_PREFIX, LabPlan, is_lab_namespace, is_lab_root_link
 
-DEVICE_MOUNTS = {DEVICE_FRR_ETC, DEVICE_FRR_RUN, DEVICE_FRR_LOG}
+DEVICE_MOUNTS = {DEVICE_FRR_ETC, DEVICE_FRR_RUN, DEVICE_FRR_LOG} | {os.path.realpath(d) for _, d in HOST_MOUNTS}
 
 
 async def list_namespaces(tools: Tools) -> list[str]:
@@ -99,7 +99,7 @@ def _write_sysctl(path: str, value: str) -> None:
 def isolate_root_links(plan: LabPlan) -> None:
     """No forwarding from the management bridge; no IPv6 on it when management is IPv4."""
     v4 = ipaddress.ip_network(plan.mgmt_subnet).version == 4
-    names = [plan.bridge] + [s.mgmt_veth for s in plan.switches]
+    names = [plan.bridge] + [n.mgmt_veth for n in plan.nodes]
     for n in names:
         _write_sysctl(f"/proc/sys/net/ipv4/conf/{n}/forwarding", "0")
         _write_sysctl(f"/proc/sys/net/ipv6/conf/{n}/forwarding", "0")
@@ -140,7 +140,7 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:
             f"peer name {p.b.ifname} netns {p.b.namespace} mtu {p.b.mtu}"
         )
         created["veths"] += 1
-    for s in plan.switches:
+    for s in plan.nodes:
         have_ns, have_root = MGMT_IF in ns_links[s.namespace], s.mgmt_veth in root
         if not (have_ns and have_root):
             if have_ns:
@@ -167,7 +167,7 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:
             if e.address:
                 cmds.append(f"addr replace {e.address} dev {e.ifname}")
             cmds.append(f"link set {e.ifname} up")
-        sw = next((s for s in plan.switches if s.namespace == ns), None)
+        sw = next((s for s in plan.nodes if s.namespace == ns), None)
         if sw is not None:
             cmds += [f"addr replace {sw.mgmt_ip} dev {MGMT_IF}", f"link set {MGMT_IF} up"]
         await batch(tools, cmds, namespace=ns)
@@ -202,10 +202,10 @@ def pids_in(inodes: set[int]) -> set[int]:
 
 
 def orphan_pids(run_root_name: str = "lintas-lab") -> set[int]:
-    """Processes of a lab switch whose namespace lost its name (a crashed `up` or `down`).
+    """Processes of a lab switch or host whose namespace lost its name (a crashed `up` or `down`).
 
-    Recognised by their mount namespace: a lab switch's directory bind-mounted over
-    /etc/frr, /run/frr or /var/log/frr (see :mod:`workers.lab.nsexec`).
+    Recognised by their mount namespace: a lab directory bind-mounted over /etc/frr,
+    /run/frr, /var/log/frr or a host's libvirt and OVS directories (see :mod:`workers.lab.nsexec`).
     """
     own_net = os.stat("/proc/self/ns/net").st_ino
     marker = f"{run_root_name}/{NS_PREFIX}"

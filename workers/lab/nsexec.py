@@ -1,6 +1,6 @@
-"""Start a lab switch's processes in its own UTS and mount namespaces (stdlib only).
+"""Start a lab switch's or host's processes in its own UTS and mount namespaces (stdlib only).
 
-Run as ``ip netns exec lx-<dev> python -I -S nsexec.py --hostname DEV --bind SRC DST ...
+Run as ``ip netns exec lx-<node> python -I -S nsexec.py --hostname NODE --bind SRC DST ...
 -- '[["/usr/lib/frr/zebra", "-d", ...], ...]'``: it detaches from the caller's mount
 and UTS namespaces (mount propagation slave, so nothing leaks back to the host), sets
 the hostname, bind-mounts each SRC over DST and then runs each command in turn; every

@@ -4,8 +4,8 @@
 
     state.json                      what `lab up` built (read by status, down, the driver)
     keys/id_ed25519{,.pub}          the lab key pair: root's key on every lab switch
-    keys/known_hosts                every switch's host key, by mgmt address and name
-    <device>/ssh_host_ed25519_key   the switch's SSH host key (+ .pub)
+    keys/known_hosts                every switch's and host's host key, by mgmt address and name
+    <device>/ssh_host_ed25519_key   the switch's or host's SSH host key (+ .pub)
     <device>/sshd_config            its sshd, listening on the mgmt address only
     <device>/authorized_keys        the lab public key
     <device>/sshd.pid, sshd.log
@@ -22,6 +22,19 @@ switch looks like any Linux + FRR box from inside::
     run/   -> /run/frr      vty sockets, zserv.api, bfdd.sock, pid files
     log/   -> /var/log/frr  frr.log
 
+A hypervisor host's directory ``/run/lintas-lab/lx-<host>/`` holds, in the same way, what
+its libvirt and Open vSwitch read and write (the host's own ``sshd`` files are in
+``$LINTAS_HOME/lab/<host>/`` like a switch's)::
+
+    libvirt-etc/   -> /etc/libvirt          libvirtd.conf, virtlogd.conf, qemu.conf, qemu/*.xml
+    libvirt-lib/   -> /var/lib/libvirt
+    libvirt-run/   -> /run/libvirt          libvirt-sock, libvirt-sock-ro, virtlogd-sock, pid files
+    libvirt-log/   -> /var/log/libvirt
+    libvirt-cache/ -> /var/cache/libvirt    QEMU capabilities (probed again after `down`)
+    ovs-etc/       -> /etc/openvswitch      conf.db
+    ovs-run/       -> /run/openvswitch      db.sock, *.ctl, pid files
+    ovs-log/       -> /var/log/openvswitch
+
 ``/run/lintas-lab/owner.json`` names the ``LINTAS_HOME`` whose lab is up: there is one
 lab per machine (namespace names and the management subnet are machine-wide).
 """
@@ -37,6 +50,17 @@ RUN_ROOT = Path("/run/lintas-lab")
 DEVICE_FRR_ETC = "/etc/frr"
 DEVICE_FRR_RUN = "/run/frr"
 DEVICE_FRR_LOG = "/var/log/frr"
+# (host directory name, path inside the host): every bind mount of a hypervisor host
+HOST_MOUNTS: tuple[tuple[str, str], ...] = (
+    ("libvirt-etc", "/etc/libvirt"),
+    ("libvirt-lib", "/var/lib/libvirt"),
+    ("libvirt-run", "/run/libvirt"),
+    ("libvirt-log", "/var/log/libvirt"),
+    ("libvirt-cache", "/var/cache/libvirt"),
+    ("ovs-etc", "/etc/openvswitch"),
+    ("ovs-run", "/run/openvswitch"),
+    ("ovs-log", "/var/log/openvswitch"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +110,42 @@ class LabPaths:
 
     def frr_log(self, device: str) -> Path:
         return self.run_dir(device) / "log"
+
+    def host_dir(self, host: str, inside: str) -> Path:
+        """Host path of the directory a hypervisor host sees at ``inside`` (``/run/libvirt``)."""
+        for name, where in HOST_MOUNTS:
+            if where == inside:
+                return self.run_dir(host) / name
+        raise KeyError(inside)
+
+    def libvirt_etc(self, host: str) -> Path:
+        return self.host_dir(host, "/etc/libvirt")
+
+    def libvirt_run(self, host: str) -> Path:
+        return self.host_dir(host, "/run/libvirt")
+
+    def libvirt_socket(self, host: str) -> Path:
+        return self.libvirt_run(host) / "libvirt-sock"
+
+    def libvirt_ro_socket(self, host: str) -> Path:
+        return self.libvirt_run(host) / "libvirt-sock-ro"
+
+    def libvirt_uri(self, host: str) -> str:
+        """libvirt URI of a lab host's libvirtd, from the root namespace."""
+        return f"qemu:///system?socket={self.libvirt_socket(host)}"
+
+    def ovs_etc(self, host: str) -> Path:
+        return self.host_dir(host, "/etc/openvswitch")
+
+    def ovs_run(self, host: str) -> Path:
+        return self.host_dir(host, "/run/openvswitch")
+
+    def ovs_db_socket(self, host: str) -> Path:
+        return self.ovs_run(host) / "db.sock"
+
+    def host_binds(self, host: str) -> list[tuple[str, str]]:
+        """(host path, path inside) bind mounts of a hypervisor host's mount namespace."""
+        return [(str(self.run_dir(host) / name), inside) for name, inside in HOST_MOUNTS]
 
     def binds(self, device: str) -> list[tuple[str, str]]:
         """(host path, device path) bind mounts of a switch's mount namespace."""

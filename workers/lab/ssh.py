@@ -1,11 +1,12 @@
-"""SSH on a lab switch: the lab key pair, host keys, sshd_config, known_hosts.
+"""SSH on a lab switch or host: the lab key pair, host keys, sshd_config, known_hosts.
 
-Each switch runs its own sshd in its namespaces, listening only on its management
-address, port 22. Login: user ``root`` with the lab key only (no passwords, no
-keyboard-interactive, no forwarding of any kind); root because the deploy driver
-changes interfaces and FRR. The lab writes ``keys/known_hosts`` with every switch's
-host key, so clients check host keys strictly (``StrictHostKeyChecking=yes``) and
-never accept an unknown one.
+Each switch and each hypervisor host runs its own sshd in its namespaces, listening
+only on its management address, port 22, so every session lives in the node's network,
+UTS and mount namespaces (``virsh`` over SSH finds the host's own libvirtd). Login: user
+``root`` with the lab key only (no passwords, no keyboard-interactive, no forwarding of
+any kind); root because the deploy driver changes interfaces, FRR, OVS and libvirt. The
+lab writes ``keys/known_hosts`` with every node's host key, so clients check host keys
+strictly (``StrictHostKeyChecking=yes``) and never accept an unknown one.
 
 ``StrictModes no``: sshd's ownership check walks every parent directory, which fails
 under a world-writable ``/tmp`` (tests). The files are protected instead by the lab
@@ -14,13 +15,15 @@ directory itself (mode 0700, owned by root) and by their own modes (0600/0644).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 from pathlib import Path
 
+from workers.lab import frr
 from workers.lab.cmd import LabError, Tools, run
 from workers.lab.paths import LabPaths
-from workers.lab.topology import SSH_PORT, LabPlan, SwitchPlan
+from workers.lab.topology import SSH_PORT, LabPlan, Node
 
 USER = "root"
 HOST_KEY = "ssh_host_ed25519_key"
@@ -47,14 +50,14 @@ async def ensure_keypair(tools: Tools, key: Path, comment: str) -> bool:
     return True
 
 
-def listen_address(sw: SwitchPlan) -> str:
+def listen_address(sw: Node) -> str:
     ip = ipaddress.ip_interface(sw.mgmt_ip).ip
     return f"[{ip}]:{SSH_PORT}" if ip.version == 6 else f"{ip}:{SSH_PORT}"
 
 
-def sshd_config(paths: LabPaths, sw: SwitchPlan) -> str:
+def sshd_config(paths: LabPaths, sw: Node) -> str:
     d = paths.device_dir(sw.name)
-    return f"""# Written by `lintas lab up`: sshd of lab switch {sw.name} (network namespace {sw.namespace}).
+    return f"""# Written by `lintas lab up`: sshd of lab node {sw.name} (network namespace {sw.namespace}).
 ListenAddress {listen_address(sw)}
 HostKey {d / HOST_KEY}
 PidFile {d / 'sshd.pid'}
@@ -86,8 +89,8 @@ Subsystem sftp internal-sftp
 """
 
 
-async def write_device_files(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
-    """Host key (kept once made), sshd_config and authorized_keys (rewritten) of one switch."""
+async def write_device_files(tools: Tools, paths: LabPaths, sw: Node) -> None:
+    """Host key (kept once made), sshd_config and authorized_keys (rewritten) of one switch or host."""
     d = paths.device_dir(sw.name)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     await ensure_keypair(tools, d / HOST_KEY, f"{sw.name}-lab-host-key")
@@ -97,7 +100,7 @@ async def write_device_files(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> N
     ak.chmod(0o600)
 
 
-def host_key_line(paths: LabPaths, sw: SwitchPlan) -> str:
+def host_key_line(paths: LabPaths, sw: Node) -> str:
     pub = (paths.device_dir(sw.name) / (HOST_KEY + ".pub")).read_text().split()
     if len(pub) < 2:
         raise LabError(f"{sw.name}: malformed host key {paths.device_dir(sw.name) / (HOST_KEY + '.pub')}")
@@ -107,7 +110,7 @@ def host_key_line(paths: LabPaths, sw: SwitchPlan) -> str:
 
 
 def write_known_hosts(paths: LabPaths, plan: LabPlan) -> Path:
-    lines = [host_key_line(paths, sw) for sw in plan.switches]
+    lines = [host_key_line(paths, node) for node in plan.nodes]
     tmp = paths.known_hosts.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in lines))
     tmp.chmod(0o644)
@@ -115,7 +118,28 @@ def write_known_hosts(paths: LabPaths, plan: LabPlan) -> Path:
     return paths.known_hosts
 
 
-def sshd_argv(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> list[str]:
+def sshd_argv(tools: Tools, paths: LabPaths, sw: Node) -> list[str]:
     d = paths.device_dir(sw.name)
     return [tools.sshd, "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")]
 
+
+
+def sshd_pid(paths: LabPaths, name: str, namespace_ino: int | None) -> int | None:
+    """The pid of the running sshd of a switch or host, else None."""
+    pid = frr.read_pid(paths.device_dir(name) / "sshd.pid")
+    return pid if pid is not None and frr.pid_in_namespace(pid, namespace_ino, "sshd") else None
+
+
+async def ssh_banner(address: str, timeout: float = 1.0) -> bool:
+    """True when an SSH server answers with its banner on ``address``, port 22."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, SSH_PORT), timeout)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        return line.startswith(b"SSH-2.0-")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()

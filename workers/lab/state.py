@@ -35,6 +35,9 @@ class HostRecord(BaseModel):
     nic: str
     leaf: str
     leaf_port: str
+    kind: str = "kvm"
+    mgmt_ip: str = ""  # with prefix: "10.255.0.101/24"
+    mgmt_veth: str = ""
 
 
 class LabState(BaseModel):
@@ -73,7 +76,8 @@ def state_from_plan(plan: LabPlan, paths: LabPaths, repo: Path, daemons: tuple[s
             for s in plan.switches
         },
         hosts={
-            h.name: HostRecord(name=h.name, namespace=h.namespace, nic=h.nic, leaf=h.leaf, leaf_port=h.leaf_port)
+            h.name: HostRecord(name=h.name, namespace=h.namespace, nic=h.nic, leaf=h.leaf, leaf_port=h.leaf_port,
+                               kind=h.kind, mgmt_ip=h.mgmt_ip, mgmt_veth=h.mgmt_veth)
             for h in plan.hosts
         },
         skipped=list(plan.skipped),

@@ -7,14 +7,16 @@ Naming scheme (every name the lab creates starts with ``lx``, a prefix reserved 
   management, exactly as on a Linux switch: veth pairs are created directly inside
   their namespaces, so these names never exist in the root namespace;
 * root namespace: the management bridge ``lxmgmt0`` (the management gateway address,
-  ``10.255.0.1/24`` in the template) and one veth per switch, ``lxm-<name>`` when that
+  ``10.255.0.1/24`` in the template) and one veth per switch and host, ``lxm-<name>`` when that
   fits the kernel's 15 characters, else ``lxm`` + 12 hex digits of SHA-1(name);
-* runtime directory of a switch: ``/run/lintas-lab/lx-<name>/`` (see :mod:`workers.lab.paths`).
+* runtime directory of a switch or host: ``/run/lintas-lab/lx-<name>/`` (see :mod:`workers.lab.paths`).
 
-Hypervisor hosts get a namespace ``lx-<host>`` holding only their uplink NIC (modelled
+Hypervisor hosts get a namespace ``lx-<host>`` holding their uplink NIC (modelled
 ``uplink.nic``, MTU ``uplink.mtu``), the other end of a veth whose leaf end is the
-modelled leaf port, so the leaf's host ports exist for the deploy. Their addresses,
-OVS, libvirt and management are issue 6.
+modelled leaf port, so the leaf's host ports exist for the deploy, and ``eth0`` on the
+management bridge with the host's modelled ``mgmt_ip`` (root end named like a switch's).
+Their daemons (libvirtd, virtlogd, ovsdb-server, ovs-vswitchd, sshd) are started by
+:mod:`workers.lab.hypervisor`; the uplink's addresses are the deploy's.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from workers.lab.cmd import LabError
 from workers.model.model import InfraModel
@@ -51,7 +53,7 @@ def namespace_name(node: str) -> str:
 
 
 def mgmt_veth_name(node: str) -> str:
-    """Root-namespace end of a switch's management veth (at most 15 characters)."""
+    """Root-namespace end of a switch's or host's management veth (at most 15 characters)."""
     short = f"{MGMT_VETH_PREFIX}-{node}"
     if len(short) <= IFNAMSIZ and _IFNAME.fullmatch(short):
         return short
@@ -82,6 +84,25 @@ class VethPair:
     description: str = ""
 
 
+class Node(Protocol):
+    """A switch or a host: what SSH and management need."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def mgmt_ip(self) -> str: ...  # with prefix: "10.255.0.21/24"
+
+    @property
+    def mgmt_veth(self) -> str: ...
+
+    @property
+    def mgmt_address(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SwitchPlan:
     name: str
@@ -102,6 +123,13 @@ class HostPlan:
     nic: str
     leaf: str
     leaf_port: str
+    kind: str = "kvm"  # "kvm" | "openstack"
+    mgmt_ip: str = ""  # "10.255.0.101/24"
+    mgmt_veth: str = ""  # root-namespace end, e.g. "lxm-osc-01"
+
+    @property
+    def mgmt_address(self) -> str:
+        return self.mgmt_ip.split("/", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +146,28 @@ class LabPlan:
     def namespaces(self) -> list[str]:
         return [s.namespace for s in self.switches] + [h.namespace for h in self.hosts]
 
+    @property
+    def nodes(self) -> list[SwitchPlan | HostPlan]:
+        """Everything with a management interface: switches, then hosts."""
+        return [*self.switches, *self.hosts]
+
     def switch(self, name: str) -> SwitchPlan:
         for s in self.switches:
             if s.name == name:
                 return s
         raise LabError(f"{name!r} is not a switch of this lab")
 
+    def host(self, name: str) -> HostPlan:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LabError(f"{name!r} is not a host of this lab")
+
     def fingerprint(self, namespace: str) -> str:
         """Changes when anything the plan builds in ``namespace`` changes (ports, addresses, management)."""
         parts = [self.mgmt_subnet, self.mgmt_gateway]
         parts += [f"{s.name}|{s.mgmt_ip}|{s.mgmt_veth}" for s in self.switches if s.namespace == namespace]
-        parts += [f"{h.name}|{h.nic}" for h in self.hosts if h.namespace == namespace]
+        parts += [f"{h.name}|{h.nic}|{h.mgmt_ip}|{h.mgmt_veth}" for h in self.hosts if h.namespace == namespace]
         for p in self.links:
             for mine, other in ((p.a, p.b), (p.b, p.a)):
                 if mine.namespace == namespace:
@@ -148,6 +187,19 @@ def _check_ifname(name: str, where: str) -> str:
     return name
 
 
+def _mgmt(name: str, mgmt_ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+          subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+          seen_veth: dict[str, str]) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str]:
+    """A node's management address (with the subnet's prefix) and root-side veth, both checked."""
+    if mgmt_ip.ip not in subnet:
+        raise LabError(f"{name}: mgmt_ip {mgmt_ip} is outside the management subnet {subnet}")
+    veth = mgmt_veth_name(name)
+    if veth in seen_veth:
+        raise LabError(f"{name} and {seen_veth[veth]} map to the same interface name {veth}")
+    seen_veth[veth] = name
+    return ipaddress.ip_interface(f"{mgmt_ip.ip}/{subnet.prefixlen}"), veth
+
+
 def plan_lab(model: InfraModel) -> LabPlan:
     """The lab for ``model``: FRR switches, their fabric links, management, host uplinks.
 
@@ -156,12 +208,12 @@ def plan_lab(model: InfraModel) -> LabPlan:
     """
     mgmt = model.fabric.management
     subnet = mgmt.subnet
-    used = {d.mgmt_ip.ip for d in model.devices.values()}
+    used = {d.mgmt_ip.ip for d in model.devices.values()} | {h.mgmt_ip.ip for h in model.hosts.values()}
     gateway = mgmt.gateway if mgmt.gateway is not None else next((h for h in subnet.hosts() if h not in used), None)
     if gateway is None:
         raise LabError(f"no free address for the lab's management gateway in {subnet}")
     if gateway in used:
-        raise LabError(f"the management gateway {gateway} is also a switch's mgmt_ip")
+        raise LabError(f"the management gateway {gateway} is also a switch's or host's mgmt_ip")
     skipped: list[tuple[str, str]] = []
     switches: list[SwitchPlan] = []
     seen_veth: dict[str, str] = {}
@@ -169,13 +221,7 @@ def plan_lab(model: InfraModel) -> LabPlan:
         if d.platform != "frr":
             skipped.append((d.name, f"platform {d.platform} cannot run in the lab (FRR switches only)"))
             continue
-        if d.mgmt_ip.ip not in subnet:
-            raise LabError(f"{d.name}: mgmt_ip {d.mgmt_ip} is outside the management subnet {subnet}")
-        veth = mgmt_veth_name(d.name)
-        if veth in seen_veth:
-            raise LabError(f"{d.name} and {seen_veth[veth]} map to the same interface name {veth}")
-        seen_veth[veth] = d.name
-        ip = ipaddress.ip_interface(f"{d.mgmt_ip.ip}/{subnet.prefixlen}")
+        ip, veth = _mgmt(d.name, d.mgmt_ip, subnet, seen_veth)
         switches.append(SwitchPlan(d.name, d.role, namespace_name(d.name), str(ip), veth))
     in_lab = {s.name for s in switches}
     links: list[VethPair] = []
@@ -196,10 +242,11 @@ def plan_lab(model: InfraModel) -> LabPlan:
         if h.uplink.leaf not in in_lab:
             skipped.append((h.name, f"its leaf {h.uplink.leaf} is not in the lab"))
             continue
+        ip, veth = _mgmt(h.name, h.mgmt_ip, subnet, seen_veth)
         ns = namespace_name(h.name)
         port = _check_ifname(h.uplink.port, h.uplink.leaf)
         nic = _check_ifname(h.uplink.nic, h.name)
-        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port))
+        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port, h.kind, str(ip), veth))
         links.append(
             VethPair(
                 "host",

@@ -166,6 +166,7 @@ def _resolve(draft: Draft, name: str, spec: HostSpec, mesh: list[str]) -> Host:
         kind=spec.kind,
         mgmt_ip=spec.mgmt_ip,
         libvirt_uri=spec.libvirt_uri,
+        domain_type=spec.domain_type,
         ovs=spec.ovs,
         uplink=spec.uplink,
         tunnels=spec.tunnels,

@@ -96,6 +96,7 @@ class Host:
     kind: HostKind
     mgmt_ip: IPInterface
     libvirt_uri: str
+    domain_type: str
     ovs: Ovs
     uplink: Uplink
     tunnels: Tunnels | None

@@ -92,6 +92,8 @@ class HostSpec(Spec):
     kind: Literal["kvm", "openstack"]
     mgmt_ip: Interface
     libvirt_uri: LibvirtUri
+    # the <domain type> of the domains Lintas defines: kvm, or qemu (TCG) where guests cannot use KVM
+    domain_type: Literal["kvm", "qemu"] = "kvm"
     ovs: Ovs = Ovs()
     uplink: Uplink
     tunnels: Tunnels | None = None

@@ -58,7 +58,7 @@ PowerState = Literal["running", "stopped", "absent"]
 class HostRenderOptions:
     """Rendering choices that are not part of the model (the lab sets them)."""
 
-    domain_type: Literal["kvm", "qemu"] = "kvm"  # ``qemu`` where /dev/kvm is missing
+    domain_type: Literal["kvm", "qemu"] | None = None  # overrides every host's ``domain_type``
     datapath_type: Literal["system", "netdev"] | None = None  # overrides every host's ovs.datapath_type
     cpu_mode: Literal["host-model", "host-passthrough"] | None = "host-model"  # None: topology only
     machine: str | None = None  # e.g. "q35"; None lets libvirt choose its default
@@ -177,7 +177,7 @@ def render_host(
         host=name,
         kind=host.kind,
         managed_by="lintas" if host.owns_domains else "nova",
-        domain_type=opts.domain_type if host.owns_domains else None,
+        domain_type=(opts.domain_type or host.domain_type) if host.owns_domains else None,
         domains=expected,
     )
     out["domains.json" if host.owns_domains else "expected.json"] = canonical_json(index.model_dump(mode="json"))
@@ -327,9 +327,10 @@ def expected_domain(model: InfraModel, host: Host, inst: InstanceSpec) -> Expect
 
 
 def domain_context(
-    exp: ExpectedDomain, inst: InstanceSpec, flavor: FlavorSpec, opts: HostRenderOptions
+    exp: ExpectedDomain, inst: InstanceSpec, flavor: FlavorSpec, opts: HostRenderOptions, host_type: str = "kvm"
 ) -> dict[str, Any]:
     """The prepared values the domain template reads as ``d``."""
+    dtype = opts.domain_type or host_type
     disks: list[dict[str, str]] = []
     if opts.instances_dir is not None:
         base = f"{opts.instances_dir.rstrip('/')}/{inst.uuid}"
@@ -338,7 +339,7 @@ def domain_context(
             if size:
                 disks.append({"path": f"{base}/{file}", "format": "qcow2", "target": f"vd{'abcdefgh'[len(disks)]}"})
     return {
-        "type": opts.domain_type,
+        "type": dtype,
         "ns": LINTAS_NS,
         "name": inst.name,
         "uuid": str(inst.uuid),
@@ -352,7 +353,7 @@ def domain_context(
         "vcpus": exp.vcpus,
         "shares": exp.vcpus * 1024,
         "cpuset": None,
-        "cpu_mode": opts.cpu_mode,
+        "cpu_mode": opts.cpu_mode if dtype == "kvm" else None,  # TCG: a named model, not the host's
         "machine": opts.machine,
         "disks": disks,
         "nics": [n.model_dump() for n in exp.nics],
@@ -364,7 +365,7 @@ def render_domain(
 ) -> str:
     """Render one domain and check it: well-formed, no DTD, and in agreement with ``exp``."""
     target = f"{host.name}/{inst.name}"
-    ctx = domain_context(exp, inst, flavor, opts)
+    ctx = domain_context(exp, inst, flavor, opts, host.domain_type)
     xml = renderer.render(DOMAIN_TEMPLATE, target=target, d=ctx, instance=inst, flavor=flavor, host=host)
     try:
         facts = domain_facts(xml, source=f"{DOMAIN_TEMPLATE} ({target})")
