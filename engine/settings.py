@@ -51,7 +51,9 @@ class DeploySettings(BaseModel):
     allowed_networks: list[str] = Field(default_factory=lambda: ["10.255.0.0/24"])
     secret_env_prefixes: list[str] = Field(default_factory=lambda: ["FABRIC_", "LINTAS_SECRET_", "LINTAS_SSH_"])
     secret_dirs: list[Path] = Field(default_factory=lambda: [Path("/etc/lintas")])
-    allow_deletions: bool = False  # hosts: undefine domains removed from the repo
+    allow_deletions: bool = False  # hosts: undefine domains removed from the repo (or `with: allow_deletions`)
+    domain_parallelism: int = Field(4, ge=1)  # libvirt domains changed at once on one host
+    domain_shutdown_timeout_s: float = Field(60.0, ge=0)  # ACPI shutdown, then destroy
 
 
 class Settings(BaseSettings):

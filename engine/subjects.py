@@ -130,6 +130,11 @@ def deploy_record_doc(run_id: str) -> str:
     return f"deploy/{token(run_id)}.json"
 
 
+def host_snapshot_doc(run_id: str, host: str) -> str:
+    """A host's state before deploy changed it (what rollback restores)."""
+    return f"deploy/{token(run_id)}/hosts/{token(host)}.before.json"
+
+
 def verify_report_doc(run_id: str, stage: str = "verify") -> str:
     return f"verify/{token(run_id)}/{token(stage)}.json"
 

@@ -50,6 +50,7 @@ pytestmark = [pytest.mark.integration]
 TEMPLATE = ROOT / "gitops-repo-template"
 SWITCHES = ["spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-03", "leaf-04"]
 LEAVES = [s for s in SWITCHES if s.startswith("leaf")]
+HOSTS = ["kvm-uat-01", "osc-01"]
 VTEP = {"leaf-01": "10.250.1.11", "leaf-02": "10.250.1.12", "leaf-03": "10.250.1.13", "leaf-04": "10.250.1.14"}
 REVERT_IN_S = 45
 HEALTH_TIMEOUT_S = 20
@@ -246,6 +247,7 @@ def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         FABRIC_BGP_PASSWORD="Lx-e2e-" + os.urandom(6).hex(),
         LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S), LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
         LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S), LINTAS_DEPLOY__LEASE_TTL_S="60",
+        LINTAS_DEPLOY__DOMAIN_SHUTDOWN_TIMEOUT_S="3",  # lab guests have no OS to answer ACPI
         LINTAS_JOB_ACK_WAIT_S="10", LINTAS_TICK_S="0.5",
         LINTAS_DRIFT_INTERVAL_S=str(DRIFT_INTERVAL_S),  # the periodic scan runs beside every deploy here
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
@@ -288,9 +290,10 @@ def test_first_deploy_then_a_new_vni_succeeds(lx: Env, sw: Switches) -> None:
     first = lx.drive(lx.new_run(seed, timeout=60))
     assert first["state"] == "succeeded", first["error"]
     dep = stage(first, "deploy")["summary"]
-    assert sorted(dep["committed"]) == sorted(SWITCHES) and dep["waves"][:2] == [["spine-01"], ["spine-02"]]
+    assert sorted(dep["committed"]) == sorted(SWITCHES + HOSTS) and dep["waves"][:2] == [["spine-01"], ["spine-02"]]
     assert dep["waves"][2] == ["leaf-01"]  # the canary, alone
-    assert stage(first, "verify")["summary"]["confirmed"] == sorted(SWITCHES)
+    assert dep["waves"][-1] == HOSTS  # hypervisors last: never in the wave of their leaf
+    assert stage(first, "verify")["summary"]["confirmed"] == sorted(SWITCHES + HOSTS)
     assert sw.pending() == [] and sw.fabric_up()
 
     run = lx.push_and_drive("add VNI 10030 on leaf-01 and leaf-02", add_network("uat-db", 30, 10030,

@@ -121,9 +121,15 @@ def test_targets_are_sorted_and_deduplicated() -> None:
                             (2, "leaves", ["leaf-02", "leaf-03"])]
 
 
-def test_all_at_once_is_one_wave_of_everything() -> None:
+def test_all_at_once_is_one_wave_of_every_switch_then_the_hosts() -> None:
     waves = plan_waves(ROLES, ROLES, strategy="all_at_once", canary=1, batch_size=1)
-    assert shape(waves) == [(0, "all", sorted(ROLES))]
+    switches = sorted(n for n, r in ROLES.items() if r != "host")
+    assert shape(waves) == [(0, "all", switches), (1, "hosts", ["kvm-uat-01", "osc-01"])]
+
+
+def test_all_at_once_with_only_hosts() -> None:
+    waves = plan_waves(["osc-01"], ROLES, strategy="all_at_once", canary=1, batch_size=1)
+    assert shape(waves) == [(0, "hosts", ["osc-01"])]
 
 
 @pytest.mark.parametrize("strategy", ["waves", "all_at_once"])

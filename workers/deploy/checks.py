@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict
 
 from workers.model.model import InfraModel
 
-CheckName = Literal["bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df", "reachable"]
+CheckName = Literal["bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df", "reachable",
+                    "ovs", "ovs-health", "address", "domain"]  # the last four: hypervisor hosts (workers.hosts)
 IP_ICMP_OVERHEAD = 28
 
 

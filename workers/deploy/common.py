@@ -6,12 +6,15 @@ import asyncio
 import time
 from collections.abc import Iterable
 
+from engine.artifacts import ArtifactStore
 from engine.errors import InputError
 from engine.locks import Lease, LeaseLocks
 from engine.runlog import RunLogger
 from engine.stage import StageContext
 from workers.deploy import checks as C
 from workers.deploy.fleet import Fleet
+from workers.deploy.hostfleet import HostFleet
+from workers.hosts import ops as host_ops
 from workers.model import InfraModel
 from workers.model.revision import load_model_at
 
@@ -99,3 +102,43 @@ def check_lines(checks: list[C.Check], limit: int = 12) -> list[str]:
     if len(bad) > limit:
         lines.append(f"... and {len(bad) - limit} more failing check(s)")
     return lines
+
+
+async def load_bundle(store: ArtifactStore, artifacts: dict[str, str] | None) -> dict[str, str] | None:
+    """``{artifact name: text}`` from content ids; None when any blob is no longer stored."""
+    if artifacts is None:
+        return None
+    out = {}
+    for name, cid in artifacts.items():
+        data = await store.get_blob(cid)
+        if data is None:
+            return None
+        out[name] = data.decode()
+    return out
+
+
+async def verify_hosts(hosts: HostFleet, bundles: dict[str, dict[str, str]], *, log: RunLogger, timeout_s: float,
+                       deletions_allowed: bool, label: str) -> list[C.Check]:
+    """Poll every host's checks (:func:`workers.hosts.ops.checks`) until all pass or ``timeout_s``."""
+    if not bundles:
+        return []
+    deadline = time.monotonic() + timeout_s
+    rounds = 0
+    while True:
+        rounds += 1
+        results = await hosts.run(bundles, lambda c: host_ops.checks(c, bundles[c.name],
+                                                                    deletions_allowed=deletions_allowed,
+                                                                    timeout_s=hosts.timeout_s))
+        checks: list[C.Check] = []
+        for name in sorted(bundles):
+            r = results[name]
+            if r.ok and r.value is not None:
+                checks += r.value
+            else:
+                checks.append(C.Check(device=name, check="reachable", subject=hosts.conns[name].libvirt_display,
+                                      passed=False, expected="libvirt, OVSDB and SSH answer", observed=r.error))
+        if not C.failing(checks) or time.monotonic() >= deadline:
+            s = C.summary(checks)
+            await log.info(f"{label} (hosts): {s['passed']}/{s['checks']} checks passed after {rounds} round(s)")
+            return checks
+        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))

@@ -12,6 +12,13 @@
 5. the deployment record (per-device status, diff, checkpoint, last-known-good) is
    written before the first commit and after every wave.
 
+Hypervisor hosts come in waves of their own after every switch wave (never with their
+top-of-rack leaf): each host's state is snapshotted and stored first
+(``deploy/<run>/hosts/<host>.before.json``, its checkpoint), then its OVS/OVN state is
+converged in one OVSDB transaction, its tunnel address set, and on ``kvm`` hosts its
+domains defined/started/stopped (removals only with ``allow_deletions``). Hosts have no
+device-side timer: rollback restores the snapshot.
+
 Verify confirms the commits; rollback (``on_failure``) undoes them.
 """
 
@@ -31,11 +38,13 @@ from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
 from workers.deploy import ops
-from workers.deploy.common import lease_owner, load_model_of, locks_for, renew_all
+from workers.deploy.common import lease_owner, load_bundle, load_model_of, locks_for, renew_all
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
+from workers.deploy.hostfleet import HostFleet
 from workers.deploy.record import DeployRecord, TargetResult, now, save_record
 from workers.deploy.waves import Strategy, Wave, plan_waves
+from workers.hosts import ops as host_ops
 from workers.model.model import InfraModel
 from workers.render.plan import Plan
 
@@ -70,7 +79,9 @@ class DeployStage:
             return StageResult.failed(
                 f"revert_in {revert_in} s would let devices revert while verify may still run "
                 f"(verify timeout {d.verify_timeout_s:g} s): use at least {d.verify_timeout_s + 20:g} s")
-        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in)
+        deletions = d.allow_deletions if opts.allow_deletions is None else opts.allow_deletions
+        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in,
+                              allow_deletions=deletions)
         deployed = await TargetStore(ctx.topology.targets).all()
         todo: list[str] = []
         for name, tp in sorted(plan.targets.items()):
@@ -82,8 +93,6 @@ class DeployStage:
                 res.status = "unchanged"
             elif tp.status == "removed":
                 res.status, res.error = "skipped", "removed from the model: decommissioning is manual"
-            elif name in model.hosts:
-                res.status, res.error = "skipped", "hypervisor hosts are not deployed by this version"
             else:
                 todo.append(name)
             record.targets[name] = res
@@ -101,20 +110,22 @@ class DeployStage:
             await ctx.log.info(f"nothing to deploy: {len(record.with_status('unchanged'))} target(s) unchanged")
             return StageResult.ok(self._summary(record))
 
+        parallelism = opts.parallelism or d.parallelism
         try:
-            fleet = await asyncio.to_thread(Fleet, model, ctx.settings, todo,
-                                            parallelism=opts.parallelism or d.parallelism)
+            fleet = await asyncio.to_thread(Fleet, model, ctx.settings, [n for n in todo if n in model.devices],
+                                            parallelism=parallelism)
+            hosts = HostFleet(model, ctx.settings, [n for n in todo if n in model.hosts], parallelism=parallelism)
         except ConnectError as exc:
             return StageResult.failed(f"cannot connect: {exc}", summary=self._summary(record))
         try:
-            return await self._rollout(ctx, fleet, model, record, waves, revert_in,
-                                       opts.health_timeout or d.health_timeout_s, store)
+            return await self._rollout(ctx, fleet, hosts, model, record, waves, revert_in,
+                                       opts.health_timeout or d.health_timeout_s, store, deletions)
         finally:
             await asyncio.to_thread(fleet.close)
 
-    async def _rollout(self, ctx: StageContext, fleet: Fleet, model: InfraModel, record: DeployRecord,
-                       waves: list[Wave], revert_in: int, health_timeout: float,
-                       store: NatsArtifactStore) -> StageResult:
+    async def _rollout(self, ctx: StageContext, fleet: Fleet, hosts: HostFleet, model: InfraModel,
+                       record: DeployRecord, waves: list[Wave], revert_in: int, health_timeout: float,
+                       store: NatsArtifactStore, deletions: bool) -> StageResult:
         job = ctx.job
         locks = locks_for(ctx)
         leases: dict[str, Lease] = {}
@@ -141,6 +152,12 @@ class DeployStage:
             await renew_all(locks, leases)
             t0 = time.monotonic()
             await ctx.log.info(f"wave {w.index} ({w.kind}): {', '.join(w.devices)}")
+            if w.kind == "hosts":
+                failed_hosts = await self._host_wave(ctx, hosts, record, w, bundles, store, locks, leases, deletions)
+                await save_record(store, record)
+                if failed_hosts:
+                    return await self._stop(ctx, store, record, w, failed_hosts)
+                continue
             # the confirm window starts when the rollout ends: add the health budget of later waves
             timer = int(revert_in + (len(waves) - 1 - w.index) * health_timeout)
             results = await fleet.run(w.devices, ops.apply, bundles=bundles, revert_in=timer, message=message,
@@ -173,6 +190,53 @@ class DeployStage:
         await ctx.log.info(f"deployed: {len(committed)} committed (awaiting verify), "
                            f"{len(record.with_status('unchanged'))} unchanged")
         return StageResult.ok(self._summary(record))
+
+    async def _host_wave(self, ctx: StageContext, hosts: HostFleet, record: DeployRecord, w: Wave,
+                         bundles: dict[str, dict[str, str]], store: NatsArtifactStore, locks: LeaseLocks,
+                         leases: dict[str, Lease], deletions: bool) -> list[str]:
+        """Snapshot (stored before any change), then apply, every host of the wave; returns failed hosts."""
+        d = ctx.settings.deploy
+        t0 = time.monotonic()
+        prev = {n: await load_bundle(store, record.targets[n].previous) for n in w.devices}
+        snaps = await hosts.run(w.devices, lambda c: host_ops.take_snapshot(c, bundles[c.name], prev[c.name],
+                                                                            hosts.timeout_s))
+        failed: list[str] = []
+        ready: list[str] = []
+        for name in w.devices:
+            r, out = record.targets[name], snaps[name]
+            if not out.ok or out.value is None:
+                r.status, r.error = "failed", f"cannot read its state, nothing changed: {out.error}"
+                failed.append(name)
+                await ctx.log.error(f"{name}: {r.error}")
+                continue
+            doc = S.host_snapshot_doc(record.run_id, name)
+            await store.put_doc(doc, out.value.model_dump_json().encode())
+            r.checkpoint = doc
+            await locks.assert_held(leases[name])  # fenced: the lease is still ours
+            ready.append(name)
+        await save_record(store, record)
+        results = await hosts.run(ready, lambda c: host_ops.apply(
+            c, bundles[c.name], prev[c.name], allow_deletions=deletions,
+            shutdown_timeout_s=d.domain_shutdown_timeout_s, parallelism=d.domain_parallelism,
+            timeout_s=hosts.timeout_s))
+        for name in ready:
+            r, res = record.targets[name], results[name]
+            r.duration_s = time.monotonic() - t0
+            if res.ok and res.value is not None:
+                v = res.value
+                r.changed = v.changed
+                r.diff = "\n".join(v.changes + [f"restart pending: {x}" for x in v.restart_pending] + v.kept)
+                r.status = "committed" if v.changed else "unchanged"
+                r.committed_at = now() if v.changed else None
+                await ctx.log.info(f"{name}: {len(v.changes)} change(s) applied, awaiting verify" if v.changed
+                                   else f"{name}: already at the desired state: unchanged")
+                for line in v.restart_pending + v.kept:
+                    await ctx.log.warning(f"{name}: {line}")
+            else:
+                r.status, r.error = "failed", res.error
+                failed.append(name)
+                await ctx.log.error(f"{name}: {res.error}")
+        return failed
 
     async def _health_gate(self, ctx: StageContext, fleet: Fleet, model: InfraModel, w: Wave, configured: set[str],
                            timeout_s: float, record: DeployRecord) -> list[str]:

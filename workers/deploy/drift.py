@@ -14,8 +14,11 @@ For each target in the target store (written by verify after a confirmed deploy)
 ``drift/latest.json`` and publishes it on ``lintas.notify.drift``. Remediation (off by
 default) is a normal pipeline run for the branch head, through every gate.
 
-Hypervisor hosts are reported ``unknown``: their deploy (and so their drift) is not
-built yet.
+Hypervisor hosts (:func:`workers.hosts.ops.drift`): the OVS/OVN rows and keys, the tunnel
+address, and the domains against the last deployed bundle: on ``kvm`` hosts each Lintas
+domain's definition (semantic compare with the deployed XML) and power state, on
+``openstack`` hosts each nova domain against the modelled instance (MACs, bridges,
+vCPUs, memory). Read-only: nothing on a host is changed by a scan.
 """
 
 from __future__ import annotations
@@ -40,9 +43,13 @@ from engine.locks import Lease, LeaseLocks
 from engine.repos import RepoRegistry
 from engine.settings import Settings
 from engine.targets import TargetState, TargetStore
+from workers.deploy.common import load_bundle
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
+from workers.deploy.hostfleet import HostFleet
 from workers.deploy.ops import running_fingerprint
+from workers.hosts import ops as host_ops
+from workers.model import InfraModel
 from workers.model.revision import load_model_at
 
 log = structlog.get_logger("lintas.drift")
@@ -121,9 +128,7 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
                                   if entry else None)
             except LintasError:
                 heads[st.repo] = None
-        if st.kind == "host":
-            out.append(_entry(st, heads[st.repo], "unknown", error="host drift is not built yet"))
-        elif entry is None:
+        if entry is None:
             out.append(_entry(st, None, "unknown", error=f"repo {st.repo} is not registered"))
         else:
             groups[(entry.url, st.commit)].append(st)
@@ -139,6 +144,9 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
         model = await asyncio.to_thread(load_model_at, mirror, url, commit)
     except (InputError, LintasError) as exc:
         return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
+    host_members = [st for st in members if st.kind == "host"]
+    members = [st for st in members if st.kind != "host"]
+    host_out = await _scan_hosts(settings, topo, model, store, host_members, heads) if host_members else []
     names = [st.target for st in members if st.target in model.devices]
     bundles: dict[str, dict[str, str]] = {}
     missing: dict[str, str] = {}
@@ -166,7 +174,7 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
         try:
             fleet = await asyncio.to_thread(Fleet, model, settings, sorted(leases))
         except ConnectError as exc:
-            return [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
+            return host_out + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
         try:
             results = await fleet.run(fleet.conns, _drift_op, bundles=bundles,
                                       fingerprints={st.target: st.fingerprint for st in members})
@@ -175,7 +183,7 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
     finally:
         for lease in leases.values():
             await locks.release(lease)
-    out = []
+    out = host_out
     for st in members:
         head = heads[st.repo]
         if st.target in missing or st.target not in results:
@@ -192,6 +200,49 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
         lines = [ln for ln in diff.splitlines() if ln.strip()]
         state: DriftState = "drifted" if lines else ("behind" if head and head != st.commit else "in_sync")
         out.append(_entry(st, head, state, differences=lines[:MAX_LINES], pending=pending))
+    return out
+
+
+async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, store: NatsArtifactStore,
+                      members: list[TargetState], heads: dict[str, str | None]) -> list[TargetDrift]:
+    out: list[TargetDrift] = []
+    bundles: dict[str, dict[str, str]] = {}
+    for st in members:
+        bundle = await load_bundle(store, st.artifacts)
+        if st.target not in model.hosts:
+            out.append(_entry(st, heads[st.repo], "unknown", error="not a host of its model"))
+        elif bundle is None:
+            out.append(_entry(st, heads[st.repo], "unknown", error="an artifact of the last deploy is no longer stored"))
+        else:
+            bundles[st.target] = bundle
+    locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
+    leases: dict[str, Lease] = {}
+    for name in list(bundles):  # a run changing the host would show as drift: skip it this time
+        try:
+            leases[name] = await locks.acquire(name, DRIFT_OWNER)
+        except LockHeldError as exc:
+            st = next(s for s in members if s.target == name)
+            out.append(_entry(st, heads[st.repo], "unknown", error=f"not scanned: {exc}"))
+            del bundles[name]
+    try:
+        try:
+            hosts = HostFleet(model, settings, bundles)
+        except ConnectError as exc:
+            return out + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members
+                          if st.target in bundles]
+        results = await hosts.run(bundles, lambda c: host_ops.drift(c, bundles[c.name], hosts.timeout_s))
+    finally:
+        for lease in leases.values():
+            await locks.release(lease)
+    for st in members:
+        if st.target not in bundles:
+            continue
+        r, head = results[st.target], heads[st.repo]
+        if not r.ok or r.value is None:
+            out.append(_entry(st, head, "unreachable", error=r.error))
+            continue
+        state: DriftState = "drifted" if r.value else ("behind" if head and head != st.commit else "in_sync")
+        out.append(_entry(st, head, state, differences=r.value[:MAX_LINES]))
     return out
 
 
@@ -216,12 +267,13 @@ async def latest(topo: Topology) -> DriftReport | None:
 async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str) -> list[str]:
     """Off by default (``lintas drift --remediate``): mark every drifted device in the target
     store, so the next plan re-applies it, and start a normal run (every gate, approvals
-    included) for the branch head of each repo with a drifted or behind target. Never
-    touches a host: their drift is only reported. Returns the run ids."""
+    included) for the branch head of each repo with a drifted or behind target. A host's
+    run re-applies its OVS state and its own domains; nova domains are never changed (their
+    drift stays reported). Returns the run ids."""
     targets = TargetStore(topo.targets)
     repos: dict[str, str] = {}
     for t in report.targets:
-        if t.kind != "device" or t.head_commit is None or t.state not in ("drifted", "behind"):
+        if t.head_commit is None or t.state not in ("drifted", "behind"):
             continue
         if t.state == "drifted":
             st = await targets.get(t.target)

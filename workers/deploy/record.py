@@ -65,6 +65,7 @@ class DeployRecord(BaseModel):
     repo: str
     sha: str
     revert_in_s: int
+    allow_deletions: bool = False  # hosts: domains removed from the repo may be undefined
     started_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
     waves: list[list[str]] = Field(default_factory=list)

@@ -6,6 +6,10 @@ too; a device whose timer already restored it is left alone and reported ``rever
 Then the fabric is verified again against the last-known-good model (the commit the
 target store names). The stage fails, naming the devices that need attention, when a
 device cannot be restored or the re-verification fails; the run then ends ``failed``.
+
+A hypervisor host is restored to the snapshot deploy stored before changing it (OVS/OVN
+rows and keys, tunnel addresses, domain definitions and power states; domains the run
+created are removed) and then compared with that snapshot.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from workers.deploy import checks as C
 from workers.deploy import ops
-from workers.deploy.common import check_lines, load_model_of, locks_for, release_all, verify_fabric
+from workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all, verify_fabric
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
+from workers.deploy.hostfleet import HostFleet
 from workers.deploy.record import DeployRecord, load_record, save_record
+from workers.hosts import ops as host_ops
 
 
 class RollbackStage:
@@ -45,16 +51,20 @@ class RollbackStage:
         model_now = await load_model_of(ctx, job.sha)
         if isinstance(model_now, str):
             return StageResult.failed(model_now)
+        host_names = [n for n in touched if record.targets[n].kind == "host" and n in model_now.hosts]
         try:
             fleet = await asyncio.to_thread(Fleet, model_now, ctx.settings, sorted(model_now.devices))
+            hosts = HostFleet(model_now, ctx.settings, host_names)
         except ConnectError as exc:
             return StageResult.failed(f"ROLLBACK NOT STARTED, needs attention: {exc}")
         try:
             await ctx.log.warning(f"rolling back {', '.join(touched)}")
-            results = await fleet.run(touched, ops.restore,
-                                      checkpoints={n: record.targets[n].checkpoint for n in touched})
-            attention = []
-            for name in touched:
+            devices = [n for n in touched if n not in host_names]
+            # reverse order of the rollout: hosts (the last waves) first, then the switches
+            attention, host_checks = await self._restore_hosts(ctx, hosts, store, record, host_names)
+            results = await fleet.run(devices, ops.restore,
+                                      checkpoints={n: record.targets[n].checkpoint for n in devices})
+            for name in devices:
                 r, t = results[name], record.targets[name]
                 if r.ok and r.value is not None:
                     how = ("restored to its checkpoint" if r.value == "rolled_back"
@@ -69,7 +79,7 @@ class RollbackStage:
                     attention.append(name)
                     await ctx.log.error(f"{name}: ROLLBACK FAILED: {t.error}")
             await save_record(store, record)
-            checks = await self._reverify(ctx, fleet, record)
+            checks = await self._reverify(ctx, fleet, record) + host_checks
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
             summary = {"restored": record.with_status("rolled_back", "reverted"), "attention": attention,
@@ -87,6 +97,44 @@ class RollbackStage:
             return StageResult.ok(summary)
         finally:
             await asyncio.to_thread(fleet.close)
+
+    async def _restore_hosts(self, ctx: StageContext, hosts: HostFleet, store: NatsArtifactStore,
+                             record: DeployRecord, names: list[str]) -> tuple[list[str], list[C.Check]]:
+        """Each host back to its pre-deploy snapshot, then compared with it."""
+        d = ctx.settings.deploy
+        snaps: dict[str, host_ops.HostSnapshot] = {}
+        applied: dict[str, dict[str, str] | None] = {}
+        for name in names:
+            t = record.targets[name]
+            raw = await store.get_doc(t.checkpoint) if t.checkpoint else None
+            if raw is None:
+                await ctx.log.info(f"{name}: nothing to restore (it failed before any change)")
+                continue
+            snaps[name] = host_ops.HostSnapshot.model_validate_json(raw)
+            applied[name] = await load_bundle(store, t.artifacts)
+        results = await hosts.run(snaps, lambda c: host_ops.restore(
+            c, snaps[c.name], applied[c.name], shutdown_timeout_s=d.domain_shutdown_timeout_s,
+            timeout_s=hosts.timeout_s))
+        attention: list[str] = []
+        for name in sorted(snaps):
+            t, r = record.targets[name], results[name]
+            if r.ok and r.value is not None:
+                t.status = "rolled_back"
+                await ctx.log.info(f"{name}: restored to its state before the run"
+                                   + (f" ({len(r.value)} change(s))" if r.value else " (nothing to undo)"))
+            else:
+                t.status, t.error = "rollback_failed", r.error
+                attention.append(name)
+                await ctx.log.error(f"{name}: ROLLBACK FAILED: {r.error}")
+        ok = [n for n in sorted(snaps) if n not in attention]
+        diffs = await hosts.run(ok, lambda c: host_ops.restored_differences(c, snaps[c.name], hosts.timeout_s))
+        checks = []
+        for name in ok:
+            r2 = diffs[name]
+            left = r2.value if r2.ok and r2.value is not None else [r2.error or "unreachable"]
+            checks.append(C.Check(device=name, check="ovs", subject="state before the run (OVS, addresses, domains)",
+                                  passed=not left, expected="restored", observed="; ".join(left) or "restored"))
+        return attention, checks
 
     async def _reverify(self, ctx: StageContext, fleet: Fleet, record: DeployRecord) -> list[C.Check]:
         """Against the last-known-good model; with none (first deploy), only that no commit is pending."""

@@ -1,7 +1,9 @@
-"""The ``verify`` stage: the fabric against the model, then confirm the run's commits.
+"""The ``verify`` stage: the fabric and the hosts against the model, then confirm the run's commits.
 
-Every switch of the model is checked (:mod:`workers.deploy.checks`), polling until all
-checks pass or ``verify_timeout``. On success the commits deploy left pending are
+Every switch of the model is checked (:mod:`workers.deploy.checks`), and every deployed
+hypervisor host (:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel
+address, each modelled domain's state, vCPUs, memory and every NIC's MAC and bridge),
+polling until all checks pass or ``verify_timeout``. On success the commits deploy left pending are
 confirmed (stopping their device-side timers) and the target store records the new
 last-known-good state; a device whose timer already restored it fails the stage. The
 full report is stored as ``verify/<run>/<stage>.json``; failing checks go on the run.
@@ -20,9 +22,18 @@ from engine.stage import StageContext, StageResult
 from engine.targets import TargetState, TargetStore
 from workers.deploy import checks as C
 from workers.deploy import ops
-from workers.deploy.common import check_lines, load_model_of, locks_for, release_all, verify_fabric
+from workers.deploy.common import (
+    check_lines,
+    load_bundle,
+    load_model_of,
+    locks_for,
+    release_all,
+    verify_fabric,
+    verify_hosts,
+)
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
+from workers.deploy.hostfleet import HostFleet
 from workers.deploy.record import DeployRecord, load_record, now, save_record
 
 MAX_CHECKS_ON_RUN = 100
@@ -43,13 +54,19 @@ class VerifyStage:
         record = await load_record(store, job.run_id)
         devices = sorted(model.devices)
         timeout = ctx.settings.deploy.verify_timeout_s
+        bundles = await host_bundles(ctx, store, record, sorted(model.hosts))
         try:
             fleet = await asyncio.to_thread(Fleet, model, ctx.settings, devices)
+            hosts = HostFleet(model, ctx.settings, bundles)
         except ConnectError as exc:
             return StageResult.failed(f"cannot connect: {exc}")
+        deletions = record.allow_deletions if record is not None else ctx.settings.deploy.allow_deletions
         try:
-            checks = await verify_fabric(fleet, model, devices, log=ctx.log,
-                                         timeout_s=timeout, label="verify")
+            fabric, on_hosts = await asyncio.gather(
+                verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify"),
+                verify_hosts(hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions,
+                             label="verify"))
+            checks = fabric + on_hosts
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
             summary: dict[str, Any] = {"report": report, "totals": C.summary(checks),
@@ -68,9 +85,12 @@ class VerifyStage:
     async def _confirm(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
                        summary: dict[str, Any]) -> StageResult:
         pending = record.with_status("committed")
-        results = await fleet.run(pending, ops.confirm)
+        results = await fleet.run([n for n in pending if record.targets[n].kind == "device"], ops.confirm)
         lost = []
         for name in pending:
+            if record.targets[name].kind == "host":  # no device-side timer: verified is confirmed
+                record.targets[name].status = "confirmed"
+                continue
             r = results[name]
             if r.ok:
                 record.targets[name].status = "confirmed"
@@ -83,7 +103,7 @@ class VerifyStage:
             return StageResult.failed(f"could not confirm the commit on {', '.join(lost)}: {detail}",
                                       summary={**summary, "confirmed": record.with_status("confirmed")})
         targets = TargetStore(ctx.topology.targets)
-        good = [n for n in record.with_status("confirmed", "unchanged") if record.targets[n].kind == "device"]
+        good = record.with_status("confirmed", "unchanged")
         # a fresh fingerprint only where this run compared the device with its candidate; a device
         # the plan left alone keeps its old one (and any drift mark): drift must stay visible
         compared = set(record.rolled_out)
@@ -94,12 +114,29 @@ class VerifyStage:
             drift: list[str]
             if name in prints:
                 fp, drift = (prints[name].value if prints[name].ok else None), []
+            elif t.kind == "host" and name in compared:  # just converged and verified
+                fp, drift = None, []
             else:
                 old = await targets.get(name)
                 fp, drift = (old.fingerprint, old.drift) if old is not None else (None, [])
-            await targets.put(TargetState(target=name, kind="device", repo=record.repo, commit=record.sha,
+            await targets.put(TargetState(target=name, kind=t.kind, repo=record.repo, commit=record.sha,
                                           run_id=record.run_id, artifacts=t.artifacts, deployed_at=now(),
                                           fingerprint=fp, drift=drift))
         await release_all(locks_for(ctx), record.run_id, record.rolled_out)
         await ctx.log.info(f"confirmed {len(pending)} commit(s); last-known-good is now {record.sha[:8]}")
         return StageResult.ok({**summary, "confirmed": pending})
+
+
+async def host_bundles(ctx: StageContext, store: NatsArtifactStore, record: DeployRecord | None,
+                       names: list[str]) -> dict[str, dict[str, str]]:
+    """Each host's bundle as this run deployed it, else as last deployed; never-deployed hosts are left out."""
+    deployed = await TargetStore(ctx.topology.targets).all()
+    out = {}
+    for name in names:
+        t = record.targets.get(name) if record else None
+        arts = t.artifacts if t is not None and t.status not in ("skipped", "pending") else (
+            deployed[name].artifacts if name in deployed else None)
+        bundle = await load_bundle(store, arts)
+        if bundle is not None:
+            out[name] = bundle
+    return out

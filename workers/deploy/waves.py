@@ -36,6 +36,7 @@ class Strategy(BaseModel):
     parallelism: int | None = Field(None, ge=1)
     revert_in: int | None = Field(None, ge=10, description="seconds before an unconfirmed commit reverts")
     health_timeout: float | None = Field(None, gt=0)
+    allow_deletions: bool | None = Field(None, description="hosts: undefine domains removed from the repo")
 
 
 def plan_waves(targets: Iterable[str], roles: Mapping[str, str], *, strategy: str, canary: int,
@@ -44,10 +45,13 @@ def plan_waves(targets: Iterable[str], roles: Mapping[str, str], *, strategy: st
     names = sorted(set(targets))
     if not names:
         return []
-    if strategy == "all_at_once":
-        return [Wave(index=0, kind="all", devices=names)]
     spines = [n for n in names if roles.get(n) == "spine"]
     hosts = [n for n in names if roles.get(n) == "host"]
+    if strategy == "all_at_once":  # still never a host in the wave of its leaf
+        switches = [n for n in names if n not in hosts]
+        groups_all: list[tuple[WaveKind, list[str]]] = [("all", switches)] if switches else []
+        groups_all += [("hosts", hosts)] if hosts else []
+        return [Wave(index=i, kind=k, devices=d) for i, (k, d) in enumerate(groups_all)]
     leaves = [n for n in names if n not in spines and n not in hosts]
     groups: list[tuple[WaveKind, list[str]]] = [("spine", [s]) for s in spines]
     rest = leaves

@@ -1,0 +1,131 @@
+"""How Lintas reaches a hypervisor host: libvirt URI, OVSDB target and SSH, all checked.
+
+- **libvirt**: the model's URI. An SSH URI (``qemu+ssh://user@host/system``) is opened
+  through libvirt's ``libssh`` transport, which takes the private key and a known_hosts
+  file as URI parameters, so host keys are checked strictly against Lintas's own
+  known_hosts (never ``~/.ssh``). ``openstack`` hosts are always opened read-only (the
+  ``libvirt-sock-ro`` socket): Lintas cannot change a nova domain even by mistake.
+- **OVSDB**: the model's ``ovs.connection`` (``tcp:``/``ssl:`` to ovsdb-server; ``unix:``
+  only for a host whose libvirt URI is local).
+- **SSH**: the Linux side (addresses on OVS internal ports) as the libvirt URI's user.
+
+Credentials are server-side: ``deploy.key_file``/``deploy.known_hosts`` or, when a lab is
+up under ``LINTAS_HOME``, the lab's. Every address is checked against
+``deploy.allowed_networks`` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from engine.settings import Settings
+from workers.deploy.connect import ConnectError, check_address
+from workers.model import InfraModel
+
+_OVSDB_REMOTE = re.compile(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$")
+_DROP_PARAMS = {"readonly", "keyfile", "known_hosts", "known_hosts_verify", "sshauth", "no_verify", "socket",
+                "command", "netcat"}
+
+
+@dataclass(frozen=True, slots=True)
+class HostConn:
+    name: str
+    kind: Literal["kvm", "openstack"]
+    address: str  # the host's management address
+    libvirt_uri: str  # what libvirt opens (may carry key/known_hosts paths: never log it whole)
+    readonly: bool
+    ovsdb: str
+    ssh_user: str
+    ssh_port: int
+    key_file: Path | None
+    known_hosts: Path | None
+    source: str  # "lab" | "settings"
+
+    @property
+    def libvirt_display(self) -> str:
+        return self.libvirt_uri.split("?", 1)[0]
+
+
+def _lab_hosts(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
+    if not settings.deploy.use_lab:
+        return {}
+    from workers.lab.lab import lab_hosts_facts  # the lab is optional: imported only when used
+    from workers.lab.paths import LabPaths
+
+    if not LabPaths(settings.home).state_file.exists():
+        return {}
+    return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_hosts_facts(settings).items()}
+
+
+def libvirt_uri(uri: str, *, user: str | None, key_file: Path | None, known_hosts: Path | None) -> tuple[str, str, int]:
+    """The URI libvirt opens, and the SSH (user, host) it implies: ``(uri, host, port)``."""
+    parts = urlsplit(uri)
+    driver, _, transport = parts.scheme.partition("+")
+    params = [(k, v) for k, v in parse_qsl(parts.query) if k not in _DROP_PARAMS]
+    host = parts.hostname or ""
+    port = parts.port or 22
+    if transport not in ("ssh", "libssh"):
+        return (uri.split("?", 1)[0] + (("?" + urlencode(params)) if params else "")), host, port
+    login = user or parts.username
+    if not login:
+        raise ConnectError(f"libvirt URI {uri.split('?', 1)[0]} names no user and none is configured")
+    if key_file is None or known_hosts is None:
+        raise ConnectError("an SSH libvirt URI needs deploy.key_file and deploy.known_hosts "
+                           "(host keys are always checked)")
+    params += [("keyfile", str(key_file)), ("known_hosts", str(known_hosts)), ("known_hosts_verify", "normal"),
+               ("sshauth", "privkey")]
+    netloc = f"{quote(login)}@{host if ':' not in host else '[' + host + ']'}" + (f":{parts.port}" if parts.port else "")
+    return f"{driver}+libssh://{netloc}{parts.path}?{urlencode(params)}", host, port
+
+
+def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[str, HostConn]:
+    """Connection details of every named host; raises :class:`ConnectError` naming every problem."""
+    lab = _lab_hosts(settings)
+    out: dict[str, HostConn] = {}
+    problems: list[str] = []
+    d = settings.deploy
+    for name in sorted(names):
+        h = model.hosts[name]
+        try:
+            address = str(h.mgmt_ip.ip)
+            check_address(name, address, settings)
+            user: str | None
+            key: Path | None
+            known: Path | None
+            if name in lab:
+                user, key, known = lab[name]
+                source = "lab"
+            else:
+                user, key, known, source = d.username, d.key_file, d.known_hosts, "settings"
+            uri, lv_host, port = libvirt_uri(h.libvirt_uri, user=user, key_file=key, known_hosts=known)
+            if lv_host:
+                check_address(name, _resolve(lv_host, name), settings)
+            ovsdb = h.ovs.connection
+            m = _OVSDB_REMOTE.match(ovsdb)
+            if m:
+                check_address(name, _resolve(m.group(2).strip("[]"), name), settings)
+            elif lv_host:
+                raise ConnectError(f"{name}: OVSDB {ovsdb} is a local socket but the host is remote "
+                                   f"({h.libvirt_uri.split('?', 1)[0]}): use tcp: or ssl: to its ovsdb-server")
+            ssh_user = user or urlsplit(h.libvirt_uri).username or "root"
+            out[name] = HostConn(name=name, kind=h.kind, address=address, libvirt_uri=uri,
+                                 readonly=not h.owns_domains, ovsdb=ovsdb, ssh_user=ssh_user, ssh_port=port,
+                                 key_file=key, known_hosts=known, source=source)
+        except ConnectError as exc:
+            problems.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
+    if problems:
+        raise ConnectError("; ".join(problems))
+    return out
+
+
+def _resolve(host: str, name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ConnectError(f"{name}: {host!r} is not an IP address: hosts are reached by management address "
+                           "(names are not resolved, so the allow-list check cannot be bypassed)") from None

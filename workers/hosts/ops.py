@@ -1,0 +1,193 @@
+"""One hypervisor host, end to end: snapshot, apply, verify, restore, drift (blocking; run in threads).
+
+A host's bundle is its rendered artifacts: ``ovs.json`` always, ``domains.json`` and
+``domains/<name>.xml`` on ``kvm`` hosts, ``expected.json`` on ``openstack`` hosts.
+
+- :func:`take_snapshot` before any change: the OVS rows and keys the change may touch,
+  the addresses on those interfaces, and every domain the change may touch. Stored by the
+  deploy stage before :func:`apply`, so a crash mid-change still has it.
+- :func:`apply`: OVSDB in one transaction, then the addresses, then (``kvm`` only) the
+  domains. Never a nova domain: the ``openstack`` connection is read-only.
+- :func:`checks`: OVS/OVN state and health, addresses, and every modelled domain
+  (state, vCPUs/memory, each NIC's MAC and bridge, its tap on that OVS bridge).
+- :func:`restore` + :func:`restored_differences`: back to the snapshot, then compared with it.
+- :func:`drift`: the host against its last deployed bundle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from workers.deploy.checks import Check
+from workers.hosts import domains as D
+from workers.hosts import linux, ovsdb
+from workers.hosts.connect import HostConn
+from workers.render.domain import semantic_diff
+from workers.render.hosts import DomainIndex, load_domain_index
+from workers.render.ovs_schema import IpAddress, OvsSpec, load_ovs_spec
+
+
+class HostSnapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    ovs: OvsSpec
+    domains: list[D.DomainSnapshot] = []
+
+
+class HostApplied(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    changes: list[str] = []
+    restart_pending: list[str] = []
+    kept: list[str] = []
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def spec_of(bundle: dict[str, str]) -> OvsSpec:
+    return load_ovs_spec(bundle["ovs.json"])
+
+
+def index_of(bundle: dict[str, str]) -> DomainIndex | None:
+    raw = bundle.get("domains.json") or bundle.get("expected.json")
+    return load_domain_index(raw) if raw else None
+
+
+@contextmanager
+def _libvirt(conn: HostConn) -> Iterator[Any]:
+    lv = D.open_conn(conn.libvirt_uri, readonly=conn.readonly)
+    try:
+        yield lv
+    finally:
+        with contextlib.suppress(Exception):  # closing a dead connection
+            lv.close()
+
+
+def _address_scope(*specs: OvsSpec | None) -> set[str]:
+    return {a.interface for s in specs if s is not None for a in s.ip_addresses}
+
+
+def take_snapshot(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None,
+                  timeout_s: float) -> HostSnapshot:
+    spec = spec_of(bundle)
+    prev = spec_of(previous) if previous else None
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        obs = ovsdb.read(api)
+    have = linux.addresses(conn, _address_scope(spec, prev))
+    addrs = [IpAddress(interface=i, address=a) for i, lst in sorted(have.items()) for a in lst]
+    snap = HostSnapshot(host=conn.name, ovs=ovsdb.snapshot(obs, spec, prev, addrs))
+    index = index_of(bundle)
+    if index is not None and index.managed_by == "lintas":
+        with _libvirt(conn) as lv:
+            uuids = {d.uuid for d in index.domains} | set(D.owned_domains(lv))
+            snap.domains = D.snapshot(lv, uuids)
+    return snap
+
+
+def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None, *, allow_deletions: bool,
+          shutdown_timeout_s: float, parallelism: int, timeout_s: float) -> HostApplied:
+    spec = spec_of(bundle)
+    prev = spec_of(previous) if previous else None
+    out = HostApplied()
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        out.changes += [f"ovs: {c}" for c in ovsdb.converge(api, spec, prev) if not c.startswith("keep ")]
+    out.changes += [f"linux: {c}" for c in linux.converge(conn, spec.ip_addresses, _address_scope(spec, prev))]
+    index = index_of(bundle)
+    if index is not None and index.managed_by == "lintas":
+        with _libvirt(conn) as lv:
+            for ch in D.converge(lv, index, bundle, allow_deletions=allow_deletions,
+                                 shutdown_timeout_s=shutdown_timeout_s, parallelism=parallelism):
+                out.changes += [f"domain {ch.name}: {a}" for a in ch.actions]
+                out.restart_pending += [f"domain {ch.name}: {r}" for r in ch.restart_pending]
+                if ch.kept:
+                    out.kept.append(f"domain {ch.name}: {ch.kept}")
+    return out
+
+
+def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, *, shutdown_timeout_s: float,
+            timeout_s: float) -> list[str]:
+    """Back to ``snap``; ``applied`` is the bundle the change applied (its keys get removed)."""
+    spec = spec_of(applied) if applied else None
+    done: list[str] = []
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        done += [f"ovs: {c}" for c in ovsdb.converge(api, snap.ovs, spec) if not c.startswith("keep ")]
+    done += [f"linux: {c}" for c in linux.converge(conn, snap.ovs.ip_addresses, _address_scope(snap.ovs, spec))]
+    if snap.domains:
+        with _libvirt(conn) as lv:
+            done += [f"domain {d}" for d in D.restore(lv, snap.domains, shutdown_timeout_s=shutdown_timeout_s)]
+    return done
+
+
+def restored_differences(conn: HostConn, snap: HostSnapshot, timeout_s: float) -> list[str]:
+    """What still differs from the snapshot after :func:`restore` (empty: restored)."""
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        obs = ovsdb.read(api)
+    out = [d for d in ovsdb.differences(snap.ovs, obs) if "no longer modelled" not in d]
+    out += linux.differences(conn, snap.ovs.ip_addresses)
+    if snap.domains:
+        with _libvirt(conn) as lv:
+            seen = D.observe(lv, [s.uuid for s in snap.domains])
+        for s in snap.domains:
+            o = seen[s.uuid]
+            if o.defined != s.existed:
+                out.append(f"domain {s.name or s.uuid}: {'defined' if o.defined else 'not defined'} "
+                           f"(before: {'defined' if s.existed else 'not defined'})")
+            elif s.existed:
+                assert s.xml is not None and o.inactive_xml is not None
+                out += [f"domain {s.name}: {d}" for d in semantic_diff(s.xml, o.inactive_xml)]
+                if o.active != s.active:
+                    out.append(f"domain {s.name}: {'running' if o.active else 'stopped'} "
+                               f"(before: {'running' if s.active else 'stopped'})")
+    return out
+
+
+def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, timeout_s: float) -> list[Check]:
+    spec = spec_of(bundle)
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        obs = ovsdb.read(api)
+    name = conn.name
+    out = [Check(device=name, check="ovs", subject=d, passed=False, expected="as modelled", observed=d)
+           for d in ovsdb.differences(spec, obs)]
+    out += [Check(device=name, check="ovs-health", subject=d, passed=False, expected="working", observed=d)
+            for d in ovsdb.health(spec, obs)]
+    if not out:
+        n_ports = sum(len(b.ports) for b in spec.bridges)
+        out.append(Check(device=name, check="ovs", subject=f"{len(spec.bridges)} bridges, {n_ports} ports",
+                         passed=True, expected="as modelled", observed="as modelled, MTUs applied"))
+    addr = linux.differences(conn, spec.ip_addresses)
+    out.append(Check(device=name, check="address", subject=", ".join(f"{a.address} on {a.interface}"
+                                                                      for a in spec.ip_addresses) or "none",
+                     passed=not addr, expected="present and up", observed="; ".join(addr) or "present and up"))
+    index = index_of(bundle)
+    if index is not None and index.domains:
+        with _libvirt(conn) as lv:
+            seen = D.observe(lv, [d.uuid for d in index.domains])
+        for dom, subject, ok, want, have in D.check(index, seen, obs, deletions_allowed=deletions_allowed):
+            out.append(Check(device=name, check="domain", subject=f"{dom} {subject}", passed=ok, expected=want,
+                             observed=have))
+    return out
+
+
+def drift(conn: HostConn, bundle: dict[str, str], timeout_s: float) -> list[str]:
+    spec = spec_of(bundle)
+    with ovsdb.session(conn.ovsdb, timeout_s) as api:
+        obs = ovsdb.read(api)
+    out = [f"ovs: {d}" for d in ovsdb.differences(spec, obs)]
+    out += [f"linux: {d}" for d in linux.differences(conn, spec.ip_addresses)]
+    index = index_of(bundle)
+    if index is not None:
+        with _libvirt(conn) as lv:
+            seen = D.observe(lv, [d.uuid for d in index.domains])
+            extra = (set(D.owned_domains(lv)) - {d.uuid for d in index.domains}
+                     if index.managed_by == "lintas" else set())
+        out += D.drift(index, bundle, seen)
+        out += [f"domain {u}: Lintas-managed but not in the last deployed state" for u in sorted(extra)]
+    return out
