@@ -80,7 +80,7 @@ def deploy_rounds(settings: Settings, d: Path, n: int, parallelisms: list[int]) 
         problems = [c for c in ops.checks(conn, bundle, deletions_allowed=False, timeout_s=timeout) if not c.passed]
         started = sum(1 for c in applied.changes if c.endswith(": started") and "bench-" in c)
         t1 = time.monotonic()
-        ops.restore(conn, snap, bundle, shutdown_timeout_s=0, timeout_s=timeout)
+        ops.restore(conn, snap, bundle, shutdown_timeout_s=0, timeout_s=timeout, parallelism=p)
         out.append({"parallelism": p, "instances": n, "started": started, "deploy_s": round(took, 2),
                     "per_instance_ms": round(took / max(n, 1) * 1000, 1), "failing_checks": len(problems),
                     "restore_s": round(time.monotonic() - t1, 2)})

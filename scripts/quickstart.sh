@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # README command 1: from a fresh machine to a push you can watch go through the pipeline.
 #   - installs system packages and the venv (scripts/setup.sh)
-#   - builds the lab: 2 spines + 4 leaves (FRR + sshd in network namespaces, needs root)
+#   - builds the lab: 2 spines + 4 leaves (FRR + sshd in network namespaces, needs root) and two
+#     hypervisor hosts (libvirtd + QEMU, Open vSwitch; one plain KVM, one OpenStack compute
+#     whose domains a nova fixture owns)
 #   - starts `lintas up` in the background: embedded nats-server, engine, workers, API + dashboard
 #   - creates the demo infra repo (demo-infra.git + working clone demo-infra/); its first
-#     commit is the first deploy of the fabric (policy asks for approval: this script approves)
+#     commit is the first deploy of the fabric and the hosts (policy asks for approval: this script approves)
 #   - commits "add VNI 10030", pushes, and follows the run (deploy, verify) to its end
 # Lintas and the lab keep running afterwards; stop them with `lintas down` and `lintas lab down`.
 set -euo pipefail

@@ -146,7 +146,8 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
         return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
     host_members = [st for st in members if st.kind == "host"]
     members = [st for st in members if st.kind != "host"]
-    host_out = await _scan_hosts(settings, topo, model, store, host_members, heads) if host_members else []
+    # hosts are read (OVSDB, libvirt, SSH) while the switches are compared: the scan takes the longer of the two
+    host_scan = asyncio.create_task(_scan_hosts(settings, topo, model, store, host_members, heads))
     names = [st.target for st in members if st.target in model.devices]
     bundles: dict[str, dict[str, str]] = {}
     missing: dict[str, str] = {}
@@ -174,7 +175,7 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
         try:
             fleet = await asyncio.to_thread(Fleet, model, settings, sorted(leases))
         except ConnectError as exc:
-            return host_out + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
+            return await host_scan + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
         try:
             results = await fleet.run(fleet.conns, _drift_op, bundles=bundles,
                                       fingerprints={st.target: st.fingerprint for st in members})
@@ -183,7 +184,7 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
     finally:
         for lease in leases.values():
             await locks.release(lease)
-    out = host_out
+    out = await host_scan
     for st in members:
         head = heads[st.repo]
         if st.target in missing or st.target not in results:

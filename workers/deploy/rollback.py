@@ -114,7 +114,7 @@ class RollbackStage:
             applied[name] = await load_bundle(store, t.artifacts)
         results = await hosts.run(snaps, lambda c: host_ops.restore(
             c, snaps[c.name], applied[c.name], shutdown_timeout_s=d.domain_shutdown_timeout_s,
-            timeout_s=hosts.timeout_s))
+            timeout_s=hosts.timeout_s, parallelism=d.domain_parallelism))
         attention: list[str] = []
         for name in sorted(snaps):
             t, r = record.targets[name], results[name]

@@ -136,27 +136,32 @@ def snapshot(conn: Any, uuids: Iterable[str]) -> list[DomainSnapshot]:
     return out
 
 
-def restore(conn: Any, snaps: list[DomainSnapshot], *, shutdown_timeout_s: float) -> list[str]:
+def restore(conn: Any, snaps: list[DomainSnapshot], *, shutdown_timeout_s: float, parallelism: int = 4) -> list[str]:
     """Back to the snapshot: created domains removed, changed ones redefined, power restored."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="lv-restore") as pool:
+        done = pool.map(lambda s: _restore_one(conn, s, shutdown_timeout_s), snaps)
+        return [line for lines in done for line in lines]
+
+
+def _restore_one(conn: Any, s: DomainSnapshot, shutdown_timeout_s: float) -> list[str]:
     done = []
-    for s in snaps:
-        dom = _lookup(conn, s.uuid)
-        if not s.existed:
-            if dom is not None:
-                _stop(dom, 0.0)
-                _undefine_checked(dom)
-                done.append(f"{s.uuid}: removed (created by the change)")
-            continue
-        assert s.xml is not None
-        if dom is None or semantic_diff(s.xml, dom.XMLDesc(XML_INACTIVE)):
-            dom = _define(conn, s.name, s.xml)
-            done.append(f"{s.name}: definition restored")
-        if s.active and not dom.isActive():
-            _call(f"start {s.name}", dom.create)
-            done.append(f"{s.name}: started")
-        elif not s.active and dom.isActive():
-            _stop(dom, shutdown_timeout_s)
-            done.append(f"{s.name}: stopped")
+    dom = _lookup(conn, s.uuid)
+    if not s.existed:
+        if dom is not None:
+            _stop(dom, 0.0)
+            _undefine_checked(dom)
+            done.append(f"{s.uuid}: removed (created by the change)")
+        return done
+    assert s.xml is not None
+    if dom is None or semantic_diff(s.xml, dom.XMLDesc(XML_INACTIVE)):
+        dom = _define(conn, s.name, s.xml)
+        done.append(f"{s.name}: definition restored")
+    if s.active and not dom.isActive():
+        _call(f"start {s.name}", dom.create)
+        done.append(f"{s.name}: started")
+    elif not s.active and dom.isActive():
+        _stop(dom, shutdown_timeout_s)
+        done.append(f"{s.name}: stopped")
     return done
 
 

@@ -41,31 +41,33 @@ def ssh(conn: HostConn, argv: list[str], *, timeout_s: float = 20.0) -> str:
     return p.stdout
 
 
-def addresses(conn: HostConn, interfaces: Iterable[str]) -> dict[str, list[str]]:
-    """``{interface: [global addresses with prefix]}``; an interface that does not exist maps to ``[]``."""
+def links(conn: HostConn, interfaces: Iterable[str]) -> dict[str, tuple[bool, list[str]]]:
+    """``{interface: (admin up, [global addresses with prefix])}`` in one SSH round trip;
+    an interface that does not exist maps to ``(False, [])``."""
     wanted = set(interfaces)
     if not wanted:
         return {}
     data = json.loads(ssh(conn, ["ip", "-j", "address", "show"]) or "[]")
-    out: dict[str, list[str]] = {i: [] for i in wanted}
+    out: dict[str, tuple[bool, list[str]]] = {i: (False, []) for i in wanted}
     for link in data:
         name = link.get("ifname")
         if name in wanted:
-            out[name] = sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                               if a.get("scope") == "global")
+            out[name] = ("UP" in link.get("flags", []),
+                         sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+                                if a.get("scope") == "global"))
     return out
 
 
-def link_states(conn: HostConn, interfaces: Iterable[str]) -> dict[str, bool]:
-    wanted = set(interfaces)
-    data = json.loads(ssh(conn, ["ip", "-j", "link", "show"]) or "[]")
-    return {link["ifname"]: "UP" in link.get("flags", []) for link in data if link.get("ifname") in wanted}
+def addresses(conn: HostConn, interfaces: Iterable[str]) -> dict[str, list[str]]:
+    """``{interface: [global addresses with prefix]}``."""
+    return {i: addrs for i, (_up, addrs) in links(conn, interfaces).items()}
 
 
 def converge(conn: HostConn, want: list[IpAddress], scope: Iterable[str]) -> list[str]:
     """Addresses on the interfaces in ``scope`` to exactly ``want`` (and those interfaces up)."""
     scope = set(scope) | {a.interface for a in want}
-    have = addresses(conn, scope)
+    now = links(conn, scope)
+    have = {i: addrs for i, (_up, addrs) in now.items()}
     steps: list[list[str]] = []
     done: list[str] = []
     desired: dict[str, set[str]] = {i: set() for i in scope}
@@ -78,9 +80,8 @@ def converge(conn: HostConn, want: list[IpAddress], scope: Iterable[str]) -> lis
         for addr in sorted(desired[iface] - set(have.get(iface, []))):
             steps.append(["ip", "address", "replace", addr, "dev", iface])
             done.append(f"{iface}: address {addr}")
-    up = link_states(conn, desired)
     for iface in sorted(i for i, addrs in desired.items() if addrs):
-        if not up.get(iface, False):
+        if not now.get(iface, (False, []))[0]:
             steps.append(["ip", "link", "set", "dev", iface, "up"])
             done.append(f"{iface}: up")
     if steps:
@@ -90,13 +91,13 @@ def converge(conn: HostConn, want: list[IpAddress], scope: Iterable[str]) -> lis
 
 
 def differences(conn: HostConn, want: list[IpAddress]) -> list[str]:
-    have = addresses(conn, {a.interface for a in want})
-    up = link_states(conn, have)
+    now = links(conn, {a.interface for a in want})
     out = []
     for a in want:
         addr = str(ipaddress.ip_interface(a.address))
-        if addr not in have.get(a.interface, []):
-            out.append(f"{a.interface}: address {addr} missing (have {', '.join(have.get(a.interface, [])) or 'none'})")
-        elif not up.get(a.interface, False):
+        up, have = now.get(a.interface, (False, []))
+        if addr not in have:
+            out.append(f"{a.interface}: address {addr} missing (have {', '.join(have) or 'none'})")
+        elif not up:
             out.append(f"{a.interface}: down")
     return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,7 +114,7 @@ def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | Non
 
 
 def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, *, shutdown_timeout_s: float,
-            timeout_s: float) -> list[str]:
+            timeout_s: float, parallelism: int = 4) -> list[str]:
     """Back to ``snap``; ``applied`` is the bundle the change applied (its keys get removed)."""
     spec = spec_of(applied) if applied else None
     done: list[str] = []
@@ -122,7 +123,8 @@ def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, 
     done += [f"linux: {c}" for c in linux.converge(conn, snap.ovs.ip_addresses, _address_scope(snap.ovs, spec))]
     if snap.domains:
         with _libvirt(conn) as lv:
-            done += [f"domain {d}" for d in D.restore(lv, snap.domains, shutdown_timeout_s=shutdown_timeout_s)]
+            done += [f"domain {d}" for d in D.restore(lv, snap.domains, shutdown_timeout_s=shutdown_timeout_s,
+                                                      parallelism=parallelism)]
     return done
 
 
@@ -149,10 +151,47 @@ def restored_differences(conn: HostConn, snap: HostSnapshot, timeout_s: float) -
     return out
 
 
+class _Observed(BaseModel):
+    """One read of a host: OVSDB, the Linux side and the modelled (+ owned) domains."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    ovs: ovsdb.ObservedOvs
+    address_problems: list[str]
+    domains: dict[str, D.DomainObservation] = {}
+    extra_owned: list[str] = []
+
+
+def observe(conn: HostConn, bundle: dict[str, str], timeout_s: float, *, owned: bool = False) -> _Observed:
+    """The three reads of a host at once (each is a network round trip of its own:
+    OVSDB, SSH, libvirt over SSH), so a host costs the slowest of them, not their sum."""
+    spec, index = spec_of(bundle), index_of(bundle)
+
+    def read_ovs() -> ovsdb.ObservedOvs:
+        with ovsdb.session(conn.ovsdb, timeout_s) as api:
+            return ovsdb.read(api)
+
+    def read_domains() -> tuple[dict[str, D.DomainObservation], list[str]]:
+        if index is None or (not index.domains and not owned):
+            return {}, []
+        with _libvirt(conn) as lv:
+            seen = D.observe(lv, [d.uuid for d in index.domains])
+            extra = (sorted(set(D.owned_domains(lv)) - {d.uuid for d in index.domains})
+                     if owned and index.managed_by == "lintas" else [])
+        return seen, extra
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"host-{conn.name}") as pool:
+        f_ovs = pool.submit(read_ovs)
+        f_addr = pool.submit(linux.differences, conn, spec.ip_addresses)
+        f_dom = pool.submit(read_domains)
+        seen, extra = f_dom.result()
+        return _Observed(ovs=f_ovs.result(), address_problems=f_addr.result(), domains=seen, extra_owned=extra)
+
+
 def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, timeout_s: float) -> list[Check]:
-    spec = spec_of(bundle)
-    with ovsdb.session(conn.ovsdb, timeout_s) as api:
-        obs = ovsdb.read(api)
+    spec, index = spec_of(bundle), index_of(bundle)
+    seen = observe(conn, bundle, timeout_s)
+    obs = seen.ovs
     name = conn.name
     out = [Check(device=name, check="ovs", subject=d, passed=False, expected="as modelled", observed=d)
            for d in ovsdb.differences(spec, obs)]
@@ -162,32 +201,23 @@ def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, t
         n_ports = sum(len(b.ports) for b in spec.bridges)
         out.append(Check(device=name, check="ovs", subject=f"{len(spec.bridges)} bridges, {n_ports} ports",
                          passed=True, expected="as modelled", observed="as modelled, MTUs applied"))
-    addr = linux.differences(conn, spec.ip_addresses)
+    addr = seen.address_problems
     out.append(Check(device=name, check="address", subject=", ".join(f"{a.address} on {a.interface}"
                                                                       for a in spec.ip_addresses) or "none",
                      passed=not addr, expected="present and up", observed="; ".join(addr) or "present and up"))
-    index = index_of(bundle)
     if index is not None and index.domains:
-        with _libvirt(conn) as lv:
-            seen = D.observe(lv, [d.uuid for d in index.domains])
-        for dom, subject, ok, want, have in D.check(index, seen, obs, deletions_allowed=deletions_allowed):
+        for dom, subject, ok, want, have in D.check(index, seen.domains, obs, deletions_allowed=deletions_allowed):
             out.append(Check(device=name, check="domain", subject=f"{dom} {subject}", passed=ok, expected=want,
                              observed=have))
     return out
 
 
 def drift(conn: HostConn, bundle: dict[str, str], timeout_s: float) -> list[str]:
-    spec = spec_of(bundle)
-    with ovsdb.session(conn.ovsdb, timeout_s) as api:
-        obs = ovsdb.read(api)
-    out = [f"ovs: {d}" for d in ovsdb.differences(spec, obs)]
-    out += [f"linux: {d}" for d in linux.differences(conn, spec.ip_addresses)]
-    index = index_of(bundle)
+    spec, index = spec_of(bundle), index_of(bundle)
+    seen = observe(conn, bundle, timeout_s, owned=True)
+    out = [f"ovs: {d}" for d in ovsdb.differences(spec, seen.ovs)]
+    out += [f"linux: {d}" for d in seen.address_problems]
     if index is not None:
-        with _libvirt(conn) as lv:
-            seen = D.observe(lv, [d.uuid for d in index.domains])
-            extra = (set(D.owned_domains(lv)) - {d.uuid for d in index.domains}
-                     if index.managed_by == "lintas" else set())
-        out += D.drift(index, bundle, seen)
-        out += [f"domain {u}: Lintas-managed but not in the last deployed state" for u in sorted(extra)]
+        out += D.drift(index, bundle, seen.domains)
+        out += [f"domain {u}: Lintas-managed but not in the last deployed state" for u in seen.extra_owned]
     return out
