@@ -77,7 +77,7 @@ class HostFacts:
     libvirt_ro_socket: Path
     ovsdb: str  # "tcp:10.255.0.101:6640"
     ovs_run_dir: Path  # the host's /run/openvswitch (db.sock, *.ctl)
-    domain_type: str  # "kvm", or "qemu" where /dev/kvm is not usable
+    domain_type: str  # the host's modelled type ("kvm" or "qemu"); "qemu" where /dev/kvm is not usable
 
     @property
     def libvirt_uri(self) -> str:
@@ -368,7 +368,7 @@ def _plan_switch(name: str, state: LabState) -> SwitchPlan:
 
 def _plan_host(name: str, state: LabState) -> HostPlan:
     r = state.hosts[name]
-    return HostPlan(r.name, r.namespace, r.nic, r.leaf, r.leaf_port, r.kind, r.mgmt_ip, r.mgmt_veth)
+    return HostPlan(r.name, r.namespace, r.nic, r.leaf, r.leaf_port, r.kind, r.mgmt_ip, r.mgmt_veth, r.domain_type)
 
 
 def lab_facts(settings: Settings) -> dict[str, DeviceFacts]:
@@ -396,7 +396,7 @@ def lab_hosts_facts(settings: Settings) -> dict[str, HostFacts]:
     """Facts of every hypervisor host of the lab that is up (from ``state.json``; no root needed)."""
     paths = LabPaths(settings.home)
     state = _require_state(settings)
-    dom_type = hypervisor.domain_type()
+    kvm = hypervisor.domain_type() == "kvm"
     out: dict[str, HostFacts] = {}
     for r in state.hosts.values():
         h = _plan_host(r.name, state)
@@ -404,7 +404,8 @@ def lab_hosts_facts(settings: Settings) -> dict[str, HostFacts]:
             name=h.name, namespace=h.namespace, kind=h.kind, mgmt_ip=h.mgmt_address, ssh_port=SSH_PORT,
             username=ssh.USER, key_file=paths.key, known_hosts=paths.known_hosts,
             libvirt_socket=paths.libvirt_socket(h.name), libvirt_ro_socket=paths.libvirt_ro_socket(h.name),
-            ovsdb=hypervisor.ovsdb_remote(h), ovs_run_dir=paths.ovs_run(h.name), domain_type=dom_type,
+            ovsdb=hypervisor.ovsdb_remote(h), ovs_run_dir=paths.ovs_run(h.name),
+            domain_type=h.domain_type if kvm else "qemu",
         )
     return out
 

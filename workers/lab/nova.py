@@ -189,7 +189,7 @@ async def ensure_nova(tools: Tools, paths: LabPaths, model: InfraModel, host: Ho
     bridges = [INTEGRATION_BRIDGE] + sorted({n.bridge for _, i in instances for n in i.nics} - {INTEGRATION_BRIDGE})
     await ensure_bridges(tools, paths, host.name, bridges)
     # the host's modelled hypervisor type (nova's virt_type), TCG where this machine has no usable KVM
-    dom_type = model.hosts[host.name].domain_type if domain_type() == "kvm" else "qemu"
+    dom_type = host.domain_type if domain_type() == "kvm" else "qemu"
     wanted = [(str(i.uuid), domain_xml(model, name, i, dom_type), i.state == "running") for name, i in instances]
     lv = _libvirt()
     try:

@@ -38,6 +38,7 @@ class HostRecord(BaseModel):
     kind: str = "kvm"
     mgmt_ip: str = ""  # with prefix: "10.255.0.101/24"
     mgmt_veth: str = ""
+    domain_type: str = "kvm"
 
 
 class LabState(BaseModel):
@@ -77,7 +78,7 @@ def state_from_plan(plan: LabPlan, paths: LabPaths, repo: Path, daemons: tuple[s
         },
         hosts={
             h.name: HostRecord(name=h.name, namespace=h.namespace, nic=h.nic, leaf=h.leaf, leaf_port=h.leaf_port,
-                               kind=h.kind, mgmt_ip=h.mgmt_ip, mgmt_veth=h.mgmt_veth)
+                               kind=h.kind, mgmt_ip=h.mgmt_ip, mgmt_veth=h.mgmt_veth, domain_type=h.domain_type)
             for h in plan.hosts
         },
         skipped=list(plan.skipped),

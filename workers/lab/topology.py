@@ -126,6 +126,7 @@ class HostPlan:
     kind: str = "kvm"  # "kvm" | "openstack"
     mgmt_ip: str = ""  # "10.255.0.101/24"
     mgmt_veth: str = ""  # root-namespace end, e.g. "lxm-osc-01"
+    domain_type: str = "kvm"  # the modelled <domain type>: "kvm" | "qemu"
 
     @property
     def mgmt_address(self) -> str:
@@ -246,7 +247,7 @@ def plan_lab(model: InfraModel) -> LabPlan:
         ns = namespace_name(h.name)
         port = _check_ifname(h.uplink.port, h.uplink.leaf)
         nic = _check_ifname(h.uplink.nic, h.name)
-        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port, h.kind, str(ip), veth))
+        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port, h.kind, str(ip), veth, h.domain_type))
         links.append(
             VethPair(
                 "host",
