@@ -45,7 +45,7 @@ NEW = {"name": "uat-new-01", "uuid": "3f0c6a52-6c6e-4b8e-9a57-0e3f5d1b2a10", "ma
 
 
 def libvirt(settings: Settings, host: str) -> Any:
-    return D.open_conn(f"qemu:///system?socket={lab_host_facts(settings, host).libvirt_socket}", readonly=True)
+    return D.open_conn(lab_host_facts(settings, host).libvirt_uri, readonly=True)
 
 
 def ovs_state(settings: Settings, host: str) -> ovsdb.ObservedOvs:

@@ -50,15 +50,21 @@ class DeviceConn:
     source: str  # "lab" | "settings" | "inventory": where the login came from (for messages)
 
 
+def lab_in_use(settings: Settings) -> bool:
+    """A lab is up under LINTAS_HOME and deploys may take its logins (``deploy.use_lab``)."""
+    if not settings.deploy.use_lab:
+        return False
+    from workers.lab.paths import LabPaths  # the lab is optional: imported only when used
+
+    return LabPaths(settings.home).state_file.exists()
+
+
 def _lab_logins(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
     """``{device: (username, key_file, known_hosts)}`` of the lab up under LINTAS_HOME, if any."""
-    if not settings.deploy.use_lab:
+    if not lab_in_use(settings):
         return {}
-    from workers.lab.lab import lab_facts  # the lab is optional: imported only when used
-    from workers.lab.paths import LabPaths
+    from workers.lab.lab import lab_facts
 
-    if not LabPaths(settings.home).state_file.exists():
-        return {}
     return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_facts(settings).items()}
 
 

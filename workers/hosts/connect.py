@@ -24,7 +24,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from engine.settings import Settings
-from workers.deploy.connect import ConnectError, check_address
+from workers.deploy.connect import ConnectError, check_address, lab_in_use
 from workers.model import InfraModel
 
 _OVSDB_REMOTE = re.compile(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$")
@@ -52,13 +52,10 @@ class HostConn:
 
 
 def _lab_hosts(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
-    if not settings.deploy.use_lab:
+    if not lab_in_use(settings):
         return {}
     from workers.lab.lab import lab_hosts_facts  # the lab is optional: imported only when used
-    from workers.lab.paths import LabPaths
 
-    if not LabPaths(settings.home).state_file.exists():
-        return {}
     return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_hosts_facts(settings).items()}
 
 

@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict
 
 from workers.hosts.ovsdb import ObservedOvs
 from workers.render.domain import DomainFacts, domain_facts, semantic_diff
-from workers.render.hosts import DomainIndex, ExpectedDomain, check_domain
+from workers.render.hosts import DomainIndex, ExpectedDomain, ExpectedFlavor, check_domain
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
+_NO_FLAVOR = ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)  # an unmodelled domain
 # virDomainState -> what Lintas reports; "running" only when the vCPUs really run (blocked = idle)
 _STATES = {0: "nostate", 1: "running", 2: "running", 3: "paused", 4: "shutting down", 5: "stopped", 6: "crashed",
            7: "suspended"}
@@ -111,14 +112,18 @@ def _call(what: str, fn: Callable[[], Any]) -> Any:
         raise DomainError(f"{what}: {exc.get_error_message()}") from exc
 
 
-def owned_domains(conn: Any) -> dict[str, Any]:
-    """``{uuid: virDomain}`` of every domain carrying Lintas metadata."""
-    out = {}
+def _all_domains(conn: Any) -> dict[str, tuple[Any, str | None]]:
+    """``{uuid: (virDomain, managed_by)}`` of every domain defined on the host, in one listing."""
+    out: dict[str, tuple[Any, str | None]] = {}
     for dom in _call("list domains", conn.listAllDomains):
         facts = domain_facts(dom.XMLDesc(XML_INACTIVE), source=f"domain {dom.name()}")
-        if facts.managed_by == "lintas":
-            out[dom.UUIDString()] = dom
+        out[dom.UUIDString()] = (dom, facts.managed_by)
     return out
+
+
+def owned_domains(conn: Any) -> dict[str, Any]:
+    """``{uuid: virDomain}`` of every domain carrying Lintas metadata."""
+    return {uuid: dom for uuid, (dom, by) in _all_domains(conn).items() if by == "lintas"}
 
 
 # -- snapshot / restore -----------------------------------------------------------------
@@ -210,11 +215,12 @@ def converge(conn: Any, index: DomainIndex, xmls: dict[str, str], *, allow_delet
     """Drive the host's Lintas-owned domains to ``index`` (kvm hosts only)."""
     if index.managed_by != "lintas":
         raise DomainError(f"{index.host}: nova owns its domains; Lintas never changes them")
-    owned = owned_domains(conn)
+    every = _all_domains(conn)
+    owned = {uuid: dom for uuid, (dom, by) in every.items() if by == "lintas"}
     modelled = index.by_uuid()
     for uuid in modelled:
-        dom = _lookup(conn, uuid)
-        if dom is not None and uuid not in owned:
+        if uuid in every and uuid not in owned:
+            dom = every[uuid][0]
             raise DomainError(f"domain {dom.name()} ({uuid}) exists on {index.host} but is not Lintas-managed: "
                               "refusing to take it over")
 
@@ -226,15 +232,9 @@ def converge(conn: Any, index: DomainIndex, xmls: dict[str, str], *, allow_delet
         if uuid not in modelled:  # removed from the repo: treated as absent
             facts = domain_facts(dom.XMLDesc(XML_INACTIVE))
             todo.append(ExpectedDomain(name=facts.name or uuid, uuid=uuid, state="absent", project="", owner="",
-                                       flavor=_no_flavor(), memory_kib=0, vcpus=0, nics=[]))
+                                       flavor=_NO_FLAVOR, memory_kib=0, vcpus=0, nics=[]))
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix=f"lv-{index.host}") as pool:
         return list(pool.map(one, todo))
-
-
-def _no_flavor() -> Any:
-    from workers.render.hosts import ExpectedFlavor
-
-    return ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)
 
 
 def _converge_one(conn: Any, exp: ExpectedDomain, xmls: dict[str, str], *, allow_deletions: bool,

@@ -154,7 +154,7 @@ def restored_differences(conn: HostConn, snap: HostSnapshot, timeout_s: float) -
 class _Observed(BaseModel):
     """One read of a host: OVSDB, the Linux side and the modelled (+ owned) domains."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid")
 
     ovs: ovsdb.ObservedOvs
     address_problems: list[str]
