@@ -136,6 +136,9 @@ def parse_push(provider: Provider, body: bytes) -> Push:
                         _author(head, gl.user_name), (head.message if head else "").strip()[:2000], gl.after == ZERO)
         gh = GithubPush.model_validate_json(body)
     except ValidationError as exc:
+        bad_json = next((e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"), None)
+        if bad_json is not None:  # a client error on the body itself: 400, with the parser's reason
+            raise HookError(400, f"malformed JSON body: {bad_json['msg'].removeprefix('Invalid JSON: ')}") from None
         raise HookError(422, f"not a valid {provider} push payload: {_errors(exc)}") from None
     head = _head(gh.commits, gh.head_commit, gh.after)
     return Push(gh.repository.full_name, gh.ref, None if gh.before == ZERO else gh.before, gh.after,

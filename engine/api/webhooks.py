@@ -1,7 +1,9 @@
 """POST /hooks/github|gitlab|gitea: signed pushes become the same PushEvent as `git push`.
 
-Order of checks: body size, signature (against every configured secret for the provider,
-constant time), event type, payload, repository match, delivery dedup, publish.
+Order of checks: body size (read as a stream, at most the limit, with or without a
+Content-Length), signature (against every configured secret for the provider, constant
+time) before any JSON parsing, event type, payload, repository match, delivery dedup,
+publish.
 Nothing is created unless every check passed. The fetch URL comes only from
 server-side configuration.
 """
@@ -73,13 +75,25 @@ def _verified(ctx_hooks: dict[str, WebhookRepo], provider: Provider, body: bytes
     return names
 
 
-async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The body, streamed: never more than ``limit`` bytes are held, whatever the headers say
+    (a chunked request has no Content-Length; a lying one is caught while reading)."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > ctx.settings.webhook_max_body_bytes:
-        raise HookError(413, "payload too large")
-    body = await request.body()
-    if len(body) > ctx.settings.webhook_max_body_bytes:
-        raise HookError(413, "payload too large")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise HookError(400, "invalid Content-Length header")
+        if int(length) > limit:
+            raise HookError(413, f"payload too large (more than {limit} bytes)")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise HookError(413, f"payload too large (more than {limit} bytes)")
+    return bytes(buf)
+
+
+async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
+    body = await read_limited_body(request, ctx.settings.webhook_max_body_bytes)
     header = request.headers.get(_SIG_HEADER[provider])
     if not header:
         raise HookError(401, f"missing {_SIG_HEADER[provider]} header")
