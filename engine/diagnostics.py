@@ -41,3 +41,53 @@ class Diagnostic(BaseModel):
 
 def render_all(diagnostics: Iterable[Diagnostic]) -> str:
     return "\n".join(str(d) for d in diagnostics)
+
+
+MAX_DIAGNOSTICS = 1000  # kept per report; the rest are only counted
+
+
+def more_problems(hidden: int, total: int) -> Diagnostic:
+    """The last entry of a capped list: how many more there were."""
+    return Diagnostic(file="(more)", message=f"... and {hidden} more problem(s) not shown ({total} in total)")
+
+
+def capped(diagnostics: Sequence[Diagnostic], total: int | None = None,
+           limit: int = MAX_DIAGNOSTICS) -> list[Diagnostic]:
+    """At most ``limit`` diagnostics, then one saying how many more (of ``total``) there were."""
+    kept = [d for d in diagnostics[:limit] if d.file != "(more)"]
+    total = max(total if total is not None else len(diagnostics), len(kept))
+    return kept + [more_problems(total - len(kept), total)] if total > len(kept) else kept
+
+
+class Collector:
+    """Collects diagnostics up to a limit and counts the rest: bounded memory whatever a repo holds."""
+
+    def __init__(self, limit: int = MAX_DIAGNOSTICS) -> None:
+        self.limit = limit
+        self.kept: list[Diagnostic] = []
+        self.total = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.kept) >= self.limit
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.total += 1
+        if len(self.kept) < self.limit:
+            self.kept.append(diagnostic)
+
+    def extend(self, diagnostics: Sequence[Diagnostic], total: int | None = None) -> None:
+        """``total``: how many problems ``diagnostics`` stands for (it may itself be capped)."""
+        real = [d for d in diagnostics if d.file != "(more)"]
+        self.total += max(total if total is not None else len(real), len(real))
+        self.kept.extend(real[: max(self.limit - len(self.kept), 0)])
+
+    def count(self, n: int) -> None:
+        """Problems found but not built (the collector is full)."""
+        self.total += n
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def result(self) -> list[Diagnostic]:
+        return capped(self.kept, self.total, self.limit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.diagnostics import Diagnostic, render_all
+from engine.diagnostics import MAX_DIAGNOSTICS, Diagnostic, capped, render_all
 
 
 class LintasError(Exception):
@@ -26,12 +26,17 @@ class NotStartedError(LintasError):
 class InputError(LintasError):
     """Bad user input (a repo file, a pipeline, a webhook). Never retried.
 
-    Carries every diagnostic found, so a user sees all problems at once.
+    Carries every diagnostic found, so a user sees all problems at once, up to
+    :data:`~engine.diagnostics.MAX_DIAGNOSTICS` (then one entry counting the rest): a
+    hostile repo cannot make an error as large as it likes. ``total`` counts them all.
     """
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], summary: str | None = None) -> None:
-        self.diagnostics = list(diagnostics)
-        self.summary = summary or f"{len(self.diagnostics)} problem(s)"
+    def __init__(self, diagnostics: Sequence[Diagnostic], summary: str | None = None,
+                 *, total: int | None = None) -> None:
+        given = len([d for d in diagnostics if d.file != "(more)"])
+        self.total = max(total or 0, given)
+        self.diagnostics = capped(diagnostics, self.total, MAX_DIAGNOSTICS)
+        self.summary = summary or f"{self.total} problem(s)"
         super().__init__(f"{self.summary}\n{render_all(self.diagnostics)}")
 
 

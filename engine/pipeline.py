@@ -292,8 +292,13 @@ def _kind_problems(data: object, known: Collection[str]) -> list[tuple[list[str 
     return out
 
 
-def load_pipeline(text: str | bytes, *, file: str, known_kinds: Collection[str] | None = None) -> PipelineSpec:
-    """Parse and check a pipeline; every problem found is in the one PipelineError."""
+def load_pipeline(
+    text: str | bytes, *, file: str, known_kinds: Collection[str] | None = None, max_timeout_s: float | None = None
+) -> PipelineSpec:
+    """Parse and check a pipeline; every problem found is in the one PipelineError.
+
+    ``max_timeout_s``: the operator's ceiling on stage timeouts (``LINTAS_MAX_STAGE_TIMEOUT_S``);
+    a repo's pipeline asking for more is refused, never silently cut down."""
     try:
         doc = load_yaml(text, file=file)
     except YamlError as exc:
@@ -310,6 +315,13 @@ def load_pipeline(text: str | bytes, *, file: str, known_kinds: Collection[str] 
     if known_kinds is not None:
         problems += _kind_problems(doc.data, known_kinds)
     diags.extend(doc.diagnostic(path, message) for path, message in problems)
+    if spec is not None and max_timeout_s is not None:
+        diags.extend(
+            doc.diagnostic(["stages", name, "timeout"],
+                           f"timeout {stage.timeout_s:g}s exceeds the operator's maximum of {max_timeout_s:g}s "
+                           "(LINTAS_MAX_STAGE_TIMEOUT_S)")
+            for name, stage in spec.stages.items() if stage.timeout_s > max_timeout_s
+        )
     if diags or spec is None:
         diags.sort(key=lambda d: (d.line or 0, d.column or 0, d.path))
         raise _invalid(file, diags)

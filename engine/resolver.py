@@ -17,13 +17,14 @@ MAX_PIPELINE_BYTES = 256 * 1024
 class PipelineResolver:
     def __init__(
         self, mirror: MirrorCache, *, pipeline_file: str, known_kinds: Collection[str],
-        default_pipeline: Path | None = None,
+        default_pipeline: Path | None = None, max_timeout_s: float | None = None,
     ) -> None:
         self._mirror = mirror
         self._file = pipeline_file
         self._kinds = set(known_kinds)
         self._default_path = default_pipeline
         self._default: PipelineSpec | None = None
+        self._max_timeout_s = max_timeout_s  # the operator's ceiling; the repo cannot raise it
 
     def default(self) -> PipelineSpec:
         if self._default is None:
@@ -37,7 +38,8 @@ class PipelineResolver:
             if blob is None:
                 spec, source = self.default(), "built-in pipelines/default.yaml"
             else:
-                spec = load_pipeline(blob, file=self._file, known_kinds=self._kinds)
+                spec = load_pipeline(blob, file=self._file, known_kinds=self._kinds,
+                                     max_timeout_s=self._max_timeout_s)
                 source = f"{self._file}@{run.sha[:8]}"
             changed = self._mirror.changed_paths(run.url, run.before, run.sha)
         except InputError as exc:

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     tick_s: float = 1.0
     stage_grace_s: float = 30.0  # slack on top of a stage's timeout before it is failed
     pipeline_file: str = ".lintas/pipeline.yaml"
+    max_stage_timeout_s: float = Field(3600.0, gt=0)  # a repo's pipeline may not ask for longer stage timeouts
     default_pipeline: Path | None = None  # default: pipelines/default.yaml shipped with Lintas
 
     # Status API and dashboard (`lintas up`, `lintas api`). Secrets are never held in clear:
@@ -105,6 +106,12 @@ class Settings(BaseSettings):
     # normal run for the branch head, every gate applies) only when asked for
     drift_interval_s: float = 300.0
     drift_remediate: bool = False
+
+    # Cluster (issue 17): how clients ride out a node loss, and how servers Lintas starts sync
+    nats_retry_s: float = 30.0  # a write (publish with Nats-Msg-Id, KV compare-and-set) is retried this long
+    nats_sync_interval: str | None = None  # JetStream fsync for servers Lintas starts: "always", or e.g. "2m"
+    engine_rescan_s: float = 5.0  # engines adopt runs they do not hold (another engine died) this often; 0: never
+    emit_timeout_s: float = 3.0  # the git hook's budget: what is not acknowledged by then is spooled
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine import registry
-from engine.diagnostics import Diagnostic
+from engine.diagnostics import Collector, Diagnostic
 from engine.errors import InputError
 from engine.pipeline import load_pipeline
 from engine.repofs import RepoFS
@@ -30,11 +30,11 @@ MODEL_MARKER = "fabric/fabric.yaml"
 
 
 def validate_tree(
-    root: Path, pipeline_file: str, cache: ModelCache | None = None
+    root: Path, pipeline_file: str, cache: ModelCache | None = None, *, max_timeout_s: float | None = None
 ) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
     """Blocking. Returns (diagnostics, summary, model or None)."""
     fs = RepoFS(root)
-    diags: list[Diagnostic] = []
+    sink = Collector()  # bounded: the first MAX_DIAGNOSTICS, the rest counted
     files = sorted({p for g in YAML_GLOBS for p in fs.glob(g)})
     model_files = set(MODEL_FILES)
     for rel in files:
@@ -42,18 +42,20 @@ def validate_tree(
             continue  # parsed (once) by the model loader below
         try:
             if rel == pipeline_file:
-                load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=registry.stage_kinds())
+                load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=registry.stage_kinds(),
+                              max_timeout_s=max_timeout_s)
             else:
                 fs.load_yaml(rel)
         except InputError as exc:
-            diags.extend(exc.diagnostics)
+            sink.extend(exc.diagnostics, exc.total)
     model: InfraModel | None = None
     if fs.exists(MODEL_MARKER):
         try:
             model = load_model(root, cache=cache)
         except InputError as exc:
-            diags.extend(exc.diagnostics)
-    summary: dict[str, Any] = {"files_checked": len(files), "errors": len(diags)}
+            sink.extend(exc.diagnostics, exc.total)
+    diags = sink.result()
+    summary: dict[str, Any] = {"files_checked": len(files), "errors": sink.total}
     if model is not None:
         summary.update(devices=len(model.devices), hosts=len(model.hosts), instances=len(model.instances),
                        networks=len(model.networks))
@@ -62,7 +64,8 @@ def validate_tree(
 
 def result_of(diags: list[Diagnostic], summary: dict[str, Any]) -> StageResult:
     if diags:
-        return StageResult.failed(f"{len(diags)} problem(s) in the repo; first: {diags[0]}", diags, summary)
+        total = summary.get("errors", len(diags))
+        return StageResult.failed(f"{total} problem(s) in the repo; first: {diags[0]}", diags, summary)
     return StageResult.ok(summary)
 
 
@@ -88,7 +91,8 @@ class ValidateStage:
     def _validate(self, root: Path) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
         with self._cache_lock, gc_paused():
             try:
-                return validate_tree(root, self._settings.pipeline_file, self._cache)
+                return validate_tree(root, self._settings.pipeline_file, self._cache,
+                                     max_timeout_s=self._settings.max_stage_timeout_s)
             finally:
                 settle()  # the cached model stays out of later collections
 

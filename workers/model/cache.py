@@ -30,7 +30,7 @@ class ModelCache:
     def __init__(self, max_documents: int = 128) -> None:
         self.max_documents = max_documents
         self._docs: OrderedDict[tuple[str, str], Located] = OrderedDict()
-        self._parsed: WeakKeyDictionary[Located, tuple[Any, tuple[Diagnostic, ...]]] = WeakKeyDictionary()
+        self._parsed: WeakKeyDictionary[Located, tuple[Any, tuple[Diagnostic, ...], int]] = WeakKeyDictionary()
         self.hits = 0
         self.misses = 0
 
@@ -55,9 +55,9 @@ class ModelCache:
         if hit is None:
             own = Report()
             result = parse(own)
-            self._parsed[doc] = (result, tuple(own.diagnostics))
-            report.extend(own.diagnostics)
+            self._parsed[doc] = (result, tuple(own.diagnostics), own.total)
+            report.extend(own.diagnostics, own.total)
             return result
-        result, diagnostics = hit
-        report.extend(list(diagnostics))
+        result, diagnostics, total = hit
+        report.extend(list(diagnostics), total)
         return result

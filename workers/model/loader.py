@@ -127,7 +127,8 @@ def _build(read: Reader, cache: ModelCache | None) -> InfraModel:
         check_inventory(draft)
     if report or fabric is None:
         diagnostics = report.sorted()
-        raise ModelError(diagnostics, summary=f"the infra model has {len(diagnostics)} problem(s)")
+        total = max(report.total, len(diagnostics))
+        raise ModelError(diagnostics, summary=f"the infra model has {total} problem(s)", total=total)
     return _assemble(draft, fabric)
 
 

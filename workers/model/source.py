@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.diagnostics import Diagnostic
+from engine.diagnostics import MAX_DIAGNOSTICS, Collector, Diagnostic
 from engine.yamlsafe import Located, pydantic_diagnostics
 
 PathPart = str | int
@@ -41,22 +41,41 @@ class Origin:
 
 
 class Report:
-    """Collects diagnostics; nothing stops at the first problem."""
+    """Collects diagnostics; nothing stops at the first problem. Bounded: the first
+    ``limit`` are kept, the rest only counted (``total``), and once full nothing more is built."""
 
-    def __init__(self) -> None:
-        self.diagnostics: list[Diagnostic] = []
+    def __init__(self, limit: int = MAX_DIAGNOSTICS) -> None:
+        self._sink = Collector(limit)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return self._sink.kept
+
+    @property
+    def total(self) -> int:
+        return self._sink.total
+
+    @property
+    def full(self) -> bool:
+        return self._sink.full
 
     def add(self, origin: Origin, message: str, *sub: PathPart) -> None:
-        self.diagnostics.append(origin.diagnostic(message, *sub))
+        if self._sink.full:
+            self._sink.count(1)
+        else:
+            self._sink.add(origin.diagnostic(message, *sub))
 
-    def extend(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics.extend(diagnostics)
+    def extend(self, diagnostics: list[Diagnostic], total: int | None = None) -> None:
+        self._sink.extend(diagnostics, total)
+
+    def count(self, n: int) -> None:
+        self._sink.count(n)
 
     def __bool__(self) -> bool:
-        return bool(self.diagnostics)
+        return bool(self._sink)
 
     def sorted(self) -> list[Diagnostic]:
-        unique = dict.fromkeys(self.diagnostics)
+        unique = dict.fromkeys(self._sink.kept)
         return sorted(unique, key=lambda d: (d.file, d.line or 0, d.column or 0))
 
 
@@ -135,7 +154,10 @@ def _parse_items(doc: Located, name: str, item_type: Any, raw: Any, report: Repo
         try:
             obj = validate(item)
         except ValidationError as err:
-            report.extend(pydantic_diagnostics(err, doc, prefix=[name, index]))
+            if report.full:  # bounded: count, do not build (a list of a million bad items)
+                report.count(err.error_count())
+            else:
+                report.extend(pydantic_diagnostics(err, doc, prefix=[name, index]))
             if (item_name := _item_name(item)) is not None:
                 broken.add(item_name)
             continue
@@ -153,7 +175,10 @@ def parse_mapping(doc: Located, item_type: type[BaseModel], report: Report) -> l
         try:
             obj = item_type.model_validate({} if raw is None else raw)
         except ValidationError as err:
-            report.extend(pydantic_diagnostics(err, doc, prefix=[key]))
+            if report.full:
+                report.count(err.error_count())
+            else:
+                report.extend(pydantic_diagnostics(err, doc, prefix=[key]))
             continue
         out.append((str(key), obj, Origin(doc, (key,))))
     return out
