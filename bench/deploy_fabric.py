@@ -291,15 +291,17 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
                 try:
                     r0 = resource.getrusage(resource.RUSAGE_SELF)
                     c0, t0 = _cpu(), time.perf_counter()
-                    res = await fleet.run(names, ops.apply, bundles=bundles, revert_in=600, message="bench",
-                                          fence=lambda _n: None)
+                    res = await fleet.run(names, ops.apply, bundles=bundles, revert_in=600,
+                                          message=ops.commit_message("r-bench", "0" * 8, "bench", "main"),
+                                          fence=lambda _n: None, run_id="r-bench")
                     took = time.perf_counter() - t0
                     c1, r1 = _cpu(), resource.getrusage(resource.RUSAGE_SELF)
                     cpu[len(names)] = (round(c1[0] - c0[0], 1), round((c1[0] - c0[0]) / (c1[1] - c0[1]), 2),
                                        round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 2))
                     bad = {n: r.error for n, r in res.items() if not r.ok or r.value is None or not r.value.changed}
                     assert not bad, bad
-                    await fleet.run(names, ops.confirm)
+                    await fleet.run(names, ops.confirm, run_id="r-bench",
+                                    checkpoints={n: r.value.checkpoint for n, r in res.items() if r.value})
                     return took
                 finally:
                     fleet.close()

@@ -13,7 +13,8 @@ from engine.errors import PermanentError, RetryableError
 from workers.drivers.frr import FrrDriver
 from workers.drivers.frr import errors as fe
 
-EXTRA_METHODS = {"get_evpn_peers", "get_evpn_vnis", "get_evpn_macs", "get_kernel_facts", "get_ipv4_routes", "ping_df"}
+EXTRA_METHODS = {"get_evpn_peers", "get_evpn_vnis", "get_evpn_macs", "get_kernel_facts", "get_ipv4_routes", "ping_df",
+                 "get_pending_commit"}
 IMPLEMENTED = {
     "open", "close", "is_alive", "load_replace_candidate", "load_merge_candidate", "compare_config",
     "commit_config", "confirm_commit", "has_pending_commit", "discard_config", "rollback", "get_facts",

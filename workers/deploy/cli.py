@@ -21,7 +21,8 @@ drift_app = typer.Typer(help="Drift of every deployed target (switches: config; 
                         invoke_without_command=True)
 console = Console()
 err = Console(stderr=True)
-STYLE = {"in_sync": "green", "drifted": "red", "behind": "yellow", "unreachable": "red", "unknown": "dim"}
+STYLE = {"in_sync": "green", "drifted": "red", "behind": "yellow", "pending_orphan": "bold red", "unreachable": "red",
+         "unknown": "dim"}
 
 
 @drift_app.callback()
@@ -48,10 +49,11 @@ def drift(
             mirror = MirrorCache(settings.cache_dir)
             try:
                 report = await scan(settings, topo, mirror)
+                await publish(topo, report)
+                runs = (await do_remediate(settings, topo, report, actor=f"drift:{getpass.getuser()}", mirror=mirror)
+                        if remediate else [])
             finally:
                 mirror.close()
-            await publish(topo, report)
-            runs = await do_remediate(settings, topo, report, actor=f"drift:{getpass.getuser()}") if remediate else []
             return report, runs
 
     try:
@@ -79,7 +81,10 @@ def _print(report: object, runs: list[str]) -> None:
     for d in report.targets:
         detail = d.error or (f"{len(d.differences)} difference(s)" if d.differences else "")
         if d.pending_commit:
-            detail += " (a commit is pending confirmation)"
+            who = f"run {d.pending_run}" if d.pending_run else "unknown origin"
+            left = f", reverts in {d.pending_seconds_left} s" if d.pending_seconds_left is not None else ""
+            detail += (f" (UNCONFIRMED commit of {who} that no live run owns{left})" if d.state == "pending_orphan"
+                       else f" (a commit of {who} is pending confirmation{left})")
         t.add_row(d.target, d.kind, f"[{STYLE[d.state]}]{d.state}[/]", d.deployed_commit[:8],
                   (d.head_commit or "-")[:8], detail)
     console.print(t)

@@ -37,12 +37,12 @@ from engine.locks import Lease, LeaseLocks
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
-from workers.deploy import ops
+from workers.deploy import faults, ops
 from workers.deploy.common import lease_owner, load_bundle, load_model_of, locks_for, renew_all
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
 from workers.deploy.hostfleet import HostFleet
-from workers.deploy.record import DeployRecord, TargetResult, now, save_record
+from workers.deploy.record import DeployRecord, TargetResult, load_record, now, save_record
 from workers.deploy.waves import Strategy, Wave, plan_waves
 from workers.hosts import ops as host_ops
 from workers.model.model import InfraModel
@@ -80,30 +80,33 @@ class DeployStage:
                 f"revert_in {revert_in} s would let devices revert while verify may still run "
                 f"(verify timeout {d.verify_timeout_s:g} s): use at least {d.verify_timeout_s + 20:g} s")
         deletions = d.allow_deletions if opts.allow_deletions is None else opts.allow_deletions
-        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in,
-                              allow_deletions=deletions)
-        deployed = await TargetStore(ctx.topology.targets).all()
-        todo: list[str] = []
-        for name, tp in sorted(plan.targets.items()):
-            prev = deployed.get(name)
-            res = TargetResult(target=name, kind=tp.kind or "device", artifacts=tp.artifacts,
-                               role=_role(model, name), previous=prev.artifacts if prev else None,
-                               previous_commit=prev.commit if prev else None)
-            if tp.status == "unchanged":
-                res.status = "unchanged"
-            elif tp.status == "removed":
-                res.status, res.error = "skipped", "removed from the model: decommissioning is manual"
-            else:
-                todo.append(name)
-            record.targets[name] = res
-        waves = plan_waves(todo, {n: _role(model, n) for n in todo}, strategy=opts.strategy,
-                           canary=d.canary if opts.canary is None else opts.canary,
+        record = await load_record(store, job.run_id)
+        # a redelivery or a restart resumes the record, never starts afresh; a new attempt of an
+        # ended rollout starts a new record (a commit of this run still pending is adopted then)
+        if record is not None and record.sha == job.sha and (record.finished_at is None
+                                                             or record.attempt == job.attempt):
+            resumed = True
+            deletions, revert_in = record.allow_deletions, record.revert_in_s
+            todo = record.rolled_out
+            await ctx.log.warning(f"resuming this run's deployment record (delivery {ctx.delivery}): "
+                                  + (", ".join(f"{n} {record.targets[n].status}" for n in todo) or "nothing to do"))
+            if record.finished_at is not None:
+                return self._result_of(record)
+            record.attempt = job.attempt
+        else:
+            resumed = False
+            record, todo = await self._new_record(ctx, plan, model, revert_in, deletions)
+        waves = plan_waves(todo, {n: record.targets[n].role or _role(model, n) for n in todo},
+                           strategy=opts.strategy, canary=d.canary if opts.canary is None else opts.canary,
                            batch_size=d.batch_size if opts.batch_size is None else opts.batch_size)
+        if resumed and [w.devices for w in waves] != record.waves:
+            return StageResult.failed(f"cannot resume: the record's waves {record.waves} differ from "
+                                      f"{[w.devices for w in waves]} (changed options?)", summary=self._summary(record))
         record.waves = [w.devices for w in waves]
         for w in waves:
             for n in w.devices:
                 record.targets[n].wave = w.index
-        await save_record(store, record)
+        await save_record(store, record)  # before the first commit
         if not todo:
             record.finished_at = now()
             await save_record(store, record)
@@ -122,6 +125,35 @@ class DeployStage:
                                        opts.health_timeout or d.health_timeout_s, store, deletions)
         finally:
             await asyncio.to_thread(fleet.close)
+
+    async def _new_record(self, ctx: StageContext, plan: Plan, model: InfraModel, revert_in: int,
+                          deletions: bool) -> tuple[DeployRecord, list[str]]:
+        job = ctx.job
+        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in,
+                              allow_deletions=deletions, attempt=job.attempt)
+        deployed = await TargetStore(ctx.topology.targets).all()
+        todo: list[str] = []
+        for name, tp in sorted(plan.targets.items()):
+            prev = deployed.get(name)
+            res = TargetResult(target=name, kind=tp.kind or "device", artifacts=tp.artifacts,
+                               role=_role(model, name), previous=prev.artifacts if prev else None,
+                               previous_commit=prev.commit if prev else None)
+            if tp.status == "unchanged":
+                res.status = "unchanged"
+            elif tp.status == "removed":
+                res.status, res.error = "skipped", "removed from the model: decommissioning is manual"
+            else:
+                todo.append(name)
+            record.targets[name] = res
+        return record, todo
+
+    def _result_of(self, record: DeployRecord) -> StageResult:
+        """A rollout that had already ended before this delivery: the same outcome again."""
+        failed = record.with_status("failed")
+        if failed:
+            detail = "; ".join(f"{n}: {record.targets[n].error}" for n in failed)
+            return StageResult.failed(f"deploy failed on {', '.join(failed)}: {detail}", summary=self._summary(record))
+        return StageResult.ok(self._summary(record))
 
     async def _rollout(self, ctx: StageContext, fleet: Fleet, hosts: HostFleet, model: InfraModel,
                        record: DeployRecord, waves: list[Wave], revert_in: int, health_timeout: float,
@@ -146,7 +178,7 @@ class DeployStage:
         for w in waves:
             for name in w.devices:
                 bundles[name] = {a: (await self._blob(store, cid)) for a, cid in record.targets[name].artifacts.items()}
-        message = f"lintas run {job.run_id} {job.sha[:8]} ({job.repo} {job.ref})"
+        message = ops.commit_message(job.run_id, job.sha, job.repo, job.ref)
         configured = {n for n, r in record.targets.items() if r.previous is not None or r.status == "unchanged"}
         for w in waves:
             await renew_all(locks, leases)
@@ -160,36 +192,57 @@ class DeployStage:
                 continue
             # the confirm window starts when the rollout ends: add the health budget of later waves
             timer = int(revert_in + (len(waves) - 1 - w.index) * health_timeout)
+            if w.index == 0:
+                await faults.reach(ctx.settings.home, "deploy.before_commit")
             results = await fleet.run(w.devices, ops.apply, bundles=bundles, revert_in=timer, message=message,
-                                      fence=fence)
+                                      fence=fence, run_id=job.run_id)
             took = time.monotonic() - t0
             failed: list[str] = []
             for name in w.devices:
                 r, out = record.targets[name], results[name]
                 r.duration_s = took
                 if out.ok and out.value is not None:
-                    r.changed, r.diff, r.checkpoint = out.value.changed, fleet.mask(out.value.diff), out.value.checkpoint
-                    r.status = "committed" if out.value.changed else "unchanged"
-                    r.committed_at = now() if out.value.changed else None
-                    r.revert_in_s = timer if out.value.changed else None
-                    await ctx.log.info(f"{name}: committed, reverts in {timer} s unless confirmed" if r.changed
-                                       else f"{name}: already at the desired config: unchanged")
+                    await self._applied(ctx, fleet, r, out.value, timer)
                 else:
                     r.status, r.error = "failed", out.error
                     failed.append(name)
                     await ctx.log.error(f"{name}: {out.error}")
             await save_record(store, record)
+            await faults.reach(ctx.settings.home, "deploy.committed")
             configured |= set(w.devices) - set(failed)
             if not failed:
                 failed = await self._health_gate(ctx, fleet, model, w, configured, health_timeout, record)
             if failed:
                 return await self._stop(ctx, store, record, w, failed)
+            await faults.reach(ctx.settings.home, "deploy.wave_healthy")
         record.finished_at = now()
         await save_record(store, record)
         committed = record.with_status("committed")
         await ctx.log.info(f"deployed: {len(committed)} committed (awaiting verify), "
                            f"{len(record.with_status('unchanged'))} unchanged")
         return StageResult.ok(self._summary(record))
+
+    @staticmethod
+    async def _applied(ctx: StageContext, fleet: Fleet, r: TargetResult, a: ops.Applied, timer: int) -> None:
+        """One device's apply outcome into its record entry (a resumed rollout keeps what it knew)."""
+        name = r.target
+        if a.resumed:
+            r.changed, r.checkpoint, r.status = True, a.checkpoint, "committed"
+            r.diff = r.diff or a.diff
+            r.committed_at = r.committed_at or now()
+            r.revert_in_s = r.revert_in_s or timer
+            await ctx.log.warning(f"{name}: holds this run's commit {a.checkpoint} from before the restart: "
+                                  f"adopted, awaiting verify ({a.seconds_left} s left on its timer)")
+        elif a.changed:
+            r.changed, r.diff, r.checkpoint = True, fleet.mask(a.diff), a.checkpoint
+            r.status, r.committed_at, r.revert_in_s = "committed", now(), timer
+            await ctx.log.info(f"{name}: committed, reverts in {timer} s unless confirmed")
+        elif r.status == "committed":  # committed before a restart, no longer pending, at the candidate
+            await ctx.log.warning(f"{name}: at the desired config with no pending commit after the restart: "
+                                  "verify confirms it is this run's (or fails)")
+        else:
+            r.status = "unchanged"
+            await ctx.log.info(f"{name}: already at the desired config: unchanged")
 
     async def _host_wave(self, ctx: StageContext, hosts: HostFleet, record: DeployRecord, w: Wave,
                          bundles: dict[str, dict[str, str]], store: NatsArtifactStore, locks: LeaseLocks,
@@ -198,11 +251,21 @@ class DeployStage:
         d = ctx.settings.deploy
         t0 = time.monotonic()
         prev = {n: await load_bundle(store, record.targets[n].previous) for n in w.devices}
-        snaps = await hosts.run(w.devices, lambda c: host_ops.take_snapshot(c, bundles[c.name], prev[c.name],
-                                                                            hosts.timeout_s))
+        # a host whose snapshot this run already stored (a crash mid-wave) keeps it: a new one
+        # would capture the half-applied state as "before"
+        kept = [n for n in w.devices if record.targets[n].checkpoint and await store.get_doc(
+            str(record.targets[n].checkpoint)) is not None]
+        for name in kept:
+            await ctx.log.warning(f"{name}: resuming with the snapshot stored before the restart "
+                                  f"({record.targets[name].checkpoint}): completing the host")
+        snaps = await hosts.run([n for n in w.devices if n not in kept], lambda c: host_ops.take_snapshot(
+            c, bundles[c.name], prev[c.name], hosts.timeout_s))
         failed: list[str] = []
-        ready: list[str] = []
+        ready: list[str] = list(kept)
         for name in w.devices:
+            if name in kept:
+                await locks.assert_held(leases[name])
+                continue
             r, out = record.targets[name], snaps[name]
             if not out.ok or out.value is None:
                 r.status, r.error = "failed", f"cannot read its state, nothing changed: {out.error}"
@@ -218,16 +281,19 @@ class DeployStage:
         results = await hosts.run(ready, lambda c: host_ops.apply(
             c, bundles[c.name], prev[c.name], allow_deletions=deletions,
             shutdown_timeout_s=d.domain_shutdown_timeout_s, parallelism=d.domain_parallelism,
-            timeout_s=hosts.timeout_s))
+            timeout_s=hosts.timeout_s, between=lambda: faults.reach_blocking(ctx.settings.home,
+                                                                             "deploy.host_mid_apply")))
         for name in ready:
             r, res = record.targets[name], results[name]
             r.duration_s = time.monotonic() - t0
             if res.ok and res.value is not None:
                 v = res.value
-                r.changed = v.changed
-                r.diff = "\n".join(v.changes + [f"restart pending: {x}" for x in v.restart_pending] + v.kept)
-                r.status = "committed" if v.changed else "unchanged"
-                r.committed_at = now() if v.changed else None
+                # resumed: whatever the first delivery applied counts as this run's change
+                was = r.status == "committed" or name in kept
+                r.changed = v.changed or was
+                r.diff = "\n".join(v.changes + [f"restart pending: {x}" for x in v.restart_pending] + v.kept) or r.diff
+                r.status = "committed" if r.changed else "unchanged"
+                r.committed_at = (r.committed_at or now()) if r.changed else None
                 await ctx.log.info(f"{name}: {len(v.changes)} change(s) applied, awaiting verify" if v.changed
                                    else f"{name}: already at the desired state: unchanged")
                 for line in v.restart_pending + v.kept:

@@ -8,7 +8,11 @@ For each target in the target store (written by verify after a confirmed deploy)
   discarded. A non-empty answer is the exact difference, masked;
 * **behind**: the target's last applied commit is not the head of its branch (a lost
   event, a failed run), so the head was never applied;
-* an unconfirmed commit pending on a device is reported too.
+* an unconfirmed commit pending on a device is reported too; one that no live run owns
+  (its run ended, crashed for good, or it is not a Lintas run's) is an alarm of its own,
+  ``pending_orphan``, naming the run that made it and the seconds left on its timer: nobody
+  will confirm it, so the device will restore itself when the timer fires. Remediation
+  rolls such a commit back at once (what its timer would do) before starting its run.
 
 :func:`scan` returns a :class:`DriftReport`; :func:`publish` stores it as
 ``drift/latest.json`` and publishes it on ``lintas.notify.drift``. Remediation (off by
@@ -42,19 +46,20 @@ from engine.gitrepo import MirrorCache
 from engine.locks import Lease, LeaseLocks
 from engine.repos import RepoRegistry
 from engine.settings import Settings
+from engine.store import RunStore
 from engine.targets import TargetState, TargetStore
 from workers.deploy.common import load_bundle
 from workers.deploy.connect import ConnectError
 from workers.deploy.fleet import Fleet
 from workers.deploy.hostfleet import HostFleet
-from workers.deploy.ops import running_fingerprint
+from workers.deploy.ops import PendingCommit, pending_commit, restore, running_fingerprint
 from workers.hosts import ops as host_ops
 from workers.model import InfraModel
 from workers.model.revision import load_model_at
 
 log = structlog.get_logger("lintas.drift")
 DRIFT_OWNER = "drift-scan"
-DriftState = Literal["in_sync", "drifted", "behind", "unreachable", "unknown"]
+DriftState = Literal["in_sync", "drifted", "behind", "pending_orphan", "unreachable", "unknown"]
 MAX_LINES = 200
 
 
@@ -70,6 +75,8 @@ class TargetDrift(BaseModel):
     behind: bool = False  # the branch head was never applied here
     differences: list[str] = Field(default_factory=list)  # what differs from the last deployed config
     pending_commit: bool = False
+    pending_run: str | None = None  # the run that made the pending commit (None: unknown origin)
+    pending_seconds_left: int | None = None  # on the device's revert timer
     error: str | None = None
 
 
@@ -92,7 +99,7 @@ class DriftReport(BaseModel):
 
 
 def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
-              fingerprints: dict[str, str | None]) -> tuple[str, bool, str | None]:
+              fingerprints: dict[str, str | None]) -> tuple[str, PendingCommit | None, str | None]:
     """(difference, commit pending, problem): a candidate that cannot be built (a secret that
     does not resolve here) is a problem of this scan, not an unreachable device.
 
@@ -100,16 +107,16 @@ def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
     deploy, nothing changed and no candidate is loaded (frr-reload.py is the costly part)."""
     known = fingerprints.get(name)
     if known is not None and running_fingerprint(driver, name) == known:
-        return "", bool(driver.has_pending_commit()), None
+        return "", pending_commit(driver, name), None
     try:
         driver.load_replace_candidate(config=bundles[name])
     except LintasError as exc:
-        return "", False, f"cannot build the last deployed candidate: {exc}"
+        return "", None, f"cannot build the last deployed candidate: {exc}"
     try:
         diff = str(driver.compare_config())
     finally:
         driver.discard_config()
-    return diff, bool(driver.has_pending_commit()), None
+    return diff, pending_commit(driver, name), None
 
 
 async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> DriftReport:
@@ -119,6 +126,7 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
     store = NatsArtifactStore(topo.artifacts)
     out: list[TargetDrift] = []
     heads: dict[str, str | None] = {}
+    runs = RunStore(topo.runs)
     groups: dict[tuple[str, str], list[TargetState]] = defaultdict(list)
     for st in states.values():
         entry = registry.get(st.repo)
@@ -134,6 +142,9 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
             groups[(entry.url, st.commit)].append(st)
     for (url, commit), members in groups.items():
         out += await _scan_devices(settings, topo, mirror, store, url, commit, members, heads)
+    for i, t in enumerate(out):  # a pending commit no live run owns: nobody will confirm it
+        if t.pending_commit and not await _live(runs, t.pending_run):
+            out[i] = t.model_copy(update={"state": "pending_orphan"})
     out.sort(key=lambda t: t.target)
     return DriftReport(checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out)
 
@@ -171,14 +182,18 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
             leases[n] = await locks.acquire(n, DRIFT_OWNER)
         except LockHeldError as exc:
             missing[n] = f"not scanned: {exc}"
+    pend_only: dict[str, Any] = {}
     try:
         try:
-            fleet = await asyncio.to_thread(Fleet, model, settings, sorted(leases))
+            fleet = await asyncio.to_thread(Fleet, model, settings, names)
         except ConnectError as exc:
             return await host_scan + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
         try:
-            results = await fleet.run(fleet.conns, _drift_op, bundles=bundles,
+            results = await fleet.run(sorted(leases), _drift_op, bundles=bundles,
                                       fingerprints={st.target: st.fingerprint for st in members})
+            # a device a run holds is not compared, but its pending commit is read (read-only):
+            # the run holding it may be dead
+            pend_only = await fleet.run([n for n in names if n not in leases], pending_commit)
         finally:
             await asyncio.to_thread(fleet.close)
     finally:
@@ -188,7 +203,10 @@ async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache,
     for st in members:
         head = heads[st.repo]
         if st.target in missing or st.target not in results:
-            out.append(_entry(st, head, "unknown", error=missing.get(st.target, "not a device of its model")))
+            po = pend_only.get(st.target)
+            pend = po.value if po is not None and po.ok else None
+            out.append(_entry(st, head, "unknown", error=missing.get(st.target, "not a device of its model"),
+                              pending=pend))
             continue
         r = results[st.target]
         if not r.ok or r.value is None:
@@ -248,10 +266,19 @@ async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, sto
 
 
 def _entry(st: TargetState, head: str | None, state: DriftState, *, error: str | None = None,
-           differences: list[str] | None = None, pending: bool = False) -> TargetDrift:
+           differences: list[str] | None = None, pending: PendingCommit | None = None) -> TargetDrift:
     return TargetDrift(target=st.target, kind=st.kind, repo=st.repo, state=state, deployed_commit=st.commit,
                        head_commit=head, behind=bool(head and head != st.commit), differences=differences or [],
-                       pending_commit=pending, error=error)
+                       pending_commit=pending is not None, pending_run=pending.run_id if pending else None,
+                       pending_seconds_left=pending.seconds_left if pending else None, error=error)
+
+
+async def _live(runs: RunStore, run_id: str | None) -> bool:
+    """Whether ``run_id`` is a run that may still confirm its commit (not ended)."""
+    if run_id is None:
+        return False
+    got = await runs.get(run_id)
+    return got is not None and not got[0].state.terminal
 
 
 async def publish(topo: Topology, report: DriftReport) -> None:
@@ -265,18 +292,22 @@ async def latest(topo: Topology) -> DriftReport | None:
     return DriftReport.model_validate_json(raw) if raw else None
 
 
-async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str) -> list[str]:
+async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str,
+                    mirror: MirrorCache) -> list[str]:
     """Off by default (``lintas drift --remediate``): mark every drifted device in the target
     store, so the next plan re-applies it, and start a normal run (every gate, approvals
-    included) for the branch head of each repo with a drifted or behind target. A host's
+    included) for the branch head of each repo with a drifted, behind or ``pending_orphan``
+    target. An orphaned pending commit is rolled back first (what its own timer would do:
+    nobody confirms it), so that the run's deploy does not meet another run's commit. A host's
     run re-applies its OVS state and its own domains; nova domains are never changed (their
     drift stays reported). Returns the run ids."""
     targets = TargetStore(topo.targets)
+    await _roll_back_orphans(settings, topo, mirror, [t for t in report.targets if t.state == "pending_orphan"])
     repos: dict[str, str] = {}
     for t in report.targets:
-        if t.head_commit is None or t.state not in ("drifted", "behind"):
+        if t.head_commit is None or t.state not in ("drifted", "behind", "pending_orphan"):
             continue
-        if t.state == "drifted":
+        if t.state in ("drifted", "pending_orphan"):
             st = await targets.get(t.target)
             if st is not None:
                 await targets.put(st.model_copy(update={"drift": t.differences or ["(differs)"]}))
@@ -290,6 +321,38 @@ async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, 
         await publish_push(topo.js, ev)
         runs.append(ev.run_id)
     return runs
+
+
+async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorCache,
+                             orphans: list[TargetDrift]) -> None:
+    """Roll back each orphaned pending commit now (under the drift lease; a device a live run
+    holds is left to that run), leaving the device at its last confirmed config."""
+    registry = RepoRegistry(settings.home).load()
+    locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
+    for t in orphans:
+        entry = registry.get(t.repo)
+        if entry is None:
+            continue
+        try:
+            lease = await locks.acquire(t.target, DRIFT_OWNER)
+        except LockHeldError as exc:
+            log.warning("orphaned commit not rolled back: device held", target=t.target, error=str(exc))
+            continue
+        try:
+            model = await asyncio.to_thread(load_model_at, mirror, entry.url, t.deployed_commit)
+            fleet = await asyncio.to_thread(Fleet, model, settings, [t.target])
+            try:
+                # ``restore`` rolls back only the commit of the run named here, re-read on the device
+                res = await fleet.run([t.target], restore, checkpoints={}, run_id=t.pending_run or "")
+            finally:
+                await asyncio.to_thread(fleet.close)
+            r = res[t.target]
+            log.warning("orphaned pending commit rolled back", target=t.target, run=t.pending_run,
+                        outcome=r.value, error=r.error)
+        except (InputError, LintasError, ConnectError) as exc:
+            log.warning("orphaned commit not rolled back", target=t.target, error=str(exc))
+        finally:
+            await locks.release(lease)
 
 
 async def drift_service(settings: Settings, topo: Topology) -> None:
@@ -307,7 +370,7 @@ async def drift_service(settings: Settings, topo: Topology) -> None:
                 await publish(topo, report)
                 log.info("drift scan", **report.counts(), duration_s=report.duration_s)
                 if settings.drift_remediate and report.drifted:
-                    runs = await remediate(settings, topo, report, actor="drift-reconcile")
+                    runs = await remediate(settings, topo, report, actor="drift-reconcile", mirror=mirror)
                     log.warning("drift remediation started", runs=runs)
             except asyncio.CancelledError:
                 raise

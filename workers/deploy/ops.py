@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +14,62 @@ class Applied:
     changed: bool
     diff: str
     checkpoint: str | None
+    resumed: bool = False  # a pending commit this run made before a crash: adopted, not made again
+    seconds_left: int | None = None  # on the device's timer, when resumed
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommit:
+    """A commit awaiting confirmation on a device, and the run that made it (None: unknown origin)."""
+
+    status: str  # pending (timer alive) | stale (no live timer) | reverting
+    checkpoint: str | None
+    run_id: str | None
+    seconds_left: int | None
+
+    def describe(self) -> str:
+        who = f"run {self.run_id}" if self.run_id else "unknown origin (not a Lintas run)"
+        left = f", {self.seconds_left} s left on its revert timer" if self.seconds_left is not None else ""
+        return f"an unconfirmed commit ({self.status}) of {who}{left}"
+
+
+class ForeignCommitError(Exception):
+    """A device holds a pending commit another run (or someone else) made: never adopted, never ignored."""
+
+
+_RUN_IN_MESSAGE = re.compile(r"^lintas run (r-[0-9a-f]+|\S+) ")
+
+
+def commit_message(run_id: str, sha: str, repo: str, ref: str) -> str:
+    """The commit's message on the device: it names the run (read back by :func:`pending_commit`)."""
+    return f"lintas run {run_id} {sha[:8]} ({repo} {ref})"
+
+
+def pending_commit(driver: Any, name: str) -> PendingCommit | None:
+    info = driver.get_pending_commit()
+    if not info:
+        return None
+    m = _RUN_IN_MESSAGE.match(str(info.get("message") or ""))
+    left = info.get("seconds_left")
+    return PendingCommit(status=str(info.get("status")), checkpoint=info.get("checkpoint"),
+                         run_id=m.group(1) if m else None, seconds_left=int(left) if left is not None else None)
 
 
 def apply(driver: Any, name: str, *, bundles: dict[str, dict[str, str]], revert_in: int, message: str,
-          fence: Callable[[str], None]) -> Applied:
-    """Load the replace candidate; if it differs, check our lease and commit with a revert timer."""
+          fence: Callable[[str], None], run_id: str) -> Applied:
+    """Load the replace candidate; if it differs, check our lease and commit with a revert timer.
+
+    A pending commit is looked at first: this run's own (made before a crash or a redelivery)
+    is adopted as committed and awaiting verify, never mistaken for "unchanged"; anyone
+    else's fails the device (:class:`ForeignCommitError`)."""
+    pend = pending_commit(driver, name)
+    if pend is not None:
+        if pend.run_id != run_id or pend.status != "pending":
+            raise ForeignCommitError(f"{name}: refused: the device holds {pend.describe()}; "
+                                     "it must be confirmed or rolled back by its owner (or expire) first")
+        return Applied(True, f"(commit {pend.checkpoint} made by this run before a restart, adopted: "
+                             f"{pend.seconds_left} s left on its timer)", pend.checkpoint, resumed=True,
+                       seconds_left=pend.seconds_left)
     driver.load_replace_candidate(config=bundles[name])
     diff = driver.compare_config()
     if not diff.strip():
@@ -51,14 +103,30 @@ def bgp_health(driver: Any, name: str, *, peers: dict[str, list[str]]) -> list[s
     return problems
 
 
-def confirm(driver: Any, name: str) -> str:
-    driver.confirm_commit()
-    return "confirmed"
+def confirm(driver: Any, name: str, *, run_id: str, checkpoints: dict[str, str | None]) -> str:
+    """Confirm this run's commit on one device: ``confirmed``, or ``already_confirmed`` when no
+    commit is pending and the device still runs this run's checkpoint (confirmed before a
+    crash). Raises when the commit is gone (the timer restored it) or pending for someone else."""
+    pend = pending_commit(driver, name)
+    if pend is not None:
+        if pend.run_id != run_id:
+            raise ForeignCommitError(f"{name}: not confirmed: the device holds {pend.describe()}")
+        driver.confirm_commit()
+        return "confirmed"
+    ours = checkpoints.get(name)
+    if ours is not None and checkpoint_of(driver) == ours:
+        return "already_confirmed"
+    raise LookupError(f"{name}: the commit of this run is gone: the device-side timer restored the checkpoint "
+                      "before confirmation")
 
 
-def restore(driver: Any, name: str, *, checkpoints: dict[str, str | None]) -> str:
-    """Undo this run's commit on one device: ``rolled_back`` or ``reverted`` (the timer did it)."""
-    if driver.has_pending_commit():
+def restore(driver: Any, name: str, *, checkpoints: dict[str, str | None], run_id: str) -> str:
+    """Undo this run's commit on one device: ``rolled_back``, ``reverted`` (the timer did it),
+    or ``not_ours``: the pending commit there is another run's (or unknown): left alone."""
+    pend = pending_commit(driver, name)
+    if pend is not None:
+        if pend.run_id != run_id:
+            return "not_ours"
         driver.rollback()
         return "rolled_back"
     ours = checkpoints.get(name)

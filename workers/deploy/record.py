@@ -1,8 +1,11 @@
 """The deployment record of a run: what deploy changed, on which device, and how it ended.
 
 Written to the artifact store (``deploy/<run>.json``) *before* the first commit and after
-every device, so that verify, rollback, a restarted engine and the API all see exactly
+every wave, so that verify, rollback, a restarted engine and the API all see exactly
 which devices carry an unconfirmed commit of this run, and their last-known-good state.
+A redelivered deploy job resumes from it (:mod:`workers.deploy.deploy`); what it cannot know
+(a commit made after its last write) is read back from the devices: each commit's
+metadata on the device names the run that made it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class DeployRecord(BaseModel):
     sha: str
     revert_in_s: int
     allow_deletions: bool = False  # hosts: domains removed from the repo may be undefined
+    attempt: int = 1  # the deploy stage's attempt that wrote it (a redelivery of it resumes it)
     started_at: datetime = Field(default_factory=now)
     finished_at: datetime | None = None
     waves: list[list[str]] = Field(default_factory=list)

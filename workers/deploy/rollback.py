@@ -62,10 +62,14 @@ class RollbackStage:
             devices = [n for n in touched if n not in host_names]
             # reverse order of the rollout: hosts (the last waves) first, then the switches
             attention, host_checks = await self._restore_hosts(ctx, hosts, store, record, host_names)
-            results = await fleet.run(devices, ops.restore,
+            results = await fleet.run(devices, ops.restore, run_id=record.run_id,
                                       checkpoints={n: record.targets[n].checkpoint for n in devices})
             for name in devices:
                 r, t = results[name], record.targets[name]
+                if r.ok and r.value == "not_ours":  # another run's (or unknown) commit: never touched
+                    await ctx.log.warning(f"{name}: left alone: the pending commit there is not this run's "
+                                          f"({t.error or 'another run'})")
+                    continue
                 if r.ok and r.value is not None:
                     how = ("restored to its checkpoint" if r.value == "rolled_back"
                            else "restored by the driver when its commit failed" if t.status == "failed"

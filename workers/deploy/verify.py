@@ -21,7 +21,7 @@ from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetState, TargetStore
 from workers.deploy import checks as C
-from workers.deploy import ops
+from workers.deploy import faults, ops
 from workers.deploy.common import (
     check_lines,
     load_bundle,
@@ -32,7 +32,7 @@ from workers.deploy.common import (
     verify_hosts,
 )
 from workers.deploy.connect import ConnectError
-from workers.deploy.fleet import Fleet
+from workers.deploy.fleet import Fleet, Outcome
 from workers.deploy.hostfleet import HostFleet
 from workers.deploy.record import DeployRecord, load_record, now, save_record
 
@@ -76,16 +76,65 @@ class VerifyStage:
                     await ctx.log.error(f"check failed: {line}")
                 return StageResult.failed(f"{C.summary(checks)['failed']} check(s) failed: "
                                           + "; ".join(check_lines(checks, limit=8)), summary=summary)
+            found = await self._pending_on_devices(ctx, fleet, record)
+            if isinstance(found, StageResult):
+                return found
             if record is None:
                 return StageResult.ok({**summary, "confirmed": []})
-            return await self._confirm(ctx, fleet, store, record, summary)
+            await faults.reach(ctx.settings.home, "verify.before_confirm")
+            return await self._confirm(ctx, fleet, store, record, summary, found)
         finally:
             await asyncio.to_thread(fleet.close)
 
+    async def _pending_on_devices(self, ctx: StageContext, fleet: Fleet,
+                                  record: DeployRecord | None) -> list[str] | StageResult:
+        """Every switch's pending commit, read on the device (not only in the record): this run's
+        are returned (confirm covers them); another run's on a device this run touched fails."""
+        run_id = ctx.job.run_id
+        results = await fleet.run(sorted(fleet.conns), ops.pending_commit)
+        ours: list[str] = []
+        foreign: list[str] = []
+        touched = set(record.rolled_out) if record is not None else set()
+        for name in sorted(results):
+            r = results[name]
+            if not r.ok:
+                if name in touched:
+                    foreign.append(f"{name}: cannot read its pending commit: {r.error}")
+                continue
+            pend = r.value
+            if pend is None:
+                continue
+            if pend.run_id == run_id and pend.status == "pending":
+                ours.append(name)
+            elif name in touched:
+                foreign.append(f"{name}: holds {pend.describe()}")
+            else:
+                await ctx.log.warning(f"{name}: holds {pend.describe()} (a device this run did not change)")
+        if ours and record is None:
+            foreign += [f"{n}: holds a commit of this run, but the run has no deployment record" for n in ours]
+        if foreign:
+            return StageResult.failed("not confirmed: " + "; ".join(foreign))
+        return ours
+
     async def _confirm(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
-                       summary: dict[str, Any]) -> StageResult:
+                       summary: dict[str, Any], found: list[str]) -> StageResult:
+        for name in found:
+            t = record.targets.get(name)
+            if t is not None and t.status != "committed":
+                await ctx.log.warning(f"{name}: holds a pending commit of this run the record did not know "
+                                      f"({t.status}): confirming it too")
+                t.status, t.changed = "committed", True
         pending = record.with_status("committed")
-        results = await fleet.run([n for n in pending if record.targets[n].kind == "device"], ops.confirm)
+        devices = [n for n in pending if record.targets[n].kind == "device"]
+        checkpoints = {n: record.targets[n].checkpoint for n in devices}
+        results: dict[str, Outcome[str]] = {}
+        batches = [devices]
+        if faults.armed("verify.partly_confirmed") and len(devices) > 1:  # TEST ONLY: stop half-way
+            batches = [devices[:1], devices[1:]]
+        for i, batch in enumerate(batches):
+            if i:
+                await faults.reach(ctx.settings.home, "verify.partly_confirmed")
+            results.update(await fleet.run(batch, ops.confirm, run_id=record.run_id, checkpoints=checkpoints))
         lost = []
         for name in pending:
             if record.targets[name].kind == "host":  # no device-side timer: verified is confirmed
@@ -94,8 +143,20 @@ class VerifyStage:
             r = results[name]
             if r.ok:
                 record.targets[name].status = "confirmed"
+                if r.value == "already_confirmed":
+                    await ctx.log.info(f"{name}: confirmed already (before the restart)")
             else:
                 record.targets[name].status, record.targets[name].error = "reverted", r.error
+                lost.append(name)
+        # no success while a device this run touched still holds one of its commits unconfirmed
+        again = await fleet.run(devices, ops.pending_commit)
+        for name in devices:
+            p = again[name]
+            if name in lost:
+                continue
+            if not p.ok or (p.value is not None and p.value.run_id == record.run_id):
+                record.targets[name].status = "committed"
+                record.targets[name].error = p.error or "still pending after confirm_commit"
                 lost.append(name)
         await save_record(store, record)
         if lost:

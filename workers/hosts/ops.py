@@ -17,7 +17,7 @@ A host's bundle is its rendered artifacts: ``ovs.json`` always, ``domains.json``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -94,13 +94,18 @@ def take_snapshot(conn: HostConn, bundle: dict[str, str], previous: dict[str, st
 
 
 def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None, *, allow_deletions: bool,
-          shutdown_timeout_s: float, parallelism: int, timeout_s: float) -> HostApplied:
+          shutdown_timeout_s: float, parallelism: int, timeout_s: float,
+          between: Callable[[], None] | None = None) -> HostApplied:
+    """Converge the host; ``between`` runs after OVSDB and the addresses, before the domains
+    (the crash drills stop there: :mod:`workers.deploy.faults`)."""
     spec = spec_of(bundle)
     prev = spec_of(previous) if previous else None
     out = HostApplied()
     with ovsdb.session(conn.ovsdb, timeout_s) as api:
         out.changes += [f"ovs: {c}" for c in ovsdb.converge(api, spec, prev) if not c.startswith("keep ")]
     out.changes += [f"linux: {c}" for c in linux.converge(conn, spec.ip_addresses, _address_scope(spec, prev))]
+    if between is not None:
+        between()
     index = index_of(bundle)
     if index is not None and index.managed_by == "lintas":
         with _libvirt(conn) as lv:

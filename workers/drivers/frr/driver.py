@@ -287,6 +287,40 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
     def has_pending_commit(self) -> bool:
         return self._pending_status() != "none"
 
+    def get_pending_commit(self) -> dict[str, Any] | None:
+        """The commit awaiting confirmation on the device, and who made it; None when there is none.
+
+        ``{"status": "pending" | "stale" | "reverting", "checkpoint", "message", "created_at",
+        "revert_in", "deadline", "seconds_left"}``: ``message`` is the one given to
+        ``commit_config`` (Lintas puts the run id in it), kept in the checkpoint's metadata on
+        the device; ``seconds_left`` is counted by the device's own clock (``stale``: no live
+        timer). One exec."""
+        self._setup()
+        d = shlex.quote(self.revert_dir)
+        res = self._run(f"{revert.pending_status(self.revert_dir)}{mark('marker')}\n"
+                        f"head -n 1 {d}/pending 2>/dev/null || head -n 1 {d}/reverting 2>/dev/null\n"
+                        f"{mark('meta')}\ncat {d}/checkpoint/meta.json 2>/dev/null\n{mark('now')}\ndate +%s\n",
+                        what="pending commit")
+        status = res.stdout.splitlines()[0].strip() if res.stdout.strip() else "none"
+        if status == "none":
+            return None
+        sections = parse_sections(res.stdout)
+        marker = sections.get("marker", "").split()
+        try:
+            meta = json.loads(sections.get("meta", "") or "{}")
+        except json.JSONDecodeError:
+            meta = {}
+        token = marker[0] if marker else None
+        deadline = int(marker[1]) if len(marker) > 1 and marker[1].isdigit() else None
+        now = int(sections.get("now", "0").strip() or 0)
+        same = isinstance(meta, dict) and token is not None and meta.get("id") == token
+        return {"status": status, "checkpoint": token,
+                "message": str(meta.get("message", "")) if same else "",
+                "created_at": meta.get("created_at") if same else None,
+                "revert_in": meta.get("revert_in") if same else None,
+                "deadline": deadline,
+                "seconds_left": max(0, deadline - now) if deadline is not None and now else None}
+
     def confirm_commit(self) -> None:
         self._setup()
         took = self._run(revert.take_pending(self.revert_dir, "confirming"), what="confirm").stdout.strip()
