@@ -18,9 +18,9 @@ from nats.aio.client import Client
 
 from engine import registry
 from engine.bus import Topology, connect, ensure_topology
-from engine.client import publish_push
+from engine.client import flush_spool
+from engine.cluster import LocalCluster
 from engine.errors import ConfigError
-from engine.events import PushEvent
 from engine.gitrepo import MirrorCache
 from engine.natsd import EmbeddedNats
 from engine.redact import Redactor
@@ -78,18 +78,17 @@ def make_engine(nc: Client, topo: Topology, settings: Settings) -> Engine:
     return Engine(nc, topo, settings, resolver)
 
 
-async def spool_flusher(settings: Settings, topo: Topology, every_s: float = 2.0) -> None:
-    """Send events the git hook spooled while NATS was down."""
+async def spool_flusher(settings: Settings, url: str, every_s: float = 2.0) -> None:
+    """Send events the git hook spooled while NATS was down (`lintas up`, `lintas spool flush --watch`)."""
     spool = Spool(settings.spool_dir)
-
-    async def send(ev: PushEvent) -> None:
-        await publish_push(topo.js, ev)
-
     while True:
-        with contextlib.suppress(Exception):
-            n = await spool.flush(send)
-            if n:
-                log.info("flushed spooled events", count=n)
+        if spool.pending():
+            try:
+                n = await flush_spool(settings, url)
+                if n:
+                    log.info("flushed spooled events", count=n)
+            except Exception as exc:
+                log.warning("spool not flushed, will retry", error=f"{type(exc).__name__}: {exc}"[:300])
         await asyncio.sleep(every_s)
 
 
@@ -102,26 +101,42 @@ class Stack:
     engine: Engine
     workers: list[Worker] = field(default_factory=list)
     embedded: EmbeddedNats | None = None
+    cluster: LocalCluster | None = None
 
 
 @asynccontextmanager
 async def stack(
-    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None, api: bool = False
+    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None, api: bool = False,
+    cluster: int = 0,
 ) -> AsyncIterator[Stack]:
-    """Everything `lintas up` runs: (embedded) NATS, engine, one worker per stage, spool flusher."""
+    """Everything `lintas up` runs: (embedded) NATS, engine, one worker per stage, spool flusher.
+
+    ``cluster=N`` starts N local nats-server processes with routes instead of one (loopback,
+    client ports from LINTAS_NATS_PORT up), and every stream, bucket and the object store
+    with ``min(N, 3)`` replicas unless LINTAS_STREAMS__REPLICAS says otherwise."""
     for d in (settings.home, settings.run_dir, settings.spool_dir, settings.work_dir, settings.cache_dir):
         d.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedNats | None = None
+    local_cluster: LocalCluster | None = None
     url = settings.nats_url
-    if url is None:
-        embedded = EmbeddedNats(settings.nats_dir, settings.nats_port)
+    if url is None and cluster > 1:
+        if settings.streams.replicas == 1:
+            settings = settings.model_copy(
+                update={"streams": settings.streams.model_copy(update={"replicas": min(cluster, 3)})}
+            )
+        local_cluster = LocalCluster(settings.nats_dir / "cluster", cluster, sync_interval=settings.nats_sync_interval,
+                                     ports=[settings.nats_port + i for i in range(cluster)])
+        url = await local_cluster.start()
+        nats_url_file(settings).write_text(url)
+    elif url is None:
+        embedded = EmbeddedNats(settings.nats_dir, settings.nats_port, sync_interval=settings.nats_sync_interval)
         url = await embedded.start()
         nats_url_file(settings).write_text(url)
     try:
         nc = await connect(settings, url, name="lintas-up")
         topo = await ensure_topology(nc.jetstream(), settings)
         engine = make_engine(nc, topo, settings)
-        st = Stack(settings, url, nc, topo, engine, embedded=embedded)
+        st = Stack(settings, url, nc, topo, engine, embedded=embedded, cluster=local_cluster)
         flusher: asyncio.Task[None] | None = None
         services: list[asyncio.Task[None]] = []
         try:
@@ -131,7 +146,7 @@ async def stack(
                 w = Worker(nc, topo, settings, [s], concurrency=worker_concurrency, redactor=redact)
                 await w.start()
                 st.workers.append(w)
-            flusher = asyncio.create_task(spool_flusher(settings, topo))
+            flusher = asyncio.create_task(spool_flusher(settings, url))
             if stages is None:  # the real stack: background services from packages (drift scans, ...)
                 services = [asyncio.create_task(svc(settings, topo), name=f"service {name}")
                             for name, svc in registry.load_services().items()]
@@ -151,6 +166,9 @@ async def stack(
             with contextlib.suppress(Exception):
                 await nc.close()
     finally:
-        if embedded is not None:
+        if embedded is not None or local_cluster is not None:
             nats_url_file(settings).unlink(missing_ok=True)
+        if embedded is not None:
             await embedded.stop()
+        if local_cluster is not None:
+            await local_cluster.stop()

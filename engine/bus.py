@@ -2,23 +2,88 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import nats.errors
+import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.client import KV_STREAM_TEMPLATE
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
-from nats.js.object_store import ObjectStore
+from nats.js.object_store import OBJ_STREAM_TEMPLATE, ObjectStore
 
 from engine import subjects as S
 from engine.errors import BusError, ConfigError
 from engine.settings import Settings
 
+log = structlog.get_logger("lintas.bus")
+T = TypeVar("T")
 
-async def connect(settings: Settings, url: str, *, name: str, reconnect: bool = True) -> Client:
-    """Connect with the auth / TLS options from settings. Never logs credentials."""
+# What a client sees while a node is lost or a leader is elected: retry these (with the same
+# Nats-Msg-Id or compare-and-set revision), never report the write as done until acknowledged.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    TimeoutError,  # builtin, and asyncio.TimeoutError
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    nats.errors.FlushTimeoutError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
+# JetStream API answers that only mean "not now" in a cluster (election, peers not caught up)
+_TRANSIENT_API_CODES = {10005, 10008, 10074, 10075}  # no peers for placement, JS unavailable, not current
+DEFAULT_RETRY_S = 30.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, APIError):
+        return exc.code in (500, 503) or exc.err_code in _TRANSIENT_API_CODES
+    return False
+
+
+async def retrying(op: Callable[[], Awaitable[T]], *, deadline_s: float = DEFAULT_RETRY_S, what: str = "") -> T:
+    """Run ``op`` until it succeeds, a non-transient error is raised, or ``deadline_s`` passes
+    (then the last transient error is raised: the caller must not count the write as done)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_s
+    delay = 0.05
+    while True:
+        try:
+            return await op()
+        except Exception as exc:
+            if not is_transient(exc) or loop.time() + delay >= deadline:
+                raise
+            log.debug("transient NATS error, retrying", what=what, error=type(exc).__name__)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def publish_acked(
+    js: JetStreamContext, subject: str, data: bytes, *, msg_id: str, deadline_s: float = DEFAULT_RETRY_S,
+    timeout_s: float = 2.0,
+) -> api.PubAck:
+    """Publish with ``Nats-Msg-Id`` and wait for the stream's ack, retrying the *same* message
+    across node loss and leader elections: the stream's dedup window makes retries safe."""
+    return await retrying(
+        lambda: js.publish(subject, data, timeout=timeout_s, headers={api.Header.MSG_ID: msg_id}),
+        deadline_s=deadline_s, what=subject,
+    )
+
+
+async def connect(settings: Settings, url: str, *, name: str, reconnect: bool = True, quiet: bool = False) -> Client:
+    """Connect with the auth / TLS options from settings. Never logs credentials.
+
+    ``url`` may list several servers (a cluster), comma-separated: the client fails over
+    between them. ``quiet`` silences the client's own error printing (the git hook)."""
     opts: dict[str, object] = {
         "servers": [u.strip() for u in url.split(",")],
         "name": name,
@@ -42,7 +107,7 @@ async def connect(settings: Settings, url: str, *, name: str, reconnect: bool = 
                 raise ConfigError("LINTAS_NATS_TLS_CERT is set but LINTAS_NATS_TLS_KEY is not")
             ctx.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key))
         opts["tls"] = ctx
-    if not reconnect:
+    if quiet or not reconnect:
         opts["error_cb"] = _quiet
         opts["disconnected_cb"] = _quiet_none
     nc = Client()
@@ -91,14 +156,28 @@ async def _ensure_kv(js: JetStreamContext, cfg: api.KeyValueConfig) -> KeyValue:
         return kv
 
 
-async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
+def _kv_buckets(settings: Settings) -> list[api.KeyValueConfig]:
+    r = settings.streams.replicas
+    return [
+        *(api.KeyValueConfig(bucket=name, history=hist, replicas=r) for name, hist in (
+            (S.RUNS_BUCKET, 1), (S.BRANCHES_BUCKET, 1), (S.JOURNAL_BUCKET, 1), (S.LOCKS_BUCKET, 1),
+            (S.TARGETS_BUCKET, 5),
+        )),
+        # created here (not lazily by the API) so that it has the cluster's replica count too
+        api.KeyValueConfig(bucket=S.WEBHOOK_DELIVERIES_BUCKET, history=1, ttl=settings.webhook_dedup_ttl_s,
+                           replicas=r),
+    ]
+
+
+def _streams(settings: Settings) -> list[api.StreamConfig]:
     lim = settings.streams
+
     def stream(name: str, subject: str, **limits: object) -> api.StreamConfig:
         return api.StreamConfig(name=name, subjects=[subject], storage=api.StorageType.FILE,
                                 num_replicas=lim.replicas, **limits)  # type: ignore[arg-type]
 
     history = {"retention": api.RetentionPolicy.LIMITS, "discard": api.DiscardPolicy.OLD}
-    streams = [
+    return [
         stream(S.EVENTS_STREAM, S.EVENTS_ALL, **history, max_age=lim.events_max_age_s,
                duplicate_window=lim.events_duplicate_window_s),
         stream(S.RESULTS_STREAM, S.RESULTS_ALL, **history, max_age=lim.events_max_age_s,
@@ -110,26 +189,90 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
         stream(S.DLQ_STREAM, S.DLQ_ALL, retention=api.RetentionPolicy.LIMITS, max_age=lim.dlq_max_age_s),
         stream(S.NOTIFY_STREAM, S.NOTIFY_ALL, **history, max_age=lim.logs_max_age_s, max_bytes=lim.logs_max_bytes),
     ]
-    try:
-        for cfg in streams:
-            await _ensure_stream(js, cfg)
-        kv = {
-            name: await _ensure_kv(js, api.KeyValueConfig(bucket=name, history=hist, replicas=lim.replicas))
-            for name, hist in (
-                (S.RUNS_BUCKET, 1),
-                (S.BRANCHES_BUCKET, 1),
-                (S.JOURNAL_BUCKET, 1),
-                (S.LOCKS_BUCKET, 1),
-                (S.TARGETS_BUCKET, 5),
+
+
+def _all_stream_names(settings: Settings) -> list[str]:
+    return [
+        *(c.name for c in _streams(settings) if c.name),
+        *(KV_STREAM_TEMPLATE.format(bucket=c.bucket) for c in _kv_buckets(settings)),
+        OBJ_STREAM_TEMPLATE.format(bucket=S.ARTIFACTS_STORE),
+    ]
+
+
+def _cluster_size(js: JetStreamContext) -> int | None:
+    """How many servers the connected one knows in its cluster (None: a standalone server)."""
+    nc: Any = getattr(js, "_nc", None)  # nats-py has no public handle on the server's INFO
+    info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
+    if not info.get("cluster"):
+        return None
+    return len(info.get("connect_urls") or []) or None
+
+
+async def _check_replicas(js: JetStreamContext, settings: Settings) -> list[tuple[str, int]]:
+    """Refuse a replica count the servers cannot hold, before anything is created or changed.
+    Returns the existing streams whose replica count differs (to migrate)."""
+    want = settings.streams.replicas
+    if want < 1:
+        raise ConfigError(f"LINTAS_STREAMS__REPLICAS must be at least 1, not {want}")
+    if want > 1:
+        size = _cluster_size(js)
+        if size is None:
+            raise ConfigError(
+                f"LINTAS_STREAMS__REPLICAS={want} needs a NATS cluster, but the server at LINTAS_NATS_URL is "
+                "standalone (no cluster block): nothing was created; use replicas 1 or point at a cluster"
             )
-        }
+        if want > size:
+            raise ConfigError(
+                f"LINTAS_STREAMS__REPLICAS={want} but the NATS cluster has {size} server(s): nothing was created"
+            )
+    differs: list[tuple[str, int]] = []
+    for name in _all_stream_names(settings):
         try:
-            artifacts = await js.object_store(S.ARTIFACTS_STORE)
+            info = await retrying(lambda n=name: js.stream_info(n), what=f"stream info {name}")  # type: ignore[misc]
         except NotFoundError:
-            artifacts = await js.create_object_store(
-                S.ARTIFACTS_STORE, config=api.ObjectStoreConfig(replicas=lim.replicas)
-            )
-    except BusError:
+            continue
+        if info.config.num_replicas != want:
+            differs.append((name, info.config.num_replicas or 1))
+    return differs
+
+
+async def _migrate_replicas(js: JetStreamContext, name: str, have: int, want: int) -> None:
+    """Scale an existing stream (or a KV bucket's / object store's stream) to ``want`` replicas."""
+    info = await js.stream_info(name)
+    cfg = info.config
+    cfg.num_replicas = want
+    await js.update_stream(cfg)
+    log.warning("stream replicas migrated", stream=name, replicas_from=have, replicas_to=want)
+
+
+async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
+    """Create or update every stream, bucket and the object store, each with
+    ``LINTAS_STREAMS__REPLICAS`` replicas. An existing topology with another replica count is
+    migrated (JetStream scales streams in place); a count the servers cannot hold is refused
+    before anything is touched. Transient cluster errors (an election, peers still catching up)
+    are retried for a while."""
+    lim = settings.streams
+    try:
+        differs = await _check_replicas(js, settings)
+        for name, have in differs:
+            await retrying(lambda n=name, h=have: _migrate_replicas(js, n, h, lim.replicas),  # type: ignore[misc]
+                           what=f"migrate {name}")
+        for cfg in _streams(settings):
+            await retrying(lambda c=cfg: _ensure_stream(js, c), what=f"stream {cfg.name}")  # type: ignore[misc]
+        kv: dict[str, KeyValue] = {}
+        for kcfg in _kv_buckets(settings):
+            kv[kcfg.bucket] = await retrying(lambda c=kcfg: _ensure_kv(js, c), what=f"bucket {kcfg.bucket}")  # type: ignore[misc]
+
+        async def objects() -> ObjectStore:
+            try:
+                return await js.object_store(S.ARTIFACTS_STORE)
+            except NotFoundError:
+                return await js.create_object_store(
+                    S.ARTIFACTS_STORE, config=api.ObjectStoreConfig(replicas=lim.replicas)
+                )
+
+        artifacts = await retrying(objects, what="object store")
+    except (BusError, ConfigError):
         raise
     except Exception as exc:
         raise BusError(f"cannot create JetStream topology: {type(exc).__name__}: {exc}") from exc

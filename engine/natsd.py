@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -42,10 +43,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedNats:
     """``async with EmbeddedNats(dir, port) as url:`` — JetStream on, data in ``dir``, loopback only."""
 
-    def __init__(self, data_dir: Path, port: int = 4222, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, data_dir: Path, port: int = 4222, host: str = "127.0.0.1", *, sync_interval: str | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.host = host
+        self.sync_interval = sync_interval  # JetStream fsync: None (server default, 2m), "always", or a duration
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,15 +67,16 @@ class EmbeddedNats:
                          "is another `lintas up` running? Set LINTAS_NATS_PORT, or LINTAS_NATS_URL to use that NATS")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115, ASYNC230 - owned by the child
+        args = [find_nats_server(), "-a", self.host, "-p", str(self.port), "-n", "lintas-embedded"]
+        if self.sync_interval:  # no command-line flag for it: a config file with the jetstream block
+            conf = self.data_dir / "nats-server.conf"
+            conf.write_text(f"jetstream {{\n  store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}\n"
+                            f"  sync_interval: {self.sync_interval}\n}}\n")
+            args += ["-c", str(conf)]
+        else:
+            args += ["-js", "-sd", str(self.data_dir / "jetstream")]
         self._proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec returns at once
-            [
-                find_nats_server(),
-                "-a", self.host,
-                "-p", str(self.port),
-                "-js",
-                "-sd", str(self.data_dir / "jetstream"),
-                "-n", "lintas-embedded",
-            ],
+            args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ from nats.js.api import Header
 
 from engine import admission
 from engine import subjects as S
-from engine.bus import Topology, engine_consumer_config
+from engine.bus import Topology, engine_consumer_config, publish_acked
 from engine.commands import (
     Admitted,
     Command,
@@ -97,6 +97,8 @@ class Engine(Service):
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._advisory_sub: Any = None
+        self._repair: set[str] = set()  # runs whose commands did not all go out: Recover them
+        self._terminal: set[str] = set()  # keys of runs known to be over (a terminal run never changes)
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,6 +118,7 @@ class Engine(Service):
             asyncio.create_task(self._consume(ev_sub, self._on_ingress), name="engine-events"),
             asyncio.create_task(self._consume(res_sub, self._on_result), name="engine-results"),
             asyncio.create_task(self._ticker(), name="engine-ticker"),
+            asyncio.create_task(self._rescanner(), name="engine-rescan"),
         ]
         self._started = True
         log.info("engine started", recovered=len(self._cache))
@@ -136,10 +139,34 @@ class Engine(Service):
 
     async def recover(self) -> None:
         """Feed ``Recover`` to every non-terminal run: nothing is left running forever."""
-        async for run, rev in self.runs.all():
-            if not run.state.terminal:
+        await self.adopt()
+
+    async def adopt(self) -> int:
+        """Take up every non-terminal run this engine does not hold yet, and ``Recover`` it.
+
+        At start this is crash recovery. Run periodically it is how several engines on one
+        cluster cover for each other: runs that another (perhaps dead) engine was driving
+        are re-driven here; every write is compare-and-set and every re-sent job keeps its
+        id, so an engine that is still alive loses nothing and nothing happens twice."""
+        fresh: list[str] = []
+        held = {RunStore.key(rid) for rid in self._cache}
+        for key in await self.runs.keys():
+            if key in self._terminal or key in held:
+                continue
+            got = await self.runs.get(key)
+            if got is None:
+                continue
+            run, rev = got
+            if run.state.terminal:
+                self._terminal.add(key)
+            elif run.run_id not in self._cache:
                 self._cache[run.run_id] = (run, rev)
-        await asyncio.gather(*(self.handle(rid, Recover()) for rid in list(self._cache)))
+                fresh.append(run.run_id)
+        results = await asyncio.gather(*(self.handle(rid, Recover()) for rid in fresh), return_exceptions=True)
+        for rid, res in zip(fresh, results, strict=True):
+            if isinstance(res, BaseException):
+                self._repair.add(rid)
+        return len(fresh)
 
     # ------------------------------------------------------------------ inputs
     async def _consume(self, sub: Any, handler: Callable[[Msg], Awaitable[None]]) -> None:
@@ -243,8 +270,15 @@ class Engine(Service):
     async def handle(self, run_id: str, inp: Input) -> Run | None:
         run, commands = await self._apply(run_id, inp)
         # Log lines first: later commands may recurse into other decisions, whose logs follow.
-        for cmd in sorted(commands, key=lambda c: not isinstance(c, EmitLog)):
-            await self._execute(cmd)
+        try:
+            for cmd in sorted(commands, key=lambda c: not isinstance(c, EmitLog)):
+                await self._execute(cmd)
+        except Exception:
+            # The new state is saved but some effects did not go out (NATS lost a node for
+            # longer than the retries): a redelivered input would decide "nothing to do", so
+            # the ticker re-derives the effects from the saved state with Recover.
+            self._repair.add(run_id)
+            raise
         return run
 
     async def _apply(self, run_id: str, inp: Input) -> tuple[Run | None, list[Command]]:
@@ -284,6 +318,7 @@ class Engine(Service):
         if run.state.terminal:
             self._cache.pop(run.run_id, None)
             self._run_locks.pop(run.run_id, None)
+            self._terminal.add(key)
         else:
             self._cache[run.run_id] = (run, new_rev)
         await self._nc.publish(S.notify(run.run_id), RunNotice.of(run, new_rev).model_dump_json().encode())
@@ -292,9 +327,8 @@ class Engine(Service):
     async def _execute(self, cmd: Command) -> None:
         if isinstance(cmd, DispatchJob):
             job = cmd.job
-            await self._topo.js.publish(
-                S.job(job.kind), job.model_dump_json().encode(), headers={Header.MSG_ID: job.job_id}
-            )
+            await publish_acked(self._topo.js, S.job(job.kind), job.model_dump_json().encode(), msg_id=job.job_id,
+                                deadline_s=self._settings.nats_retry_s)
         elif isinstance(cmd, EmitLog):
             await self._emit_log(cmd.run_id, cmd.message, cmd.level, cmd.stage)
         elif isinstance(cmd, Enqueue):
@@ -394,6 +428,12 @@ class Engine(Service):
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self._settings.tick_s)
+            for rid in list(self._repair):
+                self._repair.discard(rid)
+                try:
+                    await self.handle(rid, Recover())
+                except Exception as exc:  # handle() put it back: next tick
+                    log.warning("repair failed, will retry", run=rid, error=repr(exc))
             now = self._clock()
             due = [rid for rid, (run, _) in list(self._cache.items()) if _due(run, now)]
             for rid in due:
@@ -401,6 +441,20 @@ class Engine(Service):
                     await self.handle(rid, Tick())
                 except Exception as exc:
                     log.warning("tick failed", run=rid, error=repr(exc))
+
+
+    async def _rescanner(self) -> None:
+        every = self._settings.engine_rescan_s
+        if every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                n = await self.adopt()
+                if n:
+                    log.info("adopted runs", count=n)
+            except Exception as exc:
+                log.warning("rescan failed", error=repr(exc))
 
 
 def _due(run: Run, now: datetime) -> bool:

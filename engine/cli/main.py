@@ -29,6 +29,8 @@ app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversibl
                   no_args_is_help=True, pretty_exceptions_enable=False)
 emit_app = typer.Typer(help="Publish events (used by git hooks).")
 app.add_typer(emit_app, name="emit")
+spool_app = typer.Typer(help="Events the git hook spooled while NATS did not answer.")
+app.add_typer(spool_app, name="spool")
 console = Console()
 err = Console(stderr=True)
 
@@ -61,18 +63,22 @@ async def _until_signal() -> None:
 def up(
     concurrency: Annotated[int, typer.Option(help="jobs in flight per stage worker")] = 4,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background; stop with `lintas down`")] = False,
+    cluster: Annotated[int, typer.Option(help="start N local nats-server nodes with routes (R3 streams) instead of one")] = 0,
 ) -> None:
     """Run everything: embedded nats-server (unless LINTAS_NATS_URL), engine, one worker per stage."""
     settings = _settings()
     if detach:
-        daemon.start_detached(settings, ["up", "--concurrency", str(concurrency)])
+        daemon.start_detached(settings, ["up", "--concurrency", str(concurrency), "--cluster", str(cluster)])
         console.print(f"lintas is up in the background (log: {daemon.log_file(settings)}); stop it with `lintas down`")
         return
 
     async def main() -> None:
-        async with stack(settings, worker_concurrency=concurrency, api=True) as st:
+        async with stack(settings, worker_concurrency=concurrency, api=True, cluster=cluster) as st:
             console.print(f"[bold green]lintas up[/]  home: {settings.home}")
             embedded = f"  (embedded, data in {settings.nats_dir})" if st.embedded else ""
+            if st.cluster:
+                embedded = (f"  (local cluster of {len(st.cluster.nodes)}, R{st.settings.streams.replicas}, "
+                            f"data in {st.cluster.data_dir})")
             console.print(f"  nats:      {st.nats_url}{embedded}")
             console.print(f"  stages:    {', '.join(k for w in st.workers for k in w.kinds)}")
             console.print(f"  spool:     {settings.spool_dir}")
@@ -186,6 +192,35 @@ def emit_push(
     if events:
         outcome = aio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
         print(f"lintas: {outcome}", flush=True)  # git relays this to the pusher as "remote: ..."
+
+
+@spool_app.command("flush")
+def spool_flush(
+    watch: Annotated[bool, typer.Option("--watch", help="keep flushing (run beside the git server)")] = False,
+    every: Annotated[float, typer.Option(help="seconds between flushes with --watch")] = 2.0,
+) -> None:
+    """Publish the events the git hook spooled under LINTAS_HOME/spool (each becomes one run)."""
+    from engine.app import spool_flusher
+    from engine.client import flush_spool
+    from engine.errors import ConfigError
+    from engine.spool import Spool
+
+    settings = _settings()
+
+    async def main() -> None:
+        url = resolve_nats_url(settings)
+        if url is None:
+            raise ConfigError("no NATS: set LINTAS_NATS_URL")
+        if watch:
+            flusher = asyncio.create_task(spool_flusher(settings, url, every))
+            await _until_signal()
+            flusher.cancel()
+            return
+        n = await flush_spool(settings, url)
+        left = len(Spool(settings.spool_dir).pending())
+        console.print(f"flushed {n} spooled event(s); {left} left")
+
+    _run(main())
 
 
 def _local_stage(kind: str, settings: Settings) -> LocalStage:
