@@ -141,10 +141,15 @@ class Topology:
     artifacts: ObjectStore
 
 
+_STREAM_EXISTS = 10058  # "stream name already in use with a different configuration"
+
+
 async def _ensure_stream(js: JetStreamContext, cfg: api.StreamConfig) -> None:
     try:
         await js.add_stream(cfg)
-    except BadRequestError:
+    except BadRequestError as exc:
+        if exc.err_code != _STREAM_EXISTS:
+            raise
         await js.update_stream(cfg)  # exists with other settings: bring it to ours
 
 
@@ -199,13 +204,11 @@ def _all_stream_names(settings: Settings) -> list[str]:
     ]
 
 
-def _cluster_size(js: JetStreamContext) -> int | None:
-    """How many servers the connected one knows in its cluster (None: a standalone server)."""
+def _clustered(js: JetStreamContext) -> bool:
+    """Whether the connected server is part of a cluster (its INFO names one)."""
     nc: Any = getattr(js, "_nc", None)  # nats-py has no public handle on the server's INFO
     info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
-    if not info.get("cluster"):
-        return None
-    return len(info.get("connect_urls") or []) or None
+    return bool(info.get("cluster"))
 
 
 async def _check_replicas(js: JetStreamContext, settings: Settings) -> list[tuple[str, int]]:
@@ -214,17 +217,11 @@ async def _check_replicas(js: JetStreamContext, settings: Settings) -> list[tupl
     want = settings.streams.replicas
     if want < 1:
         raise ConfigError(f"LINTAS_STREAMS__REPLICAS must be at least 1, not {want}")
-    if want > 1:
-        size = _cluster_size(js)
-        if size is None:
-            raise ConfigError(
-                f"LINTAS_STREAMS__REPLICAS={want} needs a NATS cluster, but the server at LINTAS_NATS_URL is "
-                "standalone (no cluster block): nothing was created; use replicas 1 or point at a cluster"
-            )
-        if want > size:
-            raise ConfigError(
-                f"LINTAS_STREAMS__REPLICAS={want} but the NATS cluster has {size} server(s): nothing was created"
-            )
+    if want > 1 and not _clustered(js):
+        raise ConfigError(
+            f"LINTAS_STREAMS__REPLICAS={want} needs a NATS cluster, but the server at LINTAS_NATS_URL is "
+            "standalone (no cluster block): nothing was created; use replicas 1 or point at a cluster"
+        )
     differs: list[tuple[str, int]] = []
     for name in _all_stream_names(settings):
         try:
@@ -252,16 +249,30 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
     before anything is touched. Transient cluster errors (an election, peers still catching up)
     are retried for a while."""
     lim = settings.streams
+    wait = settings.nats_retry_s
     try:
         differs = await _check_replicas(js, settings)
-        for name, have in differs:
-            await retrying(lambda n=name, h=have: _migrate_replicas(js, n, h, lim.replicas),  # type: ignore[misc]
-                           what=f"migrate {name}")
-        for cfg in _streams(settings):
-            await retrying(lambda c=cfg: _ensure_stream(js, c), what=f"stream {cfg.name}")  # type: ignore[misc]
+        try:
+            # The first change decides: if the servers cannot place this many replicas, it fails
+            # (after the retries) and nothing has been created or changed.
+            for name, have in differs:
+                await retrying(lambda n=name, h=have: _migrate_replicas(js, n, h, lim.replicas),  # type: ignore[misc]
+                               deadline_s=wait, what=f"migrate {name}")
+            for cfg in _streams(settings):
+                await retrying(lambda c=cfg: _ensure_stream(js, c), deadline_s=wait,  # type: ignore[misc]
+                               what=f"stream {cfg.name}")
+        except APIError as exc:
+            if exc.err_code == 10005:
+                raise ConfigError(
+                    f"LINTAS_STREAMS__REPLICAS={lim.replicas}: the NATS cluster cannot place that many replicas "
+                    f"(fewer JetStream servers up, within {wait:g}s); nothing was "
+                    + ("migrated" if differs else "created")
+                ) from exc
+            raise
         kv: dict[str, KeyValue] = {}
         for kcfg in _kv_buckets(settings):
-            kv[kcfg.bucket] = await retrying(lambda c=kcfg: _ensure_kv(js, c), what=f"bucket {kcfg.bucket}")  # type: ignore[misc]
+            kv[kcfg.bucket] = await retrying(lambda c=kcfg: _ensure_kv(js, c), deadline_s=wait,  # type: ignore[misc]
+                                             what=f"bucket {kcfg.bucket}")
 
         async def objects() -> ObjectStore:
             try:
@@ -271,7 +282,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
                     S.ARTIFACTS_STORE, config=api.ObjectStoreConfig(replicas=lim.replicas)
                 )
 
-        artifacts = await retrying(objects, what="object store")
+        artifacts = await retrying(objects, deadline_s=wait, what="object store")
     except (BusError, ConfigError):
         raise
     except Exception as exc:
@@ -299,13 +310,15 @@ def worker_consumer_config(kind: str, settings: Settings) -> api.ConsumerConfig:
     )
 
 
-def engine_consumer_config(durable: str, subject: str) -> api.ConsumerConfig:
+def engine_consumer_config(durable: str, subject: str, ack_wait_s: float = 30.0) -> api.ConsumerConfig:
+    """Shared by every engine on the cluster: an input one engine took and did not ack (it
+    died) goes to another after ``ack_wait_s``."""
     return api.ConsumerConfig(
         durable_name=durable,
         filter_subject=subject,
         ack_policy=api.AckPolicy.EXPLICIT,
         deliver_policy=api.DeliverPolicy.ALL,
-        ack_wait=30,
+        ack_wait=ack_wait_s,
         max_deliver=-1,  # the engine's own inputs must never be dropped
         max_ack_pending=10_000,
     )

@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import Header
 
-from engine import admission
+from engine import admission, freshness
 from engine import subjects as S
 from engine.bus import Topology, engine_consumer_config, publish_acked
 from engine.commands import (
@@ -58,6 +58,7 @@ from engine.resolver import PipelineResolver
 from engine.settings import Settings
 from engine.state import BranchQueue, Limits, Run, StageStatus
 from engine.store import BranchStore, RunStore
+from engine.targets import TargetStore
 
 log = structlog.get_logger("lintas.engine")
 Clock = Callable[[], datetime]
@@ -109,7 +110,7 @@ class Engine(Service):
             (S.ENGINE_RESULTS_CONSUMER, S.RESULTS_ALL),
         ):
             await js.add_consumer(S.EVENTS_STREAM if subject == S.EVENTS_ALL else S.RESULTS_STREAM,
-                                  engine_consumer_config(durable, subject))
+                                  engine_consumer_config(durable, subject, self._settings.engine_ack_wait_s))
         await self.recover()
         ev_sub = await js.pull_subscribe_bind(S.ENGINE_EVENTS_CONSUMER, stream=S.EVENTS_STREAM)
         res_sub = await js.pull_subscribe_bind(S.ENGINE_RESULTS_CONSUMER, stream=S.RESULTS_STREAM)
@@ -352,7 +353,7 @@ class Engine(Service):
         outcome: Input
         for attempt in range(3):
             try:
-                outcome = await asyncio.to_thread(self._resolver.resolve, run)
+                outcome = await asyncio.to_thread(self._resolver.resolve, run, await self._deployed(run))
                 break
             except Exception as exc:  # git trouble that is not the repo's fault: retry, then fail loudly
                 if attempt == 2:
@@ -360,6 +361,17 @@ class Engine(Service):
                 else:
                     await asyncio.sleep(0.5 * (attempt + 1))
         await self.handle(run_id, outcome)
+
+    async def _deployed(self, run: Run) -> list[str]:
+        """Commits deployed from the run's repo: a push older than one of them is refused (engine/freshness.py)."""
+        if run.source not in freshness.CHECKED_SOURCES | freshness.OPERATOR_SOURCES:
+            return []
+        try:
+            targets = await TargetStore(self._topo.targets).all()
+            return sorted({t.commit for t in targets.values() if t.repo == run.repo})
+        except Exception as exc:
+            log.warning("deployed commits unknown: only the branch head is checked", run=run.run_id, error=repr(exc))
+            return []
 
     async def _branch_op(self, repo: str, ref: str, op: BranchOp) -> None:
         """Apply an admission op to a branch queue; ops that pile up while a write is in

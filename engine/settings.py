@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     nats_retry_s: float = 30.0  # a write (publish with Nats-Msg-Id, KV compare-and-set) is retried this long
     nats_sync_interval: str | None = None  # JetStream fsync for servers Lintas starts: "always", or e.g. "2m"
     engine_rescan_s: float = 5.0  # engines adopt runs they do not hold (another engine died) this often; 0: never
+    engine_ack_wait_s: float = 30.0  # an input a dead engine took goes to another engine after this
     emit_timeout_s: float = 3.0  # the git hook's budget: what is not acknowledged by then is spooled
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
