@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import time
 
 from bench.common import make_repo, noop_pipeline, push_event, report, summary_ms, workdir
@@ -40,6 +41,9 @@ async def main(runs: int, stages: int) -> None:
             url = str(d / "infra.git")
             latencies: list[float] = []
             for i, sha in enumerate(shas):
+                # as a real push does: the branch points at the commit before its event is sent
+                # (a push event for a commit that is no longer the head is refused as stale)
+                await asyncio.to_thread(subprocess.run, ["git", "update-ref", "refs/heads/main", sha], cwd=url, check=True)
                 ev = push_event("infra", url, sha, before=shas[i - 1] if i else None)
                 fut = asyncio.get_running_loop().create_future()
                 done[ev.run_id] = fut

@@ -92,6 +92,17 @@ class PipelineResolved(_In):
     spec: PipelineSpec
     source: str
     changed_paths: list[str] | None = None
+    notes: list[str] = Field(default_factory=list)  # recorded on the run (an operator deploying an older commit)
+
+
+class RunRefused(_In):
+    """The run's commit is stale (no longer its branch's head, or older than what is deployed):
+    refused when the run starts, before any stage. ``state``: superseded when the branch moved on,
+    failed when the commit is older than one already deployed."""
+
+    kind: Literal["run_refused"] = "run_refused"
+    reason: str
+    state: Literal["superseded", "failed"] = "failed"
 
 
 class PipelineRejected(_In):
@@ -123,6 +134,7 @@ Input = (
     | Superseded
     | PipelineResolved
     | PipelineRejected
+    | RunRefused
     | Tick
     | Recover
 )

@@ -25,6 +25,7 @@ from engine.commands import (
     Recover,
     ReleaseBranch,
     ResolvePipeline,
+    RunRefused,
     Superseded,
     Tick,
 )
@@ -61,6 +62,8 @@ def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None =
         _on_resolved(d, event, now)
     elif isinstance(event, PipelineRejected):
         _on_rejected(d, event, now)
+    elif isinstance(event, RunRefused):
+        _on_refused(d, event, now)
     elif isinstance(event, ControlEvent):
         _on_control(d, event, now)
     elif isinstance(event, JobStarted):
@@ -149,6 +152,10 @@ def _on_resolved(d: Decision, ev: PipelineResolved, now: datetime) -> None:
     run.pipeline = ev.spec
     run.pipeline_source = ev.source
     run.changed_paths = ev.changed_paths
+    for note in ev.notes:
+        if note not in run.warnings:
+            run.warnings.append(note)
+        d.commands.append(_log(run, note, "warning"))
     for name in topo_order(ev.spec):
         spec = ev.spec.stages[name]
         rec = StageRecord(name=name, kind=spec.kind, on_failure=bool(spec.on_failure))
@@ -165,6 +172,13 @@ def _on_rejected(d: Decision, ev: PipelineRejected, now: datetime) -> None:
         return
     run.diagnostics = list(ev.diagnostics)
     _finish(d, RunState.failed, f"pipeline definition rejected: {ev.message}", now)
+
+
+def _on_refused(d: Decision, ev: RunRefused, now: datetime) -> None:
+    run = _run(d)
+    if run.state is not RunState.running or run.pipeline is not None:
+        return
+    _finish(d, RunState(ev.state), ev.reason, now)
 
 
 def _on_control(d: Decision, ev: ControlEvent, now: datetime) -> None:

@@ -130,6 +130,12 @@ class MirrorCache:
             return None
         return str(found.resolve().target)
 
+    def is_ancestor(self, url: str, ancestor: str, descendant: str) -> bool:
+        """True when ``ancestor`` is a strict ancestor of ``descendant`` (both must be present here)."""
+        if ancestor == descendant or not (self.has_commit(url, ancestor) and self.has_commit(url, descendant)):
+            return False
+        return bool(self._repo(url).descendant_of(descendant, ancestor))
+
     def read_blob(self, url: str, sha: str, path: str, max_bytes: int) -> bytes | None:
         """The file at ``path`` in commit ``sha``, or None if absent. Symlinks are refused."""
         repo = self.ensure(url, sha)

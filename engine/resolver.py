@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from engine.commands import PipelineRejected, PipelineResolved
+from engine import freshness
+from engine.commands import PipelineRejected, PipelineResolved, RunRefused
 from engine.errors import InputError
 from engine.gitrepo import MirrorCache
 from engine.pipeline import PipelineSpec, load_default_pipeline, load_pipeline
@@ -31,8 +32,16 @@ class PipelineResolver:
             self._default = load_default_pipeline(self._default_path)
         return self._default
 
-    def resolve(self, run: Run) -> PipelineResolved | PipelineRejected:
-        """Blocking (git): call through ``asyncio.to_thread``."""
+    def resolve(self, run: Run, deployed: Collection[str] = ()) -> PipelineResolved | PipelineRejected | RunRefused:
+        """Blocking (git): call through ``asyncio.to_thread``. ``deployed``: the commits deployed
+        from the run's repo; a push older than one of them, or no longer its branch's head, is
+        refused (:mod:`engine.freshness`)."""
+        try:
+            fresh = freshness.check(self._mirror, run, deployed)
+        except InputError as exc:
+            return PipelineRejected(message=exc.summary, diagnostics=exc.diagnostics)
+        if fresh.refused is not None:
+            return RunRefused(reason=fresh.refused, state=fresh.state)
         try:
             blob = self._mirror.read_blob(run.url, run.sha, self._file, MAX_PIPELINE_BYTES)
             if blob is None:
@@ -44,4 +53,5 @@ class PipelineResolver:
             changed = self._mirror.changed_paths(run.url, run.before, run.sha)
         except InputError as exc:
             return PipelineRejected(message=exc.summary, diagnostics=exc.diagnostics)
-        return PipelineResolved(spec=spec, source=source, changed_paths=changed)
+        return PipelineResolved(spec=spec, source=source, changed_paths=changed,
+                                notes=[fresh.note] if fresh.note else [])
