@@ -53,7 +53,9 @@ class Journal:
                 continue
         raise ConflictError(f"journal {job_id}: too much contention")
 
-    async def complete(self, job_id: str, result: JobFinished) -> JournalEntry:
+    async def complete(self, job_id: str, result: JobFinished, *, replace: bool = False) -> JournalEntry:
+        """Record the job's result. A result already recorded stands, unless ``replace`` (the
+        recorded one could not be published: it is replaced by the failure that says why)."""
         key = S.journal_key(job_id)
         for _ in range(20):
             got = await self._store.get(key)
@@ -63,7 +65,7 @@ class Journal:
                     return entry
                 continue
             entry, rev = got
-            if entry.state == "done":
+            if entry.state == "done" and not replace:
                 return entry  # a racing delivery finished first: its result stands
             entry.state = "done"
             entry.result = result

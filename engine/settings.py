@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     job_max_deliver: int = 5
     job_nak_delay_s: float = 1.0
     job_heartbeat_s: float | None = None  # default: ack_wait / 3
+    # Stage results: larger than this, the full result goes to the object store and the inline one
+    # names it (summary.result_ref); larger than result_max_bytes, the attempt fails with the reason
+    result_inline_max_bytes: int = Field(256 * 1024, ge=16 * 1024, le=768 * 1024)
+    result_max_bytes: int = Field(16 * 1024**2, ge=64 * 1024)
 
     # Orchestrator
     tick_s: float = 1.0

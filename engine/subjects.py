@@ -114,6 +114,11 @@ def render_index_doc(repo: str, sha: str) -> str:
     return f"render/{token(repo)}/{sha}.json"
 
 
+def result_doc(run_id: str, stage: str, attempt: int) -> str:
+    """A stage result too large to travel inline (the inline one names this document)."""
+    return f"result/{token(run_id)}/{token(stage)}-{attempt}.json"
+
+
 def plan_doc(run_id: str) -> str:
     return f"plan/{token(run_id)}.json"
 

@@ -25,6 +25,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import Header
 
 from engine import subjects as S
+from engine.artifacts import NatsArtifactStore
 from engine.bus import Topology, worker_consumer_config
 from engine.diagnostics import Diagnostic
 from engine.disposition import classify
@@ -34,6 +35,7 @@ from engine.gitrepo import MirrorCache
 from engine.journal import Journal
 from engine.lifecycle import Service
 from engine.redact import Redactor
+from engine.results import failed_copy, inline_part, serialised
 from engine.runlog import RunLogger
 from engine.settings import Settings
 from engine.stage import Stage, StageContext, StageResult
@@ -155,8 +157,9 @@ class Worker(Service):
         delivery = msg.metadata.num_delivered or 1
         entry = await self._journal.begin(job.job_id, self.worker_id)
         if entry.state == "done" and entry.result is not None:
-            await self._publish_result(entry.result)  # idempotent: same Nats-Msg-Id
-            await msg.ack()
+            rlog_done = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)
+            if await self._record(job, entry.result, rlog_done):  # idempotent: same Nats-Msg-Id
+                await msg.ack()
             return
         rlog = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)
         await self._publish(
@@ -191,10 +194,63 @@ class Worker(Service):
             approval_reasons=result.approval_reasons, warnings=result.warnings,
             duration_s=round(time.perf_counter() - t0, 6),
         )
-        entry = await self._journal.complete(job.job_id, finished)
-        assert entry.result is not None
-        await self._publish_result(entry.result)
-        await msg.ack()
+        finished = await self._bounded(job, finished, rlog)
+        if await self._record(job, finished, rlog):
+            await msg.ack()
+        else:
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self._settings.job_nak_delay_s)  # bus trouble: redelivery re-publishes
+
+    async def _bounded(self, job: Job, finished: JobFinished, rlog: RunLogger) -> JobFinished:
+        """A result that fits in one message (engine/results.py); the full one may go to the object store."""
+        finished, raw = serialised(finished)
+        if len(raw) <= self._settings.result_inline_max_bytes:
+            return finished
+        if len(raw) > self._settings.result_max_bytes:
+            reason = (f"the stage's result is too large ({len(raw)} bytes > {self._settings.result_max_bytes}, "
+                      "LINTAS_RESULT_MAX_BYTES)")
+            await rlog.error(reason)
+            kept = inline_part(finished, None, len(raw))  # its first diagnostics still reach the run
+            return failed_copy(finished, reason).model_copy(update={"failure": StageFailure(
+                message=reason, diagnostics=kept.failure.diagnostics if kept.failure else [])})
+        ref = S.result_doc(job.run_id, job.stage, job.attempt)
+        try:
+            await NatsArtifactStore(self._topo.artifacts).put_doc(ref, raw)
+        except Exception as exc:
+            reason = f"the stage's result ({len(raw)} bytes) could not be stored: {type(exc).__name__}: {exc}"
+            await rlog.error(reason[:500])
+            return failed_copy(finished, reason[:500])
+        await rlog.info(f"result of {len(raw)} bytes stored as {ref}; the run keeps a summary")
+        small = inline_part(finished, ref, len(raw))
+        if len(small.model_dump_json()) > self._settings.result_inline_max_bytes:
+            small = small.model_copy(update={"summary": {"result_ref": ref, "result_bytes": len(raw)}})
+        return small
+
+    async def _record(self, job: Job, finished: JobFinished, rlog: RunLogger) -> bool:
+        """Journal and publish the result. If that fails for the result's sake, the attempt fails
+        with the reason instead (never a crashed handler and a redelivery loop); False: the bus
+        itself is in trouble and the job should be redelivered."""
+        try:
+            entry = await self._journal.complete(job.job_id, finished)
+            assert entry.result is not None
+            await self._publish_result(entry.result)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = f"the stage's result could not be recorded: {type(exc).__name__}: {str(exc)[:300]}"
+            log.error("result not recorded", job=job.job_id, error=reason)
+        try:
+            await rlog.error(reason)
+            entry = await self._journal.complete(job.job_id, failed_copy(finished, reason), replace=True)
+            assert entry.result is not None
+            await self._publish_result(entry.result)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("failure not recorded either; job will be redelivered", job=job.job_id, error=repr(exc))
+            return False
 
     async def _on_error(
         self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger

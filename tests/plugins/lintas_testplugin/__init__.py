@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+from engine.diagnostics import Diagnostic
 from engine.errors import PermanentError, RetryableError
+from engine.events import StageFailure
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 
@@ -82,3 +84,25 @@ class AskApprovalStage:
 
     async def run(self, ctx: StageContext) -> StageResult:
         return StageResult.ok(approval_reasons=[str(ctx.job.options.get("reason", "change touches both spines"))])
+
+
+class BigResultStage:
+    """A result as large as asked: ``with: {bytes: N, diagnostics: M, unserialisable: true}``."""
+
+    kind: ClassVar[str] = "t-big"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def run(self, ctx: StageContext) -> StageResult:
+        _mark(ctx)
+        opts = ctx.job.options
+        summary: dict[str, object] = {"small": "kept", "blob": "x" * int(opts.get("bytes", 0))}
+        if opts.get("unserialisable"):
+            summary["odd"] = object()
+        n = int(opts.get("diagnostics", 0))
+        if n:
+            diags = [Diagnostic(file="big.yaml", line=i + 1, message="bad " + "y" * 100) for i in range(n)]
+            return StageResult(outcome="failed", summary=summary,
+                               failure=StageFailure(message=f"{n} problems", diagnostics=diags))
+        return StageResult.ok(summary)

@@ -1,0 +1,92 @@
+"""Results too large for one message, or that cannot be published (issue 13, item 2): the run
+still ends with the reason and its (capped) diagnostics; the job is never redelivered in a loop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from engine import subjects as S
+from engine.app import Stack, build_stages, stack
+from engine.artifacts import NatsArtifactStore
+from engine.natsd import EmbeddedNats, free_port
+from engine.settings import Settings
+from engine.state import Run, RunState
+from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+INLINE, MAX = 64 * 1024, 8 * 1024 * 1024
+
+
+@dataclass
+class Env:
+    st: Stack
+    settings: Settings
+    repo: Path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    tmp = tmp_path_factory.mktemp("results")
+    async with EmbeddedNats(tmp / "nats", free_port()) as url:
+        settings = Settings(home=tmp / "home", nats_url=url, job_ack_wait_s=2.0, job_max_deliver=3,
+                            job_nak_delay_s=0.1, tick_s=0.2, stage_grace_s=2.0, api_addr=f"127.0.0.1:{free_port()}",
+                            result_inline_max_bytes=INLINE, result_max_bytes=MAX)
+        repo = make_repo(tmp, settings, "big")
+        async with stack(settings, stages=build_stages(settings, ["t-big", "t-noop"])) as st:
+            yield Env(st, settings, repo)
+
+
+async def run_with(env: Env, options: str) -> Run:
+    """A run whose one stage is t-big with these options (a commit pushed per call)."""
+    sha = commit(env.repo, env.settings, pipeline(f"  big:\n    uses: t-big\n    with: {options}\n"), options)
+    push(env.repo, env.settings)
+    return await wait_run(env.st.topo, run_id_of(env.repo, sha), timeout=30)
+
+
+async def test_a_large_result_goes_to_the_object_store_with_a_reference(env: Env) -> None:
+    run = await run_with(env, "{bytes: 300000}")
+    assert run.state is RunState.succeeded, run.error
+    summary = run.stages["big"].summary
+    ref = S.result_doc(run.run_id, "big", 1)
+    assert summary["result_ref"] == ref and summary["small"] == "kept" and summary["result_omitted"] == ["blob"]
+    assert summary["result_bytes"] > 300000
+    full = json.loads(await NatsArtifactStore(env.st.topo.artifacts).get_doc(ref) or b"{}")
+    assert full["summary"]["blob"] == "x" * 300000 and full["outcome"] == "succeeded"
+    assert run.stages["big"].deliveries == 1
+
+
+async def test_twenty_thousand_diagnostics_reach_the_run_capped(env: Env) -> None:
+    """The issue's case: 20,000 errors used to make the result larger than the NATS max payload."""
+    run = await run_with(env, "{diagnostics: 20000}")
+    stage = run.stages["big"]
+    assert run.state is RunState.failed and stage.status.value == "failed"
+    assert stage.error == "20000 problems" and stage.deliveries == 1
+    assert len(stage.diagnostics) == 101 and stage.diagnostics[0].file == "big.yaml"
+    assert stage.diagnostics[-1].message == "... and 19900 more problem(s) not shown (20000 in total)"
+    full = json.loads(await NatsArtifactStore(env.st.topo.artifacts).get_doc(stage.summary["result_ref"]) or b"{}")
+    assert len(full["failure"]["diagnostics"]) == 20000  # the whole list, aside
+
+
+async def test_a_result_over_the_maximum_fails_the_attempt_with_the_reason(env: Env) -> None:
+    run = await run_with(env, "{bytes: 9000000, diagnostics: 5}")
+    stage = run.stages["big"]
+    assert run.state is RunState.failed and stage.deliveries == 1 and stage.attempt == 1
+    assert stage.error is not None and stage.error.startswith("the stage's result is too large (")
+    assert f"> {MAX}, LINTAS_RESULT_MAX_BYTES)" in stage.error
+    assert [d.line for d in stage.diagnostics] == [1, 2, 3, 4, 5]  # still on the run
+    assert "result_ref" not in stage.summary
+
+
+async def test_a_result_that_cannot_be_serialised_fails_the_attempt_and_the_worker_keeps_serving(env: Env) -> None:
+    run = await run_with(env, "{unserialisable: true}")
+    stage = run.stages["big"]
+    assert run.state is RunState.failed and stage.deliveries == 1
+    assert (stage.error or "").startswith("the stage's result cannot be serialised: ")
+    ok = await run_with(env, "{bytes: 10}")
+    assert ok.state is RunState.succeeded
