@@ -22,6 +22,7 @@ from engine.diagnostics import Diagnostic
 from engine.errors import RepoAccessError
 
 _SAFE_CFG = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=user", "-c", "submodule.recurse=false"]
+_PRIVATE = ["sh", "-c", 'umask 077 && exec "$@"', "lintas-git"]  # the umask of git only (not of this process)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -173,12 +174,12 @@ class MirrorCache:
         source = self.path_for(url)
         if dest.exists():
             shutil.rmtree(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        private_dirs(dest.parent)
+        try:  # umask 077: every directory 0700 and every file 0600 (0700 if executable) from the start
             git.Git().execute(
-                ["git", *_SAFE_CFG, "clone", "--quiet", "--shared", "--no-checkout", str(source), str(dest)]
+                [*_PRIVATE, "git", *_SAFE_CFG, "clone", "--quiet", "--shared", "--no-checkout", str(source), str(dest)]
             )
-            git.Git(str(dest)).execute(["git", *_SAFE_CFG, "checkout", "--quiet", "--detach", sha])
+            git.Git(str(dest)).execute([*_PRIVATE, "git", *_SAFE_CFG, "checkout", "--quiet", "--detach", sha])
         except GitCommandError as exc:
             raise RepoAccessError(
                 [Diagnostic(file=url, message=f"cannot check out {sha[:12]}: {str(exc.stderr).strip()[:500]}")]
@@ -194,6 +195,14 @@ class MirrorCache:
             for repo in self._repos.values():
                 repo.free()
             self._repos.clear()
+
+
+def private_dirs(path: Path) -> None:
+    """``path`` and any missing parents, created 0700 (an existing ``path`` is made 0700 too)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _tree(repo: pygit2.Repository, sha: str) -> pygit2.Tree:

@@ -8,6 +8,9 @@ input is bad. Stages are registered through the ``lintas.stages`` entry point gr
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -17,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.bus import Topology
 from engine.diagnostics import Diagnostic
 from engine.events import Job, StageFailure
-from engine.gitrepo import MirrorCache
+from engine.gitrepo import MirrorCache, private_dirs
 from engine.runlog import RunLogger
 from engine.settings import Settings
 
@@ -63,8 +66,29 @@ class StageContext:
         return self.settings.work_dir / self.job.run_id / self.job.stage
 
     def checkout(self) -> Path:
-        """A work tree at exactly the pushed sha (blocking: call via ``asyncio.to_thread``)."""
+        """A private work tree at exactly the pushed sha (blocking: call via ``asyncio.to_thread``).
+
+        Directories are 0700 (``LINTAS_HOME/work`` too) and files 0600; the worker removes it
+        when the stage ends (``LINTAS_KEEP_WORK_TREES`` keeps it, for debugging)."""
+        private_dirs(self.settings.work_dir)
+        private_dirs(self.workdir)
         return self.mirror.checkout(self.job.url, self.job.sha, self.workdir / "repo")
+
+    def discard(self, paths: Iterable[str]) -> None:
+        """Delete these files of the work tree now (secrets a scan blocked: kept no longer than the scan)."""
+        tree = (self.workdir / "repo").resolve()
+        for rel in paths:
+            target = (tree / rel).resolve()
+            if target.is_relative_to(tree) and target != tree and (target.is_file() or target.is_symlink()):
+                target.unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        """Remove the stage's work tree (and the run's directory once empty), unless kept for debugging."""
+        if self.settings.keep_work_trees or not self.workdir.exists():
+            return
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.workdir.parent.rmdir()  # only if no other stage of the run has a tree there
 
 
 @runtime_checkable

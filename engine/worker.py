@@ -187,6 +187,7 @@ class Worker(Service):
             result = failed
         finally:
             heartbeat.cancel()
+            await asyncio.to_thread(ctx.cleanup)  # work trees live as long as their stage
         finished = JobFinished(
             event_id=f"{job.job_id}:finished", occurred_at=datetime.now(UTC), job_id=job.job_id,
             run_id=job.run_id, stage=job.stage, attempt=job.attempt, worker=self.worker_id,

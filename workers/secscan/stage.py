@@ -79,9 +79,12 @@ class SecscanStage:
         try:
             scan = await asyncio.to_thread(scan_repo, root, opts)
         except InputError as exc:
+            await asyncio.to_thread(ctx.cleanup)
             for d in exc.diagnostics[:20]:
                 await ctx.log.error(str(d))
             return StageResult.failed(f"secscan: {exc.summary}", exc.diagnostics)
+        # a blocked file (a secret) is not kept a moment longer than the scan, even in a kept work tree
+        await asyncio.to_thread(ctx.discard, sorted({f.file for f in scan.blocking}))
         name = report_doc_name(job.run_id)
         await NatsArtifactStore(ctx.topology.artifacts).put_doc(name, json.dumps(scan.sarif()).encode())
         for f in scan.findings:
