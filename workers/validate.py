@@ -97,5 +97,30 @@ class ValidateStage:
                 settle()  # the cached model stays out of later collections
 
     def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
-        diags, summary, _model = self._validate(root)
+        """`lintas validate PATH`: everything the validate stage checks, and the templates
+        rendered for every target, so "valid" means the pipeline's render will not reject it."""
+        diags, summary, model = self._validate(root)
+        if not diags and model is not None:
+            diags = render_check(root, model, summary)
         return result_of(diags, summary)
+
+
+def render_check(root: Path, model: InfraModel, summary: dict[str, Any]) -> list[Diagnostic]:
+    """Render every target's artifacts (discarded): template errors as diagnostics, and
+    ``summary["templates"]`` saying what was rendered."""
+    from workers.render.env import Renderer
+    from workers.render.targets import render_targets
+
+    renderer = Renderer(root)
+    try:
+        texts = render_targets(model, model.targets, renderer)
+    except InputError as exc:
+        summary["errors"] = exc.total
+        summary["templates"] = "not rendered: template errors"
+        return exc.diagnostics
+    finally:
+        close = getattr(renderer, "close", None)  # the sandboxed renderer holds a child process
+        if close is not None:
+            close()
+    summary["templates"] = f"rendered for {len(texts)} target(s), {sum(len(a) for a in texts.values())} artifact(s)"
+    return []

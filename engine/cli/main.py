@@ -248,7 +248,9 @@ def validate_cmd(path: Annotated[Path, typer.Argument()] = Path(".")) -> None:
     _print_result(result)
     s = result.summary
     what = ", ".join(f"{s[k]} {k}" for k in ("devices", "hosts", "instances", "networks") if k in s)
-    console.print(f"valid: {s.get('files_checked', 0)} file(s)" + (f"; model: {what}" if what else ""))
+    templates = s.get("templates", "not rendered (no infra model)")
+    console.print(f"valid: {s.get('files_checked', 0)} file(s)" + (f"; model: {what}" if what else "")
+                  + f"; templates: {templates}")
 
 
 @app.command("plan")
