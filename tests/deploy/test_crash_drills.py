@@ -141,7 +141,7 @@ class Stack:
         return run_id
 
     def log_of(self, run_id: str) -> str:
-        return self.lx.cli("logs", run_id).stdout
+        return " ".join(self.lx.cli("logs", run_id).stdout.split())  # the console wraps long lines
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,13 @@ converged in one OVSDB transaction, its tunnel address set, and on ``kvm`` hosts
 domains defined/started/stopped (removals only with ``allow_deletions``). Hosts have no
 device-side timer: rollback restores the snapshot.
 
+**Resume, never restart** (issue 19). A redelivered job (a crash, a killed worker, a restarted
+engine) finds the run's record and resumes it: waves are re-walked, and before comparing,
+each device's pending commit is read on the device. This run's own (its message names the
+run) is adopted as committed and awaiting verify, never taken for "unchanged" although the
+device is at the candidate; another run's, or one of unknown origin, fails the device. A
+host whose snapshot the run already stored keeps it and is converged to completion.
+
 Verify confirms the commits; rollback (``on_failure``) undoes them.
 """
 

@@ -3,9 +3,11 @@
 Every switch of the model is checked (:mod:`workers.deploy.checks`), and every deployed
 hypervisor host (:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel
 address, each modelled domain's state, vCPUs, memory and every NIC's MAC and bridge),
-polling until all checks pass or ``verify_timeout``. On success the commits deploy left pending are
-confirmed (stopping their device-side timers) and the target store records the new
-last-known-good state; a device whose timer already restored it fails the stage. The
+polling until all checks pass or ``verify_timeout``. On success every commit of this run pending
+on a switch is confirmed, found on the devices themselves and not only in the record (a commit
+confirmed before a crash is recognised by its checkpoint); the devices are read again, and the
+stage fails while any commit of the run is still pending. Only then does the target store
+record the new last-known-good state; a device whose timer already restored it fails the stage. The
 full report is stored as ``verify/<run>/<stage>.json``; failing checks go on the run.
 """
 
