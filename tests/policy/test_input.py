@@ -13,7 +13,7 @@ import pytest
 
 from tests.policy.conftest import FIXED_META, TEMPLATE
 from workers.model import InfraModel, affected_by, load_model
-from workers.policy.change import change_of, model_at_revision
+from workers.policy.change import change_of, model_at_revision, rendered_change
 from workers.policy.input import build_input, commit_meta, parse_labels
 
 
@@ -80,9 +80,9 @@ def test_change_from_the_plan_and_the_model_diff(tmp_path: Path, template_model:
         {"kind": "unknown", "name": "old-leaf", "role": None, "status": "removed"},
     ]
     assert {"kind": "network", "name": "uat-db", "targets": ["leaf-01", "leaf-02"]} in change["objects"]
-    # without a render stage, the same change is derived from the model diff
+    # without a render, the change is unknown: it is never guessed from the model diff
     derived, _ = change_of(new, template_model, None, baseline_known=True, against="commit x")
-    assert derived is not None and derived["changed"] == ["leaf-01", "leaf-02"] and derived["new"] == []
+    assert derived is None
 
 
 def test_commit_metadata_from_the_checkout(tmp_path: Path) -> None:
@@ -108,5 +108,7 @@ def test_commit_metadata_from_the_checkout(tmp_path: Path) -> None:
     assert meta["commit_time"].endswith("Z")
     old = model_at_revision(root, first)
     assert old is not None and old.fabric.underlay.maximum_paths == 4
-    summary, affected = change_of(load_model(root), old, None, baseline_known=True, against=f"commit {first}")
+    rendered = rendered_change(root, first)  # a full render of both commits
+    summary, affected = change_of(load_model(root), old, rendered, baseline_known=True, against=f"commit {first}")
     assert summary is not None and "spine-01" in summary["changed"] and affected["spine-01"] == {("fabric", "underlay")}
+    assert rendered_change(root, "no-such-commit") is None

@@ -1,8 +1,10 @@
 """The change under evaluation: which targets and which model objects it touches.
 
-The render stage's plan summary says which targets will change on deploy. The model
-diff (:func:`workers.model.graph.affected_by`) says which objects changed and why each
-target is affected. Without a render stage the plan summary is derived from that diff.
+The render stage's plan summary (or a full render of both commits, :func:`rendered_change`)
+says which targets will change on deploy: the one sound change set. The model diff
+(:func:`workers.model.graph.changed_objects`) says which objects changed, and the
+dependency graph explains which object affects which target (:func:`attribute`); the
+graph never decides which targets change.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from workers.model import InfraModel, affected_by, load_model_texts
+from workers.model import InfraModel, affected_by, changed_objects, load_model_texts
 from workers.model.cache import ModelCache
 from workers.model.graph import ObjectKey
 from workers.model.loader import MODEL_FILES
@@ -46,17 +48,40 @@ def model_at_revision(root: Path, rev: str, cache: ModelCache | None = None) -> 
         repo.close()
 
 
-def derived_summary(model: InfraModel, old: InfraModel | None, affected: Affected, against: str) -> dict[str, Any]:
-    """A plan summary (render's shape) from the model diff alone."""
-    now, before = set(model.targets), set(old.targets) if old is not None else set()
-    touched = set(affected)
-    return {
-        "against": against,
-        "new": sorted(t for t in touched if t in now and t not in before),
-        "changed": sorted(t for t in touched if t in now and t in before),
-        "removed": sorted(t for t in touched if t not in now),
-        "unchanged": len(now - touched),
-    }
+def first_push_summary(model: InfraModel, against: str) -> dict[str, Any]:
+    """Nothing before: every target is new (sound without rendering anything)."""
+    return {"against": against, "new": sorted(model.targets), "changed": [], "removed": [], "unchanged": 0}
+
+
+def rendered_change(root: Path, before: str) -> dict[str, Any] | None:
+    """The change from ``before`` to the working tree at ``root``, from a full render of both
+    (the same computation as `lintas plan --against`): for a pipeline whose policy stage has
+    no render stage before it, and for `lintas policy check --against`. None when ``before``
+    cannot be rendered (not a git repo, unknown commit, invalid model there)."""
+    from workers.render.local import plan_local
+
+    result = plan_local(root, against=before)
+    if result.outcome != "succeeded":
+        return None
+    return {k: result.summary[k] for k in ("against", "new", "changed", "removed", "unchanged")}
+
+
+def attribute(affected: Affected, plan_summary: Mapping[str, Any] | None, changed: set[ObjectKey]) -> Affected:
+    """Which changed objects explain each target of the plan.
+
+    The plan (a full or fingerprint-sound render) decides *which* targets change; the
+    model diff says *what* changed. The dependency graph's attribution is kept where the
+    plan agrees, and a plan target it cannot explain (a template reading another object's
+    values) is attributed to every changed object: an object's targets are always a subset
+    of the plan's, and every target of the plan appears under some object."""
+    if plan_summary is None:
+        return affected
+    planned = {str(t) for k in ("new", "changed", "removed") for t in plan_summary.get(k) or []}
+    out: Affected = {t: set(keys) for t, keys in affected.items() if t in planned}
+    for target in planned - set(out):
+        if changed:
+            out[target] = set(changed)
+    return out
 
 
 def change_of(
@@ -65,12 +90,13 @@ def change_of(
 ) -> tuple[Mapping[str, Any] | None, Affected]:
     """(plan summary, affected) for :func:`workers.policy.input.build_input`.
 
-    ``baseline_known`` is False when there is nothing to compare with (a local check without
-    ``--against``): the change is then unknown, unless the render stage said what it is.
+    The targets come only from a render: ``render_summary`` (the render stage's plan, or
+    :func:`rendered_change`). With no baseline at all (a first push) every target is new.
+    Otherwise the change is unknown (``None``): never guessed from the model diff.
     """
-    affected: Affected = affected_by(old, model) if (old is not None or baseline_known) else {}
-    if render_summary is not None:
-        return render_summary, affected
-    if not baseline_known:
-        return None, affected
-    return derived_summary(model, old, affected, against), affected
+    if render_summary is None and baseline_known and old is None:
+        render_summary = first_push_summary(model, against)
+    if old is None:
+        return render_summary, ({t: {("new-model",)} for t in model.targets} if render_summary is not None else {})
+    changed = changed_objects(old, model)
+    return render_summary, attribute(affected_by(old, model), render_summary, changed)

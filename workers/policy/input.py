@@ -16,49 +16,23 @@ Addresses are strings, keys are sorted, and nothing depends on dict order or the
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
-
-from pydantic import BaseModel
 
 from engine.repofs import RepoFS
 from workers.model.graph import ObjectKey
 from workers.model.model import InfraModel
+from workers.model.plain import plain
 
 SCHEMA_VERSION = 1
 LABELS_TRAILER = "Lintas-Labels"
 _TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s*(.*)$")
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,62}$")
-_IP = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
-       ipaddress.IPv4Interface, ipaddress.IPv6Interface, UUID)
 MAX_TEMPLATE_BYTES = 256 * 1024
 MAX_TEMPLATES_TOTAL = 4 * 1024 * 1024
-
-
-def plain(value: Any) -> Any:
-    """JSON-ready data: dataclasses and pydantic models as sorted dicts, addresses as strings."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, _IP):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return plain(value.model_dump(mode="json"))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in sorted(dataclasses.fields(value), key=lambda f: f.name)
-                if f.compare}
-    if isinstance(value, Mapping):
-        return {str(k): plain(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, set | frozenset):
-        return sorted(plain(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    raise TypeError(f"cannot put {type(value).__name__} into the policy input")
 
 
 def _management_acl(model: InfraModel, device: Any) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 1. check out the pushed sha; load the model (a bad model fails here, with every problem);
 2. the change: the render stage's plan summary when the pipeline has one (``needs: [render]``),
-   else the diff against ``before``; the objects that changed, from the model diff;
+   else a full render of ``before`` and of the pushed sha (never a guess from the model
+   diff); the objects that changed, from the model diff, attributed to the plan's targets;
 3. metadata from the commit (author, message, time, ``Lintas-Labels:`` trailer);
 4. modules: the built-in library plus the repo's ``policies/**/*.rego`` (checked first);
 5. evaluate with regorus in a sandboxed child, or with OPA when ``LINTAS_OPA_URL`` is set;
@@ -31,7 +32,7 @@ from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from workers.model import InfraModel, load_model
 from workers.model.cache import ModelCache
-from workers.policy.change import change_of, model_at_revision
+from workers.policy.change import change_of, model_at_revision, rendered_change
 from workers.policy.config import PolicySettings
 from workers.policy.engine import Decision, Modules
 from workers.policy.errors import PolicyError
@@ -74,6 +75,8 @@ class PolicyStage:
         with self._cache_lock:
             model = load_model(root, cache=self._cache)
             old = model_at_revision(root, before, self._cache) if has_before and before else None
+        if render_summary is None and has_before and before:
+            render_summary = rendered_change(root, before)  # no render stage: render both commits
         plan_summary, affected = change_of(
             model, old, render_summary, baseline_known=pushed or has_before,
             against=f"commit {before}" if has_before else "nothing (first push)",

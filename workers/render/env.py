@@ -1,155 +1,278 @@
-"""The one Jinja2 environment every renderer uses.
+"""The parent side of template rendering: repo templates in, text out, through the sandbox child.
 
 Hostile-repo rules:
-- ``SandboxedEnvironment``: no attribute access to dunders, no calling unsafe methods;
-- ``StrictUndefined``: a missing variable is an error, never an empty string;
+- templates never run in a Lintas process: :class:`Renderer` sends each call to a child
+  process (:mod:`workers.render.sandbox`) with address-space, CPU-time and output limits,
+  killed when the deadline passes; whatever a template does, the worker survives;
+- inside the child: Jinja2's ``ImmutableSandboxedEnvironment`` (no dunder access, no
+  unsafe calls) with ``StrictUndefined`` (a missing variable is an error), and arithmetic
+  and formatting that would exhaust memory are refused before they allocate;
 - templates come from the built-ins in ``workers/render/templates``, overridable by the
-  repo's ``templates/`` directory (same relative name), loaded through :class:`RepoFS`
+  repo's ``templates/`` directory (same relative name), read here through :class:`RepoFS`
   so paths are confined to the repo root and symlinks leaving it are refused;
-- no extensions, no filesystem access from templates, output size is bounded.
+- contexts are plain JSON data: a template sees values, never Lintas objects.
 
-A template error becomes an :class:`~engine.errors.RenderError`-style ``InputError``
-whose diagnostic names the template, the line and the device.
+Every failure (syntax, undefined variable, sandbox violation, recursion, memory, CPU,
+timeout, output size) becomes a :class:`RenderError` whose diagnostic names the template,
+the line where known, and the target.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Callable, Mapping
+import contextlib
+import hashlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError
-from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from engine.diagnostics import Diagnostic
-from engine.errors import InputError, RepoAccessError
+from engine.errors import InputError
 from engine.repofs import RepoFS
+from workers.model.plain import plain
+from workers.render import sandbox
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
-REPO_TEMPLATES = "templates"
-MAX_OUTPUT_CHARS = 4 * 1024 * 1024
+BUILTIN_DIR = sandbox.BUILTIN_DIR
+REPO_TEMPLATES = sandbox.REPO_TEMPLATES
+MAX_OUTPUT_CHARS = sandbox.MAX_OUTPUT_CHARS
+MAX_TEMPLATE_BYTES = 256 * 1024
+MAX_TEMPLATES_TOTAL = 4 * 1024 * 1024
+_SANDBOX = str(Path(sandbox.__file__).resolve())
 
 
 class RenderError(InputError):
     """A template that does not render: names the template, line and target."""
 
 
-class _Loader(BaseLoader):
-    """Repo ``templates/<name>`` first (confined), then the built-in ``<name>``."""
+@dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """Limits of one renderer's child process (one render job)."""
 
-    def __init__(self, repo: RepoFS | None) -> None:
-        self._repo = repo
+    memory_mb: int = 256  # address space of the child
+    cpu_s: int = 60  # CPU time of the child, over the whole job
+    timeout_s: float = 300.0  # wall clock, from the renderer's first call
+    max_output_chars: int = MAX_OUTPUT_CHARS  # one artifact
 
-    def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
-        if ".." in template.split("/") or template.startswith("/"):
-            raise TemplateNotFound(template)
-        if self._repo is not None:
-            rel = f"{REPO_TEMPLATES}/{template}"
-            if self._repo.exists(rel):
-                return self._repo.read_text(rel), rel, lambda: True
-        path = BUILTIN_DIR / template
+
+@dataclass(frozen=True, slots=True)
+class TemplateCall:
+    """One template to render for one target, with a plain-data (JSON) context."""
+
+    template: str
+    target: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def read_repo_templates(root: Path) -> dict[str, str]:
+    """The repo's template overrides, ``{name under templates/: source}``, read confined and bounded."""
+    fs = RepoFS(root, max_file_bytes=MAX_TEMPLATE_BYTES)
+    if not fs.exists(REPO_TEMPLATES):
+        return {}
+    out: dict[str, str] = {}
+    total = 0
+    for rel in sorted(fs.glob(f"{REPO_TEMPLATES}/**")):
+        if rel.lower().endswith((".md", ".txt")):
+            continue
+        data = fs.read_bytes(rel)
+        total += len(data)
+        if total > MAX_TEMPLATES_TOTAL:
+            raise RenderError([Diagnostic(file=rel, message=f"templates/ holds more than {MAX_TEMPLATES_TOTAL} bytes")])
+        try:
+            out[rel[len(REPO_TEMPLATES) + 1 :]] = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RenderError([Diagnostic(file=rel, message=f"template is not UTF-8 text: {exc.reason}")]) from exc
+    return out
+
+
+def _builtin_digest() -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(BUILTIN_DIR.rglob("*")):
         if path.is_file():
-            return path.read_text(), f"builtin:{template}", lambda: True
-        raise TemplateNotFound(template)
+            h.update(str(path.relative_to(BUILTIN_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
-def _ip(value: Any) -> str:
-    return str(ipaddress.ip_interface(str(value)).ip)
+class _Child:
+    """One sandbox process, request/response over pipes, killed at the deadline."""
+
+    def __init__(self, templates: Mapping[str, str], limits: RenderLimits) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.timeout_s
+        self.proc = subprocess.Popen(  # noqa: S603 - our own script, empty environment
+            [sys.executable, "-I", _SANDBOX, str(limits.memory_mb), str(limits.cpu_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={}, close_fds=True,
+        )
+        self._buf = b""
+        self._max_line = 8 * limits.max_output_chars + 4096  # JSON escaping of the largest artifact
+        self._send({"templates": dict(templates)})
+
+    def _send(self, doc: Mapping[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(doc, default=plain).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def call(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one call, return its reply; raises _Died when the child is gone or over a limit."""
+        try:
+            self._send(doc)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _Died(self._death()) from exc
+        line = self._readline()
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def _readline(self) -> bytes:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                raise _Died(f"timed out after {self.limits.timeout_s:g} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                raise _Died(self._death())
+            self._buf += chunk
+            if len(self._buf) > self._max_line and b"\n" not in self._buf:
+                self.kill()
+                raise _Died(f"output too large (over {self.limits.max_output_chars} chars)")
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _death(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "renderer process stopped answering"
+        if code in (-signal.SIGXCPU, -signal.SIGKILL):
+            return f"CPU time limit exceeded ({self.limits.cpu_s} s)"
+        return f"renderer process died (exit status {code}; memory limit {self.limits.memory_mb} MB)"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        _reap(self.proc)
 
 
-def _prefixlen(value: Any) -> int:
-    return ipaddress.ip_interface(str(value)).network.prefixlen
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
-def _network(value: Any) -> str:
-    return str(ipaddress.ip_interface(str(value)).network)
-
-
-FILTERS: Mapping[str, Callable[..., Any]] = {"ip": _ip, "prefixlen": _prefixlen, "network": _network}
-
-
-MAX_SEQUENCE = 1_000_000  # longest string/list a template may build by repetition
-MAX_EXPONENT_BITS = 4096  # largest integer a template may build with **
-_WIDTH = re.compile(r"%[-#0 +]*(\d+)")
-
-
-class _Env(ImmutableSandboxedEnvironment):
-    """The sandbox stops attribute escapes; this also stops arithmetic that would
-    exhaust memory or CPU (``'a' * 10**10``, ``9 ** 99999999``, ``'%999999999d' % 1``)
-    before it allocates."""
-
-    intercepted_binops = frozenset(["*", "**", "%"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_SEQUENCE:
-                    raise SecurityError(f"repetition would build {len(seq) * n} items (limit {MAX_SEQUENCE})")
-        elif operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and (
-                right * max(abs(left).bit_length(), 1) > MAX_EXPONENT_BITS
-            ):
-                raise SecurityError(f"power {left} ** {right} is too large")
-        elif operator == "%" and isinstance(left, str) and any(int(w) > 10_000 for w in _WIDTH.findall(left)):
-            raise SecurityError("format width too large")
-        return super().call_binop(context, operator, left, right)
+class _Died(Exception):
+    pass
 
 
 class Renderer:
-    """Compiles each template once; renders many targets."""
+    """Renders templates of one repo (or the built-ins alone) for one job, in a sandbox child.
 
-    def __init__(self, repo_root: Path | None = None) -> None:
-        repo = RepoFS(repo_root) if repo_root is not None else None
-        self.env = _Env(
-            loader=_Loader(repo),
-            undefined=StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            auto_reload=False,
-            cache_size=400,
-        )
-        self.env.filters.update(FILTERS)
+    The child starts at the first call and lives until :meth:`close` (or until the
+    renderer is garbage-collected); the limits apply to that whole life.
+    """
 
-    def template(self, name: str, target: str = "") -> Template:
+    BUILTIN_DIGEST = _builtin_digest()
+
+    def __init__(self, repo_root: Path | None = None, *, limits: RenderLimits | None = None) -> None:
+        self._root = repo_root
+        self.limits = limits or RenderLimits()
+        self._templates: dict[str, str] | None = None
+        self._child: _Child | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def repo_templates(self) -> dict[str, str]:
+        if self._templates is None:
+            self._templates = read_repo_templates(self._root) if self._root is not None else {}
+        return self._templates
+
+    def digest(self) -> str:
+        """Identifies the template set (repo overrides and built-ins): equal digest, equal templates."""
+        h = hashlib.blake2b(self.BUILTIN_DIGEST.encode(), digest_size=16)
+        for name, source in sorted(self.repo_templates.items()):
+            h.update(name.encode() + b"\0" + source.encode() + b"\0")
+        return h.hexdigest()
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._child = None
+
+    def _session(self) -> _Child:
+        if self._child is None or not self._child.alive():
+            if self._child is not None and self._finalizer is not None:
+                self._finalizer()
+            child = _Child(self.repo_templates, self.limits)
+            self._finalizer = weakref.finalize(self, _reap, child.proc)
+            self._child = child
+        return self._child
+
+    def _call(self, op: str, call: TemplateCall) -> dict[str, Any]:
+        doc = {"op": op, "template": call.template, "target": call.target, "context": call.context,
+               "max_chars": self.limits.max_output_chars}
         try:
-            return self.env.get_template(name)
-        except TemplateSyntaxError as exc:
-            raise RenderError([Diagnostic(file=exc.filename or exc.name or name, line=exc.lineno, path=target,
-                                          message=f"template syntax error: {exc.message}")]) from exc
-        except TemplateNotFound as exc:
-            raise RenderError([Diagnostic(file=name, path=target, message=f"template not found: {exc.name}")]) from exc
-        except RepoAccessError:
-            raise
+            return self._session().call(doc)
+        except _Died as exc:
+            self.close()
+            return {"ok": False, "file": self._file_of(call.template), "line": None,
+                    "message": f"{exc} while rendering {call.target}", "fatal": True}
+
+    def _file_of(self, template: str) -> str:
+        return f"{REPO_TEMPLATES}/{template}" if template in self.repo_templates else f"builtin:{template}"
+
+    def template(self, name: str, target: str = "") -> None:
+        """Check that ``name`` exists and compiles (raises RenderError naming file and line)."""
+        reply = self._call("compile", TemplateCall(name, target))
+        if not reply.get("ok"):
+            raise RenderError([_diagnostic(reply, target)])
 
     def render(self, name: str, *, target: str, **context: Any) -> str:
-        tpl = self.template(name, target)
-        try:
-            out = tpl.render(**context)
-        except (UndefinedError, SecurityError, TemplateError, TypeError, ValueError, ArithmeticError) as exc:
-            raise RenderError([_diagnostic(exc, tpl, target)]) from exc
-        if len(out) > MAX_OUTPUT_CHARS:
-            raise RenderError([Diagnostic(file=tpl.filename or name, path=target,
-                                          message=f"output too large ({len(out)} chars)")])
+        return self.render_many([TemplateCall(name, target, context)])[0]
+
+    def render_many(self, calls: Sequence[TemplateCall]) -> list[str]:
+        """The text of every call, in order; every failure reported together as one RenderError.
+        A failure that kills the child (CPU, deadline, output) stops the job there."""
+        out: list[str] = []
+        errors: list[Diagnostic] = []
+        for call in calls:
+            reply = self._call("render", call)
+            if reply.get("ok"):
+                out.append(str(reply.get("text", "")))
+                continue
+            errors.append(_diagnostic(reply, call.target))
+            out.append("")
+            if reply.get("fatal"):
+                break
+        if errors:
+            raise RenderError(errors, summary=f"{len(errors)} template error(s)")
         return out
 
 
-def _diagnostic(exc: BaseException, tpl: Template, target: str) -> Diagnostic:
-    """Find the template line from the traceback (Jinja maps frames to template lines)."""
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == tpl.filename or "<template>" in tb.tb_frame.f_code.co_filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    kind = "sandbox violation" if isinstance(exc, SecurityError) else type(exc).__name__
-    return Diagnostic(file=_source(tpl), line=line, path=target, message=f"{kind} while rendering {target}: {exc}")
-
-
-def _source(tpl: Template) -> str:
-    """The file the user would edit: ``templates/...`` in the repo, or ``builtin:...``."""
-    return tpl.filename or tpl.name or "?"
+def _diagnostic(reply: Mapping[str, Any], target: str) -> Diagnostic:
+    line = reply.get("line")
+    return Diagnostic(file=str(reply.get("file") or "?"), line=line if isinstance(line, int) else None, path=target,
+                      message=str(reply.get("message") or "template error"))

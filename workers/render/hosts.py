@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import uuid as uuidlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,9 +36,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.diagnostics import Diagnostic
 from workers.model.model import Host, InfraModel
+from workers.model.plain import plain
 from workers.model.schema_hosts import FlavorSpec, InstanceSpec
 from workers.render.domain import LINTAS_NS, DomainFacts, DomainXmlError, domain_facts
-from workers.render.env import Renderer, RenderError
+from workers.render.env import Renderer, RenderError, TemplateCall
+from workers.render.inputs import TargetInput
 from workers.render.ovs_schema import (
     MANAGED,
     Bridge,
@@ -153,28 +156,76 @@ def check_domain(expected: ExpectedDomain, facts: DomainFacts) -> list[str]:
 # -- rendering ---------------------------------------------------------------
 
 
-def render_host(
-    model: InfraModel, name: str, renderer: Renderer, options: HostRenderOptions | None = None
-) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class DomainInput:
+    instance: InstanceSpec
+    flavor: FlavorSpec
+    expected: ExpectedDomain
+
+
+@dataclass(frozen=True, slots=True)
+class HostInput:
+    """Everything a host's artifacts are made of (``finish_host`` reads nothing else)."""
+
+    host: Host
+    peer_ips: tuple[tuple[str, str], ...]  # (peer, its tunnel IP) for each geneve/VXLAN peer
+    domains: tuple[DomainInput, ...]  # every instance placed on the host, by name
+    options: HostRenderOptions
+
+
+def host_input(model: InfraModel, name: str, options: HostRenderOptions | None = None) -> TargetInput:
+    """The input projection of host ``name``: the host, its peers' tunnel IPs, its instances
+    with their flavors and expected domains, and the domain template calls."""
     opts = options or HostRenderOptions()
     host = model.hosts[name]
-    try:
-        out = {"ovs.json": ovs_spec(model, host, opts).to_json()}
-    except ValidationError as exc:
-        raise RenderError(
-            [Diagnostic(file="ovs.json", path=name, message=f"invalid OVS state: {e['msg']}") for e in exc.errors()]
-        ) from exc
-    expected: list[ExpectedDomain] = []
+    peers = tuple((p, str(model.hosts[p].tunnel_ip.ip)) for p in host.peers) if host.tunnels is not None else ()
+    domains = []
     for inst_name in sorted(model.instances_by_host.get(name, ())):
         inst = model.instances[inst_name]
-        exp = expected_domain(model, host, inst)
-        if host.owns_domains and inst.state != "absent":
-            artifact = f"domains/{inst.name}.xml"
-            out[artifact] = render_domain(host, inst, model.flavors[inst.flavor], exp, renderer, opts)
+        domains.append(DomainInput(inst, model.flavors[inst.flavor], expected_domain(model, host, inst)))
+    data = HostInput(host, peers, tuple(domains), opts)
+    if not host.owns_domains:
+        return TargetInput(target=name, kind="host", calls=(), data=data, finish=finish_host)
+    host_doc = {**plain(host), "owns_domains": host.owns_domains, "tunnel_ip": str(host.tunnel_ip)}
+    calls = tuple(
+        TemplateCall(DOMAIN_TEMPLATE, f"{host.name}/{d.instance.name}", {
+            "d": domain_context(d.expected, d.instance, d.flavor, opts, host.domain_type),
+            "instance": d.instance, "flavor": d.flavor, "host": host_doc,  # made plain when sent to the sandbox
+        })
+        for d in data.domains
+        if d.instance.state != "absent"
+    )
+    return TargetInput(target=name, kind="host", calls=calls, data=data, finish=finish_host)
+
+
+def finish_host(inp: TargetInput, texts: Sequence[str]) -> dict[str, str]:
+    """The artifacts of a host from its input and its rendered domain XML (never from the model)."""
+    data: HostInput = inp.data
+    host, opts = data.host, data.options
+    try:
+        out = {"ovs.json": ovs_spec(host, dict(data.peer_ips), opts).to_json()}
+    except ValidationError as exc:
+        raise RenderError(
+            [Diagnostic(file="ovs.json", path=host.name, message=f"invalid OVS state: {e['msg']}") for e in exc.errors()]
+        ) from exc
+    rendered = dict(zip((c.target for c in inp.calls), texts, strict=True))
+    expected: list[ExpectedDomain] = []
+    errors: list[Diagnostic] = []
+    for d in data.domains:
+        exp = d.expected
+        target = f"{host.name}/{d.instance.name}"
+        if target in rendered:
+            artifact = f"domains/{d.instance.name}.xml"
+            try:
+                out[artifact] = _checked_domain(rendered[target], exp, target)
+            except RenderError as exc:
+                errors.extend(exc.diagnostics)
             exp = exp.model_copy(update={"xml": artifact})
         expected.append(exp)
+    if errors:
+        raise RenderError(errors)
     index = DomainIndex(
-        host=name,
+        host=host.name,
         kind=host.kind,
         managed_by="lintas" if host.owns_domains else "nova",
         domain_type=(opts.domain_type or host.domain_type) if host.owns_domains else None,
@@ -184,7 +235,14 @@ def render_host(
     return out
 
 
-def ovs_spec(model: InfraModel, host: Host, opts: HostRenderOptions) -> OvsSpec:
+def render_host(
+    model: InfraModel, name: str, renderer: Renderer, options: HostRenderOptions | None = None
+) -> dict[str, str]:
+    inp = host_input(model, name, options)
+    return inp.finish(inp, renderer.render_many(inp.calls))
+
+
+def ovs_spec(host: Host, peer_ips: Mapping[str, str], opts: HostRenderOptions) -> OvsSpec:
     datapath = opts.datapath_type or host.ovs.datapath_type
     integ = host.ovs.integration_bridge
     uplink_bridge = host.ovs.bridges[0] if host.ovs.bridges else UPLINK_BRIDGE
@@ -192,8 +250,8 @@ def ovs_spec(model: InfraModel, host: Host, opts: HostRenderOptions) -> OvsSpec:
     local_ip = str(host.tunnel_ip.ip)
     tunnels: list[Port] = []
     if host.tunnels is not None:
-        for peer in sorted(host.peers, key=lambda p: model.hosts[p].tunnel_ip.ip):
-            remote = str(model.hosts[peer].tunnel_ip.ip)
+        for peer in sorted(host.peers, key=lambda p: ipaddress.ip_address(peer_ips[p])):
+            remote = peer_ips[peer]
             options = {
                 "remote_ip": remote,
                 "local_ip": local_ip,
@@ -360,13 +418,8 @@ def domain_context(
     }
 
 
-def render_domain(
-    host: Host, inst: InstanceSpec, flavor: FlavorSpec, exp: ExpectedDomain, renderer: Renderer, opts: HostRenderOptions
-) -> str:
-    """Render one domain and check it: well-formed, no DTD, and in agreement with ``exp``."""
-    target = f"{host.name}/{inst.name}"
-    ctx = domain_context(exp, inst, flavor, opts, host.domain_type)
-    xml = renderer.render(DOMAIN_TEMPLATE, target=target, d=ctx, instance=inst, flavor=flavor, host=host)
+def _checked_domain(xml: str, exp: ExpectedDomain, target: str) -> str:
+    """A rendered domain, checked: well-formed, no DTD, and in agreement with ``exp``."""
     try:
         facts = domain_facts(xml, source=f"{DOMAIN_TEMPLATE} ({target})")
     except DomainXmlError as exc:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from engine.artifacts import content_id
+from engine.diagnostics import Diagnostic
 from engine.errors import InputError, LintasError
 from engine.gitrepo import MirrorCache
 from engine.settings import Settings
@@ -25,7 +26,8 @@ from workers.render.targets import kind_of, render_targets
 
 def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]]]:
     model = load_model(root, cache=cache)
-    texts = render_targets(model, model.targets, Renderer(root))
+    with Renderer(root) as renderer:
+        texts = render_targets(model, model.targets, renderer)
     index = RenderIndex(
         repo=root.name, sha="working-copy",
         targets={t: {n: content_id(x.encode()) for n, x in arts.items()} for t, arts in texts.items()},
@@ -37,8 +39,15 @@ def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dic
 def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]], str]:
     import git
 
-    with git.Repo(root, search_parent_directories=False) as repo:
-        sha = repo.commit(ref).hexsha
+    try:
+        with git.Repo(root, search_parent_directories=False) as repo:
+            sha = repo.commit(ref).hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise InputError([Diagnostic(file=str(root), message=f"--against {ref} needs a git repository, and "
+                                     f"{root} is not one")], summary=f"{root} is not a git repository") from exc
+    except (git.BadName, git.GitCommandError, ValueError) as exc:
+        raise InputError([Diagnostic(file=str(root), message=f"no commit {ref!r} in this repository")],
+                         summary=f"unknown revision {ref!r}") from exc
     with tempfile.TemporaryDirectory(prefix="lintas-plan-") as tmp:
         tree = MirrorCache(Path(tmp) / "cache").checkout(str(root), sha, Path(tmp) / "tree")
         index, texts = _render_tree(tree, cache)
@@ -66,6 +75,17 @@ def _deployed_baseline() -> tuple[dict[str, dict[str, str]], dict[str, bytes]] |
     return result if result[0] else None
 
 
+def _has_head(root: Path) -> bool:
+    import git
+
+    try:
+        with git.Repo(root, search_parent_directories=False) as repo:
+            repo.head.commit  # noqa: B018 - raises when there is no commit
+            return True
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return False
+
+
 def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = None) -> StageResult:
     try:
         index, texts = _render_tree(root, cache)
@@ -82,6 +102,8 @@ def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = No
         elif (deployed := _deployed_baseline()) is not None:
             baseline, label = deployed[0], "deployed"
             blobs.update(deployed[1])
+        elif not _has_head(root):
+            baseline, label = {}, "nothing (not a git repository with commits, and no deployed state known)"
         else:
             base_index, base_texts, sha = _render_ref(root, "HEAD", cache)
             baseline, label = base_index.targets, f"HEAD {sha[:12]} (no deployed state known)"

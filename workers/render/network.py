@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,8 @@ from engine.diagnostics import Diagnostic
 from engine.errors import PermanentError
 from workers.model.model import Device, InfraModel
 from workers.model.overhead import overhead
-from workers.render.env import Renderer, RenderError
+from workers.render.env import Renderer, RenderError, TemplateCall
+from workers.render.inputs import TargetInput
 from workers.render.linux_schema import LINUX_MGMT_IF, linux_json
 
 ARTIFACTS: dict[str, tuple[str, ...]] = {"frr": ("frr.conf", "linux.json"), "eos": ("running-config",)}
@@ -104,18 +105,29 @@ def resolve_secrets(text: str, lookup: Callable[[str], str]) -> str:
     return SECRET_TOKEN_RE.sub(substitute, text)
 
 
-def render_device(model: InfraModel, name: str, renderer: Renderer) -> dict[str, str]:
-    """``{artifact name: text}`` of switch ``name``. Raises RenderError naming template, line and device."""
+def device_input(model: InfraModel, name: str) -> TargetInput:
+    """The input projection of switch ``name``: its template context (plain data) and nothing else."""
     device = model.devices.get(name)
     if device is None:
         raise RenderError([Diagnostic(file="fabric/devices.yaml", path=name, message=f"unknown device '{name}'")])
     ctx = device_context(model, device)
-    if device.platform == "eos":
-        return {"running-config": _finish(renderer.render(TEMPLATES["running-config"], target=name, **ctx))}
-    return {
-        "frr.conf": _finish(renderer.render(TEMPLATES["frr.conf"], target=name, **ctx)),
-        "linux.json": linux_json(ctx),
-    }
+    artifact = "running-config" if device.platform == "eos" else "frr.conf"
+    return TargetInput(target=name, kind="device", calls=(TemplateCall(TEMPLATES[artifact], name, ctx),),
+                       data=None, finish=finish_device)
+
+
+def finish_device(inp: TargetInput, texts: Sequence[str]) -> dict[str, str]:
+    """The artifacts of a switch from its input and its rendered template (never from the model)."""
+    (call,), (text,) = inp.calls, texts
+    if call.template == TEMPLATES["running-config"]:
+        return {"running-config": _finish(text)}
+    return {"frr.conf": _finish(text), "linux.json": linux_json(dict(call.context))}
+
+
+def render_device(model: InfraModel, name: str, renderer: Renderer) -> dict[str, str]:
+    """``{artifact name: text}`` of switch ``name``. Raises RenderError naming template, line and device."""
+    inp = device_input(model, name)
+    return inp.finish(inp, renderer.render_many(inp.calls))
 
 
 def _finish(text: str) -> str:

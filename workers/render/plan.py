@@ -24,6 +24,7 @@ class RenderIndex(BaseModel):
     sha: str
     targets: dict[str, dict[str, str]]  # target -> artifact name -> content id
     kinds: dict[str, Literal["device", "host"]] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)  # target -> input fingerprint (workers.render.inputs)
 
 
 class ArtifactDiff(BaseModel):

@@ -1,9 +1,12 @@
 """The ``render`` stage: the validated model becomes per-target artifacts and a plan.
 
 1. check out the pushed sha; load and validate the model (all errors at once);
-2. pick targets: only those the change affects when the previous commit's render index
-   is known (incremental), else all; a template change re-renders everything;
-3. render in a sandbox; store artifacts by content hash; store the render index;
+2. pick targets: every target's input projection is fingerprinted (model projection,
+   templates, renderer code); a target renders again when its fingerprint differs from the
+   previous commit's render index, or when that index is unknown. The rest is reused,
+   byte-identical to a full render by construction;
+3. render in the template sandbox (a child process with limits); store artifacts by
+   content hash; store the render index with the fingerprints;
 4. plan: per-target unified diff against what is deployed (TargetStore), stored as a
    document and summarised on the run: new / changed / unchanged / removed.
 """
@@ -22,14 +25,13 @@ from engine.errors import InputError
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
 from engine.targets import TargetStore
-from workers.model import InfraModel, load_model, load_model_texts
+from workers.model import InfraModel, load_model
 from workers.model.cache import ModelCache
 from workers.model.gcpause import gc_paused, settle
-from workers.model.revision import model_texts_at
-from workers.render.env import Renderer
+from workers.render.env import Renderer, RenderLimits
 from workers.render.local import plan_local
 from workers.render.plan import Plan, RenderIndex, make_plan
-from workers.render.targets import kind_of, render_targets, select_targets
+from workers.render.targets import Selection, kind_of, render_inputs, select_targets
 
 
 class RenderStage:
@@ -59,14 +61,15 @@ class RenderStage:
             return StageResult.failed(f"model invalid: {exc.summary}", exc.diagnostics)
         store = NatsArtifactStore(ctx.topology.artifacts)
         previous = await self._previous(store, job.repo, job.before)
-        old_model = await asyncio.to_thread(self._model_at, ctx, job.before) if previous else None
-        selected = select_targets(model, old_model=old_model, previous=previous.targets if previous else {},
-                                  changed_paths=job.changed_paths)
-        try:
-            rendered = await asyncio.to_thread(render_targets, model, selected, Renderer(root))
-        except InputError as exc:
-            return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
-        index = RenderIndex(repo=job.repo, sha=job.sha, targets={}, kinds={t: kind_of(model, t) for t in model.targets})
+        # the template child must be gone before the stage's own deadline
+        limits = RenderLimits(timeout_s=max(1.0, job.timeout_s - 5.0))
+        with Renderer(root, limits=limits) as renderer:
+            try:
+                selection, rendered = await asyncio.to_thread(self._render, model, renderer, previous)
+            except InputError as exc:
+                return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
+        index = RenderIndex(repo=job.repo, sha=job.sha, targets={}, kinds={t: kind_of(model, t) for t in model.targets},
+                            inputs=selection.fingerprints)
         for target in sorted(model.targets):
             if target in rendered:
                 index.targets[target] = {n: await store.put_blob(text.encode()) for n, text in rendered[target].items()}
@@ -78,7 +81,9 @@ class RenderStage:
         await store.put_doc(S.plan_doc(job.run_id), plan.model_dump_json().encode())
         ms = (time.perf_counter() - t0) * 1000
         reused = len(model.targets) - len(rendered)
-        await ctx.log.info(f"rendered {len(rendered)} target(s), reused {reused} from {str(job.before)[:8]} in {ms:.0f} ms")
+        source = f" from {str(job.before)[:8]}" if reused else ""
+        await ctx.log.info(f"rendered {len(rendered)} target(s) whose inputs changed, reused {reused}{source} "
+                           f"in {ms:.0f} ms")
         for name in plan.by_status("new") + plan.by_status("changed"):
             tp = plan.targets[name]
             stats = ", ".join(f"{d.name} +{d.added} -{d.removed}" for d in tp.diffs)
@@ -87,6 +92,14 @@ class RenderStage:
             "rendered": len(rendered), "reused": reused, "targets": len(model.targets),
             "plan": S.plan_doc(job.run_id), "index": S.render_index_doc(job.repo, job.sha), **plan.summary(),
         })
+
+    @staticmethod
+    def _render(
+        model: InfraModel, renderer: Renderer, previous: RenderIndex | None
+    ) -> tuple[Selection, dict[str, dict[str, str]]]:
+        selection = select_targets(model, renderer, previous=previous.inputs if previous else None,
+                                   reusable=previous.targets if previous else ())
+        return selection, render_inputs({t: selection.inputs[t] for t in selection.render}, renderer)
 
     def _load(self, root: Path) -> InfraModel:
         with self._cache_lock:
@@ -97,16 +110,6 @@ class RenderStage:
             return None
         raw = await store.get_doc(S.render_index_doc(repo, before))
         return RenderIndex.model_validate_json(raw) if raw else None
-
-    def _model_at(self, ctx: StageContext, sha: str | None) -> InfraModel | None:
-        if not sha:
-            return None
-        texts = model_texts_at(ctx.mirror, ctx.job.url, sha)
-        try:
-            with self._cache_lock:
-                return load_model_texts(texts, cache=self._cache)
-        except InputError:
-            return None  # the previous commit was invalid: render everything
 
     async def _plan(
         self, ctx: StageContext, store: ArtifactStore, index: RenderIndex, rendered: dict[str, dict[str, str]]
