@@ -455,8 +455,25 @@ def _mount_plugins() -> None:
 
 
 def main() -> None:
-    _mount_plugins()
-    app()
+    """The `lintas` command. Bad input ends in one line on stderr and exit status 2, never a
+    traceback; an unexpected error says so in one line (``LINTAS_TRACEBACK=1`` shows it)."""
+    from pydantic import ValidationError
+
+    try:
+        _mount_plugins()
+        app()
+    except LintasError as exc:
+        err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+    except ValidationError as exc:  # settings from the environment
+        err.print(f"[red]error:[/] invalid settings: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}")
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("LINTAS_TRACEBACK"):
+            raise
+        err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:300]} (LINTAS_TRACEBACK=1 shows where)",
+                  highlight=False)
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ run in order and each leaves the fabric at its repo's last-known-good state:
    leaves with exactly the right remote VTEPs;
 2. the same commit again (``lintas trigger``) and a commit that changes no config: no
    device is committed to (their checkpoints do not move);
-3. a change that passes validation and policy but breaks the fabric (a VTEP outside the
-   underlay prefix-list, so it is filtered): ``rolled_back``, with the failing checks
-   listed, and BGP/EVPN as before afterwards;
+3. a change that passes validation and policy but breaks the fabric (a repo-local template
+   override that filters leaf-04's EVPN routes): ``rolled_back``, with the failing checks
+   listed, and BGP/EVPN as before afterwards; then an explicit VTEP outside the pool, which
+   changes every switch's prefix-list: one approval, all six switches deployed and verified;
 4. the management path to one leaf cut in the middle of the deploy: the run ends
    ``failed`` naming that leaf, and the leaf's device-side timer restores it by itself;
 5. `lintas up` SIGKILLed after the commits and before verify confirms them: the devices
@@ -68,6 +69,7 @@ class Env:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     seen: set[str] = field(default_factory=set)
+    approvals: dict[str, int] = field(default_factory=dict)
 
     # -- processes -------------------------------------------------------------------------
 
@@ -127,14 +129,21 @@ class Env:
         return dict(json.loads(self.cli("show", run_id, "--json").stdout))
 
     def drive(self, run_id: str, timeout: float = RUN_TIMEOUT_S) -> dict[str, Any]:
-        """Approve the run whenever it waits for approval (the operator); return it when terminal."""
+        """Approve the run whenever it waits for approval (the operator); return it when terminal.
+        ``approvals[run_id]`` counts the times the run came to wait for one."""
         deadline = time.monotonic() + timeout
+        waiting = False
         while time.monotonic() < deadline:
             run = self.show(run_id)
             if run["state"] == "waiting_approval":
-                self.cli("approve", run_id)
+                if not waiting:
+                    self.approvals[run_id] = self.approvals.get(run_id, 0) + 1
+                waiting = True
+                self.cli("approve", run_id, check=False)
             elif run["state"] in ("succeeded", "failed", "rolled_back", "canceled", "superseded"):
                 return run
+            else:
+                waiting = False
             time.sleep(0.5)
         raise AssertionError(f"run {run_id} not terminal after {timeout:g} s: {self.show(run_id)['state']}")
 
@@ -282,6 +291,22 @@ def set_vtep(leaf: str, vtep: str) -> Callable[[Path], None]:
     return edit
 
 
+def filter_evpn_of(leaf: str) -> Callable[[Path], None]:
+    """A repo-local override of the built-in FRR template: ``leaf`` denies every EVPN route it would send."""
+    def edit(repo: Path) -> None:
+        builtin = (ROOT / "workers" / "render" / "templates" / "frr" / "frr.conf.j2").read_text()
+        hook = "  neighbor UNDERLAY activate\n"
+        assert builtin.count(hook) == 1 and builtin.count("router bgp {{ asn }}\n") == 1
+        text = builtin.replace(hook, hook + f"{{% if hostname == '{leaf}' %}}\n  neighbor UNDERLAY route-map "
+                               "RM-EVPN-DENY-OUT out\n{% endif %}\n")
+        text = text.replace("router bgp {{ asn }}\n", f"{{% if hostname == '{leaf}' %}}\nroute-map RM-EVPN-DENY-OUT "
+                            "deny 10\nexit\n!\n{% endif %}\nrouter bgp {{ asn }}\n")
+        out = repo / "templates" / "frr" / "frr.conf.j2"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return edit
+
+
 # -- the tests, in order --------------------------------------------------------------------------
 
 
@@ -371,10 +396,14 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(lx: Env, 
 
 
 def test_a_change_that_breaks_the_fabric_is_rolled_back(lx: Env, sw: Switches) -> None:
+    """Valid for the model, fatal for the fabric: a repo-local template override that filters
+    every EVPN route leaf-04 advertises. Only leaf-04's config changes; verify finds its VTEP
+    missing from every other leaf's VNIs, and rollback restores it."""
     before = sw.checkpoints()
-    run = lx.push_and_drive("leaf-04: VTEP outside the underlay prefix-list", set_vtep("leaf-04", "10.250.2.14"))
+    run = lx.push_and_drive("leaf-04: filter its EVPN routes (template override)", filter_evpn_of("leaf-04"))
     assert run["state"] == "rolled_back", run["error"]
-    assert "10.250.2.14" in run["error"] and "vni" in run["error"]  # the failing checks are listed
+    assert stage(run, "render")["summary"]["changed"] == ["leaf-04"]
+    assert VTEP["leaf-04"] in run["error"] and "vni" in run["error"]  # the failing checks are listed
     assert stage(run, "verify")["state"] == "failed" and stage(run, "rollback")["state"] == "succeeded"
     rb = stage(run, "rollback")["summary"]
     assert rb["restored"] == ["leaf-04"] and rb["totals"]["failed"] == 0
@@ -382,9 +411,33 @@ def test_a_change_that_breaks_the_fabric_is_rolled_back(lx: Env, sw: Switches) -
     assert sw.remote_vteps("leaf-01", 10010) == [VTEP["leaf-02"], VTEP["leaf-03"], VTEP["leaf-04"]]
     assert sw.checkpoints()["leaf-01"] == before["leaf-01"]
     # the repo is put back: nothing left to deploy, the fabric was never at the broken commit
-    back = lx.push_and_drive("revert the VTEP change", lambda repo: lx.git("checkout", "HEAD~1", "--",
-                                                                          "fabric/devices.yaml"))
+    back = lx.push_and_drive("drop the template override", lambda repo: lx.git("rm", "-q", "-r", "templates/frr"))
     assert back["state"] == "succeeded" and stage(back, "deploy")["summary"]["committed"] == []
+
+
+def test_an_explicit_vtep_reaches_every_switch_with_one_approval(lx: Env, sw: Switches) -> None:
+    """Issue 12's regression: an explicit VTEP outside the pool changes every switch's
+    PL-LOOPBACKS-EVPN-OVERLAY. The run renders, plans, asks approval for and deploys all six
+    switches (the spines included), and verify finds the new VTEP on every leaf."""
+    moved = "10.99.1.14"
+    sha = lx.push("leaf-04: move its VTEP out of the pool", set_vtep("leaf-04", moved))
+    run_id = lx.new_run(sha)
+    run = lx.drive(run_id)
+    assert run["state"] == "succeeded", run["error"]
+    assert lx.approvals.get(run_id) == 1  # one approval: the change touches the spines
+    render = stage(run, "render")["summary"]
+    assert sorted(render["changed"]) == sorted(SWITCHES), render
+    assert any("spine-01, spine-02" in r for r in stage(run, "policy")["approval_reasons"])
+    assert sorted(stage(run, "deploy")["summary"]["committed"]) == sorted(SWITCHES)
+    assert sw.pending() == [] and sw.fabric_up()
+    assert sorted(sw.remote_vteps("leaf-01", 10010) or []) == sorted([VTEP["leaf-02"], VTEP["leaf-03"], moved])
+    # `lintas plan` agrees with the run: after the deploy, nothing is left to change
+    planned = lx.cli("plan", str(lx.work)).stdout
+    assert "0 to change" in planned and "0 new" in planned, planned[-400:]
+    back = lx.push_and_drive("leaf-04: VTEP back in the pool", lambda repo: lx.git("checkout", "HEAD~1", "--",
+                                                                                  "fabric/devices.yaml"))
+    assert back["state"] == "succeeded", back["error"]
+    assert sw.remote_vteps("leaf-01", 10010) == [VTEP["leaf-02"], VTEP["leaf-03"], VTEP["leaf-04"]]
 
 
 def test_management_cut_mid_deploy_leaf_reverts_by_its_timer(lx: Env, sw: Switches) -> None:
