@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from engine import subjects as S
 from engine.app import stack
@@ -13,6 +17,7 @@ from engine.state import RunState
 from engine.targets import TargetState, TargetStore
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 from workers.render.plan import Plan, RenderIndex
+from workers.render.stage import RenderStage
 
 PIPE = pipeline("  validate: {}\n  render:\n    needs: [validate]\n")
 ALL = {"spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-03", "leaf-04", "kvm-uat-01", "osc-01"}
@@ -92,3 +97,50 @@ async def test_template_error_names_template_line_and_device(tmp_path: Path, set
         assert {d.path for d in diags} >= {"leaf-01", "spine-01"}
         assert "no_such_variable" in diags[0].message
         assert json.dumps([d.model_dump() for d in diags])  # serialisable for the API
+
+
+async def test_run_plan_equals_lintas_plan_for_an_explicit_vtep(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: one change set everywhere. leaf-04 gets an explicit VTEP outside the pool:
+    the run's render re-renders and plans all six switches (every prefix-list gains the /32),
+    the policy stage sees those six and asks approval for the spines, and `lintas plan` of the
+    same commit against the same deployed state shows the identical plan."""
+    repo = make_repo(tmp_path, settings)
+    pipe = pipeline("  validate: {}\n  render:\n    needs: [validate]\n  policy:\n    needs: [render]\n")
+    first = commit(repo, settings, pipe, "render + policy pipeline")
+    async with stack(settings) as st:
+        push(repo, settings)
+        run1 = await wait_run(st.topo, run_id_of(repo, first), timeout=90)
+        store = NatsArtifactStore(st.topo.artifacts)
+        index1 = RenderIndex.model_validate_json(await store.get_doc(run1.stages["render"].summary["index"]) or b"")
+        targets = TargetStore(st.topo.targets)
+        for t, arts in index1.targets.items():
+            await targets.put(TargetState(target=t, kind=index1.kinds[t], repo="infra", commit=first,
+                                          run_id=run1.run_id, artifacts=arts, deployed_at=run1.created_at))
+
+        devices = (repo / "fabric" / "devices.yaml").read_text()
+        moved = re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: \d+\n)", r"\g<1>    vtep_ip: 10.99.1.14\n", devices)
+        assert moved != devices
+        second = commit(repo, settings, {"fabric/devices.yaml": moved}, "leaf-04: move VTEP")
+        push(repo, settings)
+        run2 = await wait_run(st.topo, run_id_of(repo, second), timeout=90)
+        r2 = run2.stages["render"].summary
+        switches = sorted(t for t in ALL if not t.startswith(("kvm", "osc")))
+        assert sorted(r2["changed"]) == switches and r2["new"] == [] and r2["unchanged"] == 2, r2
+        assert any("spine-01, spine-02" in r for r in run2.approval_reasons), run2.approval_reasons
+        run_plan = Plan.model_validate_json(await store.get_doc(S.plan_doc(run2.run_id)) or b"")
+        for name in switches:
+            text = "".join(d.diff for d in run_plan.targets[name].diffs)
+            assert "+ip prefix-list PL-LOOPBACKS-EVPN-OVERLAY seq 30 permit 10.99.1.14/32" in text, (name, text)
+
+        # `lintas plan` on a clone at the same commit, against the same deployed state
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(repo), str(clone), settings=settings)
+        monkeypatch.setenv("LINTAS_NATS_URL", settings.nats_url or "")
+        monkeypatch.setenv("LINTAS_HOME", str(settings.home))
+        local = await asyncio.to_thread(RenderStage(settings).run_local, clone)
+        assert local.outcome == "succeeded", local.failure
+        local_plan = Plan.model_validate(local.summary["plan"])
+        assert local_plan.against == run_plan.against == "deployed"
+        assert local_plan.targets == run_plan.targets
