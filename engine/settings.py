@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     # names it (summary.result_ref); larger than result_max_bytes, the attempt fails with the reason
     result_inline_max_bytes: int = Field(256 * 1024, ge=16 * 1024, le=768 * 1024)
     result_max_bytes: int = Field(16 * 1024**2, ge=64 * 1024)
+    evaluation_memory_mb: int = Field(1024, ge=256)  # address space of the child that validates a repo's YAML
     keep_work_trees: bool = False  # debugging only: keep stage work trees (0700) instead of removing them
 
     # Orchestrator

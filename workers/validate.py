@@ -21,6 +21,7 @@ from engine.pipeline import load_pipeline
 from engine.repofs import RepoFS
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
+from workers.isolation import ChildSession
 from workers.model import MODEL_FILES, InfraModel, load_model
 from workers.model.cache import ModelCache
 from workers.model.gcpause import gc_paused, settle
@@ -69,6 +70,23 @@ def result_of(diags: list[Diagnostic], summary: dict[str, Any]) -> StageResult:
     return StageResult.ok(summary)
 
 
+class ChildValidator:
+    """The validation that runs in the isolated child (workers/isolation.py), with its own model
+    cache: only files whose content changed since the child's last job are parsed again."""
+
+    def __init__(self) -> None:
+        self.cache = ModelCache()
+
+    def __call__(self, root: str, pipeline_file: str, max_timeout_s: float) -> tuple[list[Diagnostic], dict[str, Any]]:
+        with gc_paused():
+            try:
+                diags, summary, _model = validate_tree(Path(root), pipeline_file, self.cache,
+                                                       max_timeout_s=max_timeout_s)
+            finally:
+                settle()
+        return diags, summary
+
+
 class ValidateStage:
     kind: ClassVar[str] = "validate"
 
@@ -76,11 +94,16 @@ class ValidateStage:
         self._settings = settings
         self._cache = ModelCache()  # re-parses only files whose content changed since the last job
         self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
+        # the worker's jobs validate in a child process: a hostile repo's YAML never grows the
+        # process that runs the engine, the other workers and the API (`lintas up`)
+        self._child = ChildSession(ChildValidator, memory_mb=settings.evaluation_memory_mb, what="validation")
 
     async def run(self, ctx: StageContext) -> StageResult:
         await ctx.log.info(f"checking out {ctx.job.sha[:12]}")
         root = await asyncio.to_thread(ctx.checkout)
-        diags, summary, _model = await asyncio.to_thread(self._validate, root)
+        diags, summary = await asyncio.to_thread(
+            self._child.call, str(root), self._settings.pipeline_file, self._settings.max_stage_timeout_s,
+            timeout_s=ctx.job.timeout_s)
         for d in diags[:50]:
             await ctx.log.error(str(d))
         if not diags:

@@ -142,5 +142,7 @@ async def test_nats_down_during_push_spools_and_runs_later(
     async with stack(settings) as st:
         first = await wait_run(st.topo, run_id_of(repo, initial))
         run = await wait_run(st.topo, run_id_of(repo, sha))
-        assert first.state is RunState.succeeded and run.state is RunState.succeeded
+        # the spooled init push is no longer the branch head when it arrives: refused as stale (issue 13)
+        assert first.state is RunState.superseded and run.state is RunState.succeeded
+        assert first.superseded_by == run.run_id or "is no longer the head" in (first.error or "")
     assert list(settings.spool_dir.glob("*.json")) == []

@@ -8,8 +8,11 @@ part of the peak, as it is for a worker.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import resource
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ class Measured:
 
 
 def _run(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    os.setpgrp()  # its own process group: a timeout kills whatever it started too
     t0 = time.perf_counter()
     try:
         value: Any = fn(*args)
@@ -49,8 +53,9 @@ def in_child(fn: Callable[..., Any], *args: Any, timeout_s: float = 60.0) -> Mea
         ok, value, seconds, peak = parent.recv()
     finally:
         proc.join(5)
-        if proc.is_alive():
-            proc.kill()
+        if proc.is_alive() or proc.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid or 0, signal.SIGKILL)  # the child and anything it left running
             proc.join()
     if not ok:
         raise AssertionError(f"the child raised {value}")
