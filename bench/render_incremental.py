@@ -4,7 +4,8 @@ The render stage's own path, warm as in a long-running `lintas worker --stage re
 model cache holds the previous commit's parsed files and the previous render index (with its
 input fingerprints) is known. Measured per change, end to end: load + validate the new
 commit, fingerprint every target's input projection, render the targets whose fingerprint
-changed in the template sandbox (a fresh child process per job, as the stage does), and
+changed in the template sandbox (a fresh child process per job, started between jobs as
+the stage does), and
 build the plan against the previous render. Every step is checked against a full render of
 the same commit (byte-identical artifacts), so a fast but wrong result cannot pass.
 
@@ -34,7 +35,7 @@ from workers.model import InfraModel, load_model
 from workers.model.cache import ModelCache
 from workers.model.gcpause import gc_paused, settle
 from workers.model.generate import generate_fabric
-from workers.render.env import Renderer
+from workers.render.env import Renderer, Spares
 from workers.render.plan import RenderIndex, make_plan
 from workers.render.targets import kind_of, render_inputs, render_targets, select_targets
 
@@ -80,13 +81,14 @@ def run_change(d: Path, name: str, edit: Edit, repeat: int, state: dict[str, obj
     cache: ModelCache = state["cache"]  # type: ignore[assignment]
     index: RenderIndex = state["index"]  # type: ignore[assignment]
     blobs: dict[str, bytes] = state["blobs"]  # type: ignore[assignment]
+    spares: Spares = state["spares"]  # type: ignore[assignment]
     timings, rendered_counts = [], []
     for i in range(repeat):
         expect = edit(d, i + 1)
         t0 = time.perf_counter()
         with gc_paused():  # as the render stage runs a job
             new = load_model(d, cache=cache)
-            with Renderer(d) as renderer:
+            with Renderer(d, spares=spares) as renderer:
                 sel = select_targets(new, renderer, previous=index.inputs, reusable=index.targets)
                 out = render_inputs({t: sel.inputs[t] for t in sel.render}, renderer)
             idx = RenderIndex(repo="bench", sha=f"{name}{i}", targets={}, kinds={t: kind_of(new, t) for t in new.targets},
@@ -101,6 +103,7 @@ def run_change(d: Path, name: str, edit: Edit, repeat: int, state: dict[str, obj
             plan = asyncio.run(make_plan(idx, index.targets, against="previous", fetch=fetch, texts=out))
         timings.append(time.perf_counter() - t0)
         settle()
+        spares.refill()  # as the stage does after every job: the next job's sandbox starts between jobs
         rendered_counts.append(len(sel.render))
         changed = plan.by_status("changed")
         if expect == "*switches":
@@ -139,7 +142,9 @@ def main(leaves: int, hosts: int, instances: int, repeat: int, changes: list[str
         index = RenderIndex(repo="bench", sha="c0", targets={t: {n: content_id(x.encode()) for n, x in a.items()}
                                                             for t, a in texts.items()},
                             kinds={t: kind_of(model, t) for t in model.targets}, inputs=sel.fingerprints)
-        state: dict[str, object] = {"cache": cache, "index": index,
+        spares = Spares()
+        spares.refill()
+        state: dict[str, object] = {"cache": cache, "index": index, "spares": spares,
                                     "blobs": {content_id(x.encode()): x.encode() for a in texts.values()
                                               for x in a.values()}}
         leaf = sorted(model.leaves, key=lambda dev: dev.name)[leaves // 2].name

@@ -310,9 +310,25 @@ def _tenants(
     model: InfraModel, device: Device, rt_admin: int, rid: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """L2 networks (by VLAN) and the VRFs they need (by name) on one leaf."""
-    nets = sorted((model.networks[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n.vlan)
-    networks = [
-        {
+    nets_base, vrfs_base = _tenant_bases(model, rt_admin)
+    nets = sorted((nets_base[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n["vlan"])
+    networks = [{**net, "rd": f"{rid}:{net['vlan']}"} for net in nets]
+    vrfs = [{**vrfs_base[name], "rd": f"{rid}:{vrfs_base[name]['l3_vlan']}"}
+            for name in sorted({net["vrf"] for net in nets})]
+    return networks, vrfs
+
+
+_TENANTS: dict[int, tuple[weakref.ref[InfraModel], int, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]] = {}
+
+
+def _tenant_bases(model: InfraModel, rt_admin: int) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Each network's and VRF's context without the per-leaf RD, computed once per model (a
+    1,000-leaf fabric would otherwise format the same 20,000 entries again for every leaf)."""
+    hit = _TENANTS.get(id(model))
+    if hit is not None and hit[0]() is model and hit[1] == rt_admin:
+        return hit[2], hit[3]
+    nets = {
+        net.name: {
             "name": net.name,
             "vrf": net.vrf,
             "vlan": net.vlan,
@@ -321,23 +337,24 @@ def _tenants(
             "mtu": net.mtu,
             "description": _text(net.description) or net.name,
             "rt": f"{rt_admin}:{net.vni}",
-            "rd": f"{rid}:{net.vlan}",
         }
-        for net in nets
-    ]
-    vrfs = [
-        {
+        for net in model.networks.values()
+    }
+    vrfs = {
+        v.name: {
             "name": v.name,
             "l3_vni": v.l3_vni,
             "l3_vlan": v.l3_vlan,
             "table": VRF_TABLE_BASE + v.l3_vni,
             "description": _text(v.description) or v.name,
             "rt": f"{rt_admin}:{v.l3_vni}",
-            "rd": f"{rid}:{v.l3_vlan}",
         }
-        for v in (model.vrfs[name] for name in sorted({net.vrf for net in nets}))
-    ]
-    return networks, vrfs
+        for v in model.vrfs.values()
+    }
+    if len(_TENANTS) >= 8:
+        _TENANTS.clear()
+    _TENANTS[id(model)] = (weakref.ref(model), rt_admin, nets, vrfs)
+    return nets, vrfs
 
 
 def _host_ports(model: InfraModel, device: Device) -> list[dict[str, Any]]:

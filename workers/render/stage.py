@@ -28,7 +28,7 @@ from engine.targets import TargetStore
 from workers.model import InfraModel, load_model
 from workers.model.cache import ModelCache
 from workers.model.gcpause import gc_paused, settle
-from workers.render.env import Renderer, RenderLimits
+from workers.render.env import Renderer, RenderLimits, Spares
 from workers.render.local import plan_local
 from workers.render.plan import Plan, RenderIndex, make_plan
 from workers.render.targets import Selection, kind_of, render_inputs, select_targets
@@ -41,6 +41,7 @@ class RenderStage:
         self._settings = settings
         self._cache = ModelCache()
         self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
+        self._spares = Spares()
 
     async def run(self, ctx: StageContext) -> StageResult:
         # The job allocates a whole model; collections in the middle of it would rescan the
@@ -63,11 +64,13 @@ class RenderStage:
         previous = await self._previous(store, job.repo, job.before)
         # the template child must be gone before the stage's own deadline
         limits = RenderLimits(timeout_s=max(1.0, job.timeout_s - 5.0))
-        with Renderer(root, limits=limits) as renderer:
-            try:
+        try:
+            with Renderer(root, limits=limits, spares=self._spares) as renderer:
                 selection, rendered = await asyncio.to_thread(self._render, model, renderer, previous)
-            except InputError as exc:
-                return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
+        except InputError as exc:
+            return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
+        finally:
+            await asyncio.to_thread(self._spares.refill)  # the next job's sandbox starts now
         index = RenderIndex(repo=job.repo, sha=job.sha, targets={}, kinds={t: kind_of(model, t) for t in model.targets},
                             inputs=selection.fingerprints)
         for target in sorted(model.targets):
