@@ -65,15 +65,9 @@ class Stack:
         self.lx, self.nats = lx, nats
         self.parts: list[subprocess.Popen[bytes]] = []
 
-    def up(self, fault: str | None = None) -> None:
+    def up(self) -> None:
         self.lx.stop()
-        self.lx.env.pop("LINTAS_FAULT_POINT", None)
-        if fault:
-            self.lx.env["LINTAS_FAULT_POINT"] = fault
-        try:
-            self.lx.start()
-        finally:
-            self.lx.env.pop("LINTAS_FAULT_POINT", None)
+        self.lx.start()
 
     def spawn(self, *args: str, fault: str | None = None) -> subprocess.Popen[bytes]:
         env = dict(self.lx.env)
@@ -131,10 +125,14 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"{point} not reached within {timeout:g} s")
 
-    def crash_at(self, point: str, message: str, edit: Any) -> str:
-        """Start the stack armed at ``point``, push ``edit``, kill everything there; returns the run id."""
+    def arm(self, point: str) -> None:
+        """The running ``lintas up`` stops at ``point`` (LINTAS_FAULT_FILE: read at each check, consumed)."""
         self.marker(point).unlink(missing_ok=True)
-        self.up(fault=point)
+        self.marker("arm").write_text(point + "\n")
+
+    def crash_at(self, point: str, message: str, edit: Any) -> str:
+        """Arm ``point``, push ``edit``, kill ``lintas up`` and nats-server there; returns the run id."""
+        self.arm(point)
         run_id = self.lx.new_run(self.lx.push(message, edit))
         self.run_until(run_id, point)
         self.kill_all()
@@ -157,7 +155,9 @@ def st(lab_settings: Settings, nats: EmbeddedNats, tmp_path_factory: pytest.Temp
     tmp = tmp_path_factory.mktemp("drills")
     env = dict(os.environ)
     env.pop("LINTAS_FAULT_POINT", None)
+    (lab_settings.home / "faults").mkdir(parents=True, exist_ok=True)
     env.update(
+        LINTAS_FAULT_FILE=str(lab_settings.home / "faults" / "arm"),  # test only: workers/deploy/faults.py
         LINTAS_HOME=str(lab_settings.home), LINTAS_NATS_URL=nats.url, LINTAS_API_ADDR=f"127.0.0.1:{free_port()}",
         FABRIC_BGP_PASSWORD="Lx-drill-" + os.urandom(6).hex(),
         LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S), LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
@@ -287,49 +287,65 @@ def test_worker_killed_between_commit_and_confirm_second_worker_resumes(st: Stac
         st.up()
 
 
-def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switches) -> None:
+DEAD = "r-dead0000000000ff"  # a run that does not exist: nobody will confirm its commit
+
+
+def orphan_commit(st: Stack, sw: Switches, monkeypatch: pytest.MonkeyPatch, leaf: str) -> None:
+    """A commit left pending in the name of a run that is gone (made here directly on the device):
+    the repo head's config for ``leaf`` plus one prefix-list, with a revert timer."""
+    monkeypatch.setenv("FABRIC_BGP_PASSWORD", st.lx.env["FABRIC_BGP_PASSWORD"])  # the candidate's secret
+    bundle = render_device(load_model(st.lx.work), leaf, Renderer(st.lx.work))
+    drv = sw(leaf)
+    drv.load_replace_candidate(config={**bundle, "frr.conf": bundle["frr.conf"]
+                                       + "ip prefix-list ORPHAN seq 5 permit 192.0.2.0/24\n"})
+    drv.commit_config(message=ops.commit_message(DEAD, "0" * 40, "demo", "main"), revert_in=240)
+
+
+def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switches,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     before = sw.checkpoints()
     run_id = st.crash_at("verify.before_confirm", "VNI 10067 on leaf-03",
                          add_network("d-67", 67, 10067, ["leaf-03"]))
     assert sw.pending() == ["leaf-03"]
-    wait_for("leaf-03 reverts by its timer", lambda: sw.pending() == [], REVERT_IN_S + 30)
-    st.restart()
+    # while Lintas is down: a pending commit no run owns appears on leaf-04 (for the next drill);
+    # a drift scan (NATS back, `lintas up` still down) tells the two apart
+    orphan_commit(st, sw, monkeypatch, "leaf-04")
+    asyncio.run(st.nats.start())
+    scan = {t["target"]: t for t in json.loads(st.lx.cli("drift", "--json", check=False).stdout)["targets"]}
+    assert scan["leaf-04"]["state"] == "pending_orphan" and scan["leaf-04"]["pending_run"] == DEAD, scan["leaf-04"]
+    assert 0 < scan["leaf-04"]["pending_seconds_left"] <= 240
+    assert scan["leaf-03"]["state"] != "pending_orphan" and scan["leaf-03"]["pending_run"] == run_id  # live run
+    wait_for("leaf-03 reverts by its timer", lambda: sw.pending() == ["leaf-04"], REVERT_IN_S + 30)
+    st.up()
     run = st.lx.drive(run_id)
     assert run["state"] == "rolled_back", run["error"]  # the truth: the change did not stick
+    assert "did not stick on leaf-03" in run["error"] and "10067" in run["error"]  # at once, naming what was lost
     assert stage(run, "rollback")["summary"]["restored"] == ["leaf-03"]
-    assert sw.pending() == [] and sw.checkpoints() == before and sw.remote_vteps("leaf-03", 10067) is None
-    back = st.lx.push_and_drive("drop VNI 10067", lambda repo: st.lx.git("checkout", "HEAD~1", "--",
-                                                                         "fabric/tenants.yaml"))
-    assert back["state"] == "succeeded" and stage(back, "deploy")["summary"]["committed"] == []
+    assert sw.pending() == ["leaf-04"] and sw.remote_vteps("leaf-03", 10067) is None
+    assert {n: c for n, c in sw.checkpoints().items() if n != "leaf-04"} == {
+        n: c for n, c in before.items() if n != "leaf-04"}
 
 
-def test_a_pending_commit_no_run_owns_is_an_alarm_and_never_adopted(st: Stack, sw: Switches,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A commit left pending by a run that is gone (here: made directly, in a dead run's name)."""
-    dead = "r-dead0000000000ff"
-    monkeypatch.setenv("FABRIC_BGP_PASSWORD", st.lx.env["FABRIC_BGP_PASSWORD"])  # the candidate's secret
-    bundle = render_device(load_model(st.lx.work), "leaf-04", Renderer(st.lx.work))  # as deployed
-    drv = sw("leaf-04")
-    drv.load_replace_candidate(config={**bundle, "frr.conf": bundle["frr.conf"]
-                                       + "ip prefix-list ORPHAN seq 5 permit 192.0.2.0/24\n"})
-    drv.commit_config(message=ops.commit_message(dead, "0" * 40, "demo", "main"), revert_in=120)
-    scan = st.lx.cli("drift", "--json", check=False)
-    leaf = {t["target"]: t for t in json.loads(scan.stdout)["targets"]}["leaf-04"]
-    assert scan.returncode == 1 and leaf["state"] == "pending_orphan", leaf
-    assert leaf["pending_run"] == dead and 0 < leaf["pending_seconds_left"] <= 120
-
+def test_a_pending_commit_no_run_owns_is_an_alarm_and_never_adopted(st: Stack, sw: Switches) -> None:
+    """leaf-04 holds the orphan of the drill before; a run that must change leaf-04 fails on it
+    (never adopts it, never undoes it), and remediation rolls it back and re-applies the head."""
     run = st.lx.push_and_drive("VNI 10068 on leaf-04", add_network("d-68", 68, 10068, ["leaf-04"]))
     deploy = stage(run, "deploy")
     assert run["state"] in ("failed", "rolled_back") and deploy["state"] == "failed"
-    assert "leaf-04" in deploy["error"] and dead in deploy["error"], deploy["error"]  # the device and the reason
+    assert "leaf-04" in deploy["error"] and DEAD in deploy["error"], deploy["error"]  # the device and the reason
     left = sw.ask("leaf-04", lambda d: d.get_pending_commit())
-    assert left is not None and left["message"].startswith(f"lintas run {dead} ")  # never adopted nor undone
+    assert left is not None and left["message"].startswith(f"lintas run {DEAD} ")  # never adopted nor undone
+    assert sw.pending() == ["leaf-04"]  # leaf-03 (this run's canary) restored by rollback
 
-    fixed = json.loads(st.lx.cli("drift", "--remediate", "--json", check=False).stdout)
-    assert len(fixed["remediation_runs"]) == 1
-    st.lx.seen.add(fixed["remediation_runs"][0])
-    again = st.lx.drive(fixed["remediation_runs"][0])
-    succeeded_and_confirmed(st, sw, again, 10068, ["leaf-04"])
+    fixed = st.lx.cli("drift", "--remediate", "--json", check=False)
+    runs = json.loads(fixed.stdout)["remediation_runs"]
+    assert len(runs) == 1 and f"leaf-04: orphaned commit of run {DEAD}: rolled_back" in " ".join(fixed.stderr.split())
+    st.lx.seen.add(runs[0])
+    again = st.lx.drive(runs[0])
+    assert again["state"] == "succeeded", again["error"]
+    assert sorted(stage(again, "verify")["summary"]["confirmed"]) == ["leaf-03", "leaf-04"]
+    assert sw.pending() == []
+    assert sw.remote_vteps("leaf-03", 10067) == [] and sw.remote_vteps("leaf-04", 10068) == []
     assert "ORPHAN" not in sw.ask("leaf-04", lambda d: d.get_config("running"))["running"]
 
 

@@ -117,6 +117,7 @@ def test_rollback_never_touches_another_runs_pending_commit() -> None:
 
 async def test_a_fault_point_is_inert_unless_armed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(faults.ENV, raising=False)
+    monkeypatch.delenv(faults.ENV_FILE, raising=False)
     await faults.reach(tmp_path, "deploy.committed")  # returns at once
     faults.reach_blocking(tmp_path, "deploy.host_mid_apply")
     assert not (tmp_path / "faults").exists()
@@ -124,3 +125,15 @@ async def test_a_fault_point_is_inert_unless_armed(tmp_path: Any, monkeypatch: p
     monkeypatch.setenv(faults.ENV, "deploy.committed")
     assert faults.armed("deploy.committed") and not faults.armed("verify.before_confirm")
     assert "deploy.committed" in faults.POINTS
+
+
+async def test_a_fault_file_arms_one_point_and_is_consumed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(faults.ENV, raising=False)
+    arm = tmp_path / "arm"
+    monkeypatch.setenv(faults.ENV_FILE, str(arm))
+    assert not faults.armed("verify.before_confirm")  # no file: nothing armed
+    arm.write_text("verify.before_confirm\n")
+    assert faults.armed("verify.before_confirm") and not faults.armed("deploy.committed")
+    assert faults._mark(tmp_path, "verify.before_confirm")
+    assert (tmp_path / "faults" / "verify.before_confirm").exists() and not arm.exists()
+    assert not faults.armed("verify.before_confirm")

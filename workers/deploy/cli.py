@@ -50,8 +50,11 @@ def drift(
             try:
                 report = await scan(settings, topo, mirror)
                 await publish(topo, report)
-                runs = (await do_remediate(settings, topo, report, actor=f"drift:{getpass.getuser()}", mirror=mirror)
-                        if remediate else [])
+                notes: list[str] = []
+                runs = (await do_remediate(settings, topo, report, actor=f"drift:{getpass.getuser()}", mirror=mirror,
+                                           notes=notes) if remediate else [])
+                for note in notes:  # stderr: stdout may be --json
+                    err.print(note, markup=False, highlight=False)
             finally:
                 mirror.close()
             return report, runs

@@ -293,16 +293,18 @@ async def latest(topo: Topology) -> DriftReport | None:
 
 
 async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str,
-                    mirror: MirrorCache) -> list[str]:
+                    mirror: MirrorCache, notes: list[str] | None = None) -> list[str]:
     """Off by default (``lintas drift --remediate``): mark every drifted device in the target
     store, so the next plan re-applies it, and start a normal run (every gate, approvals
     included) for the branch head of each repo with a drifted, behind or ``pending_orphan``
     target. An orphaned pending commit is rolled back first (what its own timer would do:
     nobody confirms it), so that the run's deploy does not meet another run's commit. A host's
     run re-applies its OVS state and its own domains; nova domains are never changed (their
-    drift stays reported). Returns the run ids."""
+    drift stays reported). Returns the run ids; what happened to each orphan goes to ``notes``."""
     targets = TargetStore(topo.targets)
-    await _roll_back_orphans(settings, topo, mirror, [t for t in report.targets if t.state == "pending_orphan"])
+    done = await _roll_back_orphans(settings, topo, mirror, [t for t in report.targets if t.state == "pending_orphan"])
+    if notes is not None:
+        notes += done
     repos: dict[str, str] = {}
     for t in report.targets:
         if t.head_commit is None or t.state not in ("drifted", "behind", "pending_orphan"):
@@ -324,9 +326,10 @@ async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, 
 
 
 async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorCache,
-                             orphans: list[TargetDrift]) -> None:
+                             orphans: list[TargetDrift]) -> list[str]:
     """Roll back each orphaned pending commit now (under the drift lease; a device a live run
     holds is left to that run), leaving the device at its last confirmed config."""
+    out: list[str] = []
     registry = RepoRegistry(settings.home).load()
     locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
     for t in orphans:
@@ -336,7 +339,7 @@ async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorC
         try:
             lease = await locks.acquire(t.target, DRIFT_OWNER)
         except LockHeldError as exc:
-            log.warning("orphaned commit not rolled back: device held", target=t.target, error=str(exc))
+            out.append(f"{t.target}: orphaned commit of run {t.pending_run} not rolled back: {exc}")
             continue
         try:
             model = await asyncio.to_thread(load_model_at, mirror, entry.url, t.deployed_commit)
@@ -347,12 +350,13 @@ async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorC
             finally:
                 await asyncio.to_thread(fleet.close)
             r = res[t.target]
-            log.warning("orphaned pending commit rolled back", target=t.target, run=t.pending_run,
-                        outcome=r.value, error=r.error)
+            out.append(f"{t.target}: orphaned commit of run {t.pending_run}: "
+                       + (r.value or "") + (f" (error: {r.error})" if r.error else ""))
         except (InputError, LintasError, ConnectError) as exc:
-            log.warning("orphaned commit not rolled back", target=t.target, error=str(exc))
+            out.append(f"{t.target}: orphaned commit of run {t.pending_run} not rolled back: {exc}")
         finally:
             await locks.release(lease)
+    return out
 
 
 async def drift_service(settings: Settings, topo: Topology) -> None:
@@ -370,7 +374,11 @@ async def drift_service(settings: Settings, topo: Topology) -> None:
                 await publish(topo, report)
                 log.info("drift scan", **report.counts(), duration_s=report.duration_s)
                 if settings.drift_remediate and report.drifted:
-                    runs = await remediate(settings, topo, report, actor="drift-reconcile", mirror=mirror)
+                    notes: list[str] = []
+                    runs = await remediate(settings, topo, report, actor="drift-reconcile", mirror=mirror,
+                                           notes=notes)
+                    for note in notes:
+                        log.warning("drift remediation", detail=note)
                     log.warning("drift remediation started", runs=runs)
             except asyncio.CancelledError:
                 raise

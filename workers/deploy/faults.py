@@ -2,10 +2,12 @@
 
 ``LINTAS_FAULT_POINT=<point>`` in a process's environment makes that process, on reaching
 ``<point>``, write the marker file ``$LINTAS_HOME/faults/<point>`` and then wait for ever
-(the drill kills it: ``tests/deploy/test_crash_drills.py``). Without the variable, which is
-how Lintas always runs outside those tests, every call here returns at once and changes
-nothing. It is read from the environment on purpose, not from the settings tree: it is
-not a setting, and no configuration file can turn it on.
+(the drill kills it: ``tests/deploy/test_crash_drills.py``). ``LINTAS_FAULT_FILE=<path>``
+instead names a file holding the point, read at each check and removed when the point is
+reached, so that one long-lived process can be armed drill after drill. Without either
+variable, which is how Lintas always runs outside those tests, every call here returns at
+once and changes nothing. They are read from the environment on purpose, not from the
+settings tree: they are not settings, and no configuration file can turn them on.
 
 Points (each reached at most once per process):
 
@@ -29,21 +31,37 @@ import time
 from pathlib import Path
 
 ENV = "LINTAS_FAULT_POINT"
+ENV_FILE = "LINTAS_FAULT_FILE"
 POINTS = frozenset({"deploy.before_commit", "deploy.committed", "deploy.wave_healthy", "deploy.host_mid_apply",
                     "verify.before_confirm", "verify.partly_confirmed"})
 _reached: set[str] = set()
 _lock = threading.Lock()
 
 
+def _wanted() -> str | None:
+    if ENV in os.environ:
+        return os.environ[ENV]
+    path = os.environ.get(ENV_FILE)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def armed(point: str) -> bool:
-    return os.environ.get(ENV) == point and point not in _reached
+    return _wanted() == point and point not in _reached
 
 
 def _mark(home: Path, point: str) -> bool:
     with _lock:
         if not armed(point):
             return False
-        _reached.add(point)
+        if ENV in os.environ:
+            _reached.add(point)
+        else:  # consumed: the next drill arms the file again
+            Path(os.environ[ENV_FILE]).unlink(missing_ok=True)
     d = home / "faults"
     d.mkdir(parents=True, exist_ok=True)
     (d / point).write_text(f"{os.getpid()}\n")

@@ -55,6 +55,11 @@ def pending_commit(driver: Any, name: str) -> PendingCommit | None:
                          run_id=m.group(1) if m else None, seconds_left=int(left) if left is not None else None)
 
 
+def commit_state(driver: Any, name: str) -> tuple[PendingCommit | None, str | None]:
+    """The pending commit (if any) and the checkpoint the device runs (its last commit's)."""
+    return pending_commit(driver, name), checkpoint_of(driver)
+
+
 def apply(driver: Any, name: str, *, bundles: dict[str, dict[str, str]], revert_in: int, message: str,
           fence: Callable[[str], None], run_id: str) -> Applied:
     """Load the replace candidate; if it differs, check our lease and commit with a revert timer.

@@ -64,6 +64,9 @@ class VerifyStage:
             return StageResult.failed(f"cannot connect: {exc}")
         deletions = record.allow_deletions if record is not None else ctx.settings.deploy.allow_deletions
         try:
+            gone = await self._gone(ctx, fleet, store, record)
+            if gone is not None:
+                return gone
             fabric, on_hosts = await asyncio.gather(
                 verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify"),
                 verify_hosts(hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions,
@@ -87,6 +90,34 @@ class VerifyStage:
             return await self._confirm(ctx, fleet, store, record, summary, found)
         finally:
             await asyncio.to_thread(fleet.close)
+
+    async def _gone(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore,
+                    record: DeployRecord | None) -> StageResult | None:
+        """Commits the record calls this run's and pending that are no longer on their device (its
+        timer restored it: the engine was down longer than ``revert_in``). Verify cannot pass
+        then: fail at once, not after ``verify_timeout`` of waiting for a convergence that
+        cannot come."""
+        if record is None:
+            return None
+        committed = [n for n in record.with_status("committed")
+                     if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint]
+        states = await fleet.run(committed, ops.commit_state)
+        gone = []
+        for name in committed:
+            r = states[name]
+            if r.ok and r.value is not None and r.value[0] is None and r.value[1] != record.targets[name].checkpoint:
+                gone.append(name)  # unreachable ones are left to the checks
+        if not gone:
+            return None
+        for name in gone:
+            t = record.targets[name]
+            t.status, t.error = "reverted", (f"commit {t.checkpoint} of this run is gone: the device-side timer "
+                                             "restored the checkpoint before confirmation")
+            await ctx.log.error(f"{name}: {t.error}")
+        await save_record(store, record)
+        lost = "; ".join(f"{n}: lost {', '.join(_diff_lines(record.targets[n].diff)) or 'its change'}" for n in gone)
+        return StageResult.failed(f"the change did not stick on {', '.join(gone)}: its device-side timer "
+                                  f"restored the checkpoint before verify could confirm it ({lost})")
 
     async def _pending_on_devices(self, ctx: StageContext, fleet: Fleet,
                                   record: DeployRecord | None) -> list[str] | StageResult:
@@ -203,3 +234,9 @@ async def host_bundles(ctx: StageContext, store: NatsArtifactStore, record: Depl
         if bundle is not None:
             out[name] = bundle
     return out
+
+
+def _diff_lines(diff: str, limit: int = 3) -> list[str]:
+    """The first changed lines of a device's diff (section headers left out), for a message."""
+    lines = [ln.strip() for ln in diff.splitlines() if ln.strip() and not ln.startswith(("[", "!", "~"))]
+    return lines[:limit] + ([f"... {len(lines) - limit} more"] if len(lines) > limit else [])
