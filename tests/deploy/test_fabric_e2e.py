@@ -295,7 +295,7 @@ def filter_evpn_of(leaf: str) -> Callable[[Path], None]:
     """A repo-local override of the built-in FRR template: ``leaf`` denies every EVPN route it would send."""
     def edit(repo: Path) -> None:
         builtin = (ROOT / "workers" / "render" / "templates" / "frr" / "frr.conf.j2").read_text()
-        hook = "  neighbor UNDERLAY activate\n"
+        hook = " address-family l2vpn evpn\n{% if evpn_on_underlay %}\n  neighbor UNDERLAY activate\n"
         assert builtin.count(hook) == 1 and builtin.count("router bgp {{ asn }}\n") == 1
         text = builtin.replace(hook, hook + f"{{% if hostname == '{leaf}' %}}\n  neighbor UNDERLAY route-map "
                                "RM-EVPN-DENY-OUT out\n{% endif %}\n")
