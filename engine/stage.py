@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.bus import Topology
-from engine.diagnostics import Diagnostic
+from engine.diagnostics import Diagnostic, capped
 from engine.events import Job, StageFailure
 from engine.gitrepo import MirrorCache, private_dirs
 from engine.runlog import RunLogger
@@ -44,7 +44,7 @@ class StageResult(BaseModel):
     ) -> StageResult:
         return cls(
             outcome="failed",
-            failure=StageFailure(message=message, diagnostics=diagnostics or []),
+            failure=StageFailure(message=message, diagnostics=capped(diagnostics or [])),  # bounded at the source
             summary=summary or {},
         )
 

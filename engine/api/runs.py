@@ -72,6 +72,10 @@ async def _run_or_404(ctx: ApiContext, run_id: str) -> RunDetail:
 
 
 def _doc_name(run: RunDetail, name: str) -> str | None:
+    if name.startswith("result:"):  # a stage result too large to travel inline (summary.result_ref)
+        stage = next((st for st in run.stages if st.name == name.removeprefix("result:")), None)
+        ref = stage.summary.get("result_ref") if stage is not None else None
+        return ref if isinstance(ref, str) and ref.startswith("result/") else None
     return {
         "plan": S.plan_doc(run.run_id),
         "policy": S.policy_report_doc(run.run_id),
@@ -102,7 +106,7 @@ def _redact_json(raw: bytes, redact: Callable[[str], str]) -> str:
 
 async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Response:
     """``plan``, ``policy``, ``secscan`` (SARIF), ``render-index``, ``deploy``, ``verify``,
-    ``rollback``, or a rendered config by
+    ``rollback``, ``result:<stage>`` (a stage result stored aside for its size), or a rendered config by
     content id (``sha256:<hex>``) that this run's render index names. Text is redacted."""
     run = await _run_or_404(ctx, run_id)
     store = NatsArtifactStore(ctx.topo.artifacts)
@@ -114,7 +118,7 @@ async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Respon
         return Response(_redact_json(raw, ctx.redact), media_type="application/json")
     if not name.startswith("sha256:"):
         raise HTTPException(404, f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index, deploy, verify, "
-                                 "rollback or sha256:<id>")
+                                 "rollback, result:<stage> or sha256:<id>")
     index_raw = await store.get_doc(S.render_index_doc(run.repo, run.sha))
     index: dict[str, Any] = json.loads(index_raw) if index_raw else {}
     named = {cid for arts in index.get("targets", {}).values() for cid in arts.values()}

@@ -27,6 +27,7 @@ from engine.commands import (
     Recover,
     ReleaseBranch,
     ResolvePipeline,
+    RunRefused,
     StartRun,
     Superseded,
     SupersedeRun,
@@ -1635,3 +1636,29 @@ def test_decide_never_issues_admission_commands() -> None:
         assert not any(isinstance(c, (StartRun, SupersedeRun)) for c in d.commands)
         assert d.run is not None
         run = d.run
+
+
+class TestRunRefused:
+    """A stale push (engine/freshness.py) is refused before any stage runs (issue 13)."""
+
+    @pytest.mark.parametrize("state", ["superseded", "failed"])
+    def test_refused_ends_the_run_with_the_reason_and_releases(self, state: str) -> None:
+        run = started()
+        d = step(run, RunRefused(reason="stale push: x", state=state), NOW + s(2))  # type: ignore[arg-type]
+        assert d.run is not None and d.run.state is RunState(state)
+        assert d.run.error == "stale push: x" and d.run.stages == {} and d.run.pipeline is None
+        assert d.run.finished_at == NOW + s(2)
+        assert effects(d) == [RELEASE]
+        assert not any(isinstance(c, DispatchJob) for c in d.commands)
+
+    def test_refused_after_resolved_is_ignored(self) -> None:
+        run = resolved(LINEAR)[0]
+        d = step(run, RunRefused(reason="late"), NOW + s(2))
+        assert_unchanged(run, d)
+
+    def test_an_operator_note_is_recorded_on_the_run(self) -> None:
+        run = started()
+        note = "operator trigger by olga of aaaaaaaaaaaa, which is not the head of refs/heads/main (head: bbbbbbbbbbbb)"
+        d = step(run, PipelineResolved(spec=spec(LINEAR), source="x", notes=[note]), NOW + s(2))
+        assert d.run is not None and d.run.warnings == [note]
+        assert [c.message for c in logs(d, "warning")] == [note]

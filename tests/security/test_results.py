@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -36,9 +37,9 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     async with EmbeddedNats(tmp / "nats", free_port()) as url:
         settings = Settings(home=tmp / "home", nats_url=url, job_ack_wait_s=2.0, job_max_deliver=3,
                             job_nak_delay_s=0.1, tick_s=0.2, stage_grace_s=2.0, api_addr=f"127.0.0.1:{free_port()}",
-                            result_inline_max_bytes=INLINE, result_max_bytes=MAX)
+                            result_inline_max_bytes=INLINE, result_max_bytes=MAX, api_anonymous_read=True)
         repo = make_repo(tmp, settings, "big")
-        async with stack(settings, stages=build_stages(settings, ["t-big", "t-noop"])) as st:
+        async with stack(settings, stages=build_stages(settings, ["t-big", "t-noop"]), api=True) as st:
             yield Env(st, settings, repo)
 
 
@@ -46,7 +47,7 @@ async def run_with(env: Env, options: str) -> Run:
     """A run whose one stage is t-big with these options (a commit pushed per call)."""
     sha = commit(env.repo, env.settings, pipeline(f"  big:\n    uses: t-big\n    with: {options}\n"), options)
     push(env.repo, env.settings)
-    return await wait_run(env.st.topo, run_id_of(env.repo, sha), timeout=30)
+    return await wait_run(env.st.topo, run_id_of(env.repo, sha), timeout=90)
 
 
 async def test_a_large_result_goes_to_the_object_store_with_a_reference(env: Env) -> None:
@@ -59,6 +60,10 @@ async def test_a_large_result_goes_to_the_object_store_with_a_reference(env: Env
     full = json.loads(await NatsArtifactStore(env.st.topo.artifacts).get_doc(ref) or b"{}")
     assert full["summary"]["blob"] == "x" * 300000 and full["outcome"] == "succeeded"
     assert run.stages["big"].deliveries == 1
+    async with httpx.AsyncClient(base_url=f"http://{env.settings.api_addr}") as http:
+        res = await http.get(f"/api/v1/runs/{run.run_id}/artifacts/result:big")
+        assert res.status_code == 200 and res.json()["summary"]["blob"] == "x" * 300000
+        assert (await http.get(f"/api/v1/runs/{run.run_id}/artifacts/result:nope")).status_code == 404
 
 
 async def test_twenty_thousand_diagnostics_reach_the_run_capped(env: Env) -> None:
