@@ -28,6 +28,7 @@ from engine.diagnostics import Diagnostic
 from engine.errors import InputError
 from engine.settings import Settings
 from engine.stage import StageContext, StageResult
+from workers.isolation import ChildSession
 from workers.secscan.findings import Finding, SecscanOptions
 from workers.secscan.scan import ScanResult, scan_repo
 
@@ -63,11 +64,23 @@ def _diagnostic(f: Finding) -> Diagnostic:
     return Diagnostic(file=f.file, line=f.line, column=f.column, message=f"[{f.tool} {f.rule}] {f.message}")
 
 
+class ChildScanner:
+    """The scan, in the isolated child (workers/isolation.py): bandit parses the repo's Python,
+    the secret detectors read every file; neither runs in the worker's own process."""
+
+    def __call__(self, root: str, opts: SecscanOptions) -> ScanResult | tuple[list[Diagnostic], str]:
+        try:
+            return scan_repo(Path(root), opts)
+        except InputError as exc:
+            return exc.diagnostics, exc.summary  # located diagnostics travel back as they are
+
+
 class SecscanStage:
     kind: ClassVar[str] = "secscan"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._child = ChildSession(ChildScanner, memory_mb=settings.evaluation_memory_mb, what="secscan")
 
     async def run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
@@ -77,7 +90,10 @@ class SecscanStage:
             return StageResult.failed(exc.summary, exc.diagnostics)
         root = await asyncio.to_thread(ctx.checkout)
         try:
-            scan = await asyncio.to_thread(scan_repo, root, opts)
+            got = await asyncio.to_thread(self._child.call, str(root), opts, timeout_s=job.timeout_s)
+            if isinstance(got, tuple):
+                raise InputError(*got)
+            scan: ScanResult = got
         except InputError as exc:
             await asyncio.to_thread(ctx.cleanup)
             for d in exc.diagnostics[:20]:
