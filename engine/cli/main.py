@@ -346,15 +346,18 @@ def runs(
     state: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option()] = 50,
     json_: Annotated[bool, typer.Option("--json", help="stable JSON (see README)")] = False,
+    output: Annotated[str, typer.Option("-o", "--output", help="wide: every column, untruncated")] = "",
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first. In a terminal it fits 80 columns (-o wide for everything);
+    piped, it prints every column untruncated."""
     from engine.cli.output import print_runs
 
     settings = _settings()
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (_nc, topo):
-            print_runs(console, await queries.list_runs(topo, repo=repo, state=state, limit=limit), json_)
+            found = await queries.list_runs(topo, repo=repo, state=state, limit=limit)
+            print_runs(console, found, json_, wide=output == "wide")
 
     _run(main())
 
@@ -401,8 +404,9 @@ def logs_cmd(run_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (nc, topo):
-            async for line in queries.stream_logs(nc, topo, run_id, follow=follow):
-                console.print(format_log(line), markup=False, highlight=False)
+            full = await queries.resolve_run_id(topo, run_id)
+            async for line in queries.stream_logs(nc, topo, full, follow=follow):
+                console.print(format_log(line), markup=False, highlight=False, soft_wrap=True)
 
     _run(main())
 
@@ -414,7 +418,7 @@ def wait(run_id: str, timeout: Annotated[float, typer.Option()] = 600.0) -> None
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (_nc, topo):
-            state = await queries.wait_terminal(topo, run_id, timeout)
+            state = await queries.wait_terminal(topo, await queries.resolve_run_id(topo, run_id), timeout)
             console.print(state)
             if state != "succeeded":
                 raise typer.Exit(1)

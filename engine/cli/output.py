@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -29,45 +30,119 @@ def _ts(t: datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
 
+def _iso(t: datetime | None) -> str:
+    return t.isoformat(timespec="seconds") if t else "-"
+
+
+def _ago(t: datetime | None, now: datetime | None = None) -> str:
+    """``42s ago``, ``5m ago``, ``3h ago``, ``2d ago``."""
+    if t is None:
+        return "-"
+    secs = max(0.0, ((now or datetime.now(UTC)) - t).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{int(secs // size)}{unit} ago"
+    return f"{int(secs)}s ago"
+
+
+def _name(author: str) -> str:
+    """``Ada Operator <ada@example.org>`` -> ``Ada Operator``."""
+    return author.split("<", 1)[0].strip() or author
+
+
 def _state(s: str) -> str:
     return f"[{STATE_STYLE.get(s, 'white')}]{s}[/]"
 
 
-def print_runs(console: Console, runs: Sequence[RunSummary], as_json: bool) -> None:
+def table(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]], *, compact: bool = False) -> None:
+    """A table for people (rich, fitted to the terminal, states coloured) or, when stdout is not
+    a terminal, for scripts: plain columns separated by two spaces, never wrapped or truncated."""
+    if not console.is_terminal:
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+        for row in [list(headers), *rows]:
+            console.file.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        console.file.flush()
+        return
+    if compact:  # one space between columns, no borders, never wrapped
+        t = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+        for h in headers:
+            t.add_column(h, no_wrap=True, overflow="ellipsis")
+    else:
+        t = Table(*headers, box=box.HEAVY_HEAD, header_style="bold")
+    state = headers.index("state") if "state" in headers else -1
+    for row in rows:
+        t.add_row(*[_state(c) if i == state else escape(c) for i, c in enumerate(row)])
+    console.print(t)
+
+
+def print_runs(console: Console, runs: Sequence[RunSummary], as_json: bool, *, wide: bool = False) -> None:
     if as_json:
         console.print_json(json.dumps([r.model_dump(mode="json") for r in runs]))
         return
-    t = Table("run", "repo", "ref", "sha", "author", "state", "duration", "created")
-    for r in runs:
-        t.add_row(r.run_id, r.repo, r.ref.removeprefix("refs/heads/"), r.short_sha, r.author, _state(r.state),
-                  _dur(r.duration_s), _ts(r.created_at))
-    console.print(t)
+    if wide or not console.is_terminal:  # everything, untruncated
+        headers = ["run", "repo", "ref", "sha", "author", "state", "duration", "created"]
+        rows = [[r.run_id, r.repo, r.ref.removeprefix("refs/heads/"), r.short_sha, r.author, r.state,
+                 _dur(r.duration_s), _iso(r.created_at)] for r in runs]
+    else:  # fits 80 columns: short run id (`lintas show` takes it), the author's name, relative times
+        headers = ["run", "repo", "ref", "sha", "author", "state", "took", "created"]
+        rows = [[r.run_id[:10], _cut(r.repo, 10), _cut(r.ref.removeprefix("refs/heads/"), 10), r.short_sha[:7],
+                 _cut(_name(r.author), 11), r.state, _dur(r.duration_s), _ago(r.created_at)] for r in runs]
+    table(console, headers, rows, compact=not wide and console.is_terminal)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
     if as_json:
         console.print_json(run.model_dump_json())
         return
-    console.print(f"[bold]{run.run_id}[/]  {run.repo} {run.ref} @ {run.short_sha}  by {run.author or '?'}")
-    console.print(f"  {run.message}")
-    console.print(f"  state: {_state(run.state)}   duration: {_dur(run.duration_s)}   "
-                  f"pipeline: {run.pipeline or '-'} ({run.pipeline_source or '-'})")
+    say = _sayer(console)
+    say(f"[bold]{escape(run.run_id)}[/]  {escape(run.repo)} {escape(run.ref)} @ {run.short_sha}  by "
+        f"{escape(run.author or '?')}")
+    say(f"  {escape(run.message)}")
+    say(f"  state: {_state(run.state)}   duration: {_dur(run.duration_s)}   "
+        f"pipeline: {escape(run.pipeline or '-')} ({escape(run.pipeline_source or '-')})")
     if run.error:
-        console.print(f"  [red]error:[/] {run.error}")
+        say(f"  [red]error:[/] {escape(run.error)}")
     for d in run.diagnostics:
-        console.print(f"    [red]{d}[/]")
+        say(f"    [red]{escape(str(d))}[/]")
     if run.approval_reasons:
-        console.print(f"  approval: {'; '.join(run.approval_reasons)} (approved by {run.approved_by or 'nobody yet'})")
+        say(f"  approval: {escape('; '.join(run.approval_reasons))} (approved by {run.approved_by or 'nobody yet'})")
     for w in run.warnings:
-        console.print(f"  [yellow]warning:[/] {w}")
-    t = Table("stage", "state", "worker", "attempts", "started", "duration", "error")
-    for s in run.stages:
-        t.add_row(s.name + (" (on failure)" if s.on_failure else ""), _state(s.state), s.worker or "-",
-                  str(s.attempts), _ts(s.started_at), _dur(s.duration_s), s.error or s.skip_reason or "")
-    console.print(t)
+        say(f"  [yellow]warning:[/] {escape(w)}")
+    rows = [[s.name + (" (on failure)" if s.on_failure else ""), s.state, s.worker or "-", str(s.attempts),
+             _ts(s.started_at), _dur(s.duration_s), s.error or s.skip_reason or ""] for s in run.stages]
+    table(console, ["stage", "state", "worker", "attempts", "started", "duration", "error"], rows)
     for s in run.stages:
         for d in s.diagnostics:
-            console.print(f"  [red]{s.name}:[/] {d}")
+            say(f"  [red]{escape(s.name)}:[/] {escape(str(d))}")
+    for s in run.stages:
+        checks = [c for c in s.summary.get("checks") or [] if isinstance(c, dict) and c.get("passed") is False]
+        if checks:
+            say(f"\n[bold]failing checks[/] ({escape(s.name)}):")
+            table(console, ["target", "check", "subject", "expected", "observed"],
+                  [[str(c.get("device", "")), str(c.get("check", "")), str(c.get("subject", "")),
+                    _value(c.get("expected")), _value(c.get("observed"))] for c in checks])
+
+
+def _value(v: object) -> str:
+    """A check's expected/observed value as people write it: lists joined, no Python reprs."""
+    if v is None:
+        return "-"
+    if isinstance(v, list | tuple):
+        return ", ".join(_value(x) for x in v) or "(none)"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_value(x)}" for k, x in v.items()) or "(none)"
+    return str(v)
+
+
+def _sayer(console: Console) -> Callable[[str], None]:
+    """Print one line: styled in a terminal; plain and never wrapped for scripts."""
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, highlight=False)
+    return say
 
 
 def format_log(line: LogLine) -> str:

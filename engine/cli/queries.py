@@ -10,6 +10,8 @@ from nats.js import api
 
 from engine import subjects as S
 from engine.bus import Topology
+from engine.diagnostics import Diagnostic
+from engine.errors import InputError
 from engine.events import LogLine
 from engine.store import RunStore
 from engine.views import RunDetail, RunSummary
@@ -28,7 +30,25 @@ async def list_runs(
     return out[:limit]
 
 
+async def resolve_run_id(topo: Topology, given: str) -> str:
+    """The run id ``given`` names: itself, or the one run whose id starts with it (`lintas runs`
+    shows short ids in a terminal). Raises InputError when it names several."""
+    store = RunStore(topo.runs)
+    if await store.get(RunStore.key(given)) is not None:
+        return given
+    prefix = RunStore.key(given)
+    found = [k.split(".", 1)[1] for k in await store.keys() if k.startswith(prefix)]
+    if len(found) <= 1:
+        return found[0] if found else given  # none: perhaps a run about to be created (`lintas wait`)
+    what = f"{len(found)} runs ({', '.join(found[:5])}{', ...' if len(found) > 5 else ''})"
+    raise InputError([Diagnostic(file="run id", message=f"{what} match {given!r}")], summary=f"{what} match {given!r}")
+
+
 async def get_run(topo: Topology, run_id: str) -> RunDetail | None:
+    try:
+        run_id = await resolve_run_id(topo, run_id)
+    except InputError:
+        return None
     got = await RunStore(topo.runs).get(RunStore.key(run_id))
     return RunDetail.of(got[0]) if got else None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,19 @@ def test_runs_show_logs_and_json_shapes(tmp_path: Path, up: Settings) -> None:
     assert "[render]" in logs and "rendered" in logs
     assert logs.strip().splitlines()[-1].endswith("run succeeded")
     assert "infra" in lintas(settings, "runs").stdout
+
+    # Piped (not a terminal), nothing is wrapped or truncated: one event per line, full columns.
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in logs.strip().splitlines()), logs
+    created = next(ln for ln in logs.splitlines() if "run created (hook)" in ln)
+    assert len(created) > 80 and created.endswith("by Test Author <author@example.invalid>"), created
+    piped = lintas(settings, "runs").stdout.splitlines()
+    assert piped[0].split() == ["run", "repo", "ref", "sha", "author", "state", "duration", "created"]
+    row = next(ln for ln in piped if rid in ln)
+    assert "Test Author <author@example.invalid>" in row and mine[0]["created_at"][:19] in row, row
+    shown = lintas(settings, "show", rid).stdout.splitlines()
+    assert any(ln.startswith("validate ") and "succeeded" in ln for ln in shown), shown
+    assert not any(ln.startswith(("┃", "│", "┏")) for ln in shown)  # no box drawing for scripts
+    assert lintas(settings, "show", rid[:10], "--json").stdout == lintas(settings, "show", rid, "--json").stdout
 
 
 def test_local_validate_and_plan_against_a_ref(tmp_path: Path, settings: Settings) -> None:
