@@ -32,6 +32,26 @@ app.add_typer(emit_app, name="emit")
 spool_app = typer.Typer(help="Events the git hook spooled while NATS did not answer.")
 app.add_typer(spool_app, name="spool")
 console = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"lintas {version('lintas')}")
+        except PackageNotFoundError:
+            console.print("lintas (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    _version_: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                             help="print the version and exit")] = False,
+) -> None:
+    """Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.
+    Shell completion: `lintas --install-completion` (bash, zsh, fish)."""
 err = Console(stderr=True)
 
 
