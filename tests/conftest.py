@@ -67,3 +67,18 @@ def settings(tmp_path: Path, nats_url: str) -> Settings:
         stage_grace_s=2.0,
         api_addr=f"127.0.0.1:{free_port()}",  # never the default port: a developer's `lintas up` may hold it
     )
+
+
+# Fixtures that start a real server or the lab: a test using any of them (directly or through
+# another fixture) is an integration test, marked as such automatically. `scripts/test.sh --fast`
+# runs everything else.
+SERVER_FIXTURES = frozenset({
+    "nats_server", "cluster", "healthy", "lab", "lab_settings", "lx", "sw", "ovs_target", "ovs_target_b", "procs",
+    "up", "api", "bus", "connect", "opa_url",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from engine.bus import Topology
 from engine.natsd import free_port
@@ -48,6 +49,7 @@ async def test_lintas_api_serves_an_existing_nats(
     assert all(t not in out for t in TOKENS.values())
 
 
+@pytest.mark.integration  # starts `lintas up` itself
 def test_lintas_api_uses_the_embedded_nats_of_lintas_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
     up_addr, api_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
