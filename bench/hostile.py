@@ -232,7 +232,11 @@ async def _pipeline_attack(st: HostileStack, name: str, change: Callable[[Path],
             hostile_id, healthy_id = await asyncio.gather(
                 st.push_change(repo, change),
                 st.push_change("healthy", {"fabric/extra.yaml": f"vnis: [{10000 + st.serial}]\n"}))
-            doc = await st.run_doc(http, hostile_id)
+            try:
+                doc = await st.run_doc(http, hostile_id, timeout=300)
+            except TimeoutError:
+                return Outcome(name, time.perf_counter() - t0, mem.main, mem.child, "not terminal after 300 s", "",
+                               alive=st.proc.poll() is None)
             seconds = time.perf_counter() - t0
             healthy = await st.run_doc(http, healthy_id)
             healthy_s = time.perf_counter() - t0
