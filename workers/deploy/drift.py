@@ -277,7 +277,7 @@ async def _live(runs: RunStore, run_id: str | None) -> bool:
     """Whether ``run_id`` is a run that may still confirm its commit (not ended)."""
     if run_id is None:
         return False
-    got = await runs.get(run_id)
+    got = await runs.get(RunStore.key(run_id))
     return got is not None and not got[0].state.terminal
 
 
