@@ -1,4 +1,11 @@
-"""Which targets (switches, hypervisors) depend on which model objects.
+"""Which model objects explain a change to which targets (switches, hypervisors).
+
+**This table only explains a change; it never decides what to render or deploy.** Which
+targets change comes from rendering: every target's input fingerprint
+(:mod:`workers.render.inputs`), or a full render. The table below is kept by hand and can
+be incomplete (a template may read any object's values: every switch's prefix-list lists
+every explicit VTEP), so :func:`workers.policy.change.attribute` intersects it with the
+plan and attributes any target it misses to every changed object.
 
 The model is cut into *objects* small enough that a change to one means the
 same thing for every target that depends on it:
