@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
+from engine import queries
 from engine import subjects as S
 from engine.api.auth import Viewer
 from engine.api.context import ApiContext, Ctx
@@ -20,7 +21,6 @@ from engine.api.index import BadCursor
 from engine.api.schemas import ERRORS, LogEntry
 from engine.api.sse import follow, last_event_id, sse_response, wants_sse
 from engine.artifacts import NatsArtifactStore
-from engine.cli import queries
 from engine.events import LogLine
 from engine.state import RunState
 from engine.store import RunStore

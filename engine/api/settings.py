@@ -8,12 +8,10 @@ references (``env:NAME`` or ``file:/path``) resolved when a request is verified.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
-
-if TYPE_CHECKING:
-    from engine.settings import Settings
 
 
 class Role(IntEnum):
@@ -57,18 +55,34 @@ class WebhookRepo(BaseModel):
     secret_ref: str = Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
 
+class ApiSources(Protocol):
+    """The part of :class:`engine.settings.Settings` these helpers read (no import of it: the
+    settings tree imports the models above, and this module must not import it back)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def api_tokens(self) -> list[TokenEntry]: ...
+    @property
+    def api_tokens_file(self) -> Path | None: ...
+    @property
+    def webhooks(self) -> dict[str, WebhookRepo]: ...
+    @property
+    def webhooks_file(self) -> Path | None: ...
+
+
 _tokens = TypeAdapter(list[TokenEntry])
 _hooks = TypeAdapter(dict[str, WebhookRepo])
 
 
-def all_tokens(settings: Settings) -> list[TokenEntry]:
+def all_tokens(settings: ApiSources) -> list[TokenEntry]:
     """``LINTAS_API_TOKENS`` plus the entries of ``LINTAS_API_TOKENS_FILE`` (a JSON list)."""
     path = settings.api_tokens_file
     extra = _tokens.validate_json(path.read_bytes()) if path else []
     return [*settings.api_tokens, *extra]
 
 
-def all_webhooks(settings: Settings) -> dict[str, WebhookRepo]:
+def all_webhooks(settings: ApiSources) -> dict[str, WebhookRepo]:
     """``LINTAS_WEBHOOKS_FILE`` (default: LINTAS_HOME/webhooks.json when it exists), then
     ``LINTAS_WEBHOOKS`` over it. Read per request, so an edited file takes effect at once."""
     path = settings.webhooks_file or settings.home / "webhooks.json"

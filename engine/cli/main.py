@@ -13,9 +13,9 @@ from typing import Annotated, get_args
 import typer
 from rich.console import Console
 
-from engine import aio, logs
+from engine import aio, logs, queries
 from engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
-from engine.cli import daemon, queries
+from engine.cli import daemon
 from engine.client import control, emit_or_spool, publish_control, publish_push
 from engine.errors import InputError, LintasError
 from engine.events import Action, PushEvent, manual_event_id

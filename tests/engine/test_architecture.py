@@ -38,3 +38,67 @@ def test_subject_strings_are_spelled_only_in_subjects_module() -> None:
         if p.name != "subjects.py" and pattern.search(p.read_text())
     ]
     assert hits == []
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _graph(base: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``base`` it imports (``from a import b`` counts ``a`` and ``a.b``),
+    type-checking-only imports included: a cycle through them is still a tangle."""
+    mods = {_module(p): p for p in (ROOT / base).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        deps: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {d for d in deps if d in mods and d != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_engine_modules_import_no_cycle() -> None:
+    assert _cycles(_graph("engine")) == []
+
+
+def test_the_api_never_reaches_into_the_cli() -> None:
+    offenders = {m: sorted(d for d in deps if d == "engine.cli" or d.startswith("engine.cli."))
+                 for m, deps in _graph("engine").items() if m.startswith("engine.api")}
+    assert {m: d for m, d in offenders.items() if d} == {}

@@ -1,4 +1,4 @@
-"""Read-side queries shared by the CLI (and the API): runs from KV, logs from the LOGS stream."""
+"""Read-side queries over the run store, the logs stream and the object store, shared by the CLI and the API."""
 
 from __future__ import annotations
 
