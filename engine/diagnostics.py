@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +45,7 @@ def render_all(diagnostics: Iterable[Diagnostic]) -> str:
 
 
 MAX_DIAGNOSTICS = 1000  # kept per report; the rest are only counted
+_TOTAL = re.compile(r"\((\d+) in total\)$")
 
 
 def more_problems(hidden: int, total: int) -> Diagnostic:
@@ -51,11 +53,24 @@ def more_problems(hidden: int, total: int) -> Diagnostic:
     return Diagnostic(file="(more)", message=f"... and {hidden} more problem(s) not shown ({total} in total)")
 
 
+def counted(diagnostics: Sequence[Diagnostic]) -> int:
+    """How many problems a (possibly capped) list stands for: its marker's total, else its length."""
+    for d in reversed(diagnostics):
+        if d.file == "(more)" and (m := _TOTAL.search(d.message)):
+            return int(m.group(1))
+    return len(diagnostics)
+
+
 def capped(diagnostics: Sequence[Diagnostic], total: int | None = None,
            limit: int = MAX_DIAGNOSTICS) -> list[Diagnostic]:
     """At most ``limit`` diagnostics, then one saying how many more (of ``total``) there were."""
-    kept = [d for d in diagnostics[:limit] if d.file != "(more)"]
-    total = max(total if total is not None else len(diagnostics), len(kept))
+    real = [d for d in diagnostics if d.file != "(more)"]
+    if total is None:
+        if len(real) < len(diagnostics) and len(real) <= limit:
+            return list(diagnostics)  # capped already: its count stands
+        total = counted(diagnostics) if len(real) < len(diagnostics) else len(real)
+    kept = real[:limit]
+    total = max(total, len(kept))
     return kept + [more_problems(total - len(kept), total)] if total > len(kept) else kept
 
 
@@ -79,7 +94,7 @@ class Collector:
     def extend(self, diagnostics: Sequence[Diagnostic], total: int | None = None) -> None:
         """``total``: how many problems ``diagnostics`` stands for (it may itself be capped)."""
         real = [d for d in diagnostics if d.file != "(more)"]
-        self.total += max(total if total is not None else len(real), len(real))
+        self.total += max(total if total is not None else counted(diagnostics), len(real))
         self.kept.extend(real[: max(self.limit - len(self.kept), 0)])
 
     def count(self, n: int) -> None:

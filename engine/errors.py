@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.diagnostics import MAX_DIAGNOSTICS, Diagnostic, capped, render_all
+from engine.diagnostics import MAX_DIAGNOSTICS, Diagnostic, capped, counted, render_all
 
 
 class LintasError(Exception):
@@ -33,8 +33,7 @@ class InputError(LintasError):
 
     def __init__(self, diagnostics: Sequence[Diagnostic], summary: str | None = None,
                  *, total: int | None = None) -> None:
-        given = len([d for d in diagnostics if d.file != "(more)"])
-        self.total = max(total or 0, given)
+        self.total = max(total or 0, counted(diagnostics))
         self.diagnostics = capped(diagnostics, self.total, MAX_DIAGNOSTICS)
         self.summary = summary or f"{self.total} problem(s)"
         super().__init__(f"{self.summary}\n{render_all(self.diagnostics)}")

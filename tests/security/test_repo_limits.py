@@ -58,6 +58,10 @@ def test_collector_keeps_the_first_and_counts_the_rest() -> None:
     sink.add(Diagnostic(file="c", message="y"))
     sink.count(10)
     out = sink.result()
+    from engine.diagnostics import capped
+
+    assert capped(out) == out  # a capped list keeps its count when capped again
+    assert InputError(out).total == 14 and InputError(out).diagnostics == out
     assert [d.file for d in out] == ["a", "a", "b", "(more)"]
     assert sink.total == 14 and out[-1].message == "... and 11 more problem(s) not shown (14 in total)"
     again = Collector(limit=5)
@@ -93,6 +97,12 @@ def test_the_resolver_enforces_the_setting(tmp_path: Path) -> None:
 
         def changed_paths(self, url: str, before: str | None, sha: str) -> list[str] | None:
             return None
+
+        def head(self, url: str, ref: str) -> str | None:
+            return "a" * 40  # the run's commit is its branch's head
+
+        def is_ancestor(self, url: str, ancestor: str, descendant: str) -> bool:
+            return False
 
     settings = Settings(home=tmp_path, max_stage_timeout_s=7200)
     resolver = PipelineResolver(OneFile(tmp_path), pipeline_file=".lintas/pipeline.yaml",
