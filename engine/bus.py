@@ -156,7 +156,9 @@ async def _ensure_stream(js: JetStreamContext, cfg: api.StreamConfig) -> None:
 async def _ensure_kv(js: JetStreamContext, cfg: api.KeyValueConfig) -> KeyValue:
     try:
         return await js.create_key_value(cfg)
-    except BadRequestError:
+    except BadRequestError as exc:
+        if is_transient(exc):
+            raise  # e.g. no peers for placement yet: retried by the caller
         kv = await js.key_value(cfg.bucket)
         return kv
 

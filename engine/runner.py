@@ -19,11 +19,10 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import Header
 
 from engine import admission, freshness
 from engine import subjects as S
-from engine.bus import Topology, engine_consumer_config, publish_acked
+from engine.bus import Topology, engine_consumer_config, publish_acked, retrying
 from engine.commands import (
     Admitted,
     Command,
@@ -191,6 +190,12 @@ class Engine(Service):
                     msgs = await sub.fetch(self._batch, timeout=5)
                 except (TimeoutError, NatsTimeout):
                     msgs = []
+                except BaseException:
+                    # e.g. no consumer leader during an election: give the room back, or a few
+                    # failed fetches would leave no room at all and the loop would wait forever
+                    for _ in range(self._batch):
+                        slots.release()
+                    raise
                 for _ in range(self._batch - len(msgs)):
                     slots.release()
                 for m in msgs:
@@ -220,26 +225,31 @@ class Engine(Service):
 
     async def _on_ingress(self, msg: Msg) -> None:
         ev = ingress_adapter.validate_json(msg.data)
+        again = _redelivered(msg)
         if isinstance(ev, PushEvent):
-            await self.handle(ev.run_id, PushReceived(event=ev, seq=msg.metadata.sequence.stream))
+            await self.handle(ev.run_id, PushReceived(event=ev, seq=msg.metadata.sequence.stream), redelivered=again)
         elif ev.action == "retry":
             await self._retry(ev)
         else:
-            await self.handle(ev.run_id, ev)
+            await self.handle(ev.run_id, ev, redelivered=again)
 
     async def _on_result(self, msg: Msg) -> None:
         ev = result_adapter.validate_json(msg.data)
-        await self.handle(ev.run_id, ev)
+        await self.handle(ev.run_id, ev, redelivered=_redelivered(msg))
 
     async def _on_advisory(self, msg: Msg) -> None:
         """JetStream gave up on a job without a worker reporting it (worker died on the last try)."""
         try:
             adv = json.loads(msg.data)
-            raw = await self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"]))
+            wait = self._settings.nats_retry_s
+            raw = await retrying(lambda: self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"])),
+                                 deadline_s=wait, what="dead job")
             job = Job.model_validate_json(raw.data or b"")
-            await self._topo.js.publish(S.dlq(job.kind), raw.data or b"", headers={Header.MSG_ID: f"{job.job_id}:dlq"})
+            await publish_acked(self._topo.js, S.dlq(job.kind), raw.data or b"", msg_id=f"{job.job_id}:dlq",
+                                deadline_s=wait)
             with contextlib.suppress(Exception):
-                await self._topo.js.delete_msg(S.JOBS_STREAM, int(adv["stream_seq"]))
+                await retrying(lambda: self._topo.js.delete_msg(S.JOBS_STREAM, int(adv["stream_seq"])),
+                               deadline_s=wait, what="delete dead job")
             await self.handle(
                 job.run_id,
                 JobDeadLettered(
@@ -268,8 +278,14 @@ class Engine(Service):
         await self._emit_log(ev.run_id, f"retried by {ev.actor} as run {push.run_id}")
 
     # ------------------------------------------------------------------ the loop body
-    async def handle(self, run_id: str, inp: Input) -> Run | None:
+    async def handle(self, run_id: str, inp: Input, *, redelivered: bool = False) -> Run | None:
         run, commands = await self._apply(run_id, inp)
+        if redelivered and not commands and run is not None and not run.state.terminal:
+            # A redelivered input that changes nothing: whoever handled it first (another
+            # engine, or this one before a failure) saved the new state and may have died
+            # before its effects went out. Re-derive them from the saved state; re-sent jobs
+            # keep their ids, so nothing runs twice.
+            run, commands = await self._apply(run_id, Recover())
         # Log lines first: later commands may recurse into other decisions, whose logs follow.
         try:
             for cmd in sorted(commands, key=lambda c: not isinstance(c, EmitLog)):
@@ -290,9 +306,12 @@ class Engine(Service):
                 # A push almost always names a new run: try the create first, read only on conflict.
                 current = None if optimistic else await self._load(run_id)
                 optimistic = False
+                cached = current is not None and self._cache.get(run_id) is current
                 run, rev = current if current else (None, 0)
                 d = decide(run, inp, self._clock(), self._limits)
                 if d.run is None or (run is not None and d.run == run):
+                    if cached and await self._stale(run_id, rev):
+                        continue  # another engine moved the run on: decide again on what it wrote
                     return d.run, d.commands
                 try:
                     await self._save(d.run, rev if run is not None else None)
@@ -301,6 +320,19 @@ class Engine(Service):
                     continue
                 return d.run, d.commands
             raise ConflictError(f"run {run_id}: could not apply {type(inp).__name__} (contention)")
+
+    async def _stale(self, run_id: str, rev: int) -> bool:
+        """Whether the cached copy is behind KV (a no-op decision on a cached run is checked:
+        with several engines, a cached copy may miss what another engine wrote, and a
+        decision that writes nothing would never find out through compare-and-set)."""
+        got = await self.runs.get(RunStore.key(run_id))
+        if got is None or got[1] == rev:
+            return False
+        if got[0].state.terminal:
+            self._cache.pop(run_id, None)
+        else:
+            self._cache[run_id] = got
+        return True
 
     async def _load(self, run_id: str) -> tuple[Run, int] | None:
         cached = self._cache.get(run_id)
@@ -467,6 +499,13 @@ class Engine(Service):
                     log.info("adopted runs", count=n)
             except Exception as exc:
                 log.warning("rescan failed", error=repr(exc))
+
+
+def _redelivered(msg: Msg) -> bool:
+    try:
+        return (msg.metadata.num_delivered or 1) > 1
+    except Exception:  # not a JetStream message (tests feed plain ones)
+        return False
 
 
 def _due(run: Run, now: datetime) -> bool:

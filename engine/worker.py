@@ -22,11 +22,10 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import Header
 
 from engine import subjects as S
 from engine.artifacts import NatsArtifactStore
-from engine.bus import Topology, worker_consumer_config
+from engine.bus import Topology, publish_acked, worker_consumer_config
 from engine.diagnostics import Diagnostic
 from engine.disposition import classify
 from engine.errors import InputError
@@ -195,8 +194,15 @@ class Worker(Service):
             approval_reasons=result.approval_reasons, warnings=result.warnings,
             duration_s=round(time.perf_counter() - t0, 6),
         )
-        finished = await self._bounded(job, finished, rlog)
-        if await self._record(job, finished, rlog):
+        # keep the job ours while the result is recorded: across a leader election that can take
+        # longer than the ack wait, and a redelivery meanwhile would run the stage again (issue 17)
+        beat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            finished = await self._bounded(job, finished, rlog)
+            recorded = await self._record(job, finished, rlog)
+        finally:
+            beat.cancel()
+        if recorded:
             await msg.ack()
         else:
             with contextlib.suppress(Exception):
@@ -287,4 +293,6 @@ class Worker(Service):
         await self._publish(S.result(result.run_id), result.model_dump_json(), msg_id=result.event_id)
 
     async def _publish(self, subject: str, body: str, *, msg_id: str) -> None:
-        await self._topo.js.publish(subject, body.encode(), headers={Header.MSG_ID: msg_id})
+        # retried with the same Nats-Msg-Id across a node loss / leader election (issue 17)
+        await publish_acked(self._topo.js, subject, body.encode(), msg_id=msg_id,
+                            deadline_s=self._settings.nats_retry_s)

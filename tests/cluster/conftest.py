@@ -57,12 +57,14 @@ async def healthy(cluster: LocalCluster) -> LocalCluster:
 
 
 @pytest.fixture
-def csettings(tmp_path: Path, healthy: LocalCluster) -> Settings:
+def csettings(tmp_path: Path, healthy: LocalCluster, request: pytest.FixtureRequest) -> Settings:
+    """Short timers. A test that kills NATS leaders sets ``ack_wait_s`` on itself: an ack wait
+    shorter than a leader election would redeliver jobs that are running fine."""
     return Settings(
         home=tmp_path / "home",
         nats_url=healthy.url,
         streams=StreamLimits(replicas=3),
-        job_ack_wait_s=2.0,
+        job_ack_wait_s=getattr(request.function, "ack_wait_s", 2.0),
         job_max_deliver=3,
         job_nak_delay_s=0.1,
         tick_s=0.2,

@@ -99,7 +99,8 @@ async def wait_terminal(topo: Topology, run_ids: set[str], timeout: float) -> di
             return runs
         await asyncio.sleep(0.5)
     missing = sorted(rid for rid in run_ids if rid not in runs)
-    stuck = sorted(f"{rid}:{runs[rid].state}" for rid in run_ids if rid in runs and not runs[rid].state.terminal)
+    stuck = sorted(f"{rid}:{runs[rid].state}:" + ",".join(f"{n}={r.status}/{r.attempt}" for n, r in runs[rid].stages.items())
+                   for rid in run_ids if rid in runs and not runs[rid].state.terminal)
     raise AssertionError(f"after {timeout}s: {len(missing)} runs missing {missing[:5]}, "
                          f"{len(stuck)} not terminal {stuck[:5]}")
 
