@@ -96,6 +96,8 @@ class Engine(Service):
         self._branch_draining: set[str] = set()
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()  # pipeline resolutions in flight
+        self._resolving = asyncio.Semaphore(8)  # git work at once
         self._advisory_sub: Any = None
         self._repair: set[str] = set()  # runs whose commands did not all go out: Recover them
         self._terminal: set[str] = set()  # keys of runs known to be over (a terminal run never changes)
@@ -124,9 +126,9 @@ class Engine(Service):
         log.info("engine started", recovered=len(self._cache))
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._background]:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         self._tasks.clear()
         if self._advisory_sub is not None:
             with contextlib.suppress(Exception):
@@ -375,7 +377,19 @@ class Engine(Service):
         elif isinstance(cmd, SupersedeRun):
             await self.handle(cmd.run_id, Superseded(by=cmd.by))
         elif isinstance(cmd, ResolvePipeline):
-            await self._resolve(cmd.run_id)
+            # Reading the pipeline is git work: it must not hold up the input that started the
+            # run (ingest). The run is saved as started first, so a crash here is recovered.
+            task = asyncio.create_task(self._resolve_bg(cmd.run_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _resolve_bg(self, run_id: str) -> None:
+        async with self._resolving:
+            try:
+                await self._resolve(run_id)
+            except Exception as exc:
+                log.warning("pipeline resolution failed, will retry", run=run_id, error=repr(exc))
+                self._repair.add(run_id)
 
     async def _resolve(self, run_id: str) -> None:
         current = await self._load(run_id)
