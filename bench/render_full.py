@@ -43,6 +43,8 @@ def main(leaves: int, hosts: int, instances: int) -> None:
         "total_s": round(t2 - t0, 3), "render_ms_per_target": round((t2 - t1) * 1000 / len(out), 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "sandbox_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "sandbox_cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 2),
         "target": "total <= 5 s, peak RSS <= 1024 MB (worker and its template sandbox each)",
     })
 

@@ -56,6 +56,14 @@ class DeploySettings(BaseModel):
     domain_shutdown_timeout_s: float = Field(60.0, ge=0)  # ACPI shutdown, then destroy
 
 
+class RenderSettings(BaseModel):
+    """Limits of the template sandbox (``LINTAS_RENDER__*``): one child process per render job."""
+
+    memory_mb: int = Field(256, ge=64)  # address space of the sandbox process
+    cpu_s: int = Field(4, ge=1)  # CPU time of one job's templates (1,000 leaves: 0.44 s); a runaway loop ends here
+    max_output_chars: int = Field(4 * 1024 * 1024, ge=1024)  # one artifact
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore"
@@ -77,6 +85,7 @@ class Settings(BaseSettings):
 
     streams: StreamLimits = StreamLimits()
     deploy: DeploySettings = DeploySettings()
+    render: RenderSettings = RenderSettings()
 
     # Jobs: delivery contract for every stage consumer.
     job_ack_wait_s: float = 30.0

@@ -41,7 +41,8 @@ class RenderStage:
         self._settings = settings
         self._cache = ModelCache()
         self._cache_lock = threading.Lock()  # a ModelCache is not thread-safe; jobs run in threads
-        self._spares = Spares()
+        r = settings.render
+        self._spares = Spares(RenderLimits(memory_mb=r.memory_mb, cpu_s=r.cpu_s))
 
     async def run(self, ctx: StageContext) -> StageResult:
         # The job allocates a whole model; collections in the middle of it would rescan the
@@ -63,7 +64,9 @@ class RenderStage:
         store = NatsArtifactStore(ctx.topology.artifacts)
         previous = await self._previous(store, job.repo, job.before)
         # the template child must be gone before the stage's own deadline
-        limits = RenderLimits(timeout_s=max(1.0, job.timeout_s - 5.0))
+        r = self._settings.render
+        limits = RenderLimits(memory_mb=r.memory_mb, cpu_s=r.cpu_s, max_output_chars=r.max_output_chars,
+                              timeout_s=max(1.0, job.timeout_s - 5.0))
         try:
             with Renderer(root, limits=limits, spares=self._spares) as renderer:
                 selection, rendered = await asyncio.to_thread(self._render, model, renderer, previous)
