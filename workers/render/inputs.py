@@ -45,12 +45,14 @@ class TargetInput:
 
 
 def _code_digest() -> str:
-    """The renderer's own code and built-in templates: a new Lintas version re-renders everything."""
+    """The renderer's own code and built-in templates, and the model's classes whose properties
+    ``finish`` may read: a new Lintas version re-renders everything once."""
     here = Path(__file__).resolve().parent
+    model = here.parent / "model"
     h = hashlib.blake2b(digest_size=16)
-    for path in sorted([*here.glob("*.py"), *(here / "templates").rglob("*")]):
+    for path in sorted([*here.glob("*.py"), *(here / "templates").rglob("*"), *model.glob("*.py")]):
         if path.is_file():
-            h.update(str(path.relative_to(here)).encode() + b"\0" + path.read_bytes() + b"\0")
+            h.update(str(path.relative_to(here.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
