@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,3 +113,23 @@ def test_commit_metadata_from_the_checkout(tmp_path: Path) -> None:
     summary, affected = change_of(load_model(root), old, rendered, baseline_known=True, against=f"commit {first}")
     assert summary is not None and "spine-01" in summary["changed"] and affected["spine-01"] == {("fabric", "underlay")}
     assert rendered_change(root, "no-such-commit") is None
+
+
+def test_objects_are_attributed_to_the_plans_targets(tmp_path: Path, template_model: InfraModel) -> None:
+    """The graph says leaf-04's own values affect leaf-04 only; the plan (a sound render) says every
+    switch changes. The policy input follows the plan: the device object is attributed to all six,
+    and no object names a target the plan does not change."""
+    root = tmp_path / "repo"
+    shutil.copytree(TEMPLATE, root)
+    devices = root / "fabric" / "devices.yaml"
+    devices.write_text(re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: \d+\n)", r"\g<1>    vtep_ip: 10.99.1.14\n",
+                              devices.read_text()))
+    new = load_model(root)
+    switches = sorted(new.devices)
+    plan = {"against": "deployed", "new": [], "changed": switches, "removed": [], "unchanged": 2}
+    summary, affected = change_of(new, template_model, plan, baseline_known=True, against="deployed")
+    change = build_input(new, plan_summary=summary, meta=FIXED_META, affected=affected)["change"]
+    assert [t["name"] for t in change["targets"]] == switches
+    (device,) = [o for o in change["objects"] if o["kind"] == "device"]
+    assert device["name"] == "leaf-04" and device["targets"] == switches
+    assert all(set(o["targets"]) <= set(switches) for o in change["objects"])
