@@ -87,6 +87,7 @@ class Engine(Service):
         self._batch = batch
         self.runs = RunStore(topology.runs)
         self.branches = BranchStore(topology.branches)
+        self._targets = TargetStore(topology.targets)  # deployed commits, cached until the bucket changes
         self._limits = Limits(
             max_deliver=settings.job_max_deliver, ack_wait_s=settings.job_ack_wait_s, grace_s=settings.stage_grace_s
         )
@@ -413,8 +414,7 @@ class Engine(Service):
         if run.source not in freshness.CHECKED_SOURCES | freshness.OPERATOR_SOURCES:
             return []
         try:
-            targets = await TargetStore(self._topo.targets).all()
-            return sorted({t.commit for t in targets.values() if t.repo == run.repo})
+            return await self._targets.deployed_commits(run.repo)
         except Exception as exc:
             log.warning("deployed commits unknown: only the branch head is checked", run=run.run_id, error=repr(exc))
             return []

@@ -5,7 +5,7 @@ by drift remediation (``drift``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +34,20 @@ class TargetState(BaseModel):
 class TargetStore:
     def __init__(self, kv: KeyValue) -> None:
         self._store = CasStore(kv, TargetState)
+        self._kv = kv
+        self._commits: tuple[int, dict[str, set[str]]] | None = None  # bucket's last sequence, repo -> commits
+
+    async def deployed_commits(self, repo: str) -> list[str]:
+        """The commits deployed from ``repo`` (engine/freshness.py). Every target is read again
+        only when the bucket changed since the last call: one stream lookup otherwise."""
+        kv: Any = self._kv  # nats-py exposes no public handle on the bucket's stream
+        seq = int((await kv._js.stream_info(kv._stream)).state.last_seq)
+        if self._commits is None or self._commits[0] != seq:
+            by_repo: dict[str, set[str]] = {}
+            for t in (await self.all()).values():
+                by_repo.setdefault(t.repo, set()).add(t.commit)
+            self._commits = (seq, by_repo)
+        return sorted(self._commits[1].get(repo, ()))
 
     async def get(self, target: str) -> TargetState | None:
         got = await self._store.get(S.target_key(target))
