@@ -6,6 +6,7 @@ Every event is published twice (as a retrying hook or a webhook redelivery would
 second copy must be dropped.
 
     .venv/bin/python -m bench.ingest [--repos 50 --commits 40] [--rounds 3] [--only single|cluster]
+                                     [--sync-interval always]
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def _server_pids(server: EmbeddedNats | LocalCluster) -> list[int]:
     return [server.pid]
 
 
-async def one(d: Path, mode: str, events: list[PushEvent], replicas: int) -> dict[str, float | int]:
+async def one(d: Path, mode: str, events: list[PushEvent], replicas: int, sync: str | None) -> dict[str, float | int]:
     server: EmbeddedNats | LocalCluster = (
-        LocalCluster(d / "cluster", 3) if mode == "cluster" else EmbeddedNats(d / "nats", free_port())
+        LocalCluster(d / "cluster", 3, sync_interval=sync) if mode == "cluster"
+        else EmbeddedNats(d / "nats", free_port(), sync_interval=sync)
     )
     cm: AbstractAsyncContextManager[str] = server
     async with cm as url:
@@ -89,7 +91,7 @@ async def one(d: Path, mode: str, events: list[PushEvent], replicas: int) -> dic
             "ingest_s": round(ingest_s, 3), "engine_cpu_s": round(cpu_s, 3), "nats_server_cpu_s": round(srv_cpu, 3)}
 
 
-async def main(n_repos: int, n_commits: int, rounds: int, only: str | None) -> None:
+async def main(n_repos: int, n_commits: int, rounds: int, only: str | None, sync: str | None) -> None:
     logs.configure("warning")
     modes = [m for m in ("single", "cluster") if only in (None, m)]
     results: dict[str, list[dict[str, float | int]]] = {m: [] for m in modes}
@@ -102,8 +104,8 @@ async def main(n_repos: int, n_commits: int, rounds: int, only: str | None) -> N
             for mode in modes:
                 run_dir = d / f"{mode}-{r}"
                 run_dir.mkdir()
-                results[mode].append(await one(run_dir, mode, events, 3 if mode == "cluster" else 1))
-    out: dict[str, object] = {"events": len(events), "rounds": rounds}
+                results[mode].append(await one(run_dir, mode, events, 3 if mode == "cluster" else 1, sync))
+    out: dict[str, object] = {"events": len(events), "rounds": rounds, "sync_interval": sync or "default"}
     for mode, rs in results.items():
         eps = [int(x["events_per_s"]) for x in rs]
         out[mode] = {"events_per_s_median": statistics.median(eps), "events_per_s_range": [min(eps), max(eps)],
@@ -120,5 +122,6 @@ if __name__ == "__main__":
     ap.add_argument("--commits", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["single", "cluster"], default=None)
+    ap.add_argument("--sync-interval", default=None, help='JetStream fsync: "always" to measure its cost')
     a = ap.parse_args()
-    aio.run(main(a.repos, a.commits, a.rounds, a.only))
+    aio.run(main(a.repos, a.commits, a.rounds, a.only, a.sync_interval))

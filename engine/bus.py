@@ -38,7 +38,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     ServiceUnavailableError,
 )
 # JetStream API answers that only mean "not now" in a cluster (election, peers not caught up)
-_TRANSIENT_API_CODES = {10005, 10008, 10074, 10075}  # no peers for placement, JS unavailable, not current
+# no peers for placement, JS unavailable, not current; and (a cluster, same id published twice at
+# once) "duplicate message id is in process": retried, it resolves to a duplicate ack
+_TRANSIENT_API_CODES = {10005, 10008, 10074, 10075, 10158}
 DEFAULT_RETRY_S = 30.0
 
 
