@@ -51,11 +51,22 @@ __all__ = ["lab_settings", "sw"]  # fixtures re-used from test_fabric_e2e (modul
 
 pytestmark = [pytest.mark.integration]
 
-REVERT_IN_S = 45
+REVERT_IN_S = 120  # five crashes of one run, three verifies, before the confirm (the timer drill uses 45)
+SHORT_REVERT_IN_S = 45
 HEALTH_TIMEOUT_S = 20
 VERIFY_TIMEOUT_S = 25
 ACK_WAIT_S = 6
 OTHER_STAGES = ["validate", "render", "policy", "secscan", "verify", "rollback"]
+
+
+class DrillEnv(Env):
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """As :meth:`Env.cli`, but a failing call says what it printed."""
+        got = super().cli(*args, check=False)
+        if check and got.returncode != 0:
+            raise AssertionError(f"lintas {' '.join(args)} exited {got.returncode}:\n{got.stderr[-3000:]}\n"
+                                 f"{got.stdout[-1000:]}")
+        return got
 
 
 class Stack:
@@ -91,6 +102,12 @@ class Stack:
     def restart(self) -> None:
         asyncio.run(self.nats.start())
         self.up()
+
+    def restart_until(self, run_id: str, point: str) -> None:
+        """Restart (armed at ``point`` before), let the run resume, kill everything at ``point``."""
+        self.restart()
+        self.run_until(run_id, point)
+        self.kill_all()
 
     def stop_parts(self) -> None:
         for p in self.parts:
@@ -168,7 +185,7 @@ def st(lab_settings: Settings, nats: EmbeddedNats, tmp_path_factory: pytest.Temp
         GIT_AUTHOR_NAME="Net Ops", GIT_AUTHOR_EMAIL="netops@example.invalid",
         GIT_COMMITTER_NAME="Net Ops", GIT_COMMITTER_EMAIL="netops@example.invalid",
     )
-    e = Env(home=lab_settings.home, work=tmp / "demo", env=env, nats=nats, log=tmp / "up.log")
+    e = DrillEnv(home=lab_settings.home, work=tmp / "demo", env=env, nats=nats, log=tmp / "up.log")
     s = Stack(e, nats)
     try:
         e.start()
@@ -197,55 +214,46 @@ def test_seed_deploy(st: Stack, sw: Switches) -> None:
     assert sw.pending() == [] and sw.fabric_up()
 
 
-def test_crash_before_the_first_commit(st: Stack, sw: Switches) -> None:
+def test_one_run_survives_a_crash_at_every_point_between_commit_and_confirm(st: Stack, sw: Switches) -> None:
+    """One change (a VNI on leaf-01, the canary wave, and leaf-02, the next wave), and five
+    crashes of `lintas up` + nats-server, one at each point; each restart is armed at the next.
+    At every crash the devices are as expected; the run ends ``succeeded`` with both commits
+    confirmed. Covers the reported defect: after the crash right after the canary's commit, the
+    restarted deploy finds leaf-01 at its candidate and must adopt the pending commit (same
+    checkpoint, confirmed later), not report it unchanged."""
     before = sw.checkpoints()
-    run_id = st.crash_at("deploy.before_commit", "VNI 10061", add_network("d-61", 61, 10061, ["leaf-01", "leaf-02"]))
+    run_id = st.crash_at("deploy.before_commit", "VNI 10061",
+                         add_network("d-61", 61, 10061, ["leaf-01", "leaf-02"]))
     assert sw.pending() == [] and sw.checkpoints() == before  # nothing committed yet
-    st.restart()
-    run = st.lx.drive(run_id)
-    succeeded_and_confirmed(st, sw, run, 10061, ["leaf-01", "leaf-02"])
-    assert "resuming this run's deployment record" in st.log_of(run_id)
 
-
-def test_crash_right_after_a_commit_adopts_it(st: Stack, sw: Switches) -> None:
-    """The reported defect: the restarted deploy finds leaf-01 already at its candidate because
-    of the pending commit; it must adopt that commit (and confirm it), not call it unchanged."""
-    run_id = st.crash_at("deploy.committed", "VNI 10062", add_network("d-62", 62, 10062, ["leaf-01", "leaf-02"]))
+    st.arm("deploy.committed")
+    st.restart_until(run_id, "deploy.committed")
     assert sw.pending() == ["leaf-01"]  # the canary wave, committed, its timer running
     pending = sw.ask("leaf-01", lambda d: d.get_pending_commit())
     assert pending["status"] == "pending" and pending["message"].startswith(f"lintas run {run_id} ")
     assert 0 < pending["seconds_left"] <= REVERT_IN_S + HEALTH_TIMEOUT_S
     made = sw.checkpoints()["leaf-01"]
-    st.restart()
-    run = st.lx.drive(run_id)
-    succeeded_and_confirmed(st, sw, run, 10062, ["leaf-01", "leaf-02"])
-    assert sw.checkpoints()["leaf-01"] == made  # adopted and confirmed, not committed a second time
-    assert "adopted, awaiting verify" in st.log_of(run_id)
 
+    st.arm("deploy.wave_healthy")
+    st.restart_until(run_id, "deploy.wave_healthy")
+    assert sw.pending() == ["leaf-01"] and sw.checkpoints()["leaf-01"] == made  # adopted, not committed again
 
-def test_crash_after_a_waves_health_gate(st: Stack, sw: Switches) -> None:
-    run_id = st.crash_at("deploy.wave_healthy", "VNI 10063", add_network("d-63", 63, 10063, ["leaf-01", "leaf-02"]))
-    assert sw.pending() == ["leaf-01"]
-    st.restart()
-    succeeded_and_confirmed(st, sw, st.lx.drive(run_id), 10063, ["leaf-01", "leaf-02"])
+    st.arm("verify.before_confirm")
+    st.restart_until(run_id, "verify.before_confirm")
+    assert sw.pending() == ["leaf-01", "leaf-02"]  # deployed, checked, nothing confirmed
 
-
-def test_crash_during_verify(st: Stack, sw: Switches) -> None:
-    run_id = st.crash_at("verify.before_confirm", "VNI 10064",
-                         add_network("d-64", 64, 10064, ["leaf-01", "leaf-02"]))
-    assert sw.pending() == ["leaf-01", "leaf-02"]  # deployed, checked, not confirmed
-    st.restart()
-    succeeded_and_confirmed(st, sw, st.lx.drive(run_id), 10064, ["leaf-01", "leaf-02"])
-
-
-def test_crash_with_some_devices_confirmed_and_others_not(st: Stack, sw: Switches) -> None:
-    run_id = st.crash_at("verify.partly_confirmed", "VNI 10065",
-                         add_network("d-65", 65, 10065, ["leaf-01", "leaf-02"]))
+    st.arm("verify.partly_confirmed")
+    st.restart_until(run_id, "verify.partly_confirmed")
     assert sw.pending() == ["leaf-02"]  # leaf-01 confirmed on the device, the record does not know
+
     st.restart()
     run = st.lx.drive(run_id)
-    succeeded_and_confirmed(st, sw, run, 10065, ["leaf-01", "leaf-02"])
-    assert "leaf-01: confirmed already (before the restart)" in st.log_of(run_id)
+    succeeded_and_confirmed(st, sw, run, 10061, ["leaf-01", "leaf-02"])
+    assert sw.checkpoints()["leaf-01"] == made
+    log = st.log_of(run_id)
+    assert "resuming this run's deployment record" in log and "adopted, awaiting verify" in log
+    assert "leaf-01: confirmed already (before the restart)" in log
+    assert stage(run, "deploy")["deliveries"] >= 4 and stage(run, "verify")["deliveries"] >= 3
 
 
 def test_crash_mid_host_wave_completes_the_host(st: Stack, sw: Switches, lab_settings: Settings) -> None:
@@ -304,8 +312,12 @@ def orphan_commit(st: Stack, sw: Switches, monkeypatch: pytest.MonkeyPatch, leaf
 def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switches,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     before = sw.checkpoints()
-    run_id = st.crash_at("verify.before_confirm", "VNI 10067 on leaf-03",
-                         add_network("d-67", 67, 10067, ["leaf-03"]))
+    def edit(repo: Path) -> None:
+        add_network("d-67", 67, 10067, ["leaf-03"])(repo)
+        p = repo / ".lintas" / "pipeline.yaml"  # the repo's own, shorter confirm window (`with: revert_in`)
+        p.write_text(p.read_text().replace("    timeout: 20m\n", f"    timeout: 20m\n    with: {{revert_in: {SHORT_REVERT_IN_S}}}\n", 1))
+
+    run_id = st.crash_at("verify.before_confirm", "VNI 10067 on leaf-03, revert_in 45 s", edit)
     assert sw.pending() == ["leaf-03"]
     # while Lintas is down: a pending commit no run owns appears on leaf-04 (for the next drill);
     # a drift scan (NATS back, `lintas up` still down) tells the two apart
@@ -315,7 +327,7 @@ def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switch
     assert scan["leaf-04"]["state"] == "pending_orphan" and scan["leaf-04"]["pending_run"] == DEAD, scan["leaf-04"]
     assert 0 < scan["leaf-04"]["pending_seconds_left"] <= 240
     assert scan["leaf-03"]["state"] != "pending_orphan" and scan["leaf-03"]["pending_run"] == run_id  # live run
-    wait_for("leaf-03 reverts by its timer", lambda: sw.pending() == ["leaf-04"], REVERT_IN_S + 30)
+    wait_for("leaf-03 reverts by its timer", lambda: sw.pending() == ["leaf-04"], SHORT_REVERT_IN_S + 30)
     st.up()
     run = st.lx.drive(run_id)
     assert run["state"] == "rolled_back", run["error"]  # the truth: the change did not stick
