@@ -17,7 +17,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "gitops-repo-template"
 HOOK = """#!/bin/sh
 # Installed by `lintas init`. Publishes one push event per updated ref to NATS JetStream.
 # It never blocks or fails the push: if NATS is down the events are spooled under
-# LINTAS_HOME and sent later by the engine.
+# LINTAS_HOME and sent by the next push or `lintas spool flush [--watch]`.
 LINTAS_HOME={home}
 export LINTAS_HOME
 mkdir -p "$LINTAS_HOME/logs"

@@ -5,6 +5,7 @@ happens twice."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,10 @@ async def test_node_sigkilled_mid_burst_every_branch_gets_exactly_one_run(
     flush = cprocs("spool", "flush", log="flush.log")
     assert await asyncio.to_thread(flush.p.wait, 60) == 0  # type: ignore[union-attr]
     assert Spool(csettings.spool_dir).pending() == [], outputs
+    for out in outputs:  # each push: what was not published was spooled, nothing else
+        published = int(re.search(r"published (\d+)", out).group(1))  # type: ignore[union-attr]
+        spooled = re.search(r"spooled (\d+)", out)
+        assert published + (int(spooled.group(1)) if spooled else 0) == 20, out
 
     expected = {run_id("drill", b, sha) for b in branches}
     runs = await wait_terminal(topo, expected, timeout=120)
