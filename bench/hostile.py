@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -255,7 +256,7 @@ async def _webhook_flood(st: HostileStack, chunked: bool = True) -> Outcome:
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
         writer.write(b"POST /hooks/github HTTP/1.1\r\nHost: api\r\nX-GitHub-Event: push\r\n"
                      b"X-Hub-Signature-256: sha256=" + b"0" * 64 + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
-        response = asyncio.create_task(reader.read(65536))
+        response = asyncio.create_task(read_response(reader))
         chunk = b"x" * (64 * 1024)
         try:
             for _ in range(300 * 16):
@@ -272,6 +273,25 @@ async def _webhook_flood(st: HostileStack, chunked: bool = True) -> Outcome:
     body = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
     return Outcome("webhook-300MB-chunked", seconds, mem.main, mem.child, f"HTTP {status}", body[:200],
                    alive=st.proc.poll() is None)
+
+
+async def read_response(reader: asyncio.StreamReader, timeout: float = 30) -> bytes:
+    """One HTTP/1.1 response: the head, then Content-Length bytes of body (or up to EOF)."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while b"\r\n\r\n" not in data:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        while m and len(body) < int(m.group(1)):
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def attacks() -> dict[str, Callable[[HostileStack], Awaitable[Outcome]]]:

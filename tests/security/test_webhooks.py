@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,25 @@ async def rss_sampler() -> AsyncIterator[list[float]]:
         box[1] = max(box[1], rss_mb())
 
 
+async def read_response(reader: asyncio.StreamReader, timeout: float = 30) -> bytes:
+    """One HTTP/1.1 response: the head, then Content-Length bytes of body (or up to EOF)."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while b"\r\n\r\n" not in data:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        while m and len(body) < int(m.group(1)):
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 async def raw_post(base: str, path: str, headers: dict[str, str], chunks: int, chunk: bytes,
                    *, chunked: bool) -> tuple[int, bytes, int]:
     """POST over a raw socket so the sender can keep streaming (or stop) as an attacker would;
@@ -58,7 +78,7 @@ async def raw_post(base: str, path: str, headers: dict[str, str], chunks: int, c
     head = f"POST {path} HTTP/1.1\r\nHost: api\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {chunks * len(chunk)}\r\n"
     writer.write((head + "\r\n").encode())
-    response = asyncio.create_task(reader.read(65536))
+    response = asyncio.create_task(read_response(reader))
     sent = 0
     try:
         for _ in range(chunks):
