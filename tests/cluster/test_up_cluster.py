@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from engine import subjects as S
 from engine.bus import connect
 from engine.natsd import free_port
 from engine.settings import Settings
@@ -70,7 +71,7 @@ async def test_lintas_up_cluster_3_runs_the_stack_on_an_r3_cluster(tmp_path: Pat
             js = nc.jetstream()
             infos = await js.streams_info()
             assert infos and {i.config.num_replicas for i in infos} == {3}, [(i.config.name, i.config.num_replicas) for i in infos]
-            consumers = await js.consumers_info("LINTAS_EVENTS")
+            consumers = await js.consumers_info(S.EVENTS_STREAM)
             assert consumers, "the engine's consumer is there"
         finally:
             await nc.close()
