@@ -9,7 +9,8 @@ is split into
   of it, device time = deploy + verify (commits, health gate, BGP/EVPN convergence, checks);
 * engine overhead: everything else (hook -> event -> run -> jobs -> results -> next stage).
 
-Then ``--breaks`` changes that break the fabric (a VTEP outside the underlay prefix-list):
+Then ``--breaks`` changes that break the fabric (a repo-local template that makes leaf-04
+filter every EVPN route it sends: valid for the model, fatal for the overlay):
 rollback time = from verify failing to rollback finished (restored and re-verified).
 
 ``fanout``: a generated fabric of 2 spines and ``--leaves`` + 1 leaves. The day-1 commit
@@ -27,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.breakage import write_evpn_filter
 from bench.common import ROOT, report, workdir
 from bench.lab_memory import measure
 from engine.infra_repo import TEMPLATE_DIR
@@ -197,16 +198,13 @@ def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
             out["one_vni_change"]["runs"] = len(rows)
             rb = []
             for i in range(breaks):
-                devices = lx.work / "fabric" / "devices.yaml"
-                original = devices.read_text()
-                devices.write_text(re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: 14\n)",
-                                          rf"\g<1>    vtep_ip: 10.250.{2 + i}.14\n", original))
-                _, sha = lx.push(f"bench: break leaf-04 ({i})")
+                write_evpn_filter(lx.work, "leaf-04")
+                _, sha = lx.push(f"bench: break leaf-04 ({i}): a template that filters its EVPN routes")
                 run = lx.drive(lx.new_run(sha))
                 assert run["state"] == "rolled_back", run["error"]
                 st = _stages(run)
                 rb.append(_ts(st["rollback"]["finished_at"]) - _ts(st["verify"]["finished_at"]))
-                devices.write_text(original)
+                lx.git("rm", "-q", "-r", "templates/frr")
                 back = lx.drive(lx.new_run(lx.push("bench: unbreak")[1]))
                 assert back["state"] == "succeeded", back["error"]
             if rb:

@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from bench.breakage import write_evpn_filter
 from engine.natsd import EmbeddedNats, free_port
 from engine.settings import Settings
 from tests.conftest import PLUGINS, ROOT
@@ -293,18 +294,7 @@ def set_vtep(leaf: str, vtep: str) -> Callable[[Path], None]:
 
 def filter_evpn_of(leaf: str) -> Callable[[Path], None]:
     """A repo-local override of the built-in FRR template: ``leaf`` denies every EVPN route it would send."""
-    def edit(repo: Path) -> None:
-        builtin = (ROOT / "workers" / "render" / "templates" / "frr" / "frr.conf.j2").read_text()
-        hook = " address-family l2vpn evpn\n{% if evpn_on_underlay %}\n  neighbor UNDERLAY activate\n"
-        assert builtin.count(hook) == 1 and builtin.count("router bgp {{ asn }}\n") == 1
-        text = builtin.replace(hook, hook + f"{{% if hostname == '{leaf}' %}}\n  neighbor UNDERLAY route-map "
-                               "RM-EVPN-DENY-OUT out\n{% endif %}\n")
-        text = text.replace("router bgp {{ asn }}\n", f"{{% if hostname == '{leaf}' %}}\nroute-map RM-EVPN-DENY-OUT "
-                            "deny 10\nexit\n!\n{% endif %}\nrouter bgp {{ asn }}\n")
-        out = repo / "templates" / "frr" / "frr.conf.j2"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    return edit
+    return lambda repo: write_evpn_filter(repo, leaf)
 
 
 # -- the tests, in order --------------------------------------------------------------------------
