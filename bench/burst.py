@@ -33,7 +33,7 @@ async def main(n_repos: int, n_pushes: int) -> None:
     logs.configure("warning")
     with workdir() as d:
         template = {".lintas/pipeline.yaml": "version: 1\nname: burst\nstages:\n  validate: {}\n",
-                    "fabric/fabric.yaml": "fabric:\n  mtu: 9216\n  vnis: [10010, 10020]\n"}
+                    "data/burst.yaml": "mtu: 9216\nvnis: [10010, 10020]\n"}  # YAML validate reads (no model)
         repos = {f"repo{i:02d}": make_repo(d / f"repo{i:02d}.git", per_repo, template) for i in range(n_repos)}
         events = [push_event(name, str(d / f"{name}.git"), shas[j], before=shas[j - 1] if j else None)
                   for j in range(per_repo) for name, shas in repos.items()]
