@@ -20,7 +20,7 @@ fi
 bash scripts/setup.sh
 echo ">> ruff"
 .venv/bin/ruff check engine workers tests bench
-echo ">> mypy (strict on engine/)"
+echo ">> mypy (strict on engine/ and workers/)"
 .venv/bin/mypy
 echo ">> pytest"
 exec .venv/bin/python -m pytest "$@"
