@@ -6,11 +6,13 @@ import json
 import socket
 from pathlib import Path
 
+from engine.artifacts import NatsArtifactStore
 from engine.settings import Settings
-from tests.policy.stagekit import git_repo, harness
+from tests.policy.stagekit import Harness, git_repo, harness
 from workers.policy.config import PolicySettings
 from workers.policy.report import report_doc_name
 from workers.policy.stage import PolicyStage
+from workers.render.plan import Plan, TargetPlan
 
 PAYMENTS = """package lintas.local
 
@@ -29,6 +31,13 @@ def render_summary(changed: list[str]) -> dict[str, object]:
             "against": "deployed", "new": [], "changed": changed, "removed": [], "unchanged": 8 - len(changed)}
 
 
+async def store_plan(h: Harness, changed: list[str], name: str = "plan/x.json") -> None:
+    """The plan document the render stage stores: what policy reads (as deploy does)."""
+    targets = {t: TargetPlan(target=t, status="changed" if t in changed else "unchanged") for t in ALL_TARGETS}
+    plan = Plan(repo="infra", sha="x", against="deployed", targets=targets)
+    await NatsArtifactStore(h.topo.artifacts).put_doc(name, plan.model_dump_json().encode())
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,7 +48,10 @@ async def test_change_touching_both_spines_asks_for_approval(tmp_path: Path, set
     repo, shas = git_repo(tmp_path / "infra")
     stage = PolicyStage(settings, PolicySettings())
     async with harness(settings) as h:
-        ctx = h.context(repo, shas[-1], stage="policy", inputs={"render": render_summary(ALL_TARGETS)})
+        await store_plan(h, ALL_TARGETS)
+        # the inline result may leave the lists out (too large): the plan document is the change
+        summary = {k: v for k, v in render_summary(ALL_TARGETS).items() if k not in ("changed", "new", "removed")}
+        ctx = h.context(repo, shas[-1], stage="policy", inputs={"render": summary})
         result = await stage.run(ctx)
         await h.flush()
         assert result.outcome == "succeeded", result.failure
@@ -53,6 +65,16 @@ async def test_change_touching_both_spines_asks_for_approval(tmp_path: Path, set
         stored_input = json.loads(await h.blob(report["input"]) or b"{}")
         assert stored_input["change"]["changed"] == ALL_TARGETS and stored_input["meta"]["sha"] == shas[-1]
         assert any("approval" in line.message for line in h.logs), [x.message for x in h.logs]
+
+
+async def test_a_missing_plan_document_fails_closed(tmp_path: Path, settings: Settings) -> None:
+    repo, shas = git_repo(tmp_path / "infra")
+    async with harness(settings) as h:
+        ctx = h.context(repo, shas[-1], stage="policy", inputs={"render": render_summary(ALL_TARGETS)})
+        result = await PolicyStage(settings, PolicySettings()).run(ctx)
+        await h.flush()
+    assert result.outcome == "failed" and result.failure is not None
+    assert "fail closed" in result.failure.message and "plan/x.json" in result.failure.message
 
 
 async def test_repo_policy_denies_with_the_model_location(tmp_path: Path, settings: Settings) -> None:

@@ -464,3 +464,53 @@ def test_explicit_vtep_outside_the_pool_rerenders_every_switch(tmp_path: Path) -
     with Renderer(tmp_path) as renderer:
         spine = render_targets(load_model(tmp_path), ["spine-01"], renderer)["spine-01"]["frr.conf"]
     assert "permit 10.99.1.14/32" in spine
+
+
+# -- what a template could do to make one render differ from another (review findings) ---------
+
+
+def _override(root: Path, files: dict[str, str]) -> None:
+    shutil.copytree(TEMPLATE, root, dirs_exist_ok=True)
+    for rel, text in files.items():
+        (root / "templates" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "templates" / rel).write_text(text)
+
+
+def test_a_target_renders_the_same_alone_or_after_others(tmp_path: Path) -> None:
+    """State left in an imported template's module (a namespace counter) must not reach the next target."""
+    _override(tmp_path, {
+        "state.j2": "{% set ns = namespace(n=0) %}",
+        "frr/frr.conf.j2": FRR_TEMPLATE + '{% import "state.j2" as st %}{% set c = st.ns %}{% set c.n = c.n + 1 %}'
+                                           "! call {{ c.n }}\n",
+    })
+    model = load_model(tmp_path)
+    with Renderer(tmp_path) as renderer:
+        full = render_targets(model, model.targets, renderer)
+    with Renderer(tmp_path) as renderer:
+        alone = render_targets(model, ["leaf-03"], renderer)
+    assert full["leaf-03"] == alone["leaf-03"] and "! call 1\n" in alone["leaf-03"]["frr.conf"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("{{ [1, 2]|random }}", "No filter named 'random'"),
+    ("{{ lipsum() }}", "'lipsum' is undefined"),
+    ("{{ [1, 2]|map('string') }}", "no stable text"),  # a forgotten |list prints a memory address
+    ("{{ '\\udc80' }}", "not valid UTF-8"),
+    ("{{ '{0:{1}}'.format(1, 200000000) }}", "nested replacement fields"),
+    ("{{ '%*d' % (200000000, 1) }}", "'*' widths"),
+    ("{{ '%200000000d'|format(1) }}", "format width too large"),
+])
+def test_nondeterministic_or_unstorable_output_is_a_located_error(tmp_path: Path, body: str, message: str) -> None:
+    _override(tmp_path, {"frr/frr.conf.j2": body + "\n"})
+    with Renderer(tmp_path) as renderer, pytest.raises(InputError) as exc:
+        render_targets(load_model(tmp_path), ["leaf-01"], renderer)
+    (diag,) = exc.value.diagnostics
+    assert diag.file == "templates/frr/frr.conf.j2" and diag.path == "leaf-01" and message in diag.message, diag
+
+
+def test_template_digests_cannot_be_made_to_collide(tmp_path: Path) -> None:
+    """Two template sets whose names and sources concatenate to the same bytes differ in digest."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _override(a, {"eos/running-config.j2": "A\0frr/frr.conf.j2\0hostname EVIL\n"})
+    _override(b, {"eos/running-config.j2": "A", "frr/frr.conf.j2": "hostname EVIL\n"})
+    assert Renderer(a).digest() != Renderer(b).digest()

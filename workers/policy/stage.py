@@ -41,6 +41,7 @@ from workers.policy.library import builtin_modules, repo_modules
 from workers.policy.rego_source import inspect
 from workers.policy.report import diagnostic, reasons, report_doc_name, summary
 from workers.policy.testing import run_policy_tests
+from workers.render.plan import Plan
 
 
 @dataclass
@@ -108,7 +109,13 @@ class PolicyStage:
         job = ctx.job
         t0 = time.perf_counter()
         root = await asyncio.to_thread(ctx.checkout)
-        render = job.inputs.get("render")
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        try:
+            render = await self._render_plan(store, job.inputs.get("render"))
+        except PolicyError as exc:
+            await ctx.log.error(f"failing closed: {exc.reason}")
+            return StageResult.failed(f"policy input incomplete (fail closed): {exc.reason}",
+                                      [Diagnostic(file="policies", message=exc.reason)])
         try:
             prepared = await asyncio.to_thread(
                 self.prepare, root, sha=job.sha, before=job.before, render_summary=render, pushed=True, repo=job.repo,
@@ -131,7 +138,6 @@ class PolicyStage:
             await ctx.log.error(f"policy evaluation failed, failing closed: {exc.reason}")
             return StageResult.failed(f"policy evaluation failed (fail closed): {exc.reason}",
                                       [Diagnostic(file="policies", message=exc.reason)])
-        store = NatsArtifactStore(ctx.topology.artifacts)
         name = report_doc_name(job.run_id)
         input_id = await store.put_blob(prepared.input_json)
         await store.put_doc(name, json.dumps(report_document(decision, prepared, input_id)).encode())
@@ -142,6 +148,20 @@ class PolicyStage:
         await ctx.log.info(f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, "
                            f"{len(decision.warn)} warn")
         return result
+
+    @staticmethod
+    async def _render_plan(store: NatsArtifactStore, render: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The render stage's change, read from its stored plan document: the same plan deploy reads,
+        whatever the size of the render stage's inline result (large lists may be left out of it)."""
+        if render is None:
+            return None
+        name = render.get("plan")
+        if not isinstance(name, str):
+            raise PolicyError("the render stage's result names no plan document")
+        raw = await store.get_doc(name)
+        if raw is None:
+            raise PolicyError(f"the render stage's plan document {name} is missing")
+        return Plan.model_validate_json(raw).summary()
 
     def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
         """`lintas policy check [PATH] [--against REF]` without NATS (no report document)."""

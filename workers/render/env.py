@@ -93,12 +93,19 @@ def read_repo_templates(root: Path) -> dict[str, str]:
     return out
 
 
-def _builtin_digest() -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted(BUILTIN_DIR.rglob("*")):
-        if path.is_file():
-            h.update(str(path.relative_to(BUILTIN_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+def digest_files(files: Mapping[str, bytes]) -> str:
+    """One digest of named contents, unambiguous whatever bytes they hold (each name and content
+    is hashed on its own, so no arrangement of NULs or separators makes two sets collide)."""
+    h = hashlib.blake2b(digest_size=20)
+    for name, data in sorted(files.items()):
+        h.update(hashlib.blake2b(name.encode("utf-8", "surrogatepass")).digest())
+        h.update(hashlib.blake2b(data).digest())
     return h.hexdigest()
+
+
+def _builtin_digest() -> str:
+    return digest_files({str(p.relative_to(BUILTIN_DIR)): p.read_bytes()
+                         for p in BUILTIN_DIR.rglob("*") if p.is_file()})
 
 
 def _spawn(limits: RenderLimits) -> subprocess.Popen[bytes]:
@@ -154,9 +161,10 @@ class _Child:
         self.limits = limits
         self.deadline = time.monotonic() + limits.timeout_s
         self.proc = spares.take(limits) if spares is not None else _spawn(limits)
-        self._buf = b""
-        self._max_line = 8 * limits.max_output_chars + 4096  # JSON escaping of the largest artifact
-        self._send({"templates": dict(templates)})
+        self._buf = bytearray()
+        self._max_line = 12 * limits.max_output_chars + 4096  # JSON escaping of the largest artifact
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the first call reports a dead child
+            self._send({"templates": dict(templates)})
 
     def _send(self, doc: Mapping[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -176,7 +184,8 @@ class _Child:
     def _readline(self) -> bytes:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
+        end = self._buf.find(b"\n")
+        while end < 0:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
@@ -187,11 +196,14 @@ class _Child:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 raise _Died(self._death())
+            at = chunk.find(b"\n")  # only the new bytes are searched: linear in the line's size
+            end = len(self._buf) + at if at >= 0 else -1
             self._buf += chunk
-            if len(self._buf) > self._max_line and b"\n" not in self._buf:
+            if end < 0 and len(self._buf) > self._max_line:
                 self.kill()
                 raise _Died(f"output too large (over {self.limits.max_output_chars} chars)")
-        line, _, self._buf = self._buf.partition(b"\n")
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 1]
         return line
 
     def _death(self) -> str:
@@ -259,10 +271,8 @@ class Renderer:
 
     def digest(self) -> str:
         """Identifies the template set (repo overrides and built-ins): equal digest, equal templates."""
-        h = hashlib.blake2b(self.BUILTIN_DIGEST.encode(), digest_size=16)
-        for name, source in sorted(self.repo_templates.items()):
-            h.update(name.encode() + b"\0" + source.encode() + b"\0")
-        return h.hexdigest()
+        repo = digest_files({n: t.encode("utf-8", "surrogatepass") for n, t in self.repo_templates.items()})
+        return f"{self.BUILTIN_DIGEST}:{repo}"
 
     def close(self) -> None:
         if self._finalizer is not None:

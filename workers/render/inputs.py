@@ -21,14 +21,17 @@ explanation of a change, which is not used to decide what to render).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
+import pydantic_core
 from pydantic_core import to_json
 
-from workers.render.env import TemplateCall
+from workers.render.env import TemplateCall, digest_files
 
 Finish = Callable[["TargetInput", Sequence[str]], dict[str, str]]
 
@@ -49,11 +52,11 @@ def _code_digest() -> str:
     ``finish`` may read: a new Lintas version re-renders everything once."""
     here = Path(__file__).resolve().parent
     model = here.parent / "model"
-    h = hashlib.blake2b(digest_size=16)
-    for path in sorted([*here.glob("*.py"), *(here / "templates").rglob("*"), *model.glob("*.py")]):
-        if path.is_file():
-            h.update(str(path.relative_to(here.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    files = {str(p.relative_to(here.parent)): p.read_bytes()
+             for p in [*here.glob("*.py"), *(here / "templates").rglob("*"), *model.glob("*.py")] if p.is_file()}
+    # the libraries that shape the output too
+    files["versions"] = f"{sys.version}|jinja2 {jinja2.__version__}|pydantic-core {pydantic_core.__version__}".encode()
+    return digest_files(files)
 
 
 CODE_DIGEST = _code_digest()

@@ -43,6 +43,8 @@ MAX_SEQUENCE = 1_000_000  # longest string/list a template may build by repetiti
 MAX_EXPONENT_BITS = 4096  # largest integer a template may build with **
 MAX_WIDTH = 10_000  # widest field of a %-format or str.format
 _WIDTH = re.compile(r"%[-#0 +]*(\d+)")
+_STAR = re.compile(r"%[-#0 +]*\*")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]{4,}>")
 _SPEC_WIDTH = re.compile(r"^(?:.?[<>=^])?[-+ ]?#?0?(\d+)")
 
 
@@ -90,8 +92,37 @@ FILTERS: Mapping[str, Callable[..., Any]] = {"ip": _ip, "prefixlen": _prefixlen,
 
 def _check_format(fmt: str) -> None:
     for _text, _field, spec, _conv in string.Formatter().parse(fmt):
+        if spec and "{" in spec:
+            raise SecurityError("nested replacement fields in a format spec are not allowed")
         if spec and (m := _SPEC_WIDTH.match(spec)) and int(m.group(1)) > MAX_WIDTH:
             raise SecurityError(f"format width {m.group(1)} too large (limit {MAX_WIDTH})")
+
+
+def _check_percent(fmt: str) -> None:
+    if _STAR.search(fmt):
+        raise SecurityError("'*' widths in %-formats are not allowed")
+    if any(int(w) > MAX_WIDTH for w in _WIDTH.findall(fmt)):
+        raise SecurityError("format width too large")
+
+
+def _format_filter(value: Any, *args: Any, **kwargs: Any) -> str:
+    """Jinja's ``|format`` (``value % args``), with the same width checks as the ``%`` operator."""
+    from jinja2.filters import do_format
+
+    _check_percent(str(value))
+    return do_format(value, *args, **kwargs)
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ expression }}``: refuse text that carries a memory address (``<generator object
+    ... at 0x7f...>`` from a forgotten ``|list``): it differs from one render to the next."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if _ADDRESS.search(text):
+        raise SecurityError(f"{type(value).__name__} has no stable text (it shows a memory address); "
+                            "turn it into a list or a string first (|list, |join)")
+    return value
 
 
 class SandboxEnv(ImmutableSandboxedEnvironment):
@@ -111,8 +142,8 @@ class SandboxEnv(ImmutableSandboxedEnvironment):
                 right * max(abs(left).bit_length(), 1) > MAX_EXPONENT_BITS
             ):
                 raise SecurityError(f"power {left} ** {right} is too large")
-        elif operator == "%" and isinstance(left, str) and any(int(w) > MAX_WIDTH for w in _WIDTH.findall(left)):
-            raise SecurityError("format width too large")
+        elif operator == "%" and isinstance(left, str):
+            _check_percent(left)
         return super().call_binop(context, operator, left, right)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -138,9 +169,22 @@ def make_env(repo_templates: Mapping[str, str]) -> SandboxEnv:
         keep_trailing_newline=True,
         auto_reload=False,
         cache_size=400,
+        finalize=_finalize,
     )
     env.filters.update(FILTERS)
+    env.filters["format"] = _format_filter
+    # equal input, equal output: nothing random in a render
+    for name in ("random", "shuffle"):
+        env.filters.pop(name, None)
+    env.globals.pop("lipsum", None)
     return env
+
+
+def forget_state(env: SandboxEnv) -> None:
+    """Drop what one render may have left for the next: the modules of imported templates are
+    cached on their Template (with any ``namespace()`` a template changed in them)."""
+    for tpl in list(env.cache.values()) if env.cache is not None else []:
+        tpl._module = None  # noqa: SLF001 - jinja2 keeps the imported module here
 
 
 def _line_of(exc: BaseException, tpl: Template | None) -> int | None:
@@ -187,7 +231,13 @@ def handle(env: SandboxEnv, call: Mapping[str, Any]) -> dict[str, Any]:
             if total > limit:
                 raise OutputTooLarge(f"output too large (over {limit} chars)")
             parts.append(chunk)
-        return {"ok": True, "text": "".join(parts)}
+        text = "".join(parts)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return {"ok": False, "file": _file(tpl, name), "line": None,
+                    "message": f"output is not valid UTF-8 text ({exc.reason}) while rendering {target}"}
+        return {"ok": True, "text": text}
     except TemplateSyntaxError as exc:
         return {"ok": False, "file": exc.filename or exc.name or name, "line": exc.lineno,
                 "message": f"template syntax error: {exc.message}"}
@@ -230,6 +280,7 @@ def main() -> None:
     for raw in stdin:
         try:
             reply = handle(env, json.loads(raw))
+            forget_state(env)  # every target renders as if it were the only one
             line = json.dumps(reply)
         except MemoryError:
             line = json.dumps({"ok": False, "file": "?", "line": None, "message": "memory limit exceeded"})
