@@ -54,19 +54,22 @@ def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderI
     return index, texts, sha
 
 
-def _deployed_baseline() -> tuple[dict[str, dict[str, str]], dict[str, bytes]] | None:
+Deployed = tuple[dict[str, dict[str, str]], dict[str, bytes], dict[str, list[str]]]
+
+
+def _deployed_baseline() -> Deployed | None:
     """The last deployed artifacts, if a Lintas is reachable (quietly None otherwise)."""
     from engine.app import nats_session
     from engine.artifacts import NatsArtifactStore
     from engine.targets import TargetStore
 
-    async def fetch() -> tuple[dict[str, dict[str, str]], dict[str, bytes]]:
+    async def fetch() -> Deployed:
         async with nats_session(Settings(), name="lintas-plan") as (_nc, topo):
             deployed = await TargetStore(topo.targets).all()
             store = NatsArtifactStore(topo.artifacts)
             base = {t: s.artifacts for t, s in deployed.items()}
             blobs = {b: (await store.get_blob(b)) or b"" for arts in base.values() for b in arts.values()}
-            return base, blobs
+            return base, blobs, {t: list(s.drift) for t, s in deployed.items() if s.drift}
 
     try:
         result = asyncio.run(asyncio.wait_for(fetch(), 10))
@@ -87,6 +90,7 @@ def _has_head(root: Path) -> bool:
 
 
 def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = None) -> StageResult:
+    drifted: dict[str, list[str]] = {}
     try:
         index, texts = _render_tree(root, cache)
         blobs: dict[str, bytes] = {}
@@ -100,7 +104,7 @@ def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = No
                 for text in arts.values():
                     blobs[content_id(text.encode())] = text.encode()
         elif (deployed := _deployed_baseline()) is not None:
-            baseline, label = deployed[0], "deployed"
+            baseline, label, drifted = deployed[0], "deployed", deployed[2]  # drift: as the run's plan
             blobs.update(deployed[1])
         elif not _has_head(root):
             baseline, label = {}, "nothing (not a git repository with commits, and no deployed state known)"
@@ -116,5 +120,5 @@ def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = No
     async def fetch(blob_id: str) -> bytes | None:
         return blobs.get(blob_id)
 
-    plan: Plan = asyncio.run(make_plan(index, baseline, against=label, fetch=fetch, texts=texts))
+    plan: Plan = asyncio.run(make_plan(index, baseline, against=label, fetch=fetch, texts=texts, drifted=drifted))
     return StageResult.ok({"plan": plan.model_dump(mode="json"), **plan.summary()})
