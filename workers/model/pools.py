@@ -12,6 +12,7 @@ another device's addresses.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from workers.model.primitives import IPAddress, IPNetwork
 from workers.model.schema_fabric import AsnRange
@@ -40,6 +41,7 @@ def p2p_blocks(pool: IPNetwork) -> int:
     return pool.num_addresses // 2
 
 
+@lru_cache(maxsize=1 << 16)
 def nth_p2p(pool: IPNetwork, n: int) -> IPNetwork | None:
     """Subnet number ``n`` (0-based) of a p2p pool, or None when the pool is exhausted."""
     if 0 <= n < p2p_blocks(pool):

@@ -49,6 +49,7 @@ import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from engine.diagnostics import Diagnostic
@@ -200,8 +201,10 @@ def _fabric(model: InfraModel) -> _Fabric:
 # -- per-device context --------------------------------------------------------------------
 
 
-def _natural(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+@lru_cache(maxsize=4096)
+def _natural(name: str) -> tuple[Any, ...]:
+    """Sort key: ``swp2`` before ``swp10`` (names repeat across devices: cached)."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
 def _text(value: str) -> str:
