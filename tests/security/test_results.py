@@ -4,6 +4,7 @@ still ends with the reason and its (capped) diagnostics; the job is never redeli
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
                             job_nak_delay_s=0.1, tick_s=0.2, stage_grace_s=2.0, api_addr=f"127.0.0.1:{free_port()}",
                             result_inline_max_bytes=INLINE, result_max_bytes=MAX, api_anonymous_read=True)
         repo = make_repo(tmp, settings, "big")
+        # The repo's first commit was spooled (no NATS when it was pushed). Its pipeline is the
+        # template's, whose stages this stack does not serve: its run would hold the branch until
+        # its stage deadlines unless a later push made it stale first (a race). Drop it.
+        shutil.rmtree(settings.spool_dir, ignore_errors=True)
         async with stack(settings, stages=build_stages(settings, ["t-big", "t-noop"]), api=True) as st:
             yield Env(st, settings, repo)
 
