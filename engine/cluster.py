@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from engine.errors import ConfigError
-from engine.natsd import ensure_port_free, find_nats_server, free_port
+from engine.natsd import ensure_port_free, find_nats_server, free_port, stop_server
 
 LOOPBACK = "127.0.0.1"
 
@@ -198,14 +198,7 @@ class LocalCluster:
 
     async def stop_node(self, node: ClusterNode, timeout_s: float = 10.0) -> None:
         proc, node.proc = node.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout_s)
-        except TimeoutError:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+        await stop_server(proc, timeout_s)
 
     async def stop(self) -> None:
         await asyncio.gather(*(self.stop_node(n) for n in self.nodes))

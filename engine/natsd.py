@@ -101,14 +101,7 @@ class EmbeddedNats:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()  # SIGTERM: JetStream flushes and shuts down cleanly
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout_s)
-        except TimeoutError:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+        await stop_server(proc, timeout_s)
 
     async def __aenter__(self) -> str:
         return await self.start()
@@ -117,3 +110,15 @@ class EmbeddedNats:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+async def stop_server(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    """SIGTERM (JetStream flushes and shuts down cleanly), SIGKILL after ``timeout_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await asyncio.to_thread(proc.wait)

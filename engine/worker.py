@@ -238,9 +238,7 @@ class Worker(Service):
         with the reason instead (never a crashed handler and a redelivery loop); False: the bus
         itself is in trouble and the job should be redelivered."""
         try:
-            entry = await self._journal.complete(job.job_id, finished)
-            assert entry.result is not None
-            await self._publish_result(entry.result)
+            await self._journal_and_publish(job, finished, replace=False)
             return True
         except asyncio.CancelledError:
             raise
@@ -249,15 +247,18 @@ class Worker(Service):
             log.error("result not recorded", job=job.job_id, error=reason)
         try:
             await rlog.error(reason)
-            entry = await self._journal.complete(job.job_id, failed_copy(finished, reason), replace=True)
-            assert entry.result is not None
-            await self._publish_result(entry.result)
+            await self._journal_and_publish(job, failed_copy(finished, reason), replace=True)
             return True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("failure not recorded either; job will be redelivered", job=job.job_id, error=repr(exc))
             return False
+
+    async def _journal_and_publish(self, job: Job, finished: JobFinished, *, replace: bool) -> None:
+        entry = await self._journal.complete(job.job_id, finished, replace=replace)
+        assert entry.result is not None
+        await self._publish_result(entry.result)
 
     async def _on_error(
         self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger

@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, members: bool = False) -> set[str]:
+    """Modules ``path`` imports; with ``members``, ``from a import b`` also counts ``a.b``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -18,6 +19,8 @@ def _imports(path: Path) -> set[str]:
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if members:
+                names |= {f"{node.module}.{a.name}" for a in node.names}
     return names
 
 
@@ -49,17 +52,7 @@ def _graph(base: str) -> dict[str, set[str]]:
     """Module -> the modules of ``base`` it imports (``from a import b`` counts ``a`` and ``a.b``),
     type-checking-only imports included: a cycle through them is still a tangle."""
     mods = {_module(p): p for p in (ROOT / base).rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in mods.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
-        deps: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-        graph[name] = {d for d in deps if d in mods and d != name}
-    return graph
+    return {name: {d for d in _imports(path, members=True) if d in mods and d != name} for name, path in mods.items()}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

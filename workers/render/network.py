@@ -144,9 +144,10 @@ class _Fabric:
     ipkw: str
     host_len: int
     prefixes: list[dict[str, Any]]
-    rt_admin: int
     password: str | None
     vxlan_mtu: int
+    networks: dict[str, dict[str, Any]]  # per network, without the per-leaf RD
+    vrfs: dict[str, dict[str, Any]]
 
 
 _CACHE: dict[int, tuple[weakref.ref[InfraModel], _Fabric]] = {}
@@ -183,14 +184,17 @@ def _fabric(model: InfraModel) -> _Fabric:
             ]
         )
     asn = fs.underlay.spine_asn
+    rt_admin = asn if asn <= 0xFFFF else asn & 0xFFFF
+    networks, vrfs = _tenant_bases(model, rt_admin)
     result = _Fabric(
         af=fs.underlay.address_family,
         ipkw="ip" if version == 4 else "ipv6",
         host_len=host_len,
         prefixes=prefixes,
-        rt_admin=asn if asn <= 0xFFFF else asn & 0xFFFF,
         password=secret_token(ref) if ref else None,
         vxlan_mtu=fs.mtu - overhead("vxlan", version),
+        networks=networks,
+        vrfs=vrfs,
     )
     if len(_CACHE) >= 8:
         _CACHE.clear()
@@ -232,7 +236,7 @@ def device_context(model: InfraModel, device: Device) -> dict[str, Any]:
     fs = model.fabric
     rid = str(device.router_id)
     links, overlay_peers, evpn_on_underlay = _links(model, device)
-    networks, vrfs = _tenants(model, device, fab.rt_admin, rid)
+    networks, vrfs = _tenants(model, device, fab, rid)
     host_ports = _host_ports(model, device)
     ports = sorted(
         [{"kind": "fabric", **x} for x in links] + [{"kind": "host", **x} for x in host_ports],
@@ -310,26 +314,20 @@ def _links(model: InfraModel, device: Device) -> tuple[list[dict[str, Any]], lis
 
 
 def _tenants(
-    model: InfraModel, device: Device, rt_admin: int, rid: str
+    model: InfraModel, device: Device, fab: _Fabric, rid: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """L2 networks (by VLAN) and the VRFs they need (by name) on one leaf."""
-    nets_base, vrfs_base = _tenant_bases(model, rt_admin)
-    nets = sorted((nets_base[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n["vlan"])
+    nets = sorted((fab.networks[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n["vlan"])
     networks = [{**net, "rd": f"{rid}:{net['vlan']}"} for net in nets]
-    vrfs = [{**vrfs_base[name], "rd": f"{rid}:{vrfs_base[name]['l3_vlan']}"}
+    vrfs = [{**fab.vrfs[name], "rd": f"{rid}:{fab.vrfs[name]['l3_vlan']}"}
             for name in sorted({net["vrf"] for net in nets})]
     return networks, vrfs
 
 
-_TENANTS: dict[int, tuple[weakref.ref[InfraModel], int, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]] = {}
-
-
 def _tenant_bases(model: InfraModel, rt_admin: int) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Each network's and VRF's context without the per-leaf RD, computed once per model (a
-    1,000-leaf fabric would otherwise format the same 20,000 entries again for every leaf)."""
-    hit = _TENANTS.get(id(model))
-    if hit is not None and hit[0]() is model and hit[1] == rt_admin:
-        return hit[2], hit[3]
+    """Each network's and VRF's context without the per-leaf RD: computed once per model with the
+    other fabric-wide values (a 1,000-leaf fabric would otherwise format the same 20,000 entries
+    again for every leaf)."""
     nets = {
         net.name: {
             "name": net.name,
@@ -354,9 +352,6 @@ def _tenant_bases(model: InfraModel, rt_admin: int) -> tuple[dict[str, dict[str,
         }
         for v in model.vrfs.values()
     }
-    if len(_TENANTS) >= 8:
-        _TENANTS.clear()
-    _TENANTS[id(model)] = (weakref.ref(model), rt_admin, nets, vrfs)
     return nets, vrfs
 
 
