@@ -23,17 +23,17 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.common import make_repo, noop_pipeline, report, summary_ms, workdir
-from engine import aio, logs
-from engine import subjects as S
-from engine.api.app import create_app, server
-from engine.api.settings import TokenEntry, WebhookRepo
-from engine.app import build_stages, stack
-from engine.natsd import free_port
-from engine.notify import RunNotice
-from engine.repos import RepoEntry, RepoRegistry
-from engine.settings import Settings
-from engine.state import Run, RunState
-from engine.store import RunStore
+from lintas.engine import aio, logs
+from lintas.engine import subjects as S
+from lintas.engine.api.app import create_app, server
+from lintas.engine.api.settings import TokenEntry, WebhookRepo
+from lintas.engine.app import build_stages, stack
+from lintas.engine.natsd import free_port
+from lintas.engine.notify import RunNotice
+from lintas.engine.repos import RepoEntry, RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.state import Run, RunState
+from lintas.engine.store import RunStore
 
 TOKEN = "bench-token"
 SECRET = "bench-secret"

@@ -20,12 +20,12 @@ from collections import Counter
 import psutil
 
 from bench.common import make_repo, push_event, report, workdir
-from engine import aio, logs
-from engine.app import make_engine, nats_session
-from engine.client import publish_push
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
-from engine.store import RunStore
+from lintas.engine import aio, logs
+from lintas.engine.app import make_engine, nats_session
+from lintas.engine.client import publish_push
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
+from lintas.engine.store import RunStore
 
 
 async def main(n_repos: int, n_pushes: int) -> None:
@@ -40,7 +40,7 @@ async def main(n_repos: int, n_pushes: int) -> None:
         async with EmbeddedNats(d / "nats", free_port()) as url:
             settings = Settings(home=d / "home", nats_url=url, log_level="warning")
             env = {**os.environ, "LINTAS_HOME": str(settings.home), "LINTAS_NATS_URL": url, "LINTAS_LOG_LEVEL": "warning"}
-            cmd = [sys.executable, "-m", "engine.cli.main", "worker", "--stage", "validate", "--concurrency", "8"]
+            cmd = [sys.executable, "-m", "lintas.engine.cli.main", "worker", "--stage", "validate", "--concurrency", "8"]
             worker = subprocess.Popen(cmd, env=env)  # noqa: ASYNC220 - fork/exec returns at once
             me = psutil.Process()
             peak = me.memory_info().rss

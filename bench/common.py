@@ -15,7 +15,7 @@ from tempfile import TemporaryDirectory
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "plugins"))  # the do-nothing stage `t-noop` lives there
 
-from engine.events import PushEvent  # noqa: E402
+from lintas.engine.events import PushEvent  # noqa: E402
 
 
 def make_repo(path: Path, n_commits: int, files: dict[str, str]) -> list[str]:

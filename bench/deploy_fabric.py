@@ -40,16 +40,16 @@ from typing import Any
 from bench.breakage import write_evpn_filter
 from bench.common import ROOT, report, workdir
 from bench.lab_memory import measure
-from engine.infra_repo import TEMPLATE_DIR
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
-from workers.deploy import ops
-from workers.deploy.fleet import Fleet
-from workers.lab import lab_down, lab_up
-from workers.model import load_model
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer
-from workers.render.network import render_device
+from lintas.engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
+from lintas.workers.deploy import ops
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.lab import lab_down, lab_up
+from lintas.workers.model import load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device
 
 PASSWORD = "Bench-bgp-" + os.urandom(4).hex()
 os.environ.setdefault("FABRIC_BGP_PASSWORD", PASSWORD)  # what the template's configs reference
@@ -87,7 +87,7 @@ class Lintas:
                     "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
                     "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
         self.log = open(home.parent / "up.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "up"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.seen: set[str] = set()
         while self.cli("runs", "--json", check=False).returncode != 0:
@@ -99,7 +99,7 @@ class Lintas:
         self.log.close()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], env=self.env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=self.env, capture_output=True,
                               text=True, check=check, cwd=ROOT)
 
     def git(self, *args: str) -> str:
@@ -133,9 +133,9 @@ class Lintas:
 
 def drift_scans(settings: Settings, repeats: int = 3) -> dict[str, Any]:
     """Time full drift scans (read-only: every deployed switch compared with its last deploy)."""
-    from engine.app import nats_session
-    from engine.gitrepo import MirrorCache
-    from workers.deploy.drift import scan
+    from lintas.engine.app import nats_session
+    from lintas.engine.gitrepo import MirrorCache
+    from lintas.workers.deploy.drift import scan
 
     async def main() -> dict[str, Any]:
         async with nats_session(settings, name="bench-drift") as (_nc, topo):
@@ -221,10 +221,10 @@ def _drift_after_fanout(d: Path, repo: Path, settings: Settings, bundles: dict[s
     """Record what the fan-out deployed as Lintas would (artifacts + target store), then scan."""
     from datetime import UTC, datetime
 
-    from engine.app import nats_session
-    from engine.artifacts import NatsArtifactStore
-    from engine.repos import RepoEntry, RepoRegistry
-    from engine.targets import TargetState, TargetStore
+    from lintas.engine.app import nats_session
+    from lintas.engine.artifacts import NatsArtifactStore
+    from lintas.engine.repos import RepoEntry, RepoRegistry
+    from lintas.engine.targets import TargetState, TargetStore
 
     git = ["git", "-C", str(repo), "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)

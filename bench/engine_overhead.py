@@ -15,13 +15,13 @@ import subprocess
 import time
 
 from bench.common import make_repo, noop_pipeline, push_event, report, summary_ms, workdir
-from engine import aio, logs
-from engine import subjects as S
-from engine.app import build_stages, stack
-from engine.client import publish_push
-from engine.natsd import free_port
-from engine.notify import RunNotice
-from engine.settings import Settings
+from lintas.engine import aio, logs
+from lintas.engine import subjects as S
+from lintas.engine.app import build_stages, stack
+from lintas.engine.client import publish_push
+from lintas.engine.natsd import free_port
+from lintas.engine.notify import RunNotice
+from lintas.engine.settings import Settings
 
 
 async def main(runs: int, stages: int, cluster: int) -> None:

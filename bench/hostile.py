@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench.common import pct, workdir
-from engine.events import PushEvent, run_id_for
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
+from lintas.engine.events import PushEvent, run_id_for
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
 from tests.conftest import subprocess_env
 from tests.integration.helpers import commit, make_repo, push
 from tests.security.hostile import TEMPLATE_ATTACKS, million_invalid_items, template_attack
@@ -178,7 +178,7 @@ class HostileStack:
 
 def _start_up(log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(log_path, "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "engine.cli.main", "up"], env=env, stdout=log,
+        return subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
 
 

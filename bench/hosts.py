@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import report, workdir
-from engine.infra_repo import TEMPLATE_DIR
-from engine.settings import Settings
-from workers.hosts import ops
-from workers.hosts.connect import HostConn, host_conns
-from workers.lab import lab_down, lab_up
-from workers.model import InfraModel, load_model
-from workers.render.env import Renderer
-from workers.render.targets import render_targets
+from lintas.engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.settings import Settings
+from lintas.workers.hosts import ops
+from lintas.workers.hosts.connect import HostConn, host_conns
+from lintas.workers.lab import lab_down, lab_up
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.targets import render_targets
 
 HOST = "kvm-uat-01"
 

@@ -22,16 +22,16 @@ from pathlib import Path
 import psutil
 
 from bench.common import make_repo, push_event, report, workdir
-from engine import aio, logs
-from engine import subjects as S
-from engine.app import make_engine, nats_session
-from engine.client import publish_push
-from engine.cluster import LocalCluster
-from engine.events import PushEvent
-from engine.natsd import EmbeddedNats, free_port
-from engine.notify import RunNotice
-from engine.settings import Settings, StreamLimits
-from engine.store import RunStore
+from lintas.engine import aio, logs
+from lintas.engine import subjects as S
+from lintas.engine.app import make_engine, nats_session
+from lintas.engine.client import publish_push
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.events import PushEvent
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.notify import RunNotice
+from lintas.engine.settings import Settings, StreamLimits
+from lintas.engine.store import RunStore
 
 
 def _server_pids(server: EmbeddedNats | LocalCluster) -> list[int]:

@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 from bench.common import report, workdir
-from engine.infra_repo import TEMPLATE_DIR
-from engine.settings import Settings
-from workers.lab import bgp_peers, lab_device_facts, lab_down, lab_up, vtysh_json
-from workers.lab.cmd import find_tools, gather_limited, run
-from workers.lab.netns import namespace_inodes, pids_in
-from workers.model import load_model
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer
-from workers.render.network import render_device, resolve_secrets
+from lintas.engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.settings import Settings
+from lintas.workers.lab import bgp_peers, lab_device_facts, lab_down, lab_up, vtysh_json
+from lintas.workers.lab.cmd import find_tools, gather_limited, run
+from lintas.workers.lab.netns import namespace_inodes, pids_in
+from lintas.workers.model import load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device, resolve_secrets
 
 
 def _kb(path: str, key: str) -> int:

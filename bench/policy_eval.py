@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import report, workdir
-from engine.gitrepo import MirrorCache
-from engine.settings import Settings
-from workers.model import load_model
-from workers.model.generate import generate_fabric
-from workers.policy.config import PolicySettings
-from workers.policy.input import build_input
-from workers.policy.library import builtin_modules
-from workers.policy.regorus_backend import RegorusEngine
-from workers.policy.stage import PolicyStage
-from workers.secscan.findings import SecscanOptions
-from workers.secscan.scan import scan_repo
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.settings import Settings
+from lintas.workers.model import load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.policy.config import PolicySettings
+from lintas.workers.policy.input import build_input
+from lintas.workers.policy.library import builtin_modules
+from lintas.workers.policy.regorus_backend import RegorusEngine
+from lintas.workers.policy.stage import PolicyStage
+from lintas.workers.secscan.findings import SecscanOptions
+from lintas.workers.secscan.scan import scan_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 META = {"evaluated_at": "2026-03-02T10:00:00Z", "labels": [], "sha": "0" * 40, "ref": "refs/heads/main"}

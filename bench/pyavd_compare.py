@@ -73,7 +73,7 @@ def eos_repo(n_leaves: int, n_spines: int, vnis: int, shape: str = "pairs") -> d
     """
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
-    from workers.model.generate import generate_fabric
+    from lintas.workers.model.generate import generate_fabric
 
     files = generate_fabric(n_leaves, n_spines=n_spines, vnis_per_leaf=vnis)
     if shape == "shared":
@@ -182,9 +182,9 @@ def _rss_mb() -> float:
 
 
 def _ours_once(files: dict[str, str]) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    from workers.model import load_model
-    from workers.render.env import Renderer
-    from workers.render.network import render_device
+    from lintas.workers.model import load_model
+    from lintas.workers.render.env import Renderer
+    from lintas.workers.render.network import render_device
 
     with workdir() as d:
         write_repo(d, files)
@@ -201,8 +201,8 @@ def _ours_once(files: dict[str, str]) -> tuple[dict[str, float], dict[str, str],
 
 def child_ours(n: int, spines: int, vnis: int, shape: str) -> dict[str, Any]:
     t0 = time.perf_counter()
-    import workers.model  # noqa: F401
-    import workers.render.network  # noqa: F401
+    import lintas.workers.model  # noqa: F401
+    import lintas.workers.render.network  # noqa: F401
 
     imports_s = time.perf_counter() - t0
     warm, _, _ = _ours_once(eos_repo(2, spines, vnis, shape))
@@ -212,7 +212,7 @@ def child_ours(n: int, spines: int, vnis: int, shape: str) -> dict[str, Any]:
 
 def _avd_inputs_for(files: dict[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     from bench.pyavd_fabric import avd_inputs
-    from workers.model import load_model
+    from lintas.workers.model import load_model
 
     with workdir() as d:
         write_repo(d, files)

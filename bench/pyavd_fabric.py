@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from workers.model import InfraModel
+from lintas.workers.model import InfraModel
 
 # A Type 7 string as AVD expects for peer-group passwords (ours renders a secret token).
 PASSWORD_TYPE7 = "AQQvKeimxJu+uGQ/yYvv9w=="

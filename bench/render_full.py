@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from bench.common import report, workdir
-from workers.model import load_model
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer
-from workers.render.targets import render_targets
+from lintas.workers.model import load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.targets import render_targets
 
 
 def write_repo(root: Path, files: dict[str, str]) -> None:

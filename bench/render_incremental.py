@@ -30,14 +30,14 @@ from pathlib import Path
 
 from bench.common import report, workdir
 from bench.render_full import write_repo
-from engine.artifacts import content_id
-from workers.model import InfraModel, load_model
-from workers.model.cache import ModelCache
-from workers.model.gcpause import gc_paused, settle
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer, Spares
-from workers.render.plan import RenderIndex, make_plan
-from workers.render.targets import kind_of, render_inputs, render_targets, select_targets
+from lintas.engine.artifacts import content_id
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.gcpause import gc_paused, settle
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer, Spares
+from lintas.workers.render.plan import RenderIndex, make_plan
+from lintas.workers.render.targets import kind_of, render_inputs, render_targets, select_targets
 
 Edit = Callable[[Path, int], str]  # applies change i, returns the target expected to change (or "*switches")
 

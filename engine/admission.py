@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.commands import StartRun, SupersedeRun
-from engine.state import BranchQueue, QueuedRun
+from lintas.engine.commands import StartRun, SupersedeRun
+from lintas.engine.state import BranchQueue, QueuedRun
 
 
 @dataclass

@@ -16,20 +16,20 @@ from pathlib import Path
 import structlog
 from nats.aio.client import Client
 
-from engine import registry
-from engine.bus import Topology, connect, ensure_topology
-from engine.client import flush_spool
-from engine.cluster import LocalCluster
-from engine.errors import ConfigError
-from engine.gitrepo import MirrorCache
-from engine.natsd import EmbeddedNats
-from engine.redact import Redactor
-from engine.resolver import PipelineResolver
-from engine.runner import Engine
-from engine.settings import Settings
-from engine.spool import Spool
-from engine.stage import Stage
-from engine.worker import Worker
+from lintas.engine import registry
+from lintas.engine.bus import Topology, connect, ensure_topology
+from lintas.engine.client import flush_spool
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.errors import ConfigError
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.natsd import EmbeddedNats
+from lintas.engine.redact import Redactor
+from lintas.engine.resolver import PipelineResolver
+from lintas.engine.runner import Engine
+from lintas.engine.settings import Settings
+from lintas.engine.spool import Spool
+from lintas.engine.stage import Stage
+from lintas.engine.worker import Worker
 
 log = structlog.get_logger("lintas.app")
 
@@ -152,7 +152,7 @@ async def stack(
                             for name, svc in registry.load_services().items()]
             async with contextlib.AsyncExitStack() as serving_api:
                 if api:
-                    from engine.api.app import serving
+                    from lintas.engine.api.app import serving
 
                     await serving_api.enter_async_context(serving(nc, topo, settings, redact))
                 yield st

@@ -16,7 +16,7 @@ from typing import Protocol
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
-from engine.redact import Redactor
+from lintas.engine.redact import Redactor
 
 
 def content_id(data: bytes) -> str:

@@ -18,9 +18,9 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, Not
 from nats.js.kv import KeyValue
 from nats.js.object_store import OBJ_STREAM_TEMPLATE, ObjectStore
 
-from engine import subjects as S
-from engine.errors import BusError, ConfigError
-from engine.settings import Settings
+from lintas.engine import subjects as S
+from lintas.engine.errors import BusError, ConfigError
+from lintas.engine.settings import Settings
 
 log = structlog.get_logger("lintas.bus")
 T = TypeVar("T")

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 
-from engine import subjects as S
-from engine.bus import DEFAULT_RETRY_S, connect, publish_acked
-from engine.events import Action, ControlEvent, PushEvent
-from engine.settings import Settings
-from engine.spool import Spool
+from lintas.engine import subjects as S
+from lintas.engine.bus import DEFAULT_RETRY_S, connect, publish_acked
+from lintas.engine.events import Action, ControlEvent, PushEvent
+from lintas.engine.settings import Settings
+from lintas.engine.spool import Spool
 
 
 async def publish_push(js: JetStreamContext, event: PushEvent, *, deadline_s: float = DEFAULT_RETRY_S) -> bool:

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from engine.errors import ConfigError
-from engine.natsd import ensure_port_free, find_nats_server, free_port, stop_server
+from lintas.engine.errors import ConfigError
+from lintas.engine.natsd import ensure_port_free, find_nats_server, free_port, stop_server
 
 LOOPBACK = "127.0.0.1"
 

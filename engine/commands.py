@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.diagnostics import Diagnostic
-from engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
-from engine.pipeline import PipelineSpec
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
+from lintas.engine.pipeline import PipelineSpec
 
 
 class _Cmd(BaseModel):

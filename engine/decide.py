@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from engine.commands import (
+from lintas.engine.commands import (
     Admitted,
     Command,
     DispatchJob,
@@ -29,10 +29,10 @@ from engine.commands import (
     Superseded,
     Tick,
 )
-from engine.diagnostics import Diagnostic
-from engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
-from engine.pipeline import applies, topo_order
-from engine.state import Approval, Limits, Run, RunState, StageRecord, StageStatus
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
+from lintas.engine.pipeline import applies, topo_order
+from lintas.engine.state import Approval, Limits, Run, RunState, StageRecord, StageStatus
 
 LogLevel = Literal["info", "warning", "error"]
 

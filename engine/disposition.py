@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.errors import InputError, StageError
+from lintas.engine.errors import InputError, StageError
 
 
 @dataclass(frozen=True)

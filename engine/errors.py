@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.diagnostics import MAX_DIAGNOSTICS, Diagnostic, capped, counted, render_all
+from lintas.engine.diagnostics import MAX_DIAGNOSTICS, Diagnostic, capped, counted, render_all
 
 
 class LintasError(Exception):

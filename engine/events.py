@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from engine.diagnostics import Diagnostic
+from lintas.engine.diagnostics import Diagnostic
 
 SCHEMA_VERSION = 1
 ZERO_SHA = "0" * 40

@@ -15,8 +15,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.gitrepo import MirrorCache
-from engine.state import Run
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.state import Run
 
 CHECKED_SOURCES = frozenset({"hook", "webhook"})  # what anyone who can push or replay a webhook sends
 OPERATOR_SOURCES = frozenset({"manual", "retry"})

@@ -18,8 +18,8 @@ import git
 import pygit2
 from git.exc import GitCommandError
 
-from engine.diagnostics import Diagnostic
-from engine.errors import RepoAccessError
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import RepoAccessError
 
 _SAFE_CFG = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.allow=user", "-c", "submodule.recurse=false"]
 _PRIVATE = ["sh", "-c", 'umask 077 && exec "$@"', "lintas-git"]  # the umask of git only (not of this process)

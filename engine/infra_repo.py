@@ -10,9 +10,10 @@ from pathlib import Path
 
 import git
 
-from engine.errors import ConfigError
+from lintas.engine import resources
+from lintas.engine.errors import ConfigError
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "gitops-repo-template"
+TEMPLATE_DIR = resources.template_dir()
 
 HOOK = """#!/bin/sh
 # Installed by `lintas init`. Publishes one push event per updated ref to NATS JetStream.

@@ -7,10 +7,10 @@ from typing import Literal
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import subjects as S
-from engine.errors import ConflictError
-from engine.events import JobFinished
-from engine.store import CasStore
+from lintas.engine import subjects as S
+from lintas.engine.errors import ConflictError
+from lintas.engine.events import JobFinished
+from lintas.engine.store import CasStore
 
 
 class JournalEntry(BaseModel):

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
-from engine.errors import NotStartedError
+from lintas.engine.errors import NotStartedError
 
 
 class Service(ABC):

@@ -17,8 +17,8 @@ from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequen
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict
 
-from engine import subjects as S
-from engine.errors import LintasError, LockHeldError
+from lintas.engine import subjects as S
+from lintas.engine.errors import LintasError, LockHeldError
 
 
 class LockLostError(LintasError):

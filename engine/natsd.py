@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from engine.errors import ConfigError, NotStartedError
+from lintas.engine.errors import ConfigError, NotStartedError
 
 
 def find_nats_server() -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.state import Run
+from lintas.engine.state import Run
 
 
 class RunNotice(BaseModel):

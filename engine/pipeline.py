@@ -50,10 +50,11 @@ from pydantic import (
     model_validator,
 )
 
-from engine.diagnostics import Diagnostic, format_path
-from engine.errors import PipelineError, YamlError
-from engine.repofs import glob_match
-from engine.yamlsafe import load_yaml, pydantic_diagnostics, read_limited
+from lintas.engine import resources
+from lintas.engine.diagnostics import Diagnostic, format_path
+from lintas.engine.errors import PipelineError, YamlError
+from lintas.engine.repofs import glob_match
+from lintas.engine.yamlsafe import load_yaml, pydantic_diagnostics, read_limited
 
 STAGE_NAME = r"^[a-z][a-z0-9_-]{0,40}$"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -332,7 +333,7 @@ def _invalid(file: str, diags: list[Diagnostic]) -> PipelineError:
     return PipelineError(diags, summary=f"invalid pipeline {file}: {len(diags)} problem(s)")
 
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
+DEFAULT_PIPELINE = resources.pipelines_dir() / "default.yaml"
 
 
 def load_default_pipeline(path: Path | None = None) -> PipelineSpec:

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from nats.aio.client import Client
 from nats.js import api
 
-from engine import subjects as S
-from engine.bus import Topology
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError
-from engine.events import LogLine
-from engine.store import RunStore
-from engine.views import RunDetail, RunSummary
+from lintas.engine import subjects as S
+from lintas.engine.bus import Topology
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError
+from lintas.engine.events import LogLine
+from lintas.engine.store import RunStore
+from lintas.engine.views import RunDetail, RunSummary
 
 
 async def list_runs(
@@ -102,7 +102,7 @@ async def get_doc_json(topo: Topology, name: str) -> dict[str, object] | None:
     """A JSON document (plan, report) from the artifact store."""
     import json
 
-    from engine.artifacts import NatsArtifactStore
+    from lintas.engine.artifacts import NatsArtifactStore
 
     raw = await NatsArtifactStore(topo.artifacts).get_doc(name)
     if raw is None:

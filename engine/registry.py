@@ -11,10 +11,10 @@ from collections.abc import Coroutine
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol
 
-from engine.bus import Topology
-from engine.errors import ConfigError
-from engine.settings import Settings
-from engine.stage import StageFactory
+from lintas.engine.bus import Topology
+from lintas.engine.errors import ConfigError
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageFactory
 
 GROUP = "lintas.stages"
 

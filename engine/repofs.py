@@ -20,9 +20,9 @@ import stat
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from engine.diagnostics import Diagnostic
-from engine.errors import RepoAccessError
-from engine.yamlsafe import Located, load_yaml, read_limited
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import RepoAccessError
+from lintas.engine.yamlsafe import Located, load_yaml, read_limited
 
 _MAX_FILE_BYTES = 5 * 1024 * 1024
 _SKIP_DIRS = frozenset({".git"})

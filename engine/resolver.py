@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from engine import freshness
-from engine.commands import PipelineRejected, PipelineResolved, RunRefused
-from engine.errors import InputError
-from engine.gitrepo import MirrorCache
-from engine.pipeline import PipelineSpec, load_default_pipeline, load_pipeline
-from engine.state import Run
+from lintas.engine import freshness
+from lintas.engine.commands import PipelineRejected, PipelineResolved, RunRefused
+from lintas.engine.errors import InputError
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.pipeline import PipelineSpec, load_default_pipeline, load_pipeline
+from lintas.engine.state import Run
 
 MAX_PIPELINE_BYTES = 256 * 1024
 

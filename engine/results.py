@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.diagnostics import capped
-from engine.events import JobFinished, StageFailure
+from lintas.engine.diagnostics import capped
+from lintas.engine.events import JobFinished, StageFailure
 
 INLINE_DIAGNOSTICS = 100  # diagnostics kept inline when the full result is stored aside
 SMALL_FIELD = 1024  # summary fields up to this size (JSON) stay inline

@@ -8,9 +8,9 @@ from typing import Literal
 import structlog
 from nats.aio.client import Client
 
-from engine import subjects as S
-from engine.events import LogLine
-from engine.redact import Redactor
+from lintas.engine import subjects as S
+from lintas.engine.events import LogLine
+from lintas.engine.redact import Redactor
 
 _log = structlog.get_logger("lintas.run")
 Level = Literal["debug", "info", "warning", "error"]

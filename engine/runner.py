@@ -20,10 +20,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
-from engine import admission, freshness
-from engine import subjects as S
-from engine.bus import Topology, engine_consumer_config, publish_acked, retrying
-from engine.commands import (
+from lintas.engine import admission, freshness
+from lintas.engine import subjects as S
+from lintas.engine.bus import Topology, engine_consumer_config, publish_acked, retrying
+from lintas.engine.commands import (
     Admitted,
     Command,
     DispatchJob,
@@ -40,9 +40,9 @@ from engine.commands import (
     SupersedeRun,
     Tick,
 )
-from engine.decide import decide
-from engine.errors import ConflictError
-from engine.events import (
+from lintas.engine.decide import decide
+from lintas.engine.errors import ConflictError
+from lintas.engine.events import (
     ControlEvent,
     Job,
     JobDeadLettered,
@@ -51,13 +51,13 @@ from engine.events import (
     ingress_adapter,
     result_adapter,
 )
-from engine.lifecycle import Service
-from engine.notify import RunNotice
-from engine.resolver import PipelineResolver
-from engine.settings import Settings
-from engine.state import BranchQueue, Limits, Run, StageStatus
-from engine.store import BranchStore, RunStore
-from engine.targets import TargetStore
+from lintas.engine.lifecycle import Service
+from lintas.engine.notify import RunNotice
+from lintas.engine.resolver import PipelineResolver
+from lintas.engine.settings import Settings
+from lintas.engine.state import BranchQueue, Limits, Run, StageStatus
+from lintas.engine.store import BranchStore, RunStore
+from lintas.engine.targets import TargetStore
 
 log = structlog.get_logger("lintas.engine")
 Clock = Callable[[], datetime]

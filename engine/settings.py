@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.api.settings import TokenEntry, WebhookRepo
+from lintas.engine.api.settings import TokenEntry, WebhookRepo
 
 
 class StreamLimits(BaseModel):

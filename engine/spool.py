@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from engine.events import PushEvent
+from lintas.engine.events import PushEvent
 
 
 class Spool:

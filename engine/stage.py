@@ -17,12 +17,12 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.bus import Topology
-from engine.diagnostics import Diagnostic, capped
-from engine.events import Job, StageFailure
-from engine.gitrepo import MirrorCache, private_dirs
-from engine.runlog import RunLogger
-from engine.settings import Settings
+from lintas.engine.bus import Topology
+from lintas.engine.diagnostics import Diagnostic, capped
+from lintas.engine.events import Job, StageFailure
+from lintas.engine.gitrepo import MirrorCache, private_dirs
+from lintas.engine.runlog import RunLogger
+from lintas.engine.settings import Settings
 
 
 class StageResult(BaseModel):

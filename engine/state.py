@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.diagnostics import Diagnostic
-from engine.pipeline import PipelineSpec
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.pipeline import PipelineSpec
 
 
 class RunState(StrEnum):

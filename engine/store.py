@@ -10,10 +10,10 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
-from engine import subjects as S
-from engine.bus import DEFAULT_RETRY_S, is_transient, retrying
-from engine.errors import ConflictError
-from engine.state import BranchQueue, Run
+from lintas.engine import subjects as S
+from lintas.engine.bus import DEFAULT_RETRY_S, is_transient, retrying
+from lintas.engine.errors import ConflictError
+from lintas.engine.state import BranchQueue, Run
 
 M = TypeVar("M", bound=BaseModel)
 

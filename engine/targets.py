@@ -10,8 +10,8 @@ from typing import Any, Literal
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import subjects as S
-from engine.store import CasStore
+from lintas.engine import subjects as S
+from lintas.engine.store import CasStore
 
 
 class TargetState(BaseModel):

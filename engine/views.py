@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.diagnostics import Diagnostic
-from engine.state import Approval, Run
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.state import Approval, Run
 
 
 class RunSummary(BaseModel):

@@ -23,21 +23,21 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.bus import Topology, publish_acked, worker_consumer_config
-from engine.diagnostics import Diagnostic
-from engine.disposition import classify
-from engine.errors import InputError
-from engine.events import Job, JobFinished, JobStarted, StageFailure
-from engine.gitrepo import MirrorCache
-from engine.journal import Journal
-from engine.lifecycle import Service
-from engine.redact import Redactor
-from engine.results import failed_copy, inline_part, serialised
-from engine.runlog import RunLogger
-from engine.settings import Settings
-from engine.stage import Stage, StageContext, StageResult
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.bus import Topology, publish_acked, worker_consumer_config
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.disposition import classify
+from lintas.engine.errors import InputError
+from lintas.engine.events import Job, JobFinished, JobStarted, StageFailure
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.journal import Journal
+from lintas.engine.lifecycle import Service
+from lintas.engine.redact import Redactor
+from lintas.engine.results import failed_copy, inline_part, serialised
+from lintas.engine.runlog import RunLogger
+from lintas.engine.settings import Settings
+from lintas.engine.stage import Stage, StageContext, StageResult
 
 log = structlog.get_logger("lintas.worker")
 

@@ -32,8 +32,8 @@ from typing import Any
 import pydantic
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from engine.diagnostics import Diagnostic, format_path
-from engine.errors import InputError, YamlError
+from lintas.engine.diagnostics import Diagnostic, format_path
+from lintas.engine.errors import InputError, YamlError
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()

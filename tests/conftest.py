@@ -15,8 +15,8 @@ PLUGINS = ROOT / "tests" / "plugins"
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))  # importlib.metadata finds lintas_testplugin's dist-info here
 
-from engine.natsd import EmbeddedNats, free_port  # noqa: E402
-from engine.settings import Settings  # noqa: E402
+from lintas.engine.natsd import EmbeddedNats, free_port  # noqa: E402
+from lintas.engine.settings import Settings  # noqa: E402
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from engine.errors import LintasError
-from engine.settings import Settings
-from workers.lab.topology import MGMT_BRIDGE as LAB_BRIDGE
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import Settings
+from lintas.workers.lab.topology import MGMT_BRIDGE as LAB_BRIDGE
 
 doctor_app = typer.Typer(help="Check the prerequisites, settings, NATS and targets; say what is missing and how "
                               "to fix it.", invoke_without_command=True)
@@ -77,8 +77,8 @@ def settings_check() -> tuple[Settings | None, list[Finding]]:
 
 
 def nats_check(settings: Settings) -> Finding:
-    from engine.app import resolve_nats_url
-    from engine.bus import connect
+    from lintas.engine.app import resolve_nats_url
+    from lintas.engine.bus import connect
 
     url = resolve_nats_url(settings)
     if url is None:
@@ -105,7 +105,7 @@ def route_of(address: str) -> str | None:
 
 
 def target_checks(repo: Path, settings: Settings, *, probe: bool) -> list[Finding]:
-    from workers.model import load_model
+    from lintas.workers.model import load_model
 
     model = load_model(repo)
     nets = [ipaddress.ip_network(n, strict=False) for n in settings.deploy.allowed_networks]

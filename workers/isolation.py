@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from engine.errors import PermanentError
+from lintas.engine.errors import PermanentError
 
 
 class IsolatedError(PermanentError):

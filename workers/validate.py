@@ -14,17 +14,17 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine import registry
-from engine.diagnostics import Collector, Diagnostic
-from engine.errors import InputError
-from engine.pipeline import load_pipeline
-from engine.repofs import RepoFS
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from workers.isolation import ChildSession
-from workers.model import MODEL_FILES, InfraModel, load_model
-from workers.model.cache import ModelCache
-from workers.model.gcpause import gc_paused, settle
+from lintas.engine import registry
+from lintas.engine.diagnostics import Collector, Diagnostic
+from lintas.engine.errors import InputError
+from lintas.engine.pipeline import load_pipeline
+from lintas.engine.repofs import RepoFS
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.workers.isolation import ChildSession
+from lintas.workers.model import MODEL_FILES, InfraModel, load_model
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.gcpause import gc_paused, settle
 
 YAML_GLOBS = ("**/*.yaml", "**/*.yml")
 MODEL_MARKER = "fabric/fabric.yaml"
@@ -131,8 +131,8 @@ class ValidateStage:
 def render_check(root: Path, model: InfraModel, summary: dict[str, Any]) -> list[Diagnostic]:
     """Render every target's artifacts (discarded): template errors as diagnostics, and
     ``summary["templates"]`` saying what was rendered."""
-    from workers.render.env import Renderer
-    from workers.render.targets import render_targets
+    from lintas.workers.render.env import Renderer
+    from lintas.workers.render.targets import render_targets
 
     renderer = Renderer(root)
     try:

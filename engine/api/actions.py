@@ -13,14 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
 
-from engine.api.auth import Operator
-from engine.api.context import Ctx
-from engine.api.runs import full_ref
-from engine.api.schemas import ERRORS, Accepted, ActionRequest, TriggerRequest
-from engine.client import control, publish_control, publish_push
-from engine.events import Action, PushEvent, manual_event_id
-from engine.state import RunState
-from engine.store import RunStore
+from lintas.engine.api.auth import Operator
+from lintas.engine.api.context import Ctx
+from lintas.engine.api.runs import full_ref
+from lintas.engine.api.schemas import ERRORS, Accepted, ActionRequest, TriggerRequest
+from lintas.engine.client import control, publish_control, publish_push
+from lintas.engine.events import Action, PushEvent, manual_event_id
+from lintas.engine.state import RunState
+from lintas.engine.store import RunStore
 
 
 def _head_of(url: str, ref: str) -> str | None:

@@ -11,14 +11,14 @@ import uvicorn
 from fastapi import FastAPI
 from nats.aio.client import Client
 
-from engine import __version__
-from engine.api import actions, graph, ops, runs, ui, webhooks
-from engine.api.context import ApiContext
-from engine.bus import Topology
-from engine.errors import ConfigError
-from engine.natsd import ensure_port_free
-from engine.redact import Redactor
-from engine.settings import Settings
+from lintas.engine import __version__
+from lintas.engine.api import actions, graph, ops, runs, ui, webhooks
+from lintas.engine.api.context import ApiContext
+from lintas.engine.bus import Topology
+from lintas.engine.errors import ConfigError
+from lintas.engine.natsd import ensure_port_free
+from lintas.engine.redact import Redactor
+from lintas.engine.settings import Settings
 
 __all__ = ["ApiContext", "create_app", "server", "serving"]
 

@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from engine.api.settings import Role, TokenEntry
-from engine.settings import Settings
+from lintas.engine.api.settings import Role, TokenEntry
+from lintas.engine.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="API token; roles viewer < operator < admin")
 

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from nats.aio.client import Client
 
-from engine.api.dedup import DeliveryLedger
-from engine.api.index import RunIndex
-from engine.api.settings import TokenEntry, all_tokens
-from engine.bus import Topology
-from engine.redact import Redactor
-from engine.repos import RepoRegistry
-from engine.settings import Settings
+from lintas.engine.api.dedup import DeliveryLedger
+from lintas.engine.api.index import RunIndex
+from lintas.engine.api.settings import TokenEntry, all_tokens
+from lintas.engine.bus import Topology
+from lintas.engine.redact import Redactor
+from lintas.engine.repos import RepoRegistry
+from lintas.engine.settings import Settings
 
 
 class ApiContext:

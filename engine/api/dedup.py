@@ -13,7 +13,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from engine import subjects as S
+from lintas.engine import subjects as S
 
 DELIVERIES_BUCKET = S.WEBHOOK_DELIVERIES_BUCKET
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from engine.api.auth import Viewer
-from engine.api.context import Ctx
-from engine.api.schemas import ERRORS, GraphNode, RunGraph
-from engine.state import Run
-from engine.store import RunStore
+from lintas.engine.api.auth import Viewer
+from lintas.engine.api.context import Ctx
+from lintas.engine.api.schemas import ERRORS, GraphNode, RunGraph
+from lintas.engine.state import Run
+from lintas.engine.store import RunStore
 
 
 def _depths(needs: dict[str, list[str]], handles: dict[str, list[str]]) -> dict[str, int]:

@@ -21,8 +21,8 @@ import structlog
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from engine.state import Run
-from engine.views import RunSummary
+from lintas.engine.state import Run
+from lintas.engine.views import RunSummary
 
 log = structlog.get_logger("lintas.api.index")
 

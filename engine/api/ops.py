@@ -8,15 +8,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
-from engine import __version__
-from engine import subjects as S
-from engine.api.auth import Viewer
-from engine.api.context import Ctx
-from engine.api.index import STAGE_BUCKETS
-from engine.api.schemas import ERRORS, TargetView
-from engine.artifacts import NatsArtifactStore
-from engine.state import RunState
-from engine.targets import TargetStore
+from lintas.engine import __version__
+from lintas.engine import subjects as S
+from lintas.engine.api.auth import Viewer
+from lintas.engine.api.context import Ctx
+from lintas.engine.api.index import STAGE_BUCKETS
+from lintas.engine.api.schemas import ERRORS, TargetView
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.state import RunState
+from lintas.engine.targets import TargetStore
 
 STREAMS = (S.EVENTS_STREAM, S.JOBS_STREAM, S.RESULTS_STREAM, S.LOGS_STREAM, S.NOTIFY_STREAM, S.DLQ_STREAM)
 

@@ -13,18 +13,18 @@ from fastapi.responses import JSONResponse
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
-from engine import queries
-from engine import subjects as S
-from engine.api.auth import Viewer
-from engine.api.context import ApiContext, Ctx
-from engine.api.index import BadCursor
-from engine.api.schemas import ERRORS, LogEntry
-from engine.api.sse import follow, last_event_id, sse_response, wants_sse
-from engine.artifacts import NatsArtifactStore
-from engine.events import LogLine
-from engine.state import RunState
-from engine.store import RunStore
-from engine.views import RunDetail, RunSummary
+from lintas.engine import queries
+from lintas.engine import subjects as S
+from lintas.engine.api.auth import Viewer
+from lintas.engine.api.context import ApiContext, Ctx
+from lintas.engine.api.index import BadCursor
+from lintas.engine.api.schemas import ERRORS, LogEntry
+from lintas.engine.api.sse import follow, last_event_id, sse_response, wants_sse
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.events import LogLine
+from lintas.engine.state import RunState
+from lintas.engine.store import RunStore
+from lintas.engine.views import RunDetail, RunSummary
 
 MAX_LOG_LINES = 10_000
 

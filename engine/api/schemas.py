@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.events import LogLine
+from lintas.engine.events import LogLine
 
 
 class ErrorBody(BaseModel):

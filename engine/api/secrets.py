@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.errors import ConfigError
+from lintas.engine.errors import ConfigError
 
 
 def resolve_secret(ref: str) -> bytes:

@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from engine.api.context import ApiContext, Ctx
-from engine.api.hookparse import (
+from lintas.engine.api.context import ApiContext, Ctx
+from lintas.engine.api.hookparse import (
     HookError,
     Provider,
     gitea_signature_ok,
@@ -28,12 +28,12 @@ from engine.api.hookparse import (
     gitlab_token_ok,
     parse_push,
 )
-from engine.api.schemas import ERRORS
-from engine.api.secrets import resolve_secret
-from engine.api.settings import WebhookRepo, all_webhooks
-from engine.client import publish_push
-from engine.errors import ConfigError
-from engine.events import PushEvent
+from lintas.engine.api.schemas import ERRORS
+from lintas.engine.api.secrets import resolve_secret
+from lintas.engine.api.settings import WebhookRepo, all_webhooks
+from lintas.engine.client import publish_push
+from lintas.engine.errors import ConfigError
+from lintas.engine.events import PushEvent
 
 log = structlog.get_logger("lintas.api.hooks")
 

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import ConfigError
-from engine.settings import Settings
+from lintas.engine.errors import ConfigError
+from lintas.engine.settings import Settings
 
 
 def pid_file(settings: Settings) -> Path:
@@ -59,7 +59,7 @@ def start_detached(settings: Settings, args: list[str], timeout_s: float = 60.0)
     clear_ready(settings)
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli.main", *args], stdout=fh, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "lintas.engine.cli.main", *args], stdout=fh, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     pid_file(settings).write_text(str(proc.pid))

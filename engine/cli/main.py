@@ -13,17 +13,17 @@ from typing import Annotated, get_args
 import typer
 from rich.console import Console
 
-from engine import aio, logs, queries
-from engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
-from engine.cli import daemon
-from engine.client import control, emit_or_spool, publish_control, publish_push
-from engine.errors import InputError, LintasError
-from engine.events import Action, PushEvent, manual_event_id
-from engine.infra_repo import init_infra_repo
-from engine.repos import RepoEntry, RepoRegistry
-from engine.settings import Settings
-from engine.stage import LocalStage, StageResult
-from engine.worker import Worker
+from lintas.engine import aio, logs, queries
+from lintas.engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
+from lintas.engine.cli import daemon
+from lintas.engine.client import control, emit_or_spool, publish_control, publish_push
+from lintas.engine.errors import InputError, LintasError
+from lintas.engine.events import Action, PushEvent, manual_event_id
+from lintas.engine.infra_repo import init_infra_repo
+from lintas.engine.repos import RepoEntry, RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.stage import LocalStage, StageResult
+from lintas.engine.worker import Worker
 
 app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -159,7 +159,7 @@ def worker(
 def api_cmd() -> None:
     """Serve only the status API and dashboard on LINTAS_API_ADDR, against LINTAS_NATS_URL
     (or the embedded NATS of a running `lintas up`)."""
-    from engine.api.app import serving
+    from lintas.engine.api.app import serving
 
     settings = _settings()
 
@@ -220,10 +220,10 @@ def spool_flush(
     every: Annotated[float, typer.Option(help="seconds between flushes with --watch")] = 2.0,
 ) -> None:
     """Publish the events the git hook spooled under LINTAS_HOME/spool (each becomes one run)."""
-    from engine.app import spool_flusher
-    from engine.client import flush_spool
-    from engine.errors import ConfigError
-    from engine.spool import Spool
+    from lintas.engine.app import spool_flusher
+    from lintas.engine.client import flush_spool
+    from lintas.engine.errors import ConfigError
+    from lintas.engine.spool import Spool
 
     settings = _settings()
 
@@ -280,7 +280,7 @@ def plan_cmd(
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Validate, render and show the per-device plan of a working copy (like `terraform plan`)."""
-    from engine.cli.output import print_plan
+    from lintas.engine.cli.output import print_plan
 
     settings = _settings()
     result = _local_stage("render", settings).run_local(path.resolve(), against=against)
@@ -370,7 +370,7 @@ def runs(
 ) -> None:
     """List runs, newest first. In a terminal it fits 80 columns (-o wide for everything);
     piped, it prints every column untruncated."""
-    from engine.cli.output import print_runs
+    from lintas.engine.cli.output import print_runs
 
     settings = _settings()
 
@@ -389,7 +389,7 @@ def show(
     plan: Annotated[bool, typer.Option(help="print the run's per-device plan (diffs)")] = True,
 ) -> None:
     """Show one run: its stages, workers, attempts, timings and errors, and its plan."""
-    from engine.cli.output import print_gates, print_plan, print_run
+    from lintas.engine.cli.output import print_gates, print_plan, print_run
 
     settings = _settings()
 
@@ -418,7 +418,7 @@ def show(
 @app.command("logs")
 def logs_cmd(run_id: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False) -> None:
     """Print a run's log lines; with --follow, keep printing until the run ends."""
-    from engine.cli.output import format_log
+    from lintas.engine.cli.output import format_log
 
     settings = _settings()
 

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.events import LogLine
-from engine.views import RunDetail, RunSummary
+from lintas.engine.events import LogLine
+from lintas.engine.views import RunDetail, RunSummary
 
 STATE_STYLE = {
     "succeeded": "green", "failed": "red", "rolled_back": "yellow", "canceled": "dim", "superseded": "dim",

@@ -16,15 +16,15 @@ import pytest
 from fastapi import FastAPI
 from nats.aio.client import Client
 
-from engine import subjects as S
-from engine.api.app import create_app, server
-from engine.api.settings import TokenEntry, WebhookRepo
-from engine.bus import Topology, connect, ensure_topology
-from engine.natsd import free_port
-from engine.repos import RepoEntry, RepoRegistry
-from engine.settings import Settings
-from engine.state import Run, RunState
-from engine.store import RunStore
+from lintas.engine import subjects as S
+from lintas.engine.api.app import create_app, server
+from lintas.engine.api.settings import TokenEntry, WebhookRepo
+from lintas.engine.bus import Topology, connect, ensure_topology
+from lintas.engine.natsd import free_port
+from lintas.engine.repos import RepoEntry, RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.state import Run, RunState
+from lintas.engine.store import RunStore
 
 HOOK_SECRET = "s3cr3t-hook-value"
 TOKENS = {"viewer": "tok-viewer-1234", "operator": "tok-operator-5678", "admin": "tok-admin-9012"}

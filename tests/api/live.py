@@ -40,7 +40,7 @@ def lintas_env(home: Path, api_addr: str, **extra: str) -> dict[str, str]:
 
 
 def lintas(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=120, check=False)
 
 
@@ -50,7 +50,7 @@ class Live:
     def __init__(self, env: dict[str, str], *args: str, log: Path) -> None:
         self.env, self.args, self.log = env, args, log
         with open(log, "ab") as fh:
-            self.p = subprocess.Popen([sys.executable, "-m", "engine.cli.main", *args], env=env, stdout=fh,
+            self.p = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh,
                                       stderr=subprocess.STDOUT)
 
     def output(self) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from engine.events import ControlEvent
-from engine.state import RunState
+from lintas.engine.events import ControlEvent
+from lintas.engine.state import RunState
 from tests.api.conftest import Api, auth, fake_run, store_runs
 
 

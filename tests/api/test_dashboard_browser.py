@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
-from engine.natsd import free_port
+from lintas.engine.natsd import free_port
 from tests.api.live import TOKENS, Live, lintas, lintas_env
 from tests.conftest import ROOT
 from tests.integration.helpers import run_id_of

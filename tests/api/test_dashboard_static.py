@@ -10,10 +10,10 @@ import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.api.graph import graph_of
-from engine.api.ui import STATIC, load_assets
-from engine.pipeline import PipelineSpec
-from engine.state import Run, RunState, StageRecord, StageStatus
+from lintas.engine.api.graph import graph_of
+from lintas.engine.api.ui import STATIC, load_assets
+from lintas.engine.pipeline import PipelineSpec
+from lintas.engine.state import Run, RunState, StageRecord, StageStatus
 from tests.api.conftest import Api, auth, store_runs
 from tests.conftest import ROOT
 
@@ -43,9 +43,9 @@ def test_no_asset_refers_to_another_host() -> None:
 
 
 def test_every_shipped_file_is_package_data() -> None:
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["engine"]
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["lintas"]
     for path in shipped():
-        rel = path.relative_to(ROOT / "engine").as_posix()
+        rel = path.relative_to(ROOT).as_posix()
         assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), f"{rel} is not package data"
     assert set(load_assets()) == {p.relative_to(STATIC).as_posix() for p in shipped()}
 

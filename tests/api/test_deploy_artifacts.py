@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.workers.deploy.record import DeployRecord, TargetResult, save_record
 from tests.api.conftest import Api, auth, fake_run, store_runs
-from workers.deploy.record import DeployRecord, TargetResult, save_record
 
 
 async def test_deploy_record_and_reports_are_served(api: Api) -> None:
@@ -37,8 +37,8 @@ async def test_deploy_record_and_reports_are_served(api: Api) -> None:
 async def test_targets_carry_the_latest_drift_state(api: Api) -> None:
     from datetime import UTC, datetime
 
-    from engine.targets import TargetState, TargetStore
-    from workers.deploy.drift import DriftReport, TargetDrift, publish
+    from lintas.engine.targets import TargetState, TargetStore
+    from lintas.workers.deploy.drift import DriftReport, TargetDrift, publish
 
     now = datetime.now(UTC)
     for name in ("leaf-01", "leaf-02"):

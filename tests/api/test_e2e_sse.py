@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from engine import subjects as S
-from engine.api.app import create_app
-from engine.app import stack
-from engine.repos import RepoRegistry
-from engine.settings import Settings
+from lintas.engine import subjects as S
+from lintas.engine.api.app import create_app
+from lintas.engine.app import stack
+from lintas.engine.repos import RepoRegistry
+from lintas.engine.settings import Settings
 from tests.api.conftest import HOOK_SECRET, api_settings, auth, gh_sign, served
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 

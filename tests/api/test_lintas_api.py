@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.bus import Topology
-from engine.natsd import free_port
+from lintas.engine.bus import Topology
+from lintas.engine.natsd import free_port
 from tests.api.conftest import fake_run, store_runs
 from tests.api.live import TOKENS, Live, lintas, lintas_env
 

@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from engine.api.app import create_app, server
-from engine.bus import connect, ensure_topology
-from engine.natsd import free_port
-from engine.repos import RepoEntry, RepoRegistry
-from engine.settings import Settings
-from engine.state import RunState
+from lintas.engine.api.app import create_app, server
+from lintas.engine.bus import connect, ensure_topology
+from lintas.engine.natsd import free_port
+from lintas.engine.repos import RepoEntry, RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState
 from tests.api.conftest import HOOK_SECRET, api_settings, auth, fake_run, store_runs
 
 SKIP = {"/api/v1/events"}  # never ends by design (the global live feed)

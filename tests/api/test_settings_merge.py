@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import engine.api.settings as api_settings
-from engine.api.settings import Role, TokenEntry, WebhookRepo, all_tokens, all_webhooks
-from engine.settings import DeploySettings, Settings
+import lintas.engine.api.settings as api_settings
+from lintas.engine.api.settings import Role, TokenEntry, WebhookRepo, all_tokens, all_webhooks
+from lintas.engine.settings import DeploySettings, Settings
 from tests.conftest import ROOT
 
 

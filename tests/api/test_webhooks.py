@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from engine.api.hookparse import gitea_signature_ok, github_signature_ok, hmac_sha256_hex
-from engine.events import PushEvent, run_id_for
+from lintas.engine.api.hookparse import gitea_signature_ok, github_signature_ok, hmac_sha256_hex
+from lintas.engine.events import PushEvent, run_id_for
 from tests.api.conftest import HOOK_SECRET, Api, gh_sign
 
 SHA = "a" * 40

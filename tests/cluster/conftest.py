@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.bus import connect
-from engine.cluster import LocalCluster
-from engine.natsd import free_port
-from engine.settings import Settings, StreamLimits
+from lintas.engine.bus import connect
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.natsd import free_port
+from lintas.engine.settings import Settings, StreamLimits
 from tests.cluster.kit import ClusterProc
 
 
@@ -95,7 +95,7 @@ def cprocs(csettings: Settings, tmp_path: Path) -> Iterator[Callable[..., Cluste
 
 @pytest.fixture
 async def session(csettings: Settings) -> AsyncIterator[object]:
-    from engine.app import nats_session
+    from lintas.engine.app import nats_session
 
     async with nats_session(csettings, name="test") as s:
         yield s

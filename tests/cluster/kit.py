@@ -9,15 +9,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from engine import subjects as S
-from engine.bus import Topology
-from engine.cluster import LocalCluster
-from engine.events import PushEvent, run_id_for
-from engine.infra_repo import install_hook
-from engine.journal import Journal, JournalEntry
-from engine.settings import Settings
-from engine.state import Run
-from engine.store import RunStore
+from lintas.engine import subjects as S
+from lintas.engine.bus import Topology
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.events import PushEvent, run_id_for
+from lintas.engine.infra_repo import install_hook
+from lintas.engine.journal import Journal, JournalEntry
+from lintas.engine.settings import Settings
+from lintas.engine.state import Run
+from lintas.engine.store import RunStore
 from tests.conftest import subprocess_env
 from tests.integration.procs import Proc
 

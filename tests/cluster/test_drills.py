@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.cluster import LocalCluster
-from engine.settings import Settings
-from engine.spool import Spool
-from engine.state import RunState, StageStatus
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.settings import Settings
+from lintas.engine.spool import Spool
+from lintas.engine.state import RunState, StageStatus
 from tests.cluster.kit import (
     EVENTS,
     JOBS,
@@ -119,7 +119,7 @@ async def wait_stage_status(topo: object, rid: str, stage: str, status: StageSta
                             *, or_done: bool = False) -> None:
     """Until ``stage`` of ``rid`` has ``status`` (or, with ``or_done``, already succeeded: the test's
     own reads may be held up by the election it caused while a short stage runs and ends)."""
-    from engine.store import RunStore
+    from lintas.engine.store import RunStore
 
     store = RunStore(topo.runs)  # type: ignore[attr-defined]
     wanted = {status, StageStatus.succeeded} if or_done else {status}
@@ -214,8 +214,8 @@ async def test_sigstopped_worker_late_result_is_ignored(
     work, sha = make_repo(tmp_path, csettings, noop_pipeline(1, "t-sleep", ", seconds: 1.0"))
     await push_async(work, csettings, ["main"])
     rid = run_id("drill", "main", sha)
-    from engine.events import Job
-    from engine.journal import Journal
+    from lintas.engine.events import Job
+    from lintas.engine.journal import Journal
 
     journal = Journal(topo.journal)
     job_id = Job.make_id(rid, "s1", 1)

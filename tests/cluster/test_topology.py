@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.bus import _all_stream_names, connect, ensure_topology
-from engine.cluster import LocalCluster
-from engine.errors import ConfigError
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings, StreamLimits
+from lintas.engine.bus import _all_stream_names, connect, ensure_topology
+from lintas.engine.cluster import LocalCluster
+from lintas.engine.errors import ConfigError
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings, StreamLimits
 
 pytestmark = pytest.mark.integration
 

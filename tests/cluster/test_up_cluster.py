@@ -12,10 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine import subjects as S
-from engine.bus import connect
-from engine.natsd import free_port
-from engine.settings import Settings
+from lintas.engine import subjects as S
+from lintas.engine.bus import connect
+from lintas.engine.natsd import free_port
+from lintas.engine.settings import Settings
 from tests.conftest import subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ async def test_lintas_up_cluster_3_runs_the_stack_on_an_r3_cluster(tmp_path: Pat
     log = tmp_path / "up.log"
     with open(log, "wb") as fh:  # noqa: ASYNC230 - a log file for the child
         proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec returns at once
-            [sys.executable, "-m", "engine.cli.main", "up", "--cluster", "3"], env=env, stdout=fh,
+            [sys.executable, "-m", "lintas.engine.cli.main", "up", "--cluster", "3"], env=env, stdout=fh,
             stderr=subprocess.STDOUT,
         )
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from workers.deploy.checks import (
+from lintas.workers.deploy.checks import (
     IP_ICMP_OVERHEAD,
     Check,
     Expected,
@@ -22,8 +22,8 @@ from workers.deploy.checks import (
     failing,
     summary,
 )
-from workers.model import load_model
-from workers.model.model import InfraModel
+from lintas.workers.model import load_model
+from lintas.workers.model.model import InfraModel
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"

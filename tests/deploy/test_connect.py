@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import LintasError
-from engine.settings import DeploySettings, Settings
-from workers.deploy.connect import ConnectError, DeviceConn, check_address, device_conns
-from workers.model import load_model
-from workers.model.model import InfraModel
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import DeploySettings, Settings
+from lintas.workers.deploy.connect import ConnectError, DeviceConn, check_address, device_conns
+from lintas.workers.model import load_model
+from lintas.workers.model.model import InfraModel
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"
@@ -81,7 +81,7 @@ def test_only_the_named_devices(repo: Repo, tmp_path: Path) -> None:
 
 
 def test_use_lab_false_ignores_a_lab_under_lintas_home(repo: Repo, tmp_path: Path) -> None:
-    from workers.lab.paths import LabPaths
+    from lintas.workers.lab.paths import LabPaths
 
     s = settings_for(tmp_path)
     state = LabPaths(s.home).state_file

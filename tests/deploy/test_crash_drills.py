@@ -27,8 +27,12 @@ from typing import Any
 
 import pytest
 
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
+from lintas.workers.deploy import ops
+from lintas.workers.model import load_model
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device
 from tests.conftest import PLUGINS, ROOT
 from tests.deploy.test_fabric_e2e import (  # the e2e module's helpers and lab fixtures (one lab per module)
     LEAVES,
@@ -42,10 +46,6 @@ from tests.deploy.test_fabric_e2e import (  # the e2e module's helpers and lab f
     wait_for,
 )
 from tests.deploy.test_hosts_e2e import NEW, add_instance, domains, on_br_int
-from workers.deploy import ops
-from workers.model import load_model
-from workers.render.env import Renderer
-from workers.render.network import render_device
 
 __all__ = ["lab_settings", "sw"]  # fixtures re-used from test_fabric_e2e (module scope: one lab here)
 
@@ -85,7 +85,7 @@ class Stack:
         if fault:
             env["LINTAS_FAULT_POINT"] = fault
         fh = open(self.lx.log, "ab")  # noqa: SIM115 - owned by the child
-        p = subprocess.Popen([sys.executable, "-m", "engine.cli.main", *args], env=env, stdout=fh,
+        p = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh,
                              stderr=subprocess.STDOUT)
         fh.close()
         self.parts.append(p)

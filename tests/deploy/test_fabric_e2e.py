@@ -40,12 +40,12 @@ from typing import Any
 import pytest
 
 from bench.breakage import write_evpn_filter
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
+from lintas.workers.drivers.frr import FrrConnectionError, FrrDriver
+from lintas.workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
+from lintas.workers.lab.topology import mgmt_veth_name
 from tests.conftest import PLUGINS, ROOT
-from workers.drivers.frr import FrrConnectionError, FrrDriver
-from workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
-from workers.lab.topology import mgmt_veth_name
 
 pytestmark = [pytest.mark.integration]
 
@@ -76,7 +76,7 @@ class Env:
 
     def start(self) -> None:
         fh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "up"], env=self.env, stdout=fh,
+        self.proc = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=self.env, stdout=fh,
                                      stderr=subprocess.STDOUT)
         fh.close()
         deadline = time.monotonic() + 60
@@ -103,7 +103,7 @@ class Env:
         self.proc.wait(10)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], env=self.env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=self.env, capture_output=True,
                               text=True, check=check, timeout=120)
 
     def git(self, *args: str) -> str:

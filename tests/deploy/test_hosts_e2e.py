@@ -30,13 +30,13 @@ from typing import Any
 
 import pytest
 
-from engine.settings import Settings
+from lintas.engine.settings import Settings
+from lintas.workers.hosts import domains as D
+from lintas.workers.hosts import ovsdb
+from lintas.workers.lab import lab_device_facts, lab_host_facts
+from lintas.workers.lab.nova import nova_set_mac
+from lintas.workers.render.domain import domain_facts
 from tests.deploy.test_fabric_e2e import Env, lab_settings, lx, stage  # noqa: F401 - module-scoped fixtures
-from workers.hosts import domains as D
-from workers.hosts import ovsdb
-from workers.lab import lab_device_facts, lab_host_facts
-from workers.lab.nova import nova_set_mac
-from workers.render.domain import domain_facts
 
 pytestmark = [pytest.mark.integration]
 

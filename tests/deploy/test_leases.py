@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from engine.app import nats_session
-from engine.errors import LockHeldError
-from engine.locks import LeaseLocks
-from engine.settings import Settings
-from workers.deploy.deploy import _acquire_waiting
-from workers.deploy.drift import DRIFT_OWNER
+from lintas.engine.app import nats_session
+from lintas.engine.errors import LockHeldError
+from lintas.engine.locks import LeaseLocks
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.deploy import _acquire_waiting
+from lintas.workers.deploy.drift import DRIFT_OWNER
 
 
 async def test_deploy_waits_for_a_short_lease_then_takes_it(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from workers.deploy import faults, ops
+from lintas.workers.deploy import faults, ops
 
 RUN = "r-0123456789abcdef"
 OTHER = "r-fedcba9876543210"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import LintasError
-from engine.settings import DeploySettings, Settings
-from workers.deploy.secrets import MAX_SECRET_BYTES, SecretRefError, SecretResolver
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import DeploySettings, Settings
+from lintas.workers.deploy.secrets import MAX_SECRET_BYTES, SecretRefError, SecretResolver
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from workers.deploy.waves import Strategy, Wave, plan_waves
+from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
 
 ROLES = {
     "spine-01": "spine", "spine-02": "spine",

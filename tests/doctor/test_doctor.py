@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.settings import Settings
-from workers.doctor import programs, route_of, target_checks
+from lintas.engine.settings import Settings
+from lintas.workers.doctor import programs, route_of, target_checks
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 
@@ -51,7 +51,7 @@ def test_programs_name_the_package_to_install() -> None:
 
 
 def test_doctor_command_exit_status(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "engine.cli.main", "doctor", "--repo", str(_repo_at(tmp_path, "198.51.100"))],
+    out = subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", "doctor", "--repo", str(_repo_at(tmp_path, "198.51.100"))],
                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
                                                                            "LINTAS_HOME": str(tmp_path / "home")})
     assert out.returncode == 1, out.stdout + out.stderr

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from engine.settings import Settings
-from workers.drivers.frr import FrrDriver
-from workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
-from workers.model import load_model
-from workers.model.model import InfraModel
-from workers.render.env import Renderer
-from workers.render.network import render_device
+from lintas.engine.settings import Settings
+from lintas.workers.drivers.frr import FrrDriver
+from lintas.workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
+from lintas.workers.model import load_model
+from lintas.workers.model.model import InfraModel
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"

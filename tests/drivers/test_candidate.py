@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from workers.drivers.frr.candidate import load_candidate, mask_secrets, read_bundle
-from workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
-from workers.render.network import SECRET_TOKEN_RE
+from lintas.workers.drivers.frr.candidate import load_candidate, mask_secrets, read_bundle
+from lintas.workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
+from lintas.workers.render.network import SECRET_TOKEN_RE
 
 SECRET = "S3cr3t-value-xyz"
 
@@ -62,7 +62,7 @@ def test_bad_bundles_are_refused(rendered: dict[str, dict[str, str]]) -> None:
 
 def test_secret_errors_name_the_reference_never_the_value(rendered: dict[str, dict[str, str]],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers.drivers.frr.candidate import env_lookup
+    from lintas.workers.drivers.frr.candidate import env_lookup
 
     monkeypatch.delenv("FABRIC_BGP_PASSWORD", raising=False)
     with pytest.raises(FrrCandidateError, match="FABRIC_BGP_PASSWORD is not set"):

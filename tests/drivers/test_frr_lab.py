@@ -21,10 +21,10 @@ from nornir.core.plugins.connections import ConnectionPluginRegister
 from nornir.plugins.runners import ThreadedRunner
 from nornir_napalm.plugins.tasks import napalm_get
 
-from engine.settings import Settings
-from workers.drivers.frr import FrrCommitConfirmError, FrrCommitError, FrrDriver, FrrHostKeyError
-from workers.lab import lab_device_facts
-from workers.model.model import InfraModel
+from lintas.engine.settings import Settings
+from lintas.workers.drivers.frr import FrrCommitConfirmError, FrrCommitError, FrrDriver, FrrHostKeyError
+from lintas.workers.lab import lab_device_facts
+from lintas.workers.model.model import InfraModel
 
 from .conftest import SWITCHES, driver_args, with_extra_vni
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from workers.drivers.frr import getters
-from workers.drivers.frr.frr_diff import parse_reload_test, reload_failed_reason
-from workers.drivers.frr.linux_apply import Op
-from workers.drivers.frr.remote import Gathered, mark, parse_sections
-from workers.drivers.frr.revert import TIMER_SH, apply_script, restore_script
+from lintas.workers.drivers.frr import getters
+from lintas.workers.drivers.frr.frr_diff import parse_reload_test, reload_failed_reason
+from lintas.workers.drivers.frr.linux_apply import Op
+from lintas.workers.drivers.frr.remote import Gathered, mark, parse_sections
+from lintas.workers.drivers.frr.revert import TIMER_SH, apply_script, restore_script
 
 RELOAD_TEST = """
 Lines To Delete

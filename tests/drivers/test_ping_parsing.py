@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workers.drivers.frr.getters import ipv4_routes, ping_result
+from lintas.workers.drivers.frr.getters import ipv4_routes, ping_result
 
 PING_OK = """\
 PING 10.250.16.44 (10.250.16.44) from 10.250.16.45 : 56(84) bytes of data.

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.admission import Admission, enqueue, release
-from engine.commands import StartRun, SupersedeRun
-from engine.state import BranchQueue, QueuedRun
+from lintas.engine.admission import Admission, enqueue, release
+from lintas.engine.commands import StartRun, SupersedeRun
+from lintas.engine.state import BranchQueue, QueuedRun
 
 REPO, REF = "infra", "refs/heads/main"
 

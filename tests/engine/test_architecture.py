@@ -26,7 +26,7 @@ def _imports(path: Path, *, members: bool = False) -> set[str]:
 
 def test_engine_never_imports_workers() -> None:
     offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m == "workers" or m.startswith("workers."))
+        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m == "lintas.workers" or m.startswith("lintas.workers."))
         for p in (ROOT / "engine").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -44,7 +44,7 @@ def test_subject_strings_are_spelled_only_in_subjects_module() -> None:
 
 
 def _module(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = ["lintas", *path.relative_to(ROOT).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -92,6 +92,18 @@ def test_engine_modules_import_no_cycle() -> None:
 
 
 def test_the_api_never_reaches_into_the_cli() -> None:
-    offenders = {m: sorted(d for d in deps if d == "engine.cli" or d.startswith("engine.cli."))
-                 for m, deps in _graph("engine").items() if m.startswith("engine.api")}
+    offenders = {m: sorted(d for d in deps if d == "lintas.engine.cli" or d.startswith("lintas.engine.cli."))
+                 for m, deps in _graph("engine").items() if m.startswith("lintas.engine.api")}
     assert {m: d for m, d in offenders.items() if d} == {}
+
+
+def test_code_imports_lintas_only_through_its_one_namespace() -> None:
+    """The wheel installs one import package, ``lintas``: nothing may import the repository's folders
+    by their bare names (that works only in a checkout, and would load a second copy of a module)."""
+    offenders = {
+        str(p.relative_to(ROOT)): bad
+        for base in ("engine", "workers", "tests", "bench")
+        for p in (ROOT / base).rglob("*.py")
+        if (bad := sorted(m for m in _imports(p) if m.split(".")[0] in {"engine", "workers", "pipelines", "policies"}))
+    }
+    assert offenders == {}

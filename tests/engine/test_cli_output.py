@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from engine.cli.output import print_run, print_runs
-from engine.views import RunDetail, RunSummary, StageView
+from lintas.engine.cli.output import print_run, print_runs
+from lintas.engine.views import RunDetail, RunSummary, StageView
 
 AUTHOR = "Ada Operator-Lovelace <ada.operator-lovelace@payments.bank.example.org>"
 

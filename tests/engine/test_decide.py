@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.commands import (
+from lintas.engine.commands import (
     Admitted,
     DispatchJob,
     EmitLog,
@@ -33,9 +33,9 @@ from engine.commands import (
     SupersedeRun,
     Tick,
 )
-from engine.decide import Decision, decide
-from engine.diagnostics import Diagnostic
-from engine.events import (
+from lintas.engine.decide import Decision, decide
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.events import (
     ControlEvent,
     Job,
     JobDeadLettered,
@@ -45,8 +45,8 @@ from engine.events import (
     StageFailure,
     run_id_for,
 )
-from engine.pipeline import PipelineSpec, load_pipeline, topo_order
-from engine.state import Limits, Run, RunState, StageStatus
+from lintas.engine.pipeline import PipelineSpec, load_pipeline, topo_order
+from lintas.engine.state import Limits, Run, RunState, StageStatus
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SHA = "a" * 40

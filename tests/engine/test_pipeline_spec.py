@@ -5,9 +5,9 @@ import textwrap
 import pydantic
 import pytest
 
-from engine.diagnostics import Diagnostic
-from engine.errors import PipelineError
-from engine.pipeline import (
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import PipelineError
+from lintas.engine.pipeline import (
     DEFAULT_PIPELINE,
     PipelineSpec,
     StageSpec,
@@ -65,7 +65,7 @@ def test_default_pipeline_loads() -> None:
 
 
 def test_default_pipeline_has_only_stages_that_exist() -> None:
-    from engine import registry
+    from lintas.engine import registry
 
     kinds = registry.stage_kinds()
     spec = load_default_pipeline()

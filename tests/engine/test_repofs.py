@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import RepoAccessError
-from engine.repofs import RepoFS, glob_match
+from lintas.engine.errors import RepoAccessError
+from lintas.engine.repofs import RepoFS, glob_match
 
 
 @pytest.fixture

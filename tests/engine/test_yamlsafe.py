@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import YamlError
-from engine.yamlsafe import Mark, load_yaml, load_yaml_file, pydantic_diagnostics
+from lintas.engine.errors import YamlError
+from lintas.engine.yamlsafe import Mark, load_yaml, load_yaml_file, pydantic_diagnostics
 
 DOC = """\
 top:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.model import InfraModel, load_model
-from workers.render.env import Renderer
-from workers.render.targets import render_targets
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.targets import render_targets
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 

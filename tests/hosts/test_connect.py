@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from engine.settings import DeploySettings, Settings
-from workers.deploy.connect import ConnectError
-from workers.hosts.connect import host_conns, libvirt_uri
+from lintas.engine.settings import DeploySettings, Settings
+from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.hosts.connect import host_conns, libvirt_uri
 
 from .helpers import template_model
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from workers.hosts import domains as D
-from workers.render.domain import domain_facts
-from workers.render.hosts import DomainIndex, load_domain_index
+from lintas.workers.hosts import domains as D
+from lintas.workers.render.domain import domain_facts
+from lintas.workers.render.hosts import DomainIndex, load_domain_index
 
 from .helpers import bundle, template_model
 

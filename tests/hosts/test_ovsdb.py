@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from workers.hosts import ovsdb
-from workers.render.ovs_schema import Bridge, Interface, OvsSpec, Port, load_ovs_spec
+from lintas.workers.hosts import ovsdb
+from lintas.workers.render.ovs_schema import Bridge, Interface, OvsSpec, Port, load_ovs_spec
 
 from .helpers import bundle
 

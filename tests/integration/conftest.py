@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
+from lintas.engine.settings import Settings
 from tests.integration.procs import Proc
 
 

@@ -9,13 +9,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from engine.bus import Topology
-from engine.events import PushEvent, run_id_for
-from engine.infra_repo import TEMPLATE_DIR, init_infra_repo
-from engine.repos import RepoEntry, RepoRegistry
-from engine.settings import Settings
-from engine.state import Run
-from engine.store import RunStore
+from lintas.engine.bus import Topology
+from lintas.engine.events import PushEvent, run_id_for
+from lintas.engine.infra_repo import TEMPLATE_DIR, init_infra_repo
+from lintas.engine.repos import RepoEntry, RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.state import Run
+from lintas.engine.store import RunStore
 from tests.conftest import subprocess_env
 
 

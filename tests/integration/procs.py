@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.settings import Settings
+from lintas.engine.settings import Settings
 from tests.conftest import subprocess_env
 
 
 class Proc:
     def __init__(self, settings: Settings, *args: str, log: Path) -> None:
-        self.args = [sys.executable, "-m", "engine.cli.main", *args]
+        self.args = [sys.executable, "-m", "lintas.engine.cli.main", *args]
         self.settings = settings
         self.log = log
         self.p: subprocess.Popen[bytes] | None = None

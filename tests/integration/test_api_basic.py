@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from engine.app import stack
-from engine.natsd import free_port
-from engine.settings import Settings
+from lintas.engine.app import stack
+from lintas.engine.natsd import free_port
+from lintas.engine.settings import Settings
 from tests.integration.helpers import commit, make_repo, push, run_id_of, wait_run
 
 
@@ -38,7 +38,7 @@ async def test_ports_in_use_are_a_clear_error_not_a_stranger_s_server(tmp_path: 
 
     import pytest
 
-    from engine.errors import ConfigError
+    from lintas.engine.errors import ConfigError
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import nats_session
-from engine.artifacts import ArtifactStore, DirArtifactStore, NatsArtifactStore, content_id
-from engine.settings import Settings
+from lintas.engine.app import nats_session
+from lintas.engine.artifacts import ArtifactStore, DirArtifactStore, NatsArtifactStore, content_id
+from lintas.engine.settings import Settings
 
 
 @pytest.fixture(params=["nats", "dir"])

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
+from lintas.engine.settings import Settings
 from tests.conftest import subprocess_env
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of
 
 
 def lintas(settings: Settings, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], env=subprocess_env(settings),
+    return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=subprocess_env(settings),
                           capture_output=True, text=True, check=check, timeout=timeout)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import RepoAccessError
-from engine.gitrepo import MirrorCache
+from lintas.engine.errors import RepoAccessError
+from lintas.engine.gitrepo import MirrorCache
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InputError
-from engine.settings import Settings
+from lintas.engine.errors import InputError
+from lintas.engine.settings import Settings
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.stage import RenderStage
+from lintas.workers.validate import ValidateStage
 from tests.integration.helpers import make_repo
-from workers.render.env import Renderer
-from workers.render.stage import RenderStage
-from workers.validate import ValidateStage
 
 BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
 b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]

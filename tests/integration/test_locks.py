@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.app import nats_session
-from engine.errors import LockHeldError
-from engine.locks import LeaseLocks, LockLostError
-from engine.settings import Settings
+from lintas.engine.app import nats_session
+from lintas.engine.errors import LockHeldError
+from lintas.engine.locks import LeaseLocks, LockLostError
+from lintas.engine.settings import Settings
 
 
 class FakeClock:

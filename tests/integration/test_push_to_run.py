@@ -6,12 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.app import stack
-from engine.client import publish_push
-from engine.events import PushEvent
-from engine.settings import Settings
-from engine.state import RunState
-from engine.store import RunStore
+from lintas.engine.app import stack
+from lintas.engine.client import publish_push
+from lintas.engine.events import PushEvent
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState
+from lintas.engine.store import RunStore
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import subjects as S
-from engine.app import stack
-from engine.artifacts import NatsArtifactStore
-from engine.settings import Settings
-from engine.state import RunState
-from engine.targets import TargetState, TargetStore
+from lintas.engine import subjects as S
+from lintas.engine.app import stack
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState
+from lintas.engine.targets import TargetState, TargetStore
+from lintas.workers.render.plan import Plan, RenderIndex
+from lintas.workers.render.stage import RenderStage
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
-from workers.render.plan import Plan, RenderIndex
-from workers.render.stage import RenderStage
 
 PIPE = pipeline("  validate: {}\n  render:\n    needs: [validate]\n")
 ALL = {"spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-03", "leaf-04", "kvm-uat-01", "osc-01"}

@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import registry
-from engine import subjects as S
-from engine.app import build_stages, make_engine, nats_session, stack
-from engine.events import Job
-from engine.journal import Journal
-from engine.natsd import EmbeddedNats
-from engine.settings import Settings
-from engine.state import RunState, StageStatus
-from engine.worker import Worker
+from lintas.engine import registry
+from lintas.engine import subjects as S
+from lintas.engine.app import build_stages, make_engine, nats_session, stack
+from lintas.engine.events import Job
+from lintas.engine.journal import Journal
+from lintas.engine.natsd import EmbeddedNats
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState, StageStatus
+from lintas.engine.worker import Worker
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 from tests.integration.procs import Proc
 
@@ -28,7 +28,7 @@ async def wait_stage(topo, run_id: str, stage: str, status: str, timeout: float 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        got = await __import__("engine.store", fromlist=["RunStore"]).RunStore(topo.runs).get(S.run_key(run_id))
+        got = await __import__("lintas.engine.store", fromlist=["RunStore"]).RunStore(topo.runs).get(S.run_key(run_id))
         if got is not None and stage in got[0].stages:
             rec = got[0].stages[stage]
             if rec.status.value == status and (not worker or rec.worker):

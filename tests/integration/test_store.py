@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from pydantic import BaseModel
 
-from engine.app import nats_session
-from engine.errors import ConflictError
-from engine.settings import Settings
-from engine.store import CasStore
+from lintas.engine.app import nats_session
+from lintas.engine.errors import ConflictError
+from lintas.engine.settings import Settings
+from lintas.engine.store import CasStore
 
 
 class Doc(BaseModel):

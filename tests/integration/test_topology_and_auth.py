@@ -10,13 +10,13 @@ import pytest
 from nats.aio.client import Client
 from pydantic import SecretStr
 
-from engine import subjects as S
-from engine.app import stack
-from engine.bus import connect, ensure_topology
-from engine.errors import BusError
-from engine.natsd import find_nats_server, free_port
-from engine.settings import Settings, StreamLimits
-from engine.state import RunState
+from lintas.engine import subjects as S
+from lintas.engine.app import stack
+from lintas.engine.bus import connect, ensure_topology
+from lintas.engine.errors import BusError
+from lintas.engine.natsd import find_nats_server, free_port
+from lintas.engine.settings import Settings, StreamLimits
+from lintas.engine.state import RunState
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
 
@@ -80,8 +80,8 @@ async def test_token_auth_is_used_and_never_logged(tmp_path: Path, capsys: pytes
 async def test_a_stage_no_worker_serves_fails_by_its_deadline(tmp_path: Path, settings: Settings) -> None:
     repo = make_repo(tmp_path, settings)
     initial = git(repo, "rev-parse", "HEAD", settings=settings).stdout.strip()
-    from engine import registry
-    from engine.app import build_stages
+    from lintas.engine import registry
+    from lintas.engine.app import build_stages
 
     real = build_stages(settings, [k for k in registry.stage_kinds() if not k.startswith("t-")])
     async with stack(settings, stages=real) as st:  # nobody serves t-noop

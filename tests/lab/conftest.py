@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
-from workers.lab import LabState, PrerequisiteError, find_tools, lab_down, lab_up
+from lintas.engine.settings import Settings
+from lintas.workers.lab import LabState, PrerequisiteError, find_tools, lab_down, lab_up
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"

@@ -5,9 +5,17 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from engine.settings import Settings
-from workers.lab import LabState, kvm_usable, lab_host_facts, lab_hosts_facts, lab_status, nova_domains, nova_set_mac
-from workers.render.domain import domain_facts
+from lintas.engine.settings import Settings
+from lintas.workers.lab import (
+    LabState,
+    kvm_usable,
+    lab_host_facts,
+    lab_hosts_facts,
+    lab_status,
+    nova_domains,
+    nova_set_mac,
+)
+from lintas.workers.render.domain import domain_facts
 
 from .conftest import ip_json, needs_lab, run
 

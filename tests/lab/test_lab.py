@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
-from workers.lab import LabState, bgp_peers, lab_device_facts, lab_facts, lab_status, vtysh, vtysh_json
-from workers.model import load_model
-from workers.render.env import Renderer
-from workers.render.network import render_device, resolve_secrets
+from lintas.engine.settings import Settings
+from lintas.workers.lab import LabState, bgp_peers, lab_device_facts, lab_facts, lab_status, vtysh, vtysh_json
+from lintas.workers.model import load_model
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device, resolve_secrets
 
 from .conftest import TEMPLATE, ip_json, needs_lab, run
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import Settings
-from workers.lab import LabError, PrerequisiteError, find_tools, lab_down, lab_status, lab_up
-from workers.lab.cmd import PROGRAMS
-from workers.lab.hypervisor import mount_points
-from workers.lab.paths import RUN_ROOT
-from workers.model.generate import generate_fabric
+from lintas.engine.settings import Settings
+from lintas.workers.lab import LabError, PrerequisiteError, find_tools, lab_down, lab_status, lab_up
+from lintas.workers.lab.cmd import PROGRAMS
+from lintas.workers.lab.hypervisor import mount_points
+from lintas.workers.lab.paths import RUN_ROOT
+from lintas.workers.model.generate import generate_fabric
 
 from .conftest import ROOT, TEMPLATE, ip_json, lab_process_pids, make_settings, needs_lab, run
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.render import as_eos, model_of, template_texts
-from workers.lab.cmd import LabError
-from workers.lab.topology import (
+from lintas.workers.lab.cmd import LabError
+from lintas.workers.lab.topology import (
     IFNAMSIZ,
     MGMT_BRIDGE,
     is_lab_namespace,
@@ -15,13 +14,14 @@ from workers.lab.topology import (
     namespace_name,
     plan_lab,
 )
-from workers.model.generate import generate_fabric
+from lintas.workers.model.generate import generate_fabric
+from tests.render import as_eos, model_of, template_texts
 
 from .conftest import TEMPLATE
 
 
 def test_template_plan() -> None:
-    from workers.model import load_model
+    from lintas.workers.model import load_model
 
     plan = plan_lab(load_model(TEMPLATE))
     assert [s.name for s in plan.switches] == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]

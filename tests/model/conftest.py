@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.diagnostics import Diagnostic
-from engine.errors import ModelError
-from workers.model import InfraModel, load_model
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import ModelError
+from lintas.workers.model import InfraModel, load_model
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ModelError
-from workers.model import ModelCache, load_model
+from lintas.engine.errors import ModelError
+from lintas.workers.model import ModelCache, load_model
 
 from .conftest import TEMPLATE, Repo
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.model import affected_targets, load_model_texts
-from workers.model.generate import generate_fabric
+from lintas.workers.model import affected_targets, load_model_texts
+from lintas.workers.model.generate import generate_fabric
 
 
 def test_small_generated_fabric_validates_like_the_template() -> None:

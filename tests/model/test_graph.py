@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.model import InfraModel, affected_by, affected_targets, changed_objects
+from lintas.workers.model import InfraModel, affected_by, affected_targets, changed_objects
 
 from .conftest import Repo
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from workers.model.overhead import overhead
-from workers.model.primitives import Mac, Network, PortSpec, SecretRef, expand_ports, mac_is_multicast
+from lintas.workers.model.overhead import overhead
+from lintas.workers.model.primitives import Mac, Network, PortSpec, SecretRef, expand_ports, mac_is_multicast
 
 
 def test_port_ranges_expand_on_the_last_number() -> None:

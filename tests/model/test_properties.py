@@ -8,12 +8,12 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.model import load_model_texts
-from workers.model.loader import MODEL_FILES
-from workers.model.overlap import find_overlaps
-from workers.model.pools import nth_address, nth_asn, nth_p2p, p2p_blocks, usable_addresses
-from workers.model.primitives import IPNetwork
-from workers.model.schema_fabric import AsnRange
+from lintas.workers.model import load_model_texts
+from lintas.workers.model.loader import MODEL_FILES
+from lintas.workers.model.overlap import find_overlaps
+from lintas.workers.model.pools import nth_address, nth_asn, nth_p2p, p2p_blocks, usable_addresses
+from lintas.workers.model.primitives import IPNetwork
+from lintas.workers.model.schema_fabric import AsnRange
 
 from .conftest import TEMPLATE
 

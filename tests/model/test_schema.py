@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ModelError
+from lintas.engine.errors import ModelError
 
 from .conftest import Repo, at
 

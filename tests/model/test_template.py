@@ -3,8 +3,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from workers.model import InfraModel, load_model
-from workers.model.loader import MODEL_FILES
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.loader import MODEL_FILES
 
 from .conftest import TEMPLATE
 
@@ -95,7 +95,7 @@ def test_origins_point_back_at_the_yaml(template_model: InfraModel) -> None:
 
 
 def test_loads_the_same_from_texts() -> None:
-    from workers.model import load_model_texts
+    from lintas.workers.model import load_model_texts
 
     texts = {rel: (TEMPLATE / rel).read_text() for rel in MODEL_FILES}
     assert load_model_texts(texts) == load_model(Path(TEMPLATE))

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import requests
 
-from engine.natsd import free_port
+from lintas.engine.natsd import free_port
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.policy.input import build_input, repo_templates
+from lintas.workers.policy.library import builtin_data, builtin_modules, data_document
 from tests.policy.opa_standin import opa_standin
-from workers.model import InfraModel, load_model
-from workers.policy.input import build_input, repo_templates
-from workers.policy.library import builtin_data, builtin_modules, data_document
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"

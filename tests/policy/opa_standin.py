@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 import regorus
 
-from workers.policy.engine import regorus_error
+from lintas.workers.policy.engine import regorus_error
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 

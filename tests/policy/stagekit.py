@@ -18,14 +18,14 @@ import git
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.bus import Topology, connect, ensure_topology
-from engine.events import Job, LogLine
-from engine.gitrepo import MirrorCache
-from engine.runlog import RunLogger
-from engine.settings import Settings
-from engine.stage import StageContext
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.bus import Topology, connect, ensure_topology
+from lintas.engine.events import Job, LogLine
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.runlog import RunLogger
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"

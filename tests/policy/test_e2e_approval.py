@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import registry
-from engine.app import stack
-from engine.client import control, publish_control
-from engine.settings import Settings
-from engine.state import RunState
+from lintas.engine import registry
+from lintas.engine.app import stack
+from lintas.engine.client import control, publish_control
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState
 from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
 
 PIPE = pipeline(

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.policy.opa_standin import opa_standin
-from workers.policy.engine import Decision, PolicyEngine, Violation, decision_module
-from workers.policy.errors import (
+from lintas.workers.policy.engine import Decision, PolicyEngine, Violation, decision_module
+from lintas.workers.policy.errors import (
     PolicyError,
     PolicyEvaluationError,
     PolicySyntaxError,
     PolicyTimeoutError,
     PolicyUnavailableError,
 )
-from workers.policy.opa_backend import OpaEngine
-from workers.policy.regorus_backend import RegorusEngine
+from lintas.workers.policy.opa_backend import OpaEngine
+from lintas.workers.policy.regorus_backend import RegorusEngine
+from tests.policy.opa_standin import opa_standin
 
 GOOD = """package lintas.local
 

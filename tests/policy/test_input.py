@@ -12,10 +12,10 @@ from typing import Any
 import git
 import pytest
 
+from lintas.workers.model import InfraModel, affected_by, load_model
+from lintas.workers.policy.change import change_of, model_at_revision, rendered_change
+from lintas.workers.policy.input import build_input, commit_meta, parse_labels
 from tests.policy.conftest import FIXED_META, TEMPLATE
-from workers.model import InfraModel, affected_by, load_model
-from workers.policy.change import change_of, model_at_revision, rendered_change
-from workers.policy.input import build_input, commit_meta, parse_labels
 
 
 def _keys_sorted(value: Any) -> bool:

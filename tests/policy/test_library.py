@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from lintas.workers.model import InfraModel
+from lintas.workers.policy.engine import KINDS, Decision
+from lintas.workers.policy.input import build_input, repo_templates
+from lintas.workers.policy.library import BUILTIN_DIR, builtin_data, builtin_modules, data_document, fixtures, merge
+from lintas.workers.policy.opa_backend import OpaEngine
+from lintas.workers.policy.regorus_backend import RegorusEngine
 from tests.policy.conftest import FIXED_META, TEMPLATE
-from workers.model import InfraModel
-from workers.policy.engine import KINDS, Decision
-from workers.policy.input import build_input, repo_templates
-from workers.policy.library import BUILTIN_DIR, builtin_data, builtin_modules, data_document, fixtures, merge
-from workers.policy.opa_backend import OpaEngine
-from workers.policy.regorus_backend import RegorusEngine
 
 FIXTURES = fixtures()
 POLICIES = sorted(p.stem for p in BUILTIN_DIR.glob("*.rego") if not p.stem.endswith("_test"))

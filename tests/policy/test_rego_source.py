@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import RepoAccessError
-from workers.policy.errors import PolicySyntaxError
-from workers.policy.library import check_repo_modules, repo_modules
-from workers.policy.rego_source import inspect, mask, namespace
-from workers.policy.regorus_backend import RegorusEngine
+from lintas.engine.errors import RepoAccessError
+from lintas.workers.policy.errors import PolicySyntaxError
+from lintas.workers.policy.library import check_repo_modules, repo_modules
+from lintas.workers.policy.rego_source import inspect, mask, namespace
+from lintas.workers.policy.regorus_backend import RegorusEngine
 
 SOURCE = '''# data.not_a_ref in a comment
 package lintas.local.net   # trailing comment

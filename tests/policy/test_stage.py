@@ -6,13 +6,13 @@ import json
 import socket
 from pathlib import Path
 
-from engine.artifacts import NatsArtifactStore
-from engine.settings import Settings
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.settings import Settings
+from lintas.workers.policy.config import PolicySettings
+from lintas.workers.policy.report import report_doc_name
+from lintas.workers.policy.stage import PolicyStage
+from lintas.workers.render.plan import Plan, TargetPlan
 from tests.policy.stagekit import Harness, git_repo, harness
-from workers.policy.config import PolicySettings
-from workers.policy.report import report_doc_name
-from workers.policy.stage import PolicyStage
-from workers.render.plan import Plan, TargetPlan
 
 PAYMENTS = """package lintas.local
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from lintas.workers.policy.config import PolicySettings
+from lintas.workers.policy.errors import PolicySyntaxError
+from lintas.workers.policy.testing import COLUMNS, run_policy_tests
 from tests.policy.conftest import TEMPLATE
-from workers.policy.config import PolicySettings
-from workers.policy.errors import PolicySyntaxError
-from workers.policy.testing import COLUMNS, run_policy_tests
 
 LOCAL = """package lintas.local
 
@@ -77,8 +77,8 @@ def test_repo_tests_run_with_the_builtins_and_report_failures(tmp_path: Path) ->
 
 
 def test_the_stage_offers_the_tests_to_the_cli(tmp_path: Path) -> None:
-    from engine.settings import Settings
-    from workers.policy.stage import PolicyStage
+    from lintas.engine.settings import Settings
+    from lintas.workers.policy.stage import PolicyStage
 
     root = repo_with(tmp_path, {"policies/payments.rego": LOCAL, "policies/payments_test.rego": LOCAL_TEST})
     out = PolicyStage(Settings(home=tmp_path / "home"), PolicySettings()).unit_tests(root)

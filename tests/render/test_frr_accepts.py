@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.model import InfraModel, load_model
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer
-from workers.render.network import render_device, resolve_secrets
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.network import render_device, resolve_secrets
 
 from . import DUMMY_SECRET, TEMPLATE, as_eos, model_of, template_texts
 

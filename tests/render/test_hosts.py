@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from workers.model import InfraModel, load_model
-from workers.model.generate import generate_fabric
-from workers.model.loader import load_model_texts
-from workers.render.domain import DomainXmlError, domain_facts, semantic_diff
-from workers.render.env import Renderer, RenderError
-from workers.render.hosts import HostRenderOptions, check_domain, load_domain_index, render_host
-from workers.render.ovs_schema import MANAGED_KEY, load_ovs_spec
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.model.loader import load_model_texts
+from lintas.workers.render.domain import DomainXmlError, domain_facts, semantic_diff
+from lintas.workers.render.env import Renderer, RenderError
+from lintas.workers.render.hosts import HostRenderOptions, check_domain, load_domain_index, render_host
+from lintas.workers.render.ovs_schema import MANAGED_KEY, load_ovs_spec
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "hosts"

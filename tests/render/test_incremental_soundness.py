@@ -27,12 +27,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.artifacts import content_id
-from engine.errors import InputError
-from workers.model import InfraModel, load_model
-from workers.render.env import Renderer
-from workers.render.plan import RenderIndex
-from workers.render.targets import kind_of, render_inputs, render_targets, select_targets
+from lintas.engine.artifacts import content_id
+from lintas.engine.errors import InputError
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.plan import RenderIndex
+from lintas.workers.render.targets import kind_of, render_inputs, render_targets, select_targets
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 FILES = [

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from workers.model.generate import generate_fabric
-from workers.model.loader import load_model, load_model_texts
-from workers.render.domain import domain_facts, semantic_diff
-from workers.render.env import Renderer
-from workers.render.hosts import HostRenderOptions, render_host
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.model.loader import load_model, load_model_texts
+from lintas.workers.render.domain import domain_facts, semantic_diff
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.hosts import HostRenderOptions, render_host
 
 from .test_hosts import NOVA_XML, TEMPLATE
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import StageError
-from workers.model import InfraModel, load_model
-from workers.model.generate import generate_fabric
-from workers.render.env import Renderer, RenderError
-from workers.render.linux_schema import load_linux_spec
-from workers.render.network import SECRET_TOKEN_RE, render_device, resolve_secrets
+from lintas.engine.errors import StageError
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.generate import generate_fabric
+from lintas.workers.render.env import Renderer, RenderError
+from lintas.workers.render.linux_schema import load_linux_spec
+from lintas.workers.render.network import SECRET_TOKEN_RE, render_device, resolve_secrets
 
 from . import GOLDEN, TEMPLATE, as_eos, model_of, template_texts
 

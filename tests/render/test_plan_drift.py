@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workers.render.plan import RenderIndex, make_plan
+from lintas.workers.render.plan import RenderIndex, make_plan
 
 
 async def _nothing(_cid: str) -> bytes | None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.secscan.findings import SecscanOptions
-from workers.secscan.scan import scan_repo
+from lintas.workers.secscan.findings import SecscanOptions
+from lintas.workers.secscan.scan import scan_repo
 
 SHELL = 'import subprocess\n\n\ndef run(host):\n    subprocess.call("ping -c1 " + host, shell=True)\n'
 IMPORT_ONLY = "import subprocess\n\nsubprocess.run(['true'], check=True)\n"

@@ -6,9 +6,9 @@ import json
 from datetime import date
 from pathlib import Path
 
-from workers.secscan.allowlist import AllowEntry, Allowlist
-from workers.secscan.findings import Finding
-from workers.secscan.scan import scan_repo
+from lintas.workers.secscan.allowlist import AllowEntry, Allowlist
+from lintas.workers.secscan.findings import Finding
+from lintas.workers.secscan.scan import scan_repo
 
 KEY = "AKIA" + "Q7WXKP2M4RZT6YB3"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.secscan.files import RepoFile
-from workers.secscan.findings import EntropyOptions
-from workers.secscan.scan import scan_repo
-from workers.secscan.secrets import entropy, scan_file
+from lintas.workers.secscan.files import RepoFile
+from lintas.workers.secscan.findings import EntropyOptions
+from lintas.workers.secscan.scan import scan_repo
+from lintas.workers.secscan.secrets import entropy, scan_file
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "gitops-repo-template"
 OPTS = EntropyOptions()

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.settings import Settings
+from lintas.engine.settings import Settings
+from lintas.workers.secscan.stage import SecscanStage, report_doc_name
 from tests.policy.stagekit import git_repo, harness
-from workers.secscan.stage import SecscanStage, report_doc_name
 
 KEY = "AKIA" + "Q7WXKP2M4RZT6YB3"  # an AWS-style access key id, assembled so this file is not bait
 SCRIPT = 'import subprocess\n\n\ndef restart(unit):\n    subprocess.call("systemctl restart " + unit, shell=True)\n'

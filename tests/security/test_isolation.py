@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from lintas.workers.isolation import ChildSession, IsolatedError
 from tests.security.measure import peak_rss_mb
-from workers.isolation import ChildSession, IsolatedError
 
 
 class Toy:

@@ -19,14 +19,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from engine.api.settings import WebhookRepo
-from engine.app import Stack, build_stages, stack
-from engine.client import publish_push
-from engine.events import PushEvent, manual_event_id, run_id_for
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings, StreamLimits
-from engine.state import Run, RunState
-from engine.targets import TargetState, TargetStore
+from lintas.engine.api.settings import WebhookRepo
+from lintas.engine.app import Stack, build_stages, stack
+from lintas.engine.client import publish_push
+from lintas.engine.events import PushEvent, manual_event_id, run_id_for
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings, StreamLimits
+from lintas.engine.state import Run, RunState
+from lintas.engine.targets import TargetState, TargetStore
 from tests.api.conftest import HOOK_SECRET, gh_sign
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
@@ -176,7 +176,7 @@ async def test_a_branch_reset_below_the_deployed_commit_is_refused_and_an_operat
 
 
 async def test_an_operator_retry_of_an_old_run_is_recorded_as_such(env: Env) -> None:
-    from engine.client import control, publish_control
+    from lintas.engine.client import control, publish_control
 
     repo, a, b = repo_with_two_commits(env, "operator")
     run_a = await wait_run(env.st.topo, run_id_of(repo, a))

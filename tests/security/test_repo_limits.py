@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from engine.diagnostics import MAX_DIAGNOSTICS, Collector, Diagnostic
-from engine.errors import InputError, PipelineError
-from engine.infra_repo import TEMPLATE_DIR
-from engine.pipeline import load_pipeline
-from engine.resolver import PipelineResolver
-from engine.settings import Settings
+from lintas.engine.diagnostics import MAX_DIAGNOSTICS, Collector, Diagnostic
+from lintas.engine.errors import InputError, PipelineError
+from lintas.engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.pipeline import load_pipeline
+from lintas.engine.resolver import PipelineResolver
+from lintas.engine.settings import Settings
 from tests.security.hostile import MILLION, million_invalid_items
 from tests.security.measure import in_child
 
@@ -23,7 +23,7 @@ MAX_S, MAX_MB = 10.0, 256.0
 
 def _validate_hostile(root: str) -> dict[str, Any]:
     """In the child: the validate stage on the repo, as a worker runs it."""
-    from workers.validate import ValidateStage
+    from lintas.workers.validate import ValidateStage
 
     result = ValidateStage(Settings(home=Path(root) / "home")).run_local(Path(root) / "repo")
     assert result.failure is not None
@@ -58,7 +58,7 @@ def test_collector_keeps_the_first_and_counts_the_rest() -> None:
     sink.add(Diagnostic(file="c", message="y"))
     sink.count(10)
     out = sink.result()
-    from engine.diagnostics import capped
+    from lintas.engine.diagnostics import capped
 
     assert capped(out) == out  # a capped list keeps its count when capped again
     assert InputError(out).total == 14 and InputError(out).diagnostics == out
@@ -88,8 +88,8 @@ def test_a_repo_cannot_raise_its_stage_timeouts_beyond_the_operator_maximum() ->
 
 
 def test_the_resolver_enforces_the_setting(tmp_path: Path) -> None:
-    from engine.gitrepo import MirrorCache
-    from engine.state import Run
+    from lintas.engine.gitrepo import MirrorCache
+    from lintas.engine.state import Run
 
     class OneFile(MirrorCache):
         def read_blob(self, url: str, sha: str, path: str, max_bytes: int) -> bytes | None:

@@ -13,12 +13,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from engine import subjects as S
-from engine.app import Stack, build_stages, stack
-from engine.artifacts import NatsArtifactStore
-from engine.natsd import EmbeddedNats, free_port
-from engine.settings import Settings
-from engine.state import Run, RunState
+from lintas.engine import subjects as S
+from lintas.engine.app import Stack, build_stages, stack
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.settings import Settings
+from lintas.engine.state import Run, RunState
 from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.infra_repo import TEMPLATE_DIR
 from tests.security.hostile import TEMPLATE_ATTACKS, TEMPLATE_FILE, template_attack
 from tests.security.measure import in_child
 
@@ -28,10 +28,10 @@ WORKER_AS = 2 * 1024**3
 def render_attack(root: str) -> dict[str, Any]:
     """In the worker stand-in: render every target of the hostile repo, as the render stage does."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_AS, WORKER_AS))
-    from engine.errors import InputError
-    from workers.model import load_model
-    from workers.render.env import Renderer
-    from workers.render.targets import render_targets
+    from lintas.engine.errors import InputError
+    from lintas.workers.model import load_model
+    from lintas.workers.render.env import Renderer
+    from lintas.workers.render.targets import render_targets
 
     model = load_model(Path(root))
     renderer = Renderer(Path(root))

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.infra_repo import TEMPLATE_DIR
 
-LINTAS = [sys.executable, "-m", "engine.cli.main"]
+LINTAS = [sys.executable, "-m", "lintas.engine.cli.main"]
 
 
 def validate(path: Path, home: Path) -> subprocess.CompletedProcess[str]:

@@ -10,12 +10,12 @@ from typing import Any, cast
 
 import pytest
 
-from engine.app import build_stages, stack
-from engine.events import Job
-from engine.gitrepo import MirrorCache
-from engine.settings import Settings
-from engine.stage import StageContext
-from engine.state import RunState
+from lintas.engine.app import build_stages, stack
+from lintas.engine.events import Job
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext
+from lintas.engine.state import RunState
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
 AWS = "AKIA" + "Q7WXKP2M4RZT6YB3"

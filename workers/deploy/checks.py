@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.model.model import InfraModel
+from lintas.workers.model.model import InfraModel
 
 CheckName = Literal["bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df", "reachable",
                     "ovs", "ovs-health", "address", "domain"]  # the last four: hypervisor hosts (workers.hosts)

@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import aio
-from engine.errors import LintasError
-from engine.settings import Settings
+from lintas.engine import aio
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import Settings
 
 drift_app = typer.Typer(help="Drift of every deployed target (switches: config; all: branch head not applied).",
                         invoke_without_command=True)
@@ -35,10 +35,10 @@ def drift(
     """Scan every target now (read-only), store and publish the report, and print it.
 
     Exit status: 0 when every target is in sync, 1 when something drifted or is behind, 2 on errors."""
-    from engine.app import nats_session
-    from engine.gitrepo import MirrorCache
-    from workers.deploy.drift import DriftReport, latest, publish, scan
-    from workers.deploy.drift import remediate as do_remediate
+    from lintas.engine.app import nats_session
+    from lintas.engine.gitrepo import MirrorCache
+    from lintas.workers.deploy.drift import DriftReport, latest, publish, scan
+    from lintas.workers.deploy.drift import remediate as do_remediate
 
     settings = Settings()
 
@@ -75,7 +75,7 @@ def drift(
 
 
 def _print(report: object, runs: list[str]) -> None:
-    from workers.deploy.drift import DriftReport
+    from lintas.workers.deploy.drift import DriftReport
 
     assert isinstance(report, DriftReport)
     t = Table(title=f"drift at {report.checked_at:%Y-%m-%d %H:%M:%S} UTC ({report.duration_s:.2f} s)")

@@ -6,17 +6,17 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from engine.artifacts import ArtifactStore
-from engine.errors import InputError
-from engine.locks import Lease, LeaseLocks
-from engine.runlog import RunLogger
-from engine.stage import StageContext
-from workers.deploy import checks as C
-from workers.deploy.fleet import Fleet
-from workers.deploy.hostfleet import HostFleet
-from workers.hosts import ops as host_ops
-from workers.model import InfraModel
-from workers.model.revision import load_model_at
+from lintas.engine.artifacts import ArtifactStore
+from lintas.engine.errors import InputError
+from lintas.engine.locks import Lease, LeaseLocks
+from lintas.engine.runlog import RunLogger
+from lintas.engine.stage import StageContext
+from lintas.workers.deploy import checks as C
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.hosts import ops as host_ops
+from lintas.workers.model import InfraModel
+from lintas.workers.model.revision import load_model_at
 
 POLL_S = 2.0
 

@@ -23,11 +23,11 @@ from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hos
 from nornir.core.plugins.connections import ConnectionPluginRegister
 from nornir.plugins.runners import ThreadedRunner
 
-from engine.errors import LintasError
-from engine.settings import Settings
-from workers.deploy.secrets import SecretResolver
-from workers.model.model import Device, InfraModel
-from workers.model.schema_inventory import InventoryDefaults
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.secrets import SecretResolver
+from lintas.workers.model.model import Device, InfraModel
+from lintas.workers.model.schema_inventory import InventoryDefaults
 
 NAPALM = "napalm"
 
@@ -54,7 +54,7 @@ def lab_in_use(settings: Settings) -> bool:
     """A lab is up under LINTAS_HOME and deploys may take its logins (``deploy.use_lab``)."""
     if not settings.deploy.use_lab:
         return False
-    from workers.lab.paths import LabPaths  # the lab is optional: imported only when used
+    from lintas.workers.lab.paths import LabPaths  # the lab is optional: imported only when used
 
     return LabPaths(settings.home).state_file.exists()
 
@@ -63,7 +63,7 @@ def _lab_logins(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
     """``{device: (username, key_file, known_hosts)}`` of the lab up under LINTAS_HOME, if any."""
     if not lab_in_use(settings):
         return {}
-    from workers.lab.lab import lab_facts
+    from lintas.workers.lab.lab import lab_facts
 
     return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_facts(settings).items()}
 

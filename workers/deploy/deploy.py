@@ -37,23 +37,23 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.errors import LockHeldError
-from engine.locks import Lease, LeaseLocks
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from engine.targets import TargetStore
-from workers.deploy import faults, ops
-from workers.deploy.common import lease_owner, load_bundle, load_model_of, locks_for, renew_all
-from workers.deploy.connect import ConnectError
-from workers.deploy.fleet import Fleet
-from workers.deploy.hostfleet import HostFleet
-from workers.deploy.record import DeployRecord, TargetResult, load_record, now, save_record
-from workers.deploy.waves import Strategy, Wave, plan_waves
-from workers.hosts import ops as host_ops
-from workers.model.model import InfraModel
-from workers.render.plan import Plan
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.errors import LockHeldError
+from lintas.engine.locks import Lease, LeaseLocks
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.engine.targets import TargetStore
+from lintas.workers.deploy import faults, ops
+from lintas.workers.deploy.common import lease_owner, load_bundle, load_model_of, locks_for, renew_all
+from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.deploy.record import DeployRecord, TargetResult, load_record, now, save_record
+from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
+from lintas.workers.hosts import ops as host_ops
+from lintas.workers.model.model import InfraModel
+from lintas.workers.render.plan import Plan
 
 LEASE_WAIT_S = 30.0  # how long a deploy waits for a device another holder has leased
 

@@ -36,26 +36,26 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.bus import Topology
-from engine.client import publish_push
-from engine.errors import InputError, LintasError, LockHeldError
-from engine.events import PushEvent, manual_event_id
-from engine.gitrepo import MirrorCache
-from engine.locks import Lease, LeaseLocks
-from engine.repos import RepoRegistry
-from engine.settings import Settings
-from engine.store import RunStore
-from engine.targets import TargetState, TargetStore
-from workers.deploy.common import load_bundle
-from workers.deploy.connect import ConnectError
-from workers.deploy.fleet import Fleet
-from workers.deploy.hostfleet import HostFleet
-from workers.deploy.ops import PendingCommit, pending_commit, restore, running_fingerprint
-from workers.hosts import ops as host_ops
-from workers.model import InfraModel
-from workers.model.revision import load_model_at
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.bus import Topology
+from lintas.engine.client import publish_push
+from lintas.engine.errors import InputError, LintasError, LockHeldError
+from lintas.engine.events import PushEvent, manual_event_id
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.locks import Lease, LeaseLocks
+from lintas.engine.repos import RepoRegistry
+from lintas.engine.settings import Settings
+from lintas.engine.store import RunStore
+from lintas.engine.targets import TargetState, TargetStore
+from lintas.workers.deploy.common import load_bundle
+from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.deploy.ops import PendingCommit, pending_commit, restore, running_fingerprint
+from lintas.workers.hosts import ops as host_ops
+from lintas.workers.model import InfraModel
+from lintas.workers.model.revision import load_model_at
 
 log = structlog.get_logger("lintas.drift")
 DRIFT_OWNER = "drift-scan"

@@ -16,10 +16,10 @@ from typing import Any, Generic, TypeVar
 
 from nornir.core.task import Result, Task
 
-from engine.settings import Settings
-from workers.deploy.connect import NAPALM, DeviceConn, build_nornir, device_conns
-from workers.deploy.secrets import SecretResolver
-from workers.model.model import InfraModel
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.connect import NAPALM, DeviceConn, build_nornir, device_conns
+from lintas.workers.deploy.secrets import SecretResolver
+from lintas.workers.model.model import InfraModel
 
 T = TypeVar("T")
 

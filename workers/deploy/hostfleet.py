@@ -11,10 +11,10 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from engine.settings import Settings
-from workers.deploy.fleet import Outcome
-from workers.hosts.connect import HostConn, host_conns
-from workers.model.model import InfraModel
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.fleet import Outcome
+from lintas.workers.hosts.connect import HostConn, host_conns
+from lintas.workers.model.model import InfraModel
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine import subjects as S
-from engine.artifacts import ArtifactStore
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import ArtifactStore
 
 TargetStatus = Literal[
     "pending",  # in the plan, not reached yet

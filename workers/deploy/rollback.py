@@ -18,18 +18,18 @@ import asyncio
 import json
 from typing import ClassVar
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from workers.deploy import checks as C
-from workers.deploy import ops
-from workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all, verify_fabric
-from workers.deploy.connect import ConnectError
-from workers.deploy.fleet import Fleet
-from workers.deploy.hostfleet import HostFleet
-from workers.deploy.record import DeployRecord, load_record, save_record
-from workers.hosts import ops as host_ops
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.workers.deploy import checks as C
+from lintas.workers.deploy import ops
+from lintas.workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all, verify_fabric
+from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.deploy.record import DeployRecord, load_record, save_record
+from lintas.workers.hosts import ops as host_ops
 
 
 class RollbackStage:

@@ -19,9 +19,9 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.errors import LintasError
-from engine.redact import Redactor
-from engine.settings import Settings
+from lintas.engine.errors import LintasError
+from lintas.engine.redact import Redactor
+from lintas.engine.settings import Settings
 
 MAX_SECRET_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")

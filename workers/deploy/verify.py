@@ -17,14 +17,14 @@ import asyncio
 import json
 from typing import Any, ClassVar
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from engine.targets import TargetState, TargetStore
-from workers.deploy import checks as C
-from workers.deploy import faults, ops
-from workers.deploy.common import (
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.engine.targets import TargetState, TargetStore
+from lintas.workers.deploy import checks as C
+from lintas.workers.deploy import faults, ops
+from lintas.workers.deploy.common import (
     check_lines,
     load_bundle,
     load_model_of,
@@ -33,10 +33,10 @@ from workers.deploy.common import (
     verify_fabric,
     verify_hosts,
 )
-from workers.deploy.connect import ConnectError
-from workers.deploy.fleet import Fleet, Outcome
-from workers.deploy.hostfleet import HostFleet
-from workers.deploy.record import DeployRecord, load_record, now, save_record
+from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fleet import Fleet, Outcome
+from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.deploy.record import DeployRecord, load_record, now, save_record
 
 MAX_CHECKS_ON_RUN = 100
 

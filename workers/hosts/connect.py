@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from engine.settings import Settings
-from workers.deploy.connect import ConnectError, check_address, lab_in_use
-from workers.model import InfraModel
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.connect import ConnectError, check_address, lab_in_use
+from lintas.workers.model import InfraModel
 
 _OVSDB_REMOTE = re.compile(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$")
 _DROP_PARAMS = {"readonly", "keyfile", "known_hosts", "known_hosts_verify", "sshauth", "no_verify", "socket",
@@ -54,7 +54,7 @@ class HostConn:
 def _lab_hosts(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
     if not lab_in_use(settings):
         return {}
-    from workers.lab.lab import lab_hosts_facts  # the lab is optional: imported only when used
+    from lintas.workers.lab.lab import lab_hosts_facts  # the lab is optional: imported only when used
 
     return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_hosts_facts(settings).items()}
 

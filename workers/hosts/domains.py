@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.hosts.ovsdb import ObservedOvs
-from workers.render.domain import DomainFacts, domain_facts, semantic_diff
-from workers.render.hosts import DomainIndex, ExpectedDomain, ExpectedFlavor, check_domain
+from lintas.workers.hosts.ovsdb import ObservedOvs
+from lintas.workers.render.domain import DomainFacts, domain_facts, semantic_diff
+from lintas.workers.render.hosts import DomainIndex, ExpectedDomain, ExpectedFlavor, check_domain
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 _NO_FLAVOR = ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)  # an unmodelled domain

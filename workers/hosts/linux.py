@@ -14,8 +14,8 @@ import shlex
 import subprocess
 from collections.abc import Iterable
 
-from workers.hosts.connect import HostConn
-from workers.render.ovs_schema import IpAddress
+from lintas.workers.hosts.connect import HostConn
+from lintas.workers.render.ovs_schema import IpAddress
 
 
 class HostShellError(RuntimeError):

@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.deploy.checks import Check
-from workers.hosts import domains as D
-from workers.hosts import linux, ovsdb
-from workers.hosts.connect import HostConn
-from workers.render.domain import semantic_diff
-from workers.render.hosts import DomainIndex, load_domain_index
-from workers.render.ovs_schema import IpAddress, OvsSpec, load_ovs_spec
+from lintas.workers.deploy.checks import Check
+from lintas.workers.hosts import domains as D
+from lintas.workers.hosts import linux, ovsdb
+from lintas.workers.hosts.connect import HostConn
+from lintas.workers.render.domain import semantic_diff
+from lintas.workers.render.hosts import DomainIndex, load_domain_index
+from lintas.workers.render.ovs_schema import IpAddress, OvsSpec, load_ovs_spec
 
 
 class HostSnapshot(BaseModel):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.render.ovs_schema import (
+from lintas.workers.render.ovs_schema import (
     MANAGED_KEY,
     Bridge,
     Interface,

@@ -3,7 +3,7 @@ FRR, libvirt + QEMU, Open vSwitch, sshd).
 
 Public API::
 
-    from workers.lab import lab_up, lab_down, lab_status, lab_device_facts, lab_host_facts, vtysh
+    from lintas.workers.lab import lab_up, lab_down, lab_status, lab_device_facts, lab_host_facts, vtysh
 
     state = await lab_up(settings, repo)          # idempotent; needs root, FRR, openssh, libvirt, OVS
     await lab_status(settings)                    # list[DeviceStatus]
@@ -25,10 +25,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from workers.lab.cmd import CommandError, LabError, PrerequisiteError, Tools, find_tools
-    from workers.lab.frr import DAEMONS, bgp_peers, vtysh, vtysh_json
-    from workers.lab.hypervisor import kvm_usable
-    from workers.lab.lab import (
+    from lintas.workers.lab.cmd import CommandError, LabError, PrerequisiteError, Tools, find_tools
+    from lintas.workers.lab.frr import DAEMONS, bgp_peers, vtysh, vtysh_json
+    from lintas.workers.lab.hypervisor import kvm_usable
+    from lintas.workers.lab.lab import (
         DeviceFacts,
         DeviceStatus,
         DownReport,
@@ -41,10 +41,10 @@ if TYPE_CHECKING:
         lab_status,
         lab_up,
     )
-    from workers.lab.nova import nova_domains, nova_set_mac
-    from workers.lab.paths import LabPaths
-    from workers.lab.state import LabState, load_state
-    from workers.lab.topology import LabPlan, namespace_name, plan_lab
+    from lintas.workers.lab.nova import nova_domains, nova_set_mac
+    from lintas.workers.lab.paths import LabPaths
+    from lintas.workers.lab.state import LabState, load_state
+    from lintas.workers.lab.topology import LabPlan, namespace_name, plan_lab
 
 _WHERE = {
     "cmd": ("CommandError", "LabError", "PrerequisiteError", "Tools", "find_tools"),
@@ -95,5 +95,5 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _MODULE.get(name)
     if module is None:
-        raise AttributeError(f"module 'workers.lab' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"workers.lab.{module}"), name)
+        raise AttributeError(f"module 'lintas.workers.lab' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lintas.workers.lab.{module}"), name)

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import aio
-from engine.errors import LintasError
-from engine.settings import Settings
+from lintas.engine import aio
+from lintas.engine.errors import LintasError
+from lintas.engine.settings import Settings
 
 lab_app = typer.Typer(help="The lab on this machine: FRR switches and libvirt/OVS hosts in namespaces, "
                            "each with sshd (needs root).",
@@ -35,7 +35,7 @@ def up_cmd(
     repo: Annotated[Path | None, typer.Option(help="infra repo whose model to build (default: the built-in template)")] = None,
 ) -> None:
     """Build the lab (idempotent: running it again repairs what is missing)."""
-    from workers.lab.lab import lab_facts, lab_hosts_facts, lab_up
+    from lintas.workers.lab.lab import lab_facts, lab_hosts_facts, lab_up
 
     settings = Settings()
     state = _run(lab_up(settings, repo))
@@ -57,7 +57,7 @@ def up_cmd(
 @lab_app.command("down")
 def down_cmd() -> None:
     """Remove every namespace, link, process and file of the lab."""
-    from workers.lab.lab import lab_down
+    from lintas.workers.lab.lab import lab_down
 
     report = _run(lab_down(Settings()))
     console.print(f"lab down: removed {getattr(report, 'namespaces', 0)} namespaces, "
@@ -68,7 +68,7 @@ def down_cmd() -> None:
 def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Per device: namespace, daemons (FRR; libvirt and OVS on hosts), sshd, management ping, BGP sessions;
     exit 1 if any is unhealthy."""
-    from workers.lab.lab import DeviceStatus, lab_status
+    from lintas.workers.lab.lab import DeviceStatus, lab_status
 
     result = _run(lab_status(Settings()))
     statuses: list[DeviceStatus] = list(result) if isinstance(result, list) else []

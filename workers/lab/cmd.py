@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from engine.errors import ConfigError, LintasError
+from lintas.engine.errors import ConfigError, LintasError
 
 T = TypeVar("T")
 

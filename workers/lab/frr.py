@@ -18,9 +18,9 @@ import pwd
 from pathlib import Path
 from typing import Any
 
-from workers.lab.cmd import FRR_GROUP, FRR_USER, LabError, Tools, run
-from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, RUN_ROOT, LabPaths
-from workers.lab.topology import namespace_name
+from lintas.workers.lab.cmd import FRR_GROUP, FRR_USER, LabError, Tools, run
+from lintas.workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, RUN_ROOT, LabPaths
+from lintas.workers.lab.topology import namespace_name
 
 DAEMONS: tuple[str, ...] = ("zebra", "bgpd", "bfdd")
 VTYSH = "/usr/bin/vtysh"

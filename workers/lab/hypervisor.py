@@ -29,10 +29,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from workers.lab import frr
-from workers.lab.cmd import Tools, run
-from workers.lab.paths import HOST_MOUNTS, LabPaths
-from workers.lab.topology import HostPlan
+from lintas.workers.lab import frr
+from lintas.workers.lab.cmd import Tools, run
+from lintas.workers.lab.paths import HOST_MOUNTS, LabPaths
+from lintas.workers.lab.topology import HostPlan
 
 DAEMONS: tuple[str, ...] = ("virtlogd", "libvirtd", "ovsdb-server", "ovs-vswitchd")
 OVSDB_PORT = 6640

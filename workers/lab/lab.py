@@ -28,15 +28,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.infra_repo import TEMPLATE_DIR
-from engine.settings import Settings
-from workers.lab import frr, hypervisor, netns, nova, ssh
-from workers.lab.cmd import CLEAN_ENV, LabError, Tools, find_tools, gather_limited, nsexec_argv, run
-from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, LabPaths
-from workers.lab.state import LabState, load_state, read_owner, save_state, state_from_plan, write_owner
-from workers.lab.topology import SSH_PORT, HostPlan, LabPlan, SwitchPlan, plan_lab
-from workers.model import load_model
-from workers.model.model import InfraModel
+from lintas.engine.infra_repo import TEMPLATE_DIR
+from lintas.engine.settings import Settings
+from lintas.workers.lab import frr, hypervisor, netns, nova, ssh
+from lintas.workers.lab.cmd import CLEAN_ENV, LabError, Tools, find_tools, gather_limited, nsexec_argv, run
+from lintas.workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, LabPaths
+from lintas.workers.lab.state import LabState, load_state, read_owner, save_state, state_from_plan, write_owner
+from lintas.workers.lab.topology import SSH_PORT, HostPlan, LabPlan, SwitchPlan, plan_lab
+from lintas.workers.model import load_model
+from lintas.workers.model.model import InfraModel
 
 PARALLEL = 16
 READY_TIMEOUT_S = 30.0

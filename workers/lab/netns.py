@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workers.lab.cmd import LabError, Tools, run
-from workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, HOST_MOUNTS
-from workers.lab.topology import MGMT_BRIDGE_MAC, MGMT_IF, NS_PREFIX, LabPlan, is_lab_namespace, is_lab_root_link
+from lintas.workers.lab.cmd import LabError, Tools, run
+from lintas.workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, HOST_MOUNTS
+from lintas.workers.lab.topology import MGMT_BRIDGE_MAC, MGMT_IF, NS_PREFIX, LabPlan, is_lab_namespace, is_lab_root_link
 
 DEVICE_MOUNTS = {DEVICE_FRR_ETC, DEVICE_FRR_RUN, DEVICE_FRR_LOG} | {os.path.realpath(d) for _, d in HOST_MOUNTS}
 

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from engine.settings import Settings
-from workers.lab.cmd import LabError, Tools, run
-from workers.lab.hypervisor import domain_type
-from workers.lab.paths import LabPaths
-from workers.lab.topology import HostPlan
-from workers.model.model import InfraModel
-from workers.model.schema_hosts import InstanceSpec
-from workers.render.hosts import port_id as render_port_id
+from lintas.engine.settings import Settings
+from lintas.workers.lab.cmd import LabError, Tools, run
+from lintas.workers.lab.hypervisor import domain_type
+from lintas.workers.lab.paths import LabPaths
+from lintas.workers.lab.topology import HostPlan
+from lintas.workers.model.model import InfraModel
+from lintas.workers.model.schema_hosts import InstanceSpec
+from lintas.workers.render.hosts import port_id as render_port_id
 
 NOVA_NS = "http://openstack.org/xmlns/libvirt/nova/1.1"
 INTEGRATION_BRIDGE = "br-int"

@@ -44,7 +44,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.lab.topology import namespace_name
+from lintas.workers.lab.topology import namespace_name
 
 RUN_ROOT = Path("/run/lintas-lab")
 DEVICE_FRR_ETC = "/etc/frr"

@@ -20,10 +20,10 @@ import ipaddress
 import os
 from pathlib import Path
 
-from workers.lab import frr
-from workers.lab.cmd import LabError, Tools, run
-from workers.lab.paths import LabPaths
-from workers.lab.topology import SSH_PORT, LabPlan, Node
+from lintas.workers.lab import frr
+from lintas.workers.lab.cmd import LabError, Tools, run
+from lintas.workers.lab.paths import LabPaths
+from lintas.workers.lab.topology import SSH_PORT, LabPlan, Node
 
 USER = "root"
 HOST_KEY = "ssh_host_ed25519_key"

@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from workers.lab.paths import LabPaths
-from workers.lab.topology import LabPlan
+from lintas.workers.lab.paths import LabPaths
+from lintas.workers.lab.topology import LabPlan
 
 STATE_VERSION = 1
 

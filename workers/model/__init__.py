@@ -2,7 +2,7 @@
 
 Public API::
 
-    from workers.model import load_model, InfraModel, affected_targets
+    from lintas.workers.model import load_model, InfraModel, affected_targets
 
     model = load_model(Path("checkout"))      # raises engine.errors.ModelError
     model.devices["leaf-01"].asn              # derived or explicit
@@ -11,10 +11,10 @@ Public API::
 
 from __future__ import annotations
 
-from workers.model.cache import ModelCache
-from workers.model.graph import DependencyGraph, affected_by, affected_targets, changed_objects, model_objects
-from workers.model.loader import MODEL_FILES, build_model, load_model, load_model_texts
-from workers.model.model import Device, Host, InfraModel, Inventory, Link, LinkEnd, Network
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.graph import DependencyGraph, affected_by, affected_targets, changed_objects, model_objects
+from lintas.workers.model.loader import MODEL_FILES, build_model, load_model, load_model_texts
+from lintas.workers.model.model import Device, Host, InfraModel, Inventory, Link, LinkEnd, Network
 
 __all__ = [
     "MODEL_FILES",

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from engine.diagnostics import Diagnostic
-from engine.yamlsafe import Located
-from workers.model.source import Report
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.yamlsafe import Located
+from lintas.workers.model.source import Report
 
 T = TypeVar("T")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from workers.model.draft import Draft
-from workers.model.model import Network
-from workers.model.overhead import overhead
-from workers.model.overlap import find_overlaps
-from workers.model.primitives import IPNetwork
-from workers.model.schema_fabric import DeviceSpec, FabricSettings
-from workers.model.source import Origin, PathPart
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.model import Network
+from lintas.workers.model.overhead import overhead
+from lintas.workers.model.overlap import find_overlaps
+from lintas.workers.model.primitives import IPNetwork
+from lintas.workers.model.schema_fabric import DeviceSpec, FabricSettings
+from lintas.workers.model.source import Origin, PathPart
 
 
 class _Unique:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from workers.model.draft import Draft
-from workers.model.model import Host, Network
-from workers.model.overhead import overhead
-from workers.model.schema_fabric import FabricSettings
-from workers.model.schema_hosts import HostSpec
-from workers.model.source import Origin, PathPart
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.model import Host, Network
+from lintas.workers.model.overhead import overhead
+from lintas.workers.model.schema_fabric import FabricSettings
+from lintas.workers.model.schema_hosts import HostSpec
+from lintas.workers.model.source import Origin, PathPart
 
 MIN_OVERLAY_MTU = 1280
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from workers.model.draft import Draft
-from workers.model.primitives import mac_is_multicast
-from workers.model.source import Origin
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.primitives import mac_is_multicast
+from lintas.workers.model.source import Origin
 
 _ZERO_MAC = "00:00:00:00:00:00"
 

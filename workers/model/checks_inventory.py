@@ -6,9 +6,9 @@ import ipaddress
 import re
 from typing import Any
 
-from workers.model.draft import Draft
-from workers.model.primitives import SECRET_REF
-from workers.model.source import Origin, PathPart
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.primitives import SECRET_REF
+from lintas.workers.model.source import Origin, PathPart
 
 _SECRET_KEY = re.compile(r"pass(word|phrase)?|secret|token|api_?key|private_?key|community", re.IGNORECASE)
 

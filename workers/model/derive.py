@@ -11,12 +11,12 @@ import ipaddress
 from collections import defaultdict
 from functools import lru_cache
 
-from workers.model.draft import Draft
-from workers.model.model import Device, Link, LinkEnd
-from workers.model.pools import asn_count, nth_address, nth_asn, nth_p2p, p2p_blocks, usable_addresses
-from workers.model.primitives import IPInterface, IPNetwork, expand_ports
-from workers.model.schema_fabric import DeviceSpec, FabricSettings, LinkSpec
-from workers.model.source import Origin
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.model import Device, Link, LinkEnd
+from lintas.workers.model.pools import asn_count, nth_address, nth_asn, nth_p2p, p2p_blocks, usable_addresses
+from lintas.workers.model.primitives import IPInterface, IPNetwork, expand_ports
+from lintas.workers.model.schema_fabric import DeviceSpec, FabricSettings, LinkSpec
+from lintas.workers.model.source import Origin
 
 
 def derive_devices(draft: Draft, fabric: FabricSettings) -> None:

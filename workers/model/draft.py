@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from workers.model.model import Device, Host, Link, Network
-from workers.model.schema_fabric import DeviceSpec, FabricSettings, LinkSpec, NetworkSpec, VrfSpec
-from workers.model.schema_hosts import FlavorSpec, HostDefaults, HostSpec, InstanceSpec
-from workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
-from workers.model.source import Origin, PathPart, Report
+from lintas.workers.model.model import Device, Host, Link, Network
+from lintas.workers.model.schema_fabric import DeviceSpec, FabricSettings, LinkSpec, NetworkSpec, VrfSpec
+from lintas.workers.model.schema_hosts import FlavorSpec, HostDefaults, HostSpec, InstanceSpec
+from lintas.workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
+from lintas.workers.model.source import Origin, PathPart, Report
 
 
 @dataclass

@@ -46,8 +46,8 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from workers.model.gcpause import gc_paused
-from workers.model.model import InfraModel
+from lintas.workers.model.gcpause import gc_paused
+from lintas.workers.model.model import InfraModel
 
 ObjectKey = tuple[str, ...]
 _ALL = ("name", "mtu", "management")

@@ -14,23 +14,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError, ModelError
-from engine.repofs import RepoFS
-from engine.yamlsafe import Located, load_yaml
-from workers.model.cache import ModelCache
-from workers.model.checks_fabric import check_devices, check_overlaps, check_tenants
-from workers.model.checks_hosts import check_hosts
-from workers.model.checks_instances import check_instances
-from workers.model.checks_inventory import check_inventory
-from workers.model.derive import derive_devices, derive_links
-from workers.model.draft import Draft
-from workers.model.gcpause import gc_paused
-from workers.model.model import InfraModel, Inventory, Link
-from workers.model.schema_fabric import DevicesFile, FabricFile, LinksFile, TenantsFile
-from workers.model.schema_hosts import FlavorsFile, HostsFile, InstancesFile
-from workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
-from workers.model.source import Origin, Parsed, Report, parse_document, parse_mapping, parse_single
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError, ModelError
+from lintas.engine.repofs import RepoFS
+from lintas.engine.yamlsafe import Located, load_yaml
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.checks_fabric import check_devices, check_overlaps, check_tenants
+from lintas.workers.model.checks_hosts import check_hosts
+from lintas.workers.model.checks_instances import check_instances
+from lintas.workers.model.checks_inventory import check_inventory
+from lintas.workers.model.derive import derive_devices, derive_links
+from lintas.workers.model.draft import Draft
+from lintas.workers.model.gcpause import gc_paused
+from lintas.workers.model.model import InfraModel, Inventory, Link
+from lintas.workers.model.schema_fabric import DevicesFile, FabricFile, LinksFile, TenantsFile
+from lintas.workers.model.schema_hosts import FlavorsFile, HostsFile, InstancesFile
+from lintas.workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
+from lintas.workers.model.source import Origin, Parsed, Report, parse_document, parse_mapping, parse_single
 
 FABRIC = "fabric/fabric.yaml"
 DEVICES = "fabric/devices.yaml"

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from workers.model.primitives import IPAddress, IPInterface, IPNetwork
-from workers.model.schema_fabric import FabricSettings, VrfSpec
-from workers.model.schema_hosts import Capacity, FlavorSpec, InstanceSpec, Ovn, Ovs, Tunnels, Uplink
-from workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
-from workers.model.source import Origin
+from lintas.workers.model.primitives import IPAddress, IPInterface, IPNetwork
+from lintas.workers.model.schema_fabric import FabricSettings, VrfSpec
+from lintas.workers.model.schema_hosts import Capacity, FlavorSpec, InstanceSpec, Ovn, Ovs, Tunnels, Uplink
+from lintas.workers.model.schema_inventory import InventoryDefaults, InventoryGroup, InventoryHost
+from lintas.workers.model.source import Origin
 
 Role = Literal["spine", "leaf"]
 Platform = Literal["frr", "eos"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from workers.model.primitives import IPNetwork
+from lintas.workers.model.primitives import IPNetwork
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
-from workers.model.primitives import IPAddress, IPNetwork
-from workers.model.schema_fabric import AsnRange
+from lintas.workers.model.primitives import IPAddress, IPNetwork
+from lintas.workers.model.schema_fabric import AsnRange
 
 
 def usable_addresses(pool: IPNetwork) -> int:

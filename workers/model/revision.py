@@ -3,10 +3,10 @@ incremental render, the commit a deploy applies, the last-known-good a rollback 
 
 from __future__ import annotations
 
-from engine.gitrepo import MirrorCache
-from workers.model.cache import ModelCache
-from workers.model.loader import MODEL_FILES, load_model_texts
-from workers.model.model import InfraModel
+from lintas.engine.gitrepo import MirrorCache
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.loader import MODEL_FILES, load_model_texts
+from lintas.workers.model.model import InfraModel
 
 MAX_MODEL_FILE = 5 * 1024 * 1024
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from workers.model.primitives import (
+from lintas.workers.model.primitives import (
     Address,
     Asn,
     Description,

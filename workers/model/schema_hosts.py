@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, model_validator
 
-from workers.model.primitives import Address, Description, Interface, Mac, Mtu, Name, PortName, Spec
+from lintas.workers.model.primitives import Address, Description, Interface, Mac, Mtu, Name, PortName, Spec
 
 _LIBVIRT_URI = re.compile(r"(qemu|qemu\+ssh|qemu\+tls|qemu\+tcp|qemu\+unix|test)://[^\s]*")
 _OVSDB = re.compile(r"unix:/\S+|(tcp|ssl):[\w.\-\[\]:]+:\d+")

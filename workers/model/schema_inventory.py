@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from workers.model.primitives import Name, SecretRef, Spec
+from lintas.workers.model.primitives import Name, SecretRef, Spec
 
 
 class ConnectionOptions(Spec):

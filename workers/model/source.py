@@ -14,8 +14,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.diagnostics import MAX_DIAGNOSTICS, Collector, Diagnostic
-from engine.yamlsafe import Located, pydantic_diagnostics
+from lintas.engine.diagnostics import MAX_DIAGNOSTICS, Collector, Diagnostic
+from lintas.engine.yamlsafe import Located, pydantic_diagnostics
 
 PathPart = str | int
 

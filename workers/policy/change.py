@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError
-from workers.model import InfraModel, affected_by, changed_objects, load_model_texts
-from workers.model.cache import ModelCache
-from workers.model.graph import ObjectKey
-from workers.model.loader import MODEL_FILES
-from workers.model.revision import MAX_MODEL_FILE
+from lintas.engine.errors import InputError
+from lintas.workers.model import InfraModel, affected_by, changed_objects, load_model_texts
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.graph import ObjectKey
+from lintas.workers.model.loader import MODEL_FILES
+from lintas.workers.model.revision import MAX_MODEL_FILE
 
 Affected = dict[str, set[ObjectKey]]
 
@@ -58,7 +58,7 @@ def rendered_change(root: Path, before: str) -> dict[str, Any] | None:
     (the same computation as `lintas plan --against`): for a pipeline whose policy stage has
     no render stage before it, and for `lintas policy check --against`. None when ``before``
     cannot be rendered (not a git repo, unknown commit, invalid model there)."""
-    from workers.render.local import plan_local
+    from lintas.workers.render.local import plan_local
 
     result = plan_local(root, against=before)
     if result.outcome != "succeeded":

@@ -24,10 +24,10 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.policy.engine import PolicyEngine
-from workers.policy.library import BUILTIN_DIR, builtin_data, data_document, merge, operator_data
-from workers.policy.opa_backend import OpaEngine
-from workers.policy.regorus_backend import RegorusEngine
+from lintas.workers.policy.engine import PolicyEngine
+from lintas.workers.policy.library import BUILTIN_DIR, builtin_data, data_document, merge, operator_data
+from lintas.workers.policy.opa_backend import OpaEngine
+from lintas.workers.policy.regorus_backend import RegorusEngine
 
 
 class PolicySettings(BaseSettings):

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engine.diagnostics import Diagnostic
-from workers.policy.errors import PolicyError, PolicyEvaluationError, PolicySyntaxError
-from workers.policy.rego_source import ModuleInfo, depends_on, inspect
+from lintas.engine.diagnostics import Diagnostic
+from lintas.workers.policy.errors import PolicyError, PolicyEvaluationError, PolicySyntaxError
+from lintas.workers.policy.rego_source import ModuleInfo, depends_on, inspect
 
 Modules = Mapping[str, str]
 KINDS = ("deny", "warn", "require_approval")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.errors import InputError, LintasError
+from lintas.engine.errors import InputError, LintasError
 
 
 class PolicyError(LintasError):

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.repofs import RepoFS
-from workers.model.graph import ObjectKey
-from workers.model.model import InfraModel
-from workers.model.plain import plain
+from lintas.engine.repofs import RepoFS
+from lintas.workers.model.graph import ObjectKey
+from lintas.workers.model.model import InfraModel
+from lintas.workers.model.plain import plain
 
 SCHEMA_VERSION = 1
 LABELS_TRAILER = "Lintas-Labels"

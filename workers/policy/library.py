@@ -21,13 +21,14 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from engine.diagnostics import Diagnostic
-from engine.errors import ConfigError
-from engine.repofs import RepoFS
-from workers.policy.errors import PolicySyntaxError
-from workers.policy.rego_source import FORBIDDEN_BUILTINS, inspect
+from lintas.engine import resources
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import ConfigError
+from lintas.engine.repofs import RepoFS
+from lintas.workers.policy.errors import PolicySyntaxError
+from lintas.workers.policy.rego_source import FORBIDDEN_BUILTINS, inspect
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "policies"
+BUILTIN_DIR = resources.policies_dir()
 BUILTIN_PREFIX = "builtin/"
 REPO_GLOB = "policies/**/*.rego"
 RESERVED = ("lintas.builtin", "lintas.config", "lintas.decision")

@@ -26,9 +26,9 @@ import urllib3
 from opa_client import OpaClient  # type: ignore[import-untyped,unused-ignore]
 from opa_client.errors import ConnectionsError, RegoParseError  # type: ignore[import-untyped,unused-ignore]
 
-from engine.diagnostics import Diagnostic
-from engine.errors import ConfigError
-from workers.policy.engine import (
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import ConfigError
+from lintas.workers.policy.engine import (
     DECISION_PACKAGE,
     DECISION_RULE,
     Decision,
@@ -41,14 +41,14 @@ from workers.policy.engine import (
     parse_decision,
     test_rules,
 )
-from workers.policy.errors import (
+from lintas.workers.policy.errors import (
     PolicyError,
     PolicyEvaluationError,
     PolicySyntaxError,
     PolicyTimeoutError,
     PolicyUnavailableError,
 )
-from workers.policy.rego_source import namespace
+from lintas.workers.policy.rego_source import namespace
 
 STRICT = {"strict-builtin-errors": "true"}
 

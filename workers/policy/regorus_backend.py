@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workers.policy import sandbox
-from workers.policy.engine import (
+from lintas.workers.policy import sandbox
+from lintas.workers.policy.engine import (
     DECISION_PACKAGE,
     DECISION_RULE,
     Decision,
@@ -27,7 +27,7 @@ from workers.policy.engine import (
     syntax_error,
     test_rules,
 )
-from workers.policy.errors import PolicyError, PolicyEvaluationError, PolicyTimeoutError
+from lintas.workers.policy.errors import PolicyError, PolicyEvaluationError, PolicyTimeoutError
 
 SANDBOX = Path(sandbox.__file__).resolve()
 DECISION_PATH = f"data.{DECISION_PACKAGE}.{DECISION_RULE}"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine import subjects as S
-from engine.diagnostics import Diagnostic
-from workers.model import InfraModel
-from workers.model.loader import FABRIC, INV_DEFAULTS, INV_GROUPS, INV_HOSTS
-from workers.policy.engine import Decision, Violation
+from lintas.engine import subjects as S
+from lintas.engine.diagnostics import Diagnostic
+from lintas.workers.model import InfraModel
+from lintas.workers.model.loader import FABRIC, INV_DEFAULTS, INV_GROUPS, INV_HOSTS
+from lintas.workers.policy.engine import Decision, Violation
 
 MAX_SUMMARY_ITEMS = 20
 _MODEL_KINDS = {"device", "vrf", "network", "host", "flavor", "instance", "link"}

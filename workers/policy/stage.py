@@ -25,23 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from engine.artifacts import NatsArtifactStore
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from workers.model import InfraModel, load_model
-from workers.model.cache import ModelCache
-from workers.policy.change import change_of, model_at_revision, rendered_change
-from workers.policy.config import PolicySettings
-from workers.policy.engine import Decision, Modules
-from workers.policy.errors import PolicyError
-from workers.policy.input import build_input, commit_meta, repo_templates
-from workers.policy.library import builtin_modules, repo_modules
-from workers.policy.rego_source import inspect
-from workers.policy.report import diagnostic, reasons, report_doc_name, summary
-from workers.policy.testing import run_policy_tests
-from workers.render.plan import Plan
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.policy.change import change_of, model_at_revision, rendered_change
+from lintas.workers.policy.config import PolicySettings
+from lintas.workers.policy.engine import Decision, Modules
+from lintas.workers.policy.errors import PolicyError
+from lintas.workers.policy.input import build_input, commit_meta, repo_templates
+from lintas.workers.policy.library import builtin_modules, repo_modules
+from lintas.workers.policy.rego_source import inspect
+from lintas.workers.policy.report import diagnostic, reasons, report_doc_name, summary
+from lintas.workers.policy.testing import run_policy_tests
+from lintas.workers.render.plan import Plan
 
 
 @dataclass

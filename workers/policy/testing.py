@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workers.policy.config import PolicySettings
-from workers.policy.engine import TestResult
-from workers.policy.library import BUILTIN_PREFIX, builtin_modules, repo_modules
+from lintas.workers.policy.config import PolicySettings
+from lintas.workers.policy.engine import TestResult
+from lintas.workers.policy.library import BUILTIN_PREFIX, builtin_modules, repo_modules
 
 COLUMNS = ("status", "origin", "file", "line", "test", "error")
 

@@ -24,8 +24,8 @@ from xml.parsers import expat
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError
 
 LINTAS_NS = "https://lintas.dev/xmlns/libvirt/instance/1.0"
 NOVA_NS = ("http://openstack.org/xmlns/libvirt/nova/1.1", "http://openstack.org/xmlns/libvirt/nova/1.0")

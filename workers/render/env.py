@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError
-from engine.repofs import RepoFS
-from workers.model.plain import plain
-from workers.render import sandbox
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError
+from lintas.engine.repofs import RepoFS
+from lintas.workers.model.plain import plain
+from lintas.workers.render import sandbox
 
 BUILTIN_DIR = sandbox.BUILTIN_DIR
 REPO_TEMPLATES = sandbox.REPO_TEMPLATES

@@ -34,14 +34,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from engine.diagnostics import Diagnostic
-from workers.model.model import Host, InfraModel
-from workers.model.plain import plain
-from workers.model.schema_hosts import FlavorSpec, InstanceSpec
-from workers.render.domain import LINTAS_NS, DomainFacts, DomainXmlError, domain_facts
-from workers.render.env import Renderer, RenderError, TemplateCall
-from workers.render.inputs import TargetInput
-from workers.render.ovs_schema import (
+from lintas.engine.diagnostics import Diagnostic
+from lintas.workers.model.model import Host, InfraModel
+from lintas.workers.model.plain import plain
+from lintas.workers.model.schema_hosts import FlavorSpec, InstanceSpec
+from lintas.workers.render.domain import LINTAS_NS, DomainFacts, DomainXmlError, domain_facts
+from lintas.workers.render.env import Renderer, RenderError, TemplateCall
+from lintas.workers.render.inputs import TargetInput
+from lintas.workers.render.ovs_schema import (
     MANAGED,
     Bridge,
     Interface,

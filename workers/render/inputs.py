@@ -31,7 +31,7 @@ import jinja2
 import pydantic_core
 from pydantic_core import to_json
 
-from workers.render.env import TemplateCall, digest_files
+from lintas.workers.render.env import TemplateCall, digest_files
 
 Finish = Callable[["TargetInput", Sequence[str]], dict[str, str]]
 

@@ -41,8 +41,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.diagnostics import Diagnostic
-from workers.render.env import RenderError
+from lintas.engine.diagnostics import Diagnostic
+from lintas.workers.render.env import RenderError
 
 SCHEMA_VERSION = 1
 LINUX_MGMT_IF = "eth0"

@@ -11,17 +11,17 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from engine.artifacts import content_id
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError, LintasError
-from engine.gitrepo import MirrorCache
-from engine.settings import Settings
-from engine.stage import StageResult
-from workers.model import load_model
-from workers.model.cache import ModelCache
-from workers.render.env import Renderer
-from workers.render.plan import Plan, RenderIndex, make_plan
-from workers.render.targets import kind_of, render_targets
+from lintas.engine.artifacts import content_id
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError, LintasError
+from lintas.engine.gitrepo import MirrorCache
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageResult
+from lintas.workers.model import load_model
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.render.env import Renderer
+from lintas.workers.render.plan import Plan, RenderIndex, make_plan
+from lintas.workers.render.targets import kind_of, render_targets
 
 
 def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]]]:
@@ -59,9 +59,9 @@ Deployed = tuple[dict[str, dict[str, str]], dict[str, bytes], dict[str, list[str
 
 def _deployed_baseline() -> Deployed | None:
     """The last deployed artifacts, if a Lintas is reachable (quietly None otherwise)."""
-    from engine.app import nats_session
-    from engine.artifacts import NatsArtifactStore
-    from engine.targets import TargetStore
+    from lintas.engine.app import nats_session
+    from lintas.engine.artifacts import NatsArtifactStore
+    from lintas.engine.targets import TargetStore
 
     async def fetch() -> Deployed:
         async with nats_session(Settings(), name="lintas-plan") as (_nc, topo):

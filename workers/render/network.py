@@ -52,13 +52,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from engine.diagnostics import Diagnostic
-from engine.errors import PermanentError
-from workers.model.model import Device, InfraModel
-from workers.model.overhead import overhead
-from workers.render.env import Renderer, RenderError, TemplateCall
-from workers.render.inputs import TargetInput
-from workers.render.linux_schema import LINUX_MGMT_IF, linux_json
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import PermanentError
+from lintas.workers.model.model import Device, InfraModel
+from lintas.workers.model.overhead import overhead
+from lintas.workers.render.env import Renderer, RenderError, TemplateCall
+from lintas.workers.render.inputs import TargetInput
+from lintas.workers.render.linux_schema import LINUX_MGMT_IF, linux_json
 
 ARTIFACTS: dict[str, tuple[str, ...]] = {"frr": ("frr.conf", "linux.json"), "eos": ("running-config",)}
 TEMPLATES: dict[str, str] = {"frr.conf": "frr/frr.conf.j2", "running-config": "eos/running-config.j2"}

@@ -19,19 +19,19 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from engine import subjects as S
-from engine.artifacts import ArtifactStore, NatsArtifactStore, content_id
-from engine.errors import InputError
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from engine.targets import TargetStore
-from workers.model import InfraModel, load_model
-from workers.model.cache import ModelCache
-from workers.model.gcpause import gc_paused, settle
-from workers.render.env import Renderer, RenderLimits, Spares
-from workers.render.local import plan_local
-from workers.render.plan import Plan, RenderIndex, make_plan
-from workers.render.targets import Selection, kind_of, render_inputs, select_targets
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import ArtifactStore, NatsArtifactStore, content_id
+from lintas.engine.errors import InputError
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.engine.targets import TargetStore
+from lintas.workers.model import InfraModel, load_model
+from lintas.workers.model.cache import ModelCache
+from lintas.workers.model.gcpause import gc_paused, settle
+from lintas.workers.render.env import Renderer, RenderLimits, Spares
+from lintas.workers.render.local import plan_local
+from lintas.workers.render.plan import Plan, RenderIndex, make_plan
+from lintas.workers.render.targets import Selection, kind_of, render_inputs, select_targets
 
 
 class RenderStage:

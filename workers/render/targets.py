@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from engine.diagnostics import Diagnostic
-from workers.model import InfraModel
-from workers.render.env import Renderer, RenderError
-from workers.render.hosts import HostRenderOptions, host_input
-from workers.render.inputs import TargetInput, fingerprint
-from workers.render.network import device_input
+from lintas.engine.diagnostics import Diagnostic
+from lintas.workers.model import InfraModel
+from lintas.workers.render.env import Renderer, RenderError
+from lintas.workers.render.hosts import HostRenderOptions, host_input
+from lintas.workers.render.inputs import TargetInput, fingerprint
+from lintas.workers.render.network import device_input
 
 TEMPLATE_PREFIX = "templates/"
 

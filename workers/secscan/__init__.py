@@ -2,8 +2,8 @@
 
 Public API::
 
-    from workers.secscan.scan import scan_repo          # blocking, no NATS
-    from workers.secscan.stage import SecscanStage      # the ``secscan`` stage
+    from lintas.workers.secscan.scan import scan_repo          # blocking, no NATS
+    from lintas.workers.secscan.stage import SecscanStage      # the ``secscan`` stage
 
 A finding names a file and a line and never carries the secret it found.
 """

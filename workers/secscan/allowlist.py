@@ -21,10 +21,10 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.errors import InputError
-from engine.repofs import RepoFS, glob_match
-from engine.yamlsafe import pydantic_diagnostics
-from workers.secscan.findings import Finding
+from lintas.engine.errors import InputError
+from lintas.engine.repofs import RepoFS, glob_match
+from lintas.engine.yamlsafe import pydantic_diagnostics
+from lintas.workers.secscan.findings import Finding
 
 
 class AllowEntry(BaseModel):

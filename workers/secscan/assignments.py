@@ -15,7 +15,7 @@ import tokenize
 from collections import defaultdict
 from collections.abc import Iterator
 
-from workers.secscan.files import RepoFile
+from lintas.workers.secscan.files import RepoFile
 
 KEY = (r"[\w.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
        r"|auth[_-]?key|client[_-]?secret|community|psk|credentials?)[\w.-]*")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from engine.errors import RepoAccessError
-from engine.repofs import RepoFS
+from lintas.engine.errors import RepoAccessError
+from lintas.engine.repofs import RepoFS
 
 PYTHON_SUFFIXES = (".py", ".pyw")
 # files where `key: value` / `key = value` assignments and quoted strings are configuration or code

@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from workers.secscan.files import RepoFile
-from workers.secscan.findings import Finding, Level, fingerprint, mask_quoted
+from lintas.workers.secscan.files import RepoFile
+from lintas.workers.secscan.findings import Finding, Level, fingerprint, mask_quoted
 
 _LOG = logging.getLogger("bandit")
 

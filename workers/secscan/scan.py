@@ -9,13 +9,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from engine.repofs import RepoFS
-from workers.secscan.allowlist import load_allowlist
-from workers.secscan.files import collect
-from workers.secscan.findings import Finding, SecscanOptions, at_least, fingerprint
-from workers.secscan.pyscan import scan_python
-from workers.secscan.sarif import sarif_log, summary
-from workers.secscan.secrets import scan_secrets
+from lintas.engine.repofs import RepoFS
+from lintas.workers.secscan.allowlist import load_allowlist
+from lintas.workers.secscan.files import collect
+from lintas.workers.secscan.findings import Finding, SecscanOptions, at_least, fingerprint
+from lintas.workers.secscan.pyscan import scan_python
+from lintas.workers.secscan.sarif import sarif_log, summary
+from lintas.workers.secscan.secrets import scan_secrets
 
 SECRETS_VERSION = "1"
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from workers.secscan.assignments import (
+from lintas.workers.secscan.assignments import (
     Pairs,
     clean,
     device_config_secret,
@@ -25,8 +25,8 @@ from workers.secscan.assignments import (
     looks_secret,
     python_pairs,
 )
-from workers.secscan.files import RepoFile
-from workers.secscan.findings import EntropyOptions, Finding, Level, fingerprint
+from lintas.workers.secscan.files import RepoFile
+from lintas.workers.secscan.findings import EntropyOptions, Finding, Level, fingerprint
 
 
 @dataclass(frozen=True)

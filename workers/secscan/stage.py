@@ -22,15 +22,15 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-from engine import subjects as S
-from engine.artifacts import NatsArtifactStore
-from engine.diagnostics import Diagnostic
-from engine.errors import InputError
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
-from workers.isolation import ChildSession
-from workers.secscan.findings import Finding, SecscanOptions
-from workers.secscan.scan import ScanResult, scan_repo
+from lintas.engine import subjects as S
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import InputError
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
+from lintas.workers.isolation import ChildSession
+from lintas.workers.secscan.findings import Finding, SecscanOptions
+from lintas.workers.secscan.scan import ScanResult, scan_repo
 
 MAX_DIAGNOSTICS = 100
 

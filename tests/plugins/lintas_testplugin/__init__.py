@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from engine.diagnostics import Diagnostic
-from engine.errors import PermanentError, RetryableError
-from engine.events import StageFailure
-from engine.settings import Settings
-from engine.stage import StageContext, StageResult
+from lintas.engine.diagnostics import Diagnostic
+from lintas.engine.errors import PermanentError, RetryableError
+from lintas.engine.events import StageFailure
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageContext, StageResult
 
 
 def _mark(ctx: StageContext) -> None:

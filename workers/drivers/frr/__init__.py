@@ -7,9 +7,9 @@ checkpoint and commit-confirm timer.
 
 from __future__ import annotations
 
-from workers.drivers.frr.candidate import FRR_CONF, LINUX_JSON, Candidate, env_lookup
-from workers.drivers.frr.driver import FrrDriver
-from workers.drivers.frr.errors import (
+from lintas.workers.drivers.frr.candidate import FRR_CONF, LINUX_JSON, Candidate, env_lookup
+from lintas.workers.drivers.frr.driver import FrrDriver
+from lintas.workers.drivers.frr.errors import (
     FrrAuthError,
     FrrCandidateError,
     FrrCommandError,

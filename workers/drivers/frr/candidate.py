@@ -33,11 +33,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.errors import StageError
-from engine.redact import Redactor
-from workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
-from workers.render.linux_schema import LinuxSpec, load_linux_spec
-from workers.render.network import SECRET_TOKEN_RE, resolve_secrets
+from lintas.engine.errors import StageError
+from lintas.engine.redact import Redactor
+from lintas.workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
+from lintas.workers.render.linux_schema import LinuxSpec, load_linux_spec
+from lintas.workers.render.network import SECRET_TOKEN_RE, resolve_secrets
 
 FRR_CONF = "frr.conf"
 LINUX_JSON = "linux.json"

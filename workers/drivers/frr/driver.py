@@ -35,9 +35,15 @@ from typing import Any
 
 from napalm.base import NetworkDriver
 
-from workers.drivers.frr import revert
-from workers.drivers.frr.candidate import Candidate, load_candidate, mask_secrets, read_bundle, secret_lookup_from
-from workers.drivers.frr.errors import (
+from lintas.workers.drivers.frr import revert
+from lintas.workers.drivers.frr.candidate import (
+    Candidate,
+    load_candidate,
+    mask_secrets,
+    read_bundle,
+    secret_lookup_from,
+)
+from lintas.workers.drivers.frr.errors import (
     FrrCandidateError,
     FrrCommandError,
     FrrCommitConfirmError,
@@ -45,11 +51,11 @@ from workers.drivers.frr.errors import (
     FrrConnectionError,
     FrrMergeError,
 )
-from workers.drivers.frr.frr_diff import parse_reload_test, reload_failed_reason
-from workers.drivers.frr.linux_apply import Plan, plan_linux, plan_restore
-from workers.drivers.frr.linux_model import Desired, desired_state
-from workers.drivers.frr.reads import ReadsMixin
-from workers.drivers.frr.remote import (
+from lintas.workers.drivers.frr.frr_diff import parse_reload_test, reload_failed_reason
+from lintas.workers.drivers.frr.linux_apply import Plan, plan_linux, plan_restore
+from lintas.workers.drivers.frr.linux_model import Desired, desired_state
+from lintas.workers.drivers.frr.reads import ReadsMixin
+from lintas.workers.drivers.frr.remote import (
     Gathered,
     gather_script,
     mark,
@@ -59,8 +65,8 @@ from workers.drivers.frr.remote import (
     tar_bytes,
     untar_command,
 )
-from workers.drivers.frr.ssh import Result, SshSession
-from workers.drivers.frr.state import Capabilities, Link, NetState
+from lintas.workers.drivers.frr.ssh import Result, SshSession
+from lintas.workers.drivers.frr.state import Capabilities, Link, NetState
 
 log = logging.getLogger("lintas.drivers.frr")
 _SAFE_DIR = re.compile(r"/[A-Za-z0-9._/-]+")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from napalm.base import exceptions as nx
 
-from engine.errors import PermanentError, RetryableError
+from lintas.engine.errors import PermanentError, RetryableError
 
 
 class FrrConnectionError(RetryableError, nx.ConnectionException):  # type: ignore[misc]

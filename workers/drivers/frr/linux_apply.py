@@ -22,8 +22,8 @@ import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from workers.drivers.frr.linux_model import Desired
-from workers.drivers.frr.state import CREATABLE, PORT_DEFAULTS, RANK, Link, NetState, Vlan
+from lintas.workers.drivers.frr.linux_model import Desired
+from lintas.workers.drivers.frr.state import CREATABLE, PORT_DEFAULTS, RANK, Link, NetState, Vlan
 
 Argv = tuple[str, ...]
 _SYSCTL = re.compile(r"[a-z0-9_]+(?:\.[A-Za-z0-9_\-]+)+")

@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from workers.drivers.frr.state import Capabilities, Link, Mode
-from workers.render.linux_schema import LinuxSpec, Port, Svi, Vxlan
+from lintas.workers.drivers.frr.state import Capabilities, Link, Mode
+from lintas.workers.render.linux_schema import LinuxSpec, Port, Svi, Vxlan
 
 TRADITIONAL_BRIDGE_PREFIX = "br"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -13,11 +13,11 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from workers.drivers.frr import getters
-from workers.drivers.frr.candidate import Candidate, mask_secrets
-from workers.drivers.frr.errors import FrrCommandError
-from workers.drivers.frr.remote import mark, parse_sections
-from workers.drivers.frr.ssh import Result
+from lintas.workers.drivers.frr import getters
+from lintas.workers.drivers.frr.candidate import Candidate, mask_secrets
+from lintas.workers.drivers.frr.errors import FrrCommandError
+from lintas.workers.drivers.frr.remote import mark, parse_sections
+from lintas.workers.drivers.frr.ssh import Result
 
 if TYPE_CHECKING:
     from collections.abc import Callable

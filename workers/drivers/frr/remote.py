@@ -17,8 +17,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workers.drivers.frr.revert import pending_status, q
-from workers.drivers.frr.state import Capabilities, NetState, parse_state, parse_sysctls
+from lintas.workers.drivers.frr.revert import pending_status, q
+from lintas.workers.drivers.frr.state import Capabilities, NetState, parse_state, parse_sysctls
 
 _SYSCTL_KEY = re.compile(r"[a-z0-9_.\-]+")
 _MARK = re.compile(r"^@@([a-z0-9_]+)$")

@@ -38,7 +38,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from workers.drivers.frr.linux_apply import Op, shell_lines
+from lintas.workers.drivers.frr.linux_apply import Op, shell_lines
 
 DEFAULT_DIR = "/etc/frr/lintas"
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import paramiko  # type: ignore[import-untyped,unused-ignore]
 
-from workers.drivers.frr.errors import FrrAuthError, FrrCommandError, FrrConnectionError, FrrHostKeyError
+from lintas.workers.drivers.frr.errors import FrrAuthError, FrrCommandError, FrrConnectionError, FrrHostKeyError
 
 log = logging.getLogger("lintas.drivers.frr")
 
