@@ -20,13 +20,14 @@ from pathlib import Path
 from bench.common import report, workdir
 from lintas.engine.infra_repo import TEMPLATE_DIR
 from lintas.engine.settings import Settings
+from lintas.workers.drivers.frr.secret_tokens import resolve_secrets
 from lintas.workers.lab import bgp_peers, lab_device_facts, lab_down, lab_up, vtysh_json
 from lintas.workers.lab.cmd import find_tools, gather_limited, run
 from lintas.workers.lab.netns import namespace_inodes, pids_in
 from lintas.workers.model import load_model
 from lintas.workers.model.generate import generate_fabric
 from lintas.workers.render.env import Renderer
-from lintas.workers.render.network import render_device, resolve_secrets
+from lintas.workers.render.network import render_device
 
 
 def _kb(path: str, key: str) -> int:

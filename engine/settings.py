@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lintas.engine.api.settings import TokenEntry, WebhookRepo
@@ -24,6 +24,28 @@ class StreamLimits(BaseModel):
     logs_max_bytes: int = 1024**3
     dlq_max_age_s: float = 30 * 24 * 3600
     jobs_max_bytes: int = 256 * 1024**2
+
+
+class CredentialGroup(BaseModel):
+    """How to log in to one group of targets (an entry of ``LINTAS_DEPLOY__CREDENTIALS``, a JSON list).
+
+    A target belongs to the first group whose every given selector matches it (no selector: every
+    target): ``targets`` are name patterns (``leaf-*``), ``groups`` inventory groups, ``networks``
+    subnets holding its management address. Fields left unset fall back to ``deploy.username`` /
+    ``key_file`` / ``known_hosts`` and then to the inventory. ``password`` is a secret reference
+    (``env:NAME`` / ``file:/path``), never the secret itself.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a pasted secret is never echoed
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    targets: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    username: str | None = None
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    password: str | None = Field(None, pattern=r"^(env|file):\S+$")
 
 
 class DeploySettings(BaseModel):
@@ -45,9 +67,12 @@ class DeploySettings(BaseModel):
     lease_ttl_s: float = 300.0  # per-device lease, renewed while a device is worked on
     connect_timeout_s: int = 15
     username: str | None = None  # overrides the inventory's username
-    key_file: Path | None = None  # SSH private key; default: the lab's key when a lab is up
-    known_hosts: Path | None = None  # default: the lab's known_hosts when a lab is up
-    use_lab: bool = True  # take key/known_hosts/username from `lintas lab up` under LINTAS_HOME
+    key_file: Path | None = None  # SSH private key of every target no credential source serves
+    known_hosts: Path | None = None  # known_hosts of every target no credential source serves
+    # the lab's own credential source (registered by `lintas lab up` under LINTAS_HOME): used only for
+    # a target the lab built, matched by name and management address; false: never consulted
+    use_lab: bool = True
+    credentials: list[CredentialGroup] = Field(default_factory=list)  # configured sources, tried in order
     allowed_networks: list[str] = Field(default_factory=lambda: ["10.255.0.0/24"])
     secret_env_prefixes: list[str] = Field(default_factory=lambda: ["FABRIC_", "LINTAS_SECRET_", "LINTAS_SSH_"])
     secret_dirs: list[Path] = Field(default_factory=lambda: [Path("/etc/lintas")])

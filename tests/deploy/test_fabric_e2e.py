@@ -42,7 +42,8 @@ import pytest
 from bench.breakage import write_evpn_filter
 from lintas.engine.natsd import EmbeddedNats, free_port
 from lintas.engine.settings import Settings
-from lintas.workers.drivers.frr import FrrConnectionError, FrrDriver
+from lintas.workers.drivers.frr.driver import FrrDriver
+from lintas.workers.drivers.frr.errors import FrrConnectionError
 from lintas.workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
 from lintas.workers.lab.topology import mgmt_veth_name
 from tests.conftest import PLUGINS, ROOT

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lintas.engine.settings import Settings
-from lintas.workers.drivers.frr import FrrDriver
+from lintas.workers.drivers.frr.driver import FrrDriver
 from lintas.workers.lab import PrerequisiteError, find_tools, lab_device_facts, lab_down, lab_up
 from lintas.workers.model import load_model
 from lintas.workers.model.model import InfraModel

@@ -9,7 +9,7 @@ import pytest
 
 from lintas.workers.drivers.frr.candidate import load_candidate, mask_secrets, read_bundle
 from lintas.workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
-from lintas.workers.render.network import SECRET_TOKEN_RE
+from lintas.workers.drivers.frr.secret_tokens import SECRET_TOKEN_RE
 
 SECRET = "S3cr3t-value-xyz"
 

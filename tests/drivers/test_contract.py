@@ -10,8 +10,8 @@ from napalm.base import NetworkDriver
 from napalm.base import exceptions as nx
 
 from lintas.engine.errors import PermanentError, RetryableError
-from lintas.workers.drivers.frr import FrrDriver
 from lintas.workers.drivers.frr import errors as fe
+from lintas.workers.drivers.frr.driver import FrrDriver
 
 EXTRA_METHODS = {"get_evpn_peers", "get_evpn_vnis", "get_evpn_macs", "get_kernel_facts", "get_ipv4_routes", "ping_df",
                  "get_pending_commit"}

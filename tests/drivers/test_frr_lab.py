@@ -22,7 +22,8 @@ from nornir.plugins.runners import ThreadedRunner
 from nornir_napalm.plugins.tasks import napalm_get
 
 from lintas.engine.settings import Settings
-from lintas.workers.drivers.frr import FrrCommitConfirmError, FrrCommitError, FrrDriver, FrrHostKeyError
+from lintas.workers.drivers.frr.driver import FrrDriver
+from lintas.workers.drivers.frr.errors import FrrCommitConfirmError, FrrCommitError, FrrHostKeyError
 from lintas.workers.lab import lab_device_facts
 from lintas.workers.model.model import InfraModel
 

@@ -8,8 +8,8 @@ import pytest
 
 from lintas.workers.drivers.frr.linux_apply import Plan, plan_linux, plan_restore
 from lintas.workers.drivers.frr.linux_model import Desired, desired_state
+from lintas.workers.drivers.frr.linux_schema import LinuxSpec, load_linux_spec
 from lintas.workers.drivers.frr.state import Capabilities, Link, NetState, parse_state
-from lintas.workers.render.linux_schema import LinuxSpec, load_linux_spec
 
 FULL = Capabilities(vrf=True, vlan=True, vlan_filtering=True, vxlan=True)
 BARE = Capabilities(vrf=False, vlan=False, vlan_filtering=False, vxlan=True)  # this machine's kernel

@@ -107,3 +107,77 @@ def test_code_imports_lintas_only_through_its_one_namespace() -> None:
         if (bad := sorted(m for m in _imports(p) if m.split(".")[0] in {"engine", "workers", "pipelines", "policies"}))
     }
     assert offenders == {}
+
+
+# -- the worker packages (package = the first component under lintas.workers) ----------------------
+
+WORKERS = "lintas.workers."
+COMMIT_PATH = ("lintas.workers.deploy.ops", "lintas.workers.deploy.fleet", "lintas.workers.deploy.hostfleet",
+               "lintas.workers.deploy.connect", "lintas.workers.drivers.frr.driver")
+DRIVER_MAY_IMPORT = {"lintas.engine.errors", "lintas.engine.redact"}
+
+
+def _package(module: str) -> str:
+    return module.removeprefix(WORKERS).split(".")[0] if module.startswith(WORKERS) else module
+
+
+def _package_graph() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for mod, deps in _graph("workers").items():
+        out.setdefault(_package(mod), set()).update(_package(d) for d in deps if _package(d) != _package(mod))
+    return out
+
+
+def _closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for dep in graph.get(todo.pop(), ()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_worker_packages_import_no_cycle() -> None:
+    """``model`` <- ``render`` <- ``deploy``/``hosts``: what several packages share lives in a neutral
+    one (``reach``, ``checks``), never in one of them."""
+    assert _cycles(_package_graph()) == []
+
+
+def test_worker_modules_import_no_cycle() -> None:
+    """No cycle between modules either, through a package's ``__init__`` re-exports included."""
+    assert _cycles(_graph("workers")) == []
+
+
+def test_drivers_import_nothing_of_lintas_but_engine_errors() -> None:
+    """A device driver stands alone: napalm loads it without the renderer, the model or the stages."""
+    offenders = {
+        str(p.relative_to(ROOT)): bad
+        for p in (ROOT / "workers" / "drivers").rglob("*.py")
+        if (bad := sorted(m for m in _imports(p) if m.startswith("lintas.")
+                          and not m.startswith(WORKERS + "drivers") and m not in DRIVER_MAY_IMPORT))
+    }
+    assert offenders == {}
+    neutral = {m: sorted(d for d in _imports(ROOT / "engine" / f"{m.rsplit('.', 1)[1]}.py") if d.startswith("lintas."))
+               for m in DRIVER_MAY_IMPORT}
+    assert neutral == {"lintas.engine.errors": ["lintas.engine.diagnostics"], "lintas.engine.redact": []}
+    assert sorted(d for d in _imports(ROOT / "engine" / "diagnostics.py") if d.startswith("lintas.")) == []
+    forbidden = {"render", "model", "deploy", "hosts", "lab"}
+    assert not _package_graph().get("drivers", set()) & forbidden
+
+
+def test_the_walk_from_deploy_to_a_device_commit_stays_out_of_render_and_lab() -> None:
+    """Every module on an import path from the deploy stage to a commit (the ops, the fleets and their
+    connections, the driver), and everything those import, is outside ``render/`` and ``lab/``; and
+    ``hosts/`` never imports back into ``deploy/``."""
+    graph = _graph("workers")
+    start = "lintas.workers.deploy.deploy"
+    reachable = _closure(graph, start)
+    on_path = {m for m in reachable if any(t in _closure(graph, m) for t in COMMIT_PATH)}
+    walk = on_path | set().union(*(_closure(graph, t) for t in COMMIT_PATH))
+    assert set(COMMIT_PATH) - {"lintas.workers.drivers.frr.driver"} <= on_path
+    assert sorted(m for m in walk if _package(m) in {"render", "lab"}) == []
+    back = sorted(f"{m} -> {d}" for m in reachable for d in graph[m]
+                  if _package(m) == "hosts" and _package(d) == "deploy")
+    assert back == []
+    assert not any(_package(d) == "deploy" for m, deps in graph.items() if _package(m) == "hosts" for d in deps)

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from lintas.engine.settings import Settings
+from lintas.workers.drivers.frr.secret_tokens import resolve_secrets
 from lintas.workers.lab import LabState, bgp_peers, lab_device_facts, lab_facts, lab_status, vtysh, vtysh_json
 from lintas.workers.model import load_model
 from lintas.workers.render.env import Renderer
-from lintas.workers.render.network import render_device, resolve_secrets
+from lintas.workers.render.network import render_device
 
 from .conftest import TEMPLATE, ip_json, needs_lab, run
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from lintas.workers.drivers.frr.secret_tokens import resolve_secrets
 from lintas.workers.model import InfraModel, load_model
 from lintas.workers.model.generate import generate_fabric
 from lintas.workers.render.env import Renderer
-from lintas.workers.render.network import render_device, resolve_secrets
+from lintas.workers.render.network import render_device
 
 from . import DUMMY_SECRET, TEMPLATE, as_eos, model_of, template_texts
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from lintas.engine.errors import StageError
+from lintas.workers.drivers.frr.linux_schema import load_linux_spec
+from lintas.workers.drivers.frr.secret_tokens import SECRET_TOKEN_RE, resolve_secrets
 from lintas.workers.model import InfraModel, load_model
 from lintas.workers.model.generate import generate_fabric
 from lintas.workers.render.env import Renderer, RenderError
-from lintas.workers.render.linux_schema import load_linux_spec
-from lintas.workers.render.network import SECRET_TOKEN_RE, render_device, resolve_secrets
+from lintas.workers.render.network import render_device
 
 from . import GOLDEN, TEMPLATE, as_eos, model_of, template_texts
 

@@ -23,27 +23,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
+from lintas.workers.checks import Check as Check
+from lintas.workers.checks import CheckName as CheckName
 from lintas.workers.model.model import InfraModel
 
-CheckName = Literal["bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df", "reachable",
-                    "ovs", "ovs-health", "address", "domain"]  # the last four: hypervisor hosts (workers.hosts)
 IP_ICMP_OVERHEAD = 28
-
-
-class Check(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    device: str
-    check: CheckName
-    subject: str
-    passed: bool | None  # None: not applicable on this device
-    expected: Any = None
-    observed: Any = None
-    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

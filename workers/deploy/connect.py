@@ -1,10 +1,12 @@
 """How deploy, verify and rollback reach switches: a nornir inventory built from the model.
 
-The model says *which* devices and their management addresses; the worker's settings
-say *how* to log in. Connection credentials never come from the repo in clear: the
-inventory's ``password`` is a secret reference resolved by :class:`SecretResolver`,
-key files and known_hosts are paths confined the same way, and when a lab is up under
-``LINTAS_HOME`` (``deploy.use_lab``) its key pair and known_hosts are used.
+The model says *which* devices and their management addresses; the worker says *how* to
+log in. A device's login comes from the first credential source that serves it
+(:mod:`workers.reach.credentials`: the lab's own, for exactly the switches it built, then the
+operator's ``deploy.credentials`` groups); what no source serves falls back to
+``deploy.username``/``key_file``/``known_hosts`` and the inventory. Connection credentials never
+come from the repo in clear: the inventory's ``password`` is a secret reference resolved by
+:class:`SecretResolver`, and its key files and known_hosts are paths confined the same way.
 
 Network safety: a device whose management address lies outside
 ``deploy.allowed_networks`` is refused before any packet is sent.
@@ -12,7 +14,6 @@ Network safety: a device whose management address lies outside
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +24,15 @@ from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hos
 from nornir.core.plugins.connections import ConnectionPluginRegister
 from nornir.plugins.runners import ThreadedRunner
 
-from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 from lintas.workers.deploy.secrets import SecretResolver
 from lintas.workers.model.model import Device, InfraModel
 from lintas.workers.model.schema_inventory import InventoryDefaults
+from lintas.workers.reach.allowlist import ConnectError as ConnectError
+from lintas.workers.reach.allowlist import check_address as check_address
+from lintas.workers.reach.credentials import Login, Target, credential_sources, find_login
 
 NAPALM = "napalm"
-
-
-class ConnectError(LintasError):
-    """A device cannot be connected to under the operator's rules (no packet was sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,25 +46,7 @@ class DeviceConn:
     key_file: Path | None
     known_hosts: Path
     password_ref: str | None
-    source: str  # "lab" | "settings" | "inventory": where the login came from (for messages)
-
-
-def lab_in_use(settings: Settings) -> bool:
-    """A lab is up under LINTAS_HOME and deploys may take its logins (``deploy.use_lab``)."""
-    if not settings.deploy.use_lab:
-        return False
-    from lintas.workers.lab.paths import LabPaths  # the lab is optional: imported only when used
-
-    return LabPaths(settings.home).state_file.exists()
-
-
-def _lab_logins(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
-    """``{device: (username, key_file, known_hosts)}`` of the lab up under LINTAS_HOME, if any."""
-    if not lab_in_use(settings):
-        return {}
-    from lintas.workers.lab.lab import lab_facts
-
-    return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_facts(settings).items()}
+    source: str  # the credential source that served it ("lab", "credentials:<group>"), or "settings" | "inventory"
 
 
 def _inventory_chain(model: InfraModel, name: str) -> list[InventoryDefaults]:
@@ -116,18 +97,16 @@ def _confined_path(ref: Any, what: str, device: str, resolver_dirs: list[Path]) 
     return real
 
 
-def check_address(device: str, address: str, settings: Settings) -> None:
-    ip = ipaddress.ip_address(address)
-    nets = [ipaddress.ip_network(n, strict=False) for n in settings.deploy.allowed_networks]
-    if not any(ip in n for n in nets):
-        raise ConnectError(f"{device}: management address {address} is outside the allowed networks "
-                           f"{', '.join(map(str, nets))} (LINTAS_DEPLOY__ALLOWED_NETWORKS): refused")
+def _groups(model: InfraModel, name: str) -> tuple[str, ...]:
+    host = model.inventory.hosts.get(name)
+    return tuple(host.groups) if host is not None else ()
 
 
 def device_conns(model: InfraModel, settings: Settings, names: Iterable[str]) -> dict[str, DeviceConn]:
     """Login details of every named device; raises :class:`ConnectError` naming every problem."""
-    lab = _lab_logins(settings)
+    sources = credential_sources(settings)
     dirs = [settings.secrets_dir, *settings.deploy.secret_dirs]
+    d = settings.deploy
     out: dict[str, DeviceConn] = {}
     problems: list[str] = []
     for name in sorted(names):
@@ -136,26 +115,24 @@ def device_conns(model: InfraModel, settings: Settings, names: Iterable[str]) ->
         try:
             check_address(name, address, settings)
             chain = _inventory_chain(model, name)
-            if name in lab:
-                user, lab_key, lab_known = lab[name]
-                out[name] = DeviceConn(name, dev.role, dev.platform, address, 22, user, lab_key, lab_known, None,
-                                       "lab")
-                continue
-            d = settings.deploy
-            key = d.key_file or _confined_path(_ssh_extra(chain, "private_key"), "private_key", name, dirs)
-            known = d.known_hosts or _confined_path(_ssh_extra(chain, "known_hosts"), "known_hosts", name, dirs)
+            got = find_login(Target(name, address, "device", _groups(model, name)), sources) or Login(
+                "settings" if d.key_file else "inventory")
+            key = got.key_file or d.key_file or _confined_path(_ssh_extra(chain, "private_key"), "private_key", name,
+                                                               dirs)
+            known = got.known_hosts or d.known_hosts or _confined_path(_ssh_extra(chain, "known_hosts"),
+                                                                       "known_hosts", name, dirs)
             if known is None:
                 raise ConnectError(f"{name}: no known_hosts file (LINTAS_DEPLOY__KNOWN_HOSTS or the inventory's "
                                    "connection_options.ssh.extras.known_hosts): host keys are always checked")
-            user = d.username or _first(chain, "username")
+            user = got.username or d.username or _first(chain, "username")
             if not user:
                 raise ConnectError(f"{name}: no username (inventory or LINTAS_DEPLOY__USERNAME)")
-            password = None if key else _first(chain, "password")
+            password = None if key else (got.password_ref or _first(chain, "password"))
             if key is None and password is None:
                 raise ConnectError(f"{name}: neither an SSH key nor a password reference")
-            port = int(_first(chain, "port") or 22)
+            port = int(got.port or _first(chain, "port") or 22)
             out[name] = DeviceConn(name, dev.role, dev.platform, address, port, str(user), key, known, password,
-                                   "settings" if d.key_file else "inventory")
+                                   got.source)
         except ConnectError as exc:
             problems.append(str(exc))
     if problems:

@@ -9,14 +9,14 @@
   only for a host whose libvirt URI is local).
 - **SSH**: the Linux side (addresses on OVS internal ports) as the libvirt URI's user.
 
-Credentials are server-side: ``deploy.key_file``/``deploy.known_hosts`` or, when a lab is
-up under ``LINTAS_HOME``, the lab's. Every address is checked against
-``deploy.allowed_networks`` before anything is sent.
+Credentials are server-side: the first credential source that serves the host
+(:mod:`workers.reach.credentials`: the lab's own, for exactly the hosts it built, then the
+operator's ``deploy.credentials`` groups), else ``deploy.username``/``key_file``/``known_hosts``.
+Every address is checked against ``deploy.allowed_networks`` before anything is sent.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +24,9 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from lintas.engine.settings import Settings
-from lintas.workers.deploy.connect import ConnectError, check_address, lab_in_use
 from lintas.workers.model import InfraModel
+from lintas.workers.reach.allowlist import ConnectError, check_address, literal_address
+from lintas.workers.reach.credentials import Target, credential_sources, find_login
 
 _OVSDB_REMOTE = re.compile(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$")
 _DROP_PARAMS = {"readonly", "keyfile", "known_hosts", "known_hosts_verify", "sshauth", "no_verify", "socket",
@@ -44,19 +45,11 @@ class HostConn:
     ssh_port: int
     key_file: Path | None
     known_hosts: Path | None
-    source: str  # "lab" | "settings"
+    source: str  # the credential source that served it ("lab", "credentials:<group>"), or "settings"
 
     @property
     def libvirt_display(self) -> str:
         return self.libvirt_uri.split("?", 1)[0]
-
-
-def _lab_hosts(settings: Settings) -> dict[str, tuple[str, Path, Path]]:
-    if not lab_in_use(settings):
-        return {}
-    from lintas.workers.lab.lab import lab_hosts_facts  # the lab is optional: imported only when used
-
-    return {n: (f.username, f.key_file, f.known_hosts) for n, f in lab_hosts_facts(settings).items()}
 
 
 def libvirt_uri(uri: str, *, user: str | None, key_file: Path | None, known_hosts: Path | None) -> tuple[str, str, int]:
@@ -82,7 +75,7 @@ def libvirt_uri(uri: str, *, user: str | None, key_file: Path | None, known_host
 
 def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[str, HostConn]:
     """Connection details of every named host; raises :class:`ConnectError` naming every problem."""
-    lab = _lab_hosts(settings)
+    sources = credential_sources(settings)
     out: dict[str, HostConn] = {}
     problems: list[str] = []
     d = settings.deploy
@@ -91,21 +84,18 @@ def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[
         try:
             address = str(h.mgmt_ip.ip)
             check_address(name, address, settings)
-            user: str | None
-            key: Path | None
-            known: Path | None
-            if name in lab:
-                user, key, known = lab[name]
-                source = "lab"
-            else:
-                user, key, known, source = d.username, d.key_file, d.known_hosts, "settings"
+            login = find_login(Target(name, address, "host"), sources)
+            user = (login and login.username) or d.username
+            key = (login and login.key_file) or d.key_file
+            known = (login and login.known_hosts) or d.known_hosts
+            source = login.source if login else "settings"
             uri, lv_host, port = libvirt_uri(h.libvirt_uri, user=user, key_file=key, known_hosts=known)
             if lv_host:
-                check_address(name, _resolve(lv_host, name), settings)
+                check_address(name, literal_address(lv_host, name), settings)
             ovsdb = h.ovs.connection
             m = _OVSDB_REMOTE.match(ovsdb)
             if m:
-                check_address(name, _resolve(m.group(2).strip("[]"), name), settings)
+                check_address(name, literal_address(m.group(2).strip("[]"), name), settings)
             elif lv_host:
                 raise ConnectError(f"{name}: OVSDB {ovsdb} is a local socket but the host is remote "
                                    f"({h.libvirt_uri.split('?', 1)[0]}): use tcp: or ssl: to its ovsdb-server")
@@ -118,11 +108,3 @@ def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[
     if problems:
         raise ConnectError("; ".join(problems))
     return out
-
-
-def _resolve(host: str, name: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ConnectError(f"{name}: {host!r} is not an IP address: hosts are reached by management address "
-                           "(names are not resolved, so the allow-list check cannot be bypassed)") from None

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lintas.workers.deploy.checks import Check
+from lintas.workers.checks import Check
 from lintas.workers.hosts import domains as D
 from lintas.workers.hosts import linux, ovsdb
 from lintas.workers.hosts.connect import HostConn

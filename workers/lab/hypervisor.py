@@ -29,7 +29,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from lintas.workers.lab import frr
+import lintas.workers.lab.frr as frr
 from lintas.workers.lab.cmd import Tools, run
 from lintas.workers.lab.paths import HOST_MOUNTS, LabPaths
 from lintas.workers.lab.topology import HostPlan

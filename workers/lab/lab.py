@@ -28,11 +28,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lintas.workers.lab.frr as frr
+import lintas.workers.lab.hypervisor as hypervisor
+import lintas.workers.lab.netns as netns
+import lintas.workers.lab.nova as nova
+import lintas.workers.lab.ssh as ssh
 from lintas.engine.infra_repo import TEMPLATE_DIR
 from lintas.engine.settings import Settings
-from lintas.workers.lab import frr, hypervisor, netns, nova, ssh
 from lintas.workers.lab.cmd import CLEAN_ENV, LabError, Tools, find_tools, gather_limited, nsexec_argv, run
 from lintas.workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_RUN, LabPaths
+from lintas.workers.lab.register import register_lab, unregister_lab
 from lintas.workers.lab.state import LabState, load_state, read_owner, save_state, state_from_plan, write_owner
 from lintas.workers.lab.topology import SSH_PORT, HostPlan, LabPlan, SwitchPlan, plan_lab
 from lintas.workers.model import load_model
@@ -183,6 +188,7 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
     await _play_nova(tools, paths, model, plan)
     state.phase = "up"
     save_state(paths, state)
+    register_lab(paths, state)  # its credential source: only the targets it built, by name and address
     return state
 
 
@@ -286,6 +292,7 @@ async def lab_down(settings: Settings, *, tools: Tools | None = None) -> DownRep
 
 async def _lab_down(tools: Tools, paths: LabPaths) -> DownReport:
     state = load_state(paths)
+    unregister_lab(paths)  # first: no deploy takes the lab's login for what is being removed
     namespaces = sorted(set(state.namespaces if state else []) | set(await netns.lab_namespaces(tools)))
     inodes = set(netns.namespace_inodes(namespaces))
     killed = await netns.kill_namespace_processes(namespaces)

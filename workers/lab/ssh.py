@@ -20,7 +20,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from lintas.workers.lab import frr
+import lintas.workers.lab.frr as frr
 from lintas.workers.lab.cmd import LabError, Tools, run
 from lintas.workers.lab.paths import LabPaths
 from lintas.workers.lab.topology import SSH_PORT, LabPlan, Node

@@ -28,9 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from lintas.workers.drivers.frr.linux_schema import LINUX_MGMT_IF
 from lintas.workers.lab.cmd import LabError
 from lintas.workers.model.model import InfraModel
-from lintas.workers.render.linux_schema import LINUX_MGMT_IF
 
 PREFIX = "lx"
 NS_PREFIX = PREFIX + "-"

@@ -5,8 +5,8 @@ deterministic (sorted where order carries no meaning, no timestamps):
 
 * platform ``frr``: ``frr.conf`` (an integrated FRR config, ``frr defaults
   datacenter``, loadable with ``vtysh -f`` or ``frr-reload.py``) and ``linux.json``
-  (kernel side: ports, VRFs, bridge, VXLAN devices, SVIs; see
-  :mod:`workers.render.linux_schema`);
+  (kernel side: ports, VRFs, bridge, VXLAN devices, SVIs; the FRR driver's schema,
+  :mod:`workers.drivers.frr.linux_schema`, built by :mod:`workers.render.linux_side`);
 * platform ``eos``: ``running-config`` (the L3LS EVPN design AVD renders).
 
 Templates (``frr/frr.conf.j2``, ``eos/running-config.j2``) receive a small context of
@@ -15,9 +15,9 @@ repo may override them (``templates/<same name>``).
 
 **Secrets are never rendered.** A secret in the model is a reference (``env:NAME`` or
 ``file:/path``); the artifacts carry the token ``{{secret:<ref>}}``, e.g.
-``{{secret:env:FABRIC_BGP_PASSWORD}}``, matched by :data:`SECRET_TOKEN_RE`. The deploy
-driver calls :func:`resolve_secrets` on the text it pushes, at push time only; stored
-artifacts, plans and diffs keep the token.
+``{{secret:env:FABRIC_BGP_PASSWORD}}``: the FRR driver's placeholder format
+(:mod:`workers.drivers.frr.secret_tokens`). The deploy driver resolves it on the text it
+pushes, at push time only; stored artifacts, plans and diffs keep the token.
 
 Design choices shared by both platforms (so a mixed FRR/EOS fabric interoperates):
 
@@ -47,63 +47,29 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from lintas.engine.diagnostics import Diagnostic
-from lintas.engine.errors import PermanentError
+from lintas.workers.drivers.frr.linux_schema import LINUX_MGMT_IF
+from lintas.workers.drivers.frr.secret_tokens import SECRET_REF_RE, secret_token
 from lintas.workers.model.model import Device, InfraModel
 from lintas.workers.model.overhead import overhead
 from lintas.workers.render.env import Renderer, RenderError, TemplateCall
 from lintas.workers.render.inputs import TargetInput
-from lintas.workers.render.linux_schema import LINUX_MGMT_IF, linux_json
+from lintas.workers.render.linux_side import linux_json
 
 ARTIFACTS: dict[str, tuple[str, ...]] = {"frr": ("frr.conf", "linux.json"), "eos": ("running-config",)}
 TEMPLATES: dict[str, str] = {"frr.conf": "frr/frr.conf.j2", "running-config": "eos/running-config.j2"}
 
-_REF = r"env:[A-Za-z_][A-Za-z0-9_]*|file:[^\s{}]+"
-SECRET_TOKEN_RE = re.compile(r"\{\{secret:(" + _REF + r")\}\}")
-_REF_RE = re.compile(_REF)
 _PORT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_BAD_SECRET = re.compile(r"[\s\x00-\x1f\x7f]")
 
 VXLAN_PORT = 4789
 VRF_TABLE_BASE = 1000
 EOS_MGMT_IF = "Management1"
-
-
-def secret_token(ref: str) -> str:
-    """The placeholder written into artifacts for the secret reference ``ref``."""
-    if not _REF_RE.fullmatch(ref):
-        raise ValueError(f"not a secret reference: {ref!r}")
-    return "{{secret:" + ref + "}}"
-
-
-def resolve_secrets(text: str, lookup: Callable[[str], str]) -> str:
-    """Replace every ``{{secret:<ref>}}`` by ``lookup(ref)``: for the deploy driver, at push time only.
-
-    Values are substituted in one pass (a value is never scanned for tokens). A value
-    that is empty or contains whitespace or control characters is refused, since it could
-    end a config line and inject commands; errors name the reference, never the value.
-    """
-    values: dict[str, str] = {}
-
-    def substitute(match: re.Match[str]) -> str:
-        ref = match.group(1)
-        if ref not in values:
-            value = lookup(ref)
-            if not value or _BAD_SECRET.search(value):
-                raise PermanentError(f"secret {ref} is empty or contains whitespace/control characters")
-            values[ref] = value
-        return values[ref]
-
-    leftover = re.search(r"\{\{secret:[^\n]{0,60}", SECRET_TOKEN_RE.sub("", text))
-    if leftover is not None:
-        raise PermanentError(f"malformed secret token {leftover.group(0)!r}")
-    return SECRET_TOKEN_RE.sub(substitute, text)
 
 
 def device_input(model: InfraModel, name: str) -> TargetInput:
@@ -173,7 +139,7 @@ def _fabric(model: InfraModel) -> _Fabric:
     entries = [(str(n), host_len if n.prefixlen < host_len else None) for n in nets] + [(p, None) for p in extra]
     prefixes = [{"seq": 10 * (i + 1), "prefix": p, "ge": ge} for i, (p, ge) in enumerate(entries)]
     ref = fs.underlay.password
-    if ref is not None and not _REF_RE.fullmatch(ref):
+    if ref is not None and not SECRET_REF_RE.fullmatch(ref):
         raise RenderError(
             [
                 Diagnostic(

@@ -4,7 +4,7 @@
 makes for a ``frr`` switch::
 
     {"frr.conf": "<integrated FRR config text>",
-     "linux.json": "<workers.render.linux_schema.LinuxSpec as JSON text>"}
+     "linux.json": "<workers.drivers.frr.linux_schema.LinuxSpec as JSON text>"}
 
 ``load_*_candidate(config=...)`` takes that dict or its JSON string;
 ``load_*_candidate(filename=...)`` takes a JSON file holding it, or a directory holding
@@ -36,8 +36,8 @@ from pydantic import ValidationError
 from lintas.engine.errors import StageError
 from lintas.engine.redact import Redactor
 from lintas.workers.drivers.frr.errors import FrrCandidateError, FrrMergeError
-from lintas.workers.render.linux_schema import LinuxSpec, load_linux_spec
-from lintas.workers.render.network import SECRET_TOKEN_RE, resolve_secrets
+from lintas.workers.drivers.frr.linux_schema import LinuxSpec, load_linux_spec
+from lintas.workers.drivers.frr.secret_tokens import SECRET_TOKEN_RE, resolve_secrets
 
 FRR_CONF = "frr.conf"
 LINUX_JSON = "linux.json"

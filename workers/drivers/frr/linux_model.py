@@ -3,7 +3,7 @@
 Two kernel modes, chosen from the probed :class:`~workers.drivers.frr.state.Capabilities`:
 
 * ``vlan_aware`` (VLAN-aware bridges and 802.1Q devices available): ``linux.json``
-  exactly as designed (:mod:`workers.render.linux_schema`): one ``vlan_filtering``
+  exactly as designed (:mod:`workers.drivers.frr.linux_schema`): one ``vlan_filtering``
   bridge, one VXLAN device per VNI as a bridge port with its VLAN as PVID, host ports
   with PVID + tagged VLANs, SVIs ``vlanNN`` on the bridge enslaved to their VRF.
 * ``traditional`` (no VLAN-aware bridge or no 802.1Q: the classic Cumulus/FRR EVPN
@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lintas.workers.drivers.frr.linux_schema import LinuxSpec, Port, Svi, Vxlan
 from lintas.workers.drivers.frr.state import Capabilities, Link, Mode
-from lintas.workers.render.linux_schema import LinuxSpec, Port, Svi, Vxlan
 
 TRADITIONAL_BRIDGE_PREFIX = "br"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -27,8 +27,9 @@ Every device listed is brought up. A driver creates in dependency order (VRFs, b
 VXLAN devices and host ports as bridge ports, SVIs, then addresses) and removes what is
 no longer listed in the reverse order; it owns only what it created (unlisted ports are
 left alone). Lists are sorted; the document is canonical JSON (``indent=2,
-sort_keys=True``). :func:`linux_spec` builds it from a device's render context;
-:func:`load_linux_spec` parses it back, checking consistency as well as shape.
+sort_keys=True``). The driver owns this format: the renderer builds it from a device's render
+context (:mod:`workers.render.linux_side`); :func:`load_linux_spec` parses it back, checking
+consistency as well as shape.
 """
 
 from __future__ import annotations
@@ -37,12 +38,9 @@ import ipaddress
 import json
 import re
 from collections import Counter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from lintas.engine.diagnostics import Diagnostic
-from lintas.workers.render.env import RenderError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 LINUX_MGMT_IF = "eth0"
@@ -209,54 +207,3 @@ def dump_linux_spec(spec: LinuxSpec) -> str:
 def load_linux_spec(text: str) -> LinuxSpec:
     """Parse a ``linux.json`` strictly (unknown keys, bad values and inconsistencies are errors)."""
     return LinuxSpec.model_validate_json(text)
-
-
-def linux_spec(ctx: dict[str, Any]) -> LinuxSpec:
-    """The Linux side of an FRR switch, from its template context (``network.device_context``)."""
-    ports = [
-        {"name": p["port"], "kind": "fabric", "mtu": p["mtu"], "description": p["description"],
-         "addresses": [p["address"]]}
-        if p["kind"] == "fabric"
-        else {"name": p["port"], "kind": "host", "mtu": p["mtu"], "description": p["description"],
-              "bridge": {"pvid": p["pvid"], "vlans": p["vlans"]}}
-        for p in ctx["ports"]
-    ]  # fmt: skip
-    data: dict[str, Any] = {
-        "hostname": ctx["hostname"],
-        "management": {"interface": LINUX_MGMT_IF} | {k: ctx["mgmt"][k] for k in ("address", "gateway", "vrf")},
-        "sysctls": SYSCTLS,
-        "loopback": {"addresses": ctx["loopback_addresses"]},
-        "ports": ports,
-    }
-    vtep, mtu, port = ctx["vtep_ip"], ctx["vxlan_mtu"], ctx["vxlan_port"]
-    if ctx["networks"] and vtep is not None:
-        nets, vrfs = ctx["networks"], ctx["vrfs"]
-        vxlans = [(n["vni"], n["vlan"], "l2") for n in nets] + [(v["l3_vni"], v["l3_vlan"], "l3") for v in vrfs]
-        data["vxlans"] = [
-            {"name": f"vni{vni}", "kind": kind, "vni": vni, "vlan": vlan, "local_ip": vtep, "dstport": port, "mtu": mtu}
-            for vni, vlan, kind in sorted(vxlans)
-        ]  # fmt: skip
-        svis = [
-            {"name": f"vlan{n['vlan']}", "kind": "l2", "vlan": n["vlan"], "vrf": n["vrf"], "mtu": n["mtu"],
-             "addresses": [n["gateway"]], "mac": ctx["anycast_mac"]}
-            for n in nets
-        ] + [
-            {"name": f"vlan{v['l3_vlan']}", "kind": "l3", "vlan": v["l3_vlan"], "vrf": v["name"], "mtu": mtu}
-            for v in vrfs
-        ]  # fmt: skip
-        data["svis"] = sorted(svis, key=lambda x: x["vlan"])
-        data["vrfs"] = [{"name": v["name"], "table": v["table"], "l3_vni": v["l3_vni"]} for v in vrfs]
-        data["bridge"] = {"name": BRIDGE, "mtu": mtu, "vlans": sorted(vlan for _, vlan, _ in vxlans)}
-    try:
-        return LinuxSpec.model_validate(data)
-    except ValidationError as exc:
-        where = ctx["hostname"]
-        raise RenderError([
-            Diagnostic(file="linux.json", path=where, message=f"{where}: {e['msg']} at {'.'.join(map(str, e['loc']))}")
-            for e in exc.errors()
-        ]) from exc  # fmt: skip
-
-
-def linux_json(ctx: dict[str, Any]) -> str:
-    """Canonical ``linux.json`` text of one switch."""
-    return dump_linux_spec(linux_spec(ctx))
