@@ -3,7 +3,9 @@
 :class:`Fleet` owns a nornir (one host per device, connections kept open across waves
 and polls) and the secret resolver; :meth:`Fleet.run` fans a blocking function
 ``fn(driver, name, **kw)`` out over a subset with bounded parallelism, in a thread, and
-returns per device either the function's value or a masked error message.
+returns per device an :class:`Outcome`: the function's value, or its error, which keeps its
+type (:class:`~workers.deploy.outcome.TargetError`: the exception's class, whether a retry can help, masked text) so
+the disposition of a per-device failure survives to the stage's result.
 """
 
 from __future__ import annotations
@@ -11,27 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from nornir.core.task import Result, Task
 
 from lintas.engine.settings import Settings
 from lintas.workers.deploy.connect import NAPALM, DeviceConn, build_nornir, device_conns
+from lintas.workers.deploy.outcome import Outcome as Outcome
+from lintas.workers.deploy.outcome import TargetError as TargetError
 from lintas.workers.deploy.secrets import SecretResolver
 from lintas.workers.model.model import InfraModel
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[T]):
-    value: T | None
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def _describe(exc: BaseException) -> str:
@@ -74,7 +67,8 @@ class Fleet:
             r = multi[0]
             if r.failed:
                 exc = r.exception
-                out[name] = Outcome(None, self.mask(_describe(exc) if exc else str(r.result)))
+                text = self.mask(_describe(exc) if exc else str(r.result))
+                out[name] = Outcome.failed(exc, text) if exc is not None else Outcome(None, text)
                 self._drop(name)  # a broken session is reopened next time
             else:
                 out[name] = Outcome(r.result, None)

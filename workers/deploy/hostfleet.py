@@ -2,7 +2,7 @@
 
 Host operations (:mod:`workers.hosts.ops`) are blocking (libvirt, ovsdbapp, ssh); each
 runs in a thread, at most ``parallelism`` hosts at a time, and every host gets either the
-operation's value or its error message, exactly like :meth:`Fleet.run`.
+operation's value or its error, typed, exactly like :meth:`Fleet.run`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from lintas.engine.settings import Settings
-from lintas.workers.deploy.fleet import Outcome
+from lintas.workers.deploy.outcome import Outcome
 from lintas.workers.hosts.connect import HostConn, host_conns
 from lintas.workers.model.model import InfraModel
 
@@ -33,7 +33,7 @@ class HostFleet:
                     return Outcome(await asyncio.to_thread(fn, self.conns[name], **kw), None)
                 except Exception as exc:  # noqa: BLE001 - per-host result, like Fleet.run
                     text = str(exc).strip() or type(exc).__name__
-                    return Outcome(None, text[:600])
+                    return Outcome.failed(exc, text[:600])
 
         wanted = sorted(set(names))
         results = await asyncio.gather(*(one(n) for n in wanted))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import ArtifactStore
+from lintas.workers.deploy.outcome import TargetError
 
 TargetStatus = Literal[
     "pending",  # in the plan, not reached yet
@@ -46,6 +47,7 @@ class TargetResult(BaseModel):
     changed: bool = False
     diff: str = ""
     error: str | None = None
+    failure: TargetError | None = None  # the error's type and disposition (retry / finish), when one was raised
     checkpoint: str | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)  # what this run deploys
     previous: dict[str, str] | None = None  # last-known-good (TargetStore), None on first deploy
