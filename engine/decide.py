@@ -433,6 +433,7 @@ def _job(run: Run, rec: StageRecord) -> Job:
         options=dict(spec.options),
         timeout_s=spec.timeout_s,
         inputs={n: r.summary for n, r in run.stages.items() if r.status is StageStatus.succeeded},
+        input_kinds={n: r.kind for n, r in run.stages.items() if r.status is StageStatus.succeeded},
     )
 
 

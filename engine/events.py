@@ -99,6 +99,7 @@ class Job(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float
     inputs: dict[str, dict[str, Any]] = Field(default_factory=dict)  # upstream summaries
+    input_kinds: dict[str, str] = Field(default_factory=dict)  # upstream stage -> its kind (engine.contracts)
 
     @staticmethod
     def make_id(run_id: str, stage: str, attempt: int) -> str:

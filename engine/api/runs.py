@@ -21,6 +21,7 @@ from lintas.engine.api.index import BadCursor
 from lintas.engine.api.schemas import ERRORS, LogEntry
 from lintas.engine.api.sse import follow, last_event_id, sse_response, wants_sse
 from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.contracts import RenderSummary, results_of
 from lintas.engine.events import LogLine
 from lintas.engine.state import RunState
 from lintas.engine.store import RunStore
@@ -76,11 +77,14 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
         stage = next((st for st in run.stages if st.name == name.removeprefix("result:")), None)
         ref = stage.summary.get("result_ref") if stage is not None else None
         return ref if isinstance(ref, str) and ref.startswith("result/") else None
+    # the render stage's documents, found by its kind whatever the pipeline calls it (only names of their own form)
+    render = next((r for _n, r in results_of(run.stages, RenderSummary)), RenderSummary())
     return {
-        "plan": S.plan_doc(run.run_id),
+        "plan": render.plan if (render.plan or "").startswith("plan/") else S.plan_doc(run.run_id),
         "policy": S.policy_report_doc(run.run_id),
         "secscan": S.secscan_report_doc(run.run_id),
-        "render-index": S.render_index_doc(run.repo, run.sha),
+        "render-index": render.index if (render.index or "").startswith("render/")
+        else S.render_index_doc(run.repo, run.sha),
         "deploy": S.deploy_record_doc(run.run_id),  # per-device status, diff, checkpoint, last-known-good
         "verify": S.verify_report_doc(run.run_id, "verify"),  # every check: expected vs observed
         "rollback": S.verify_report_doc(run.run_id, "rollback"),  # the re-verification after a rollback

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lintas.engine import subjects as S
+from lintas.engine.contracts import PolicySummary
 from lintas.engine.diagnostics import Diagnostic
 from lintas.workers.model import InfraModel
 from lintas.workers.model.loader import FABRIC, INV_DEFAULTS, INV_GROUPS, INV_HOSTS
@@ -51,21 +52,13 @@ def summary(decision: Decision, *, backend: str, modules: int, repo_modules: int
     """The compact summary kept on the run (the full decision is in the report document)."""
     items = [{"decision": kind, **v.as_json()} for kind in ("deny", "require_approval", "warn")
              for v in getattr(decision, kind)]
-    return {
-        "backend": backend,
-        "modules": modules,
-        "repo_modules": repo_modules,
-        "deny": len(decision.deny),
-        "warn": len(decision.warn),
-        "require_approval": len(decision.require_approval),
-        "violations": items[:MAX_SUMMARY_ITEMS],
-        "truncated": len(items) > MAX_SUMMARY_ITEMS,
-        "report": report,
-        "input_sha256": input_sha256,
-        "evaluated_at": meta.get("evaluated_at"),
-        "labels": list(meta.get("labels") or []),
-        "duration_ms": round(duration_ms, 1),
-    }
+    return PolicySummary(
+        backend=backend, modules=modules, repo_modules=repo_modules, deny=len(decision.deny), warn=len(decision.warn),
+        require_approval=len(decision.require_approval), violations=items[:MAX_SUMMARY_ITEMS],
+        truncated=len(items) > MAX_SUMMARY_ITEMS, report=report, input_sha256=input_sha256,
+        evaluated_at=meta.get("evaluated_at"), labels=list(meta.get("labels") or []),
+        duration_ms=round(duration_ms, 1),
+    ).dump()
 
 
 def reasons(items: tuple[Violation, ...]) -> list[str]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.contracts import RenderSummary, upstream
 from lintas.engine.diagnostics import Diagnostic
 from lintas.engine.errors import InputError
 from lintas.engine.settings import Settings
@@ -111,7 +112,7 @@ class PolicyStage:
         root = await asyncio.to_thread(ctx.checkout)
         store = NatsArtifactStore(ctx.topology.artifacts)
         try:
-            render = await self._render_plan(store, job.inputs.get("render"))
+            render = await self._render_plan(store, upstream(job, RenderSummary))
         except PolicyError as exc:
             await ctx.log.error(f"failing closed: {exc.reason}")
             return StageResult.failed(f"policy input incomplete (fail closed): {exc.reason}",
@@ -150,13 +151,13 @@ class PolicyStage:
         return result
 
     @staticmethod
-    async def _render_plan(store: NatsArtifactStore, render: dict[str, Any] | None) -> dict[str, Any] | None:
+    async def _render_plan(store: NatsArtifactStore, render: RenderSummary | None) -> dict[str, Any] | None:
         """The render stage's change, read from its stored plan document: the same plan deploy reads,
         whatever the size of the render stage's inline result (large lists may be left out of it)."""
         if render is None:
             return None
-        name = render.get("plan")
-        if not isinstance(name, str):
+        name = render.plan
+        if name is None:
             raise PolicyError("the render stage's result names no plan document")
         raw = await store.get_doc(name)
         if raw is None:

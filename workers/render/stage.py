@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import ArtifactStore, NatsArtifactStore, content_id
+from lintas.engine.contracts import RenderSummary
 from lintas.engine.errors import InputError
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageContext, StageResult
@@ -94,10 +95,12 @@ class RenderStage:
             tp = plan.targets[name]
             stats = ", ".join(f"{d.name} +{d.added} -{d.removed}" for d in tp.diffs)
             await ctx.log.info(f"{'+' if tp.status == 'new' else '~'} {name}: {stats}")
-        return StageResult.ok({
-            "rendered": len(rendered), "reused": reused, "targets": len(model.targets),
-            "plan": S.plan_doc(job.run_id), "index": S.render_index_doc(job.repo, job.sha), **plan.summary(),
-        })
+        return StageResult.ok(RenderSummary(
+            rendered=len(rendered), reused=reused, targets=len(model.targets), plan=S.plan_doc(job.run_id),
+            index=S.render_index_doc(job.repo, job.sha), against=plan.against, new=plan.by_status("new"),
+            changed=plan.by_status("changed"), removed=plan.by_status("removed"),
+            unchanged=len(plan.by_status("unchanged")),
+        ).dump())
 
     @staticmethod
     def _render(

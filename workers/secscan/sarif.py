@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from lintas.engine.contracts import SecscanSummary
 from lintas.workers.secscan.findings import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -83,17 +84,10 @@ def summary(findings: list[Finding], *, files: int, python_files: int, skipped: 
             thresholds: dict[str, str], duration_ms: float) -> dict[str, Any]:
     active = [f for f in findings if f.suppressed is None]
     order = sorted(active, key=lambda f: (not f.blocking, -"lmh".index(f.severity[0]), f.file, f.line))
-    return {
-        "report": report,
-        "format": f"sarif-{SARIF_VERSION}",
-        "files": files,
-        "python_files": python_files,
-        "skipped_files": skipped,
-        "blocking": sum(f.blocking for f in findings),
-        "findings": dict(sorted(Counter(f.tool for f in active).items())),
-        "by_severity": dict(sorted(Counter(f.severity for f in active).items())),
-        "allowlisted": sum(f.suppressed is not None for f in findings),
-        "thresholds": thresholds,
-        "top": [f.as_json() for f in order[:TOP]],
-        "duration_ms": round(duration_ms, 1),
-    }
+    return SecscanSummary(
+        report=report, format=f"sarif-{SARIF_VERSION}", files=files, python_files=python_files, skipped_files=skipped,
+        blocking=sum(f.blocking for f in findings), findings=dict(sorted(Counter(f.tool for f in active).items())),
+        by_severity=dict(sorted(Counter(f.severity for f in active).items())),
+        allowlisted=sum(f.suppressed is not None for f in findings), thresholds=thresholds,
+        top=[f.as_json() for f in order[:TOP]], duration_ms=round(duration_ms, 1),
+    ).dump()

@@ -501,7 +501,8 @@
     }
 
     async function maybePlan(run) {
-      const st = run.stages.find((s) => s.summary && typeof s.summary.plan === 'string' && s.state === 'succeeded');
+      // the render stage's plan, found by the stage's kind (a pipeline may give it another name)
+      const st = run.stages.find((s) => s.kind === 'render' && s.state === 'succeeded');
       if (!st) return;
       const key = `${st.name}/${st.attempts}`;
       if (key === planKey) return;

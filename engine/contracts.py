@@ -1,0 +1,192 @@
+"""What a stage leaves for the stages after it, the CLI and the API: one typed summary per stage kind.
+
+A pipeline names its stages as it likes (``build: {uses: render}``), so a sibling's result
+is found by its *kind*, never by its name, through the one accessor here:
+
+- :func:`upstream` in a stage: ``upstream(ctx.job, RenderSummary)`` is the render stage's
+  summary, whatever that stage is called (None when no render stage succeeded before it);
+- :func:`results_of` in the CLI and the API: every stage of a run of one kind, with its summary.
+
+The models are what each stage kind writes into ``StageResult.summary`` (``.dump()``), field
+for field and in the same order, so the JSON on the wire is what it always was. A summary on
+the run may have been cut to its small fields (:mod:`engine.results`: ``result_ref`` then
+names the whole result), so every field has a default and keys a model does not declare
+are kept. The engine owns these contracts; the stages in ``workers/`` implement them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lintas.engine.errors import PermanentError
+from lintas.engine.events import Job
+
+
+class StageSummary(BaseModel):
+    """The base of every stage kind's summary: lenient (a summary may be cut short, or newer)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: ClassVar[str] = ""
+
+    def dump(self) -> dict[str, Any]:
+        """The summary as ``StageResult.summary`` carries it (plain JSON values)."""
+        return self.model_dump(mode="json")
+
+
+class RenderSummary(StageSummary):
+    """The ``render`` stage: counts, the plan document and the render index, the change set."""
+
+    kind: ClassVar[str] = "render"
+
+    rendered: int = 0
+    reused: int = 0
+    targets: int = 0
+    plan: str | None = None  # the plan document (artifact store) that deploy and policy read
+    index: str | None = None  # the render index: target -> artifact content ids
+    against: str = ""
+    new: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    unchanged: int = 0
+
+
+class PolicySummary(StageSummary):
+    """The ``policy`` stage: decision counts and the first violations (the report has them all)."""
+
+    kind: ClassVar[str] = "policy"
+
+    backend: str = ""
+    modules: int = 0
+    repo_modules: int = 0
+    deny: int = 0
+    warn: int = 0
+    require_approval: int = 0
+    violations: list[dict[str, Any]] = Field(default_factory=list)  # {"decision", "policy", "message", ...}
+    truncated: bool = False
+    report: str | None = None
+    input_sha256: str = ""
+    evaluated_at: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+class SecscanSummary(StageSummary):
+    """The ``secscan`` stage: finding counts and the top findings (never a secret value)."""
+
+    kind: ClassVar[str] = "secscan"
+
+    report: str | None = None
+    format: str = ""
+    files: int = 0
+    python_files: int = 0
+    skipped_files: int = 0
+    blocking: int = 0
+    findings: dict[str, int] = Field(default_factory=dict)  # tool -> active findings
+    by_severity: dict[str, int] = Field(default_factory=dict)
+    allowlisted: int = 0
+    thresholds: dict[str, str] = Field(default_factory=dict)
+    top: list[dict[str, Any]] = Field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+class DeploySummary(StageSummary):
+    """The ``deploy`` stage: the deployment record's name, the waves and each target's outcome."""
+
+    kind: ClassVar[str] = "deploy"
+
+    record: str | None = None
+    waves: list[list[str]] = Field(default_factory=list)
+    committed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    devices: list[dict[str, Any]] = Field(default_factory=list)  # TargetResult.brief() of each
+
+
+class ChecksSummary(StageSummary):
+    """A stage that ends on checks (verify, rollback): the report, totals and the failing checks."""
+
+    report: str | None = None
+    totals: dict[str, int] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # failing checks: device, check, subject, ...
+
+    def failing(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if isinstance(c, dict) and c.get("passed") is False]
+
+
+class VerifySummary(ChecksSummary):
+    kind: ClassVar[str] = "verify"
+
+    confirmed: list[str] = Field(default_factory=list)
+
+
+class RollbackSummary(ChecksSummary):
+    kind: ClassVar[str] = "rollback"
+
+    restored: list[str] = Field(default_factory=list)
+    attention: list[str] = Field(default_factory=list)
+    devices: list[dict[str, Any]] = Field(default_factory=list)
+
+
+SummaryT = TypeVar("SummaryT", bound=StageSummary)
+
+
+class StageOutcome(Protocol):
+    """A stage of a run as the CLI and the API see it (``StageView``, ``StageRecord``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def summary(self) -> dict[str, Any]: ...
+
+
+def summary_as(model: type[SummaryT], summary: Mapping[str, Any], *, stage: str) -> SummaryT:
+    """``summary`` read as ``model``; a summary that breaks its kind's contract fails the reader."""
+    try:
+        return model.model_validate(dict(summary))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "(root)"
+        raise PermanentError(f"the result of stage {stage} (kind {model.kind}) breaks its contract: "
+                             f"{first['msg']} at {where}") from exc
+
+
+def upstream(job: Job, model: type[SummaryT]) -> SummaryT | None:
+    """The summary of the succeeded stage of kind ``model.kind`` this job runs after (the first
+    in pipeline order when there are several); None when there is none.
+
+    A job dispatched before jobs carried ``input_kinds`` names its inputs by stage; those are
+    read as kinds (the default pipeline names every stage after its kind)."""
+    for name, summary in job.inputs.items():
+        if job.input_kinds.get(name, name) == model.kind:
+            return summary_as(model, summary, stage=name)
+    return None
+
+
+def results_of(stages: Iterable[StageOutcome], model: type[SummaryT]) -> list[tuple[str, SummaryT]]:
+    """``(stage name, summary)`` of every stage of kind ``model.kind``, in the order given."""
+    return [(s.name, summary_as(model, s.summary, stage=s.name)) for s in stages if s.kind == model.kind]
+
+
+__all__ = [
+    "ChecksSummary",
+    "DeploySummary",
+    "PolicySummary",
+    "RenderSummary",
+    "RollbackSummary",
+    "SecscanSummary",
+    "StageOutcome",
+    "StageSummary",
+    "SummaryT",
+    "VerifySummary",
+    "results_of",
+    "summary_as",
+    "upstream",
+]
