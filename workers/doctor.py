@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from lintas.engine.cli.output import make_console
 from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 from lintas.workers.lab.topology import MGMT_BRIDGE as LAB_BRIDGE
 
 doctor_app = typer.Typer(help="Check the prerequisites, settings, NATS and targets; say what is missing and how "
                               "to fix it.", invoke_without_command=True)
-console = Console()
+console = make_console()
 
 # feature -> [(program, the Debian package that brings it)]
 FEATURES: dict[str, list[tuple[str, str]]] = {

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
-from rich.console import Console
 
 from lintas.engine import aio, logs, queries
 from lintas.engine.app import build_stages, make_engine, nats_session, redactor_for, resolve_nats_url, stack
 from lintas.engine.cli import daemon
+from lintas.engine.cli.output import make_console
 from lintas.engine.client import control, emit_or_spool, publish_control, publish_push
 from lintas.engine.errors import InputError, LintasError
 from lintas.engine.events import Action, PushEvent, manual_event_id
@@ -31,7 +31,7 @@ emit_app = typer.Typer(help="Publish events (used by git hooks).")
 app.add_typer(emit_app, name="emit")
 spool_app = typer.Typer(help="Events the git hook spooled while NATS did not answer.")
 app.add_typer(spool_app, name="spool")
-console = Console()
+console = make_console()
 
 
 def _version(value: bool) -> None:
@@ -52,7 +52,7 @@ def _main(
 ) -> None:
     """Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.
     Shell completion: `lintas --install-completion` (bash, zsh, fish)."""
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 
 def _settings() -> Settings:
@@ -300,8 +300,7 @@ def policy_test_cmd(
     """Run every Rego unit test (built-in and PATH/policies); pass/fail table; exit 1 on failure."""
     import json
 
-    from rich.markup import escape
-    from rich.table import Table
+    from lintas.engine.cli.output import table
 
     settings = _settings()
     stage = build_stages(settings, ["policy"])[0]
@@ -317,10 +316,7 @@ def policy_test_cmd(
     if json_:
         console.print_json(json.dumps(out))
     else:
-        table = Table(*out["columns"])
-        for row in out["tests"]:
-            table.add_row(*(escape(str(row[c])) for c in out["columns"]))
-        console.print(table)
+        table(console, out["columns"], [[str(row[c]) for c in out["columns"]] for row in out["tests"]])
         console.print(f"{out['passed']} passed, {out['failed']} failed ({out['backend']}, {out['duration_s']} s)")
     raise typer.Exit(0 if out["ok"] else 1)
 

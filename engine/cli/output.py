@@ -20,6 +20,20 @@ STATE_STYLE = {
 }
 
 
+PIPED_WIDTH = 1_000_000
+"""Width of a console whose output is not a terminal: wide enough that rich never wraps or
+truncates (a table is as wide as its content)."""
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console for people when the stream is a terminal (rich, fitted to its width); otherwise
+    one for scripts, pagers and log shippers: no colours, no wrapping, no truncation."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=PIPED_WIDTH, soft_wrap=True, no_color=True, highlight=False)
+
+
 def _dur(s: float | None) -> str:
     if s is None:
         return "-"

@@ -10,17 +10,17 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lintas.engine import aio
+from lintas.engine.cli.output import make_console
 from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 
 drift_app = typer.Typer(help="Drift of every deployed target (switches: config; all: branch head not applied).",
                         invoke_without_command=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 STYLE = {"in_sync": "green", "drifted": "red", "behind": "yellow", "pending_orphan": "bold red", "unreachable": "red",
          "unknown": "dim"}
 

@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from lintas.engine import aio
+from lintas.engine.cli.output import make_console
 from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 
 lab_app = typer.Typer(help="The lab on this machine: FRR switches and libvirt/OVS hosts in namespaces, "
                            "each with sshd (needs root).",
                       no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True)
 
 
 def _run(coro: object) -> object:
