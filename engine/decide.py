@@ -31,7 +31,7 @@ from lintas.engine.commands import (
 )
 from lintas.engine.diagnostics import Diagnostic
 from lintas.engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
-from lintas.engine.pipeline import applies, topo_order
+from lintas.engine.pipeline import applies, downstream, topo_order
 from lintas.engine.state import Approval, Limits, Run, RunState, StageRecord, StageStatus
 
 LogLevel = Literal["info", "warning", "error"]
@@ -434,6 +434,7 @@ def _job(run: Run, rec: StageRecord) -> Job:
         timeout_s=spec.timeout_s,
         inputs={n: r.summary for n, r in run.stages.items() if r.status is StageStatus.succeeded},
         input_kinds={n: r.kind for n, r in run.stages.items() if r.status is StageStatus.succeeded},
+        downstream_kinds=sorted({run.pipeline.stages[n].kind for n in downstream(run.pipeline.stages, rec.name)}),
     )
 
 

@@ -100,6 +100,9 @@ class Job(BaseModel):
     timeout_s: float
     inputs: dict[str, dict[str, Any]] = Field(default_factory=dict)  # upstream summaries
     input_kinds: dict[str, str] = Field(default_factory=dict)  # upstream stage -> its kind (engine.contracts)
+    # Kinds of the stages that run after this one when it succeeds (need it, directly or not);
+    # None from an engine older than this field. Deploy refuses to commit when no verify follows.
+    downstream_kinds: list[str] | None = None
 
     @staticmethod
     def make_id(run_id: str, stage: str, attempt: int) -> str:

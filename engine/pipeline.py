@@ -293,13 +293,48 @@ def _kind_problems(data: object, known: Collection[str]) -> list[tuple[list[str 
     return out
 
 
+def downstream(stages: Mapping[str, StageSpec], name: str) -> set[str]:
+    """The stages of the normal path (not failure handlers) that need ``name``, directly or
+    through others: what runs after it when it succeeds."""
+    out: set[str] = set()
+    frontier = [name]
+    while frontier:
+        current = frontier.pop()
+        for other, spec in stages.items():
+            if other not in out and not spec.is_failure_handler and current in spec.needs:
+                out.add(other)
+                frontier.append(other)
+    return out
+
+
+def confirmation_problems(
+    spec: PipelineSpec, confirmed_by: Mapping[str, str]
+) -> list[tuple[list[str | int], str]]:
+    """A stage whose kind leaves changes pending until a stage of another kind confirms them
+    (``deploy`` commits with a device-side revert timer that only ``verify`` confirms) must be
+    followed by such a stage; otherwise the run would end succeeded and the devices revert."""
+    out: list[tuple[list[str | int], str]] = []
+    for name, stage in spec.stages.items():
+        want = confirmed_by.get(stage.kind)
+        if want is None or stage.is_failure_handler:
+            continue
+        if not any(spec.stages[d].kind == want for d in downstream(spec.stages, name)):
+            out.append((["stages", name], (
+                f"stage '{name}' ({stage.kind}) leaves its changes pending until a '{want}' stage confirms them; "
+                f"add a stage of kind '{want}' that needs '{name}' (directly or through others), or the devices "
+                "would revert after the run is reported succeeded")))
+    return out
+
+
 def load_pipeline(
-    text: str | bytes, *, file: str, known_kinds: Collection[str] | None = None, max_timeout_s: float | None = None
+    text: str | bytes, *, file: str, known_kinds: Collection[str] | None = None, max_timeout_s: float | None = None,
+    confirmed_by: Mapping[str, str] | None = None,
 ) -> PipelineSpec:
     """Parse and check a pipeline; every problem found is in the one PipelineError.
 
     ``max_timeout_s``: the operator's ceiling on stage timeouts (``LINTAS_MAX_STAGE_TIMEOUT_S``);
-    a repo's pipeline asking for more is refused, never silently cut down."""
+    a repo's pipeline asking for more is refused, never silently cut down. ``confirmed_by``: stage
+    kind -> the kind that must follow it (:func:`confirmation_problems`; from the registry)."""
     try:
         doc = load_yaml(text, file=file)
     except YamlError as exc:
@@ -323,6 +358,8 @@ def load_pipeline(
                            "(LINTAS_MAX_STAGE_TIMEOUT_S)")
             for name, stage in spec.stages.items() if stage.timeout_s > max_timeout_s
         )
+    if spec is not None and confirmed_by:
+        diags.extend(doc.diagnostic(path, message) for path, message in confirmation_problems(spec, confirmed_by))
     if diags or spec is None:
         diags.sort(key=lambda d: (d.line or 0, d.column or 0, d.path))
         raise _invalid(file, diags)

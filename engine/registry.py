@@ -7,7 +7,7 @@ listing does not import anything. Workers load the classes they serve.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol
 
@@ -25,6 +25,19 @@ def _eps() -> dict[str, EntryPoint]:
 
 def stage_kinds() -> list[str]:
     return sorted(_eps())
+
+
+def confirmations(kinds: Iterable[str]) -> dict[str, str]:
+    """Stage kind -> the kind that must follow it to confirm its changes (a stage class's
+    ``confirmed_by``; deploy -> verify). Loads the classes of ``kinds``: for workers and the
+    validate stage, not for the engine's hot path."""
+    out: dict[str, str] = {}
+    for kind in kinds:
+        if kind in _eps():
+            want = getattr(load_stage(kind), "confirmed_by", None)
+            if isinstance(want, str):
+                out[kind] = want
+    return out
 
 
 def load_stage(kind: str) -> StageFactory:

@@ -43,8 +43,9 @@ def validate_tree(
             continue  # parsed (once) by the model loader below
         try:
             if rel == pipeline_file:
-                load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=registry.stage_kinds(),
-                              max_timeout_s=max_timeout_s)
+                kinds = registry.stage_kinds()
+                load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=kinds, max_timeout_s=max_timeout_s,
+                              confirmed_by=registry.confirmations(kinds))
             else:
                 fs.load_yaml(rel)
         except InputError as exc:

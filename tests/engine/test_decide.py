@@ -443,7 +443,7 @@ class TestPipelineResolved:
         assert jobs(d) == [Job(
             job_id=f"{RID}/validate/1", run_id=RID, stage="validate", kind="validate", attempt=1, repo=REPO,
             url=URL, ref=REF, sha=SHA, before=BEFORE, changed_paths=["fabric/leaf1.yaml"], options={},
-            timeout_s=60.0, inputs={},
+            timeout_s=60.0, inputs={}, downstream_kinds=["deployer", "render"],
         )]
         rec = run.stages["validate"]
         assert rec.status is StageStatus.running
@@ -464,6 +464,7 @@ class TestPipelineResolved:
         run, d = apply(run, ok("render", summary={"devices": 6}))
         (job,) = jobs(d)
         assert job.stage == "deploy" and job.kind == "deployer"
+        assert job.downstream_kinds == []  # nothing runs after it: a deploy stage would refuse to commit
         assert job.options == {"strategy": "waves"}
         assert job.timeout_s == 300.0
         assert job.job_id == f"{RID}/deploy/1"
