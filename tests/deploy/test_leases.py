@@ -10,8 +10,8 @@ from lintas.engine.app import nats_session
 from lintas.engine.errors import LockHeldError
 from lintas.engine.locks import LeaseLocks
 from lintas.engine.settings import Settings
-from lintas.workers.deploy.deploy import _acquire_waiting
 from lintas.workers.deploy.drift import DRIFT_OWNER
+from lintas.workers.deploy.rollout import acquire_waiting
 
 
 async def test_deploy_waits_for_a_short_lease_then_takes_it(settings: Settings) -> None:
@@ -24,7 +24,7 @@ async def test_deploy_waits_for_a_short_lease_then_takes_it(settings: Settings) 
             await locks.release(scan)
 
         ender = asyncio.create_task(scan_ends())
-        lease = await _acquire_waiting(locks, "leaf-01", "run:r-1", wait_s=10)
+        lease = await acquire_waiting(locks, "leaf-01", "run:r-1", wait_s=10)
         await ender
         assert lease.owner == "run:r-1" and lease.revision > scan.revision
 
@@ -34,4 +34,4 @@ async def test_deploy_gives_up_on_a_device_held_by_another_run(settings: Setting
         locks = LeaseLocks(topo.locks, ttl_s=60)
         await locks.acquire("leaf-01", "run:r-other")
         with pytest.raises(LockHeldError, match="run:r-other"):
-            await _acquire_waiting(locks, "leaf-01", "run:r-1", wait_s=1.2)
+            await acquire_waiting(locks, "leaf-01", "run:r-1", wait_s=1.2)

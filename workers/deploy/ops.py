@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, Unpack
+
+from lintas.workers.devices import DeviceDriver, kernel_facts, pending_commit_info
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +48,36 @@ def commit_message(run_id: str, sha: str, repo: str, ref: str) -> str:
     return f"lintas run {run_id} {sha[:8]} ({repo} {ref})"
 
 
-def pending_commit(driver: Any, name: str) -> PendingCommit | None:
-    info = driver.get_pending_commit()
-    if not info:
+def pending_commit(driver: DeviceDriver, name: str) -> PendingCommit | None:
+    info = pending_commit_info(driver)
+    if info is None:
         return None
-    m = _RUN_IN_MESSAGE.match(str(info.get("message") or ""))
-    left = info.get("seconds_left")
-    return PendingCommit(status=str(info.get("status")), checkpoint=info.get("checkpoint"),
-                         run_id=m.group(1) if m else None, seconds_left=int(left) if left is not None else None)
+    m = _RUN_IN_MESSAGE.match(info.get("message") or "")
+    return PendingCommit(status=info["status"], checkpoint=info.get("checkpoint"),
+                         run_id=m.group(1) if m else None, seconds_left=info.get("seconds_left"))
 
 
-def commit_state(driver: Any, name: str) -> tuple[PendingCommit | None, str | None]:
+def commit_state(driver: DeviceDriver, name: str) -> tuple[PendingCommit | None, str | None]:
     """The pending commit (if any) and the checkpoint the device runs (its last commit's)."""
     return pending_commit(driver, name), checkpoint_of(driver)
 
 
-def apply(driver: Any, name: str, *, bundles: dict[str, dict[str, str]], revert_in: int, message: str,
-          fence: Callable[[str], None], run_id: str) -> Applied:
+class CommitArgs(TypedDict):
+    """How :func:`apply` commits: the device-side timer, the message (it names the run), the run."""
+
+    revert_in: int
+    message: str
+    run_id: str
+
+
+def apply(driver: DeviceDriver, name: str, *, bundles: dict[str, dict[str, str]], fence: Callable[[str], None],
+          **commit: Unpack[CommitArgs]) -> Applied:
     """Load the replace candidate; if it differs, check our lease and commit with a revert timer.
 
     A pending commit is looked at first: this run's own (made before a crash or a redelivery)
     is adopted as committed and awaiting verify, never mistaken for "unchanged"; anyone
     else's fails the device (:class:`ForeignCommitError`)."""
+    run_id = commit["run_id"]
     pend = pending_commit(driver, name)
     if pend is not None:
         if pend.run_id != run_id or pend.status != "pending":
@@ -75,23 +86,22 @@ def apply(driver: Any, name: str, *, bundles: dict[str, dict[str, str]], revert_
         return Applied(True, f"(commit {pend.checkpoint} made by this run before a restart, adopted: "
                              f"{pend.seconds_left} s left on its timer)", pend.checkpoint, resumed=True,
                        seconds_left=pend.seconds_left)
-    driver.load_replace_candidate(config=bundles[name])
+    driver.load_replace_candidate(config=json.dumps(bundles[name]))  # napalm: config is text (a JSON bundle)
     diff = driver.compare_config()
     if not diff.strip():
         driver.discard_config()
         return Applied(False, "", None)
     fence(name)
-    driver.commit_config(message=message, revert_in=revert_in)
+    driver.commit_config(message=commit["message"], revert_in=commit["revert_in"])
     return Applied(True, diff, checkpoint_of(driver))
 
 
-def checkpoint_of(driver: Any) -> str | None:
-    applied = driver.get_kernel_facts().get("applied") or {}
-    ckpt = applied.get("checkpoint")
-    return str(ckpt) if ckpt else None
+def checkpoint_of(driver: DeviceDriver) -> str | None:
+    applied = kernel_facts(driver).get("applied") or {}
+    return applied.get("checkpoint") or None
 
 
-def bgp_health(driver: Any, name: str, *, peers: dict[str, list[str]]) -> list[str]:
+def bgp_health(driver: DeviceDriver, name: str, *, peers: dict[str, list[str]]) -> list[str]:
     """Problems with the sessions to ``peers[name]`` (peer addresses): [] when all are Established
     with IPv4 prefixes received."""
     want = peers.get(name, [])
@@ -108,7 +118,7 @@ def bgp_health(driver: Any, name: str, *, peers: dict[str, list[str]]) -> list[s
     return problems
 
 
-def confirm(driver: Any, name: str, *, run_id: str, checkpoints: dict[str, str | None]) -> str:
+def confirm(driver: DeviceDriver, name: str, *, run_id: str, checkpoints: dict[str, str | None]) -> str:
     """Confirm this run's commit on one device: ``confirmed``, or ``already_confirmed`` when no
     commit is pending and the device still runs this run's checkpoint (confirmed before a
     crash). Raises when the commit is gone (the timer restored it) or pending for someone else."""
@@ -125,7 +135,7 @@ def confirm(driver: Any, name: str, *, run_id: str, checkpoints: dict[str, str |
                       "before confirmation")
 
 
-def restore(driver: Any, name: str, *, checkpoints: dict[str, str | None], run_id: str) -> str:
+def restore(driver: DeviceDriver, name: str, *, checkpoints: dict[str, str | None], run_id: str) -> str:
     """Undo this run's commit on one device: ``rolled_back``, ``reverted`` (the timer did it),
     or ``not_ours``: the pending commit there is another run's (or unknown): left alone."""
     pend = pending_commit(driver, name)
@@ -141,7 +151,7 @@ def restore(driver: Any, name: str, *, checkpoints: dict[str, str | None], run_i
     return "reverted"
 
 
-def running_fingerprint(driver: Any, name: str) -> str:
+def running_fingerprint(driver: DeviceDriver, name: str) -> str:
     """SHA-256 of the device's running state as ``get_config`` shows it (FRR running config plus
     the managed Linux side): recorded when a deploy is confirmed, so that a drift scan can
     tell "nothing changed" from one cheap read and run the full compare only otherwise."""
@@ -149,5 +159,5 @@ def running_fingerprint(driver: Any, name: str) -> str:
     return "sha256:" + hashlib.sha256(running.encode()).hexdigest()
 
 
-def pending(driver: Any, name: str) -> bool:
+def pending(driver: DeviceDriver, name: str) -> bool:
     return bool(driver.has_pending_commit())
