@@ -110,4 +110,6 @@ class LocalStage(Protocol):
 
     kind: ClassVar[str]
 
-    def run_local(self, root: Path, *, against: str | None = None) -> StageResult: ...
+    def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
+        """``repo``: the registered name of the repo this working copy is (whose deployed targets
+        are the baseline); None: worked out from its remotes."""

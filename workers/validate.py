@@ -120,7 +120,7 @@ class ValidateStage:
             finally:
                 settle()  # the cached model stays out of later collections
 
-    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
+    def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
         """`lintas validate PATH`: everything the validate stage checks, and the templates
         rendered for every target, so "valid" means the pipeline's render will not reject it."""
         diags, summary, model = self._validate(root)

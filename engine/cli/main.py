@@ -277,13 +277,15 @@ def validate_cmd(path: Annotated[Path, typer.Argument()] = Path(".")) -> None:
 def plan_cmd(
     path: Annotated[Path, typer.Argument()] = Path("."),
     against: Annotated[str | None, typer.Option(help="git ref to compare with (default: deployed state, else HEAD)")] = None,
+    repo: Annotated[str | None, typer.Option(help="the registered repo this working copy is, whose deployed "
+                                                  "targets are the baseline (default: found from its remotes)")] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Validate, render and show the per-device plan of a working copy (like `terraform plan`)."""
     from lintas.engine.cli.output import print_plan
 
     settings = _settings()
-    result = _local_stage("render", settings).run_local(path.resolve(), against=against)
+    result = _local_stage("render", settings).run_local(path.resolve(), against=against, repo=repo)
     _print_result(result)
     print_plan(console, result.summary["plan"], json_)
 

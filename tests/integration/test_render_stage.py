@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,43 @@ async def test_run_plan_equals_lintas_plan_for_an_explicit_vtep(
         local_plan = Plan.model_validate(local.summary["plan"])
         assert local_plan.against == run_plan.against == "deployed"
         assert local_plan.targets == run_plan.targets
+
+
+async def test_lintas_plan_compares_against_its_own_repos_deployed_targets(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the run's plan does: the baseline is what *this* repo deployed, never another repo's
+    targets. The working copy is found in the registry by its remote; a copy that is not, with
+    targets deployed from several repos, is refused rather than planned against a guess."""
+    from lintas.engine.app import nats_session
+
+    repo = make_repo(tmp_path, settings)
+    monkeypatch.setenv("LINTAS_NATS_URL", settings.nats_url or "")
+    monkeypatch.setenv("LINTAS_HOME", str(settings.home))
+    async with nats_session(settings, name="test") as (_nc, topo):
+        await TargetStore(topo.targets).put(TargetState(
+            target="leaf-01", kind="device", repo="other", commit="b" * 40, run_id="r-other",
+            artifacts={"frr.conf": "sha256:" + "0" * 64}, deployed_at=datetime.now(UTC)))
+
+    plan = await asyncio.to_thread(RenderStage(settings).run_local, repo)
+    assert plan.outcome == "succeeded", plan.failure
+    local = Plan.model_validate(plan.summary["plan"])
+    assert local.against.startswith("HEAD ") and "no deployed state known" in local.against  # nothing of infra's
+    assert {t.status for t in local.targets.values()} == {"unchanged"}
+
+    async with nats_session(settings, name="test") as (_nc, topo):
+        await TargetStore(topo.targets).put(TargetState(
+            target="leaf-02", kind="device", repo="infra", commit="c" * 40, run_id="r-infra",
+            artifacts={"frr.conf": "sha256:" + "1" * 64}, deployed_at=datetime.now(UTC)))
+    clone = tmp_path / "unregistered"
+    git(tmp_path, "clone", "-q", str(repo), str(clone), settings=settings)  # its remote is the work tree
+    refused = await asyncio.to_thread(RenderStage(settings).run_local, clone)
+    assert refused.outcome == "failed" and refused.failure is not None
+    assert "deployed from several repos (infra, other)" in str(refused.failure.diagnostics[0]), refused.failure
+    named = await asyncio.to_thread(RenderStage(settings).run_local, clone, repo="infra")
+    assert named.outcome == "succeeded", named.failure
+    by_name = Plan.model_validate(named.summary["plan"])
+    assert by_name.against == "deployed"
+    assert by_name.targets["leaf-02"].status == "changed" and by_name.targets["leaf-01"].status == "new"
+    mine = Plan.model_validate((await asyncio.to_thread(RenderStage(settings).run_local, repo)).summary["plan"])
+    assert mine.targets == by_name.targets  # the registered copy finds "infra" by itself

@@ -164,7 +164,7 @@ class PolicyStage:
             raise PolicyError(f"the render stage's plan document {name} is missing")
         return Plan.model_validate_json(raw).summary()
 
-    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
+    def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
         """`lintas policy check [PATH] [--against REF]` without NATS (no report document)."""
         t0 = time.perf_counter()
         try:

@@ -57,15 +57,51 @@ def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderI
 Deployed = tuple[dict[str, dict[str, str]], dict[str, bytes], dict[str, list[str]]]
 
 
-def _deployed_baseline() -> Deployed | None:
-    """The last deployed artifacts, if a Lintas is reachable (quietly None otherwise)."""
+def _origin_urls(root: Path) -> set[str]:
+    """The working copy's remote URLs, local paths made absolute (as the registry stores them)."""
+    import git
+
+    try:
+        with git.Repo(root, search_parent_directories=False) as repo:
+            urls = {u for remote in repo.remotes for u in remote.urls}
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError, ValueError):
+        return set()
+    return urls | {str((root / u).resolve()) for u in urls if "://" not in u and ":" not in u.split("/")[0]}
+
+
+def registered_repo(root: Path, settings: Settings) -> str | None:
+    """The name under which Lintas knows this working copy: the registry entry whose URL is one
+    of its remotes (the run's plan compares against the deployed targets of its own repo)."""
+    from lintas.engine.repos import RepoRegistry
+
+    urls = _origin_urls(root)
+    names = sorted(name for name, e in RepoRegistry(settings.home).load().items()
+                   if e.url in urls or str(Path(e.url).resolve()) in urls)
+    return names[0] if len(names) == 1 else None
+
+
+def _deployed_baseline(root: Path, repo: str | None) -> Deployed | None:
+    """The last deployed artifacts of this working copy's repo, if a Lintas is reachable (quietly
+    None otherwise). The repo is ``repo``, else the registered one whose URL is a remote of the
+    working copy, else the only repo anything was deployed from; with several and no way to
+    tell, the plan refuses to guess (a plan against another repo's targets would be wrong)."""
     from lintas.engine.app import nats_session
     from lintas.engine.artifacts import NatsArtifactStore
     from lintas.engine.targets import TargetStore
 
+    settings = Settings()
+    repo = repo or registered_repo(root, settings)
+
     async def fetch() -> Deployed:
-        async with nats_session(Settings(), name="lintas-plan") as (_nc, topo):
-            deployed = await TargetStore(topo.targets).all()
+        async with nats_session(settings, name="lintas-plan") as (_nc, topo):
+            everything = await TargetStore(topo.targets).all()
+            repos = {s.repo for s in everything.values()}
+            mine = repo if repo is not None else (next(iter(repos)) if len(repos) == 1 else None)
+            if mine is None and repos:
+                raise InputError([Diagnostic(file=str(root), message=(
+                    f"targets are deployed from several repos ({', '.join(sorted(repos))}) and this working copy "
+                    "is not registered under one of them: pass --repo NAME"))], summary="which repo is this?")
+            deployed = {t: s for t, s in everything.items() if s.repo == mine}
             store = NatsArtifactStore(topo.artifacts)
             base = {t: s.artifacts for t, s in deployed.items()}
             blobs = {b: (await store.get_blob(b)) or b"" for arts in base.values() for b in arts.values()}
@@ -73,6 +109,8 @@ def _deployed_baseline() -> Deployed | None:
 
     try:
         result = asyncio.run(asyncio.wait_for(fetch(), 10))
+    except InputError:
+        raise
     except (LintasError, OSError, TimeoutError):
         return None
     return result if result[0] else None
@@ -89,7 +127,9 @@ def _has_head(root: Path) -> bool:
         return False
 
 
-def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = None) -> StageResult:
+def plan_local(
+    root: Path, *, against: str | None, cache: ModelCache | None = None, repo: str | None = None
+) -> StageResult:
     drifted: dict[str, list[str]] = {}
     try:
         index, texts = _render_tree(root, cache)
@@ -103,7 +143,7 @@ def plan_local(root: Path, *, against: str | None, cache: ModelCache | None = No
             for arts in base_texts.values():
                 for text in arts.values():
                     blobs[content_id(text.encode())] = text.encode()
-        elif (deployed := _deployed_baseline()) is not None:
+        elif (deployed := _deployed_baseline(root, repo)) is not None:
             baseline, label, drifted = deployed[0], "deployed", deployed[2]  # drift: as the run's plan
             blobs.update(deployed[1])
         elif not _has_head(root):

@@ -130,8 +130,8 @@ class RenderStage:
         return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered,
                                drifted=drifted)
 
-    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
-        return plan_local(root, against=against, cache=self._cache)
+    def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
+        return plan_local(root, against=against, cache=self._cache, repo=repo)
 
 
 __all__ = ["RenderStage", "content_id"]

@@ -113,7 +113,7 @@ class SecscanStage:
             f"({scan.duration_ms:.0f} ms); report {name}")
         return result_of(scan, name)
 
-    def run_local(self, root: Path, *, against: str | None = None) -> StageResult:
+    def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
         """`lintas secscan [PATH]` on a working copy (default options; no report document)."""
         try:
             scan = scan_repo(root, SecscanOptions())
