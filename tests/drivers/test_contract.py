@@ -14,7 +14,8 @@ from lintas.workers.drivers.frr import errors as fe
 from lintas.workers.drivers.frr.driver import FrrDriver
 
 EXTRA_METHODS = {"get_evpn_peers", "get_evpn_vnis", "get_evpn_macs", "get_kernel_facts", "get_ipv4_routes", "ping_df",
-                 "get_pending_commit"}
+                 "get_pending_commit",
+                 "get_fabric_state", "ping_many", "get_running_and_pending"}  # verify's and drift's one-exec reads
 IMPLEMENTED = {
     "open", "close", "is_alive", "load_replace_candidate", "load_merge_candidate", "compare_config",
     "commit_config", "confirm_commit", "has_pending_commit", "discard_config", "rollback", "get_facts",

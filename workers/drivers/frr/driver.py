@@ -54,7 +54,7 @@ from lintas.workers.drivers.frr.errors import (
 from lintas.workers.drivers.frr.frr_diff import parse_reload_test, reload_failed_reason
 from lintas.workers.drivers.frr.linux_apply import Plan, plan_linux, plan_restore
 from lintas.workers.drivers.frr.linux_model import Desired, desired_state
-from lintas.workers.drivers.frr.reads import ReadsMixin
+from lintas.workers.drivers.frr.reads import ReadsMixin, parse_pending, pending_parts
 from lintas.workers.drivers.frr.remote import (
     Gathered,
     gather_script,
@@ -302,30 +302,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         the device; ``seconds_left`` is counted by the device's own clock (``stale``: no live
         timer). One exec."""
         self._setup()
-        d = shlex.quote(self.revert_dir)
-        res = self._run(f"{revert.pending_status(self.revert_dir)}{mark('marker')}\n"
-                        f"head -n 1 {d}/pending 2>/dev/null || head -n 1 {d}/reverting 2>/dev/null\n"
-                        f"{mark('meta')}\ncat {d}/checkpoint/meta.json 2>/dev/null\n{mark('now')}\ndate +%s\n",
+        res = self._run("\n".join(f"{mark(n)}\n{c}" for n, c in pending_parts(self.revert_dir)) + "\n",
                         what="pending commit")
-        status = res.stdout.splitlines()[0].strip() if res.stdout.strip() else "none"
-        if status == "none":
-            return None
-        sections = parse_sections(res.stdout)
-        marker = sections.get("marker", "").split()
-        try:
-            meta = json.loads(sections.get("meta", "") or "{}")
-        except json.JSONDecodeError:
-            meta = {}
-        token = marker[0] if marker else None
-        deadline = int(marker[1]) if len(marker) > 1 and marker[1].isdigit() else None
-        now = int(sections.get("now", "0").strip() or 0)
-        same = isinstance(meta, dict) and token is not None and meta.get("id") == token
-        return {"status": status, "checkpoint": token,
-                "message": str(meta.get("message", "")) if same else "",
-                "created_at": meta.get("created_at") if same else None,
-                "revert_in": meta.get("revert_in") if same else None,
-                "deadline": deadline,
-                "seconds_left": max(0, deadline - now) if deadline is not None and now else None}
+        return parse_pending(parse_sections(res.stdout))
 
     def confirm_commit(self) -> None:
         self._setup()

@@ -4,6 +4,10 @@ A mixin of :class:`~workers.drivers.frr.driver.FrrDriver`, kept apart so that ea
 stays small; it needs only ``self._run`` (one SSH exec) and ``self._candidate``. Each
 getter is one SSH exec whose sections are split by ``@@name`` markers; parsing lives in
 :mod:`workers.drivers.frr.getters`.
+
+Verification reads a switch with :meth:`ReadsMixin.get_fabric_state` (one exec, one ``vtysh``
+with several ``-c``) and pings with :meth:`ReadsMixin.ping_many` (one exec, the pings at once),
+all over the driver's one SSH session: each exec is a channel of it, never a new handshake.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from lintas.workers.drivers.frr import getters
+from lintas.workers.drivers.frr import getters, revert
 from lintas.workers.drivers.frr.candidate import Candidate, mask_secrets
 from lintas.workers.drivers.frr.errors import FrrCommandError
 from lintas.workers.drivers.frr.remote import mark, parse_sections
@@ -40,9 +44,64 @@ def _vtysh(command: str) -> str:
     return "vtysh -c " + shlex.quote(command)
 
 
+def _vtysh_many(commands: list[str]) -> str:
+    return "vtysh " + " ".join("-c " + shlex.quote(c) for c in commands)
+
+
+def json_docs(text: str) -> list[Any]:
+    """The JSON documents printed one after another (what one ``vtysh`` with several JSON
+    ``-c`` commands prints); raises ValueError on anything else."""
+    dec = json.JSONDecoder()
+    docs: list[Any] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            return docs
+        try:
+            doc, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a sequence of JSON documents: {exc}") from None
+        docs.append(doc)
+
+
+def pending_parts(revert_dir: str) -> list[tuple[str, str]]:
+    """The sections that tell the commit pending on the device (see :func:`parse_pending`)."""
+    d = shlex.quote(revert_dir)
+    return [("pstatus", "(" + revert.pending_status(revert_dir).strip() + ")"),
+            ("pmarker", f"head -n 1 {d}/pending 2>/dev/null || head -n 1 {d}/reverting 2>/dev/null"),
+            ("pmeta", f"cat {d}/checkpoint/meta.json 2>/dev/null"), ("pnow", "date +%s")]
+
+
+def parse_pending(sections: dict[str, str]) -> dict[str, Any] | None:
+    """``get_pending_commit``'s answer from :func:`pending_parts`' sections."""
+    status = sections.get("pstatus", "").strip() or "none"
+    if status == "none":
+        return None
+    marker = sections.get("pmarker", "").split()
+    meta = _json(sections.get("pmeta", ""), {})
+    token = marker[0] if marker else None
+    deadline = int(marker[1]) if len(marker) > 1 and marker[1].isdigit() else None
+    now_text = sections.get("pnow", "0").strip()
+    now = int(now_text) if now_text.isdigit() else 0
+    same = isinstance(meta, dict) and token is not None and meta.get("id") == token
+    return {"status": status, "checkpoint": token,
+            "message": str(meta.get("message", "")) if same else "",
+            "created_at": meta.get("created_at") if same else None,
+            "revert_in": meta.get("revert_in") if same else None,
+            "deadline": deadline,
+            "seconds_left": max(0, deadline - now) if deadline is not None and now else None}
+
+
+_STATE_BGP = ["show bgp vrf all neighbors json", "show bgp vrf all summary json", "show ip route json"]
+_STATE_EVPN = ["show evpn vni json", "show evpn vni detail json"]
+
+
 class ReadsMixin:
     _candidate: Candidate | None
     _run: Callable[..., Result]
+    _setup: Callable[[], Any]  # the device's capabilities (cached after the first exec)
     revert_dir: str
 
     def _sections(self, parts: list[tuple[str, str]], what: str) -> dict[str, str]:
@@ -108,9 +167,7 @@ class ReadsMixin:
         out = {"running": "", "startup": "", "candidate": ""}
         parts: list[tuple[str, str]] = []
         if retrieve in ("all", "running"):
-            parts += [("running", _vtysh("show running-config")),
-                      ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
-                      ("links", "ip -j -d link show"), ("addrs", "ip -j addr show")]
+            parts += self._running_parts()
         if retrieve in ("all", "startup"):
             parts.append(("startup", "cat /etc/frr/frr.conf"))
         if parts:
@@ -123,6 +180,18 @@ class ReadsMixin:
         if sanitized:
             out = {k: mask_secrets(v) for k, v in out.items()}
         return out
+
+    def _running_parts(self) -> list[tuple[str, str]]:
+        return [("running", _vtysh("show running-config")),
+                ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
+                ("links", "ip -j -d link show"), ("addrs", "ip -j addr show")]
+
+    def get_running_and_pending(self) -> tuple[str, dict[str, Any] | None]:
+        """``get_config(retrieve="running")["running"]`` and ``get_pending_commit()`` in one exec
+        (what a drift scan reads of a switch that did not change)."""
+        self._setup()
+        s = self._sections(self._running_parts() + pending_parts(self.revert_dir), "get_running_and_pending")
+        return s["running"].strip() + "\n" + _linux_summary(s), parse_pending(s)
 
     def ping(self, destination: str, source: str = "", ttl: int = 255, timeout: int = 2, size: int = 100,
              count: int = 5, vrf: str = "", source_interface: str = "") -> dict[str, Any]:
@@ -158,6 +227,86 @@ class ReadsMixin:
         """The default VRF's IPv4 RIB: ``{prefix: {"protocol", "selected", "installed", "nexthops"}}``."""
         s = self._sections([("r", _vtysh("show ip route json"))], "get_ipv4_routes")
         return getters.ipv4_routes(_json(s["r"], {}))
+
+    # -- verification: everything in one exec ---------------------------------------------
+
+    def get_fabric_state(self, evpn: bool = True) -> dict[str, Any]:
+        """What verification reads of a switch, in **one** exec and one ``vtysh`` process:
+        ``{"bgp": get_bgp_neighbors(), "bgp_summary": raw summary JSON, "routes":
+        get_ipv4_routes(), "vnis": get_evpn_vnis() ({} unless ``evpn``), "interfaces":
+        get_interfaces() (without speeds), "kernel": {"capabilities": ...}}``.
+
+        FRR prints nothing at all for an EVPN command on a switch without EVPN, so the answers
+        are told apart by their count; when it is not one per command, the commands are run
+        again each in its own ``vtysh`` (still one exec)."""
+        caps = self._setup()
+        commands = _STATE_BGP + (_STATE_EVPN if evpn else [])
+        parts = [("vtysh", _vtysh_many(commands)), ("links", "ip -j -d link show")]
+        if evpn:
+            parts += [("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
+                      ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null")]
+        s = self._sections(parts, "get_fabric_state")
+        try:
+            docs = json_docs(s["vtysh"])
+        except ValueError:
+            docs = []
+        if len(docs) != len(commands):
+            again = self._sections([(f"c{i}", _vtysh(c)) for i, c in enumerate(commands)], "get_fabric_state")
+            docs = [_json(again.get(f"c{i}", ""), {}) for i in range(len(commands))]
+        neighbors, summary, routes = docs[0], docs[1], docs[2]
+        links = _json(s["links"], [])
+        out: dict[str, Any] = {
+            "bgp": getters.bgp_neighbors(neighbors if isinstance(neighbors, dict) else {},
+                                         summary if isinstance(summary, dict) else {}),
+            "bgp_neighbors_raw": neighbors if isinstance(neighbors, dict) else {},
+            "bgp_summary": summary if isinstance(summary, dict) else {},
+            "routes": getters.ipv4_routes(routes if isinstance(routes, dict) else {}),
+            "interfaces": getters.interfaces(links if isinstance(links, list) else []),
+            "kernel": {"mode": caps.mode, "capabilities": caps.to_json()},
+            "vnis": {},
+        }
+        if evpn:
+            applied = _json(s.get("applied", ""), {})
+            modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
+            vni, detail = docs[3], docs[4]
+            out["vnis"] = getters.evpn_vnis(vni if isinstance(vni, dict) else {},
+                                            detail if isinstance(detail, (list, dict)) else [],
+                                            getters.with_pvids(links, _json(s.get("vlans", ""), [])), modelled)
+        return out
+
+    def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
+        """Several pings at once in one exec: each probe ``{"destination", "source", "size",
+        "df"}`` is one ``ping -c 1``; returns napalm ``ping`` results in the same order."""
+        if not probes:
+            return []
+        lines = ['d=$(mktemp -d) || exit 1']
+        for i, p in enumerate(probes):
+            for what in ("destination", "source"):
+                value = str(p.get(what) or "")
+                if value and not _SAFE_ARG.fullmatch(value):
+                    raise ValueError(f"ping {what} {value!r}: not an address or interface name")
+            argv = ["ping", "-n", "-c", "1", "-W", str(int(timeout)), "-s", str(int(p.get("size", 56)))]
+            if p.get("source"):
+                argv += ["-I", str(p["source"])]
+            if p.get("df"):
+                argv += ["-M", "do"]
+            argv.append(str(p["destination"]))
+            lines.append(f"{' '.join(argv)} > \"$d/{i}\" 2>&1; echo \"rc=$?\" >> \"$d/{i}\" &")
+        lines.append("wait")
+        for i in range(len(probes)):
+            lines += [mark(f"p{i}"), f'cat "$d/{i}"']
+        lines += ['rm -rf "$d"', mark("end")]
+        res = self._run("\n".join(lines) + "\n", timeout=float(timeout + 15), what="ping_many")
+        sections = parse_sections(res.stdout)
+        if "end" not in sections:
+            raise FrrCommandError(f"ping_many: incomplete answer from the device: {res.stderr.strip()[-300:]}")
+        out = []
+        for i in range(len(probes)):
+            text = sections.get(f"p{i}", "")
+            rc = re.search(r"^rc=(\d+)$", text, re.M)
+            out.append(getters.ping_result(re.sub(r"^rc=\d+$", "", text, flags=re.M),
+                                           int(rc.group(1)) if rc else 1))
+        return out
 
     # -- EVPN getters (not in napalm's base) ------------------------------------------------
 
