@@ -114,3 +114,27 @@ def test_the_deployment_record_stores_the_typed_failure() -> None:
     back = TargetResult.model_validate_json(r.model_dump_json())
     assert back.failure == f and not back.failure.retryable
     assert TargetResult.model_validate({"target": "leaf-01"}).failure is None  # records written before
+
+
+def test_the_disposition_reaches_the_deploy_stages_result(tmp_path: Path) -> None:
+    """What Fleet.run returned for a failed commit is what the stage's result carries per device."""
+    from lintas.engine.contracts import DeploySummary
+    from lintas.workers.deploy.record import DeployRecord
+    from lintas.workers.deploy.rollout import result_of
+
+    model = load_model(TEMPLATE)
+    fleet = Fleet(model, _settings(tmp_path), ["leaf-01", "leaf-02"])
+    for n in ("leaf-01", "leaf-02"):
+        fleet._nr.inventory.hosts[n].connections[NAPALM] = _Session(object())  # type: ignore[assignment]
+    out = asyncio.run(fleet.run(["leaf-01", "leaf-02"], _op))
+    record = DeployRecord(run_id="r-1", repo="demo", sha="0" * 40, revert_in_s=60)
+    for name, o in out.items():  # as Rollout.switch_wave records a failed commit
+        r = record.targets[name] = TargetResult(target=name, wave=1)
+        r.status, r.error, r.failure = "failed", o.error, o.failure
+    result = result_of(DeployRecord.model_validate_json(record.model_dump_json()))  # through the stored record
+    assert result.outcome == "failed"
+    devices = {d["target"]: d for d in DeploySummary.model_validate(result.summary).devices}
+    assert devices["leaf-01"]["failure"] == {"type": "FrrConnectionError", "message": out["leaf-01"].error,
+                                             "disposition": "retry", "delay_s": out["leaf-01"].failure.delay_s}  # type: ignore[union-attr]
+    assert (devices["leaf-02"]["failure"]["type"], devices["leaf-02"]["failure"]["disposition"]) == (
+        "FrrCommitError", "finish")

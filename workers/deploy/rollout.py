@@ -128,7 +128,7 @@ class Rollout:
             if out.ok and out.value is not None:
                 await self._applied(r, out.value, timer)
             else:
-                r.status, r.error = "failed", out.error
+                r.status, r.error, r.failure = "failed", out.error, out.failure
                 failed.append(name)
                 await ctx.log.error(f"{name}: {out.error}")
         await save_record(self.store, record)
@@ -213,6 +213,7 @@ class Rollout:
             r, out = record.targets[name], snaps[name]
             if not out.ok or out.value is None:
                 r.status, r.error = "failed", f"cannot read its state, nothing changed: {out.error}"
+                r.failure = out.failure
                 failed.append(name)
                 await self.ctx.log.error(f"{name}: {r.error}")
                 continue
@@ -249,7 +250,7 @@ class Rollout:
                 for line in v.restart_pending + v.kept:
                     await ctx.log.warning(f"{name}: {line}")
             else:
-                r.status, r.error = "failed", res.error
+                r.status, r.error, r.failure = "failed", res.error, res.failure
                 failed.append(name)
                 await ctx.log.error(f"{name}: {res.error}")
         return failed
