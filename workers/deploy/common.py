@@ -1,4 +1,5 @@
-"""What deploy, verify and rollback share: the model at a commit, leases, the verify loop."""
+"""What deploy, verify and rollback share: the model at a commit, leases, the hosts' verify loop (the
+fabric's is :mod:`workers.deploy.fabric_verify`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from lintas.engine.locks import Lease, LeaseLocks
 from lintas.engine.runlog import RunLogger
 from lintas.engine.stage import StageContext
 from lintas.workers.deploy import checks as C
-from lintas.workers.deploy.fleet import Fleet
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.hosts import ops as host_ops
 from lintas.workers.model import InfraModel
@@ -49,51 +49,6 @@ async def release_all(locks: LeaseLocks, run_id: str, targets: Iterable[str]) ->
 async def renew_all(locks: LeaseLocks, leases: dict[str, Lease]) -> None:
     for t, lease in list(leases.items()):
         leases[t] = await locks.renew(lease)
-
-
-async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger,
-                        timeout_s: float, label: str) -> list[C.Check]:
-    """Poll every device until all checks pass or ``timeout_s`` passes; pings run once the
-    control plane has converged (and always in the last round). Returns the last checks."""
-    expected = {d: C.expected_state(model, d) for d in devices}
-    deadline = time.monotonic() + timeout_s
-    rounds = 0
-    while True:
-        rounds += 1
-        last_round = time.monotonic() >= deadline
-        checks = await _round(fleet, expected, with_pings=False)
-        bad = C.failing(checks)
-        if not bad or last_round:
-            checks = await _round(fleet, expected, with_pings=True)
-            bad = C.failing(checks)
-            if not bad or last_round:
-                s = C.summary(checks)
-                await log.info(f"{label}: {s['passed']}/{s['checks']} checks passed after {rounds} round(s)"
-                               + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else ""))
-                return checks
-        if rounds % 5 == 1:
-            first = check_lines(bad, limit=1)[0]
-            await log.info(f"{label}: waiting for convergence, {len(bad)} check(s) failing (e.g. {first}); "
-                           f"{max(0.0, deadline - time.monotonic()):.0f} s left")
-        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
-
-
-async def _round(fleet: Fleet, expected: dict[str, C.Expected], *, with_pings: bool) -> list[C.Check]:
-    def read(driver: object, name: str) -> list[C.Check]:
-        exp = expected[name]
-        obs = C.observe(driver, exp, with_pings=with_pings)  # type: ignore[arg-type]
-        return C.evaluate(exp, obs, with_pings=with_pings)
-
-    results = await fleet.run(expected, read)
-    out: list[C.Check] = []
-    for name in sorted(expected):
-        r = results[name]
-        if r.ok and r.value is not None:
-            out.extend(r.value)
-        else:
-            out.append(C.Check(device=name, check="reachable", subject=fleet.conns[name].hostname, passed=False,
-                               expected="SSH session and answers", observed=r.error))
-    return out
 
 
 def check_lines(checks: list[C.Check], limit: int = 12) -> list[str]:

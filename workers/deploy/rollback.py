@@ -24,8 +24,9 @@ from lintas.engine.settings import Settings
 from lintas.engine.stage import StageContext, StageResult
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import ops
-from lintas.workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all, verify_fabric
+from lintas.workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all
 from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fabric_verify import verify_fabric
 from lintas.workers.deploy.fleet import Fleet
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, save_record
@@ -83,11 +84,12 @@ class RollbackStage:
                     attention.append(name)
                     await ctx.log.error(f"{name}: ROLLBACK FAILED: {t.error}")
             await save_record(store, record)
-            checks = await self._reverify(ctx, fleet, record) + host_checks
+            fabric_checks, verdict = await self._reverify(ctx, fleet, record, devices)
+            checks = fabric_checks + host_checks
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
             summary = {"restored": record.with_status("rolled_back", "reverted"), "attention": attention,
-                       "report": report, "totals": C.summary(checks),
+                       "report": report, "totals": C.summary(checks), "reverify": verdict,
                        "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:100],
                        "devices": [record.targets[n].brief() for n in touched]}
             bad = C.failing(checks)
@@ -140,18 +142,25 @@ class RollbackStage:
                                   passed=not left, expected="restored", observed="; ".join(left) or "restored"))
         return attention, checks
 
-    async def _reverify(self, ctx: StageContext, fleet: Fleet, record: DeployRecord) -> list[C.Check]:
-        """Against the last-known-good model; with none (first deploy), only that no commit is pending."""
+    async def _reverify(self, ctx: StageContext, fleet: Fleet, record: DeployRecord,
+                        restored: list[str]) -> tuple[list[C.Check], dict[str, object] | None]:
+        """Against the last-known-good model, by verify's stability rule, probing the pairs of the
+        restored switches; with no such model (first deploy), only that no commit is pending."""
         commits = {t.previous_commit for t in record.targets.values() if t.previous_commit}
         timeout = ctx.settings.deploy.verify_timeout_s
         if len(commits) == 1:
             good = await load_model_of(ctx, commits.pop())
             if not isinstance(good, str):
                 names = sorted(n for n in good.devices if n in fleet.conns)
-                return await verify_fabric(fleet, good, names, log=ctx.log,
-                                           timeout_s=timeout, label="re-verify (last-known-good)")
+                v = await verify_fabric(fleet, good, names, log=ctx.log, timeout_s=timeout,
+                                        label="re-verify (last-known-good)", changed=set(restored))
+                checks = v.checks
+                if not v.verdict.passed and not C.failing(checks):  # deterministic before any check failed
+                    checks = [*checks, C.Check(device="fabric", check="reachable", subject=v.verdict.ended_by,
+                                               passed=False, expected="settles", observed=v.verdict.reason)]
+                return checks, v.summary()
         names = sorted(fleet.conns)
         results = await fleet.run(names, ops.pending)
         return [C.Check(device=n, check="reachable", subject="no unconfirmed commit",
                         passed=r.ok and r.value is False, expected="no pending commit",
-                        observed=r.error or ("pending" if r.value else "none")) for n, r in results.items()]
+                        observed=r.error or ("pending" if r.value else "none")) for n, r in results.items()], None

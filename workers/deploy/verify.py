@@ -30,10 +30,10 @@ from lintas.workers.deploy.common import (
     load_model_of,
     locks_for,
     release_all,
-    verify_fabric,
     verify_hosts,
 )
 from lintas.workers.deploy.connect import ConnectError
+from lintas.workers.deploy.fabric_verify import verify_fabric
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, now, save_record
@@ -56,7 +56,9 @@ class VerifyStage:
         record = await load_record(store, job.run_id)
         devices = sorted(model.devices)
         timeout = ctx.settings.deploy.verify_timeout_s
-        bundles = await host_bundles(ctx, store, record, sorted(model.hosts))
+        # hosts this run changed (all deployed hosts without a record): a switch change leaves a host's
+        # OVS and domains alone, and drift watches the others
+        bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts)))
         try:
             fleet = await asyncio.to_thread(Fleet, model, ctx.settings, devices)
             hosts = HostFleet(model, ctx.settings, bundles)
@@ -68,19 +70,23 @@ class VerifyStage:
             if gone is not None:
                 return gone
             fabric, on_hosts = await asyncio.gather(
-                verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify"),
+                verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify",
+                              changed=_changed(record)),
                 verify_hosts(hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions,
                              label="verify"))
-            checks = fabric + on_hosts
+            checks = fabric.checks + on_hosts
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
-            summary: dict[str, Any] = {"report": report, "totals": C.summary(checks),
+            summary: dict[str, Any] = {"report": report, "totals": C.summary(checks), **fabric.summary(),
                                        "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN]}
             if C.failing(checks):
                 for line in check_lines(checks, limit=40):
                     await ctx.log.error(f"check failed: {line}")
-                return StageResult.failed(f"{C.summary(checks)['failed']} check(s) failed: "
-                                          + "; ".join(check_lines(checks, limit=8)), summary=summary)
+                return StageResult.failed(f"{C.summary(checks)['failed']} check(s) failed ({fabric.verdict.ended_by}: "
+                                          f"{fabric.verdict.reason}): " + "; ".join(check_lines(checks, limit=8)),
+                                          summary=summary)
+            if not fabric.verdict.passed:  # a deterministic failure found before any check failed
+                return StageResult.failed(f"{fabric.verdict.ended_by}: {fabric.verdict.reason}", summary=summary)
             found = await self._pending_on_devices(ctx, fleet, record)
             if isinstance(found, StageResult):
                 return found
@@ -234,6 +240,19 @@ async def host_bundles(ctx: StageContext, store: NatsArtifactStore, record: Depl
         if bundle is not None:
             out[name] = bundle
     return out
+
+
+def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:
+    if record is None:
+        return hosts
+    return [n for n in hosts if n in record.targets and record.targets[n].changed]
+
+
+def _changed(record: DeployRecord | None) -> set[str] | None:
+    """The switches this run changed (their pairs are probed); None without a record: every pair."""
+    if record is None:
+        return None
+    return {n for n, t in record.targets.items() if t.kind == "device" and t.changed}
 
 
 def _diff_lines(diff: str, limit: int = 3) -> list[str]:

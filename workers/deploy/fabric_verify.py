@@ -1,0 +1,232 @@
+"""Verify the fabric until the stability rule decides (:mod:`workers.deploy.settle`).
+
+Each poll reads every switch at once, each through its one SSH session and in one exec with
+one ``vtysh`` (``FrrDriver.get_fabric_state``), and evaluates the cheap state checks of
+:mod:`workers.deploy.checks` on the **whole** fabric (``bgp``, ``rib``, ``vni``, ``l3vni``,
+``interface``). The expensive probes (``ping`` across p2p links, ``ping-df`` at the full MTU
+between VTEPs) run once the control plane passes, and only for the pairs the change can
+affect (:func:`affected_pings`); all of a switch's probes run at once in one exec.
+
+The verdict says which signal ended verification (``stable``, ``settled``,
+``deterministic``, ``timeout``) and why; verify and rollback put it on the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lintas.engine.runlog import RunLogger
+from lintas.workers.deploy import checks as C
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.settle import Reading, Stability, Verdict
+from lintas.workers.model.model import InfraModel
+
+POLL_S = 0.3  # pause between reads (a read of the 2x4 lab takes about as long)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one switch is checked against: the model's expectations and its ASNs."""
+
+    expected: C.Expected
+    asn: int
+    peer_asns: dict[str, int]  # peer ip -> the model's ASN of that peer
+
+
+@dataclass(slots=True)
+class DeviceRead:
+    checks: list[C.Check]
+    digest: str
+    sessions_down: int
+    deterministic: list[str]
+
+
+@dataclass(slots=True)
+class FabricVerification:
+    checks: list[C.Check]
+    verdict: Verdict
+    reads: int
+    probes: int  # pings run (all rounds)
+    probed_for: list[str] | None  # the changed switches the probes were chosen for (None: every pair)
+    elapsed_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"ended_by": self.verdict.ended_by, "reason": self.verdict.reason,
+                "quiet_s": round(self.verdict.quiet_s, 2), "reads": self.reads, "probes": self.probes,
+                "probed_for": self.probed_for, "elapsed_s": round(self.elapsed_s, 2)}
+
+
+def plans(model: InfraModel, devices: list[str]) -> dict[str, Plan]:
+    out = {}
+    for d in devices:
+        exp = C.expected_state(model, d)
+        out[d] = Plan(exp, model.devices[d].asn, {ip: model.devices[peer].asn for ip, peer in exp.peers.items()})
+    return out
+
+
+def affected_pings(model: InfraModel, device: str, pings: list[C.Ping], changed: set[str] | None) -> list[C.Ping]:
+    """The probes of ``device`` whose path or ends the change can affect: every probe when the
+    changed set is unknown or holds a spine (every VTEP path crosses the spines); otherwise a
+    probe from or to a changed switch."""
+    if changed is None or any(n in model.devices and not model.devices[n].is_leaf for n in changed):
+        return list(pings)
+    if device in changed:
+        return list(pings)
+    owner: dict[str, str] = {}
+    for d in model.devices.values():
+        if d.vtep is not None:
+            owner[str(d.vtep)] = d.name
+    for link in model.links_by_device.get(device, ()):
+        owner[str(link.remote(device).ip.ip)] = link.remote(device).device
+    return [p for p in pings if owner.get(p.destination) in changed]
+
+
+def _observe(driver: Any, exp: C.Expected) -> tuple[C.Observed, dict[str, Any]]:
+    get = getattr(driver, "get_fabric_state", None)
+    if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
+        return C.observe(driver, exp, with_pings=False), {}
+    st = get(evpn=bool(exp.vnis or exp.l3vnis))
+    return C.Observed(bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"],
+                      kernel=st["kernel"]), st.get("bgp_summary", {})
+
+
+def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
+    """The control-plane state the stability rule watches (no uptimes, timers or counters of traffic)."""
+    peers = {vrf: {ip: [p.get("is_up"), sorted((af, v.get("received_prefixes"), v.get("sent_prefixes"))
+                                              for af, v in p.get("address_family", {}).items())]
+                   for ip, p in body.get("peers", {}).items()} for vrf, body in obs.bgp.items()}
+    versions = {vrf: {af: b.get("tableVersion") for af, b in body.items() if isinstance(b, dict)}
+                for vrf, body in summary.items() if isinstance(body, dict)}
+    evpn = {vrf: {af: {ip: p.get("pfxRcd") for ip, p in (b.get("peers") or {}).items() if isinstance(p, dict)}
+                  for af, b in body.items() if isinstance(b, dict) and af == "l2VpnEvpn"}
+            for vrf, body in summary.items() if isinstance(body, dict)}
+    vnis = {str(k): [v.get("type"), v.get("state"), v.get("remote_vteps")] for k, v in obs.vnis.items()}
+    ports = {k: [v.get("is_up"), v.get("mtu")] for k, v in obs.interfaces.items()}
+    text = json.dumps([peers, versions, evpn, obs.routes, vnis, ports], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def deterministic(plan: Plan, obs: C.Observed) -> list[str]:
+    """Failures that waiting cannot heal: configuration facts, not transient state."""
+    exp, d = plan.expected, plan.expected.device
+    out = []
+    for port, mtu in sorted(exp.interfaces.items()):
+        i = obs.interfaces.get(port)
+        if i is not None and i.get("is_up") and int(i.get("mtu", 0)) not in (0, mtu):
+            out.append(f"{d} {port}: up at MTU {i.get('mtu')}, the model says {mtu}")
+    peers = obs.bgp.get("global", {}).get("peers", {})
+    for ip, peer in sorted(exp.peers.items()):
+        p = peers.get(ip)
+        if p is None or p.get("is_up"):
+            continue
+        want = plan.peer_asns.get(ip)
+        if p.get("remote_as") and want is not None and p["remote_as"] != want:
+            out.append(f"{d} session to {ip} ({peer}) not Established: configured with remote AS "
+                       f"{p['remote_as']}, the model says {want}")
+        if p.get("local_as") and p["local_as"] != plan.asn:
+            out.append(f"{d} session to {ip} ({peer}) not Established: local AS {p['local_as']}, "
+                       f"the model says {plan.asn}")
+    return out
+
+
+def read_device(driver: Any, name: str, *, plan: dict[str, Plan]) -> DeviceRead:
+    """One switch: one exec, cheap checks, digest, sessions down, deterministic failures."""
+    p = plan[name]
+    obs, summary = _observe(driver, p.expected)
+    checks = C.evaluate(p.expected, obs, with_pings=False)
+    peers = obs.bgp.get("global", {}).get("peers", {})
+    down = sum(1 for ip in p.expected.peers if not (peers.get(ip) or {}).get("is_up"))
+    return DeviceRead(checks, digest(obs, summary), down, deterministic(p, obs))
+
+
+def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> list[C.Check]:
+    """The switch's probes, at once in one exec where the driver can (``ping_many``)."""
+    pings = probes[name]
+    many = getattr(driver, "ping_many", None)
+    if many is not None:
+        results = many([{"destination": p.destination, "source": p.source, "size": p.size, "df": p.df}
+                        for p in pings])
+    else:
+        results = [driver.ping_df(p.destination, source=p.source, size=p.size, count=1) if p.df
+                   else driver.ping(p.destination, source=p.source, count=1, timeout=1) for p in pings]
+    exp = C.Expected(name, pings=pings)
+    obs = C.Observed(bgp={}, routes={}, vnis={}, interfaces={}, kernel={},
+                     pings={p.key: r for p, r in zip(pings, results, strict=True)})
+    return [c for c in C.evaluate(exp, obs, with_pings=True) if c.check in ("ping", "ping-df")]
+
+
+async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger, timeout_s: float,
+                        label: str, changed: set[str] | None = None, quiet_s: float = 1.0, settle_s: float = 3.0,
+                        poll_s: float = POLL_S) -> FabricVerification:
+    """Read the whole fabric until :class:`~workers.deploy.settle.Stability` decides; probe the
+    affected pairs once the control plane passes (again when its state changed, or once more
+    when a probe failed). Returns the last checks, cheap and probes, and the verdict."""
+    t0 = time.monotonic()
+    if not devices:
+        return FabricVerification([], Verdict(True, "stable", "no switch to verify", 0.0), 0, 0,
+                                  sorted(changed) if changed is not None else None, 0.0)
+    plan = plans(model, devices)
+    probes = {d: affected_pings(model, d, plan[d].expected.pings, changed) for d in devices}
+    probes = {d: ps for d, ps in probes.items() if ps}
+    rule = Stability(started=t0, timeout_s=timeout_s, quiet_s=quiet_s, settle_s=settle_s)
+    probed_at: str | None = None  # the fabric digest the last probes ran at
+    probe_checks: list[C.Check] = []
+    probe_runs = probe_count = 0
+    logged = 0.0
+    while True:
+        results = await fleet.run(devices, read_device, plan=plan)
+        now = time.monotonic()
+        cheap: list[C.Check] = []
+        digests: dict[str, str] = {}
+        down, det = 0, []
+        for name in sorted(devices):
+            r = results[name]
+            if r.ok and r.value is not None:
+                cheap += r.value.checks
+                digests[name], down = r.value.digest, down + r.value.sessions_down
+                det += r.value.deterministic
+            else:
+                cheap.append(C.Check(device=name, check="reachable", subject=fleet.conns[name].hostname,
+                                     passed=False, expected="SSH session and answers", observed=r.error))
+                digests[name], down = f"unreachable: {r.error}", down + 1
+        fabric = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+        probed = False
+        if not C.failing(cheap) and probes and (probed_at != fabric or (C.failing(probe_checks) and probe_runs < 2)):
+            # the control plane passes: probe the data plane now (it takes part of the quiet window)
+            probe_runs = probe_runs + 1 if probed_at == fabric else 1
+            got = await fleet.run(sorted(probes), probe_device, probes=probes)
+            probe_checks = []
+            for name in sorted(probes):
+                g = got[name]
+                probe_checks += g.value if g.ok and g.value is not None else [
+                    C.Check(device=name, check="ping", subject=f"{len(probes[name])} probe(s)", passed=False,
+                            expected="replies", observed=g.error)]
+            probe_count += sum(len(ps) for ps in probes.values())
+            probed_at, probed = fabric, True
+        failing = len(C.failing(cheap)) + (len(C.failing(probe_checks)) if probed_at == fabric else 0)
+        verdict = rule.feed(Reading(now, digests, failing, down, det))
+        if verdict is not None:
+            checks = cheap + (probe_checks if probed_at == fabric else [])
+            out = FabricVerification(checks, verdict, rule.readings, probe_count,
+                                     sorted(changed) if changed is not None else None, time.monotonic() - t0)
+            s = C.summary(checks)
+            await log.info(f"{label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
+                           f"{verdict.reason}; {probe_count} probe(s)"
+                           + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else ""))
+            return out
+        if now - logged >= 5.0:
+            logged = now
+            bad = C.failing(cheap) or C.failing(probe_checks)
+            if bad:
+                c = bad[0]
+                await log.info(f"{label}: waiting for the fabric to settle, {len(bad)} check(s) failing (e.g. "
+                               f"{c.device} {c.check} {c.subject}: observed {c.observed}); quiet for "
+                               f"{rule.quiet_for(now):.1f} s, {max(0.0, rule.deadline - now):.0f} s left")
+        if not probed:  # a probe round took longer than a pause already
+            await asyncio.sleep(min(poll_s, max(0.0, rule.deadline - time.monotonic())))
