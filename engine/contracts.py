@@ -5,7 +5,8 @@ is found by its *kind*, never by its name, through the one accessor here:
 
 - :func:`upstream` in a stage: ``upstream(ctx.job, RenderSummary)`` is the render stage's
   summary, whatever that stage is called (None when no render stage succeeded before it);
-- :func:`results_of` in the CLI and the API: every stage of a run of one kind, with its summary.
+- :func:`result_as` and :func:`results_of` in the CLI and the API: a run's stage (or every stage)
+  of one kind, with its summary.
 
 The models are what each stage kind writes into ``StageResult.summary`` (``.dump()``), field
 for field and in the same order, so the JSON on the wire is what it always was. A summary on
@@ -170,9 +171,16 @@ def upstream(job: Job, model: type[SummaryT]) -> SummaryT | None:
     return None
 
 
+def result_as(stage: StageOutcome, model: type[SummaryT]) -> SummaryT | None:
+    """``stage``'s summary as ``model`` when the stage is of kind ``model.kind`` and left one; else None."""
+    if stage.kind != model.kind or not stage.summary:
+        return None
+    return summary_as(model, stage.summary, stage=stage.name)
+
+
 def results_of(stages: Iterable[StageOutcome], model: type[SummaryT]) -> list[tuple[str, SummaryT]]:
-    """``(stage name, summary)`` of every stage of kind ``model.kind``, in the order given."""
-    return [(s.name, summary_as(model, s.summary, stage=s.name)) for s in stages if s.kind == model.kind]
+    """``(stage name, summary)`` of every stage of kind ``model.kind`` that left a summary, in the order given."""
+    return [(s.name, r) for s in stages if (r := result_as(s, model)) is not None]
 
 
 __all__ = [
@@ -186,6 +194,7 @@ __all__ = [
     "StageSummary",
     "SummaryT",
     "VerifySummary",
+    "result_as",
     "results_of",
     "summary_as",
     "upstream",

@@ -388,6 +388,7 @@ def show(
 ) -> None:
     """Show one run: its stages, workers, attempts, timings and errors, and its plan."""
     from lintas.engine.cli.output import print_gates, print_plan, print_run
+    from lintas.engine.contracts import RenderSummary, results_of
 
     settings = _settings()
 
@@ -403,11 +404,11 @@ def show(
             print_gates(console, detail)
             if not plan:
                 return
-            for stage in detail.stages:
-                name = stage.summary.get("plan")
-                doc = await queries.get_doc_json(topo, name) if isinstance(name, str) else None
+            for stage_name, render in results_of(detail.stages, RenderSummary):  # by kind, whatever its name
+                name = render.plan
+                doc = await queries.get_doc_json(topo, name) if name is not None else None
                 if doc is not None:
-                    console.print(f"\n[bold]plan[/] (stage {stage.name}, {name}):")
+                    console.print(f"\n[bold]plan[/] (stage {stage_name}, {name}):")
                     print_plan(console, doc, False)
 
     _run(main())

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from lintas.engine.contracts import PolicySummary, RollbackSummary, SecscanSummary, VerifySummary, result_as
 from lintas.engine.events import LogLine
 from lintas.engine.views import RunDetail, RunSummary
 
@@ -132,8 +133,9 @@ def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
     for s in run.stages:
         for d in s.diagnostics:
             say(f"  [red]{escape(s.name)}:[/] {escape(str(d))}")
-    for s in run.stages:
-        checks = [c for c in s.summary.get("checks") or [] if isinstance(c, dict) and c.get("passed") is False]
+    for s in run.stages:  # the stages that end on checks (verify, rollback), found by kind
+        result = result_as(s, VerifySummary) or result_as(s, RollbackSummary)
+        checks = result.failing() if result is not None else []
         if checks:
             say(f"\n[bold]failing checks[/] ({escape(s.name)}):")
             table(console, ["target", "check", "subject", "expected", "observed"],
@@ -191,19 +193,18 @@ def print_plan(console: Console, plan: dict[str, object], as_json: bool) -> None
 def print_gates(console: Console, run: RunDetail) -> None:
     """Policy decisions and security findings kept in stage summaries (no secret values: the
     scanners never put them there)."""
-    for stage in run.stages:
-        s = stage.summary
-        if "violations" in s:
-            console.print(f"\n[bold]policy[/] ({stage.name}, {s.get('backend')}): {s.get('deny', 0)} deny, "
-                          f"{s.get('require_approval', 0)} approval, {s.get('warn', 0)} warn", soft_wrap=True)
-            for v in s["violations"]:
-                style = {"deny": "red", "require_approval": "magenta"}.get(v.get("decision"), "yellow")
+    for stage in run.stages:  # by kind (engine.contracts), whatever the pipeline calls the stages
+        if (p := result_as(stage, PolicySummary)) is not None and "violations" in p.model_fields_set:
+            console.print(f"\n[bold]policy[/] ({stage.name}, {p.backend}): {p.deny} deny, "
+                          f"{p.require_approval} approval, {p.warn} warn", soft_wrap=True)
+            for v in p.violations:
+                style = {"deny": "red", "require_approval": "magenta"}.get(str(v.get("decision")), "yellow")
                 console.print(f"  [{style}]{v.get('decision')}[/] {escape(str(v.get('policy')))}: "
                               f"{escape(str(v.get('message')))}", soft_wrap=True)
-        if str(s.get("format", "")).startswith("sarif"):
-            console.print(f"\n[bold]security[/] ({stage.name}): {s.get('blocking', 0)} blocking, findings "
-                          f"{s.get('findings', {})}, {s.get('allowlisted', 0)} allowlisted", soft_wrap=True)
-            for f in s.get("top", []):
+        if (sc := result_as(stage, SecscanSummary)) is not None and sc.format.startswith("sarif"):
+            console.print(f"\n[bold]security[/] ({stage.name}): {sc.blocking} blocking, findings "
+                          f"{sc.findings}, {sc.allowlisted} allowlisted", soft_wrap=True)
+            for f in sc.top:
                 mark = "[red]BLOCK[/]" if f.get("blocking") else f"[yellow]{f.get('severity')}[/]"
                 console.print(f"  {mark} {f.get('tool')}/{f.get('rule')} {f.get('file')}:{f.get('line')} "
                               f"{escape(str(f.get('message')))}", soft_wrap=True)

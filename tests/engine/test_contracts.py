@@ -92,3 +92,38 @@ def test_the_engine_tells_a_job_the_kind_of_each_upstream_stage() -> None:
     assert job.stage == "ship" and job.input_kinds == {"build": "render"}
     render = upstream(job, RenderSummary)
     assert render is not None and render.plan == "plan/r-1.json"
+
+
+def test_lintas_show_finds_gates_and_checks_by_kind_whatever_the_stage_names() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lintas.engine.cli.output import print_gates, print_run
+    from lintas.engine.views import RunDetail
+    from tests.engine.test_cli_output import _summary
+
+    def view(name: str, kind: str, summary: dict[str, Any]) -> StageView:
+        return StageView(name=name, kind=kind, state="failed", on_failure=False, worker=None, attempts=1,
+                         deliveries=1, started_at=None, finished_at=None, duration_s=None, error=None,
+                         skip_reason=None, diagnostics=[], summary=summary)
+
+    gate = PolicySummary(backend="regorus", deny=1, violations=[
+        {"decision": "deny", "policy": "lintas.asn", "message": "duplicate ASN 65001"}]).dump()
+    check = {"device": "leaf-01", "check": "bgp", "subject": "10.0.0.1", "passed": False, "expected": "Established",
+             "observed": "Idle"}
+    stages = [view("gate", "policy", gate), view("errored", "policy", {}),  # an error leaves no summary
+              view("prove", "verify", {"checks": [check]}),
+              view("lookalike", "custom", {"violations": [], "checks": [check]})]  # not a policy nor a verify
+    run = RunDetail(**_summary(1).model_dump(), pipeline="renamed", pipeline_source="repo", changed_paths=None,
+                    approval_reasons=[], approved_by=None, approvals=[], warnings=[], superseded_by=None,
+                    retry_of=None, diagnostics=[], stages=stages)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=200, color_system=None)
+    print_run(console, run, as_json=False)
+    print_gates(console, run)
+    text = buf.getvalue()
+    assert "failing checks (prove):" in text and "failing checks (lookalike)" not in text
+    assert "policy (gate, regorus): 1 deny, 0 approval, 0 warn" in text
+    assert "deny lintas.asn: duplicate ASN 65001" in text
+    assert "(errored" not in text and "(lookalike" not in text
