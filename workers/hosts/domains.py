@@ -25,13 +25,20 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from lintas.workers.hosts.ovsdb import ObservedOvs
 from lintas.workers.render.domain import DomainFacts, domain_facts, semantic_diff
-from lintas.workers.render.hosts import DomainIndex, ExpectedDomain, ExpectedFlavor, check_domain
+from lintas.workers.render.domain_index import (
+    DomainIndex,
+    ExpectedDomain,
+    ExpectedFlavor,
+    domain_mismatches,
+    nic_mismatches,
+    same_mac,
+)
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 _NO_FLAVOR = ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)  # an unmodelled domain
@@ -317,38 +324,49 @@ def observe(conn: Any, uuids: Iterable[str]) -> dict[str, DomainObservation]:
     return out
 
 
+class DomainCheck(NamedTuple):
+    """One check of a modelled domain (``subject``: state, definition, ``nic <i> (<network>)``)."""
+
+    domain: str
+    subject: str
+    passed: bool
+    expected: str
+    observed: str
+
+
 def check(index: DomainIndex, seen: dict[str, DomainObservation], ovs: ObservedOvs | None,
-          *, deletions_allowed: bool) -> list[tuple[str, str, bool, str, str]]:
-    """``(domain, subject, passed, expected, observed)`` per check, for every modelled domain:
-    power state; the definition's vCPUs and memory; every NIC's MAC and bridge in the live
-    domain (both kinds of host) and its tap port on that OVS bridge carrying that MAC."""
-    out: list[tuple[str, str, bool, str, str]] = []
+          *, deletions_allowed: bool) -> list[DomainCheck]:
+    """Every modelled domain's checks: power state; the definition's vCPUs and memory (its own
+    fields, :func:`~workers.render.domain_index.domain_mismatches`); every NIC's MAC and bridge
+    in the live domain (both kinds of host) and its tap port on that OVS bridge carrying that MAC."""
+    out: list[DomainCheck] = []
     ifaces = ovs.interfaces() if ovs is not None else {}
     for exp in index.domains:
         obs = seen.get(exp.uuid) or DomainObservation(uuid=exp.uuid, name=None, defined=False)
         label = exp.name if obs.name in (None, exp.name) else f"{exp.name} ({obs.name})"
         have_state = obs.state if obs.defined else "absent"
         if exp.state == "absent" and obs.defined and not deletions_allowed and index.managed_by == "lintas":
-            out.append((label, "state", True, "absent", f"{have_state} (kept: deletions not allowed)"))
+            out.append(DomainCheck(label, "state", True, "absent", f"{have_state} (kept: deletions not allowed)"))
             continue
-        out.append((label, "state", have_state == exp.state, exp.state, have_state))
+        out.append(DomainCheck(label, "state", have_state == exp.state, exp.state, have_state))
         if not obs.defined or exp.state == "absent":
             continue
         assert obs.inactive_xml is not None
         definition = domain_facts(obs.inactive_xml, source=f"domain {obs.name}")
-        problems = [p for p in check_domain(exp, definition) if not p.startswith("interface")]
-        out.append((label, "definition", not problems, f"vcpus {exp.vcpus}, memory {exp.memory_kib} KiB",
-                    "; ".join(problems) or f"vcpus {definition.vcpus}, memory {definition.memory_kib} KiB"))
+        problems = domain_mismatches(exp, definition, nics=False)  # the NICs are checked live, below
+        out.append(DomainCheck(label, "definition", not problems, f"vcpus {exp.vcpus}, memory {exp.memory_kib} KiB",
+                               "; ".join(map(str, problems))
+                               or f"vcpus {definition.vcpus}, memory {definition.memory_kib} KiB"))
         facts = domain_facts(obs.live_xml, source=f"domain {obs.name}") if obs.live_xml else definition
         for i, nic in enumerate(exp.nics):
             got = facts.interfaces[i] if i < len(facts.interfaces) else None
             subject = f"nic {i} ({nic.network})"
             want = f"{nic.mac} on {nic.bridge}"
             if got is None:
-                out.append((label, subject, False, want, "no such interface"))
+                out.append(DomainCheck(label, subject, False, want, "no such interface"))
                 continue
             have = f"{got.mac} on {got.bridge}"
-            ok = got.mac == nic.mac and got.bridge == nic.bridge
+            ok = not [m for m in nic_mismatches(i, nic, got) if m.field in ("mac", "bridge")]
             if ok and obs.active and ovs is not None:
                 dev = got.target_dev
                 placed = ifaces.get(dev) if dev else None
@@ -356,11 +374,11 @@ def check(index: DomainIndex, seen: dict[str, DomainObservation], ovs: ObservedO
                     ok, have = False, f"{have}, but tap {dev} is on no OVS bridge"
                 elif placed[0] != nic.bridge:
                     ok, have = False, f"{have}, but tap {dev} is on OVS bridge {placed[0]}"
-                elif placed[1].external_ids.get("attached-mac", nic.mac) != nic.mac:
+                elif not same_mac(nic.mac, placed[1].external_ids.get("attached-mac", nic.mac)):
                     ok, have = False, f"{have}, but OVS {dev} attached-mac {placed[1].external_ids['attached-mac']}"
                 else:
                     have = f"{have} (OVS port {dev})"
-            out.append((label, subject, ok, want, have))
+            out.append(DomainCheck(label, subject, ok, want, have))
     return out
 
 
@@ -386,5 +404,5 @@ def drift(index: DomainIndex, xmls: dict[str, str], seen: dict[str, DomainObserv
             out += [f"domain {name}: {d}" for d in semantic_diff(xmls[exp.xml], obs.inactive_xml)]
         else:
             facts = domain_facts(obs.live_xml or obs.inactive_xml, source=f"domain {obs.name}")
-            out += [f"domain {name} ({obs.name}): {p}" for p in check_domain(exp, facts)]
+            out += [f"domain {name} ({obs.name}): {m}" for m in domain_mismatches(exp, facts)]
     return out

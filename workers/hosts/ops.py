@@ -29,7 +29,7 @@ from lintas.workers.hosts import domains as D
 from lintas.workers.hosts import linux, ovsdb
 from lintas.workers.hosts.connect import HostConn
 from lintas.workers.render.domain import semantic_diff
-from lintas.workers.render.hosts import DomainIndex, load_domain_index
+from lintas.workers.render.domain_index import DomainIndex, load_domain_index
 from lintas.workers.render.ovs_schema import IpAddress, OvsSpec, load_ovs_spec
 
 
@@ -102,7 +102,7 @@ def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | Non
     prev = spec_of(previous) if previous else None
     out = HostApplied()
     with ovsdb.session(conn.ovsdb, timeout_s) as api:
-        out.changes += [f"ovs: {c}" for c in ovsdb.converge(api, spec, prev) if not c.startswith("keep ")]
+        out.changes += [f"ovs: {s.description}" for s in ovsdb.converge_steps(api, spec, prev) if s.changes]
     out.changes += [f"linux: {c}" for c in linux.converge(conn, spec.ip_addresses, _address_scope(spec, prev))]
     if between is not None:
         between()
@@ -124,7 +124,7 @@ def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, 
     spec = spec_of(applied) if applied else None
     done: list[str] = []
     with ovsdb.session(conn.ovsdb, timeout_s) as api:
-        done += [f"ovs: {c}" for c in ovsdb.converge(api, snap.ovs, spec) if not c.startswith("keep ")]
+        done += [f"ovs: {s.description}" for s in ovsdb.converge_steps(api, snap.ovs, spec) if s.changes]
     done += [f"linux: {c}" for c in linux.converge(conn, snap.ovs.ip_addresses, _address_scope(snap.ovs, spec))]
     if snap.domains:
         with _libvirt(conn) as lv:
@@ -211,9 +211,9 @@ def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, t
                                                                       for a in spec.ip_addresses) or "none",
                      passed=not addr, expected="present and up", observed="; ".join(addr) or "present and up"))
     if index is not None and index.domains:
-        for dom, subject, ok, want, have in D.check(index, seen.domains, obs, deletions_allowed=deletions_allowed):
-            out.append(Check(device=name, check="domain", subject=f"{dom} {subject}", passed=ok, expected=want,
-                             observed=have))
+        for c in D.check(index, seen.domains, obs, deletions_allowed=deletions_allowed):
+            out.append(Check(device=name, check="domain", subject=f"{c.domain} {c.subject}", passed=c.passed,
+                             expected=c.expected, observed=c.observed))
     return out
 
 

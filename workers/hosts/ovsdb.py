@@ -28,6 +28,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from lintas.workers.hosts.ovs_commands import (
+    AddBridge,
+    AddPort,
+    DelBridge,
+    DelPort,
+    Keep,
+    RemoveKeys,
+    SetColumn,
+    Step,
+)
 from lintas.workers.render.ovs_schema import (
     MANAGED_KEY,
     Bridge,
@@ -335,9 +345,9 @@ def snapshot(obs: ObservedOvs, spec: OvsSpec, previous: OvsSpec | None, addresse
 # -- converging -----------------------------------------------------------------------
 
 
-def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tuple[str, tuple[Any, ...]]]:
-    """The changes that take ``obs`` to ``spec``: ``(description, (api method, *args))`` each."""
-    steps: list[tuple[str, tuple[Any, ...]]] = []
+def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[Step]:
+    """The changes that take ``obs`` to ``spec``: a :class:`~workers.hosts.ovs_commands.Step` each."""
+    steps: list[Step] = []
     prev_bridges = {b.name: b for b in (previous.bridges if previous else [])}
     prev_ifaces = previous.interfaces() if previous else {}
     prev_ports = {p.name: p for b in (previous.bridges if previous else []) for p in b.ports}
@@ -351,13 +361,13 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tupl
             if pname == name or not _managed(hp.external_ids):
                 continue
             if spec_ports.get(pname) != name:
-                steps.append((f"del port {pname} from {name}", ("del_port", pname, name, True)))
+                steps.append(Step(f"del port {pname} from {name}", DelPort(pname, name)))
         if name not in spec_bridges and _managed(hb.external_ids):
             foreign = [p for p, hp in hb.ports.items() if p != name and not _managed(hp.external_ids)]
             if foreign:
-                steps.append((f"keep bridge {name}: it still carries {', '.join(sorted(foreign))}", ("noop",)))
+                steps.append(Step(f"keep bridge {name}: it still carries {', '.join(sorted(foreign))}", Keep()))
             else:
-                steps.append((f"del bridge {name}", ("del_br", name, True)))
+                steps.append(Step(f"del bridge {name}", DelBridge(name)))
 
     root = spec.open_vswitch
     prev_root = previous.open_vswitch if previous else OpenVswitch()
@@ -370,18 +380,18 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tupl
         found = obs.bridges.get(b.name)
         pb = prev_bridges.get(b.name)
         if found is None:
-            steps.append((f"add bridge {b.name} ({b.datapath_type})", ("add_br", b.name, True, b.datapath_type)))
+            steps.append(Step(f"add bridge {b.name} ({b.datapath_type})", AddBridge(b.name, b.datapath_type)))
             hb = ObservedBridge(name=b.name, datapath_type=b.datapath_type,
                                 ports={b.name: ObservedPort(name=b.name, interfaces=[
                                     ObservedInterface(name=b.name, type="internal")])})
         else:
             hb = found
         if _datapath(hb.datapath_type) != b.datapath_type:
-            steps.append((f"bridge {b.name} datapath_type {b.datapath_type}",
-                          ("db_set", "Bridge", b.name, ("datapath_type", b.datapath_type))))
+            steps.append(Step(f"bridge {b.name} datapath_type {b.datapath_type}",
+                              SetColumn("Bridge", b.name, "datapath_type", b.datapath_type)))
         if hb.fail_mode != b.fail_mode:
             fail: Any = b.fail_mode if b.fail_mode is not None else []
-            steps.append((f"bridge {b.name} fail_mode {b.fail_mode}", ("db_set", "Bridge", b.name, ("fail_mode", fail))))
+            steps.append(Step(f"bridge {b.name} fail_mode {b.fail_mode}", SetColumn("Bridge", b.name, "fail_mode", fail)))
         steps += _map_steps("Bridge", b.name, "other_config", b.other_config, hb.other_config,
                             pb.other_config if pb else {})
         steps += _map_steps("Bridge", b.name, "external_ids", b.external_ids, hb.external_ids,
@@ -393,9 +403,9 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tupl
             hp_found = hb.ports.get(p.name)
             if hp_found is None and p.name != b.name:
                 if p.name in where:
-                    steps.append((f"move port {p.name} from {where[p.name]} to {b.name}",
-                                  ("del_port", p.name, where[p.name], True)))
-                steps.append((f"add port {p.name} to {b.name}", ("add_port", b.name, p.name, False)))
+                    steps.append(Step(f"move port {p.name} from {where[p.name]} to {b.name}",
+                                      DelPort(p.name, where[p.name])))
+                steps.append(Step(f"add port {p.name} to {b.name}", AddPort(b.name, p.name)))
                 hp = ObservedPort(name=p.name, interfaces=[ObservedInterface(name=p.name, type="system")])
             elif hp_found is None:
                 hp = ObservedPort(name=p.name, interfaces=[ObservedInterface(name=p.name, type="internal")])
@@ -403,11 +413,11 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tupl
                 hp = hp_found
             pp = prev_ports.get(p.name)
             if hp.tag != p.tag:
-                steps.append((f"port {p.name} tag {p.tag}", ("db_set", "Port", p.name, ("tag", p.tag if p.tag is not None
-                                                                                        else []))))
+                steps.append(Step(f"port {p.name} tag {p.tag}",
+                                  SetColumn("Port", p.name, "tag", p.tag if p.tag is not None else [])))
             if hp.trunks != sorted(p.trunks):
-                steps.append((f"port {p.name} trunks {sorted(p.trunks)}",
-                              ("db_set", "Port", p.name, ("trunks", sorted(p.trunks)))))
+                steps.append(Step(f"port {p.name} trunks {sorted(p.trunks)}",
+                                  SetColumn("Port", p.name, "trunks", sorted(p.trunks))))
             steps += _map_steps("Port", p.name, "external_ids", p.external_ids, hp.external_ids,
                                 pp.external_ids if pp else {})
             i = p.interfaces[0]
@@ -415,54 +425,52 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[tupl
             pi = prev_ifaces.get(i.name, (None, None))[1]
             want_type = "" if i.type == "system" else i.type
             if hi.type != i.type:
-                steps.append((f"interface {i.name} type {i.type}", ("db_set", "Interface", i.name, ("type", want_type))))
+                steps.append(Step(f"interface {i.name} type {i.type}", SetColumn("Interface", i.name, "type", want_type)))
             if hi.options != i.options:
                 gone = sorted(set(hi.options) - set(i.options))
                 if gone:
-                    steps.append((f"interface {i.name} options remove {', '.join(gone)}",
-                                  ("db_remove", "Interface", i.name, "options", *gone)))
+                    steps.append(Step(f"interface {i.name} options remove {', '.join(gone)}",
+                                      RemoveKeys("Interface", i.name, "options", tuple(gone))))
                 if i.options:
-                    steps.append((f"interface {i.name} options {_kv(i.options)}",
-                                  ("db_set", "Interface", i.name, ("options", dict(i.options)))))
+                    steps.append(Step(f"interface {i.name} options {_kv(i.options)}",
+                                      SetColumn("Interface", i.name, "options", dict(i.options))))
             if hi.mtu_request != i.mtu_request:
                 mtu: Any = i.mtu_request if i.mtu_request is not None else []
-                steps.append((f"interface {i.name} mtu_request {i.mtu_request}",
-                              ("db_set", "Interface", i.name, ("mtu_request", mtu))))
+                steps.append(Step(f"interface {i.name} mtu_request {i.mtu_request}",
+                                  SetColumn("Interface", i.name, "mtu_request", mtu)))
             steps += _map_steps("Interface", i.name, "external_ids", i.external_ids, hi.external_ids,
                                 pi.external_ids if pi else {})
     return steps
 
 
 def _map_steps(table: str, record: str, column: str, want: Mapping[str, str], have: Mapping[str, str],
-               before: Mapping[str, str]) -> list[tuple[str, tuple[Any, ...]]]:
+               before: Mapping[str, str]) -> list[Step]:
     what = f"{table} {record if record != '.' else ''}".strip()
-    steps: list[tuple[str, tuple[Any, ...]]] = []
+    steps: list[Step] = []
     gone = sorted(k for k in before if k not in want and k in have)
     if gone:
-        steps.append((f"{what} {column} remove {', '.join(gone)}", ("db_remove", table, record, column, *gone)))
+        steps.append(Step(f"{what} {column} remove {', '.join(gone)}", RemoveKeys(table, record, column, tuple(gone))))
     changed = {k: v for k, v in want.items() if have.get(k) != v}
     if changed:
-        steps.append((f"{what} {column} {_kv(changed)}", ("db_set", table, record, (column, changed))))
+        steps.append(Step(f"{what} {column} {_kv(changed)}", SetColumn(table, record, column, changed)))
     return steps
 
 
 def converge(api: Any, spec: OvsSpec, previous: OvsSpec | None) -> list[str]:
-    """Take the database to ``spec`` in one transaction; returns what changed (empty: nothing)."""
+    """Take the database to ``spec`` in one transaction; returns each step's description (empty: nothing)."""
+    return [s.description for s in converge_steps(api, spec, previous)]
+
+
+def converge_steps(api: Any, spec: OvsSpec, previous: OvsSpec | None) -> list[Step]:
+    """:func:`converge`, returning the steps themselves (``step.changes``: not a :class:`Keep`)."""
     steps = plan(spec, read(api), previous)
-    real = [(d, s) for d, s in steps if s[0] != "noop"]
+    real = [s for s in steps if s.changes]
     if not real:
-        return [d for d, _ in steps]
+        return steps
     try:
         with api.transaction(check_error=True) as txn:
-            for _desc, (method, *args) in real:
-                if method == "del_port":
-                    txn.add(api.del_port(args[0], bridge=args[1], if_exists=args[2]))
-                elif method == "add_br":
-                    txn.add(api.add_br(args[0], may_exist=args[1], datapath_type=args[2]))
-                elif method == "add_port":
-                    txn.add(api.add_port(args[0], args[1], may_exist=args[2]))
-                else:
-                    txn.add(getattr(api, method)(*args))
+            for step in real:
+                txn.add(step.command.command(api))
     except Exception as exc:  # noqa: BLE001 - ovsdbapp raises RuntimeError/TimeoutException/...
         raise OvsdbError(f"OVSDB transaction refused, nothing applied: {exc or type(exc).__name__}") from exc
-    return [d for d, _ in steps]
+    return steps

@@ -32,13 +32,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from lintas.engine.diagnostics import Diagnostic
 from lintas.workers.model.model import Host, InfraModel
 from lintas.workers.model.plain import plain
 from lintas.workers.model.schema_hosts import FlavorSpec, InstanceSpec
-from lintas.workers.render.domain import LINTAS_NS, DomainFacts, DomainXmlError, domain_facts
+from lintas.workers.render.domain import LINTAS_NS, DomainXmlError, domain_facts
+from lintas.workers.render.domain_index import DomainIndex as DomainIndex
+from lintas.workers.render.domain_index import ExpectedDomain, ExpectedFlavor, ExpectedNic, check_domain
+from lintas.workers.render.domain_index import load_domain_index as load_domain_index
 from lintas.workers.render.env import Renderer, RenderError, TemplateCall
 from lintas.workers.render.inputs import TargetInput
 from lintas.workers.render.ovs_schema import (
@@ -54,7 +57,6 @@ from lintas.workers.render.ovs_schema import (
 
 DOMAIN_TEMPLATE = "libvirt/domain.xml.j2"
 UPLINK_BRIDGE = "br-phy"  # when the host lists no provider bridge (OVS userspace-tunnelling convention)
-PowerState = Literal["running", "stopped", "absent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,91 +68,6 @@ class HostRenderOptions:
     cpu_mode: Literal["host-model", "host-passthrough"] | None = "host-model"  # None: topology only
     machine: str | None = None  # e.g. "q35"; None lets libvirt choose its default
     instances_dir: str | None = None  # root/ephemeral/swap disks under <dir>/<uuid>/; None: no disks (lab)
-
-
-# -- domain index (domains.json / expected.json) -----------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExpectedFlavor(_Strict):
-    name: str
-    vcpus: int
-    ram_mib: int
-    disk_gb: int
-    swap_mib: int
-    ephemeral_gb: int
-
-
-class ExpectedNic(_Strict):
-    network: str
-    mac: str
-    bridge: str
-    model: str
-    port_id: str | None  # the OVS iface-id / neutron port; None where nova/neutron choose it
-    target_dev: str | None
-    mtu: int | None
-
-
-class ExpectedDomain(_Strict):
-    name: str
-    uuid: str
-    state: PowerState
-    project: str
-    owner: str
-    flavor: ExpectedFlavor
-    memory_kib: int
-    vcpus: int
-    nics: list[ExpectedNic]
-    xml: str | None = None  # artifact name of the domain XML (Lintas-owned, not absent)
-
-
-class DomainIndex(_Strict):
-    schema_version: Literal[1] = 1
-    host: str
-    kind: Literal["kvm", "openstack"]
-    managed_by: Literal["lintas", "nova"]
-    domain_type: str | None  # what Lintas defines; None on nova hosts
-    domains: list[ExpectedDomain]
-
-    def by_uuid(self) -> dict[str, ExpectedDomain]:
-        return {d.uuid: d for d in self.domains}
-
-
-def load_domain_index(text: str | bytes) -> DomainIndex:
-    return DomainIndex.model_validate_json(text)
-
-
-def check_domain(expected: ExpectedDomain, facts: DomainFacts) -> list[str]:
-    """What a defined domain gets wrong against the model, as ``"<what>: <expected> != <actual>"``.
-
-    The MAC check of verify and drift, for both kinds of host. The domain name is
-    compared only for Lintas-owned domains (nova names them ``instance-XXXXXXXX``).
-    """
-    out: list[str] = []
-
-    def cmp(what: str, want: object, have: object) -> None:
-        if want != have:
-            out.append(f"{what}: {want} != {have}")
-
-    cmp("uuid", expected.uuid, facts.uuid)
-    if facts.managed_by != "nova":
-        cmp("name", expected.name, facts.name)
-    cmp("memory KiB", expected.memory_kib, facts.memory_kib)
-    cmp("vcpus", expected.vcpus, facts.vcpus)
-    if facts.flavor is not None and facts.flavor.name is not None:
-        cmp("flavor", expected.flavor.name, facts.flavor.name)
-    cmp("interfaces", len(expected.nics), len(facts.interfaces))
-    for i, (nic, got) in enumerate(zip(expected.nics, facts.interfaces, strict=False)):
-        cmp(f"interface {i} mac", nic.mac, got.mac)
-        cmp(f"interface {i} bridge", nic.bridge, got.bridge)
-        cmp(f"interface {i} virtualport", "openvswitch", got.virtualport_type)
-        cmp(f"interface {i} model", nic.model, got.model)
-        if nic.port_id is not None:
-            cmp(f"interface {i} interfaceid", nic.port_id, got.interfaceid)
-    return out
 
 
 # -- rendering ---------------------------------------------------------------
