@@ -14,6 +14,12 @@ For each target in the target store (written by verify after a confirmed deploy)
   will confirm it, so the device will restore itself when the timer fires. Remediation
   rolls such a commit back at once (what its timer would do) before starting its run.
 
+Every target is read concurrently, each through one session (issue 16): the switches' SSH
+sessions open at once while the artifacts load and the leases are taken, and a switch whose
+running state still has its recorded fingerprint is read in one exec (running config and pending
+commit together); the hosts are read at the same time as the switches. The report's ``timings``
+say where the time went.
+
 :func:`scan` returns a :class:`DriftReport`; :func:`publish` stores it as
 ``drift/latest.json`` and publishes it on ``lintas.notify.drift``. Remediation (off by
 default) is a normal pipeline run for the branch head, through every gate.
@@ -31,7 +37,7 @@ import asyncio
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +92,7 @@ class DriftReport(BaseModel):
     checked_at: datetime
     duration_s: float
     targets: list[TargetDrift]
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per phase (switches and hosts overlap)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -98,6 +105,20 @@ class DriftReport(BaseModel):
         return [t for t in self.targets if t.state != "in_sync"]
 
 
+class _Read:
+    """The answers of one combined read (``get_running_and_pending``), served to the ops that
+    take a driver: the fingerprint and the pending commit are computed as everywhere else."""
+
+    def __init__(self, running: str, pending: dict[str, Any] | None) -> None:
+        self._running, self._pending = running, pending
+
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+        return {"running": self._running, "startup": "", "candidate": ""}
+
+    def get_pending_commit(self) -> dict[str, Any] | None:
+        return self._pending
+
+
 def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
               fingerprints: dict[str, str | None]) -> tuple[str, PendingCommit | None, str | None]:
     """(difference, commit pending, problem): a candidate that cannot be built (a secret that
@@ -106,7 +127,12 @@ def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
     Fast path: when the running state still has the fingerprint recorded at the confirmed
     deploy, nothing changed and no candidate is loaded (frr-reload.py is the costly part)."""
     known = fingerprints.get(name)
-    if known is not None and running_fingerprint(driver, name) == known:
+    both = getattr(driver, "get_running_and_pending", None)
+    if known is not None and both is not None:  # the running state and the pending commit in one exec
+        read = _Read(*both())
+        if running_fingerprint(cast(Any, read), name) == known:
+            return "", pending_commit(cast(Any, read), name), None
+    elif known is not None and running_fingerprint(driver, name) == known:
         return "", pending_commit(driver, name), None
     try:
         driver.load_replace_candidate(config=bundles[name])
@@ -140,65 +166,103 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
             out.append(_entry(st, None, "unknown", error=f"repo {st.repo} is not registered"))
         else:
             groups[(entry.url, st.commit)].append(st)
-    for (url, commit), members in groups.items():
-        out += await _scan_devices(settings, topo, mirror, store, url, commit, members, heads)
+    timings: dict[str, float] = {"heads": round(time.monotonic() - t0, 3)}
+    # every (repo, commit) group at once: each target is read through its own session, concurrently
+    for got in await asyncio.gather(*(_scan_devices(settings, topo, mirror, store, url, commit, members, heads,
+                                                    timings) for (url, commit), members in groups.items())):
+        out += got
     for i, t in enumerate(out):  # a pending commit no live run owns: nobody will confirm it
         if t.pending_commit and not await _live(runs, t.pending_run):
             out[i] = t.model_copy(update={"state": "pending_orphan"})
     out.sort(key=lambda t: t.target)
-    return DriftReport(checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out)
+    return DriftReport(checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out,
+                       timings=timings)
+
+
+async def _bundle(store: NatsArtifactStore, st: TargetState) -> tuple[dict[str, str], str | None]:
+    async def blob(cid: str) -> bytes | None:
+        return await store.get_blob(cid)
+
+    got = await asyncio.gather(*(blob(cid) for cid in st.artifacts.values()))
+    for cid, data in zip(st.artifacts.values(), got, strict=True):
+        if data is None:
+            return {}, f"artifact {cid} of the last deploy is no longer stored"
+    return {art: data.decode() for art, data in zip(st.artifacts, got, strict=True) if data is not None}, None
+
+
+def _connected(driver: Any, name: str) -> None:
+    """Nothing: running it opens the switch's one SSH session (nornir opens it on first use)."""
+
+
+async def _open_fleet(model: InfraModel, settings: Settings, names: list[str]) -> Fleet:
+    fleet = await asyncio.to_thread(Fleet, model, settings, names)
+    await fleet.run(names, _connected)  # a failure is retried (and reported) by the scan's own read
+    return fleet
+
+
+async def _lease(locks: LeaseLocks, name: str) -> Lease | str:
+    try:
+        return await locks.acquire(name, DRIFT_OWNER)
+    except LockHeldError as exc:
+        return f"not scanned: {exc}"
 
 
 async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
-                        commit: str, members: list[TargetState], heads: dict[str, str | None]) -> list[TargetDrift]:
+                        commit: str, members: list[TargetState], heads: dict[str, str | None],
+                        timings: dict[str, float]) -> list[TargetDrift]:
+    t0 = time.monotonic()
     try:
         model = await asyncio.to_thread(load_model_at, mirror, url, commit)
     except (InputError, LintasError) as exc:
         return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
+    timings["model"] = round(time.monotonic() - t0, 3)
     host_members = [st for st in members if st.kind == "host"]
     members = [st for st in members if st.kind != "host"]
+
+    async def hosts_timed() -> list[TargetDrift]:
+        t = time.monotonic()
+        try:
+            return await _scan_hosts(settings, topo, model, store, host_members, heads)
+        finally:
+            timings["hosts"] = round(time.monotonic() - t, 3)
+
     # hosts are read (OVSDB, libvirt, SSH) while the switches are compared: the scan takes the longer of the two
-    host_scan = asyncio.create_task(_scan_hosts(settings, topo, model, store, host_members, heads))
+    host_scan = asyncio.create_task(hosts_timed())
+    t1 = time.monotonic()
     names = [st.target for st in members if st.target in model.devices]
-    bundles: dict[str, dict[str, str]] = {}
-    missing: dict[str, str] = {}
-    for st in members:
-        parts = {}
-        for art, cid in st.artifacts.items():
-            data = await store.get_blob(cid)
-            if data is None:
-                missing[st.target] = f"artifact {cid} of the last deploy is no longer stored"
-                break
-            parts[art] = data.decode()
-        bundles[st.target] = parts
+    # the switches' SSH sessions open (one per switch, in threads) while the artifacts load and the leases are taken
+    opening = asyncio.create_task(_open_fleet(model, settings, names))
+    got = await asyncio.gather(*(_bundle(store, st) for st in members))
+    bundles = {st.target: b for st, (b, _) in zip(members, got, strict=True)}
+    missing = {st.target: err for st, (_, err) in zip(members, got, strict=True) if err is not None}
     # a scan loads a candidate on the device: never while a run holds the device (it would
     # clobber that run's candidate); such a device is reported unknown this time
     locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
+    wanted = [n for n in names if n not in missing]
     leases: dict[str, Lease] = {}
-    for n in names:
-        if n in missing:
-            continue
-        try:
-            leases[n] = await locks.acquire(n, DRIFT_OWNER)
-        except LockHeldError as exc:
-            missing[n] = f"not scanned: {exc}"
+    for n, lease in zip(wanted, await asyncio.gather(*(_lease(locks, n) for n in wanted)), strict=True):
+        if isinstance(lease, str):
+            missing[n] = lease
+        else:
+            leases[n] = lease
     pend_only: dict[str, Any] = {}
     try:
         try:
-            fleet = await asyncio.to_thread(Fleet, model, settings, names)
+            fleet = await opening
         except ConnectError as exc:
             return await host_scan + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
         try:
-            results = await fleet.run(sorted(leases), _drift_op, bundles=bundles,
-                                      fingerprints={st.target: st.fingerprint for st in members})
             # a device a run holds is not compared, but its pending commit is read (read-only):
             # the run holding it may be dead
-            pend_only = await fleet.run([n for n in names if n not in leases], pending_commit)
+            results, pend_only = await asyncio.gather(
+                fleet.run(sorted(leases), _drift_op, bundles=bundles,
+                          fingerprints={st.target: st.fingerprint for st in members}),
+                fleet.run([n for n in names if n not in leases], pending_commit))
         finally:
             await asyncio.to_thread(fleet.close)
     finally:
-        for lease in leases.values():
-            await locks.release(lease)
+        await asyncio.gather(*(locks.release(lease) for lease in leases.values()))
+    timings["switches"] = round(time.monotonic() - t1, 3)
     out = await host_scan
     for st in members:
         head = heads[st.repo]
