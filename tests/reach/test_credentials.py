@@ -138,6 +138,13 @@ def test_configured_groups_match_by_name_inventory_group_and_network(tmp_path: P
     h = host_conns(load_model(TEMPLATE), s, ["kvm-uat-01"])["kvm-uat-01"]
     assert (h.source, h.ssh_user, h.key_file, h.known_hosts) == ("credentials:hv", "lintas", tmp_path / "hv-key",
                                                                   tmp_path / "hv-known")
+    nova = CredentialGroup(name="nova", groups=["openstack"], key_file=tmp_path / "nova-key",
+                           known_hosts=tmp_path / "nova-known")
+    by_group = host_conns(load_model(TEMPLATE), _settings(tmp_path / "home", credentials=[nova], use_lab=False,
+                                                          key_file=tmp_path / "k", known_hosts=tmp_path / "kh"),
+                          ["kvm-uat-01", "osc-01"])
+    assert (by_group["osc-01"].source, by_group["osc-01"].key_file) == ("credentials:nova", tmp_path / "nova-key")
+    assert by_group["kvm-uat-01"].source == "settings"
 
 
 def test_the_allow_list_refuses_before_any_source_is_asked(tmp_path: Path) -> None:

@@ -84,7 +84,8 @@ def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[
         try:
             address = str(h.mgmt_ip.ip)
             check_address(name, address, settings)
-            login = find_login(Target(name, address, "host"), sources)
+            inv = model.inventory.hosts.get(name)
+            login = find_login(Target(name, address, "host", tuple(inv.groups) if inv else ()), sources)
             user = (login and login.username) or d.username
             key = (login and login.key_file) or d.key_file
             known = (login and login.known_hosts) or d.known_hosts
