@@ -186,11 +186,11 @@ class FakeSwitch:
     def __init__(self, states: list[C.Observed]) -> None:
         self.states, self.reads, self.probes = states, 0, 0
 
-    def get_fabric_state(self, evpn: bool = True) -> dict[str, Any]:
+    def get_fabric_state(self, evpn: bool = True, pending: bool = False) -> dict[str, Any]:
         obs = self.states[min(self.reads, len(self.states) - 1)]
         self.reads += 1
         return {"bgp": obs.bgp, "routes": obs.routes, "vnis": obs.vnis, "interfaces": obs.interfaces,
-                "kernel": obs.kernel, "bgp_summary": {}}
+                "kernel": obs.kernel, "bgp_summary": {}, **({"pending": None} if pending else {})}
 
     def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
         self.probes += len(probes)
@@ -243,6 +243,8 @@ def test_a_healthy_fabric_is_stable_after_the_quiet_window_with_the_affected_pro
     # leaf-02 probes only leaf-01's VTEP; every switch was read more than once (the quiet window)
     assert fleet.switches["leaf-02"].probes == 1
     assert all(s.reads >= 2 for s in fleet.switches.values())
+    # the last read also told each switch's pending commit (none here): verify confirms from it
+    assert set(v.pending) == set(model.devices) and all(a.get_pending_commit() is None for a in v.pending.values())
 
 
 def test_a_filtered_vtep_settles_as_failed_long_before_the_timeout(model: InfraModel) -> None:

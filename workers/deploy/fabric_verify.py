@@ -22,7 +22,7 @@ from typing import Any
 
 from lintas.engine.runlog import RunLogger
 from lintas.workers.deploy import checks as C
-from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.settle import Reading, Stability, Verdict
 from lintas.workers.model.model import InfraModel
 
@@ -44,6 +44,24 @@ class DeviceRead:
     digest: str
     sessions_down: int
     deterministic: list[str]
+    pending: Answered | None = None  # the commit pending on the switch, read in the same exec
+
+
+class Answered:
+    """A driver's answers read already (as part of a combined read): ``get_pending_commit()`` and,
+    when read, the running config, served to the ops that take a driver (``ops.pending_commit``,
+    ``ops.running_fingerprint``)."""
+
+    def __init__(self, pending: dict[str, Any] | None, running: str | None = None) -> None:
+        self._pending, self._running = pending, running
+
+    def get_pending_commit(self) -> dict[str, Any] | None:
+        return self._pending
+
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+        if self._running is None:
+            raise LookupError("the running config was not read")
+        return {"running": self._running, "startup": "", "candidate": ""}
 
 
 @dataclass(slots=True)
@@ -54,12 +72,14 @@ class FabricVerification:
     probes: int  # pings run (all rounds)
     probed_for: list[str] | None  # the changed switches the probes were chosen for (None: every pair)
     elapsed_s: float
-    notes: list[str] = field(default_factory=list)
+    pending: dict[str, Answered] = field(default_factory=dict)  # per switch, from the last read
+    timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {"ended_by": self.verdict.ended_by, "reason": self.verdict.reason,
                 "quiet_s": round(self.verdict.quiet_s, 2), "reads": self.reads, "probes": self.probes,
-                "probed_for": self.probed_for, "elapsed_s": round(self.elapsed_s, 2)}
+                "probed_for": self.probed_for, "elapsed_s": round(self.elapsed_s, 2),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
 def plans(model: InfraModel, devices: list[str]) -> dict[str, Plan]:
@@ -87,13 +107,14 @@ def affected_pings(model: InfraModel, device: str, pings: list[C.Ping], changed:
     return [p for p in pings if owner.get(p.destination) in changed]
 
 
-def _observe(driver: Any, exp: C.Expected) -> tuple[C.Observed, dict[str, Any]]:
+def _observe(driver: Any, exp: C.Expected) -> tuple[C.Observed, dict[str, Any], Answered | None]:
     get = getattr(driver, "get_fabric_state", None)
     if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
-        return C.observe(driver, exp, with_pings=False), {}
-    st = get(evpn=bool(exp.vnis or exp.l3vnis))
-    return C.Observed(bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"],
-                      kernel=st["kernel"]), st.get("bgp_summary", {})
+        return C.observe(driver, exp, with_pings=False), {}, None
+    st = get(evpn=bool(exp.vnis or exp.l3vnis), pending=True)
+    return (C.Observed(bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"],
+                       kernel=st["kernel"]), st.get("bgp_summary", {}),
+            Answered(st["pending"]) if "pending" in st else None)
 
 
 def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
@@ -138,11 +159,11 @@ def deterministic(plan: Plan, obs: C.Observed) -> list[str]:
 def read_device(driver: Any, name: str, *, plan: dict[str, Plan]) -> DeviceRead:
     """One switch: one exec, cheap checks, digest, sessions down, deterministic failures."""
     p = plan[name]
-    obs, summary = _observe(driver, p.expected)
+    obs, summary, pending = _observe(driver, p.expected)
     checks = C.evaluate(p.expected, obs, with_pings=False)
     peers = obs.bgp.get("global", {}).get("peers", {})
     down = sum(1 for ip in p.expected.peers if not (peers.get(ip) or {}).get("is_up"))
-    return DeviceRead(checks, digest(obs, summary), down, deterministic(p, obs))
+    return DeviceRead(checks, digest(obs, summary), down, deterministic(p, obs), pending)
 
 
 def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> list[C.Check]:
@@ -179,9 +200,25 @@ async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, 
     probe_checks: list[C.Check] = []
     probe_runs = probe_count = 0
     logged = 0.0
+    timings: dict[str, float] = {"reads": 0.0, "probes": 0.0}
+    last_read_s = 0.0
+
+    async def read_all(delay: float = 0.0) -> tuple[dict[str, Outcome[DeviceRead]], float]:
+        nonlocal last_read_s
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t_read = time.monotonic()
+        got = await fleet.run(devices, read_device, plan=plan)
+        end = time.monotonic()
+        last_read_s = end - t_read
+        timings["first_read"] = timings.get("first_read", last_read_s)
+        timings["reads"] += last_read_s
+        return got, end
+
+    ahead: tuple[dict[str, Outcome[DeviceRead]], float] | None = None  # a read taken beside the probes
     while True:
-        results = await fleet.run(devices, read_device, plan=plan)
-        now = time.monotonic()
+        results, now = ahead if ahead is not None else await read_all()
+        ahead = None
         cheap: list[C.Check] = []
         digests: dict[str, str] = {}
         down, det = 0, []
@@ -200,7 +237,17 @@ async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, 
         if not C.failing(cheap) and probes and (probed_at != fabric or (C.failing(probe_checks) and probe_runs < 2)):
             # the control plane passes: probe the data plane now (it takes part of the quiet window)
             probe_runs = probe_runs + 1 if probed_at == fabric else 1
-            got = await fleet.run(sorted(probes), probe_device, probes=probes)
+            t_probe = time.monotonic()
+
+            async def probe_all(started: float = t_probe) -> dict[str, Outcome[list[C.Check]]]:
+                got = await fleet.run(sorted(probes), probe_device, probes=probes)
+                timings["probes"] += time.monotonic() - started
+                return got
+
+            # the next read runs beside the probes, timed to end about when the quiet window does
+            # (both over the switches' open sessions: every session was opened by the read before)
+            delay = min(max(0.05, quiet_s - last_read_s + 0.05), max(0.0, rule.deadline - time.monotonic()))
+            got, ahead = await asyncio.gather(probe_all(), read_all(delay))
             probe_checks = []
             for name in sorted(probes):
                 g = got[name]
@@ -213,8 +260,11 @@ async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, 
         verdict = rule.feed(Reading(now, digests, failing, down, det))
         if verdict is not None:
             checks = cheap + (probe_checks if probed_at == fabric else [])
+            pending = {n: r.value.pending for n, r in results.items()
+                       if r.ok and r.value is not None and r.value.pending is not None}
             out = FabricVerification(checks, verdict, rule.readings, probe_count,
-                                     sorted(changed) if changed is not None else None, time.monotonic() - t0)
+                                     sorted(changed) if changed is not None else None, time.monotonic() - t0,
+                                     pending, timings)
             s = C.summary(checks)
             await log.info(f"{label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
                            f"{verdict.reason}; {probe_count} probe(s)"

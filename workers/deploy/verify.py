@@ -1,9 +1,12 @@
 """The ``verify`` stage: the fabric and the hosts against the model, then confirm the run's commits.
 
-Every switch of the model is checked (:mod:`workers.deploy.checks`), and every deployed
-hypervisor host (:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel
-address, each modelled domain's state, vCPUs, memory and every NIC's MAC and bridge),
-polling until all checks pass or ``verify_timeout``. On success every commit of this run pending
+Every switch of the model is checked (:mod:`workers.deploy.checks`) until the fabric has settled
+(:mod:`workers.deploy.fabric_verify`, :mod:`workers.deploy.settle`: stable, settled failing,
+a deterministic failure, or ``verify_timeout`` as the bound; the summary's ``ended_by`` says which),
+with the pings only for the pairs the run's changes can affect; every host the run changed
+(:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel address, each modelled
+domain's state, vCPUs, memory and every NIC's MAC and bridge) is polled until its checks pass or
+``verify_timeout``. On success every commit of this run pending
 on a switch is confirmed, found on the devices themselves and not only in the record (a commit
 confirmed before a crash is recognised by its checkpoint); the devices are read again, and the
 stage fails while any commit of the run is still pending. Only then does the target store
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar
+import time
+from typing import Any, ClassVar, cast
 
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import NatsArtifactStore
@@ -33,7 +37,7 @@ from lintas.workers.deploy.common import (
     verify_hosts,
 )
 from lintas.workers.deploy.connect import ConnectError
-from lintas.workers.deploy.fabric_verify import verify_fabric
+from lintas.workers.deploy.fabric_verify import Answered, verify_fabric
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, now, save_record
@@ -49,6 +53,7 @@ class VerifyStage:
 
     async def run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
+        t0 = time.monotonic()
         model = await load_model_of(ctx, job.sha)
         if isinstance(model, str):
             return StageResult.failed(model)
@@ -69,6 +74,7 @@ class VerifyStage:
             gone = await self._gone(ctx, fleet, store, record)
             if gone is not None:
                 return gone
+            t1 = time.monotonic()
             fabric, on_hosts = await asyncio.gather(
                 verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify",
                               changed=_changed(record)),
@@ -77,7 +83,10 @@ class VerifyStage:
             checks = fabric.checks + on_hosts
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
+            # where the stage's time went before the confirm (the rest of its duration is confirming)
+            phases = {"before_checks_s": round(t1 - t0, 3), "checks_s": round(time.monotonic() - t1, 3)}
             summary: dict[str, Any] = {"report": report, "totals": C.summary(checks), **fabric.summary(),
+                                       "phases": phases,
                                        "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN]}
             if C.failing(checks):
                 for line in check_lines(checks, limit=40):
@@ -87,7 +96,7 @@ class VerifyStage:
                                           summary=summary)
             if not fabric.verdict.passed:  # a deterministic failure found before any check failed
                 return StageResult.failed(f"{fabric.verdict.ended_by}: {fabric.verdict.reason}", summary=summary)
-            found = await self._pending_on_devices(ctx, fleet, record)
+            found = await self._pending_on_devices(ctx, fleet, record, fabric.pending)
             if isinstance(found, StageResult):
                 return found
             if record is None:
@@ -125,12 +134,17 @@ class VerifyStage:
         return StageResult.failed(f"the change did not stick on {', '.join(gone)}: its device-side timer "
                                   f"restored the checkpoint before verify could confirm it ({lost})")
 
-    async def _pending_on_devices(self, ctx: StageContext, fleet: Fleet,
-                                  record: DeployRecord | None) -> list[str] | StageResult:
+    async def _pending_on_devices(self, ctx: StageContext, fleet: Fleet, record: DeployRecord | None,
+                                  known: dict[str, Answered]) -> list[str] | StageResult:
         """Every switch's pending commit, read on the device (not only in the record): this run's
-        are returned (confirm covers them); another run's on a device this run touched fails."""
+        are returned (confirm covers them); another run's on a device this run touched fails.
+        ``known``: what verification's last read found (the same exec read it), else read now."""
         run_id = ctx.job.run_id
-        results = await fleet.run(sorted(fleet.conns), ops.pending_commit)
+        results: dict[str, Outcome[ops.PendingCommit | None]]
+        if set(fleet.conns) <= set(known):
+            results = {n: Outcome(ops.pending_commit(cast(Any, known[n]), n), None) for n in sorted(fleet.conns)}
+        else:
+            results = await fleet.run(sorted(fleet.conns), ops.pending_commit)
         ours: list[str] = []
         foreign: list[str] = []
         touched = set(record.rolled_out) if record is not None else set()
@@ -187,10 +201,16 @@ class VerifyStage:
             else:
                 record.targets[name].status, record.targets[name].error = "reverted", r.error
                 lost.append(name)
-        # no success while a device this run touched still holds one of its commits unconfirmed
-        again = await fleet.run(devices, ops.pending_commit)
+        # no success while a device this run touched still holds one of its commits unconfirmed; the
+        # fingerprints of the switches this run compared are read at the same time (one round trip)
+        compared = set(record.rolled_out)
+        good_now = {n for n in record.with_status("confirmed", "unchanged") if n in compared and n in fleet.conns}
+        after = await fleet.run(sorted(set(devices) | good_now), _after_confirm, fingerprint=good_now)
+        prints = {n: Outcome(r.value[1], None) if r.ok and r.value is not None else Outcome(None, r.error)
+                  for n, r in after.items() if n in good_now}
         for name in devices:
-            p = again[name]
+            a = after[name]
+            p = Outcome(a.value[0], None) if a.ok and a.value is not None else Outcome(None, a.error)
             if name in lost:
                 continue
             if not p.ok or (p.value is not None and p.value.run_id == record.run_id):
@@ -206,8 +226,6 @@ class VerifyStage:
         good = record.with_status("confirmed", "unchanged")
         # a fresh fingerprint only where this run compared the device with its candidate; a device
         # the plan left alone keeps its old one (and any drift mark): drift must stay visible
-        compared = set(record.rolled_out)
-        prints = await fleet.run([n for n in good if n in compared and n in fleet.conns], ops.running_fingerprint)
         for name in good:
             t = record.targets[name]
             fp: str | None
@@ -240,6 +258,20 @@ async def host_bundles(ctx: StageContext, store: NatsArtifactStore, record: Depl
         if bundle is not None:
             out[name] = bundle
     return out
+
+
+def _after_confirm(driver: Any, name: str, *,
+                   fingerprint: set[str]) -> tuple[ops.PendingCommit | None, str | None]:
+    """The pending commit after confirming and, for a switch this run compared, the fingerprint of
+    its running state: one exec where the driver reads both at once."""
+    if name not in fingerprint:
+        return ops.pending_commit(driver, name), None
+    both = getattr(driver, "get_running_and_pending", None)
+    if both is None:
+        return ops.pending_commit(driver, name), ops.running_fingerprint(driver, name)
+    running, pending = both()
+    read = Answered(pending, running)
+    return ops.pending_commit(cast(Any, read), name), ops.running_fingerprint(cast(Any, read), name)
 
 
 def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from lintas.workers.drivers.frr.candidate import Candidate, mask_secrets
 from lintas.workers.drivers.frr.errors import FrrCommandError
 from lintas.workers.drivers.frr.remote import mark, parse_sections
 from lintas.workers.drivers.frr.ssh import Result
+from lintas.workers.drivers.frr.state import Capabilities
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,6 +103,7 @@ class ReadsMixin:
     _candidate: Candidate | None
     _run: Callable[..., Result]
     _setup: Callable[[], Any]  # the device's capabilities (cached after the first exec)
+    _caps: Capabilities | None
     revert_dir: str
 
     def _sections(self, parts: list[tuple[str, str]], what: str) -> dict[str, str]:
@@ -230,7 +232,7 @@ class ReadsMixin:
 
     # -- verification: everything in one exec ---------------------------------------------
 
-    def get_fabric_state(self, evpn: bool = True) -> dict[str, Any]:
+    def get_fabric_state(self, evpn: bool = True, pending: bool = False) -> dict[str, Any]:
         """What verification reads of a switch, in **one** exec and one ``vtysh`` process:
         ``{"bgp": get_bgp_neighbors(), "bgp_summary": raw summary JSON, "routes":
         get_ipv4_routes(), "vnis": get_evpn_vnis() ({} unless ``evpn``), "interfaces":
@@ -238,13 +240,17 @@ class ReadsMixin:
 
         FRR prints nothing at all for an EVPN command on a switch without EVPN, so the answers
         are told apart by their count; when it is not one per command, the commands are run
-        again each in its own ``vtysh`` (still one exec)."""
-        caps = self._setup()
+        again each in its own ``vtysh`` (still one exec). With ``pending``, ``"pending"`` is
+        ``get_pending_commit()``'s answer, read in the same exec."""
         commands = _STATE_BGP + (_STATE_EVPN if evpn else [])
         parts = [("vtysh", _vtysh_many(commands)), ("links", "ip -j -d link show")]
+        if self._caps is None:  # the kernel's capabilities as the driver's setup recorded them, in the same exec
+            parts.append(("caps", f"cat {shlex.quote(self.revert_dir)}/caps 2>/dev/null"))
         if evpn:
             parts += [("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
                       ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null")]
+        if pending:
+            parts += pending_parts(self.revert_dir)
         s = self._sections(parts, "get_fabric_state")
         try:
             docs = json_docs(s["vtysh"])
@@ -253,6 +259,11 @@ class ReadsMixin:
         if len(docs) != len(commands):
             again = self._sections([(f"c{i}", _vtysh(c)) for i, c in enumerate(commands)], "get_fabric_state")
             docs = [_json(again.get(f"c{i}", ""), {}) for i in range(len(commands))]
+        caps = self._caps
+        if caps is None:
+            lines = s.get("caps", "").splitlines() + ["", ""]
+            # never set up on this switch: the setup exec (it probes the kernel and caches the answer)
+            caps = Capabilities.from_words(lines[0], lines[1].split(" ", 1)[-1]) if lines[1] else self._setup()
         neighbors, summary, routes = docs[0], docs[1], docs[2]
         links = _json(s["links"], [])
         out: dict[str, Any] = {
@@ -265,6 +276,8 @@ class ReadsMixin:
             "kernel": {"mode": caps.mode, "capabilities": caps.to_json()},
             "vnis": {},
         }
+        if pending:
+            out["pending"] = parse_pending(s)
         if evpn:
             applied = _json(s.get("applied", ""), {})
             modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
