@@ -57,11 +57,20 @@ from lintas.workers.render.plan import Plan
 
 class DeployStage:
     kind: ClassVar[str] = "deploy"
+    # Commits carry a device-side revert timer that only verify confirms: a pipeline must run a
+    # verify stage after deploy (checked by validate, and below before any device is touched).
+    confirmed_by: ClassVar[str] = "verify"
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
     async def run(self, ctx: StageContext) -> StageResult:
         job, d = ctx.job, ctx.settings.deploy
+        if job.downstream_kinds is not None and self.confirmed_by not in job.downstream_kinds:
+            return StageResult.failed(
+                f"no {self.confirmed_by} stage follows stage {job.stage}: its commits would revert on the devices "
+                f"after the run is reported succeeded; add a stage of kind {self.confirmed_by} that needs "
+                f"{job.stage}. Nothing was deployed.")
         try:
             opts = Strategy.model_validate(job.options)
         except ValidationError as exc:
