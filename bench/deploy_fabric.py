@@ -9,16 +9,21 @@ is split into
   of it, device time = deploy + verify (commits, health gate, BGP/EVPN convergence, checks);
 * engine overhead: everything else (hook -> event -> run -> jobs -> results -> next stage).
 
-Then ``--breaks`` changes that break the fabric (a repo-local template that makes leaf-04
-filter every EVPN route it sends: valid for the model, fatal for the overlay):
-rollback time = from verify failing to rollback finished (restored and re-verified).
+Then ``--breaks`` changes that cannot converge (a repo-local template that makes leaf-04
+filter every EVPN route it sends: valid for the model, fatal for the overlay, nothing changes
+after the first seconds): push -> failure detected (verify finished, failed), push -> restored
+and re-verified (rollback finished), rollback time = from verify failing to rollback finished,
+and which signal ended verify (issue 16). ``lintas up`` runs with ``--verify-timeout`` (default
+90 s, the product's default), so a verify that waits for its timeout shows.
+
+The first deploy is followed by a drift scan of the whole lab (6 switches + 2 hosts), 5 times.
 
 ``fanout``: a generated fabric of 2 spines and ``--leaves`` + 1 leaves. The day-1 commit
 (through the deploy stage's own code: nornir + the napalm frr driver, commit with a
 revert timer, then confirm) to one leaf, then to ``--leaves`` other leaves at
 ``--parallelism``; reports the ratio and the memory per lab switch.
 
-    .venv/bin/python -m bench.deploy_fabric [--changes 5] [--breaks 2]
+    .venv/bin/python -m bench.deploy_fabric [--changes 5] [--breaks 2] [--verify-timeout 90]
     .venv/bin/python -m bench.deploy_fabric fanout [--leaves 32] [--parallelism 16]
 """
 
@@ -79,11 +84,12 @@ def _union(intervals: list[tuple[float, float]]) -> float:
 
 
 class Lintas:
-    def __init__(self, home: Path, work: Path, nats: EmbeddedNats) -> None:
+    def __init__(self, home: Path, work: Path, nats: EmbeddedNats, verify_timeout: int = 90) -> None:
         self.work = work
         self.env = {**os.environ, "LINTAS_HOME": str(home), "LINTAS_NATS_URL": nats.url,
                     "LINTAS_API_ADDR": f"127.0.0.1:{free_port()}", "FABRIC_BGP_PASSWORD": PASSWORD,
-                    "LINTAS_DEPLOY__VERIFY_TIMEOUT_S": "20", "LINTAS_DEPLOY__REVERT_IN_S": "60",
+                    "LINTAS_DEPLOY__VERIFY_TIMEOUT_S": str(verify_timeout),
+                    "LINTAS_DEPLOY__REVERT_IN_S": str(verify_timeout + 60),
                     "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
                     "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
         self.log = open(home.parent / "up.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -159,20 +165,25 @@ def _stages(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in run["stages"]}
 
 
-def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"fabric": "template: 2 spines x 4 leaves"}
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2), "runs": len(values)}
+
+
+def pipeline_bench(changes: int, breaks: int, verify_timeout: int = 90) -> dict[str, Any]:
+    out: dict[str, Any] = {"fabric": "template: 2 spines x 4 leaves", "verify_timeout_s": verify_timeout}
     with workdir() as d:
         settings = Settings(home=d / "home")
         nats = EmbeddedNats(d / "nats", free_port())
         asyncio.run(nats.start())
         asyncio.run(lab_up(settings, TEMPLATE_DIR))
-        lx = Lintas(settings.home, d / "demo", nats)
+        lx = Lintas(settings.home, d / "demo", nats, verify_timeout)
         try:
             lx.cli("init", str(lx.work))
             first = lx.drive(lx.new_run(lx.git("rev-parse", "HEAD")))
             assert first["state"] == "succeeded", first["error"]
             out["first_deploy_s"] = round(_stages(first)["deploy"]["duration_s"] + _stages(first)["verify"]["duration_s"], 2)
-            out["drift_scan"] = drift_scans(Settings(home=settings.home, nats_url=nats.url))
+            out["drift_scan"] = drift_scans(Settings(home=settings.home, nats_url=nats.url), repeats=5)
             rows = []
             for i in range(changes):
                 vlan, vni = 60 + i, 10060 + i
@@ -189,27 +200,40 @@ def pipeline_bench(changes: int, breaks: int) -> dict[str, Any]:
                 rows.append({"total_s": finished - pushed, "push_to_run_s": created - pushed,
                              "engine_s": (finished - created) - ran, "stages_s": ran, "device_s": device,
                              "deploy_s": st["deploy"]["duration_s"], "verify_s": st["verify"]["duration_s"]})
+                vs = st["verify"].get("summary") or {}
+                for k, v in {**(vs.get("phases") or {}), **(vs.get("timings") or {})}.items():
+                    rows[-1][f"verify_{k}"] = float(v)  # where verify's time went (issue 16)
+                rows[-1]["verify_reads"] = float(vs.get("reads", 0))
                 order = sorted((s for s in st.values() if s["started_at"]), key=lambda s: _ts(s["started_at"]))
                 rows[-1]["timeline"] = [(s["name"], round(_ts(s["started_at"]) - created, 3),
                                          round(_ts(s["finished_at"]) - created, 3)) for s in order]
             out["one_vni_change"] = {k: {"median": round(statistics.median(r[k] for r in rows), 3),
-                                         "max": round(max(r[k] for r in rows), 3)} for k in rows[0] if k != "timeline"}
+                                         "min": round(min(r[k] for r in rows), 3),
+                                         "max": round(max(r[k] for r in rows), 3)} for k in rows[0] if k != "timeline" and all(k in r for r in rows)}
             out["one_vni_change"]["slowest_timeline"] = max(rows, key=lambda r: r["engine_s"])["timeline"]
             out["one_vni_change"]["runs"] = len(rows)
-            rb = []
+            rb: list[float] = []
+            detected: list[float] = []
+            restored: list[float] = []
+            endings: list[Any] = []
             for i in range(breaks):
                 write_evpn_filter(lx.work, "leaf-04")
-                _, sha = lx.push(f"bench: break leaf-04 ({i}): a template that filters its EVPN routes")
+                pushed, sha = lx.push(f"bench: break leaf-04 ({i}): a template that filters its EVPN routes")
                 run = lx.drive(lx.new_run(sha))
                 assert run["state"] == "rolled_back", run["error"]
                 st = _stages(run)
                 rb.append(_ts(st["rollback"]["finished_at"]) - _ts(st["verify"]["finished_at"]))
+                detected.append(_ts(st["verify"]["finished_at"]) - pushed)
+                restored.append(_ts(st["rollback"]["finished_at"]) - pushed)
+                endings.append((st["verify"].get("summary") or {}).get("ended_by"))
                 lx.git("rm", "-q", "-r", "templates/frr")
                 back = lx.drive(lx.new_run(lx.push("bench: unbreak")[1]))
                 assert back["state"] == "succeeded", back["error"]
             if rb:
-                out["rollback_failed_check_to_reverified_s"] = {"median": round(statistics.median(rb), 2),
-                                                                "max": round(max(rb), 2), "runs": len(rb)}
+                out["rollback_failed_check_to_reverified_s"] = _spread(rb)
+                out["non_converging_change"] = {"push_to_failure_detected_s": _spread(detected),
+                                                "push_to_restored_and_reverified_s": _spread(restored),
+                                                "verify_ended_by": endings}
         finally:
             lx.stop()
             asyncio.run(lab_down(settings))
@@ -326,8 +350,9 @@ if __name__ == "__main__":
     ap.add_argument("--breaks", type=int, default=2)
     ap.add_argument("--leaves", type=int, default=32)
     ap.add_argument("--parallelism", type=int, default=16)
+    ap.add_argument("--verify-timeout", type=int, default=90, help="LINTAS_DEPLOY__VERIFY_TIMEOUT_S for `lintas up`")
     a = ap.parse_args()
     if a.mode == "pipeline":
-        report("deploy_pipeline", pipeline_bench(a.changes, a.breaks))
+        report("deploy_pipeline", pipeline_bench(a.changes, a.breaks, a.verify_timeout))
     else:
         report("deploy_fanout", fanout_bench(a.leaves, a.parallelism))

@@ -48,7 +48,10 @@ def measure(namespaces: list[str]) -> dict[str, object]:
     for ino in namespace_inodes(namespaces):
         rss = pss = 0
         for pid in pids_in({ino}):
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            except FileNotFoundError:  # a short-lived process (a shell of an SSH exec) ended meanwhile
+                continue
             r = _kb(f"/proc/{pid}/status", "VmRSS")
             rss += r
             pss += _kb(f"/proc/{pid}/smaps_rollup", "Pss")
