@@ -45,8 +45,17 @@ async def seed(st_runs: RunStore, n: int) -> None:
 
     async def one(i: int) -> None:
         t = base + timedelta(seconds=i)
-        run = Run(run_id=f"r-seed{i:012d}", event_id=f"seed{i}", repo=f"repo{i % 10}", url="/dev/null",
-                  ref="refs/heads/main", sha=f"{i:040x}", state=RunState.succeeded, created_at=t, updated_at=t)
+        run = Run(
+            run_id=f"r-seed{i:012d}",
+            event_id=f"seed{i}",
+            repo=f"repo{i % 10}",
+            url="/dev/null",
+            ref="refs/heads/main",
+            sha=f"{i:040x}",
+            state=RunState.succeeded,
+            created_at=t,
+            updated_at=t,
+        )
         async with sem:
             await st_runs.create(RunStore.key(run.run_id), run)
 
@@ -60,10 +69,14 @@ async def main(n_runs: int, n_requests: int, n_hooks: int) -> None:
         settings = Settings(home=d / "home", nats_port=free_port(), log_level="warning")
         logs.configure("warning")
         RepoRegistry(settings.home).add(RepoEntry(name="infra", url=str(d / "infra.git")))
-        api = settings.model_copy(update=dict(
-            api_tokens=[TokenEntry(name="bench", role="operator", sha256=hashlib.sha256(TOKEN.encode()).hexdigest())],
-            webhooks={"infra": WebhookRepo(github="acme/infra", secret_ref="env:LINTAS_BENCH_HOOK_SECRET")},
-        ))
+        api = settings.model_copy(
+            update=dict(
+                api_tokens=[
+                    TokenEntry(name="bench", role="operator", sha256=hashlib.sha256(TOKEN.encode()).hexdigest())
+                ],
+                webhooks={"infra": WebhookRepo(github="acme/infra", secret_ref="env:LINTAS_BENCH_HOOK_SECRET")},
+            )
+        )
         async with stack(settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8) as st:
             t0 = time.perf_counter()
             await seed(RunStore(st.topo.runs), n_runs)
@@ -90,8 +103,9 @@ async def main(n_runs: int, n_requests: int, n_hooks: int) -> None:
                     lat.append(time.perf_counter() - t)
                     assert res.status_code == 200 and len(res.json()) == 50
                     t = time.perf_counter()
-                    res = await http.get("/api/v1/runs", params={"repo": f"repo{i % 10}", "state": "succeeded",
-                                                                  "limit": 100})
+                    res = await http.get(
+                        "/api/v1/runs", params={"repo": f"repo{i % 10}", "state": "succeeded", "limit": 100}
+                    )
                     filtered.append(time.perf_counter() - t)
                     assert res.status_code == 200
                 # SSE client on the global feed, and first-notice times per run for the webhook bench
@@ -115,12 +129,21 @@ async def main(n_runs: int, n_requests: int, n_hooks: int) -> None:
                 await asyncio.sleep(0.3)
                 hook_lat: list[float] = []
                 for i, sha in enumerate(shas[1 : n_hooks + 1]):
-                    body = json.dumps({"ref": "refs/heads/main", "before": shas[i], "after": sha,
-                                       "repository": {"full_name": "acme/infra"}}).encode()
+                    body = json.dumps(
+                        {
+                            "ref": "refs/heads/main",
+                            "before": shas[i],
+                            "after": sha,
+                            "repository": {"full_name": "acme/infra"},
+                        }
+                    ).encode()
                     sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                     t = time.perf_counter()
-                    res = await http.post("/hooks/github", content=body, headers={
-                        "X-Hub-Signature-256": sig, "X-GitHub-Event": "push", "X-GitHub-Delivery": f"d{i}"})
+                    res = await http.post(
+                        "/hooks/github",
+                        content=body,
+                        headers={"X-Hub-Signature-256": sig, "X-GitHub-Event": "push", "X-GitHub-Delivery": f"d{i}"},
+                    )
                     assert res.status_code == 202, res.text
                     rid = res.json()["run_id"]
                     while rid not in first_seen:  # noqa: ASYNC110 - polling a flag another component sets
@@ -132,12 +155,19 @@ async def main(n_runs: int, n_requests: int, n_hooks: int) -> None:
                 await asyncio.gather(sse_task, return_exceptions=True)
             srv.should_exit = True
             await task
-    report("api", {
-        "runs_stored": n_runs, "seed_s": round(seeded_s, 2), "index_build_s": round(index_s, 2),
-        "list_runs": summary_ms(lat), "list_runs_filtered": summary_ms(filtered),
-        "transition_to_sse": summary_ms(sse_lat), "webhook_to_queued": summary_ms(hook_lat),
-        "targets_p99_ms": {"list_runs": 50, "transition_to_sse": 100, "webhook_to_queued": 50},
-    })
+    report(
+        "api",
+        {
+            "runs_stored": n_runs,
+            "seed_s": round(seeded_s, 2),
+            "index_build_s": round(index_s, 2),
+            "list_runs": summary_ms(lat),
+            "list_runs_filtered": summary_ms(filtered),
+            "transition_to_sse": summary_ms(sse_lat),
+            "webhook_to_queued": summary_ms(hook_lat),
+            "targets_p99_ms": {"list_runs": 50, "transition_to_sse": 100, "webhook_to_queued": 50},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@ def evpn_filter_override(leaf: str) -> str:
     differently."""
     builtin = BUILTIN_FRR.read_text()
     assert builtin.count(_EVPN) == 1 and builtin.count(_BGP) == 1, "the built-in FRR template changed shape"
-    text = builtin.replace(_EVPN, _EVPN + f"{{% if hostname == '{leaf}' %}}\n  neighbor UNDERLAY route-map "
-                           "RM-EVPN-DENY-OUT out\n{% endif %}\n")
-    return text.replace(_BGP, f"{{% if hostname == '{leaf}' %}}\nroute-map RM-EVPN-DENY-OUT deny 10\nexit\n!\n"
-                        "{% endif %}\n" + _BGP)
+    text = builtin.replace(
+        _EVPN,
+        _EVPN + f"{{% if hostname == '{leaf}' %}}\n  neighbor UNDERLAY route-map RM-EVPN-DENY-OUT out\n{{% endif %}}\n",
+    )
+    return text.replace(
+        _BGP, f"{{% if hostname == '{leaf}' %}}\nroute-map RM-EVPN-DENY-OUT deny 10\nexit\n!\n{{% endif %}}\n" + _BGP
+    )
 
 
 def write_evpn_filter(repo: Path, leaf: str) -> None:

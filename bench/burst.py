@@ -32,15 +32,34 @@ async def main(n_repos: int, n_pushes: int) -> None:
     per_repo = n_pushes // n_repos
     logs.configure("warning")
     with workdir() as d:
-        template = {".lintas/pipeline.yaml": "version: 1\nname: burst\nstages:\n  validate: {}\n",
-                    "data/burst.yaml": "mtu: 9216\nvnis: [10010, 10020]\n"}  # YAML validate reads (no model)
+        template = {
+            ".lintas/pipeline.yaml": "version: 1\nname: burst\nstages:\n  validate: {}\n",
+            "data/burst.yaml": "mtu: 9216\nvnis: [10010, 10020]\n",
+        }  # YAML validate reads (no model)
         repos = {f"repo{i:02d}": make_repo(d / f"repo{i:02d}.git", per_repo, template) for i in range(n_repos)}
-        events = [push_event(name, str(d / f"{name}.git"), shas[j], before=shas[j - 1] if j else None)
-                  for j in range(per_repo) for name, shas in repos.items()]
+        events = [
+            push_event(name, str(d / f"{name}.git"), shas[j], before=shas[j - 1] if j else None)
+            for j in range(per_repo)
+            for name, shas in repos.items()
+        ]
         async with EmbeddedNats(d / "nats", free_port()) as url:
             settings = Settings(home=d / "home", nats_url=url, log_level="warning")
-            env = {**os.environ, "LINTAS_HOME": str(settings.home), "LINTAS_NATS_URL": url, "LINTAS_LOG_LEVEL": "warning"}
-            cmd = [sys.executable, "-m", "lintas.engine.cli.main", "worker", "--stage", "validate", "--concurrency", "8"]
+            env = {
+                **os.environ,
+                "LINTAS_HOME": str(settings.home),
+                "LINTAS_NATS_URL": url,
+                "LINTAS_LOG_LEVEL": "warning",
+            }
+            cmd = [
+                sys.executable,
+                "-m",
+                "lintas.engine.cli.main",
+                "worker",
+                "--stage",
+                "validate",
+                "--concurrency",
+                "8",
+            ]
             worker = subprocess.Popen(cmd, env=env)  # noqa: ASYNC220 - fork/exec returns at once
             me = psutil.Process()
             peak = me.memory_info().rss
@@ -58,7 +77,7 @@ async def main(n_repos: int, n_pushes: int) -> None:
                     t0 = time.perf_counter()
                     async with make_engine(_nc, topo, settings):
                         for i in range(0, len(events), 100):  # a burst: 1,000 pushes as fast as they publish
-                            await asyncio.gather(*(publish_push(topo.js, e) for e in events[i:i + 100]))
+                            await asyncio.gather(*(publish_push(topo.js, e) for e in events[i : i + 100]))
                         store = RunStore(topo.runs)
                         want = {e.run_id for e in events}
                         states: Counter[str] = Counter()
@@ -79,10 +98,18 @@ async def main(n_repos: int, n_pushes: int) -> None:
             finally:
                 worker.terminate()
                 worker.wait(20)
-    report("burst", {
-        "pushes": len(events), "repos": n_repos, "runs": len(docs), "states": dict(states),
-        "wall_s": round(wall, 2), "peak_engine_rss_mb": round(peak / 2**20, 1), "target": "all terminal, RSS <= 300 MB",
-    })
+    report(
+        "burst",
+        {
+            "pushes": len(events),
+            "repos": n_repos,
+            "runs": len(docs),
+            "states": dict(states),
+            "wall_s": round(wall, 2),
+            "peak_engine_rss_mb": round(peak / 2**20, 1),
+            "target": "all terminal, RSS <= 300 MB",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,13 @@ TERMINAL = ("succeeded", "failed", "rolled_back", "canceled", "superseded")
 async def main(rounds: int, sync_interval: str | None) -> None:
     with workdir() as d:
         shas = make_repo(d / "infra.git", rounds + 2, {".lintas/pipeline.yaml": noop_pipeline(3)})
-        settings = Settings(home=d / "home", nats_port=free_port(), log_level="error", nats_sync_interval=sync_interval,
-                            job_ack_wait_s=10.0)
+        settings = Settings(
+            home=d / "home",
+            nats_port=free_port(),
+            log_level="error",
+            nats_sync_interval=sync_interval,
+            job_ack_wait_s=10.0,
+        )
         logs.configure("error")
         async with stack(settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=4, cluster=3) as st:
             assert st.cluster is not None
@@ -45,9 +50,10 @@ async def main(rounds: int, sync_interval: str | None) -> None:
             await st.nc.subscribe(S.NOTIFY_ALL, cb=on_notice)
             url = str(d / "infra.git")
             times: list[float] = []
-            for i, sha in enumerate(shas[:rounds + 1]):
-                await asyncio.to_thread(subprocess.run, ["git", "update-ref", "refs/heads/main", sha], cwd=url,
-                                        check=True)
+            for i, sha in enumerate(shas[: rounds + 1]):
+                await asyncio.to_thread(
+                    subprocess.run, ["git", "update-ref", "refs/heads/main", sha], cwd=url, check=True
+                )
                 if i:  # round 0 warms up (mirror clone)
                     if i % 2:
                         victim = st.cluster.node((await st.topo.js.stream_info(S.JOBS_STREAM)).cluster.leader)  # type: ignore[union-attr, arg-type]
@@ -66,12 +72,18 @@ async def main(rounds: int, sync_interval: str | None) -> None:
                     await st.cluster.restart(victim)
                     await st.cluster.wait_meta_leader()
                     await asyncio.sleep(2)  # let the restarted node catch up before the next kill
-            report("cluster_recovery", {
-                "rounds": len(times), "sync_interval": sync_interval or "default",
-                "kill_to_first_run_done_s": {"median": round(statistics.median(times), 2),
-                                             "range": [round(min(times), 2), round(max(times), 2)],
-                                             "all": [round(t, 2) for t in times]},
-            })
+            report(
+                "cluster_recovery",
+                {
+                    "rounds": len(times),
+                    "sync_interval": sync_interval or "default",
+                    "kill_to_first_run_done_s": {
+                        "median": round(statistics.median(times), 2),
+                        "range": [round(min(times), 2), round(max(times), 2)],
+                        "all": [round(t, 2) for t in times],
+                    },
+                },
+            )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ def make_repo(path: Path, n_commits: int, files: dict[str, str]) -> list[str]:
     chunks: list[str] = []
     for i in range(1, n_commits + 1):
         msg = f"commit {i}"
-        chunks.append(f"commit refs/heads/main\nmark :{i}\ncommitter Bench <bench@example.invalid> {1700000000 + i} +0000\n")
+        chunks.append(
+            f"commit refs/heads/main\nmark :{i}\ncommitter Bench <bench@example.invalid> {1700000000 + i} +0000\n"
+        )
         chunks.append(f"data {len(msg)}\n{msg}\n")
         if i > 1:
             chunks.append(f"from :{i - 1}\n")
@@ -38,8 +40,16 @@ def make_repo(path: Path, n_commits: int, files: dict[str, str]) -> list[str]:
 
 def push_event(repo: str, url: str, sha: str, before: str | None = None, ref: str = "refs/heads/main") -> PushEvent:
     return PushEvent(
-        event_id=PushEvent.dedup_key(repo, ref, sha), occurred_at=datetime.now(UTC), repo=repo, url=url, ref=ref,
-        before=before, sha=sha, author="bench", message="bench", source="hook",
+        event_id=PushEvent.dedup_key(repo, ref, sha),
+        occurred_at=datetime.now(UTC),
+        repo=repo,
+        url=url,
+        ref=ref,
+        before=before,
+        sha=sha,
+        author="bench",
+        message="bench",
+        source="hook",
     )
 
 

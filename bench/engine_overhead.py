@@ -29,8 +29,9 @@ async def main(runs: int, stages: int, cluster: int) -> None:
         shas = make_repo(d / "infra.git", runs + 5, {".lintas/pipeline.yaml": noop_pipeline(stages)})
         settings = Settings(home=d / "home", nats_port=free_port(), log_level="warning")
         logs.configure("warning")
-        async with stack(settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8,
-                         cluster=cluster) as st:
+        async with stack(
+            settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8, cluster=cluster
+        ) as st:
             done: dict[str, asyncio.Future[str]] = {}
 
             async def on_notice(msg) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +46,9 @@ async def main(runs: int, stages: int, cluster: int) -> None:
             for i, sha in enumerate(shas):
                 # as a real push does: the branch points at the commit before its event is sent
                 # (a push event for a commit that is no longer the head is refused as stale)
-                await asyncio.to_thread(subprocess.run, ["git", "update-ref", "refs/heads/main", sha], cwd=url, check=True)
+                await asyncio.to_thread(
+                    subprocess.run, ["git", "update-ref", "refs/heads/main", sha], cwd=url, check=True
+                )
                 ev = push_event("infra", url, sha, before=shas[i - 1] if i else None)
                 fut = asyncio.get_running_loop().create_future()
                 done[ev.run_id] = fut
@@ -56,9 +59,16 @@ async def main(runs: int, stages: int, cluster: int) -> None:
                 assert state == "succeeded", state
                 if i >= 5:  # warm-up: first fetch of the repo into the mirror cache, JIT-ish caches
                     latencies.append(dt)
-            report("engine_overhead", {"stages": stages, "nats_nodes": max(cluster, 1),
-                                       "replicas": st.settings.streams.replicas, **summary_ms(latencies),
-                                       "target": "p50 <= 40 ms, p99 <= 150 ms"})
+            report(
+                "engine_overhead",
+                {
+                    "stages": stages,
+                    "nats_nodes": max(cluster, 1),
+                    "replicas": st.settings.streams.replicas,
+                    **summary_ms(latencies),
+                    "target": "p50 <= 40 ms, p99 <= 150 ms",
+                },
+            )
 
 
 if __name__ == "__main__":

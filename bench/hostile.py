@@ -178,20 +178,33 @@ class HostileStack:
 
 def _start_up(log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(log_path, "wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "lintas.engine.cli.main", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 @asynccontextmanager
 async def hostile_stack(tmp: Path) -> AsyncIterator[HostileStack]:
     async with EmbeddedNats(tmp / "nats", free_port()) as url:
-        settings = Settings(home=tmp / "home", nats_url=url, api_addr=f"127.0.0.1:{free_port()}",
-                            job_ack_wait_s=10.0, tick_s=0.2, stage_grace_s=5.0)
+        settings = Settings(
+            home=tmp / "home",
+            nats_url=url,
+            api_addr=f"127.0.0.1:{free_port()}",
+            job_ack_wait_s=10.0,
+            tick_s=0.2,
+            stage_grace_s=5.0,
+        )
         settings.home.mkdir(parents=True)
-        (settings.home / "webhooks.json").write_text(json.dumps(
-            {"healthy": {"github": "acme/healthy", "secret_ref": "env:LINTAS_BENCH_HOOK_SECRET"}}))
-        env = {**subprocess_env(settings), "LINTAS_API_ANONYMOUS_READ": "true", "LINTAS_DRIFT_INTERVAL_S": "0",
-               "LINTAS_BENCH_HOOK_SECRET": HOOK_SECRET, "LINTAS_LOG_LEVEL": "warning"}
+        (settings.home / "webhooks.json").write_text(
+            json.dumps({"healthy": {"github": "acme/healthy", "secret_ref": "env:LINTAS_BENCH_HOOK_SECRET"}})
+        )
+        env = {
+            **subprocess_env(settings),
+            "LINTAS_API_ANONYMOUS_READ": "true",
+            "LINTAS_DRIFT_INTERVAL_S": "0",
+            "LINTAS_BENCH_HOOK_SECRET": HOOK_SECRET,
+            "LINTAS_LOG_LEVEL": "warning",
+        }
         proc = _start_up(tmp / "up.log", env)
         base = f"http://{settings.api_addr}"
         try:
@@ -232,20 +245,38 @@ async def _pipeline_attack(st: HostileStack, name: str, change: Callable[[Path],
             t0 = time.perf_counter()
             hostile_id, healthy_id = await asyncio.gather(
                 st.push_change(repo, change),
-                st.push_change("healthy", {"fabric/extra.yaml": f"vnis: [{10000 + st.serial}]\n"}))
+                st.push_change("healthy", {"fabric/extra.yaml": f"vnis: [{10000 + st.serial}]\n"}),
+            )
             try:
                 doc = await st.run_doc(http, hostile_id, timeout=300)
             except TimeoutError:
-                return Outcome(name, time.perf_counter() - t0, mem.main, mem.child, "not terminal after 300 s", "",
-                               alive=st.proc.poll() is None)
+                return Outcome(
+                    name,
+                    time.perf_counter() - t0,
+                    mem.main,
+                    mem.child,
+                    "not terminal after 300 s",
+                    "",
+                    alive=st.proc.poll() is None,
+                )
             seconds = time.perf_counter() - t0
             healthy = await st.run_doc(http, healthy_id)
             healthy_s = time.perf_counter() - t0
     failed = [s for s in doc["stages"] if s["state"] == "failed"]
     stage = failed[0] if failed else {}
-    return Outcome(name, seconds, mem.main, mem.child, doc["state"], stage.get("error") or doc.get("error") or "",
-                   stage.get("diagnostics") or doc.get("diagnostics") or [], healthy["state"], healthy_s,
-                   st.proc.poll() is None, stage.get("duration_s"))
+    return Outcome(
+        name,
+        seconds,
+        mem.main,
+        mem.child,
+        doc["state"],
+        stage.get("error") or doc.get("error") or "",
+        stage.get("diagnostics") or doc.get("diagnostics") or [],
+        healthy["state"],
+        healthy_s,
+        st.proc.poll() is None,
+        stage.get("duration_s"),
+    )
 
 
 async def _webhook_flood(st: HostileStack, chunked: bool = True) -> Outcome:
@@ -254,8 +285,10 @@ async def _webhook_flood(st: HostileStack, chunked: bool = True) -> Outcome:
     with Sampler(st.proc.pid) as mem:
         t0 = time.perf_counter()
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
-        writer.write(b"POST /hooks/github HTTP/1.1\r\nHost: api\r\nX-GitHub-Event: push\r\n"
-                     b"X-Hub-Signature-256: sha256=" + b"0" * 64 + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"POST /hooks/github HTTP/1.1\r\nHost: api\r\nX-GitHub-Event: push\r\n"
+            b"X-Hub-Signature-256: sha256=" + b"0" * 64 + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         response = asyncio.create_task(read_response(reader))
         chunk = b"x" * (64 * 1024)
         try:
@@ -271,8 +304,15 @@ async def _webhook_flood(st: HostileStack, chunked: bool = True) -> Outcome:
         writer.close()
     status = data.split(b" ", 2)[1].decode() if data else "no answer"
     body = data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
-    return Outcome("webhook-300MB-chunked", seconds, mem.main, mem.child, f"HTTP {status}", body[:200],
-                   alive=st.proc.poll() is None)
+    return Outcome(
+        "webhook-300MB-chunked",
+        seconds,
+        mem.main,
+        mem.child,
+        f"HTTP {status}",
+        body[:200],
+        alive=st.proc.poll() is None,
+    )
 
 
 async def read_response(reader: asyncio.StreamReader, timeout: float = 30) -> bytes:
@@ -300,8 +340,9 @@ def attacks() -> dict[str, Callable[[HostileStack], Awaitable[Outcome]]]:
         "webhook-300MB-chunked": _webhook_flood,
     }
     for name in TEMPLATE_ATTACKS:
-        out[f"template-{name}"] = (lambda n: lambda st: _pipeline_attack(
-            st, f"template-{n}", lambda repo: template_attack(repo, n)))(name)
+        out[f"template-{name}"] = (
+            lambda n: lambda st: _pipeline_attack(st, f"template-{n}", lambda repo: template_attack(repo, n))
+        )(name)
     return out
 
 
@@ -338,11 +379,24 @@ async def main(rounds: int, only: list[str] | None) -> None:
             "stack_alive": all(o.alive for o in outs),
         }
     lat = st.latencies
-    print(json.dumps({"bench": "hostile", "rounds": rounds, "lintas_up_baseline_rss_mb": round(baseline, 1),
-                      "attacks": rows,
-                      "api_get_runs_during_attacks": {"n": len(lat), "p50_ms": round(pct(lat, 50) * 1000, 1),
-                                                      "p99_ms": round(pct(lat, 99) * 1000, 1)} if lat else {}},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "bench": "hostile",
+                "rounds": rounds,
+                "lintas_up_baseline_rss_mb": round(baseline, 1),
+                "attacks": rows,
+                "api_get_runs_during_attacks": {
+                    "n": len(lat),
+                    "p50_ms": round(pct(lat, 50) * 1000, 1),
+                    "p99_ms": round(pct(lat, 99) * 1000, 1),
+                }
+                if lat
+                else {},
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

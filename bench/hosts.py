@@ -46,9 +46,11 @@ def with_instances(root: Path, n: int) -> Path:
     shutil.copytree(TEMPLATE_DIR, out, dirs_exist_ok=True)
     with (out / "hosts" / "instances.yaml").open("a") as f:
         for i in range(n):
-            f.write(f"\n  - name: bench-{i:02d}\n    uuid: b0000000-0000-4000-8000-{i:012d}\n    flavor: lab.nano\n"
-                    f"    host: {HOST}\n    state: running\n    project: bench\n    owner: bench\n"
-                    f"    nics:\n      - network: uat-web\n        mac: \"fa:16:3e:b0:00:{i:02x}\"\n")
+            f.write(
+                f"\n  - name: bench-{i:02d}\n    uuid: b0000000-0000-4000-8000-{i:012d}\n    flavor: lab.nano\n"
+                f"    host: {HOST}\n    state: running\n    project: bench\n    owner: bench\n"
+                f'    nics:\n      - network: uat-web\n        mac: "fa:16:3e:b0:00:{i:02x}"\n'
+            )
     return out
 
 
@@ -68,22 +70,32 @@ def deploy_rounds(settings: Settings, d: Path, n: int, parallelisms: list[int]) 
     conn = _conn(settings, model)
     timeout = float(settings.deploy.connect_timeout_s)
     # day 1 without the bench instances: the host's own networking and the template's domains
-    ops.apply(conn, base_bundles[HOST], None, allow_deletions=False, shutdown_timeout_s=0, parallelism=4,
-              timeout_s=timeout)
+    ops.apply(
+        conn, base_bundles[HOST], None, allow_deletions=False, shutdown_timeout_s=0, parallelism=4, timeout_s=timeout
+    )
     out = []
     for p in parallelisms:
         snap = ops.take_snapshot(conn, bundle, None, timeout)
         t0 = time.monotonic()
-        applied = ops.apply(conn, bundle, None, allow_deletions=False, shutdown_timeout_s=0, parallelism=p,
-                            timeout_s=timeout)
+        applied = ops.apply(
+            conn, bundle, None, allow_deletions=False, shutdown_timeout_s=0, parallelism=p, timeout_s=timeout
+        )
         took = time.monotonic() - t0
         problems = [c for c in ops.checks(conn, bundle, deletions_allowed=False, timeout_s=timeout) if not c.passed]
         started = sum(1 for c in applied.changes if c.endswith(": started") and "bench-" in c)
         t1 = time.monotonic()
         ops.restore(conn, snap, bundle, shutdown_timeout_s=0, timeout_s=timeout, parallelism=p)
-        out.append({"parallelism": p, "instances": n, "started": started, "deploy_s": round(took, 2),
-                    "per_instance_ms": round(took / max(n, 1) * 1000, 1), "failing_checks": len(problems),
-                    "restore_s": round(time.monotonic() - t1, 2)})
+        out.append(
+            {
+                "parallelism": p,
+                "instances": n,
+                "started": started,
+                "deploy_s": round(took, 2),
+                "per_instance_ms": round(took / max(n, 1) * 1000, 1),
+                "failing_checks": len(problems),
+                "restore_s": round(time.monotonic() - t1, 2),
+            }
+        )
         print(out[-1], flush=True)
     return out
 
@@ -96,16 +108,22 @@ def drift_reads(settings: Settings, d: Path, n: int, repeats: int = 5) -> dict[s
     conns = host_conns(model, settings, sorted(model.hosts))
     for label, m, bundles in (("template domains", base, base_bundles), (f"+{n} domains", model, more_bundles)):
         snap = ops.take_snapshot(conns[HOST], bundles[HOST], None, timeout)
-        ops.apply(conns[HOST], bundles[HOST], None, allow_deletions=False, shutdown_timeout_s=0, parallelism=8,
-                  timeout_s=timeout)
+        ops.apply(
+            conns[HOST],
+            bundles[HOST],
+            None,
+            allow_deletions=False,
+            shutdown_timeout_s=0,
+            parallelism=8,
+            timeout_s=timeout,
+        )
         for host, conn in conns.items():
             times = []
             for _ in range(repeats):
                 t0 = time.monotonic()
                 ops.drift(conn, bundles[host], timeout)
                 times.append(time.monotonic() - t0)
-            out[f"{host} ({label})"] = {"median_s": round(statistics.median(times), 3),
-                                        "max_s": round(max(times), 3)}
+            out[f"{host} ({label})"] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
         if m is model:
             ops.restore(conns[HOST], snap, bundles[HOST], shutdown_timeout_s=0, timeout_s=timeout)
     return out
@@ -120,8 +138,10 @@ def main() -> None:
         settings = Settings(home=d / "home")
         asyncio.run(lab_up(settings, TEMPLATE_DIR))
         try:
-            result: dict[str, object] = {"deploy": deploy_rounds(settings, d, a.instances, a.parallelism),
-                                         "drift_read": drift_reads(settings, d, a.instances)}
+            result: dict[str, object] = {
+                "deploy": deploy_rounds(settings, d, a.instances, a.parallelism),
+                "drift_read": drift_reads(settings, d, a.instances),
+            }
         finally:
             asyncio.run(lab_down(settings))
     report("hosts", result)

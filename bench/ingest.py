@@ -42,19 +42,19 @@ def _server_pids(server: EmbeddedNats | LocalCluster) -> list[int]:
 
 async def one(d: Path, mode: str, events: list[PushEvent], replicas: int, sync: str | None) -> dict[str, float | int]:
     server: EmbeddedNats | LocalCluster = (
-        LocalCluster(d / "cluster", 3, sync_interval=sync) if mode == "cluster"
+        LocalCluster(d / "cluster", 3, sync_interval=sync)
+        if mode == "cluster"
         else EmbeddedNats(d / "nats", free_port(), sync_interval=sync)
     )
     cm: AbstractAsyncContextManager[str] = server
     async with cm as url:
-        settings = Settings(home=d / "home", log_level="warning", nats_url=url,
-                            streams=StreamLimits(replicas=replicas))
+        settings = Settings(home=d / "home", log_level="warning", nats_url=url, streams=StreamLimits(replicas=replicas))
         async with nats_session(settings, name="bench") as (nc, topo):
             # 1. publish everything (twice) before the engine starts: a backlog to chew through
             t_pub = time.perf_counter()
             acks: list[bool] = []
             for i in range(0, len(events), 500):
-                chunk = events[i:i + 500]
+                chunk = events[i : i + 500]
                 acks += await asyncio.gather(*(publish_push(topo.js, e) for e in chunk + chunk))
             pub_s = time.perf_counter() - t_pub
             seen: set[str] = set()
@@ -87,8 +87,13 @@ async def one(d: Path, mode: str, events: list[PushEvent], replicas: int, sync: 
             keys = await RunStore(topo.runs).keys()
     assert len(keys) == len(events), f"{mode}: lost or duplicated runs ({len(keys)} != {len(events)})"
     assert acks.count(False) == len(events), f"{mode}: duplicates not dropped"
-    return {"events_per_s": round(len(events) / ingest_s), "publish_s": round(pub_s, 3),
-            "ingest_s": round(ingest_s, 3), "engine_cpu_s": round(cpu_s, 3), "nats_server_cpu_s": round(srv_cpu, 3)}
+    return {
+        "events_per_s": round(len(events) / ingest_s),
+        "publish_s": round(pub_s, 3),
+        "ingest_s": round(ingest_s, 3),
+        "engine_cpu_s": round(cpu_s, 3),
+        "nats_server_cpu_s": round(srv_cpu, 3),
+    }
 
 
 async def main(n_repos: int, n_commits: int, rounds: int, only: str | None, sync: str | None) -> None:
@@ -96,10 +101,14 @@ async def main(n_repos: int, n_commits: int, rounds: int, only: str | None, sync
     modes = [m for m in ("single", "cluster") if only in (None, m)]
     results: dict[str, list[dict[str, float | int]]] = {m: [] for m in modes}
     with workdir() as d:
-        repos = {f"repo{i:02d}": make_repo(d / f"repo{i:02d}.git", n_commits, {"a.yaml": "a: 1\n"})
-                 for i in range(n_repos)}
-        events = [push_event(name, str(d / f"{name}.git"), shas[j], before=shas[j - 1] if j else None)
-                  for j in range(n_commits) for name, shas in repos.items()]
+        repos = {
+            f"repo{i:02d}": make_repo(d / f"repo{i:02d}.git", n_commits, {"a.yaml": "a: 1\n"}) for i in range(n_repos)
+        }
+        events = [
+            push_event(name, str(d / f"{name}.git"), shas[j], before=shas[j - 1] if j else None)
+            for j in range(n_commits)
+            for name, shas in repos.items()
+        ]
         for r in range(rounds):  # alternate, so both see the same machine load
             for mode in modes:
                 run_dir = d / f"{mode}-{r}"
@@ -108,10 +117,13 @@ async def main(n_repos: int, n_commits: int, rounds: int, only: str | None, sync
     out: dict[str, object] = {"events": len(events), "rounds": rounds, "sync_interval": sync or "default"}
     for mode, rs in results.items():
         eps = [int(x["events_per_s"]) for x in rs]
-        out[mode] = {"events_per_s_median": statistics.median(eps), "events_per_s_range": [min(eps), max(eps)],
-                     "engine_cpu_s_median": statistics.median(float(x["engine_cpu_s"]) for x in rs),
-                     "nats_server_cpu_s_median": statistics.median(float(x["nats_server_cpu_s"]) for x in rs),
-                     "rounds": rs}
+        out[mode] = {
+            "events_per_s_median": statistics.median(eps),
+            "events_per_s_range": [min(eps), max(eps)],
+            "engine_cpu_s_median": statistics.median(float(x["engine_cpu_s"]) for x in rs),
+            "nats_server_cpu_s_median": statistics.median(float(x["nats_server_cpu_s"]) for x in rs),
+            "rounds": rs,
+        }
     out["target"] = "single >= 3000 events/s, cluster (3 nodes, R3) >= 2000 events/s"
     report("ingest", out)
 

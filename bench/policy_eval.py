@@ -67,12 +67,21 @@ def fabric(leaves: int, hosts: int, instances: int, repeat: int) -> dict[str, An
     inline_s, inline = timed(lambda: RegorusEngine(isolated=False).evaluate(modules, doc, data), repeat)
     assert decision == inline
     return {
-        "devices": len(model.devices), "links": len(model.links), "networks": len(model.networks),
-        "hosts": len(model.hosts), "instances": len(model.instances), "policies": len(modules),
-        "decision": {"deny": len(decision.deny), "warn": len(decision.warn),
-                     "require_approval": len(decision.require_approval)},
-        "load_model_s": round(load_s, 3), "build_input_s": round(build_s, 3),
-        "eval_isolated_s": round(iso_s, 3), "eval_inline_s": round(inline_s, 3),
+        "devices": len(model.devices),
+        "links": len(model.links),
+        "networks": len(model.networks),
+        "hosts": len(model.hosts),
+        "instances": len(model.instances),
+        "policies": len(modules),
+        "decision": {
+            "deny": len(decision.deny),
+            "warn": len(decision.warn),
+            "require_approval": len(decision.require_approval),
+        },
+        "load_model_s": round(load_s, 3),
+        "build_input_s": round(build_s, 3),
+        "eval_isolated_s": round(iso_s, 3),
+        "eval_inline_s": round(inline_s, 3),
         "input_plus_eval_s": round(build_s + iso_s, 3),
     }
 
@@ -80,8 +89,13 @@ def fabric(leaves: int, hosts: int, instances: int, repeat: int) -> dict[str, An
 def template_repo(d: Path) -> tuple[Path, str]:
     src = d / "src"
     shutil.copytree(ROOT / "gitops-repo-template", src)
-    env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.invalid", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.invalid",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.invalid",
+        "PATH": "/usr/bin:/bin",
+    }
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "template"]):
         subprocess.run(cmd, cwd=src, check=True, env=env)
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, check=True, capture_output=True, text=True).stdout
@@ -99,8 +113,9 @@ async def template_stages(repeat: int) -> dict[str, Any]:
         def run_policy(n: int) -> tuple[float, Any]:
             t0 = time.perf_counter()
             root = mirror.checkout(str(src), sha, d / f"w{n}" / "policy")
-            prepared = policy.prepare(root, sha=sha, before=None, render_summary=render, pushed=True,
-                                      repo="infra", ref="refs/heads/main")
+            prepared = policy.prepare(
+                root, sha=sha, before=None, render_summary=render, pushed=True, repo="infra", ref="refs/heads/main"
+            )
             return time.perf_counter() - t0, policy.decide(prepared)
 
         def run_secscan(n: int) -> tuple[float, Any]:
@@ -111,15 +126,17 @@ async def template_stages(repeat: int) -> dict[str, Any]:
         both, pol, sec = [], [], []
         for n in range(repeat + 1):  # the first round warms imports and caches, as a running worker is
             t0 = time.perf_counter()
-            (p_s, decision), (s_s, scan) = await asyncio.gather(asyncio.to_thread(run_policy, n),
-                                                                asyncio.to_thread(run_secscan, n))
+            (p_s, decision), (s_s, scan) = await asyncio.gather(
+                asyncio.to_thread(run_policy, n), asyncio.to_thread(run_secscan, n)
+            )
             if n:
                 both.append(time.perf_counter() - t0)
                 pol.append(p_s)
                 sec.append(s_s)
         mirror.close()
     return {
-        "policy_s": round(statistics.median(pol), 3), "secscan_s": round(statistics.median(sec), 3),
+        "policy_s": round(statistics.median(pol), 3),
+        "secscan_s": round(statistics.median(sec), 3),
         "policy_and_secscan_s": round(statistics.median(both), 3),
         "decision": {"deny": len(decision.deny), "require_approval": len(decision.require_approval)},
         "secscan": {"files": scan.files, "findings": len(scan.findings)},
@@ -127,11 +144,14 @@ async def template_stages(repeat: int) -> dict[str, Any]:
 
 
 def main(leaves: int, hosts: int, instances: int, repeat: int) -> None:
-    report("policy_eval", {
-        "fabric": fabric(leaves, hosts, instances, repeat),
-        "template": asyncio.run(template_stages(repeat)),
-        "target": "fabric input_plus_eval <= 1 s; template policy_and_secscan <= 2 s",
-    })
+    report(
+        "policy_eval",
+        {
+            "fabric": fabric(leaves, hosts, instances, repeat),
+            "template": asyncio.run(template_stages(repeat)),
+            "target": "fabric input_plus_eval <= 1 s; template policy_and_secscan <= 2 s",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -37,16 +37,28 @@ def main(leaves: int, hosts: int, instances: int) -> None:
     n_dev = len(model.devices)
     artifacts = sum(len(a) for a in out.values())
     lines = sum(x.count("\n") for a in out.values() for x in a.values())
-    report("render_full", {
-        "devices": n_dev, "hosts": len(model.hosts), "instances": len(model.instances), "artifacts": artifacts,
-        "config_lines": lines, "validate_s": round(t1 - t0, 3), "render_s": round(t2 - t1, 3),
-        "total_s": round(t2 - t0, 3), "render_ms_per_target": round((t2 - t1) * 1000 / len(out), 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "sandbox_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        "sandbox_cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-                               + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 2),
-        "target": "total <= 5 s, peak RSS <= 1024 MB (worker and its template sandbox each)",
-    })
+    report(
+        "render_full",
+        {
+            "devices": n_dev,
+            "hosts": len(model.hosts),
+            "instances": len(model.instances),
+            "artifacts": artifacts,
+            "config_lines": lines,
+            "validate_s": round(t1 - t0, 3),
+            "render_s": round(t2 - t1, 3),
+            "total_s": round(t2 - t0, 3),
+            "render_ms_per_target": round((t2 - t1) * 1000 / len(out), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "sandbox_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            "sandbox_cpu_s": round(
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime,
+                2,
+            ),
+            "target": "total <= 5 s, peak RSS <= 1024 MB (worker and its template sandbox each)",
+        },
+    )
 
 
 if __name__ == "__main__":

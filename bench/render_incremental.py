@@ -45,9 +45,12 @@ Edit = Callable[[Path, int], str]  # applies change i, returns the target expect
 def _vni(leaf: str) -> Edit:
     def edit(d: Path, i: int) -> str:
         path = d / "fabric" / "tenants.yaml"
-        path.write_text(path.read_text() + f"- name: bench-{i}\n  vrf: TENANT-A\n  vlan: {3000 + i}\n"
-                        f"  vni: {9_000_000 + i}\n  gateway: 172.31.{i}.1/24\n  mtu: 9000\n  leaves: [{leaf}]\n")
+        path.write_text(
+            path.read_text() + f"- name: bench-{i}\n  vrf: TENANT-A\n  vlan: {3000 + i}\n"
+            f"  vni: {9_000_000 + i}\n  gateway: 172.31.{i}.1/24\n  mtu: 9000\n  leaves: [{leaf}]\n"
+        )
         return leaf
+
     return edit
 
 
@@ -63,6 +66,7 @@ def _mac(model: InfraModel) -> Edit:
         new_block = re.sub(r"mac: '[0-9a-f:]+'", f"mac: 'fa:16:3e:ee:ee:{i:02x}'", text[block:end], count=1)
         path.write_text(text[:block] + new_block + text[end:])
         return inst.host
+
     return edit
 
 
@@ -70,10 +74,15 @@ def _vtep(leaf: str) -> Edit:
     def edit(d: Path, i: int) -> str:
         path = d / "fabric" / "devices.yaml"
         text = path.read_text()
-        text = re.sub(r"(- name: " + re.escape(leaf) + r"\n(?:  .*\n)*?)(  vtep_ip: .*\n)?(?=- name:|\Z)",
-                      lambda m: m.group(1) + f"  vtep_ip: 10.99.{i}.14\n", text, count=1)
+        text = re.sub(
+            r"(- name: " + re.escape(leaf) + r"\n(?:  .*\n)*?)(  vtep_ip: .*\n)?(?=- name:|\Z)",
+            lambda m: m.group(1) + f"  vtep_ip: 10.99.{i}.14\n",
+            text,
+            count=1,
+        )
         path.write_text(text)
         return "*switches"
+
     return edit
 
 
@@ -91,11 +100,17 @@ def run_change(d: Path, name: str, edit: Edit, repeat: int, state: dict[str, obj
             with Renderer(d, spares=spares) as renderer:
                 sel = select_targets(new, renderer, previous=index.inputs, reusable=index.targets)
                 out = render_inputs({t: sel.inputs[t] for t in sel.render}, renderer)
-            idx = RenderIndex(repo="bench", sha=f"{name}{i}", targets={}, kinds={t: kind_of(new, t) for t in new.targets},
-                              inputs=sel.fingerprints)
+            idx = RenderIndex(
+                repo="bench",
+                sha=f"{name}{i}",
+                targets={},
+                kinds={t: kind_of(new, t) for t in new.targets},
+                inputs=sel.fingerprints,
+            )
             for t in new.targets:
-                idx.targets[t] = ({n: content_id(x.encode()) for n, x in out[t].items()} if t in out
-                                  else index.targets[t])
+                idx.targets[t] = (
+                    {n: content_id(x.encode()) for n, x in out[t].items()} if t in out else index.targets[t]
+                )
 
             async def fetch(b: str) -> bytes | None:
                 return blobs.get(b)
@@ -117,9 +132,13 @@ def run_change(d: Path, name: str, edit: Edit, repeat: int, state: dict[str, obj
         settle()  # as the render worker does after every job
         spares.refill()  # as the stage does after every job: the next job's sandbox starts between jobs
         time.sleep(0.2)  # jobs do not arrive back to back: the spare is up before the next one
-    return {"change": name, "rerendered": max(rendered_counts),
-            "s_median": round(statistics.median(timings), 3), "s_min": round(min(timings), 3),
-            "s_max": round(max(timings), 3)}
+    return {
+        "change": name,
+        "rerendered": max(rendered_counts),
+        "s_median": round(statistics.median(timings), 3),
+        "s_min": round(min(timings), 3),
+        "s_max": round(max(timings), 3),
+    }
 
 
 def _check_full(d: Path, model: InfraModel, idx: RenderIndex) -> None:
@@ -140,21 +159,34 @@ def main(leaves: int, hosts: int, instances: int, repeat: int, changes: list[str
             sel = select_targets(model, renderer, previous=None)
             texts = render_inputs(sel.inputs, renderer)
         settle()  # as the render worker does after every job
-        index = RenderIndex(repo="bench", sha="c0", targets={t: {n: content_id(x.encode()) for n, x in a.items()}
-                                                            for t, a in texts.items()},
-                            kinds={t: kind_of(model, t) for t in model.targets}, inputs=sel.fingerprints)
+        index = RenderIndex(
+            repo="bench",
+            sha="c0",
+            targets={t: {n: content_id(x.encode()) for n, x in a.items()} for t, a in texts.items()},
+            kinds={t: kind_of(model, t) for t in model.targets},
+            inputs=sel.fingerprints,
+        )
         spares = Spares()
         spares.refill()
-        state: dict[str, object] = {"cache": cache, "index": index, "spares": spares,
-                                    "blobs": {content_id(x.encode()): x.encode() for a in texts.values()
-                                              for x in a.values()}}
+        state: dict[str, object] = {
+            "cache": cache,
+            "index": index,
+            "spares": spares,
+            "blobs": {content_id(x.encode()): x.encode() for a in texts.values() for x in a.values()},
+        }
         leaf = sorted(model.leaves, key=lambda dev: dev.name)[leaves // 2].name
         edits: dict[str, Edit] = {"vni": _vni(leaf), "mac": _mac(model), "vtep": _vtep(leaf)}
         rows = [run_change(d, c, edits[c], repeat, state) for c in changes]
-    report("render_incremental", {
-        "devices": leaves + 2, "targets": len(model.targets), "repeat": repeat, "changes": rows,
-        "target": "vni and mac <= 0.5 s median (one target each); vtep <= 2.5 s (every switch)",
-    })
+    report(
+        "render_incremental",
+        {
+            "devices": leaves + 2,
+            "targets": len(model.targets),
+            "repeat": repeat,
+            "changes": rows,
+            "target": "vni and mac <= 0.5 s median (one target each); vtep <= 2.5 s (every switch)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ class Admission:
     commands: list[StartRun | SupersedeRun] = field(default_factory=list)
 
 
-def enqueue(
-    queue: BranchQueue, run_id: str, sha: str, seq: int = 0, *, active_finished: bool = False
-) -> Admission:
+def enqueue(queue: BranchQueue, run_id: str, sha: str, seq: int = 0, *, active_finished: bool = False) -> Admission:
     """A new run for this branch. ``active_finished``: the recorded active run is already
     terminal (the engine died before releasing it), so the slot is free."""
     out = Admission(_clone(queue))

@@ -47,7 +47,9 @@ def resolve_nats_url(settings: Settings) -> str | None:
 
 
 def redactor_for(settings: Settings) -> Redactor:
-    secrets = [s.get_secret_value() for s in (settings.nats_password, settings.nats_token, settings.nats_nkey_seed) if s]
+    secrets = [
+        s.get_secret_value() for s in (settings.nats_password, settings.nats_token, settings.nats_nkey_seed) if s
+    ]
     return Redactor(secrets)
 
 
@@ -71,8 +73,10 @@ async def nats_session(settings: Settings, *, name: str) -> AsyncIterator[tuple[
 
 def make_engine(nc: Client, topo: Topology, settings: Settings) -> Engine:
     resolver = PipelineResolver(
-        MirrorCache(settings.cache_dir / "engine"), pipeline_file=settings.pipeline_file,
-        known_kinds=registry.stage_kinds(), default_pipeline=settings.default_pipeline,
+        MirrorCache(settings.cache_dir / "engine"),
+        pipeline_file=settings.pipeline_file,
+        known_kinds=registry.stage_kinds(),
+        default_pipeline=settings.default_pipeline,
         max_timeout_s=settings.max_stage_timeout_s,
     )
     return Engine(nc, topo, settings, resolver)
@@ -106,7 +110,11 @@ class Stack:
 
 @asynccontextmanager
 async def stack(
-    settings: Settings, *, worker_concurrency: int = 4, stages: Sequence[Stage] | None = None, api: bool = False,
+    settings: Settings,
+    *,
+    worker_concurrency: int = 4,
+    stages: Sequence[Stage] | None = None,
+    api: bool = False,
     cluster: int = 0,
 ) -> AsyncIterator[Stack]:
     """Everything `lintas up` runs: (embedded) NATS, engine, one worker per stage, spool flusher.
@@ -124,8 +132,12 @@ async def stack(
             settings = settings.model_copy(
                 update={"streams": settings.streams.model_copy(update={"replicas": min(cluster, 3)})}
             )
-        local_cluster = LocalCluster(settings.nats_dir / "cluster", cluster, sync_interval=settings.nats_sync_interval,
-                                     ports=[settings.nats_port + i for i in range(cluster)])
+        local_cluster = LocalCluster(
+            settings.nats_dir / "cluster",
+            cluster,
+            sync_interval=settings.nats_sync_interval,
+            ports=[settings.nats_port + i for i in range(cluster)],
+        )
         url = await local_cluster.start()
         nats_url_file(settings).write_text(url)
     elif url is None:
@@ -148,8 +160,10 @@ async def stack(
                 st.workers.append(w)
             flusher = asyncio.create_task(spool_flusher(settings, url))
             if stages is None:  # the real stack: background services from packages (drift scans, ...)
-                services = [asyncio.create_task(svc(settings, topo), name=f"service {name}")
-                            for name, svc in registry.load_services().items()]
+                services = [
+                    asyncio.create_task(svc(settings, topo), name=f"service {name}")
+                    for name, svc in registry.load_services().items()
+                ]
             async with contextlib.AsyncExitStack() as serving_api:
                 if api:
                     from lintas.engine.api.app import serving

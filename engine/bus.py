@@ -70,14 +70,20 @@ async def retrying(op: Callable[[], Awaitable[T]], *, deadline_s: float = DEFAUL
 
 
 async def publish_acked(
-    js: JetStreamContext, subject: str, data: bytes, *, msg_id: str, deadline_s: float = DEFAULT_RETRY_S,
+    js: JetStreamContext,
+    subject: str,
+    data: bytes,
+    *,
+    msg_id: str,
+    deadline_s: float = DEFAULT_RETRY_S,
     timeout_s: float = 2.0,
 ) -> api.PubAck:
     """Publish with ``Nats-Msg-Id`` and wait for the stream's ack, retrying the *same* message
     across node loss and leader elections: the stream's dedup window makes retries safe."""
     return await retrying(
         lambda: js.publish(subject, data, timeout=timeout_s, headers={api.Header.MSG_ID: msg_id}),
-        deadline_s=deadline_s, what=subject,
+        deadline_s=deadline_s,
+        what=subject,
     )
 
 
@@ -168,13 +174,18 @@ async def _ensure_kv(js: JetStreamContext, cfg: api.KeyValueConfig) -> KeyValue:
 def _kv_buckets(settings: Settings) -> list[api.KeyValueConfig]:
     r = settings.streams.replicas
     return [
-        *(api.KeyValueConfig(bucket=name, history=hist, replicas=r) for name, hist in (
-            (S.RUNS_BUCKET, 1), (S.BRANCHES_BUCKET, 1), (S.JOURNAL_BUCKET, 1), (S.LOCKS_BUCKET, 1),
-            (S.TARGETS_BUCKET, 5),
-        )),
+        *(
+            api.KeyValueConfig(bucket=name, history=hist, replicas=r)
+            for name, hist in (
+                (S.RUNS_BUCKET, 1),
+                (S.BRANCHES_BUCKET, 1),
+                (S.JOURNAL_BUCKET, 1),
+                (S.LOCKS_BUCKET, 1),
+                (S.TARGETS_BUCKET, 5),
+            )
+        ),
         # created here (not lazily by the API) so that it has the cluster's replica count too
-        api.KeyValueConfig(bucket=S.WEBHOOK_DELIVERIES_BUCKET, history=1, ttl=settings.webhook_dedup_ttl_s,
-                           replicas=r),
+        api.KeyValueConfig(bucket=S.WEBHOOK_DELIVERIES_BUCKET, history=1, ttl=settings.webhook_dedup_ttl_s, replicas=r),
     ]
 
 
@@ -182,18 +193,39 @@ def _streams(settings: Settings) -> list[api.StreamConfig]:
     lim = settings.streams
 
     def stream(name: str, subject: str, **limits: object) -> api.StreamConfig:
-        return api.StreamConfig(name=name, subjects=[subject], storage=api.StorageType.FILE,
-                                num_replicas=lim.replicas, **limits)  # type: ignore[arg-type]
+        return api.StreamConfig(
+            name=name,
+            subjects=[subject],
+            storage=api.StorageType.FILE,
+            num_replicas=lim.replicas,
+            **limits,  # type: ignore[arg-type]
+        )
 
     history = {"retention": api.RetentionPolicy.LIMITS, "discard": api.DiscardPolicy.OLD}
     return [
-        stream(S.EVENTS_STREAM, S.EVENTS_ALL, **history, max_age=lim.events_max_age_s,
-               duplicate_window=lim.events_duplicate_window_s),
-        stream(S.RESULTS_STREAM, S.RESULTS_ALL, **history, max_age=lim.events_max_age_s,
-               duplicate_window=lim.events_duplicate_window_s),
+        stream(
+            S.EVENTS_STREAM,
+            S.EVENTS_ALL,
+            **history,
+            max_age=lim.events_max_age_s,
+            duplicate_window=lim.events_duplicate_window_s,
+        ),
+        stream(
+            S.RESULTS_STREAM,
+            S.RESULTS_ALL,
+            **history,
+            max_age=lim.events_max_age_s,
+            duplicate_window=lim.events_duplicate_window_s,
+        ),
         # never drop queued work silently: a full work queue refuses new jobs instead
-        stream(S.JOBS_STREAM, S.JOBS_ALL, retention=api.RetentionPolicy.WORK_QUEUE, discard=api.DiscardPolicy.NEW,
-               duplicate_window=lim.events_duplicate_window_s, max_bytes=lim.jobs_max_bytes),
+        stream(
+            S.JOBS_STREAM,
+            S.JOBS_ALL,
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            discard=api.DiscardPolicy.NEW,
+            duplicate_window=lim.events_duplicate_window_s,
+            max_bytes=lim.jobs_max_bytes,
+        ),
         stream(S.LOGS_STREAM, S.LOGS_ALL, **history, max_age=lim.logs_max_age_s, max_bytes=lim.logs_max_bytes),
         stream(S.DLQ_STREAM, S.DLQ_ALL, retention=api.RetentionPolicy.LIMITS, max_age=lim.dlq_max_age_s),
         stream(S.NOTIFY_STREAM, S.NOTIFY_ALL, **history, max_age=lim.logs_max_age_s, max_bytes=lim.logs_max_bytes),
@@ -260,11 +292,17 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
             # The first change decides: if the servers cannot place this many replicas, it fails
             # (after the retries) and nothing has been created or changed.
             for name, have in differs:
-                await retrying(lambda n=name, h=have: _migrate_replicas(js, n, h, lim.replicas),  # type: ignore[misc]
-                               deadline_s=wait, what=f"migrate {name}")
+                await retrying(
+                    lambda n=name, h=have: _migrate_replicas(js, n, h, lim.replicas),  # type: ignore[misc]
+                    deadline_s=wait,
+                    what=f"migrate {name}",
+                )
             for cfg in _streams(settings):
-                await retrying(lambda c=cfg: _ensure_stream(js, c), deadline_s=wait,  # type: ignore[misc]
-                               what=f"stream {cfg.name}")
+                await retrying(
+                    lambda c=cfg: _ensure_stream(js, c),  # type: ignore[misc]
+                    deadline_s=wait,
+                    what=f"stream {cfg.name}",
+                )
         except APIError as exc:
             if exc.err_code == 10005:
                 raise ConfigError(
@@ -275,8 +313,11 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> Topology:
             raise
         kv: dict[str, KeyValue] = {}
         for kcfg in _kv_buckets(settings):
-            kv[kcfg.bucket] = await retrying(lambda c=kcfg: _ensure_kv(js, c), deadline_s=wait,  # type: ignore[misc]
-                                             what=f"bucket {kcfg.bucket}")
+            kv[kcfg.bucket] = await retrying(
+                lambda c=kcfg: _ensure_kv(js, c),  # type: ignore[misc]
+                deadline_s=wait,
+                what=f"bucket {kcfg.bucket}",
+            )
 
         async def objects() -> ObjectStore:
             try:

@@ -18,8 +18,9 @@ from lintas.engine.spool import Spool
 async def publish_push(js: JetStreamContext, event: PushEvent, *, deadline_s: float = DEFAULT_RETRY_S) -> bool:
     """Publish with the dedup id, retried (same id) across node loss until acknowledged.
     Returns False when JetStream reports a duplicate."""
-    ack = await publish_acked(js, S.push_event(event.repo), event.model_dump_json().encode(), msg_id=event.event_id,
-                              deadline_s=deadline_s)
+    ack = await publish_acked(
+        js, S.push_event(event.repo), event.model_dump_json().encode(), msg_id=event.event_id, deadline_s=deadline_s
+    )
     return not ack.duplicate
 
 
@@ -30,8 +31,12 @@ async def publish_control(js: JetStreamContext, event: ControlEvent) -> None:
 def control(run_id: str, action: Action, actor: str, comment: str = "") -> ControlEvent:
     now = datetime.now(UTC)
     return ControlEvent(
-        event_id=f"control:{run_id}:{action}:{now.timestamp()}", occurred_at=now, run_id=run_id,
-        action=action, actor=actor, comment=comment,
+        event_id=f"control:{run_id}:{action}:{now.timestamp()}",
+        occurred_at=now,
+        run_id=run_id,
+        action=action,
+        actor=actor,
+        comment=comment,
     )
 
 
@@ -75,8 +80,10 @@ async def emit_or_spool(
         missing = [ev for ev in events if ev.event_id not in acked]
         for ev in missing:
             spool.put(ev)
-        return (f"NATS unreachable: published {len(events) - len(missing)}, spooled {len(missing)} event(s) "
-                f"in {settings.spool_dir}")
+        return (
+            f"NATS unreachable: published {len(events) - len(missing)}, spooled {len(missing)} event(s) "
+            f"in {settings.spool_dir}"
+        )
     finally:
         if nc is not None:
             with contextlib.suppress(Exception):

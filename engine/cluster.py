@@ -58,7 +58,12 @@ class LocalCluster:
     """``async with LocalCluster(dir, 3) as url:`` — ``url`` lists every node, comma-separated."""
 
     def __init__(
-        self, data_dir: Path, size: int = 3, *, name: str = "lintas", sync_interval: str | None = None,
+        self,
+        data_dir: Path,
+        size: int = 3,
+        *,
+        name: str = "lintas",
+        sync_interval: str | None = None,
         ports: list[int] | None = None,
     ) -> None:
         if size < 1:
@@ -70,8 +75,9 @@ class LocalCluster:
         if len(client_ports) != size:
             raise ConfigError(f"{size} nodes need {size} client ports, got {len(client_ports)}")
         self.nodes = [
-            ClusterNode(i, f"{name}-n{i + 1}", data_dir / f"n{i + 1}", client_ports[i], free_port(LOOPBACK),
-                        free_port(LOOPBACK))
+            ClusterNode(
+                i, f"{name}-n{i + 1}", data_dir / f"n{i + 1}", client_ports[i], free_port(LOOPBACK), free_port(LOOPBACK)
+            )
             for i in range(size)
         ]
 
@@ -106,7 +112,10 @@ class LocalCluster:
         conf = self._config(node)
         log = open(node.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
         node.proc = subprocess.Popen(
-            [find_nats_server(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [find_nats_server(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
 
@@ -140,6 +149,7 @@ class LocalCluster:
 
     async def jsz(self, node: ClusterNode) -> dict[str, Any]:
         """The node's ``/jsz`` monitoring document (loopback HTTP)."""
+
         def get() -> dict[str, Any]:
             with urllib.request.urlopen(f"http://{LOOPBACK}:{node.http_port}/jsz", timeout=2) as r:  # noqa: S310
                 doc: dict[str, Any] = json.loads(r.read())

@@ -155,8 +155,9 @@ def summary_as(model: type[SummaryT], summary: Mapping[str, Any], *, stage: str)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "(root)"
-        raise PermanentError(f"the result of stage {stage} (kind {model.kind}) breaks its contract: "
-                             f"{first['msg']} at {where}") from exc
+        raise PermanentError(
+            f"the result of stage {stage} (kind {model.kind}) breaks its contract: {first['msg']} at {where}"
+        ) from exc
 
 
 def upstream(job: Job, model: type[SummaryT]) -> SummaryT | None:

@@ -209,8 +209,13 @@ def _on_control(d: Decision, ev: ControlEvent, now: datetime) -> None:
         run.approved_by = ev.actor
         run.approvals = [
             *run.approvals,
-            Approval(actor=ev.actor, at=now, stages=[r.name for r in gates], reasons=list(run.approval_reasons),
-                     comment=ev.comment),
+            Approval(
+                actor=ev.actor,
+                at=now,
+                stages=[r.name for r in gates],
+                reasons=list(run.approval_reasons),
+                comment=ev.comment,
+            ),
         ]
         run.state = RunState.running
         names = ", ".join(r.name for r in gates)
@@ -376,9 +381,7 @@ def _advance(d: Decision, now: datetime) -> None:
             continue
         _dispatch(d, rec, now)
     busy = any(r.status is StageStatus.running for r in run.stages.values())
-    open_ = any(
-        r.status is StageStatus.pending and (not r.on_failure or r.triggered) for r in run.stages.values()
-    )
+    open_ = any(r.status is StageStatus.pending and (not r.on_failure or r.triggered) for r in run.stages.values())
     if waiting and not busy:
         if run.state is not RunState.waiting_approval:
             run.state = RunState.waiting_approval

@@ -61,8 +61,9 @@ def counted(diagnostics: Sequence[Diagnostic]) -> int:
     return len(diagnostics)
 
 
-def capped(diagnostics: Sequence[Diagnostic], total: int | None = None,
-           limit: int = MAX_DIAGNOSTICS) -> list[Diagnostic]:
+def capped(
+    diagnostics: Sequence[Diagnostic], total: int | None = None, limit: int = MAX_DIAGNOSTICS
+) -> list[Diagnostic]:
     """At most ``limit`` diagnostics, then one saying how many more (of ``total``) there were."""
     real = [d for d in diagnostics if d.file != "(more)"]
     if total is None:

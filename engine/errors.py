@@ -31,8 +31,9 @@ class InputError(LintasError):
     hostile repo cannot make an error as large as it likes. ``total`` counts them all.
     """
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], summary: str | None = None,
-                 *, total: int | None = None) -> None:
+    def __init__(
+        self, diagnostics: Sequence[Diagnostic], summary: str | None = None, *, total: int | None = None
+    ) -> None:
         self.total = max(total or 0, counted(diagnostics))
         self.diagnostics = capped(diagnostics, self.total, MAX_DIAGNOSTICS)
         self.summary = summary or f"{self.total} problem(s)"

@@ -45,19 +45,21 @@ def check(mirror: MirrorCache, run: Run, deployed: Collection[str]) -> Freshness
             what = f"not the head of {ref} (head: {head[:12]})"
         else:
             what = f"older than {(newer or '')[:12]}, already deployed"
-        return Freshness(note=f"operator {'retry' if run.source == 'retry' else 'trigger'} by {run.author or '?'} "
-                              f"of {sha[:12]}, which is {what}")
+        return Freshness(
+            note=f"operator {'retry' if run.source == 'retry' else 'trigger'} by {run.author or '?'} "
+            f"of {sha[:12]}, which is {what}"
+        )
     if head is None:
         return Freshness(refused=f"stale push: branch {ref} no longer exists", state="superseded")
     if head != sha:
         return Freshness(
             refused=f"stale push: {sha[:12]} is no longer the head of {ref} (head: {head[:12]}); "
-                    "only `lintas trigger --sha` by an operator may deploy an older commit",
+            "only `lintas trigger --sha` by an operator may deploy an older commit",
             state="superseded",
         )
     if newer is not None:
         return Freshness(
             refused=f"stale push: {sha[:12]} is older than {newer[:12]}, already deployed from {run.repo}; "
-                    "only `lintas trigger --sha` by an operator may deploy an older commit",
+            "only `lintas trigger --sha` by an operator may deploy an older commit",
         )
     return Freshness()

@@ -102,8 +102,18 @@ class MirrorCache:
             if not self.has_commit(url, sha):
                 g = git.Git(str(path))
                 try:
-                    g.execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--prune", "--no-tags", url,
-                               "+refs/heads/*:refs/heads/*"])
+                    g.execute(
+                        [
+                            "git",
+                            *_SAFE_CFG,
+                            "fetch",
+                            "--quiet",
+                            "--prune",
+                            "--no-tags",
+                            url,
+                            "+refs/heads/*:refs/heads/*",
+                        ]
+                    )
                     if not self.has_commit(url, sha):
                         g.execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--no-tags", url, sha])
                 except GitCommandError as exc:
@@ -121,11 +131,22 @@ class MirrorCache:
             path = self.path_for(url)
             with _locked(path):
                 try:
-                    git.Git(str(path)).execute(["git", *_SAFE_CFG, "fetch", "--quiet", "--prune", "--no-tags", url,
-                                                "+refs/heads/*:refs/heads/*"])
+                    git.Git(str(path)).execute(
+                        [
+                            "git",
+                            *_SAFE_CFG,
+                            "fetch",
+                            "--quiet",
+                            "--prune",
+                            "--no-tags",
+                            url,
+                            "+refs/heads/*:refs/heads/*",
+                        ]
+                    )
                 except GitCommandError as exc:
                     raise RepoAccessError(
-                        [Diagnostic(file=url, message=f"cannot fetch: {str(exc.stderr).strip()[:500]}")]) from exc
+                        [Diagnostic(file=url, message=f"cannot fetch: {str(exc.stderr).strip()[:500]}")]
+                    ) from exc
         found = repo.references.get(ref)
         if found is None:
             return None

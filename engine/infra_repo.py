@@ -37,7 +37,9 @@ def install_hook(bare: Path, repo_name: str, home: Path) -> Path:
     hook = bare / "hooks" / "post-receive"
     hook.write_text(
         HOOK.format(
-            home=shlex.quote(str(home)), lintas=lintas_command(), repo=shlex.quote(repo_name),
+            home=shlex.quote(str(home)),
+            lintas=lintas_command(),
+            repo=shlex.quote(repo_name),
             url=shlex.quote(str(bare.resolve())),
         )
     )

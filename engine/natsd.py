@@ -63,15 +63,21 @@ class EmbeddedNats:
         return self._proc.pid
 
     async def start(self, timeout_s: float = 10.0) -> str:
-        ensure_port_free(self.host, self.port, "embedded nats-server",
-                         "is another `lintas up` running? Set LINTAS_NATS_PORT, or LINTAS_NATS_URL to use that NATS")
+        ensure_port_free(
+            self.host,
+            self.port,
+            "embedded nats-server",
+            "is another `lintas up` running? Set LINTAS_NATS_PORT, or LINTAS_NATS_URL to use that NATS",
+        )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115, ASYNC230 - owned by the child
         args = [find_nats_server(), "-a", self.host, "-p", str(self.port), "-n", "lintas-embedded"]
         if self.sync_interval:  # no command-line flag for it: a config file with the jetstream block
             conf = self.data_dir / "nats-server.conf"
-            conf.write_text(f"jetstream {{\n  store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}\n"
-                            f"  sync_interval: {self.sync_interval}\n}}\n")
+            conf.write_text(
+                f"jetstream {{\n  store_dir: {json.dumps(str(self.data_dir / 'jetstream'))}\n"
+                f"  sync_interval: {self.sync_interval}\n}}\n"
+            )
             args += ["-c", str(conf)]
         else:
             args += ["-js", "-sd", str(self.data_dir / "jetstream")]

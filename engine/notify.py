@@ -24,6 +24,12 @@ class RunNotice(BaseModel):
     @classmethod
     def of(cls, run: Run, revision: int) -> RunNotice:
         return cls(
-            run_id=run.run_id, revision=revision, repo=run.repo, ref=run.ref, sha=run.sha, state=run.state.value,
-            stages={n: s.status.value for n, s in run.stages.items()}, updated_at=run.updated_at,
+            run_id=run.run_id,
+            revision=revision,
+            repo=run.repo,
+            ref=run.ref,
+            sha=run.sha,
+            state=run.state.value,
+            stages={n: s.status.value for n, s in run.stages.items()},
+            updated_at=run.updated_at,
         )

@@ -307,9 +307,7 @@ def downstream(stages: Mapping[str, StageSpec], name: str) -> set[str]:
     return out
 
 
-def confirmation_problems(
-    spec: PipelineSpec, confirmed_by: Mapping[str, str]
-) -> list[tuple[list[str | int], str]]:
+def confirmation_problems(spec: PipelineSpec, confirmed_by: Mapping[str, str]) -> list[tuple[list[str | int], str]]:
     """A stage whose kind leaves changes pending until a stage of another kind confirms them
     (``deploy`` commits with a device-side revert timer that only ``verify`` confirms) must be
     followed by such a stage; otherwise the run would end succeeded and the devices revert."""
@@ -319,15 +317,25 @@ def confirmation_problems(
         if want is None or stage.is_failure_handler:
             continue
         if not any(spec.stages[d].kind == want for d in downstream(spec.stages, name)):
-            out.append((["stages", name], (
-                f"stage '{name}' ({stage.kind}) leaves its changes pending until a '{want}' stage confirms them; "
-                f"add a stage of kind '{want}' that needs '{name}' (directly or through others), or the devices "
-                "would revert after the run is reported succeeded")))
+            out.append(
+                (
+                    ["stages", name],
+                    (
+                        f"stage '{name}' ({stage.kind}) leaves its changes pending until a '{want}' stage confirms them; "
+                        f"add a stage of kind '{want}' that needs '{name}' (directly or through others), or the devices "
+                        "would revert after the run is reported succeeded"
+                    ),
+                )
+            )
     return out
 
 
 def load_pipeline(
-    text: str | bytes, *, file: str, known_kinds: Collection[str] | None = None, max_timeout_s: float | None = None,
+    text: str | bytes,
+    *,
+    file: str,
+    known_kinds: Collection[str] | None = None,
+    max_timeout_s: float | None = None,
     confirmed_by: Mapping[str, str] | None = None,
 ) -> PipelineSpec:
     """Parse and check a pipeline; every problem found is in the one PipelineError.
@@ -353,10 +361,13 @@ def load_pipeline(
     diags.extend(doc.diagnostic(path, message) for path, message in problems)
     if spec is not None and max_timeout_s is not None:
         diags.extend(
-            doc.diagnostic(["stages", name, "timeout"],
-                           f"timeout {stage.timeout_s:g}s exceeds the operator's maximum of {max_timeout_s:g}s "
-                           "(LINTAS_MAX_STAGE_TIMEOUT_S)")
-            for name, stage in spec.stages.items() if stage.timeout_s > max_timeout_s
+            doc.diagnostic(
+                ["stages", name, "timeout"],
+                f"timeout {stage.timeout_s:g}s exceeds the operator's maximum of {max_timeout_s:g}s "
+                "(LINTAS_MAX_STAGE_TIMEOUT_S)",
+            )
+            for name, stage in spec.stages.items()
+            if stage.timeout_s > max_timeout_s
         )
     if spec is not None and confirmed_by:
         diags.extend(doc.diagnostic(path, message) for path, message in confirmation_problems(spec, confirmed_by))

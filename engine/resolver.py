@@ -17,8 +17,13 @@ MAX_PIPELINE_BYTES = 256 * 1024
 
 class PipelineResolver:
     def __init__(
-        self, mirror: MirrorCache, *, pipeline_file: str, known_kinds: Collection[str],
-        default_pipeline: Path | None = None, max_timeout_s: float | None = None,
+        self,
+        mirror: MirrorCache,
+        *,
+        pipeline_file: str,
+        known_kinds: Collection[str],
+        default_pipeline: Path | None = None,
+        max_timeout_s: float | None = None,
     ) -> None:
         self._mirror = mirror
         self._file = pipeline_file
@@ -47,11 +52,11 @@ class PipelineResolver:
             if blob is None:
                 spec, source = self.default(), "built-in pipelines/default.yaml"
             else:
-                spec = load_pipeline(blob, file=self._file, known_kinds=self._kinds,
-                                     max_timeout_s=self._max_timeout_s)
+                spec = load_pipeline(blob, file=self._file, known_kinds=self._kinds, max_timeout_s=self._max_timeout_s)
                 source = f"{self._file}@{run.sha[:8]}"
             changed = self._mirror.changed_paths(run.url, run.before, run.sha)
         except InputError as exc:
             return PipelineRejected(message=exc.summary, diagnostics=exc.diagnostics)
-        return PipelineResolved(spec=spec, source=source, changed_paths=changed,
-                                notes=[fresh.note] if fresh.note else [])
+        return PipelineResolved(
+            spec=spec, source=source, changed_paths=changed, notes=[fresh.note] if fresh.note else []
+        )

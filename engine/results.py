@@ -22,10 +22,15 @@ MAX_TEXTS = 100  # warnings / approval reasons kept inline
 
 def failed_copy(finished: JobFinished, reason: str) -> JobFinished:
     """The same job, failed with ``reason`` and nothing else (small by construction)."""
-    return finished.model_copy(update={
-        "outcome": "failed", "failure": StageFailure(message=reason[:2000]), "summary": {},
-        "approval_reasons": [], "warnings": [],
-    })
+    return finished.model_copy(
+        update={
+            "outcome": "failed",
+            "failure": StageFailure(message=reason[:2000]),
+            "summary": {},
+            "approval_reasons": [],
+            "warnings": [],
+        }
+    )
 
 
 def serialised(finished: JobFinished) -> tuple[JobFinished, bytes]:
@@ -52,12 +57,17 @@ def inline_part(finished: JobFinished, ref: str | None, size: int) -> JobFinishe
         summary["result_ref"] = ref
     failure = finished.failure
     if failure is not None:
-        failure = failure.model_copy(update={
-            "message": failure.message[:4000],
-            "diagnostics": capped(failure.diagnostics, None, INLINE_DIAGNOSTICS),
-        })
-    return finished.model_copy(update={
-        "summary": summary, "failure": failure,
-        "warnings": [w[:1000] for w in finished.warnings[:MAX_TEXTS]],
-        "approval_reasons": [r[:1000] for r in finished.approval_reasons[:MAX_TEXTS]],
-    })
+        failure = failure.model_copy(
+            update={
+                "message": failure.message[:4000],
+                "diagnostics": capped(failure.diagnostics, None, INLINE_DIAGNOSTICS),
+            }
+        )
+    return finished.model_copy(
+        update={
+            "summary": summary,
+            "failure": failure,
+            "warnings": [w[:1000] for w in finished.warnings[:MAX_TEXTS]],
+            "approval_reasons": [r[:1000] for r in finished.approval_reasons[:MAX_TEXTS]],
+        }
+    )

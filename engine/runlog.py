@@ -20,7 +20,12 @@ class RunLogger:
     """Fire-and-forget publisher; the stream persists. Secrets are masked before leaving."""
 
     def __init__(
-        self, nc: Client, run_id: str, *, stage: str | None = None, worker: str | None = None,
+        self,
+        nc: Client,
+        run_id: str,
+        *,
+        stage: str | None = None,
+        worker: str | None = None,
         redactor: Redactor | None = None,
     ) -> None:
         self._nc = nc
@@ -32,7 +37,11 @@ class RunLogger:
     async def emit(self, level: Level, message: str) -> None:
         message = self._redact(message)
         line = LogLine(
-            run_id=self.run_id, stage=self.stage, ts=datetime.now(UTC), level=level, message=message,
+            run_id=self.run_id,
+            stage=self.stage,
+            ts=datetime.now(UTC),
+            level=level,
+            message=message,
             worker=self.worker,
         )
         getattr(_log, level)(message, run=self.run_id, stage=self.stage)

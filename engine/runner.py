@@ -111,8 +111,10 @@ class Engine(Service):
             (S.ENGINE_EVENTS_CONSUMER, S.EVENTS_ALL),
             (S.ENGINE_RESULTS_CONSUMER, S.RESULTS_ALL),
         ):
-            await js.add_consumer(S.EVENTS_STREAM if subject == S.EVENTS_ALL else S.RESULTS_STREAM,
-                                  engine_consumer_config(durable, subject, self._settings.engine_ack_wait_s))
+            await js.add_consumer(
+                S.EVENTS_STREAM if subject == S.EVENTS_ALL else S.RESULTS_STREAM,
+                engine_consumer_config(durable, subject, self._settings.engine_ack_wait_s),
+            )
         await self.recover()
         ev_sub = await js.pull_subscribe_bind(S.ENGINE_EVENTS_CONSUMER, stream=S.EVENTS_STREAM)
         res_sub = await js.pull_subscribe_bind(S.ENGINE_RESULTS_CONSUMER, stream=S.RESULTS_STREAM)
@@ -245,19 +247,29 @@ class Engine(Service):
         try:
             adv = json.loads(msg.data)
             wait = self._settings.nats_retry_s
-            raw = await retrying(lambda: self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"])),
-                                 deadline_s=wait, what="dead job")
+            raw = await retrying(
+                lambda: self._topo.js.get_msg(S.JOBS_STREAM, int(adv["stream_seq"])), deadline_s=wait, what="dead job"
+            )
             job = Job.model_validate_json(raw.data or b"")
-            await publish_acked(self._topo.js, S.dlq(job.kind), raw.data or b"", msg_id=f"{job.job_id}:dlq",
-                                deadline_s=wait)
+            await publish_acked(
+                self._topo.js, S.dlq(job.kind), raw.data or b"", msg_id=f"{job.job_id}:dlq", deadline_s=wait
+            )
             with contextlib.suppress(Exception):
-                await retrying(lambda: self._topo.js.delete_msg(S.JOBS_STREAM, int(adv["stream_seq"])),
-                               deadline_s=wait, what="delete dead job")
+                await retrying(
+                    lambda: self._topo.js.delete_msg(S.JOBS_STREAM, int(adv["stream_seq"])),
+                    deadline_s=wait,
+                    what="delete dead job",
+                )
             await self.handle(
                 job.run_id,
                 JobDeadLettered(
-                    event_id=f"{job.job_id}:dead", occurred_at=self._clock(), job_id=job.job_id, run_id=job.run_id,
-                    stage=job.stage, attempt=job.attempt, reason=f"max deliveries ({adv.get('deliveries')}) reached",
+                    event_id=f"{job.job_id}:dead",
+                    occurred_at=self._clock(),
+                    job_id=job.job_id,
+                    run_id=job.run_id,
+                    stage=job.stage,
+                    attempt=job.attempt,
+                    reason=f"max deliveries ({adv.get('deliveries')}) reached",
                 ),
             )
         except Exception as exc:
@@ -273,9 +285,17 @@ class Engine(Service):
             return
         push = PushEvent(
             # derived from the control event: a redelivered retry request gives the same run
-            event_id=f"retry:{old.run_id}:{ev.event_id}", occurred_at=self._clock(), repo=old.repo,
-            url=old.url, ref=old.ref, before=old.before, sha=old.sha, author=ev.actor, message=old.message,
-            source="retry", retry_of=old.run_id,
+            event_id=f"retry:{old.run_id}:{ev.event_id}",
+            occurred_at=self._clock(),
+            repo=old.repo,
+            url=old.url,
+            ref=old.ref,
+            before=old.before,
+            sha=old.sha,
+            author=ev.actor,
+            message=old.message,
+            source="retry",
+            retry_of=old.run_id,
         )
         await self.handle(push.run_id, push)
         await self._emit_log(ev.run_id, f"retried by {ev.actor} as run {push.run_id}")
@@ -363,13 +383,20 @@ class Engine(Service):
     async def _execute(self, cmd: Command) -> None:
         if isinstance(cmd, DispatchJob):
             job = cmd.job
-            await publish_acked(self._topo.js, S.job(job.kind), job.model_dump_json().encode(), msg_id=job.job_id,
-                                deadline_s=self._settings.nats_retry_s)
+            await publish_acked(
+                self._topo.js,
+                S.job(job.kind),
+                job.model_dump_json().encode(),
+                msg_id=job.job_id,
+                deadline_s=self._settings.nats_retry_s,
+            )
         elif isinstance(cmd, EmitLog):
             await self._emit_log(cmd.run_id, cmd.message, cmd.level, cmd.stage)
         elif isinstance(cmd, Enqueue):
             await self._branch_op(
-                cmd.repo, cmd.ref, lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha, cmd.seq, active_finished=fin)
+                cmd.repo,
+                cmd.ref,
+                lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha, cmd.seq, active_finished=fin),
             )
         elif isinstance(cmd, ReleaseBranch):
             await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.release(q, cmd.run_id))
@@ -499,7 +526,6 @@ class Engine(Service):
                     await self.handle(rid, Tick())
                 except Exception as exc:
                     log.warning("tick failed", run=rid, error=repr(exc))
-
 
     async def _rescanner(self) -> None:
         every = self._settings.engine_rescan_s

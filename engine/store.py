@@ -90,10 +90,13 @@ class CasStore(Generic[M]):
         keys are being written, so this reads the bucket stream's per-subject state."""
         kv: Any = self._kv  # nats-py exposes no public handle on the bucket's stream
         prefix: str = kv._pre
-        info = await retrying(lambda: kv._js.stream_info(kv._stream, subjects_filter=f"{prefix}>"),
-                              deadline_s=self._retry_s, what="kv keys")
+        info = await retrying(
+            lambda: kv._js.stream_info(kv._stream, subjects_filter=f"{prefix}>"),
+            deadline_s=self._retry_s,
+            what="kv keys",
+        )
         subjects = info.state.subjects or {}
-        return sorted(subj[len(prefix):] for subj in subjects)
+        return sorted(subj[len(prefix) :] for subj in subjects)
 
     async def all(self) -> AsyncIterator[tuple[M, int]]:
         for key in await self.keys():

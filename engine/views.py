@@ -36,9 +36,19 @@ class RunSummary(BaseModel):
     @classmethod
     def of(cls, run: Run) -> RunSummary:
         return cls(
-            run_id=run.run_id, repo=run.repo, ref=run.ref, sha=run.sha, short_sha=run.short_sha, author=run.author,
-            message=run.message.splitlines()[0] if run.message else "", source=run.source, state=run.state.value,
-            created_at=run.created_at, finished_at=run.finished_at, duration_s=run.duration_s, error=run.error,
+            run_id=run.run_id,
+            repo=run.repo,
+            ref=run.ref,
+            sha=run.sha,
+            short_sha=run.short_sha,
+            author=run.author,
+            message=run.message.splitlines()[0] if run.message else "",
+            source=run.source,
+            state=run.state.value,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            duration_s=run.duration_s,
+            error=run.error,
         )
 
 
@@ -93,9 +103,19 @@ class RunDetail(RunSummary):
             diagnostics=run.diagnostics,
             stages=[
                 StageView(
-                    name=s.name, kind=s.kind, state=s.status.value, on_failure=s.on_failure, worker=s.worker,
-                    attempts=s.attempt, deliveries=s.deliveries, started_at=s.started_at, finished_at=s.finished_at,
-                    duration_s=s.duration_s, error=s.error, skip_reason=s.skip_reason, diagnostics=s.diagnostics,
+                    name=s.name,
+                    kind=s.kind,
+                    state=s.status.value,
+                    on_failure=s.on_failure,
+                    worker=s.worker,
+                    attempts=s.attempt,
+                    deliveries=s.deliveries,
+                    started_at=s.started_at,
+                    finished_at=s.finished_at,
+                    duration_s=s.duration_s,
+                    error=s.error,
+                    skip_reason=s.skip_reason,
+                    diagnostics=s.diagnostics,
                     summary=s.summary,
                 )
                 for s in run.stages.values()

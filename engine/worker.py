@@ -164,8 +164,14 @@ class Worker(Service):
         await self._publish(
             S.result(job.run_id),
             JobStarted(
-                event_id=f"{job.job_id}:started:{delivery}", occurred_at=datetime.now(UTC), job_id=job.job_id,
-                run_id=job.run_id, stage=job.stage, attempt=job.attempt, worker=self.worker_id, delivery=delivery,
+                event_id=f"{job.job_id}:started:{delivery}",
+                occurred_at=datetime.now(UTC),
+                job_id=job.job_id,
+                run_id=job.run_id,
+                stage=job.stage,
+                attempt=job.attempt,
+                worker=self.worker_id,
+                delivery=delivery,
             ).model_dump_json(),
             msg_id=f"{job.job_id}:started:{delivery}",
         )
@@ -188,10 +194,18 @@ class Worker(Service):
             heartbeat.cancel()
             await asyncio.to_thread(ctx.cleanup)  # work trees live as long as their stage
         finished = JobFinished(
-            event_id=f"{job.job_id}:finished", occurred_at=datetime.now(UTC), job_id=job.job_id,
-            run_id=job.run_id, stage=job.stage, attempt=job.attempt, worker=self.worker_id,
-            outcome=result.outcome, failure=result.failure, summary=result.summary,
-            approval_reasons=result.approval_reasons, warnings=result.warnings,
+            event_id=f"{job.job_id}:finished",
+            occurred_at=datetime.now(UTC),
+            job_id=job.job_id,
+            run_id=job.run_id,
+            stage=job.stage,
+            attempt=job.attempt,
+            worker=self.worker_id,
+            outcome=result.outcome,
+            failure=result.failure,
+            summary=result.summary,
+            approval_reasons=result.approval_reasons,
+            warnings=result.warnings,
             duration_s=round(time.perf_counter() - t0, 6),
         )
         # keep the job ours while the result is recorded: across a leader election that can take
@@ -214,12 +228,19 @@ class Worker(Service):
         if len(raw) <= self._settings.result_inline_max_bytes:
             return finished
         if len(raw) > self._settings.result_max_bytes:
-            reason = (f"the stage's result is too large ({len(raw)} bytes > {self._settings.result_max_bytes}, "
-                      "LINTAS_RESULT_MAX_BYTES)")
+            reason = (
+                f"the stage's result is too large ({len(raw)} bytes > {self._settings.result_max_bytes}, "
+                "LINTAS_RESULT_MAX_BYTES)"
+            )
             await rlog.error(reason)
             kept = inline_part(finished, None, len(raw))  # its first diagnostics still reach the run
-            return failed_copy(finished, reason).model_copy(update={"failure": StageFailure(
-                message=reason, diagnostics=kept.failure.diagnostics if kept.failure else [])})
+            return failed_copy(finished, reason).model_copy(
+                update={
+                    "failure": StageFailure(
+                        message=reason, diagnostics=kept.failure.diagnostics if kept.failure else []
+                    )
+                }
+            )
         ref = S.result_doc(job.run_id, job.stage, job.attempt)
         try:
             await NatsArtifactStore(self._topo.artifacts).put_doc(ref, raw)
@@ -260,11 +281,11 @@ class Worker(Service):
         assert entry.result is not None
         await self._publish_result(entry.result)
 
-    async def _on_error(
-        self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger
-    ) -> StageResult | None:
+    async def _on_error(self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger) -> StageResult | None:
         disp = classify(
-            exc, delivery=delivery, max_deliver=self._settings.job_max_deliver,
+            exc,
+            delivery=delivery,
+            max_deliver=self._settings.job_max_deliver,
             default_delay_s=self._settings.job_nak_delay_s,
         )
         if disp.action == "retry":
@@ -295,5 +316,6 @@ class Worker(Service):
 
     async def _publish(self, subject: str, body: str, *, msg_id: str) -> None:
         # retried with the same Nats-Msg-Id across a node loss / leader election (issue 17)
-        await publish_acked(self._topo.js, subject, body.encode(), msg_id=msg_id,
-                            deadline_s=self._settings.nats_retry_s)
+        await publish_acked(
+            self._topo.js, subject, body.encode(), msg_id=msg_id, deadline_s=self._settings.nats_retry_s
+        )

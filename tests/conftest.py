@@ -72,10 +72,25 @@ def settings(tmp_path: Path, nats_url: str) -> Settings:
 # Fixtures that start a real server or the lab: a test using any of them (directly or through
 # another fixture) is an integration test, marked as such automatically. `scripts/test.sh --fast`
 # runs everything else.
-SERVER_FIXTURES = frozenset({
-    "nats_server", "cluster", "healthy", "lab", "lab_settings", "lx", "sw", "ovs_target", "ovs_target_b", "procs",
-    "up", "api", "bus", "connect", "opa_url",
-})
+SERVER_FIXTURES = frozenset(
+    {
+        "nats_server",
+        "cluster",
+        "healthy",
+        "lab",
+        "lab_settings",
+        "lx",
+        "sw",
+        "ovs_target",
+        "ovs_target_b",
+        "procs",
+        "up",
+        "api",
+        "bus",
+        "connect",
+        "opa_url",
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

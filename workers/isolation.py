@@ -68,8 +68,14 @@ def _serve(conn: Connection, factory: Callable[[], Callable[..., Any]], memory_m
 class ChildSession:
     """``ChildSession(factory).call(*args, timeout_s=...)``; thread-safe (one call at a time)."""
 
-    def __init__(self, factory: Callable[[], Callable[..., Any]], *, memory_mb: int = 1024,
-                 recycle_mb: float = 200.0, what: str = "evaluation") -> None:
+    def __init__(
+        self,
+        factory: Callable[[], Callable[..., Any]],
+        *,
+        memory_mb: int = 1024,
+        recycle_mb: float = 200.0,
+        what: str = "evaluation",
+    ) -> None:
         self._factory = factory
         self.memory_mb = memory_mb
         self.recycle_mb = recycle_mb
@@ -82,8 +88,9 @@ class ChildSession:
     def _start(self) -> Connection:
         ctx = mp.get_context("forkserver")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self._factory, self.memory_mb), daemon=True,
-                           name=f"lintas-{self.what}")
+        proc = ctx.Process(
+            target=_serve, args=(child, self._factory, self.memory_mb), daemon=True, name=f"lintas-{self.what}"
+        )
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -112,8 +119,9 @@ class ChildSession:
             except (EOFError, OSError, BrokenPipeError):
                 code = self._proc.exitcode if self._proc is not None else None
                 self._stop()
-                raise IsolatedError(f"{self.what} process died (exit code {code}); "
-                                    f"limit {self.memory_mb} MB of address space") from None
+                raise IsolatedError(
+                    f"{self.what} process died (exit code {code}); limit {self.memory_mb} MB of address space"
+                ) from None
             if status != "ok" or rss > self.recycle_mb:
                 self._stop()  # a fresh child for the next call
             if status != "ok":

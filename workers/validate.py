@@ -44,8 +44,13 @@ def validate_tree(
         try:
             if rel == pipeline_file:
                 kinds = registry.stage_kinds()
-                load_pipeline(fs.read_bytes(rel), file=rel, known_kinds=kinds, max_timeout_s=max_timeout_s,
-                              confirmed_by=registry.confirmations(kinds))
+                load_pipeline(
+                    fs.read_bytes(rel),
+                    file=rel,
+                    known_kinds=kinds,
+                    max_timeout_s=max_timeout_s,
+                    confirmed_by=registry.confirmations(kinds),
+                )
             else:
                 fs.load_yaml(rel)
         except InputError as exc:
@@ -59,8 +64,12 @@ def validate_tree(
     diags = sink.result()
     summary: dict[str, Any] = {"files_checked": len(files), "errors": sink.total}
     if model is not None:
-        summary.update(devices=len(model.devices), hosts=len(model.hosts), instances=len(model.instances),
-                       networks=len(model.networks))
+        summary.update(
+            devices=len(model.devices),
+            hosts=len(model.hosts),
+            instances=len(model.instances),
+            networks=len(model.networks),
+        )
     return diags, summary, model
 
 
@@ -81,8 +90,9 @@ class ChildValidator:
     def __call__(self, root: str, pipeline_file: str, max_timeout_s: float) -> tuple[list[Diagnostic], dict[str, Any]]:
         with gc_paused():
             try:
-                diags, summary, _model = validate_tree(Path(root), pipeline_file, self.cache,
-                                                       max_timeout_s=max_timeout_s)
+                diags, summary, _model = validate_tree(
+                    Path(root), pipeline_file, self.cache, max_timeout_s=max_timeout_s
+                )
             finally:
                 settle()
         return diags, summary
@@ -103,8 +113,12 @@ class ValidateStage:
         await ctx.log.info(f"checking out {ctx.job.sha[:12]}")
         root = await asyncio.to_thread(ctx.checkout)
         diags, summary = await asyncio.to_thread(
-            self._child.call, str(root), self._settings.pipeline_file, self._settings.max_stage_timeout_s,
-            timeout_s=ctx.job.timeout_s)
+            self._child.call,
+            str(root),
+            self._settings.pipeline_file,
+            self._settings.max_stage_timeout_s,
+            timeout_s=ctx.job.timeout_s,
+        )
         for d in diags[:50]:
             await ctx.log.error(str(d))
         if not diags:
@@ -115,8 +129,9 @@ class ValidateStage:
     def _validate(self, root: Path) -> tuple[list[Diagnostic], dict[str, Any], InfraModel | None]:
         with self._cache_lock, gc_paused():
             try:
-                return validate_tree(root, self._settings.pipeline_file, self._cache,
-                                     max_timeout_s=self._settings.max_stage_timeout_s)
+                return validate_tree(
+                    root, self._settings.pipeline_file, self._cache, max_timeout_s=self._settings.max_stage_timeout_s
+                )
             finally:
                 settle()  # the cached model stays out of later collections
 

@@ -45,8 +45,17 @@ async def trigger(ctx: Ctx, who: Operator, req: TriggerRequest) -> Accepted:
         if sha is None:
             raise HTTPException(422, f"{ref} not found in repo {req.repo!r}")
     try:
-        ev = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo=req.repo, url=entry.url,
-                       ref=ref, sha=sha, author=who.name, message="manual trigger", source="manual")
+        ev = PushEvent(
+            event_id=manual_event_id(),
+            occurred_at=datetime.now(UTC),
+            repo=req.repo,
+            url=entry.url,
+            ref=ref,
+            sha=sha,
+            author=who.name,
+            message="manual trigger",
+            source="manual",
+        )
     except ValueError:
         raise HTTPException(422, "invalid ref") from None
     await publish_push(ctx.topo.js, ev)
@@ -84,9 +93,21 @@ def _action(action: Action) -> Callable[..., Awaitable[Accepted]]:
 
 def router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["actions"])
-    r.add_api_route("/runs", trigger, methods=["POST"], status_code=202, response_model=Accepted,
-                    responses=ERRORS(401, 403, 404, 422))
+    r.add_api_route(
+        "/runs",
+        trigger,
+        methods=["POST"],
+        status_code=202,
+        response_model=Accepted,
+        responses=ERRORS(401, 403, 404, 422),
+    )
     for action in ("approve", "reject", "cancel", "retry"):
-        r.add_api_route(f"/runs/{{run_id}}/{action}", _action(action), methods=["POST"], status_code=202,
-                        response_model=Accepted, responses=ERRORS(401, 403, 404, 409, 422))
+        r.add_api_route(
+            f"/runs/{{run_id}}/{action}",
+            _action(action),
+            methods=["POST"],
+            status_code=202,
+            response_model=Accepted,
+            responses=ERRORS(401, 403, 404, 409, 422),
+        )
     return r

@@ -24,7 +24,10 @@ __all__ = ["ApiContext", "create_app", "server", "serving"]
 
 
 def create_app(
-    nc: Client, topo: Topology, settings: Settings | None = None, redactor: Redactor | None = None,
+    nc: Client,
+    topo: Topology,
+    settings: Settings | None = None,
+    redactor: Redactor | None = None,
 ) -> FastAPI:
     """``settings`` (default: the environment) gives LINTAS_HOME, tokens and webhooks."""
     ctx = ApiContext(nc, topo, settings if settings is not None else Settings(), redactor)

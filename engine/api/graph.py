@@ -44,12 +44,18 @@ def graph_of(run: Run) -> RunGraph:
     for name in names:
         rec = run.stages.get(name)
         s = spec.get(name)
-        nodes.append(GraphNode(
-            name=name, kind=rec.kind if rec else (s.kind if s else name),
-            state=rec.status.value if rec else "pending", needs=needs[name], on_failure=handles.get(name, []),
-            approval=s.approval if s else "none", awaiting_approval=bool(rec and rec.awaiting_approval),
-            depth=depth.get(name, 0),
-        ))
+        nodes.append(
+            GraphNode(
+                name=name,
+                kind=rec.kind if rec else (s.kind if s else name),
+                state=rec.status.value if rec else "pending",
+                needs=needs[name],
+                on_failure=handles.get(name, []),
+                approval=s.approval if s else "none",
+                awaiting_approval=bool(rec and rec.awaiting_approval),
+                depth=depth.get(name, 0),
+            )
+        )
     return RunGraph(run_id=run.run_id, pipeline=run.pipeline.name if run.pipeline else None, stages=nodes)
 
 
@@ -63,6 +69,11 @@ async def get_graph(ctx: Ctx, _who: Viewer, run_id: str) -> RunGraph:
 
 def router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["runs"])
-    r.add_api_route("/runs/{run_id}/graph", get_graph, methods=["GET"], response_model=RunGraph,
-                    responses=ERRORS(401, 403, 404, 422))
+    r.add_api_route(
+        "/runs/{run_id}/graph",
+        get_graph,
+        methods=["GET"],
+        response_model=RunGraph,
+        responses=ERRORS(401, 403, 404, 422),
+    )
     return r

@@ -132,8 +132,15 @@ def parse_push(provider: Provider, body: bytes) -> Push:
             if gl.object_kind != "push":
                 raise HookError(400, f"unsupported object_kind {gl.object_kind!r}: only push events start runs")
             head = _head(gl.commits, None, gl.after)
-            return Push(gl.project.path_with_namespace, gl.ref, None if gl.before == ZERO else gl.before, gl.after,
-                        _author(head, gl.user_name), (head.message if head else "").strip()[:2000], gl.after == ZERO)
+            return Push(
+                gl.project.path_with_namespace,
+                gl.ref,
+                None if gl.before == ZERO else gl.before,
+                gl.after,
+                _author(head, gl.user_name),
+                (head.message if head else "").strip()[:2000],
+                gl.after == ZERO,
+            )
         gh = GithubPush.model_validate_json(body)
     except ValidationError as exc:
         bad_json = next((e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"), None)
@@ -141,6 +148,12 @@ def parse_push(provider: Provider, body: bytes) -> Push:
             raise HookError(400, f"malformed JSON body: {bad_json['msg'].removeprefix('Invalid JSON: ')}") from None
         raise HookError(422, f"not a valid {provider} push payload: {_errors(exc)}") from None
     head = _head(gh.commits, gh.head_commit, gh.after)
-    return Push(gh.repository.full_name, gh.ref, None if gh.before == ZERO else gh.before, gh.after,
-                _author(head), (head.message if head else "").strip()[:2000], gh.deleted or gh.after == ZERO)
-
+    return Push(
+        gh.repository.full_name,
+        gh.ref,
+        None if gh.before == ZERO else gh.before,
+        gh.after,
+        _author(head),
+        (head.message if head else "").strip()[:2000],
+        gh.deleted or gh.after == ZERO,
+    )

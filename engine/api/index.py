@@ -179,8 +179,14 @@ class RunIndex:
             yield self._by_id[self._keys[i][1]]
 
     def page(
-        self, *, repo: str | None = None, ref: str | None = None, state: str | None = None,
-        since: datetime | None = None, limit: int = 50, cursor: str | None = None,
+        self,
+        *,
+        repo: str | None = None,
+        ref: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> tuple[list[RunSummary], str | None]:
         """Newest first, stable under concurrent inserts; the cursor is the last key returned."""
         before = decode_cursor(cursor) if cursor else None
@@ -188,8 +194,10 @@ class RunIndex:
         for s in self._newest_first(before):
             if since is not None and s.created_at < since:
                 break  # sorted by created_at: nothing older can match
-            if (repo is None or s.repo == repo) and (ref is None or s.ref == ref) and (
-                state is None or s.state == state
+            if (
+                (repo is None or s.repo == repo)
+                and (ref is None or s.ref == ref)
+                and (state is None or s.state == state)
             ):
                 out.append(s)
                 if len(out) > limit:

@@ -103,11 +103,18 @@ async def list_targets(ctx: Ctx, _who: Viewer) -> list[TargetView]:
     drift = {str(d["target"]): d for d in report.get("targets", [])}
     checked = report.get("checked_at")
     return [
-        TargetView(target=t.target, kind=t.kind, repo=t.repo, commit=t.commit, run_id=t.run_id,
-                   deployed_at=t.deployed_at, artifacts=t.artifacts,
-                   drift=drift[t.target]["state"] if t.target in drift else None,
-                   drift_checked_at=checked if t.target in drift else None,
-                   differences=[ctx.redact(x) for x in drift.get(t.target, {}).get("differences", [])])
+        TargetView(
+            target=t.target,
+            kind=t.kind,
+            repo=t.repo,
+            commit=t.commit,
+            run_id=t.run_id,
+            deployed_at=t.deployed_at,
+            artifacts=t.artifacts,
+            drift=drift[t.target]["state"] if t.target in drift else None,
+            drift_checked_at=checked if t.target in drift else None,
+            differences=[ctx.redact(x) for x in drift.get(t.target, {}).get("differences", [])],
+        )
         for t in sorted(states.values(), key=lambda t: t.target)
     ]
 
@@ -117,6 +124,12 @@ def router() -> APIRouter:
     r.add_api_route("/healthz", healthz, methods=["GET"])
     r.add_api_route("/readyz", readyz, methods=["GET"], responses=ERRORS(503))
     r.add_api_route("/metrics", metrics, methods=["GET"], response_class=PlainTextResponse)
-    r.add_api_route("/api/v1/targets", list_targets, methods=["GET"], response_model=list[TargetView],
-                    tags=["targets"], responses=ERRORS(401, 403))
+    r.add_api_route(
+        "/api/v1/targets",
+        list_targets,
+        methods=["GET"],
+        response_model=list[TargetView],
+        tags=["targets"],
+        responses=ERRORS(401, 403),
+    )
     return r

@@ -35,7 +35,10 @@ def full_ref(ref: str) -> str:
 
 
 async def list_runs(
-    ctx: Ctx, _who: Viewer, request: Request, response: Response,
+    ctx: Ctx,
+    _who: Viewer,
+    request: Request,
+    response: Response,
     repo: Annotated[str | None, Query(max_length=200)] = None,
     ref: Annotated[str | None, Query(max_length=250, description="branch name or full ref")] = None,
     state: RunState | None = None,
@@ -48,8 +51,14 @@ async def list_runs(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     try:
-        page, nxt = ctx.index.page(repo=repo, ref=full_ref(ref) if ref else None, state=state.value if state else None,
-                                   since=since, limit=limit, cursor=cursor)
+        page, nxt = ctx.index.page(
+            repo=repo,
+            ref=full_ref(ref) if ref else None,
+            state=state.value if state else None,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
     except BadCursor:
         raise HTTPException(400, "invalid cursor") from None
     if nxt:
@@ -83,7 +92,8 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
         "plan": render.plan if (render.plan or "").startswith("plan/") else S.plan_doc(run.run_id),
         "policy": S.policy_report_doc(run.run_id),
         "secscan": S.secscan_report_doc(run.run_id),
-        "render-index": render.index if (render.index or "").startswith("render/")
+        "render-index": render.index
+        if (render.index or "").startswith("render/")
         else S.render_index_doc(run.repo, run.sha),
         "deploy": S.deploy_record_doc(run.run_id),  # per-device status, diff, checkpoint, last-known-good
         "verify": S.verify_report_doc(run.run_id, "verify"),  # every check: expected vs observed
@@ -93,6 +103,7 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
 
 def _redact_json(raw: bytes, redact: Callable[[str], str]) -> str:
     """Redact every string of a JSON document (a regex over the raw text could cut it mid-string)."""
+
     def walk(v: Any) -> Any:
         if isinstance(v, str):
             return redact(v)
@@ -121,8 +132,11 @@ async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Respon
             raise HTTPException(404, f"run {run.run_id} has no {name} artifact")
         return Response(_redact_json(raw, ctx.redact), media_type="application/json")
     if not name.startswith("sha256:"):
-        raise HTTPException(404, f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index, deploy, verify, "
-                                 "rollback, result:<stage> or sha256:<id>")
+        raise HTTPException(
+            404,
+            f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index, deploy, verify, "
+            "rollback, result:<stage> or sha256:<id>",
+        )
     index_raw = await store.get_doc(S.render_index_doc(run.repo, run.sha))
     index: dict[str, Any] = json.loads(index_raw) if index_raw else {}
     named = {cid for arts in index.get("targets", {}).values() for cid in arts.values()}
@@ -161,13 +175,27 @@ def _log_stream(ctx: ApiContext, request: Request, run_id: str, after: int | Non
     async def done(data: bytes | None) -> bool:
         return data is None and await _terminal(ctx, run_id)
 
-    return sse_response(follow(ctx.topo.js, stream=S.LOGS_STREAM, subject=S.run_log(run_id), after=after,
-                               event="log", request=request, done=done))
+    return sse_response(
+        follow(
+            ctx.topo.js,
+            stream=S.LOGS_STREAM,
+            subject=S.run_log(run_id),
+            after=after,
+            event="log",
+            request=request,
+            done=done,
+        )
+    )
 
 
 async def get_logs(
-    ctx: Ctx, _who: Viewer, request: Request, run_id: str,
-    last_event_id_q: Annotated[int | None, Query(alias="after", ge=0, description="stream sequence to start after")] = None,
+    ctx: Ctx,
+    _who: Viewer,
+    request: Request,
+    run_id: str,
+    last_event_id_q: Annotated[
+        int | None, Query(alias="after", ge=0, description="stream sequence to start after")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_LINES)] = 1000,
 ) -> Response:
     """The run's log lines as JSON, or as SSE with ``Accept: text/event-stream``."""
@@ -179,7 +207,10 @@ async def get_logs(
 
 
 async def stream_logs(
-    ctx: Ctx, _who: Viewer, request: Request, run_id: str,
+    ctx: Ctx,
+    _who: Viewer,
+    request: Request,
+    run_id: str,
     last_event_id_q: Annotated[int | None, Query(alias="last_event_id", ge=0)] = None,
 ) -> Response:
     """SSE: ``event: log``, ``id:`` = stream sequence, ``data:`` = a LogLine; ``event: end`` when done."""
@@ -188,7 +219,10 @@ async def stream_logs(
 
 
 async def run_events(
-    ctx: Ctx, _who: Viewer, request: Request, run_id: str,
+    ctx: Ctx,
+    _who: Viewer,
+    request: Request,
+    run_id: str,
     last_event_id_q: Annotated[int | None, Query(alias="last_event_id", ge=0)] = None,
 ) -> Response:
     """SSE of one run's transitions (``event: run``, data = RunNotice); ends when it is terminal."""
@@ -199,12 +233,23 @@ async def run_events(
             return await _terminal(ctx, run_id)
         return bool(RunState(json.loads(data)["state"]).terminal)
 
-    return sse_response(follow(ctx.topo.js, stream=S.NOTIFY_STREAM, subject=S.notify(run_id),
-                               after=last_event_id(request, last_event_id_q), event="run", request=request, done=done))
+    return sse_response(
+        follow(
+            ctx.topo.js,
+            stream=S.NOTIFY_STREAM,
+            subject=S.notify(run_id),
+            after=last_event_id(request, last_event_id_q),
+            event="run",
+            request=request,
+            done=done,
+        )
+    )
 
 
 async def all_events(
-    ctx: Ctx, _who: Viewer, request: Request,
+    ctx: Ctx,
+    _who: Viewer,
+    request: Request,
     last_event_id_q: Annotated[int | None, Query(alias="last_event_id", ge=0)] = None,
 ) -> Response:
     """SSE of every run's transitions from now on (or after ``Last-Event-ID``); never ends."""
@@ -212,8 +257,18 @@ async def all_events(
     async def never(_data: bytes | None) -> bool:
         return False
 
-    return sse_response(follow(ctx.topo.js, stream=S.NOTIFY_STREAM, subject=S.NOTIFY_ALL, new_only=True,
-                               after=last_event_id(request, last_event_id_q), event="run", request=request, done=never))
+    return sse_response(
+        follow(
+            ctx.topo.js,
+            stream=S.NOTIFY_STREAM,
+            subject=S.NOTIFY_ALL,
+            new_only=True,
+            after=last_event_id(request, last_event_id_q),
+            event="run",
+            request=request,
+            done=never,
+        )
+    )
 
 
 _SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "Server-Sent Events"}
@@ -221,19 +276,39 @@ _SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "descr
 
 def router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["runs"])
-    r.add_api_route("/runs", list_runs, methods=["GET"], response_model=list[RunSummary],
-                    responses={200: {"headers": {"X-Next-Cursor": {"schema": {"type": "string"}}}},
-                               **ERRORS(400, 401, 403, 422)})
-    r.add_api_route("/runs/{run_id}", get_run, methods=["GET"], response_model=RunDetail,
-                    responses=ERRORS(401, 403, 404, 422))
-    r.add_api_route("/runs/{run_id}/artifacts/{name:path}", get_artifact, methods=["GET"],
-                    responses={200: {"content": {"application/json": {}, "text/plain": {}}}, **ERRORS(401, 403, 404, 422)})
-    r.add_api_route("/runs/{run_id}/logs", get_logs, methods=["GET"],
-                    responses={200: {"model": list[LogEntry], "content": {"text/event-stream": {}}},
-                               **ERRORS(400, 401, 403, 404, 422)})
-    r.add_api_route("/runs/{run_id}/logs/stream", stream_logs, methods=["GET"],
-                    responses={200: _SSE, **ERRORS(400, 401, 403, 404, 422)})
-    r.add_api_route("/runs/{run_id}/events", run_events, methods=["GET"],
-                    responses={200: _SSE, **ERRORS(400, 401, 403, 404, 422)})
+    r.add_api_route(
+        "/runs",
+        list_runs,
+        methods=["GET"],
+        response_model=list[RunSummary],
+        responses={200: {"headers": {"X-Next-Cursor": {"schema": {"type": "string"}}}}, **ERRORS(400, 401, 403, 422)},
+    )
+    r.add_api_route(
+        "/runs/{run_id}", get_run, methods=["GET"], response_model=RunDetail, responses=ERRORS(401, 403, 404, 422)
+    )
+    r.add_api_route(
+        "/runs/{run_id}/artifacts/{name:path}",
+        get_artifact,
+        methods=["GET"],
+        responses={200: {"content": {"application/json": {}, "text/plain": {}}}, **ERRORS(401, 403, 404, 422)},
+    )
+    r.add_api_route(
+        "/runs/{run_id}/logs",
+        get_logs,
+        methods=["GET"],
+        responses={
+            200: {"model": list[LogEntry], "content": {"text/event-stream": {}}},
+            **ERRORS(400, 401, 403, 404, 422),
+        },
+    )
+    r.add_api_route(
+        "/runs/{run_id}/logs/stream",
+        stream_logs,
+        methods=["GET"],
+        responses={200: _SSE, **ERRORS(400, 401, 403, 404, 422)},
+    )
+    r.add_api_route(
+        "/runs/{run_id}/events", run_events, methods=["GET"], responses={200: _SSE, **ERRORS(400, 401, 403, 404, 422)}
+    )
     r.add_api_route("/events", all_events, methods=["GET"], responses={200: _SSE, **ERRORS(400, 401, 403, 422)})
     return r

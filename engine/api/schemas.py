@@ -15,8 +15,13 @@ class ErrorBody(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "bad request", 401: "missing or invalid credentials", 403: "role too low", 404: "not found",
-    409: "not possible in the run's current state", 413: "payload too large", 422: "invalid input",
+    400: "bad request",
+    401: "missing or invalid credentials",
+    403: "role too low",
+    404: "not found",
+    409: "not possible in the run's current state",
+    413: "payload too large",
+    422: "invalid input",
     503: "NATS unavailable",
 }
 
@@ -60,8 +65,9 @@ class TargetView(BaseModel):
     deployed_at: datetime
     artifacts: dict[str, str] = Field(description="artifact name -> content id")
     drift: str | None = Field(
-        None, description="in_sync | drifted | behind | unreachable | unknown, from the latest drift scan "
-                          "(null: never scanned)"
+        None,
+        description="in_sync | drifted | behind | unreachable | unknown, from the latest drift scan "
+        "(null: never scanned)",
     )
     drift_checked_at: datetime | None = Field(None, description="when the latest drift scan ran")
     differences: list[str] = Field(default_factory=list, description="what differs from the last deployed config")

@@ -37,8 +37,15 @@ def wants_sse(request: Request) -> bool:
 
 
 async def follow(
-    js: JetStreamContext, *, stream: str, subject: str, after: int | None, event: str,
-    request: Request, done: Callable[[bytes | None], Awaitable[bool]], new_only: bool = False,
+    js: JetStreamContext,
+    *,
+    stream: str,
+    subject: str,
+    after: int | None,
+    event: str,
+    request: Request,
+    done: Callable[[bytes | None], Awaitable[bool]],
+    new_only: bool = False,
     idle_s: float = 0.5,
 ) -> AsyncIterator[bytes]:
     """Yield SSE frames for messages on ``subject`` after sequence ``after``.

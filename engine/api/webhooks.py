@@ -66,8 +66,10 @@ def _verified(ctx_hooks: dict[str, WebhookRepo], provider: Provider, body: bytes
             log.warning("webhook secret unavailable", repo=name, error=str(exc))
             continue
         ok = (
-            gitlab_token_ok(secret, header) if provider == "gitlab"
-            else github_signature_ok(secret, body, header) if provider == "github"
+            gitlab_token_ok(secret, header)
+            if provider == "gitlab"
+            else github_signature_ok(secret, body, header)
+            if provider == "github"
             else gitea_signature_ok(secret, body, header)
         )
         if ok:
@@ -107,8 +109,9 @@ async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
     if event != _PUSH_EVENT[provider]:
         raise HookError(400, f"unsupported {provider} event {event[:60]!r}: only push events start runs")
     push = parse_push(provider, body)
-    name = next((n for n in verified if (getattr(hooks[n], provider) or "").casefold() == push.repo_id.casefold()),
-                None)
+    name = next(
+        (n for n in verified if (getattr(hooks[n], provider) or "").casefold() == push.repo_id.casefold()), None
+    )
     if name is None:
         if any((getattr(e, provider) or "").casefold() == push.repo_id.casefold() for e in hooks.values()):
             raise HookError(401, "signature does not match the repository's secret")
@@ -121,8 +124,18 @@ async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
         raise HookError(404, f"repository {name!r} has no fetch URL: add it to the repo registry")
     event_id = PushEvent.dedup_key(name, push.ref, push.sha)
     try:
-        ev = PushEvent(event_id=event_id, occurred_at=datetime.now(UTC), repo=name, url=url, ref=push.ref,
-                       before=push.before, sha=push.sha, author=push.author, message=push.message, source="webhook")
+        ev = PushEvent(
+            event_id=event_id,
+            occurred_at=datetime.now(UTC),
+            repo=name,
+            url=url,
+            ref=push.ref,
+            before=push.before,
+            sha=push.sha,
+            author=push.author,
+            message=push.message,
+            source="webhook",
+        )
     except ValueError as exc:
         raise HookError(422, f"push cannot be accepted: {str(exc).splitlines()[0][:200]}") from None
     delivery = next((v for h in _DELIVERY_HEADERS[provider] if (v := request.headers.get(h))), None)
@@ -137,8 +150,12 @@ async def _handle(ctx: Ctx, request: Request, provider: Provider) -> HookResult:
         log.warning("webhook push not published", provider=provider, repo=name, error=repr(exc))
         raise HookError(503, "event bus unavailable: retry later") from None
     log.info("webhook push", provider=provider, repo=name, ref=push.ref, sha=push.sha, run=ev.run_id, new=fresh)
-    return HookResult(status="accepted" if fresh else "duplicate", run_id=ev.run_id, event_id=event_id,
-                      detail=None if fresh else "push already received (git hook or earlier webhook)")
+    return HookResult(
+        status="accepted" if fresh else "duplicate",
+        run_id=ev.run_id,
+        event_id=event_id,
+        detail=None if fresh else "push already received (git hook or earlier webhook)",
+    )
 
 
 def _endpoint(provider: Provider) -> Callable[[ApiContext, Request], Awaitable[JSONResponse]]:
@@ -163,9 +180,15 @@ def router() -> APIRouter:
     r = APIRouter(prefix="/hooks", tags=["webhooks"])
     for provider in ("github", "gitlab", "gitea"):
         r.add_api_route(
-            f"/{provider}", _endpoint(provider), methods=["POST"], response_model=HookResult,
-            status_code=202, openapi_extra=_BODY,
-            responses={200: {"model": HookResult, "description": "pong, duplicate or ignored"},
-                       **ERRORS(400, 401, 404, 413, 422, 503)},
+            f"/{provider}",
+            _endpoint(provider),
+            methods=["POST"],
+            response_model=HookResult,
+            status_code=202,
+            openapi_extra=_BODY,
+            responses={
+                200: {"model": HookResult, "description": "pong, duplicate or ignored"},
+                **ERRORS(400, 401, 404, 413, 422, 503),
+            },
         )
     return r

@@ -59,8 +59,11 @@ def start_detached(settings: Settings, args: list[str], timeout_s: float = 60.0)
     clear_ready(settings)
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lintas.engine.cli.main", *args], stdout=fh, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "lintas.engine.cli.main", *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     pid_file(settings).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout_s

@@ -25,8 +25,11 @@ from lintas.engine.settings import Settings
 from lintas.engine.stage import LocalStage, StageResult
 from lintas.engine.worker import Worker
 
-app = typer.Typer(help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 emit_app = typer.Typer(help="Publish events (used by git hooks).")
 app.add_typer(emit_app, name="emit")
 spool_app = typer.Typer(help="Events the git hook spooled while NATS did not answer.")
@@ -47,11 +50,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    _version_: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                             help="print the version and exit")] = False,
+    _version_: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
     """Lintas: git push -> NATS JetStream -> audited, reversible infrastructure pipelines.
     Shell completion: `lintas --install-completion` (bash, zsh, fish)."""
+
+
 err = make_console(stderr=True)
 
 
@@ -82,8 +88,12 @@ async def _until_signal() -> None:
 @app.command()
 def up(
     concurrency: Annotated[int, typer.Option(help="jobs in flight per stage worker")] = 4,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background; stop with `lintas down`")] = False,
-    cluster: Annotated[int, typer.Option(help="start N local nats-server nodes with routes (R3 streams) instead of one")] = 0,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="run in the background; stop with `lintas down`")
+    ] = False,
+    cluster: Annotated[
+        int, typer.Option(help="start N local nats-server nodes with routes (R3 streams) instead of one")
+    ] = 0,
 ) -> None:
     """Run everything: embedded nats-server (unless LINTAS_NATS_URL), engine, one worker per stage."""
     settings = _settings()
@@ -97,14 +107,18 @@ def up(
             console.print(f"[bold green]lintas up[/]  home: {settings.home}")
             embedded = f"  (embedded, data in {settings.nats_dir})" if st.embedded else ""
             if st.cluster:
-                embedded = (f"  (local cluster of {len(st.cluster.nodes)}, R{st.settings.streams.replicas}, "
-                            f"data in {st.cluster.data_dir})")
+                embedded = (
+                    f"  (local cluster of {len(st.cluster.nodes)}, R{st.settings.streams.replicas}, "
+                    f"data in {st.cluster.data_dir})"
+                )
             console.print(f"  nats:      {st.nats_url}{embedded}")
             console.print(f"  stages:    {', '.join(k for w in st.workers for k in w.kinds)}")
             console.print(f"  spool:     {settings.spool_dir}")
             console.print(f"  work dirs: {settings.work_dir}")
             console.print(f"  repos:     {settings.home / 'repos.json'}")
-            console.print(f"  dashboard: http://{settings.api_addr}/ui/  (API: /api/v1/runs, docs: /docs, LINTAS_API_ADDR)")
+            console.print(
+                f"  dashboard: http://{settings.api_addr}/ui/  (API: /api/v1/runs, docs: /docs, LINTAS_API_ADDR)"
+            )
             console.print("  stop with Ctrl-C or `lintas down`")
             daemon.mark_ready(settings)
             try:
@@ -147,8 +161,14 @@ def worker(
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-worker") as (nc, topo):
-            w = Worker(nc, topo, settings, build_stages(settings, stage), concurrency=concurrency,
-                       redactor=redactor_for(settings))
+            w = Worker(
+                nc,
+                topo,
+                settings,
+                build_stages(settings, stage),
+                concurrency=concurrency,
+                redactor=redactor_for(settings),
+            )
             async with w:
                 await _until_signal()
 
@@ -164,11 +184,14 @@ def api_cmd() -> None:
     settings = _settings()
 
     async def main() -> None:
-        async with nats_session(settings, name="lintas-api") as (nc, topo), serving(
-            nc, topo, settings, redactor_for(settings)
+        async with (
+            nats_session(settings, name="lintas-api") as (nc, topo),
+            serving(nc, topo, settings, redactor_for(settings)),
         ):
-            console.print(f"[bold green]lintas api[/]  dashboard: http://{settings.api_addr}/ui/  "
-                          f"API: http://{settings.api_addr}/api/v1/runs  (docs: /docs)")
+            console.print(
+                f"[bold green]lintas api[/]  dashboard: http://{settings.api_addr}/ui/  "
+                f"API: http://{settings.api_addr}/api/v1/runs  (docs: /docs)"
+            )
             await _until_signal()
 
     _run(main())
@@ -204,11 +227,20 @@ def emit_push(
         if set(new) == {"0"}:
             continue  # branch deleted: nothing to deploy
         author, _, message = g.log("-1", "--format=%an <%ae>%x00%B", new).partition("\0")
-        events.append(PushEvent(
-            event_id=PushEvent.dedup_key(repo, ref, new), occurred_at=datetime.now(UTC), repo=repo, url=url,
-            ref=ref, before=None if set(old) == {"0"} else old, sha=new, author=author.strip(),
-            message=message.strip()[:2000], source="hook",
-        ))
+        events.append(
+            PushEvent(
+                event_id=PushEvent.dedup_key(repo, ref, new),
+                occurred_at=datetime.now(UTC),
+                repo=repo,
+                url=url,
+                ref=ref,
+                before=None if set(old) == {"0"} else old,
+                sha=new,
+                author=author.strip(),
+                message=message.strip()[:2000],
+                source="hook",
+            )
+        )
     if events:
         outcome = aio.run(emit_or_spool(settings, resolve_nats_url(settings), events))
         print(f"lintas: {outcome}", flush=True)  # git relays this to the pusher as "remote: ..."
@@ -269,16 +301,26 @@ def validate_cmd(path: Annotated[Path, typer.Argument()] = Path(".")) -> None:
     s = result.summary
     what = ", ".join(f"{s[k]} {k}" for k in ("devices", "hosts", "instances", "networks") if k in s)
     templates = s.get("templates", "not rendered (no infra model)")
-    console.print(f"valid: {s.get('files_checked', 0)} file(s)" + (f"; model: {what}" if what else "")
-                  + f"; templates: {templates}")
+    console.print(
+        f"valid: {s.get('files_checked', 0)} file(s)"
+        + (f"; model: {what}" if what else "")
+        + f"; templates: {templates}"
+    )
 
 
 @app.command("plan")
 def plan_cmd(
     path: Annotated[Path, typer.Argument()] = Path("."),
-    against: Annotated[str | None, typer.Option(help="git ref to compare with (default: deployed state, else HEAD)")] = None,
-    repo: Annotated[str | None, typer.Option(help="the registered repo this working copy is, whose deployed "
-                                                  "targets are the baseline (default: found from its remotes)")] = None,
+    against: Annotated[
+        str | None, typer.Option(help="git ref to compare with (default: deployed state, else HEAD)")
+    ] = None,
+    repo: Annotated[
+        str | None,
+        typer.Option(
+            help="the registered repo this working copy is, whose deployed "
+            "targets are the baseline (default: found from its remotes)"
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Validate, render and show the per-device plan of a working copy (like `terraform plan`)."""
@@ -347,8 +389,17 @@ def trigger(
             err.print(f"[red]error:[/] {full_ref} not found in {fetch_url}")
             raise typer.Exit(2)
         sha = out[0]
-    ev = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo=repo, url=fetch_url, ref=full_ref,
-                   sha=sha, author=actor, message="manual trigger", source="manual")
+    ev = PushEvent(
+        event_id=manual_event_id(),
+        occurred_at=datetime.now(UTC),
+        repo=repo,
+        url=fetch_url,
+        ref=full_ref,
+        sha=sha,
+        author=actor,
+        message="manual trigger",
+        source="manual",
+    )
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (_nc, topo):
@@ -494,8 +545,10 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("LINTAS_TRACEBACK"):
             raise
-        err.print(f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:300]} (LINTAS_TRACEBACK=1 shows where)",
-                  highlight=False)
+        err.print(
+            f"[red]internal error:[/] {type(exc).__name__}: {str(exc)[:300]} (LINTAS_TRACEBACK=1 shows where)",
+            highlight=False,
+        )
         sys.exit(70)
 
 

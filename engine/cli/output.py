@@ -16,8 +16,16 @@ from lintas.engine.events import LogLine
 from lintas.engine.views import RunDetail, RunSummary
 
 STATE_STYLE = {
-    "succeeded": "green", "failed": "red", "rolled_back": "yellow", "canceled": "dim", "superseded": "dim",
-    "running": "cyan", "queued": "blue", "waiting_approval": "magenta", "pending": "blue", "skipped": "dim",
+    "succeeded": "green",
+    "failed": "red",
+    "rolled_back": "yellow",
+    "canceled": "dim",
+    "superseded": "dim",
+    "running": "cyan",
+    "queued": "blue",
+    "waiting_approval": "magenta",
+    "pending": "blue",
+    "skipped": "dim",
 }
 
 
@@ -96,12 +104,34 @@ def print_runs(console: Console, runs: Sequence[RunSummary], as_json: bool, *, w
         return
     if wide or not console.is_terminal:  # everything, untruncated
         headers = ["run", "repo", "ref", "sha", "author", "state", "duration", "created"]
-        rows = [[r.run_id, r.repo, r.ref.removeprefix("refs/heads/"), r.short_sha, r.author, r.state,
-                 _dur(r.duration_s), _iso(r.created_at)] for r in runs]
+        rows = [
+            [
+                r.run_id,
+                r.repo,
+                r.ref.removeprefix("refs/heads/"),
+                r.short_sha,
+                r.author,
+                r.state,
+                _dur(r.duration_s),
+                _iso(r.created_at),
+            ]
+            for r in runs
+        ]
     else:  # fits 80 columns: short run id (`lintas show` takes it), the author's name, relative times
         headers = ["run", "repo", "ref", "sha", "author", "state", "took", "created"]
-        rows = [[r.run_id[:10], _cut(r.repo, 10), _cut(r.ref.removeprefix("refs/heads/"), 10), r.short_sha[:7],
-                 _cut(_name(r.author), 11), r.state, _dur(r.duration_s), _ago(r.created_at)] for r in runs]
+        rows = [
+            [
+                r.run_id[:10],
+                _cut(r.repo, 10),
+                _cut(r.ref.removeprefix("refs/heads/"), 10),
+                r.short_sha[:7],
+                _cut(_name(r.author), 11),
+                r.state,
+                _dur(r.duration_s),
+                _ago(r.created_at),
+            ]
+            for r in runs
+        ]
     table(console, headers, rows, compact=not wide and console.is_terminal)
 
 
@@ -114,11 +144,15 @@ def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
         console.print_json(run.model_dump_json())
         return
     say = _sayer(console)
-    say(f"[bold]{escape(run.run_id)}[/]  {escape(run.repo)} {escape(run.ref)} @ {run.short_sha}  by "
-        f"{escape(run.author or '?')}")
+    say(
+        f"[bold]{escape(run.run_id)}[/]  {escape(run.repo)} {escape(run.ref)} @ {run.short_sha}  by "
+        f"{escape(run.author or '?')}"
+    )
     say(f"  {escape(run.message)}")
-    say(f"  state: {_state(run.state)}   duration: {_dur(run.duration_s)}   "
-        f"pipeline: {escape(run.pipeline or '-')} ({escape(run.pipeline_source or '-')})")
+    say(
+        f"  state: {_state(run.state)}   duration: {_dur(run.duration_s)}   "
+        f"pipeline: {escape(run.pipeline or '-')} ({escape(run.pipeline_source or '-')})"
+    )
     if run.error:
         say(f"  [red]error:[/] {escape(run.error)}")
     for d in run.diagnostics:
@@ -127,8 +161,18 @@ def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
         say(f"  approval: {escape('; '.join(run.approval_reasons))} (approved by {run.approved_by or 'nobody yet'})")
     for w in run.warnings:
         say(f"  [yellow]warning:[/] {escape(w)}")
-    rows = [[s.name + (" (on failure)" if s.on_failure else ""), s.state, s.worker or "-", str(s.attempts),
-             _ts(s.started_at), _dur(s.duration_s), s.error or s.skip_reason or ""] for s in run.stages]
+    rows = [
+        [
+            s.name + (" (on failure)" if s.on_failure else ""),
+            s.state,
+            s.worker or "-",
+            str(s.attempts),
+            _ts(s.started_at),
+            _dur(s.duration_s),
+            s.error or s.skip_reason or "",
+        ]
+        for s in run.stages
+    ]
     table(console, ["stage", "state", "worker", "attempts", "started", "duration", "error"], rows)
     for s in run.stages:
         for d in s.diagnostics:
@@ -138,9 +182,20 @@ def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
         checks = result.failing() if result is not None else []
         if checks:
             say(f"\n[bold]failing checks[/] ({escape(s.name)}):")
-            table(console, ["target", "check", "subject", "expected", "observed"],
-                  [[str(c.get("device", "")), str(c.get("check", "")), str(c.get("subject", "")),
-                    _value(c.get("expected")), _value(c.get("observed"))] for c in checks])
+            table(
+                console,
+                ["target", "check", "subject", "expected", "observed"],
+                [
+                    [
+                        str(c.get("device", "")),
+                        str(c.get("check", "")),
+                        str(c.get("subject", "")),
+                        _value(c.get("expected")),
+                        _value(c.get("observed")),
+                    ]
+                    for c in checks
+                ],
+            )
 
 
 def _value(v: object) -> str:
@@ -156,8 +211,10 @@ def _value(v: object) -> str:
 
 def _sayer(console: Console) -> Callable[[str], None]:
     """Print one line: styled in a terminal; plain and never wrapped for scripts."""
+
     def say(text: str) -> None:
         console.print(text, soft_wrap=True, highlight=False)
+
     return say
 
 
@@ -186,8 +243,11 @@ def print_plan(console: Console, plan: dict[str, object], as_json: bool) -> None
             for line in d["diff"].splitlines():
                 style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
                 console.print(f"    [{style}]{escape(line)}[/]", highlight=False, soft_wrap=True)
-    console.print(f"\nPlan against {plan['against']}: {counts['new']} new, {counts['changed']} to change, "
-                  f"{counts['removed']} to remove, {counts['unchanged']} unchanged.", soft_wrap=True)
+    console.print(
+        f"\nPlan against {plan['against']}: {counts['new']} new, {counts['changed']} to change, "
+        f"{counts['removed']} to remove, {counts['unchanged']} unchanged.",
+        soft_wrap=True,
+    )
 
 
 def print_gates(console: Console, run: RunDetail) -> None:
@@ -195,16 +255,28 @@ def print_gates(console: Console, run: RunDetail) -> None:
     scanners never put them there)."""
     for stage in run.stages:  # by kind (engine.contracts), whatever the pipeline calls the stages
         if (p := result_as(stage, PolicySummary)) is not None and "violations" in p.model_fields_set:
-            console.print(f"\n[bold]policy[/] ({stage.name}, {p.backend}): {p.deny} deny, "
-                          f"{p.require_approval} approval, {p.warn} warn", soft_wrap=True)
+            console.print(
+                f"\n[bold]policy[/] ({stage.name}, {p.backend}): {p.deny} deny, "
+                f"{p.require_approval} approval, {p.warn} warn",
+                soft_wrap=True,
+            )
             for v in p.violations:
                 style = {"deny": "red", "require_approval": "magenta"}.get(str(v.get("decision")), "yellow")
-                console.print(f"  [{style}]{v.get('decision')}[/] {escape(str(v.get('policy')))}: "
-                              f"{escape(str(v.get('message')))}", soft_wrap=True)
+                console.print(
+                    f"  [{style}]{v.get('decision')}[/] {escape(str(v.get('policy')))}: "
+                    f"{escape(str(v.get('message')))}",
+                    soft_wrap=True,
+                )
         if (sc := result_as(stage, SecscanSummary)) is not None and sc.format.startswith("sarif"):
-            console.print(f"\n[bold]security[/] ({stage.name}): {sc.blocking} blocking, findings "
-                          f"{sc.findings}, {sc.allowlisted} allowlisted", soft_wrap=True)
+            console.print(
+                f"\n[bold]security[/] ({stage.name}): {sc.blocking} blocking, findings "
+                f"{sc.findings}, {sc.allowlisted} allowlisted",
+                soft_wrap=True,
+            )
             for f in sc.top:
                 mark = "[red]BLOCK[/]" if f.get("blocking") else f"[yellow]{f.get('severity')}[/]"
-                console.print(f"  {mark} {f.get('tool')}/{f.get('rule')} {f.get('file')}:{f.get('line')} "
-                              f"{escape(str(f.get('message')))}", soft_wrap=True)
+                console.print(
+                    f"  {mark} {f.get('tool')}/{f.get('rule')} {f.get('file')}:{f.get('line')} "
+                    f"{escape(str(f.get('message')))}",
+                    soft_wrap=True,
+                )

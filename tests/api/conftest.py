@@ -37,13 +37,23 @@ def auth(role: str) -> dict[str, str]:
 
 def api_settings(settings: Settings, **over: object) -> Settings:
     """The test settings plus tokens per role and the webhook repo ``infra``."""
-    return settings.model_copy(update=dict(
-        api_tokens=[TokenEntry(name=NAMES[r], role=r, sha256=hashlib.sha256(t.encode()).hexdigest())
-                    for r, t in TOKENS.items()],
-        webhooks={"infra": WebhookRepo(github="acme/infra", gitlab="acme/infra", gitea="acme/infra",
-                                       secret_ref="env:LINTAS_TEST_HOOK_SECRET")},
-        **over,
-    ))
+    return settings.model_copy(
+        update=dict(
+            api_tokens=[
+                TokenEntry(name=NAMES[r], role=r, sha256=hashlib.sha256(t.encode()).hexdigest())
+                for r, t in TOKENS.items()
+            ],
+            webhooks={
+                "infra": WebhookRepo(
+                    github="acme/infra",
+                    gitlab="acme/infra",
+                    gitea="acme/infra",
+                    secret_ref="env:LINTAS_TEST_HOOK_SECRET",
+                )
+            },
+            **over,
+        )
+    )
 
 
 def gh_sign(body: bytes, secret: str = HOOK_SECRET) -> str:
@@ -113,11 +123,26 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def fake_run(i: int, *, repo: str = "infra", state: RunState = RunState.succeeded, ref: str = "refs/heads/main",
-             base: datetime | None = None) -> Run:
+def fake_run(
+    i: int,
+    *,
+    repo: str = "infra",
+    state: RunState = RunState.succeeded,
+    ref: str = "refs/heads/main",
+    base: datetime | None = None,
+) -> Run:
     now = (base or datetime(2026, 1, 1, tzinfo=UTC)) + timedelta(seconds=i)
-    return Run(run_id=f"r-{i:016x}", event_id=f"e{i}", repo=repo, url="/srv/git/infra.git", ref=ref,
-               sha=f"{i:040x}", state=state, created_at=now, updated_at=now)
+    return Run(
+        run_id=f"r-{i:016x}",
+        event_id=f"e{i}",
+        repo=repo,
+        url="/srv/git/infra.git",
+        ref=ref,
+        sha=f"{i:040x}",
+        state=state,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 async def store_runs(topo: Topology, runs: list[Run]) -> None:

@@ -21,27 +21,40 @@ NAMES = {"viewer": "vic", "operator": "olga"}
 
 
 def token_env() -> str:
-    return json.dumps([{"name": NAMES[r], "role": r, "sha256": hashlib.sha256(t.encode()).hexdigest()}
-                       for r, t in TOKENS.items()])
+    return json.dumps(
+        [{"name": NAMES[r], "role": r, "sha256": hashlib.sha256(t.encode()).hexdigest()} for r, t in TOKENS.items()]
+    )
 
 
 def lintas_env(home: Path, api_addr: str, **extra: str) -> dict[str, str]:
     """The developer's environment without any LINTAS_* of theirs, plus this test's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINTAS_")}
     env.update(
-        LINTAS_HOME=str(home), LINTAS_API_ADDR=api_addr, LINTAS_API_TOKENS=token_env(),
-        LINTAS_TICK_S="0.2", LINTAS_LOG_LEVEL="info",
+        LINTAS_HOME=str(home),
+        LINTAS_API_ADDR=api_addr,
+        LINTAS_API_TOKENS=token_env(),
+        LINTAS_TICK_S="0.2",
+        LINTAS_LOG_LEVEL="info",
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
-        GIT_AUTHOR_NAME="Dana Dashboard", GIT_AUTHOR_EMAIL="dana@example.invalid",
-        GIT_COMMITTER_NAME="Dana Dashboard", GIT_COMMITTER_EMAIL="dana@example.invalid",
+        GIT_AUTHOR_NAME="Dana Dashboard",
+        GIT_AUTHOR_EMAIL="dana@example.invalid",
+        GIT_COMMITTER_NAME="Dana Dashboard",
+        GIT_COMMITTER_EMAIL="dana@example.invalid",
     )
     env.update(extra)
     return env
 
 
 def lintas(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "lintas.engine.cli.main", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 class Live:
@@ -50,8 +63,9 @@ class Live:
     def __init__(self, env: dict[str, str], *args: str, log: Path) -> None:
         self.env, self.args, self.log = env, args, log
         with open(log, "ab") as fh:
-            self.p = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh,
-                                      stderr=subprocess.STDOUT)
+            self.p = subprocess.Popen(
+                [sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh, stderr=subprocess.STDOUT
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -63,14 +63,18 @@ async def test_anonymous_read_is_explicit_and_never_covers_writes(
 
 
 async def test_filters_and_cursor_pagination_newest_first(api: Api) -> None:
-    runs = [fake_run(i, repo="infra" if i % 2 else "other", state=RunState.failed if i % 3 == 0 else RunState.succeeded)
-            for i in range(1, 12)]
+    runs = [
+        fake_run(i, repo="infra" if i % 2 else "other", state=RunState.failed if i % 3 == 0 else RunState.succeeded)
+        for i in range(1, 12)
+    ]
     await store_runs(api.topo, runs)
     h = auth("viewer")
     seen: list[str] = []
     cursor = None
     while True:
-        res = await api.http.get("/api/v1/runs", headers=h, params={"limit": 4, **({"cursor": cursor} if cursor else {})})
+        res = await api.http.get(
+            "/api/v1/runs", headers=h, params={"limit": 4, **({"cursor": cursor} if cursor else {})}
+        )
         assert res.status_code == 200
         seen += [r["run_id"] for r in res.json()]
         cursor = res.headers.get("x-next-cursor")

@@ -61,8 +61,9 @@ def artifacts_dir() -> Path:
 
 
 def git(cwd: Path, env: dict[str, str], *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True,
-                          timeout=60).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -71,8 +72,13 @@ def up(tmp_path: Path) -> Iterator[tuple[Live, str, dict[str, str]]]:
     base = f"127.0.0.1:{free_port()}"
     default = tmp_path / "plain.yaml"
     default.write_text(PLAIN_PIPELINE)
-    env = lintas_env(home, base, LINTAS_NATS_PORT=str(free_port()), LINTAS_PIPELINE_FILE=PIPELINE_FILE,
-                     LINTAS_DEFAULT_PIPELINE=str(default))
+    env = lintas_env(
+        home,
+        base,
+        LINTAS_NATS_PORT=str(free_port()),
+        LINTAS_PIPELINE_FILE=PIPELINE_FILE,
+        LINTAS_DEFAULT_PIPELINE=str(default),
+    )
     proc = Live(env, "up", "--concurrency", "2", log=tmp_path / "up.log")
     try:
         proc.wait_ready(f"http://{base}/readyz")
@@ -150,8 +156,9 @@ def test_dashboard_live_run_graph_plan_and_approval(
     graph = page.locator("svg#stage-graph")
     expect(graph).to_be_visible(timeout=WAIT_MS)
     for stage in ("validate", "render", "policy", "secscan"):
-        expect(graph.locator(f'g.node[data-stage="{stage}"]')).to_have_attribute("data-state", "succeeded",
-                                                                                  timeout=WAIT_MS)
+        expect(graph.locator(f'g.node[data-stage="{stage}"]')).to_have_attribute(
+            "data-state", "succeeded", timeout=WAIT_MS
+        )
     assert graph.locator('path.edge[data-from="validate"][data-to="render"]').count() == 1
     assert graph.locator('path.edge[data-from="render"][data-to="policy"]').count() == 1
     expect(page.locator("#stages-table")).to_contain_text("render")
@@ -205,7 +212,8 @@ def test_dashboard_live_run_graph_plan_and_approval(
     detail = httpx.get(f"{base}/api/v1/runs/{gated}", headers={"Authorization": f"Bearer {TOKENS['viewer']}"}).json()
     assert detail["state"] == "succeeded" and detail["approved_by"] == "olga"
     assert [(a["actor"], a["comment"], a["stages"]) for a in detail["approvals"]] == [
-        ("olga", "change window open", ["change-window"])]
+        ("olga", "change window open", ["change-window"])
+    ]
 
     # 6. the targets page renders (nothing is deployed by these pipelines: drift is unknown)
     page.click('a[data-nav="targets"]')

@@ -28,7 +28,11 @@ def shipped() -> list[Path]:
 def test_no_asset_refers_to_another_host() -> None:
     files = shipped()
     assert {p.relative_to(STATIC).as_posix() for p in files} >= {
-        "index.html", "assets/app.js", "assets/app.css", "assets/favicon.svg"}
+        "index.html",
+        "assets/app.js",
+        "assets/app.css",
+        "assets/favicon.svg",
+    }
     for path in files:
         text = path.read_text()
         for m in URL.finditer(text):
@@ -75,14 +79,20 @@ async def test_dashboard_is_served_with_csp_and_never_leaks_the_filesystem(api: 
     assert not any(p == "/" or p.startswith("/ui") for p in paths)
 
 
-SPEC = PipelineSpec.model_validate({
-    "version": 1, "name": "p",
-    "stages": {
-        "validate": {}, "render": {"needs": ["validate"]}, "secscan": {"needs": ["validate"]},
-        "deploy": {"needs": ["render", "secscan"], "approval": "required"}, "verify": {"needs": ["deploy"]},
-        "rollback": {"on_failure": ["deploy", "verify"]},
-    },
-})
+SPEC = PipelineSpec.model_validate(
+    {
+        "version": 1,
+        "name": "p",
+        "stages": {
+            "validate": {},
+            "render": {"needs": ["validate"]},
+            "secscan": {"needs": ["validate"]},
+            "deploy": {"needs": ["render", "secscan"], "approval": "required"},
+            "verify": {"needs": ["deploy"]},
+            "rollback": {"on_failure": ["deploy", "verify"]},
+        },
+    }
+)
 
 
 def gated_run() -> Run:
@@ -91,16 +101,33 @@ def gated_run() -> Run:
     for n in ("validate", "render", "secscan"):
         stages[n].status = StageStatus.succeeded
     stages["deploy"].awaiting_approval = True
-    return Run(run_id="r-graph000000001", event_id="e", repo="infra", url="/x", ref="refs/heads/main", sha="a" * 40,
-               state=RunState.waiting_approval, created_at=now, updated_at=now, pipeline=SPEC, stages=stages)
+    return Run(
+        run_id="r-graph000000001",
+        event_id="e",
+        repo="infra",
+        url="/x",
+        ref="refs/heads/main",
+        sha="a" * 40,
+        state=RunState.waiting_approval,
+        created_at=now,
+        updated_at=now,
+        pipeline=SPEC,
+        stages=stages,
+    )
 
 
 def test_graph_layers_stages_by_dependency_depth() -> None:
     g = graph_of(gated_run())
     by = {n.name: n for n in g.stages}
     assert [n.name for n in g.stages] == ["validate", "render", "secscan", "deploy", "verify", "rollback"]
-    assert {n: by[n].depth for n in by} == {"validate": 0, "render": 1, "secscan": 1, "deploy": 2, "verify": 3,
-                                            "rollback": 4}
+    assert {n: by[n].depth for n in by} == {
+        "validate": 0,
+        "render": 1,
+        "secscan": 1,
+        "deploy": 2,
+        "verify": 3,
+        "rollback": 4,
+    }
     assert by["deploy"].needs == ["render", "secscan"] and by["deploy"].approval == "required"
     assert by["deploy"].awaiting_approval and not by["verify"].awaiting_approval
     assert by["rollback"].on_failure == ["deploy", "verify"] and by["rollback"].needs == []

@@ -15,8 +15,14 @@ async def test_deploy_record_and_reports_are_served(api: Api) -> None:
     await store_runs(api.topo, [run])
     store = NatsArtifactStore(api.topo.artifacts)
     record = DeployRecord(run_id=run.run_id, repo=run.repo, sha=run.sha, revert_in_s=180, waves=[["leaf-01"]])
-    record.targets["leaf-01"] = TargetResult(target="leaf-01", status="committed", changed=True, wave=0,
-                                             diff="+ neighbor X password=hunter2hunter2\n", checkpoint="c1")
+    record.targets["leaf-01"] = TargetResult(
+        target="leaf-01",
+        status="committed",
+        changed=True,
+        wave=0,
+        diff="+ neighbor X password=hunter2hunter2\n",
+        checkpoint="c1",
+    )
     await save_record(store, record)
     checks = [{"device": "leaf-01", "check": "vni", "subject": "10030", "passed": False}]
     await store.put_doc(S.verify_report_doc(run.run_id, "verify"), json.dumps(checks).encode())
@@ -42,16 +48,27 @@ async def test_targets_carry_the_latest_drift_state(api: Api) -> None:
 
     now = datetime.now(UTC)
     for name in ("leaf-01", "leaf-02"):
-        await TargetStore(api.topo.targets).put(TargetState(target=name, kind="device", repo="infra", commit="c" * 40,
-                                                            run_id="r-1", deployed_at=now))
+        await TargetStore(api.topo.targets).put(
+            TargetState(target=name, kind="device", repo="infra", commit="c" * 40, run_id="r-1", deployed_at=now)
+        )
     viewer = auth("viewer")
     before = (await api.http.get("/api/v1/targets", headers=viewer)).json()
     assert [t["drift"] for t in before] == [None, None]  # never scanned: unknown, not "in sync"
-    report = DriftReport(checked_at=now, duration_s=0.1, targets=[
-        TargetDrift(target="leaf-01", kind="device", repo="infra", state="in_sync", deployed_commit="c" * 40),
-        TargetDrift(target="leaf-02", kind="device", repo="infra", state="drifted", deployed_commit="c" * 40,
-                    differences=["[frr] frr-reload.py --test", "- ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24"]),
-    ])
+    report = DriftReport(
+        checked_at=now,
+        duration_s=0.1,
+        targets=[
+            TargetDrift(target="leaf-01", kind="device", repo="infra", state="in_sync", deployed_commit="c" * 40),
+            TargetDrift(
+                target="leaf-02",
+                kind="device",
+                repo="infra",
+                state="drifted",
+                deployed_commit="c" * 40,
+                differences=["[frr] frr-reload.py --test", "- ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24"],
+            ),
+        ],
+    )
     await publish(api.topo, report)
     got = {t["target"]: t for t in (await api.http.get("/api/v1/targets", headers=viewer)).json()}
     assert got["leaf-01"]["drift"] == "in_sync" and got["leaf-01"]["differences"] == []

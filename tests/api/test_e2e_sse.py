@@ -18,8 +18,9 @@ from tests.api.conftest import HOOK_SECRET, api_settings, auth, gh_sign, served
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
 
-async def sse(http: httpx.AsyncClient, url: str, *, headers: dict[str, str], stop_after: int | None = None
-              ) -> tuple[list[tuple[int, dict[str, object]]], bool]:
+async def sse(
+    http: httpx.AsyncClient, url: str, *, headers: dict[str, str], stop_after: int | None = None
+) -> tuple[list[tuple[int, dict[str, object]]], bool]:
     """(id, data) of each event until `end` (True) or after ``stop_after`` events (False)."""
     out: list[tuple[int, dict[str, object]]] = []
     event: dict[str, str] = {}
@@ -66,8 +67,10 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
     mp.setenv("LINTAS_TEST_HOOK_SECRET", HOOK_SECRET)
     repo = make_repo(tmp_path, settings)
     bare = Path(RepoRegistry(settings.home).get("infra").url)  # type: ignore[union-attr]
-    files = pipeline("  first:\n    uses: t-sleep\n    with: {seconds: 0.3}\n"
-                     "  second:\n    uses: t-sleep\n    needs: [first]\n    with: {seconds: 0.3}\n")
+    files = pipeline(
+        "  first:\n    uses: t-sleep\n    with: {seconds: 0.3}\n"
+        "  second:\n    uses: t-sleep\n    needs: [first]\n    with: {seconds: 0.3}\n"
+    )
     async with stack(settings) as st:
         app = create_app(st.nc, st.topo, api_settings(settings))
         async with served(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -77,10 +80,14 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
             sha = commit(repo, settings, files, "via webhook")
             git(repo, "push", "origin", "HEAD:main", settings=settings)
             shutil.move(tmp_path / "hook.off", hook)
-            body = json.dumps({"ref": "refs/heads/main", "before": "0" * 40, "after": sha,
-                               "repository": {"full_name": "acme/infra"}}).encode()
-            res = await http.post("/hooks/github", content=body, headers={
-                "X-Hub-Signature-256": gh_sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"})
+            body = json.dumps(
+                {"ref": "refs/heads/main", "before": "0" * 40, "after": sha, "repository": {"full_name": "acme/infra"}}
+            ).encode()
+            res = await http.post(
+                "/hooks/github",
+                content=body,
+                headers={"X-Hub-Signature-256": gh_sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"},
+            )
             assert res.status_code == 202, res.text
             rid = res.json()["run_id"]
             assert rid == run_id_of(repo, sha)  # the identity `git push` would have given
@@ -89,8 +96,9 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
             h = auth("viewer")
             first, ended = await sse(http, f"/api/v1/runs/{rid}/events", headers=h, stop_after=2)
             assert not ended
-            rest, ended = await sse(http, f"/api/v1/runs/{rid}/events",
-                                    headers={**h, "Last-Event-ID": str(first[-1][0])})
+            rest, ended = await sse(
+                http, f"/api/v1/runs/{rid}/events", headers={**h, "Last-Event-ID": str(first[-1][0])}
+            )
             assert ended
             got = first + rest
             ids = [i for i, _ in got]
@@ -102,17 +110,25 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
                 assert seen.index("running") < seen.index("succeeded")
             # logs: the same contract
             logs_a, _ = await sse(http, f"/api/v1/runs/{rid}/logs/stream", headers=h, stop_after=1)
-            logs_b, ended = await sse(http, f"/api/v1/runs/{rid}/logs", headers={**h, "Last-Event-ID": str(logs_a[-1][0])})
+            logs_b, ended = await sse(
+                http, f"/api/v1/runs/{rid}/logs", headers={**h, "Last-Event-ID": str(logs_a[-1][0])}
+            )
             assert ended
             log_ids = [i for i, _ in logs_a + logs_b]
             assert log_ids == await stream_seqs(st.topo.js, S.LOGS_STREAM, S.run_log(rid)) and len(log_ids) >= 2
             as_json = (await http.get(f"/api/v1/runs/{rid}/logs", headers=h)).json()
             assert [e["seq"] for e in as_json] == log_ids
             # the same push again via git hook identity / a new delivery: still one run
-            again = await http.post("/hooks/github", content=body, headers={
-                "X-Hub-Signature-256": gh_sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2"})
-            assert again.json() == {**res.json(), "status": "duplicate",
-                                    "detail": "push already received (git hook or earlier webhook)"}
+            again = await http.post(
+                "/hooks/github",
+                content=body,
+                headers={"X-Hub-Signature-256": gh_sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2"},
+            )
+            assert again.json() == {
+                **res.json(),
+                "status": "duplicate",
+                "detail": "push already received (git hook or earlier webhook)",
+            }
             runs = (await http.get("/api/v1/runs", headers=h, params={"repo": "infra"})).json()
             assert [r["run_id"] for r in runs].count(rid) == 1
             assert (await wait_run(st.topo, rid)).state.value == "succeeded"
@@ -120,6 +136,9 @@ async def test_webhook_to_run_with_live_transitions_and_resumable_logs(
             sha2 = commit(repo, settings, {"b.yaml": "b: 2\n"}, "via hook")
             push(repo, settings)
             body2 = body.replace(sha.encode(), sha2.encode())
-            dup = await http.post("/hooks/github", content=body2, headers={
-                "X-Hub-Signature-256": gh_sign(body2), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-3"})
+            dup = await http.post(
+                "/hooks/github",
+                content=body2,
+                headers={"X-Hub-Signature-256": gh_sign(body2), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-3"},
+            )
             assert dup.json()["run_id"] == run_id_of(repo, sha2) and dup.json()["status"] == "duplicate"

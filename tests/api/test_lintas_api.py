@@ -20,9 +20,7 @@ def bearer(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-async def test_lintas_api_serves_an_existing_nats(
-    tmp_path: Path, nats_url: str, bus: tuple[object, Topology]
-) -> None:
+async def test_lintas_api_serves_an_existing_nats(tmp_path: Path, nats_url: str, bus: tuple[object, Topology]) -> None:
     _nc, topo = bus
     await store_runs(topo, [fake_run(1), fake_run(2)])
     addr = f"127.0.0.1:{free_port()}"
@@ -59,8 +57,9 @@ def test_lintas_api_uses_the_embedded_nats_of_lintas_up(tmp_path: Path) -> None:
         api = Live(lintas_env(home, api_addr), "api", log=tmp_path / "api.log")  # no LINTAS_NATS_URL
         try:
             api.wait_ready(f"http://{api_addr}/readyz")
-            trig = httpx.post(f"http://{api_addr}/api/v1/runs", headers=bearer("operator"),
-                              json={"repo": "nope", "sha": "a" * 40})
+            trig = httpx.post(
+                f"http://{api_addr}/api/v1/runs", headers=bearer("operator"), json={"repo": "nope", "sha": "a" * 40}
+            )
             assert trig.status_code == 404  # answered from the same home's repo registry
             nats_url = (home / "run" / "nats.url").read_text().strip()
             assert nats_url.startswith("nats://127.0.0.1:")
@@ -79,4 +78,6 @@ def test_lintas_api_without_nats_or_with_a_busy_port_is_a_clear_error(tmp_path: 
         squatter.listen()
         busy = f"127.0.0.1:{squatter.getsockname()[1]}"
         res = lintas(lintas_env(tmp_path / "home", busy, LINTAS_NATS_URL=nats_url), "api")
-    assert res.returncode == 2 and "status API" in res.stdout + res.stderr and "already in use" in res.stdout + res.stderr
+    assert (
+        res.returncode == 2 and "status API" in res.stdout + res.stderr and "already in use" in res.stdout + res.stderr
+    )

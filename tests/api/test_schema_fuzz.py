@@ -38,8 +38,9 @@ def api_in_thread(settings: Settings) -> Iterator[str]:
     async def main() -> None:
         nc = await connect(settings, settings.nats_url or "", name="fuzz")
         topo = await ensure_topology(nc.jetstream(), settings)
-        await store_runs(topo, [fake_run(i, state=RunState.waiting_approval if i == 1 else RunState.succeeded)
-                                for i in range(1, 4)])
+        await store_runs(
+            topo, [fake_run(i, state=RunState.waiting_approval if i == 1 else RunState.succeeded) for i in range(1, 4)]
+        )
         srv = server(create_app(nc, topo, api_settings(settings)), addr)
         task = asyncio.create_task(srv.serve())
         while not srv.started:  # noqa: ASYNC110 - polling a flag another component sets
@@ -80,8 +81,13 @@ def fuzz(base: str, role: str | None) -> list[str]:
             continue
 
         @given(case=op.as_strategy())
-        @hsettings(max_examples=30, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-                   suppress_health_check=list(HealthCheck))
+        @hsettings(
+            max_examples=30,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: schemathesis.Case) -> None:
             # positive_data_acceptance is excluded: some schema-valid inputs are refused on purpose
             # (an opaque cursor that does not decode: 400; an action the run's state forbids: 409)

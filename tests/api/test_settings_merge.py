@@ -22,7 +22,8 @@ def test_there_is_one_basesettings() -> None:
     for path in sorted((ROOT / "engine").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
-                (isinstance(b, ast.Name) and b.id == "BaseSettings") or (isinstance(b, ast.Attribute) and b.attr == "BaseSettings")
+                (isinstance(b, ast.Name) and b.id == "BaseSettings")
+                or (isinstance(b, ast.Attribute) and b.attr == "BaseSettings")
                 for b in node.bases
             ):
                 found.append(f"{path.relative_to(ROOT)}:{node.name}")
@@ -34,7 +35,9 @@ def test_api_settings_come_from_the_environment(tmp_path: Path, monkeypatch: pyt
     digest = hashlib.sha256(b"op-token").hexdigest()
     monkeypatch.setenv("LINTAS_HOME", str(tmp_path))
     monkeypatch.setenv("LINTAS_API_ADDR", "127.0.0.1:9999")
-    monkeypatch.setenv("LINTAS_API_TOKENS", json.dumps([{"name": "olga", "role": "operator", "sha256": digest.upper()}]))
+    monkeypatch.setenv(
+        "LINTAS_API_TOKENS", json.dumps([{"name": "olga", "role": "operator", "sha256": digest.upper()}])
+    )
     monkeypatch.setenv("LINTAS_API_ANONYMOUS_READ", "true")
     monkeypatch.setenv("LINTAS_WEBHOOKS__INFRA__GITHUB", "acme/infra")
     monkeypatch.setenv("LINTAS_WEBHOOKS__INFRA__SECRET_REF", "env:HOOK_SECRET")
@@ -68,13 +71,20 @@ def test_tokens_are_hashes_and_secrets_are_references() -> None:
 def test_token_and_webhook_files_extend_the_settings(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps([{"name": "vera", "role": "viewer", "sha256": "b" * 64}]))
-    (tmp_path / "webhooks.json").write_text(json.dumps({
-        "infra": {"gitlab": "acme/infra", "secret_ref": "file:/etc/lintas/hook"},
-        "other": {"gitea": "acme/other", "secret_ref": "env:OTHER"},
-    }))
-    s = Settings(home=tmp_path, api_tokens_file=tokens,
-                 api_tokens=[TokenEntry(name="adam", role="admin", sha256="a" * 64)],
-                 webhooks={"infra": WebhookRepo(github="acme/infra", secret_ref="env:HOOK")})
+    (tmp_path / "webhooks.json").write_text(
+        json.dumps(
+            {
+                "infra": {"gitlab": "acme/infra", "secret_ref": "file:/etc/lintas/hook"},
+                "other": {"gitea": "acme/other", "secret_ref": "env:OTHER"},
+            }
+        )
+    )
+    s = Settings(
+        home=tmp_path,
+        api_tokens_file=tokens,
+        api_tokens=[TokenEntry(name="adam", role="admin", sha256="a" * 64)],
+        webhooks={"infra": WebhookRepo(github="acme/infra", secret_ref="env:HOOK")},
+    )
     assert [(t.name, t.level) for t in all_tokens(s)] == [("adam", Role.admin), ("vera", Role.viewer)]
     hooks = all_webhooks(s)  # LINTAS_HOME/webhooks.json by default; the environment wins per repo
     assert hooks["infra"].github == "acme/infra" and hooks["infra"].gitlab is None

@@ -15,17 +15,27 @@ BEFORE = "b" * 40
 
 def github_push(full_name: str = "acme/infra", sha: str = SHA, **extra: object) -> bytes:
     payload = {
-        "ref": "refs/heads/main", "before": BEFORE, "after": sha,
+        "ref": "refs/heads/main",
+        "before": BEFORE,
+        "after": sha,
         "repository": {"full_name": full_name, "clone_url": "https://evil.example/steal.git"},
         "head_commit": {"id": sha, "message": "change vlans\n\nbody", "author": {"name": "Ann", "email": "a@x"}},
-        "pusher": {"name": "ann"}, "unknown_field": {"nested": True}, **extra,
+        "pusher": {"name": "ann"},
+        "unknown_field": {"nested": True},
+        **extra,
     }
     return json.dumps(payload).encode()
 
 
-def gh_headers(body: bytes, *, event: str = "push", delivery: str | None = None, secret: str = HOOK_SECRET) -> dict[str, str]:
-    return {"X-Hub-Signature-256": gh_sign(body, secret), "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()), "Content-Type": "application/json"}
+def gh_headers(
+    body: bytes, *, event: str = "push", delivery: str | None = None, secret: str = HOOK_SECRET
+) -> dict[str, str]:
+    return {
+        "X-Hub-Signature-256": gh_sign(body, secret),
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
 
 
 def test_documented_github_test_vector() -> None:
@@ -48,7 +58,13 @@ async def test_valid_github_push_publishes_the_git_push_identity(api: Api) -> No
     msg = await api.topo.js.get_last_msg("LINTAS_EVENTS", "lintas.events.push.infra")
     ev = PushEvent.model_validate_json(msg.data or b"")
     assert ev.url == "/srv/git/infra.git"  # from the server-side registry, never the payload's clone_url
-    assert (ev.source, ev.sha, ev.before, ev.author, ev.message) == ("webhook", SHA, BEFORE, "Ann <a@x>", "change vlans\n\nbody")
+    assert (ev.source, ev.sha, ev.before, ev.author, ev.message) == (
+        "webhook",
+        SHA,
+        BEFORE,
+        "Ann <a@x>",
+        "change vlans\n\nbody",
+    )
     assert ev.event_id == event_id
 
 
@@ -93,7 +109,9 @@ async def test_ping_non_push_unknown_repo_and_bad_payload(api: Api) -> None:
     body = github_push("acme/other")
     res = await api.http.post("/hooks/github", content=body, headers=gh_headers(body))
     assert res.status_code == 404 and "unknown repository 'acme/other'" in res.json()["detail"]
-    body = json.dumps({"ref": "refs/heads/main", "after": "not-a-sha", "repository": {"full_name": "acme/infra"}}).encode()
+    body = json.dumps(
+        {"ref": "refs/heads/main", "after": "not-a-sha", "repository": {"full_name": "acme/infra"}}
+    ).encode()
     res = await api.http.post("/hooks/github", content=body, headers=gh_headers(body))
     assert res.status_code == 422 and "after" in res.json()["detail"]
     body = github_push(sha="0" * 40, deleted=True)
@@ -103,11 +121,17 @@ async def test_ping_non_push_unknown_repo_and_bad_payload(api: Api) -> None:
 
 
 async def test_gitlab_token_and_idempotency_key(api: Api) -> None:
-    body = json.dumps({
-        "object_kind": "push", "ref": "refs/heads/main", "before": BEFORE, "after": SHA, "user_name": "Gil",
-        "project": {"path_with_namespace": "acme/infra", "git_http_url": "https://evil.example/x.git"},
-        "commits": [{"id": SHA, "message": "gl change", "author": {"name": "Gil", "email": "g@x"}}],
-    }).encode()
+    body = json.dumps(
+        {
+            "object_kind": "push",
+            "ref": "refs/heads/main",
+            "before": BEFORE,
+            "after": SHA,
+            "user_name": "Gil",
+            "project": {"path_with_namespace": "acme/infra", "git_http_url": "https://evil.example/x.git"},
+            "commits": [{"id": SHA, "message": "gl change", "author": {"name": "Gil", "email": "g@x"}}],
+        }
+    ).encode()
     base = {"X-Gitlab-Event": "Push Hook", "Content-Type": "application/json"}
     wrong = await api.http.post("/hooks/gitlab", content=body, headers={**base, "X-Gitlab-Token": "nope"})
     missing = await api.http.post("/hooks/gitlab", content=body, headers=base)

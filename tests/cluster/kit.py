@@ -51,8 +51,9 @@ class ClusterProc(Proc):
 
 
 def git(cwd: Path, settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, env=cluster_env(settings), capture_output=True, text=True,
-                          check=True, timeout=timeout)
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=cluster_env(settings), capture_output=True, text=True, check=True, timeout=timeout
+    )
 
 
 def make_repo(tmp: Path, settings: Settings, pipeline_yaml: str, name: str = "drill") -> tuple[Path, str]:
@@ -99,10 +100,14 @@ async def wait_terminal(topo: Topology, run_ids: set[str], timeout: float) -> di
             return runs
         await asyncio.sleep(0.5)
     missing = sorted(rid for rid in run_ids if rid not in runs)
-    stuck = sorted(f"{rid}:{runs[rid].state}:" + ",".join(f"{n}={r.status}/{r.attempt}" for n, r in runs[rid].stages.items())
-                   for rid in run_ids if rid in runs and not runs[rid].state.terminal)
-    raise AssertionError(f"after {timeout}s: {len(missing)} runs missing {missing[:5]}, "
-                         f"{len(stuck)} not terminal {stuck[:5]}")
+    stuck = sorted(
+        f"{rid}:{runs[rid].state}:" + ",".join(f"{n}={r.status}/{r.attempt}" for n, r in runs[rid].stages.items())
+        for rid in run_ids
+        if rid in runs and not runs[rid].state.terminal
+    )
+    raise AssertionError(
+        f"after {timeout}s: {len(missing)} runs missing {missing[:5]}, {len(stuck)} not terminal {stuck[:5]}"
+    )
 
 
 async def journal_of(topo: Topology, run: Run) -> dict[str, JournalEntry | None]:
@@ -124,7 +129,10 @@ async def stream_leader(topo: Topology, cluster: LocalCluster, stream: str) -> s
 def noop_pipeline(n: int, kind: str = "t-noop", extra: str = "") -> str:
     lines = ["version: 1", "name: drill", "stages:"]
     for i in range(1, n + 1):
-        lines.append(f"  s{i}:\n    uses: {kind}\n    with: {{mark: true{extra}}}" + (f"\n    needs: [s{i - 1}]" if i > 1 else ""))
+        lines.append(
+            f"  s{i}:\n    uses: {kind}\n    with: {{mark: true{extra}}}"
+            + (f"\n    needs: [s{i - 1}]" if i > 1 else "")
+        )
     return "\n".join(lines) + "\n"
 
 

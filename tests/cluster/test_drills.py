@@ -45,7 +45,10 @@ async def push_async(work: Path, settings: Settings, branches: list[str]) -> str
 
 
 async def test_node_sigkilled_mid_burst_every_branch_gets_exactly_one_run(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     nc, topo = session  # type: ignore[misc]
@@ -64,7 +67,7 @@ async def test_node_sigkilled_mid_burst_every_branch_gets_exactly_one_run(
 
     async def burst() -> None:  # 10 pushes of 20 branches, back to back
         for k in range(10):
-            outputs.append(await push_async(work, csettings, branches[k * 20:(k + 1) * 20]))
+            outputs.append(await push_async(work, csettings, branches[k * 20 : (k + 1) * 20]))
             if k == 3:
                 four_done.set()
 
@@ -103,11 +106,14 @@ async def test_node_sigkilled_mid_burst_every_branch_gets_exactly_one_run(
     print(f"200 runs after a node kill: {took:.1f}s; killed {time.monotonic() - killed_at:.1f}s ago")
 
 
-async def start_stack(cprocs: Callable[..., ClusterProc], kinds: list[str], engines: int = 1,
-                      workers: int = 2) -> tuple[list[ClusterProc], list[ClusterProc]]:
+async def start_stack(
+    cprocs: Callable[..., ClusterProc], kinds: list[str], engines: int = 1, workers: int = 2
+) -> tuple[list[ClusterProc], list[ClusterProc]]:
     eng = [cprocs("engine", log=f"engine{i}.log") for i in range(engines)]
-    wrk = [cprocs("worker", *(a for k in kinds for a in ("--stage", k)), "--concurrency", "8", log=f"worker{i}.log")
-           for i in range(workers)]
+    wrk = [
+        cprocs("worker", *(a for k in kinds for a in ("--stage", k)), "--concurrency", "8", log=f"worker{i}.log")
+        for i in range(workers)
+    ]
     for p in eng:
         await p.wait_log("engine started", 30)
     for p in wrk:
@@ -115,8 +121,9 @@ async def start_stack(cprocs: Callable[..., ClusterProc], kinds: list[str], engi
     return eng, wrk
 
 
-async def wait_stage_status(topo: object, rid: str, stage: str, status: StageStatus, timeout: float = 30,
-                            *, or_done: bool = False) -> None:
+async def wait_stage_status(
+    topo: object, rid: str, stage: str, status: StageStatus, timeout: float = 30, *, or_done: bool = False
+) -> None:
     """Until ``stage`` of ``rid`` has ``status`` (or, with ``or_done``, already succeeded: the test's
     own reads may be held up by the election it caused while a short stage runs and ends)."""
     from lintas.engine.store import RunStore
@@ -134,7 +141,10 @@ async def wait_stage_status(topo: object, rid: str, stage: str, status: StageSta
 
 
 async def test_meta_leader_then_jobs_stream_leader_killed_during_a_run(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     nc, topo = session  # type: ignore[misc]
@@ -169,7 +179,10 @@ test_meta_leader_then_jobs_stream_leader_killed_during_a_run.ack_wait_s = 10.0  
 
 
 async def test_engine_sigkilled_at_each_stage_boundary(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     """10 runs of 3 stages; the engine is SIGKILLed as each stage finishes (the boundary: the
@@ -204,7 +217,10 @@ async def test_engine_sigkilled_at_each_stage_boundary(
 
 
 async def test_sigstopped_worker_late_result_is_ignored(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     """A worker frozen (SIGSTOP) for twice the ack wait: the job goes to the other worker,
@@ -244,7 +260,10 @@ async def test_sigstopped_worker_late_result_is_ignored(
 
 
 async def test_two_engines_one_sigkilled_mid_burst(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     """Two engines share the work (compare-and-set decides); one dies mid-burst and the other
@@ -273,7 +292,10 @@ async def test_two_engines_one_sigkilled_mid_burst(
 
 
 async def test_whole_cluster_down_30s_pushes_spool_then_each_becomes_one_run(
-    tmp_path: Path, csettings: Settings, healthy: LocalCluster, session: object,
+    tmp_path: Path,
+    csettings: Settings,
+    healthy: LocalCluster,
+    session: object,
     cprocs: Callable[..., ClusterProc],
 ) -> None:
     nc, topo = session  # type: ignore[misc]
@@ -285,7 +307,7 @@ async def test_whole_cluster_down_30s_pushes_spool_then_each_becomes_one_run(
     await healthy.stop()  # every node, for 30 s
     down_at = time.monotonic()
     during = [f"d{i:02d}" for i in range(30)]
-    outs = [await push_async(work, csettings, during[k * 10:(k + 1) * 10]) for k in range(3)]
+    outs = [await push_async(work, csettings, during[k * 10 : (k + 1) * 10]) for k in range(3)]
     assert all("spooled 10 event(s)" in o for o in outs), outs
     assert len(Spool(csettings.spool_dir).pending()) == 30
     await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down_at)))

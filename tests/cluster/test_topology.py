@@ -59,7 +59,9 @@ async def test_more_replicas_than_servers_is_refused_before_anything_is_created(
     r5 = csettings.model_copy(update={"streams": StreamLimits(replicas=5), "nats_retry_s": 2.0})
     nc = await connect(csettings, healthy.url, name="test")
     try:
-        with pytest.raises(ConfigError, match="REPLICAS=5: the NATS cluster cannot place that many.*nothing was created"):
+        with pytest.raises(
+            ConfigError, match="REPLICAS=5: the NATS cluster cannot place that many.*nothing was created"
+        ):
             await ensure_topology(nc.jetstream(), r5)
     finally:
         await nc.close()

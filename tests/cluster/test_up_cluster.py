@@ -52,7 +52,9 @@ async def test_lintas_up_cluster_3_runs_the_stack_on_an_r3_cluster(tmp_path: Pat
     log = tmp_path / "up.log"
     with open(log, "wb") as fh:  # noqa: ASYNC230 - a log file for the child
         proc = subprocess.Popen(  # noqa: ASYNC220 - fork/exec returns at once
-            [sys.executable, "-m", "lintas.engine.cli.main", "up", "--cluster", "3"], env=env, stdout=fh,
+            [sys.executable, "-m", "lintas.engine.cli.main", "up", "--cluster", "3"],
+            env=env,
+            stdout=fh,
             stderr=subprocess.STDOUT,
         )
     try:
@@ -70,7 +72,9 @@ async def test_lintas_up_cluster_3_runs_the_stack_on_an_r3_cluster(tmp_path: Pat
         try:
             js = nc.jetstream()
             infos = await js.streams_info()
-            assert infos and {i.config.num_replicas for i in infos} == {3}, [(i.config.name, i.config.num_replicas) for i in infos]
+            assert infos and {i.config.num_replicas for i in infos} == {3}, [
+                (i.config.name, i.config.num_replicas) for i in infos
+            ]
             consumers = await js.consumers_info(S.EVENTS_STREAM)
             assert consumers, "the engine's consumer is there"
         finally:

@@ -51,8 +51,12 @@ def test_programs_name_the_package_to_install() -> None:
 
 
 def test_doctor_command_exit_status(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", "doctor", "--repo", str(_repo_at(tmp_path, "198.51.100"))],
-                         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
-                                                                           "LINTAS_HOME": str(tmp_path / "home")})
+    out = subprocess.run(
+        [sys.executable, "-m", "lintas.engine.cli.main", "doctor", "--repo", str(_repo_at(tmp_path, "198.51.100"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LINTAS_HOME": str(tmp_path / "home")},
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "outside the allowed networks" in out.stdout and "problem(s)" in out.stdout

@@ -26,7 +26,9 @@ def _imports(path: Path, *, members: bool = False) -> set[str]:
 
 def test_engine_never_imports_workers() -> None:
     offenders = {
-        str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m == "lintas.workers" or m.startswith("lintas.workers."))
+        str(p.relative_to(ROOT)): sorted(
+            m for m in _imports(p) if m == "lintas.workers" or m.startswith("lintas.workers.")
+        )
         for p in (ROOT / "engine").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
@@ -92,8 +94,11 @@ def test_engine_modules_import_no_cycle() -> None:
 
 
 def test_the_api_never_reaches_into_the_cli() -> None:
-    offenders = {m: sorted(d for d in deps if d == "lintas.engine.cli" or d.startswith("lintas.engine.cli."))
-                 for m, deps in _graph("engine").items() if m.startswith("lintas.engine.api")}
+    offenders = {
+        m: sorted(d for d in deps if d == "lintas.engine.cli" or d.startswith("lintas.engine.cli."))
+        for m, deps in _graph("engine").items()
+        if m.startswith("lintas.engine.api")
+    }
     assert {m: d for m, d in offenders.items() if d} == {}
 
 
@@ -112,8 +117,13 @@ def test_code_imports_lintas_only_through_its_one_namespace() -> None:
 # -- the worker packages (package = the first component under lintas.workers) ----------------------
 
 WORKERS = "lintas.workers."
-COMMIT_PATH = ("lintas.workers.deploy.ops", "lintas.workers.deploy.fleet", "lintas.workers.deploy.hostfleet",
-               "lintas.workers.deploy.connect", "lintas.workers.drivers.frr.driver")
+COMMIT_PATH = (
+    "lintas.workers.deploy.ops",
+    "lintas.workers.deploy.fleet",
+    "lintas.workers.deploy.hostfleet",
+    "lintas.workers.deploy.connect",
+    "lintas.workers.drivers.frr.driver",
+)
 DRIVER_MAY_IMPORT = {"lintas.engine.errors", "lintas.engine.redact"}
 
 
@@ -154,12 +164,19 @@ def test_drivers_import_nothing_of_lintas_but_engine_errors() -> None:
     offenders = {
         str(p.relative_to(ROOT)): bad
         for p in (ROOT / "workers" / "drivers").rglob("*.py")
-        if (bad := sorted(m for m in _imports(p) if m.startswith("lintas.")
-                          and not m.startswith(WORKERS + "drivers") and m not in DRIVER_MAY_IMPORT))
+        if (
+            bad := sorted(
+                m
+                for m in _imports(p)
+                if m.startswith("lintas.") and not m.startswith(WORKERS + "drivers") and m not in DRIVER_MAY_IMPORT
+            )
+        )
     }
     assert offenders == {}
-    neutral = {m: sorted(d for d in _imports(ROOT / "engine" / f"{m.rsplit('.', 1)[1]}.py") if d.startswith("lintas."))
-               for m in DRIVER_MAY_IMPORT}
+    neutral = {
+        m: sorted(d for d in _imports(ROOT / "engine" / f"{m.rsplit('.', 1)[1]}.py") if d.startswith("lintas."))
+        for m in DRIVER_MAY_IMPORT
+    }
     assert neutral == {"lintas.engine.errors": ["lintas.engine.diagnostics"], "lintas.engine.redact": []}
     assert sorted(d for d in _imports(ROOT / "engine" / "diagnostics.py") if d.startswith("lintas.")) == []
     forbidden = {"render", "model", "deploy", "hosts", "lab"}
@@ -177,8 +194,9 @@ def test_the_walk_from_deploy_to_a_device_commit_stays_out_of_render_and_lab() -
     walk = on_path | set().union(*(_closure(graph, t) for t in COMMIT_PATH))
     assert set(COMMIT_PATH) - {"lintas.workers.drivers.frr.driver"} <= on_path
     assert sorted(m for m in walk if _package(m) in {"render", "lab"}) == []
-    back = sorted(f"{m} -> {d}" for m in reachable for d in graph[m]
-                  if _package(m) == "hosts" and _package(d) == "deploy")
+    back = sorted(
+        f"{m} -> {d}" for m in reachable for d in graph[m] if _package(m) == "hosts" and _package(d) == "deploy"
+    )
     assert back == []
     assert not any(_package(d) == "deploy" for m, deps in graph.items() if _package(m) == "hosts" for d in deps)
 
@@ -200,10 +218,14 @@ def _params_of(fn: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[
 
 def _is_declaration(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """A protocol stub (body ``...``): it mirrors an interface defined elsewhere (napalm's ``ping``)."""
-    body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                       and isinstance(s.value.value, str))]
-    return all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is Ellipsis
-               for s in body)
+    body = [
+        s
+        for s in fn.body
+        if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str))
+    ]
+    return all(
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and s.value.value is Ellipsis for s in body
+    )
 
 
 def test_no_deploy_function_takes_more_than_six_parameters() -> None:

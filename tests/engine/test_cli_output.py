@@ -16,10 +16,21 @@ AUTHOR = "Ada Operator-Lovelace <ada.operator-lovelace@payments.bank.example.org
 
 def _summary(i: int) -> RunSummary:
     now = datetime.now(UTC)
-    return RunSummary(run_id=f"r-{i:016x}a1b2c3d4", repo="infra-production-dc1", ref="refs/heads/release/2026-12",
-                      sha="0123456789abcdef" * 2 + "01234567", short_sha="01234567", author=AUTHOR,
-                      message="add VNI", source="hook", state="rolled_back", created_at=now - timedelta(minutes=7, seconds=5),
-                      finished_at=now, duration_s=93.2, error=None)
+    return RunSummary(
+        run_id=f"r-{i:016x}a1b2c3d4",
+        repo="infra-production-dc1",
+        ref="refs/heads/release/2026-12",
+        sha="0123456789abcdef" * 2 + "01234567",
+        short_sha="01234567",
+        author=AUTHOR,
+        message="add VNI",
+        source="hook",
+        state="rolled_back",
+        created_at=now - timedelta(minutes=7, seconds=5),
+        finished_at=now,
+        duration_s=93.2,
+        error=None,
+    )
 
 
 def _console(terminal: bool, width: int = 80) -> tuple[Console, io.StringIO]:
@@ -49,17 +60,57 @@ def test_runs_wide_and_piped_keep_every_character() -> None:
 
 
 def test_show_prints_failing_checks_as_a_table() -> None:
-    checks = [{"device": "leaf-01", "check": "vni_vteps", "subject": "vni 10010", "passed": False,
-               "expected": ["10.250.1.12", "10.250.1.14"], "observed": ["10.250.1.12"], "note": ""},
-              {"device": "leaf-02", "check": "bgp_session", "subject": "10.250.16.5", "passed": True,
-               "expected": "Established", "observed": "Established", "note": ""}]
+    checks = [
+        {
+            "device": "leaf-01",
+            "check": "vni_vteps",
+            "subject": "vni 10010",
+            "passed": False,
+            "expected": ["10.250.1.12", "10.250.1.14"],
+            "observed": ["10.250.1.12"],
+            "note": "",
+        },
+        {
+            "device": "leaf-02",
+            "check": "bgp_session",
+            "subject": "10.250.16.5",
+            "passed": True,
+            "expected": "Established",
+            "observed": "Established",
+            "note": "",
+        },
+    ]
     now = datetime.now(UTC)
-    stage = StageView(name="verify", kind="verify", state="failed", on_failure=False, worker="w1", attempts=1,
-                      deliveries=1, started_at=now, finished_at=now, duration_s=25.0, error="1 check(s) failed",
-                      skip_reason=None, diagnostics=[], summary={"checks": checks})
-    run = RunDetail(**_summary(1).model_dump(), pipeline="infra", pipeline_source="default", changed_paths=None,
-                    approval_reasons=[], approved_by=None, approvals=[], warnings=[], superseded_by=None,
-                    retry_of=None, diagnostics=[], stages=[stage])
+    stage = StageView(
+        name="verify",
+        kind="verify",
+        state="failed",
+        on_failure=False,
+        worker="w1",
+        attempts=1,
+        deliveries=1,
+        started_at=now,
+        finished_at=now,
+        duration_s=25.0,
+        error="1 check(s) failed",
+        skip_reason=None,
+        diagnostics=[],
+        summary={"checks": checks},
+    )
+    run = RunDetail(
+        **_summary(1).model_dump(),
+        pipeline="infra",
+        pipeline_source="default",
+        changed_paths=None,
+        approval_reasons=[],
+        approved_by=None,
+        approvals=[],
+        warnings=[],
+        superseded_by=None,
+        retry_of=None,
+        diagnostics=[],
+        stages=[stage],
+    )
     console, buf = _console(terminal=False)
     print_run(console, run, as_json=False)
     text = buf.getvalue()

@@ -17,8 +17,15 @@ import pytest
 def _lintas(home: Path, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LINTAS_HOME": str(home), "COLUMNS": "30", "LINES": "10", "TERM": "xterm-256color"}
     env.pop("LINTAS_NATS_URL", None)
-    return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, check=check, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lintas.engine.cli.main", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +53,23 @@ def test_policy_test_rows_are_whole(demo: tuple[Path, Path]) -> None:
     lines = _lines(_lintas(home, "policy", "test", str(repo)).stdout)
     assert not any(ch in "".join(lines) for ch in "│┃…")  # plain columns, no box, nothing elided
     for t in tests:
-        assert any(ln.split()[:4] == [t["status"], t["origin"], t["file"], str(t["line"])]
-                   and t["test"] in ln.split() for ln in lines), t
+        assert any(
+            ln.split()[:4] == [t["status"], t["origin"], t["file"], str(t["line"])] and t["test"] in ln.split()
+            for ln in lines
+        ), t
 
 
 def test_plan_diff_lines_are_whole(demo: tuple[Path, Path]) -> None:
     home, repo = demo
     tenants = repo / "fabric" / "tenants.yaml"
     original = tenants.read_text()
-    tenants.write_text(original + (
-        "\n  - name: uat-db\n    vrf: UAT\n"
-        "    vlan: 30\n    vni: 10030\n    gateway: 10.30.30.1/24\n    mtu: 9000\n    leaves: [leaf-01]\n"))
+    tenants.write_text(
+        original
+        + (
+            "\n  - name: uat-db\n    vrf: UAT\n"
+            "    vlan: 30\n    vni: 10030\n    gateway: 10.30.30.1/24\n    mtu: 9000\n    leaves: [leaf-01]\n"
+        )
+    )
     try:
         plan = json.loads(_lintas(home, "plan", str(repo), "--against", "HEAD", "--json").stdout)
         text = _lines(_lintas(home, "plan", str(repo), "--against", "HEAD").stdout)
@@ -66,8 +79,10 @@ def test_plan_diff_lines_are_whole(demo: tuple[Path, Path]) -> None:
     assert diffs and max(map(len, diffs)) > 30  # wider than the terminal COLUMNS claims
     for ln in diffs:
         assert f"    {ln}".rstrip() in text, ln
-    assert any(ln.startswith("Plan against commit ") and ln.endswith(": 0 new, 1 to change, 0 to remove, 7 unchanged.")
-               for ln in text), text
+    assert any(
+        ln.startswith("Plan against commit ") and ln.endswith(": 0 new, 1 to change, 0 to remove, 7 unchanged.")
+        for ln in text
+    ), text
 
 
 def test_doctor_lines_are_whole(demo: tuple[Path, Path]) -> None:

@@ -21,14 +21,35 @@ from lintas.engine.events import Job
 from lintas.engine.views import StageView
 from tests.engine.test_decide import apply, dispatched, jobs, ok, resolved
 
-RENDERED = {"rendered": 2, "reused": 4, "targets": 6, "plan": "plan/r-1.json", "index": "render/infra/aaa.json",
-            "against": "deployed", "new": ["leaf-05"], "changed": ["leaf-01"], "removed": [], "unchanged": 4}
+RENDERED = {
+    "rendered": 2,
+    "reused": 4,
+    "targets": 6,
+    "plan": "plan/r-1.json",
+    "index": "render/infra/aaa.json",
+    "against": "deployed",
+    "new": ["leaf-05"],
+    "changed": ["leaf-01"],
+    "removed": [],
+    "unchanged": 4,
+}
 
 
 def _job(inputs: dict[str, dict[str, Any]], kinds: dict[str, str] | None = None) -> Job:
-    return Job(job_id="r-1/ship/1", run_id="r-1", stage="ship", kind="deploy", attempt=1, repo="infra",
-               url="file:///x", ref="refs/heads/main", sha="a" * 40, timeout_s=60, inputs=inputs,
-               input_kinds=kinds or {})
+    return Job(
+        job_id="r-1/ship/1",
+        run_id="r-1",
+        stage="ship",
+        kind="deploy",
+        attempt=1,
+        repo="infra",
+        url="file:///x",
+        ref="refs/heads/main",
+        sha="a" * 40,
+        timeout_s=60,
+        inputs=inputs,
+        input_kinds=kinds or {},
+    )
 
 
 def test_a_renamed_stage_is_found_by_its_kind() -> None:
@@ -67,13 +88,29 @@ def test_dump_keeps_the_wire_shape_field_for_field_and_in_order() -> None:
 
 def test_the_cli_and_api_read_results_by_kind() -> None:
     def view(name: str, kind: str, summary: dict[str, Any]) -> StageView:
-        return StageView(name=name, kind=kind, state="failed", on_failure=False, worker=None, attempts=1,
-                         deliveries=1, started_at=None, finished_at=None, duration_s=None, error=None,
-                         skip_reason=None, diagnostics=[], summary=summary)
+        return StageView(
+            name=name,
+            kind=kind,
+            state="failed",
+            on_failure=False,
+            worker=None,
+            attempts=1,
+            deliveries=1,
+            started_at=None,
+            finished_at=None,
+            duration_s=None,
+            error=None,
+            skip_reason=None,
+            diagnostics=[],
+            summary=summary,
+        )
 
     check = {"device": "leaf-01", "check": "bgp", "subject": "10.0.0.1", "passed": False}
-    stages = [view("build", "render", RENDERED), view("prove", "verify", {"checks": [check, {"passed": True}]}),
-              view("smoke", "verify", {"checks": []})]
+    stages = [
+        view("build", "render", RENDERED),
+        view("prove", "verify", {"checks": [check, {"passed": True}]}),
+        view("smoke", "verify", {"checks": []}),
+    ]
     assert [(n, s.plan) for n, s in results_of(stages, RenderSummary)] == [("build", "plan/r-1.json")]
     assert [(n, s.failing()) for n, s in results_of(stages, VerifySummary)] == [("prove", [check]), ("smoke", [])]
 
@@ -104,20 +141,56 @@ def test_lintas_show_finds_gates_and_checks_by_kind_whatever_the_stage_names() -
     from tests.engine.test_cli_output import _summary
 
     def view(name: str, kind: str, summary: dict[str, Any]) -> StageView:
-        return StageView(name=name, kind=kind, state="failed", on_failure=False, worker=None, attempts=1,
-                         deliveries=1, started_at=None, finished_at=None, duration_s=None, error=None,
-                         skip_reason=None, diagnostics=[], summary=summary)
+        return StageView(
+            name=name,
+            kind=kind,
+            state="failed",
+            on_failure=False,
+            worker=None,
+            attempts=1,
+            deliveries=1,
+            started_at=None,
+            finished_at=None,
+            duration_s=None,
+            error=None,
+            skip_reason=None,
+            diagnostics=[],
+            summary=summary,
+        )
 
-    gate = PolicySummary(backend="regorus", deny=1, violations=[
-        {"decision": "deny", "policy": "lintas.asn", "message": "duplicate ASN 65001"}]).dump()
-    check = {"device": "leaf-01", "check": "bgp", "subject": "10.0.0.1", "passed": False, "expected": "Established",
-             "observed": "Idle"}
-    stages = [view("gate", "policy", gate), view("errored", "policy", {}),  # an error leaves no summary
-              view("prove", "verify", {"checks": [check]}),
-              view("lookalike", "custom", {"violations": [], "checks": [check]})]  # not a policy nor a verify
-    run = RunDetail(**_summary(1).model_dump(), pipeline="renamed", pipeline_source="repo", changed_paths=None,
-                    approval_reasons=[], approved_by=None, approvals=[], warnings=[], superseded_by=None,
-                    retry_of=None, diagnostics=[], stages=stages)
+    gate = PolicySummary(
+        backend="regorus",
+        deny=1,
+        violations=[{"decision": "deny", "policy": "lintas.asn", "message": "duplicate ASN 65001"}],
+    ).dump()
+    check = {
+        "device": "leaf-01",
+        "check": "bgp",
+        "subject": "10.0.0.1",
+        "passed": False,
+        "expected": "Established",
+        "observed": "Idle",
+    }
+    stages = [
+        view("gate", "policy", gate),
+        view("errored", "policy", {}),  # an error leaves no summary
+        view("prove", "verify", {"checks": [check]}),
+        view("lookalike", "custom", {"violations": [], "checks": [check]}),
+    ]  # not a policy nor a verify
+    run = RunDetail(
+        **_summary(1).model_dump(),
+        pipeline="renamed",
+        pipeline_source="repo",
+        changed_paths=None,
+        approval_reasons=[],
+        approved_by=None,
+        approvals=[],
+        warnings=[],
+        superseded_by=None,
+        retry_of=None,
+        diagnostics=[],
+        stages=stages,
+    )
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, width=200, color_system=None)
     print_run(console, run, as_json=False)

@@ -129,8 +129,16 @@ HANDLERS = """\
 # --------------------------------------------------------------------------- drivers
 def push(event_id: str = EVENT_ID, **kw: Any) -> PushEvent:
     fields: dict[str, Any] = dict(
-        event_id=event_id, occurred_at=NOW, repo=REPO, url=URL, ref=REF, sha=SHA, before=BEFORE,
-        author="alice", message="change leaf1", source="hook",
+        event_id=event_id,
+        occurred_at=NOW,
+        repo=REPO,
+        url=URL,
+        ref=REF,
+        sha=SHA,
+        before=BEFORE,
+        author="alice",
+        message="change leaf1",
+        source="hook",
     )
     fields.update(kw)
     return PushEvent(**fields)
@@ -158,49 +166,103 @@ def started(limits: Limits = LIMITS, **kw: Any) -> Run:
     return d.run
 
 
-def resolved(text: str, *, changed_paths: list[str] | None = None, now: datetime = NOW,
-             limits: Limits = LIMITS, **kw: Any) -> tuple[Run, Decision]:
+def resolved(
+    text: str, *, changed_paths: list[str] | None = None, now: datetime = NOW, limits: Limits = LIMITS, **kw: Any
+) -> tuple[Run, Decision]:
     d = step(started(limits, **kw), PipelineResolved(spec=spec(text), source="repo", changed_paths=changed_paths), now)
     assert d.run is not None
     return d.run, d
 
 
 def ctl(action: str, actor: str = "bob", comment: str = "", run_id: str = RID) -> ControlEvent:
-    return ControlEvent(event_id=f"ctl-{action}-{actor}", occurred_at=NOW, run_id=run_id, action=action,  # type: ignore[arg-type]
-                        actor=actor, comment=comment)
+    return ControlEvent(
+        event_id=f"ctl-{action}-{actor}",
+        occurred_at=NOW,
+        run_id=run_id,
+        action=action,  # type: ignore[arg-type]
+        actor=actor,
+        comment=comment,
+    )
 
 
 def jid(stage: str, attempt: int = 1, run_id: str = RID) -> str:
     return Job.make_id(run_id, stage, attempt)
 
 
-def job_started(stage: str, attempt: int = 1, *, worker: str = "w1", delivery: int = 1,
-                job_id: str | None = None) -> JobStarted:
-    return JobStarted(event_id=f"{jid(stage, attempt)}:started:{delivery}", occurred_at=NOW,
-                      job_id=job_id or jid(stage, attempt), run_id=RID, stage=stage, attempt=attempt,
-                      worker=worker, delivery=delivery)
+def job_started(
+    stage: str, attempt: int = 1, *, worker: str = "w1", delivery: int = 1, job_id: str | None = None
+) -> JobStarted:
+    return JobStarted(
+        event_id=f"{jid(stage, attempt)}:started:{delivery}",
+        occurred_at=NOW,
+        job_id=job_id or jid(stage, attempt),
+        run_id=RID,
+        stage=stage,
+        attempt=attempt,
+        worker=worker,
+        delivery=delivery,
+    )
 
 
-def ok(stage: str, attempt: int = 1, *, summary: dict[str, Any] | None = None, worker: str = "w1",
-       approval_reasons: list[str] | None = None, warnings: list[str] | None = None) -> JobFinished:
-    return JobFinished(event_id=f"{jid(stage, attempt)}:finished", occurred_at=NOW, job_id=jid(stage, attempt),
-                       run_id=RID, stage=stage, attempt=attempt, worker=worker, outcome="succeeded",
-                       summary=summary or {}, approval_reasons=approval_reasons or [], warnings=warnings or [])
-
-
-def fail(stage: str, attempt: int = 1, message: str = "boom", *, dead: bool = False,
-         diagnostics: list[Diagnostic] | None = None, worker: str = "w1",
-         warnings: list[str] | None = None, failure: bool = True) -> JobFinished:
+def ok(
+    stage: str,
+    attempt: int = 1,
+    *,
+    summary: dict[str, Any] | None = None,
+    worker: str = "w1",
+    approval_reasons: list[str] | None = None,
+    warnings: list[str] | None = None,
+) -> JobFinished:
     return JobFinished(
-        event_id=f"{jid(stage, attempt)}:finished", occurred_at=NOW, job_id=jid(stage, attempt), run_id=RID,
-        stage=stage, attempt=attempt, worker=worker, outcome="failed", warnings=warnings or [],
+        event_id=f"{jid(stage, attempt)}:finished",
+        occurred_at=NOW,
+        job_id=jid(stage, attempt),
+        run_id=RID,
+        stage=stage,
+        attempt=attempt,
+        worker=worker,
+        outcome="succeeded",
+        summary=summary or {},
+        approval_reasons=approval_reasons or [],
+        warnings=warnings or [],
+    )
+
+
+def fail(
+    stage: str,
+    attempt: int = 1,
+    message: str = "boom",
+    *,
+    dead: bool = False,
+    diagnostics: list[Diagnostic] | None = None,
+    worker: str = "w1",
+    warnings: list[str] | None = None,
+    failure: bool = True,
+) -> JobFinished:
+    return JobFinished(
+        event_id=f"{jid(stage, attempt)}:finished",
+        occurred_at=NOW,
+        job_id=jid(stage, attempt),
+        run_id=RID,
+        stage=stage,
+        attempt=attempt,
+        worker=worker,
+        outcome="failed",
+        warnings=warnings or [],
         failure=StageFailure(message=message, diagnostics=diagnostics or [], dead_lettered=dead) if failure else None,
     )
 
 
 def dead_letter(stage: str, attempt: int = 1, reason: str = "max deliveries (3) reached") -> JobDeadLettered:
-    return JobDeadLettered(event_id=f"{jid(stage, attempt)}:dead", occurred_at=NOW, job_id=jid(stage, attempt),
-                           run_id=RID, stage=stage, attempt=attempt, reason=reason)
+    return JobDeadLettered(
+        event_id=f"{jid(stage, attempt)}:dead",
+        occurred_at=NOW,
+        job_id=jid(stage, attempt),
+        run_id=RID,
+        stage=stage,
+        attempt=attempt,
+        reason=reason,
+    )
 
 
 def apply(run: Run, *inputs: Input, now: datetime = NOW) -> tuple[Run, Decision]:
@@ -258,7 +320,14 @@ class TestCreation:
         assert run is not None
         assert run.state is RunState.queued
         assert run.run_id == RID == run_id_for(EVENT_ID)
-        assert (run.event_id, run.repo, run.url, run.ref, run.sha, run.before) == (EVENT_ID, REPO, URL, REF, SHA, BEFORE)
+        assert (run.event_id, run.repo, run.url, run.ref, run.sha, run.before) == (
+            EVENT_ID,
+            REPO,
+            URL,
+            REF,
+            SHA,
+            BEFORE,
+        )
         assert (run.author, run.message, run.source, run.retry_of) == ("alice", "change leaf1", "hook", None)
         assert run.created_at == run.updated_at == NOW
         assert run.started_at is None and run.finished_at is None
@@ -328,8 +397,15 @@ class TestCreation:
 
     @pytest.mark.parametrize(
         "inp",
-        [Admitted(), Tick(), Recover(), Superseded(by="r-x"), ok("validate"), ctl("cancel"),
-         PipelineRejected(message="x")],
+        [
+            Admitted(),
+            Tick(),
+            Recover(),
+            Superseded(by="r-x"),
+            ok("validate"),
+            ctl("cancel"),
+            PipelineRejected(message="x"),
+        ],
         ids=lambda i: type(i).__name__,
     )
     def test_inputs_for_an_unknown_run_are_dropped(self, inp: Input) -> None:
@@ -440,11 +516,25 @@ class TestPipelineResolved:
 
     def test_first_ready_stage_is_dispatched_with_a_complete_job(self) -> None:
         run, d = resolved(LINEAR, changed_paths=["fabric/leaf1.yaml"], now=NOW + s(1))
-        assert jobs(d) == [Job(
-            job_id=f"{RID}/validate/1", run_id=RID, stage="validate", kind="validate", attempt=1, repo=REPO,
-            url=URL, ref=REF, sha=SHA, before=BEFORE, changed_paths=["fabric/leaf1.yaml"], options={},
-            timeout_s=60.0, inputs={}, downstream_kinds=["deployer", "render"],
-        )]
+        assert jobs(d) == [
+            Job(
+                job_id=f"{RID}/validate/1",
+                run_id=RID,
+                stage="validate",
+                kind="validate",
+                attempt=1,
+                repo=REPO,
+                url=URL,
+                ref=REF,
+                sha=SHA,
+                before=BEFORE,
+                changed_paths=["fabric/leaf1.yaml"],
+                options={},
+                timeout_s=60.0,
+                inputs={},
+                downstream_kinds=["deployer", "render"],
+            )
+        ]
         rec = run.stages["validate"]
         assert rec.status is StageStatus.running
         assert rec.attempt == 1
@@ -453,8 +543,11 @@ class TestPipelineResolved:
         assert rec.worker is None and rec.deliveries == 0
         # (timeout + ack_wait) * max_deliver + grace: every delivery may use its full timeout.
         assert rec.deadline == NOW + s(1) + s((60 + 10) * 3 + 5)
-        assert statuses(run) == {"validate": StageStatus.running, "render": StageStatus.pending,
-                                 "deploy": StageStatus.pending}
+        assert statuses(run) == {
+            "validate": StageStatus.running,
+            "render": StageStatus.pending,
+            "deploy": StageStatus.pending,
+        }
         assert run.state is RunState.running
         assert releases(d) == []
 
@@ -487,8 +580,16 @@ class TestPipelineResolved:
         assert run.stages["verify"].finished_at == NOW + s(1)
         assert [j.stage for j in jobs(d)] == ["validate"]
         assert run.state is RunState.running
-        fin = JobFinished(event_id="x", occurred_at=NOW, job_id=Job.make_id(run.run_id, "validate", 1),
-                          run_id=run.run_id, stage="validate", attempt=1, worker="w1", outcome="succeeded")
+        fin = JobFinished(
+            event_id="x",
+            occurred_at=NOW,
+            job_id=Job.make_id(run.run_id, "validate", 1),
+            run_id=run.run_id,
+            stage="validate",
+            attempt=1,
+            worker="w1",
+            outcome="succeeded",
+        )
         d = step(run, fin, NOW + s(10))
         assert d.run is not None
         assert d.run.state is RunState.succeeded
@@ -603,8 +704,13 @@ class TestPipelineResolved:
 
 class TestPipelineRejected:
     def test_rejected_fails_the_run_with_diagnostics_and_releases(self) -> None:
-        diag = Diagnostic(file=".lintas/pipeline.yaml", line=4, column=7, path="stages.deploy.needs[0]",
-                          message="unknown stage 'rendr' in needs")
+        diag = Diagnostic(
+            file=".lintas/pipeline.yaml",
+            line=4,
+            column=7,
+            path="stages.deploy.needs[0]",
+            message="unknown stage 'rendr' in needs",
+        )
         run = started()
         d = step(run, PipelineRejected(message="1 problem(s)", diagnostics=[diag]), NOW + s(2))
         assert d.run is not None
@@ -707,8 +813,12 @@ class TestDag:
         assert dispatched(d) == ["validate", "lint"]
         run, d = apply(run, fail("validate"))
         # lint is running: it finishes; render/deploy are pending: skipped now
-        assert statuses(run) == {"validate": StageStatus.failed, "lint": StageStatus.running,
-                                 "render": StageStatus.skipped, "deploy": StageStatus.skipped}
+        assert statuses(run) == {
+            "validate": StageStatus.failed,
+            "lint": StageStatus.running,
+            "render": StageStatus.skipped,
+            "deploy": StageStatus.skipped,
+        }
         assert run.stages["render"].skip_reason == "not run: stage validate failed"
         assert run.stages["deploy"].skip_reason == "not run: stage validate failed"
         run, d = apply(run, ok("lint"))
@@ -960,8 +1070,9 @@ class TestRetries:
         assert_unchanged(run, d)
         assert d.commands == []
 
-    @pytest.mark.parametrize("make", [created, lambda: apply(resolved(LINEAR)[0], ctl("cancel"))[0]],
-                             ids=["queued", "terminal"])
+    @pytest.mark.parametrize(
+        "make", [created, lambda: apply(resolved(LINEAR)[0], ctl("cancel"))[0]], ids=["queued", "terminal"]
+    )
     def test_tick_on_queued_or_terminal_run_is_ignored(self, make: Any) -> None:
         run = make()
         d = step(run, Tick(), NOW + s(100_000))
@@ -1350,9 +1461,17 @@ class TestFailureHandlers:
             """
         run = resolved(text, ref="refs/heads/feature/x", event_id="feature")[0]
         assert run.stages["rollback"].status is StageStatus.skipped
-        fin = JobFinished(event_id="x", occurred_at=NOW, job_id=Job.make_id(run.run_id, "deploy", 1),
-                          run_id=run.run_id, stage="deploy", attempt=1, worker="w1", outcome="failed",
-                          failure=StageFailure(message="boom"))
+        fin = JobFinished(
+            event_id="x",
+            occurred_at=NOW,
+            job_id=Job.make_id(run.run_id, "deploy", 1),
+            run_id=run.run_id,
+            stage="deploy",
+            attempt=1,
+            worker="w1",
+            outcome="failed",
+            failure=StageFailure(message="boom"),
+        )
         d = step(run, fin, NOW + s(5))
         assert d.run is not None
         assert d.run.state is RunState.failed
@@ -1485,10 +1604,22 @@ FUZZ = spec("""\
 FUZZ_STAGES = list(FUZZ.stages)
 _ALLOWED = {
     RunState.queued: {RunState.queued, RunState.running, RunState.canceled, RunState.superseded},
-    RunState.running: {RunState.running, RunState.waiting_approval, RunState.succeeded, RunState.failed,
-                       RunState.rolled_back, RunState.canceled},
-    RunState.waiting_approval: {RunState.waiting_approval, RunState.running, RunState.succeeded, RunState.failed,
-                                RunState.rolled_back, RunState.canceled},
+    RunState.running: {
+        RunState.running,
+        RunState.waiting_approval,
+        RunState.succeeded,
+        RunState.failed,
+        RunState.rolled_back,
+        RunState.canceled,
+    },
+    RunState.waiting_approval: {
+        RunState.waiting_approval,
+        RunState.running,
+        RunState.succeeded,
+        RunState.failed,
+        RunState.rolled_back,
+        RunState.canceled,
+    },
 }
 
 
@@ -1510,10 +1641,30 @@ def fuzz_input(draw: st.DrawFn, run: Run) -> Input:
     if draw(st.integers(0, 9)) < 7:
         kind = draw(st.sampled_from(_natural_next(run)))
     else:
-        kind = draw(st.sampled_from([
-            "admitted", "admitted", "superseded", "resolved", "resolved", "rejected", "tick", "tick", "recover",
-            "push", "control", "approve", "started", "finished", "finished", "finished", "finished", "dead",
-        ]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "admitted",
+                    "admitted",
+                    "superseded",
+                    "resolved",
+                    "resolved",
+                    "rejected",
+                    "tick",
+                    "tick",
+                    "recover",
+                    "push",
+                    "control",
+                    "approve",
+                    "started",
+                    "finished",
+                    "finished",
+                    "finished",
+                    "finished",
+                    "dead",
+                ]
+            )
+        )
     if kind == "admitted":
         return Admitted()
     if kind == "superseded":
@@ -1548,9 +1699,13 @@ def fuzz_input(draw: st.DrawFn, run: Run) -> Input:
         return dead_letter(stage, attempt)
     outcome = draw(st.sampled_from(["ok", "ok", "ok", "ok", "fail", "fail", "dead"]))
     if outcome == "ok":
-        return ok(stage, attempt, summary={"stage": stage},
-                  approval_reasons=draw(st.sampled_from([[], [], ["risky"]])),
-                  warnings=draw(st.sampled_from([[], ["warn"]])))
+        return ok(
+            stage,
+            attempt,
+            summary={"stage": stage},
+            approval_reasons=draw(st.sampled_from([[], [], ["risky"]])),
+            warnings=draw(st.sampled_from([[], ["warn"]])),
+        )
     return fail(stage, attempt, dead=outcome == "dead")
 
 
@@ -1599,8 +1754,9 @@ def test_random_input_sequences_keep_the_run_invariants(data: st.DataObject) -> 
             if not isinstance(inp, Recover):
                 assert job.job_id not in seen_jobs, f"job {job.job_id} dispatched twice"
             seen_jobs.add(job.job_id)
-        assert new.updated_at == (run.updated_at if new.model_dump(exclude={"updated_at"}) ==
-                                  run.model_dump(exclude={"updated_at"}) else now)
+        assert new.updated_at == (
+            run.updated_at if new.model_dump(exclude={"updated_at"}) == run.model_dump(exclude={"updated_at"}) else now
+        )
         run = new
 
 
@@ -1611,10 +1767,26 @@ def test_random_walk_reaches_every_terminal_state() -> None:
         [ctl("cancel")],
         [Superseded(by="r-newer")],
         [Admitted(), PipelineRejected(message="x")],
-        [Admitted(), PipelineResolved(spec=FUZZ, source="repo", changed_paths=["fabric/leaf1.yaml"]),
-         ok("validate"), ok("policy"), ok("secscan"), ok("deploy"), ctl("approve"), ok("verify")],
-        [Admitted(), PipelineResolved(spec=FUZZ, source="repo", changed_paths=["fabric/leaf1.yaml"]),
-         ok("validate"), ok("policy"), ok("secscan"), fail("deploy", 1), fail("deploy", 2), ok("rollback")],
+        [
+            Admitted(),
+            PipelineResolved(spec=FUZZ, source="repo", changed_paths=["fabric/leaf1.yaml"]),
+            ok("validate"),
+            ok("policy"),
+            ok("secscan"),
+            ok("deploy"),
+            ctl("approve"),
+            ok("verify"),
+        ],
+        [
+            Admitted(),
+            PipelineResolved(spec=FUZZ, source="repo", changed_paths=["fabric/leaf1.yaml"]),
+            ok("validate"),
+            ok("policy"),
+            ok("secscan"),
+            fail("deploy", 1),
+            fail("deploy", 2),
+            ok("rollback"),
+        ],
     ):
         run = created()
         for inp in script:

@@ -70,8 +70,12 @@ def test_default_pipeline_has_only_stages_that_exist() -> None:
     kinds = registry.stage_kinds()
     spec = load_default_pipeline()
     assert [s.kind for s in spec.stages.values() if s.kind not in kinds] == []
-    load_pipeline(DEFAULT_PIPELINE.read_bytes(), file="default.yaml", known_kinds=kinds,
-                  confirmed_by=registry.confirmations(kinds))
+    load_pipeline(
+        DEFAULT_PIPELINE.read_bytes(),
+        file="default.yaml",
+        known_kinds=kinds,
+        confirmed_by=registry.confirmations(kinds),
+    )
 
 
 def test_registry_knows_that_deploy_is_confirmed_by_verify() -> None:
@@ -80,14 +84,19 @@ def test_registry_knows_that_deploy_is_confirmed_by_verify() -> None:
     assert registry.confirmations(registry.stage_kinds()) == {"deploy": "verify"}
 
 
-@pytest.mark.parametrize("verify", [
-    "",                                                  # no verify at all
-    "  verify: {needs: [render]}\n",                    # beside deploy, not after it
-    "  verify: {on_failure: [deploy]}\n",               # only as a failure handler
-])
+@pytest.mark.parametrize(
+    "verify",
+    [
+        "",  # no verify at all
+        "  verify: {needs: [render]}\n",  # beside deploy, not after it
+        "  verify: {on_failure: [deploy]}\n",  # only as a failure handler
+    ],
+)
 def test_a_deploy_that_nothing_confirms_is_refused_with_its_line(verify: str) -> None:
-    text = "version: 1\nname: p\nstages:\n  validate: {}\n  render: {needs: [validate]}\n" \
-           "  push: {uses: deploy, needs: [render]}\n" + verify
+    text = (
+        "version: 1\nname: p\nstages:\n  validate: {}\n  render: {needs: [validate]}\n"
+        "  push: {uses: deploy, needs: [render]}\n" + verify
+    )
     [diag] = [d for d in _errors(text, confirmed_by={"deploy": "verify"}) if d.path == "stages.push"]
     assert diag.line == 6
     assert "stage 'push' (deploy) leaves its changes pending until a 'verify' stage confirms them" in diag.message
@@ -96,8 +105,11 @@ def test_a_deploy_that_nothing_confirms_is_refused_with_its_line(verify: str) ->
 def test_a_deploy_confirmed_directly_or_through_another_stage_loads() -> None:
     base = "version: 1\nname: p\nstages:\n  deploy: {}\n"
     load_pipeline(base + "  check: {uses: verify, needs: [deploy]}\n", file="p.yaml", confirmed_by={"deploy": "verify"})
-    load_pipeline(base + "  soak: {needs: [deploy]}\n  verify: {needs: [soak]}\n", file="p.yaml",
-                  confirmed_by={"deploy": "verify"})
+    load_pipeline(
+        base + "  soak: {needs: [deploy]}\n  verify: {needs: [soak]}\n",
+        file="p.yaml",
+        confirmed_by={"deploy": "verify"},
+    )
 
 
 def test_full_example() -> None:

@@ -55,4 +55,3 @@ class Proc:
                 raise AssertionError(f"{self.args} exited {self.p.returncode}:\n{self.log.read_text()[-3000:]}")
             await asyncio.sleep(0.1)
         raise AssertionError(f"{needle!r} not in {self.log} after {timeout}s:\n{self.log.read_text()[-3000:]}")
-

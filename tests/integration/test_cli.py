@@ -16,8 +16,14 @@ from tests.integration.helpers import commit, git, make_repo, pipeline, push, ru
 
 
 def lintas(settings: Settings, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=subprocess_env(settings),
-                          capture_output=True, text=True, check=check, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lintas.engine.cli.main", *args],
+        env=subprocess_env(settings),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -42,8 +48,21 @@ def test_runs_show_logs_and_json_shapes(tmp_path: Path, up: Settings) -> None:
     runs = json.loads(lintas(settings, "runs", "--json").stdout)
     mine = [r for r in runs if r["run_id"] == rid]
     assert len(mine) == 1
-    assert set(mine[0]) == {"run_id", "repo", "ref", "sha", "short_sha", "author", "message", "source", "state",
-                            "created_at", "finished_at", "duration_s", "error"}
+    assert set(mine[0]) == {
+        "run_id",
+        "repo",
+        "ref",
+        "sha",
+        "short_sha",
+        "author",
+        "message",
+        "source",
+        "state",
+        "created_at",
+        "finished_at",
+        "duration_s",
+        "error",
+    }
     assert mine[0]["state"] == "succeeded" and mine[0]["short_sha"] == sha[:8] and mine[0]["repo"] == "infra"
 
     detail = json.loads(lintas(settings, "show", rid, "--json").stdout)
@@ -82,9 +101,13 @@ def test_local_validate_and_plan_against_a_ref(tmp_path: Path, settings: Setting
     repo = make_repo(tmp_path, settings)
     assert lintas(settings, "validate", str(repo)).stdout.startswith("valid:")
     tenants = repo / "fabric" / "tenants.yaml"
-    tenants.write_text(tenants.read_text() + (
-        "\n  - name: uat-db\n    vrf: UAT\n    vlan: 30\n    vni: 10030\n    gateway: 10.30.30.1/24\n"
-        "    mtu: 9000\n    leaves: [leaf-01, leaf-02]\n"))
+    tenants.write_text(
+        tenants.read_text()
+        + (
+            "\n  - name: uat-db\n    vrf: UAT\n    vlan: 30\n    vni: 10030\n    gateway: 10.30.30.1/24\n"
+            "    mtu: 9000\n    leaves: [leaf-01, leaf-02]\n"
+        )
+    )
     out = lintas(settings, "plan", str(repo), "--against", "HEAD").stdout
     assert "~ leaf-01 (changed)" in out and "~ leaf-02 (changed)" in out and "leaf-03" not in out
     assert "+vxlan" in out.replace(" ", "") or "10030" in out

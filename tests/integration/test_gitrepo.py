@@ -12,8 +12,14 @@ from lintas.engine.gitrepo import MirrorCache
 
 
 def _git(cwd: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x.invalid", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x.invalid",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
@@ -42,7 +48,9 @@ def test_reads_diffs_and_checkouts(tmp_path: Path, origin: tuple[Path, list[str]
     bare, (first, second) = origin
     url = str(bare) if in_place else f"file://{bare}"
     cache = MirrorCache(tmp_path / "cache", read_local_in_place=in_place)
-    assert cache.read_blob(url, first, ".lintas/pipeline.yaml", 1000) == b"version: 1\nname: a\nstages:\n  validate: {}\n"
+    assert (
+        cache.read_blob(url, first, ".lintas/pipeline.yaml", 1000) == b"version: 1\nname: a\nstages:\n  validate: {}\n"
+    )
     assert cache.read_blob(url, first, "missing.yaml", 1000) is None
     assert cache.changed_paths(url, first, second) == ["evil", "fabric.yaml"]
     assert cache.changed_paths(url, "0" * 40, second) is None

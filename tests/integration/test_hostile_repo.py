@@ -45,13 +45,16 @@ def test_validate_reports_each_attack_and_reads_nothing_outside(hostile: Path, s
     assert "root:" not in str(result.model_dump())  # /etc/passwd content never read
 
 
-@pytest.mark.parametrize("payload", [
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ cycler.__init__.__globals__.os.system('touch /tmp/lintas-pwned') }}",
-    "{{ self._TemplateReference__context }}",
-    "{% include '../../../../etc/passwd' %}",
-    "{{ lipsum.__globals__['os'].popen('id').read() }}",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.system('touch /tmp/lintas-pwned') }}",
+        "{{ self._TemplateReference__context }}",
+        "{% include '../../../../etc/passwd' %}",
+        "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    ],
+)
 def test_template_sandbox_escapes_are_refused(hostile: Path, settings: Settings, payload: str) -> None:
     (hostile / "templates" / "frr").mkdir(parents=True, exist_ok=True)
     (hostile / "templates" / "frr" / "frr.conf.j2").write_text(payload + "\n")
@@ -70,12 +73,15 @@ def test_template_symlink_out_of_the_repo_is_refused(hostile: Path) -> None:
         Renderer(hostile).template("frr/frr.conf.j2")
 
 
-@pytest.mark.parametrize("payload", [
-    "{{ 'a' * 10**10 }}",
-    "{{ [0] * 10**9 }}",
-    "{{ 9 ** 99999999 }}",  # (Jinja's ** is left-associative: 9 ** 9 ** 9 is harmless)
-    "{{ '%999999999d' % 1 }}",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ 'a' * 10**10 }}",
+        "{{ [0] * 10**9 }}",
+        "{{ 9 ** 99999999 }}",  # (Jinja's ** is left-associative: 9 ** 9 ** 9 is harmless)
+        "{{ '%999999999d' % 1 }}",
+    ],
+)
 def test_resource_exhaustion_is_refused_before_allocating(tmp_path: Path, payload: str) -> None:
     tpl = tmp_path / "templates" / "frr"
     tpl.mkdir(parents=True)

@@ -63,8 +63,12 @@ async def test_same_event_five_times_gives_one_run(tmp_path: Path, settings: Set
     async with stack(settings) as st:
         sha = commit(repo, settings, {"a.yaml": "a: 1\n"}, "one")
         ev = PushEvent(
-            event_id=PushEvent.dedup_key(repo.name, "refs/heads/main", sha), occurred_at=datetime.now(UTC),
-            repo=repo.name, url=str(repo.with_name(repo.name + ".git")), ref="refs/heads/main", sha=sha,
+            event_id=PushEvent.dedup_key(repo.name, "refs/heads/main", sha),
+            occurred_at=datetime.now(UTC),
+            repo=repo.name,
+            url=str(repo.with_name(repo.name + ".git")),
+            ref="refs/heads/main",
+            sha=sha,
         )
         accepted = [await publish_push(st.topo.js, ev) for _ in range(5)]
         assert accepted == [True, False, False, False, False]  # JetStream dedup
@@ -91,7 +95,8 @@ async def test_three_quick_pushes_supersede_queued_runs(tmp_path: Path, settings
         first, second, third = [await wait_run(st.topo, run_id_of(repo, s), timeout=30) for s in shas]
         # the first runs if it started before the second push moved the branch; else it is refused as stale
         assert first.state is RunState.succeeded or (
-            first.state is RunState.superseded and "is no longer the head of refs/heads/main" in (first.error or ""))
+            first.state is RunState.superseded and "is no longer the head of refs/heads/main" in (first.error or "")
+        )
         assert second.state is RunState.superseded
         assert second.superseded_by == third.run_id or "is no longer the head" in (second.error or "")
         assert third.state is RunState.succeeded

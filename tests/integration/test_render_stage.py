@@ -57,8 +57,17 @@ async def test_render_plan_and_incremental_rerender(tmp_path: Path, settings: Se
         # Pretend the first render was deployed everywhere: the plan's baseline.
         targets = TargetStore(st.topo.targets)
         for t, arts in index1.targets.items():
-            await targets.put(TargetState(target=t, kind=index1.kinds[t], repo="infra", commit=first,
-                                          run_id=run1.run_id, artifacts=arts, deployed_at=run1.created_at))
+            await targets.put(
+                TargetState(
+                    target=t,
+                    kind=index1.kinds[t],
+                    repo="infra",
+                    commit=first,
+                    run_id=run1.run_id,
+                    artifacts=arts,
+                    deployed_at=run1.created_at,
+                )
+            )
 
         tenants = (repo / "fabric" / "tenants.yaml").read_text() + NEW_NET
         second = commit(repo, settings, {"fabric/tenants.yaml": tenants}, "add VNI 10030")
@@ -117,8 +126,17 @@ async def test_run_plan_equals_lintas_plan_for_an_explicit_vtep(
         index1 = RenderIndex.model_validate_json(await store.get_doc(run1.stages["render"].summary["index"]) or b"")
         targets = TargetStore(st.topo.targets)
         for t, arts in index1.targets.items():
-            await targets.put(TargetState(target=t, kind=index1.kinds[t], repo="infra", commit=first,
-                                          run_id=run1.run_id, artifacts=arts, deployed_at=run1.created_at))
+            await targets.put(
+                TargetState(
+                    target=t,
+                    kind=index1.kinds[t],
+                    repo="infra",
+                    commit=first,
+                    run_id=run1.run_id,
+                    artifacts=arts,
+                    deployed_at=run1.created_at,
+                )
+            )
 
         devices = (repo / "fabric" / "devices.yaml").read_text()
         moved = re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: \d+\n)", r"\g<1>    vtep_ip: 10.99.1.14\n", devices)
@@ -159,9 +177,17 @@ async def test_lintas_plan_compares_against_its_own_repos_deployed_targets(
     monkeypatch.setenv("LINTAS_NATS_URL", settings.nats_url or "")
     monkeypatch.setenv("LINTAS_HOME", str(settings.home))
     async with nats_session(settings, name="test") as (_nc, topo):
-        await TargetStore(topo.targets).put(TargetState(
-            target="leaf-01", kind="device", repo="other", commit="b" * 40, run_id="r-other",
-            artifacts={"frr.conf": "sha256:" + "0" * 64}, deployed_at=datetime.now(UTC)))
+        await TargetStore(topo.targets).put(
+            TargetState(
+                target="leaf-01",
+                kind="device",
+                repo="other",
+                commit="b" * 40,
+                run_id="r-other",
+                artifacts={"frr.conf": "sha256:" + "0" * 64},
+                deployed_at=datetime.now(UTC),
+            )
+        )
 
     plan = await asyncio.to_thread(RenderStage(settings).run_local, repo)
     assert plan.outcome == "succeeded", plan.failure
@@ -170,9 +196,17 @@ async def test_lintas_plan_compares_against_its_own_repos_deployed_targets(
     assert {t.status for t in local.targets.values()} == {"unchanged"}
 
     async with nats_session(settings, name="test") as (_nc, topo):
-        await TargetStore(topo.targets).put(TargetState(
-            target="leaf-02", kind="device", repo="infra", commit="c" * 40, run_id="r-infra",
-            artifacts={"frr.conf": "sha256:" + "1" * 64}, deployed_at=datetime.now(UTC)))
+        await TargetStore(topo.targets).put(
+            TargetState(
+                target="leaf-02",
+                kind="device",
+                repo="infra",
+                commit="c" * 40,
+                run_id="r-infra",
+                artifacts={"frr.conf": "sha256:" + "1" * 64},
+                deployed_at=datetime.now(UTC),
+            )
+        )
     clone = tmp_path / "unregistered"
     git(tmp_path, "clone", "-q", str(repo), str(clone), settings=settings)  # its remote is the work tree
     refused = await asyncio.to_thread(RenderStage(settings).run_local, clone)

@@ -36,7 +36,9 @@ async def test_topology_is_idempotent_and_updated_in_place(settings: Settings) -
         info = await js.stream_info(S.EVENTS_STREAM)
         assert info.config.duplicate_window == 600.0 and info.state.messages == 1
         jobs = await js.stream_info(S.JOBS_STREAM)
-        assert str(jobs.config.retention) in ("workqueue", "RetentionPolicy.WORK_QUEUE") and str(jobs.config.discard) in ("new", "DiscardPolicy.NEW")
+        assert str(jobs.config.retention) in ("workqueue", "RetentionPolicy.WORK_QUEUE") and str(
+            jobs.config.discard
+        ) in ("new", "DiscardPolicy.NEW")
     finally:
         await nc.close()
 

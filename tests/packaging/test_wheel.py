@@ -43,8 +43,15 @@ class Installed:
     env: dict[str, str]
 
     def lintas(self, *args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.venv / "bin" / "lintas"), *args], cwd=cwd or self.empty, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [str(self.venv / "bin" / "lintas"), *args],
+            cwd=cwd or self.empty,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:
@@ -65,25 +72,44 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     empty = base / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINTAS_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(LINTAS_HOME=str(base / "home"), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-               GIT_AUTHOR_NAME="Wheel Tester", GIT_AUTHOR_EMAIL="wheel@example.invalid",
-               GIT_COMMITTER_NAME="Wheel Tester", GIT_COMMITTER_EMAIL="wheel@example.invalid")
+    env.update(
+        LINTAS_HOME=str(base / "home"),
+        PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        GIT_AUTHOR_NAME="Wheel Tester",
+        GIT_AUTHOR_EMAIL="wheel@example.invalid",
+        GIT_COMMITTER_NAME="Wheel Tester",
+        GIT_COMMITTER_EMAIL="wheel@example.invalid",
+    )
     return Installed(wheel, venv, empty, env)
 
 
 def test_the_wheel_installs_one_import_package_with_its_data(installed: Installed) -> None:
     names = zipfile.ZipFile(installed.wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"lintas", "napalm_frr.py", "lintas-0.1.0.dist-info"}
-    for data in ("lintas/pipelines/default.yaml", "lintas/policies/bgp_auth.rego", "lintas/template/fabric/fabric.yaml",
-                 "lintas/engine/api/static/index.html", "lintas/workers/render/templates/frr/frr.conf.j2",
-                 "lintas/engine/py.typed"):
+    for data in (
+        "lintas/pipelines/default.yaml",
+        "lintas/policies/bgp_auth.rego",
+        "lintas/template/fabric/fabric.yaml",
+        "lintas/engine/api/static/index.html",
+        "lintas/workers/render/templates/frr/frr.conf.j2",
+        "lintas/engine/py.typed",
+    ):
         assert data in names, data
     metadata = zipfile.ZipFile(installed.wheel).read("lintas-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata
-    where = subprocess.run([str(installed.venv / "bin" / "python"), "-c",
-                            "import lintas.engine, napalm, napalm_frr; print(lintas.engine.__file__); "
-                            "print(napalm.get_network_driver('frr').__name__)"],
-                           cwd=installed.empty, env=installed.env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [
+            str(installed.venv / "bin" / "python"),
+            "-c",
+            "import lintas.engine, napalm, napalm_frr; print(lintas.engine.__file__); "
+            "print(napalm.get_network_driver('frr').__name__)",
+        ],
+        cwd=installed.empty,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     path, driver = where.stdout.split()
     assert path.startswith(str(installed.venv)) and driver == "FrrDriver"
 
@@ -94,7 +120,9 @@ def test_every_command_runs_from_an_empty_directory(installed: Installed) -> Non
     init = installed.lintas("init", "demo")
     assert init.returncode == 0, init.stderr
     demo = installed.empty / "demo"
-    assert (demo / "fabric" / "fabric.yaml").is_file() and (installed.empty / "demo.git" / "hooks" / "post-receive").is_file()
+    assert (demo / "fabric" / "fabric.yaml").is_file() and (
+        installed.empty / "demo.git" / "hooks" / "post-receive"
+    ).is_file()
     valid = installed.lintas("validate", cwd=demo)
     assert valid.returncode == 0 and valid.stdout.startswith("valid: "), valid.stdout + valid.stderr
     plan = installed.lintas("plan", "--json", cwd=demo)
@@ -114,8 +142,12 @@ def up(installed: Installed, tmp_path: Path) -> Iterator[tuple[Installed, str]]:
     pipeline = tmp_path / "plain.yaml"
     pipeline.write_text(PLAIN_PIPELINE)
     api = f"127.0.0.1:{free_port()}"
-    installed.env.update(LINTAS_DEFAULT_PIPELINE=str(pipeline), LINTAS_API_ADDR=api,
-                         LINTAS_NATS_PORT=str(free_port()), LINTAS_TICK_S="0.2")
+    installed.env.update(
+        LINTAS_DEFAULT_PIPELINE=str(pipeline),
+        LINTAS_API_ADDR=api,
+        LINTAS_NATS_PORT=str(free_port()),
+        LINTAS_TICK_S="0.2",
+    )
     started = installed.lintas("up", "--detach")
     assert started.returncode == 0, started.stdout + started.stderr
     try:
@@ -142,8 +174,15 @@ def test_up_takes_a_push_through_the_pipeline_and_the_api_shows_it(up: tuple[Ins
     tenants = demo / "fabric" / "tenants.yaml"
     tenants.write_text(tenants.read_text() + "\n")
     _run("git", "commit", "-q", "-am", "wheel: a push", cwd=demo, env=installed.env)
-    pushed = subprocess.run(["git", "push", "-q", "origin", "HEAD:main"], cwd=demo, env=installed.env,
-                            capture_output=True, text=True, timeout=120, check=True)
+    pushed = subprocess.run(
+        ["git", "push", "-q", "origin", "HEAD:main"],
+        cwd=demo,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "published 1 event(s)" in pushed.stderr, pushed.stderr
     deadline = time.monotonic() + 60
     runs: list[dict[str, object]] = []

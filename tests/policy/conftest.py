@@ -33,10 +33,19 @@ TEMPLATE = ROOT / "gitops-repo-template"
 OPA_BINARY = shutil.which("opa")
 OPA_KINDS = ["standin", *(["opa"] if OPA_BINARY else [])]
 FIXED_META = {
-    "repo": "infra", "ref": "refs/heads/main", "branch": "main", "sha": "a" * 40, "before": "b" * 40,
-    "author": "Dev One", "author_email": "dev@example.invalid", "committer": "Dev One",
-    "message": "Add uat-db\n\nLintas-Labels: change-1234\n", "subject": "Add uat-db",
-    "commit_time": "2026-03-02T10:00:00Z", "evaluated_at": "2026-03-02T10:00:05Z", "labels": ["change-1234"],
+    "repo": "infra",
+    "ref": "refs/heads/main",
+    "branch": "main",
+    "sha": "a" * 40,
+    "before": "b" * 40,
+    "author": "Dev One",
+    "author_email": "dev@example.invalid",
+    "committer": "Dev One",
+    "message": "Add uat-db\n\nLintas-Labels: change-1234\n",
+    "subject": "Add uat-db",
+    "commit_time": "2026-03-02T10:00:00Z",
+    "evaluated_at": "2026-03-02T10:00:05Z",
+    "labels": ["change-1234"],
     "changed_paths": ["fabric/tenants.yaml"],
 }
 
@@ -52,8 +61,12 @@ def template_model() -> InfraModel:
 
 @pytest.fixture(scope="session")
 def template_input(template_model: InfraModel) -> dict[str, Any]:
-    return build_input(template_model, plan_summary=nothing_changed(template_model), meta=FIXED_META,
-                       templates=repo_templates(TEMPLATE))
+    return build_input(
+        template_model,
+        plan_summary=nothing_changed(template_model),
+        meta=FIXED_META,
+        templates=repo_templates(TEMPLATE),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +82,11 @@ def default_data() -> dict[str, Any]:
 def _real_opa() -> Iterator[str]:
     assert OPA_BINARY is not None
     port = free_port()
-    proc = subprocess.Popen([OPA_BINARY, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [OPA_BINARY, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15

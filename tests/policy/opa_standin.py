@@ -71,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.requests.append((self.command, path))
         for prefix in ("/v1/policies", "/v1/data"):
             if path == prefix or path.startswith(prefix + "/"):
-                rest = path[len(prefix):].strip("/")
+                rest = path[len(prefix) :].strip("/")
                 return prefix, [unquote(p) for p in rest.split("/")] if rest else []
         return path, []
 
@@ -89,7 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
             with st.lock:
                 raw = st.policies.get(pid)
             if raw is None:
-                self._send(404, {"code": "resource_not_found", "message": f"storage_not_found_error: policy id {pid!r}"})
+                self._send(
+                    404, {"code": "resource_not_found", "message": f"storage_not_found_error: policy id {pid!r}"}
+                )
             else:
                 self._send(200, {"result": {"id": pid, "raw": raw}})
         else:
@@ -106,9 +108,20 @@ class _Handler(BaseHTTPRequestHandler):
                 regorus.Engine().add_policy(pid, source)
             except Exception as exc:
                 msg, file, line, col = regorus_error(str(exc))
-                self._send(400, {"code": "invalid_parameter", "message": "error(s) occurred while compiling module(s)",
-                                 "errors": [{"code": "rego_parse_error", "message": msg,
-                                             "location": {"file": file or pid, "row": line or 1, "col": col or 1}}]})
+                self._send(
+                    400,
+                    {
+                        "code": "invalid_parameter",
+                        "message": "error(s) occurred while compiling module(s)",
+                        "errors": [
+                            {
+                                "code": "rego_parse_error",
+                                "message": msg,
+                                "location": {"file": file or pid, "row": line or 1, "col": col or 1},
+                            }
+                        ],
+                    },
+                )
                 return
             with st.lock:
                 st.policies[pid] = source

@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"
 
 
-def git_repo(path: Path, files: dict[str, str] | None = None, *, message: str = "change",
-             template: bool = True) -> tuple[Path, list[str]]:
+def git_repo(
+    path: Path, files: dict[str, str] | None = None, *, message: str = "change", template: bool = True
+) -> tuple[Path, list[str]]:
     """A git repo at ``path`` with the template committed, then ``files`` in a second commit.
     Returns (path, [shas])."""
     if template:
@@ -65,11 +66,32 @@ class Harness:
     settings: Settings
     logs: list[LogLine] = field(default_factory=list)
 
-    def context(self, url: Path, sha: str, *, stage: str, run_id: str = "r-test", before: str | None = None,
-                options: dict[str, Any] | None = None, inputs: dict[str, dict[str, Any]] | None = None) -> StageContext:
-        job = Job(job_id=Job.make_id(run_id, stage, 1), run_id=run_id, stage=stage, kind=stage, attempt=1,
-                  repo="infra", url=str(url), ref="refs/heads/main", sha=sha, before=before, options=options or {},
-                  timeout_s=60, inputs=inputs or {})
+    def context(
+        self,
+        url: Path,
+        sha: str,
+        *,
+        stage: str,
+        run_id: str = "r-test",
+        before: str | None = None,
+        options: dict[str, Any] | None = None,
+        inputs: dict[str, dict[str, Any]] | None = None,
+    ) -> StageContext:
+        job = Job(
+            job_id=Job.make_id(run_id, stage, 1),
+            run_id=run_id,
+            stage=stage,
+            kind=stage,
+            attempt=1,
+            repo="infra",
+            url=str(url),
+            ref="refs/heads/main",
+            sha=sha,
+            before=before,
+            options=options or {},
+            timeout_s=60,
+            inputs=inputs or {},
+        )
         log = RunLogger(self.nc, run_id, stage=stage, worker="w-test")
         return StageContext(job, "w-test", self.settings, log, MirrorCache(self.settings.cache_dir), self.topo)
 

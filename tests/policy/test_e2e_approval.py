@@ -40,13 +40,16 @@ def stages_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lintas-issue4-stages\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[lintas.stages]\npolicy = workers.policy.stage:PolicyStage\nsecscan = workers.secscan.stage:SecscanStage\n")
+        "[lintas.stages]\npolicy = workers.policy.stage:PolicyStage\nsecscan = workers.secscan.stage:SecscanStage\n"
+    )
     monkeypatch.syspath_prepend(str(info.parent))
     assert {"policy", "secscan"} <= set(registry.stage_kinds())
 
 
 async def test_both_spines_wait_for_approval_then_deploy_or_cancel(
-    tmp_path: Path, settings: Settings, stages_registered: None,
+    tmp_path: Path,
+    settings: Settings,
+    stages_registered: None,
 ) -> None:
     repo = make_repo(tmp_path, settings)
     async with stack(settings) as st:

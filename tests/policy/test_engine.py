@@ -29,10 +29,12 @@ deny contains msg if {
 \tmsg := sprintf("%s: no spines today", [name])
 }
 """
-BROKEN = "package lintas.local\n\ndeny contains msg if {\n\tmsg := sprintf(\"%s\", [input.x]\n}\n"
-TYPE_ERROR = "package lintas.local\n\ndeny contains msg if {\n\tcount(input.nothing_here) > 0\n\tmsg := \"x\"\n}\n"
-RUNAWAY = ("package lintas.local\n\nn := count([1 | some i in numbers.range(1, 20000); "
-           "some j in numbers.range(1, 20000); i > j])\n\ndeny contains \"slow\" if n > 0\n")
+BROKEN = 'package lintas.local\n\ndeny contains msg if {\n\tmsg := sprintf("%s", [input.x]\n}\n'
+TYPE_ERROR = 'package lintas.local\n\ndeny contains msg if {\n\tcount(input.nothing_here) > 0\n\tmsg := "x"\n}\n'
+RUNAWAY = (
+    "package lintas.local\n\nn := count([1 | some i in numbers.range(1, 20000); "
+    'some j in numbers.range(1, 20000); i > j])\n\ndeny contains "slow" if n > 0\n'
+)
 DOC = {"devices": {"spine-01": {"role": "spine"}, "leaf-01": {"role": "leaf"}}, "nothing_here": None}
 
 
@@ -113,10 +115,13 @@ def test_regorus_child_does_not_block_other_threads() -> None:
     assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.5
 
 
-@pytest.mark.parametrize("source, expect", [
-    ("package lintas.local\n\ndeny := true\n", "rule deny is not a set"),
-    ('package lintas.local\n\ndeny contains {"message": "no msg key"} if true\n', "without a string 'msg'"),
-])
+@pytest.mark.parametrize(
+    "source, expect",
+    [
+        ("package lintas.local\n\ndeny := true\n", "rule deny is not a set"),
+        ('package lintas.local\n\ndeny contains {"message": "no msg key"} if true\n', "without a string 'msg'"),
+    ],
+)
 def test_malformed_rules_become_denials(opa_url: str, source: str, expect: str) -> None:
     for engine in engines(opa_url):
         d = engine.evaluate({"policies/odd.rego": source}, {}, {})
@@ -127,6 +132,7 @@ def test_opa_evaluations_are_isolated_and_cleaned_up() -> None:
     other = GOOD.replace("no spines today", "OTHER REPO").replace('"spine"', '"leaf"')
     results: dict[str, Any] = {}
     with opa_standin() as (url, state):
+
         def run(key: str, source: str) -> None:
             results[key] = [OpaEngine(url).evaluate({"policies/p.rego": source}, DOC, {}) for _ in range(5)]
 

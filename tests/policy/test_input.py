@@ -26,26 +26,48 @@ def _keys_sorted(value: Any) -> bool:
     return True
 
 
-@pytest.mark.parametrize("message, labels", [
-    ("Fix MTU\n\nLintas-Labels: emergency, change-1234\n", ["change-1234", "emergency"]),
-    ("Fix MTU\n\nBody text.\n\nSigned-off-by: A <a@b>\nlintas-labels: Emergency\nLintas-Labels: p1 x\n",
-     ["emergency", "p1", "x"]),
-    ("Lintas-Labels: emergency\n", []),  # a subject line is not a trailer
-    ("Fix\n\nLintas-Labels: emergency\n\nmore text after it\n", []),  # only the last paragraph holds trailers
-    ("Fix\n\nLintas-Labels: ok, $(rm -rf /), UPPER\n", ["ok", "upper"]),
-])
+@pytest.mark.parametrize(
+    "message, labels",
+    [
+        ("Fix MTU\n\nLintas-Labels: emergency, change-1234\n", ["change-1234", "emergency"]),
+        (
+            "Fix MTU\n\nBody text.\n\nSigned-off-by: A <a@b>\nlintas-labels: Emergency\nLintas-Labels: p1 x\n",
+            ["emergency", "p1", "x"],
+        ),
+        ("Lintas-Labels: emergency\n", []),  # a subject line is not a trailer
+        ("Fix\n\nLintas-Labels: emergency\n\nmore text after it\n", []),  # only the last paragraph holds trailers
+        ("Fix\n\nLintas-Labels: ok, $(rm -rf /), UPPER\n", ["ok", "upper"]),
+    ],
+)
 def test_labels_come_from_the_commit_trailer(message: str, labels: list[str]) -> None:
     assert parse_labels(message) == labels
 
 
 def test_input_shape(template_input: dict[str, Any]) -> None:
     doc = template_input
-    assert set(doc) == {"schema_version", "fabric", "devices", "links", "vrfs", "networks", "hosts", "flavors",
-                        "instances", "inventory", "templates", "change", "meta"}
+    assert set(doc) == {
+        "schema_version",
+        "fabric",
+        "devices",
+        "links",
+        "vrfs",
+        "networks",
+        "hosts",
+        "flavors",
+        "instances",
+        "inventory",
+        "templates",
+        "change",
+        "meta",
+    }
     assert _keys_sorted(doc)
     leaf = doc["devices"]["leaf-01"]
-    assert (leaf["mgmt_ip"], leaf["loopback"], leaf["asn"], leaf["role"]) == ("10.255.0.21/24", "10.250.0.11", 65111,
-                                                                               "leaf")
+    assert (leaf["mgmt_ip"], leaf["loopback"], leaf["asn"], leaf["role"]) == (
+        "10.255.0.21/24",
+        "10.250.0.11",
+        65111,
+        "leaf",
+    )
     assert leaf["mgmt_acl"] == {"permit": ["10.255.0.0/24"], "source": "derived"}
     assert doc["fabric"]["underlay"]["password"] == "env:FABRIC_BGP_PASSWORD"
     assert doc["networks"]["uat-web"]["subnet"] == "10.30.10.0/24"
@@ -60,20 +82,35 @@ def test_input_is_deterministic_json(template_model: InfraModel) -> None:
     a = build_input(template_model, plan_summary=None, meta=FIXED_META)
     b = build_input(load_model(TEMPLATE), plan_summary=None, meta=FIXED_META)
     assert json.dumps(a) == json.dumps(b)
-    assert a["change"] == {"known": False, "against": None, "new": [], "changed": [], "removed": [], "unchanged": 0,
-                           "targets": [], "objects": []}
+    assert a["change"] == {
+        "known": False,
+        "against": None,
+        "new": [],
+        "changed": [],
+        "removed": [],
+        "unchanged": 0,
+        "targets": [],
+        "objects": [],
+    }
 
 
 def test_change_from_the_plan_and_the_model_diff(tmp_path: Path, template_model: InfraModel) -> None:
     root = tmp_path / "repo"
     shutil.copytree(TEMPLATE, root)
     tenants = root / "fabric" / "tenants.yaml"
-    tenants.write_text(tenants.read_text() + "\n  - {name: uat-db, vrf: UAT, vlan: 30, vni: 10030, "
-                       "gateway: 10.30.30.1/24, leaves: [leaf-01, leaf-02]}\n")
+    tenants.write_text(
+        tenants.read_text() + "\n  - {name: uat-db, vrf: UAT, vlan: 30, vni: 10030, "
+        "gateway: 10.30.30.1/24, leaves: [leaf-01, leaf-02]}\n"
+    )
     new = load_model(root)
     affected = affected_by(template_model, new)
-    summary = {"against": "deployed", "new": [], "changed": ["leaf-02", "leaf-01"], "removed": ["old-leaf"],
-               "unchanged": 6}
+    summary = {
+        "against": "deployed",
+        "new": [],
+        "changed": ["leaf-02", "leaf-01"],
+        "removed": ["old-leaf"],
+        "unchanged": 6,
+    }
     change = build_input(new, plan_summary=summary, meta=FIXED_META, affected=affected)["change"]
     assert change["targets"] == [
         {"kind": "device", "name": "leaf-01", "role": "leaf", "status": "changed"},
@@ -96,8 +133,9 @@ def test_commit_metadata_from_the_checkout(tmp_path: Path) -> None:
     repo.git.add(A=True)
     repo.git.commit(m="Initial import")
     first = repo.head.commit.hexsha
-    (root / "fabric" / "fabric.yaml").write_text((root / "fabric" / "fabric.yaml").read_text().replace(
-        "maximum_paths: 4", "maximum_paths: 8"))
+    (root / "fabric" / "fabric.yaml").write_text(
+        (root / "fabric" / "fabric.yaml").read_text().replace("maximum_paths: 4", "maximum_paths: 8")
+    )
     repo.git.commit(a=True, m="Raise ECMP width\n\nLintas-Labels: emergency, change-42\n")
     sha = repo.head.commit.hexsha
     repo.close()
@@ -122,8 +160,11 @@ def test_objects_are_attributed_to_the_plans_targets(tmp_path: Path, template_mo
     root = tmp_path / "repo"
     shutil.copytree(TEMPLATE, root)
     devices = root / "fabric" / "devices.yaml"
-    devices.write_text(re.sub(r"(  - name: leaf-04\n(?:    .*\n)*?    id: \d+\n)", r"\g<1>    vtep_ip: 10.99.1.14\n",
-                              devices.read_text()))
+    devices.write_text(
+        re.sub(
+            r"(  - name: leaf-04\n(?:    .*\n)*?    id: \d+\n)", r"\g<1>    vtep_ip: 10.99.1.14\n", devices.read_text()
+        )
+    )
     new = load_model(root)
     switches = sorted(new.devices)
     plan = {"against": "deployed", "new": [], "changed": switches, "removed": [], "unchanged": 2}

@@ -53,16 +53,23 @@ def test_policy_fires_on_failing_fixture_and_is_silent_on_passing(policy: str, l
     assert quiet == dict.fromkeys(KINDS, 0), quiet
 
 
-def test_library_is_silent_on_the_template_repo(library: dict[str, str], template_input: dict[str, Any],
-                                                default_data: dict[str, Any]) -> None:
+def test_library_is_silent_on_the_template_repo(
+    library: dict[str, str], template_input: dict[str, Any], default_data: dict[str, Any]
+) -> None:
     decision = RegorusEngine().evaluate(library, template_input, default_data)  # isolated, as in the stage
     assert decision == Decision(), decision
 
 
-def test_first_push_of_the_template_touches_both_spines(library: dict[str, str], template_model: InfraModel,
-                                                         default_data: dict[str, Any]) -> None:
-    everything = {"against": "nothing", "new": sorted(template_model.targets), "changed": [], "removed": [],
-                  "unchanged": 0}
+def test_first_push_of_the_template_touches_both_spines(
+    library: dict[str, str], template_model: InfraModel, default_data: dict[str, Any]
+) -> None:
+    everything = {
+        "against": "nothing",
+        "new": sorted(template_model.targets),
+        "changed": [],
+        "removed": [],
+        "unchanged": 0,
+    }
     doc = build_input(template_model, plan_summary=everything, meta=FIXED_META)
     decision = RegorusEngine(isolated=False).evaluate(library, doc, default_data)
     assert decision.deny == () and decision.warn == ()
@@ -81,8 +88,9 @@ def _cases(template_model: InfraModel) -> list[tuple[str, dict[str, Any], dict[s
     return cases
 
 
-def test_regorus_and_opa_agree_on_every_fixture(opa_url: str, library: dict[str, str],
-                                                template_model: InfraModel) -> None:
+def test_regorus_and_opa_agree_on_every_fixture(
+    opa_url: str, library: dict[str, str], template_model: InfraModel
+) -> None:
     regorus, opa = RegorusEngine(isolated=False), OpaEngine(opa_url)
     fired = 0
     for label, doc, data in _cases(template_model):

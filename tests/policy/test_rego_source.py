@@ -12,7 +12,7 @@ from lintas.workers.policy.library import check_repo_modules, repo_modules
 from lintas.workers.policy.rego_source import inspect, mask, namespace
 from lintas.workers.policy.regorus_backend import RegorusEngine
 
-SOURCE = '''# data.not_a_ref in a comment
+SOURCE = """# data.not_a_ref in a comment
 package lintas.local.net   # trailing comment
 
 import data.lintas.builtin.bgp_auth
@@ -28,7 +28,7 @@ deny contains msg if {
 
 test_one if { true }
 test_two := true
-'''
+"""
 
 
 def test_mask_keeps_lines_and_blanks_strings_and_comments() -> None:
@@ -63,16 +63,19 @@ def test_namespaced_module_still_evaluates() -> None:
     assert [(v.policy, v.message) for v in moved.deny] == [("ns.lintas.local", "x")]
 
 
-@pytest.mark.parametrize("source, line, fragment", [
-    ("package lintas.builtin.bgp_auth\n\ndeny contains \"x\" if true\n", 1, "reserved"),
-    ("# header\npackage lintas\n", 2, "reserved"),
-    ("package lintas.config.mine\n", 1, "reserved"),
-    ("package lintas.decision\n", 1, "reserved"),
-    ("package acme\n\nx := http.send({\"method\": \"get\", \"url\": \"https://evil.invalid\"})\n", 3, "network"),
-    ("package acme\n\nx := opa.runtime().env\n", 3, "environment"),
-    ("package acme\n\nx := time.now_ns()\n", 3, "evaluated_at"),
-    ("deny contains \"x\" if true\n", 1, "no package"),
-])
+@pytest.mark.parametrize(
+    "source, line, fragment",
+    [
+        ('package lintas.builtin.bgp_auth\n\ndeny contains "x" if true\n', 1, "reserved"),
+        ("# header\npackage lintas\n", 2, "reserved"),
+        ("package lintas.config.mine\n", 1, "reserved"),
+        ("package lintas.decision\n", 1, "reserved"),
+        ('package acme\n\nx := http.send({"method": "get", "url": "https://evil.invalid"})\n', 3, "network"),
+        ("package acme\n\nx := opa.runtime().env\n", 3, "environment"),
+        ("package acme\n\nx := time.now_ns()\n", 3, "evaluated_at"),
+        ('deny contains "x" if true\n', 1, "no package"),
+    ],
+)
 def test_repo_modules_that_are_refused(source: str, line: int, fragment: str) -> None:
     with pytest.raises(PolicySyntaxError) as err:
         check_repo_modules({"policies/bad.rego": source})

@@ -27,8 +27,18 @@ ALL_TARGETS = ["kvm-uat-01", "leaf-01", "leaf-02", "leaf-03", "leaf-04", "osc-01
 
 
 def render_summary(changed: list[str]) -> dict[str, object]:
-    return {"rendered": len(changed), "reused": 0, "targets": 8, "plan": "plan/x.json", "index": "render/x.json",
-            "against": "deployed", "new": [], "changed": changed, "removed": [], "unchanged": 8 - len(changed)}
+    return {
+        "rendered": len(changed),
+        "reused": 0,
+        "targets": 8,
+        "plan": "plan/x.json",
+        "index": "render/x.json",
+        "against": "deployed",
+        "new": [],
+        "changed": changed,
+        "removed": [],
+        "unchanged": 8 - len(changed),
+    }
 
 
 async def store_plan(h: Harness, changed: list[str], name: str = "plan/x.json") -> None:
@@ -90,7 +100,7 @@ async def test_repo_policy_denies_with_the_model_location(tmp_path: Path, settin
 
 
 async def test_syntax_error_in_a_repo_policy_fails_with_file_and_line(tmp_path: Path, settings: Settings) -> None:
-    broken = PAYMENTS.replace('[name])\n}', "[name]\n}")
+    broken = PAYMENTS.replace("[name])\n}", "[name]\n}")
     repo, shas = git_repo(tmp_path / "infra", {"policies/payments.rego": broken})
     async with harness(settings) as h:
         result = await PolicyStage(settings, PolicySettings()).run(h.context(repo, shas[-1], stage="policy"))

@@ -83,8 +83,14 @@ def test_the_stage_offers_the_tests_to_the_cli(tmp_path: Path) -> None:
     root = repo_with(tmp_path, {"policies/payments.rego": LOCAL, "policies/payments_test.rego": LOCAL_TEST})
     out = PolicyStage(Settings(home=tmp_path / "home"), PolicySettings()).unit_tests(root)
     assert out["ok"] is False and out["failed"] == 1 and out["columns"] == list(COLUMNS)
-    assert {"status": "FAIL", "origin": "repo", "file": "policies/payments_test.rego", "line": "12",
-            "test": "lintas.local_test.test_deliberately_wrong", "error": ""} in out["tests"]
+    assert {
+        "status": "FAIL",
+        "origin": "repo",
+        "file": "policies/payments_test.rego",
+        "line": "12",
+        "test": "lintas.local_test.test_deliberately_wrong",
+        "error": "",
+    } in out["tests"]
 
 
 def test_a_syntax_error_in_a_repo_policy_names_file_and_line(tmp_path: Path) -> None:

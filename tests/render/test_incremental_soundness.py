@@ -478,11 +478,14 @@ def _override(root: Path, files: dict[str, str]) -> None:
 
 def test_a_target_renders_the_same_alone_or_after_others(tmp_path: Path) -> None:
     """State left in an imported template's module (a namespace counter) must not reach the next target."""
-    _override(tmp_path, {
-        "state.j2": "{% set ns = namespace(n=0) %}",
-        "frr/frr.conf.j2": FRR_TEMPLATE + '{% import "state.j2" as st %}{% set c = st.ns %}{% set c.n = c.n + 1 %}'
-                                           "! call {{ c.n }}\n",
-    })
+    _override(
+        tmp_path,
+        {
+            "state.j2": "{% set ns = namespace(n=0) %}",
+            "frr/frr.conf.j2": FRR_TEMPLATE + '{% import "state.j2" as st %}{% set c = st.ns %}{% set c.n = c.n + 1 %}'
+            "! call {{ c.n }}\n",
+        },
+    )
     model = load_model(tmp_path)
     with Renderer(tmp_path) as renderer:
         full = render_targets(model, model.targets, renderer)
@@ -491,15 +494,18 @@ def test_a_target_renders_the_same_alone_or_after_others(tmp_path: Path) -> None
     assert full["leaf-03"] == alone["leaf-03"] and "! call 1\n" in alone["leaf-03"]["frr.conf"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("{{ [1, 2]|random }}", "No filter named 'random'"),
-    ("{{ lipsum() }}", "'lipsum' is undefined"),
-    ("{{ [1, 2]|map('string') }}", "no stable text"),  # a forgotten |list prints a memory address
-    ("{{ '\\udc80' }}", "not valid UTF-8"),
-    ("{{ '{0:{1}}'.format(1, 200000000) }}", "nested replacement fields"),
-    ("{{ '%*d' % (200000000, 1) }}", "'*' widths"),
-    ("{{ '%200000000d'|format(1) }}", "format width too large"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{{ [1, 2]|random }}", "No filter named 'random'"),
+        ("{{ lipsum() }}", "'lipsum' is undefined"),
+        ("{{ [1, 2]|map('string') }}", "no stable text"),  # a forgotten |list prints a memory address
+        ("{{ '\\udc80' }}", "not valid UTF-8"),
+        ("{{ '{0:{1}}'.format(1, 200000000) }}", "nested replacement fields"),
+        ("{{ '%*d' % (200000000, 1) }}", "'*' widths"),
+        ("{{ '%200000000d'|format(1) }}", "format width too large"),
+    ],
+)
 def test_nondeterministic_or_unstorable_output_is_a_located_error(tmp_path: Path, body: str, message: str) -> None:
     _override(tmp_path, {"frr/frr.conf.j2": body + "\n"})
     with Renderer(tmp_path) as renderer, pytest.raises(InputError) as exc:

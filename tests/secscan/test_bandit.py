@@ -63,9 +63,17 @@ def test_repo_code_is_never_imported_or_run(tmp_path: Path, monkeypatch: pytest.
     marker = tmp_path / "ran"
     monkeypatch.setenv("LINTAS_TEST_MARKER", str(marker))
     payload = "import os\nopen(os.environ['LINTAS_TEST_MARKER'], 'w').write('pwned')\n"
-    root = write(tmp_path / "repo", {"setup.py": payload, "conftest.py": payload, "pkg/__init__.py": payload,
-                                     "sitecustomize.py": payload, ".bandit": "[bandit]\nskips: B602\n",
-                                     "scripts/ping.py": SHELL})
+    root = write(
+        tmp_path / "repo",
+        {
+            "setup.py": payload,
+            "conftest.py": payload,
+            "pkg/__init__.py": payload,
+            "sitecustomize.py": payload,
+            ".bandit": "[bandit]\nskips: B602\n",
+            "scripts/ping.py": SHELL,
+        },
+    )
     assert blocking(root) == [("B602", "scripts/ping.py", 5)]  # the repo's .bandit cannot switch tests off
     assert not marker.exists()
 

@@ -14,13 +14,25 @@ KEY = "AKIA" + "Q7WXKP2M4RZT6YB3"
 
 
 def finding(rule: str = "aws-access-key-id", file: str = "a/b.yaml", line: int = 3) -> Finding:
-    return Finding(tool="secrets", rule=rule, name=rule, file=file, line=line, severity="high", confidence="high",
-                   message="x", fingerprint="0123456789abcdef", blocking=True)
+    return Finding(
+        tool="secrets",
+        rule=rule,
+        name=rule,
+        file=file,
+        line=line,
+        severity="high",
+        confidence="high",
+        message="x",
+        fingerprint="0123456789abcdef",
+        blocking=True,
+    )
 
 
 def test_sarif_log_is_well_formed_and_holds_no_snippets(tmp_path: Path) -> None:
     (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "a.py").write_text('import subprocess\nsubprocess.call("ls " + d, shell=True)\nK = "' + KEY + '"\n')
+    (tmp_path / "scripts" / "a.py").write_text(
+        'import subprocess\nsubprocess.call("ls " + d, shell=True)\nK = "' + KEY + '"\n'
+    )
     scan = scan_repo(tmp_path)
     sarif = scan.sarif()
     text = json.dumps(sarif)
@@ -43,13 +55,17 @@ def test_sarif_log_is_well_formed_and_holds_no_snippets(tmp_path: Path) -> None:
 
 def test_allowlist_matching_and_expiry() -> None:
     today = date(2026, 6, 1)
-    entries = Allowlist(allow=[
-        AllowEntry(path="docs/**", reason="examples"),
-        AllowEntry(path="a/*.yaml", rule="AWS-ACCESS-KEY-ID", line=3, reason="one line"),
-        AllowEntry(path="c/*", fingerprint="0123456789abcdef", reason="this value only"),
-        AllowEntry(path="d/*", reason="expired", expires=date(2026, 5, 31)),
-    ])
-    out = entries.apply([finding(), finding(line=4), finding(file="docs/x/y.md", rule="jwt"), finding(file="c/z"),
-                         finding(file="d/z")], today)
+    entries = Allowlist(
+        allow=[
+            AllowEntry(path="docs/**", reason="examples"),
+            AllowEntry(path="a/*.yaml", rule="AWS-ACCESS-KEY-ID", line=3, reason="one line"),
+            AllowEntry(path="c/*", fingerprint="0123456789abcdef", reason="this value only"),
+            AllowEntry(path="d/*", reason="expired", expires=date(2026, 5, 31)),
+        ]
+    )
+    out = entries.apply(
+        [finding(), finding(line=4), finding(file="docs/x/y.md", rule="jwt"), finding(file="c/z"), finding(file="d/z")],
+        today,
+    )
     assert [f.suppressed for f in out] == ["one line", None, "examples", "this value only", None]
     assert [f.blocking for f in out] == [False, True, False, False, True]

@@ -28,32 +28,59 @@ def findings(rel: str, text: str) -> list[tuple[str, int]]:
     return sorted((f.rule, f.line) for f in out)
 
 
-@pytest.mark.parametrize("rel, text, expected", [
-    ("notes/README.md", f"the key is {AWS_ID} ok\n", [("aws-access-key-id", 1)]),
-    ("scripts/x.sh", f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n",
-     [("aws-secret-access-key", 1), ("secret-assignment", 1)]),
-    ("keys/id_rsa", "x\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n", [("private-key", 2)]),
-    ("ci.yml", f"token: {GITHUB}\n", [("github-token", 1), ("secret-assignment", 1)]),
-    ("doc.txt", "clone https://deploy:hunter22@git.example.invalid/infra.git\n", [("url-credentials", 1)]),
-])
+@pytest.mark.parametrize(
+    "rel, text, expected",
+    [
+        ("notes/README.md", f"the key is {AWS_ID} ok\n", [("aws-access-key-id", 1)]),
+        (
+            "scripts/x.sh",
+            f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n",
+            [("aws-secret-access-key", 1), ("secret-assignment", 1)],
+        ),
+        ("keys/id_rsa", "x\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n", [("private-key", 2)]),
+        ("ci.yml", f"token: {GITHUB}\n", [("github-token", 1), ("secret-assignment", 1)]),
+        ("doc.txt", "clone https://deploy:hunter22@git.example.invalid/infra.git\n", [("url-credentials", 1)]),
+    ],
+)
 def test_known_secret_formats(rel: str, text: str, expected: list[tuple[str, int]]) -> None:
     assert findings(rel, text) == expected
 
 
-@pytest.mark.parametrize("rel, text, expected", [
-    ("inventory/extra.yaml", "snmp:\n  community: s3cr3t-c0mm\n  password: env:SNMP_PASSWORD\n",
-     [("secret-assignment", 2)]),
-    ("group_vars/all.yml", "- db_password: 'hunter22'  # rotate me\n", [("secret-assignment", 1)]),
-    (".env", "DB_PASSWORD=hunter22\nDB_PASSWORD_FILE=/run/secrets/db\nAPI_TOKEN=${API_TOKEN}\n",
-     [("secret-assignment", 1)]),
-    ("app.ini", "[db]\npassword = hunter22\nsecret = <set me>\ntoken =\n", [("secret-assignment", 2)]),
-    ("scripts/tool.py", 'password = "hunter22"\nlogin(user="x", password=os.environ["P"])\n', [("secret-assignment", 1)]),
-    ("scripts/tool.py", 'ref = "{{secret:" + name + "}}"\nTOKEN_URL = "https://idp.example.invalid/token"\n', []),
-    ("templates/frr/frr.conf.j2", "{% if password %}\n neighbor X password {{ password }}\n neighbor Y password Sup3rS3cret\n"
-     "! password commented\n", [("config-secret", 3)]),
-    ("fabric/fabric.yaml", "  password: env:FABRIC_BGP_PASSWORD   # never the secret itself\n", []),
-    ("inventory/defaults.yaml", "private_key: file:/etc/lintas/ssh/id_ed25519\nstrict_host_key_checking: true\n", []),
-])
+@pytest.mark.parametrize(
+    "rel, text, expected",
+    [
+        (
+            "inventory/extra.yaml",
+            "snmp:\n  community: s3cr3t-c0mm\n  password: env:SNMP_PASSWORD\n",
+            [("secret-assignment", 2)],
+        ),
+        ("group_vars/all.yml", "- db_password: 'hunter22'  # rotate me\n", [("secret-assignment", 1)]),
+        (
+            ".env",
+            "DB_PASSWORD=hunter22\nDB_PASSWORD_FILE=/run/secrets/db\nAPI_TOKEN=${API_TOKEN}\n",
+            [("secret-assignment", 1)],
+        ),
+        ("app.ini", "[db]\npassword = hunter22\nsecret = <set me>\ntoken =\n", [("secret-assignment", 2)]),
+        (
+            "scripts/tool.py",
+            'password = "hunter22"\nlogin(user="x", password=os.environ["P"])\n',
+            [("secret-assignment", 1)],
+        ),
+        ("scripts/tool.py", 'ref = "{{secret:" + name + "}}"\nTOKEN_URL = "https://idp.example.invalid/token"\n', []),
+        (
+            "templates/frr/frr.conf.j2",
+            "{% if password %}\n neighbor X password {{ password }}\n neighbor Y password Sup3rS3cret\n"
+            "! password commented\n",
+            [("config-secret", 3)],
+        ),
+        ("fabric/fabric.yaml", "  password: env:FABRIC_BGP_PASSWORD   # never the secret itself\n", []),
+        (
+            "inventory/defaults.yaml",
+            "private_key: file:/etc/lintas/ssh/id_ed25519\nstrict_host_key_checking: true\n",
+            [],
+        ),
+    ],
+)
 def test_assignments_in_configuration_and_code(rel: str, text: str, expected: list[tuple[str, int]]) -> None:
     assert findings(rel, text) == expected
 

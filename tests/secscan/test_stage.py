@@ -33,9 +33,16 @@ allow:
 
 
 def _levels(sarif: dict[str, Any]) -> list[tuple[str, str, str, int]]:
-    return sorted((run["tool"]["driver"]["name"], r["ruleId"], r["level"],
-                   r["locations"][0]["physicalLocation"]["region"]["startLine"])
-                  for run in sarif["runs"] for r in run["results"])
+    return sorted(
+        (
+            run["tool"]["driver"]["name"],
+            r["ruleId"],
+            r["level"],
+            r["locations"][0]["physicalLocation"]["region"]["startLine"],
+        )
+        for run in sarif["runs"]
+        for r in run["results"]
+    )
 
 
 async def test_planted_key_and_shell_true_fail_and_the_key_never_leaks(tmp_path: Path, settings: Settings) -> None:
@@ -52,7 +59,9 @@ async def test_planted_key_and_shell_true_fail_and_the_key_never_leaks(tmp_path:
     assert sarif_raw is not None
     sarif = json.loads(sarif_raw)
     assert sarif["version"] == "2.1.0" and [r["tool"]["driver"]["name"] for r in sarif["runs"]] == [
-        "bandit", "lintas-secrets"]
+        "bandit",
+        "lintas-secrets",
+    ]
     assert ("bandit", "B602", "error", 5) in _levels(sarif)
     assert ("lintas-secrets", "aws-access-key-id", "error", 3) in _levels(sarif)
     everything = [sarif_raw.decode(), result.model_dump_json(), *(line.model_dump_json() for line in h.logs)]

@@ -56,8 +56,15 @@ async def env(tmp_path_factory: pytest.TempPathFactory, _secret: None) -> AsyncI
     tmp = tmp_path_factory.mktemp("replay")
     async with EmbeddedNats(tmp / "nats", free_port()) as url:
         settings = Settings(
-            home=tmp / "home", nats_url=url, job_ack_wait_s=2.0, job_max_deliver=3, job_nak_delay_s=0.1, tick_s=0.2,
-            stage_grace_s=2.0, api_addr=f"127.0.0.1:{free_port()}", webhook_dedup_ttl_s=WINDOW_S,
+            home=tmp / "home",
+            nats_url=url,
+            job_ack_wait_s=2.0,
+            job_max_deliver=3,
+            job_nak_delay_s=0.1,
+            tick_s=0.2,
+            stage_grace_s=2.0,
+            api_addr=f"127.0.0.1:{free_port()}",
+            webhook_dedup_ttl_s=WINDOW_S,
             streams=StreamLimits(events_duplicate_window_s=WINDOW_S),
             webhooks={n: WebhookRepo(github=f"acme/{n}", secret_ref="env:LINTAS_TEST_HOOK_SECRET") for n in NAMES},
         )
@@ -80,9 +87,15 @@ def repo_with_two_commits(env: Env, name: str, *, push_first: bool = True) -> tu
 
 
 async def signed_push(env: Env, name: str, sha: str, before: str, delivery: str) -> httpx.Response:
-    body = json.dumps({"ref": "refs/heads/main", "before": before, "after": sha,
-                       "repository": {"full_name": f"acme/{name}"},
-                       "head_commit": {"id": sha, "message": "A", "author": {"name": "Ann", "email": "a@x"}}}).encode()
+    body = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": before,
+            "after": sha,
+            "repository": {"full_name": f"acme/{name}"},
+            "head_commit": {"id": sha, "message": "A", "author": {"name": "Ann", "email": "a@x"}},
+        }
+    ).encode()
     headers = {"X-Hub-Signature-256": gh_sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery}
     async with httpx.AsyncClient(base_url=env.api) as http:
         return await http.post("/hooks/github", content=body, headers=headers)
@@ -119,8 +132,9 @@ async def test_a_captured_webhook_for_an_older_commit_is_refused_as_stale(env: E
     run = await wait_run(env.st.topo, res.json()["run_id"])
     assert run.sha == a and run.source == "webhook"
     assert run.state is RunState.superseded
-    assert run.error and run.error.startswith(f"stale push: {a[:12]} is no longer the head of refs/heads/main "
-                                              f"(head: {b[:12]})")
+    assert run.error and run.error.startswith(
+        f"stale push: {a[:12]} is no longer the head of refs/heads/main (head: {b[:12]})"
+    )
     assert run.stages == {} and executions(env.settings, run.run_id) == 0
 
 
@@ -128,8 +142,14 @@ async def test_a_late_spooled_hook_event_is_refused(env: Env) -> None:
     repo, a, b = repo_with_two_commits(env, "spooled", push_first=False)
     push(repo, env.settings)
     await wait_run(env.st.topo, run_id_of(repo, b))
-    late = PushEvent(event_id=PushEvent.dedup_key("spooled", "refs/heads/main", a), occurred_at=datetime.now(UTC),
-                     repo="spooled", url=str(repo.with_name("spooled.git")), ref="refs/heads/main", sha=a)
+    late = PushEvent(
+        event_id=PushEvent.dedup_key("spooled", "refs/heads/main", a),
+        occurred_at=datetime.now(UTC),
+        repo="spooled",
+        url=str(repo.with_name("spooled.git")),
+        ref="refs/heads/main",
+        sha=a,
+    )
     await publish_push(env.st.topo.js, late)
     run = await wait_run(env.st.topo, late.run_id)
     assert run.state is RunState.superseded and "no longer the head" in (run.error or "")
@@ -138,8 +158,16 @@ async def test_a_late_spooled_hook_event_is_refused(env: Env) -> None:
 
 async def deployed(env: Env, name: str, sha: str) -> None:
     """What a deploy stage records after a confirmed deploy (engine/targets.py)."""
-    await TargetStore(env.st.topo.targets).put(TargetState(
-        target=f"leaf-{name}", kind="device", repo=name, commit=sha, run_id="r-deploy", deployed_at=datetime.now(UTC)))
+    await TargetStore(env.st.topo.targets).put(
+        TargetState(
+            target=f"leaf-{name}",
+            kind="device",
+            repo=name,
+            commit=sha,
+            run_id="r-deploy",
+            deployed_at=datetime.now(UTC),
+        )
+    )
 
 
 async def test_a_branch_reset_below_the_deployed_commit_is_refused_and_an_operator_may_override(env: Env) -> None:
@@ -156,18 +184,34 @@ async def test_a_branch_reset_below_the_deployed_commit_is_refused_and_an_operat
     again = await wait_run(env.st.topo, run_a.run_id)
     assert again.finished_at == run_a.finished_at  # same identity as the first push of A: a duplicate
     # A new identity for the old commit (a spooled or forged hook event): refused, B is deployed
-    ev = PushEvent(event_id=f"forged:{uuid.uuid4()}", occurred_at=datetime.now(UTC), repo="reset",
-                   url=str(repo.with_name("reset.git")), ref="refs/heads/main", sha=a)
+    ev = PushEvent(
+        event_id=f"forged:{uuid.uuid4()}",
+        occurred_at=datetime.now(UTC),
+        repo="reset",
+        url=str(repo.with_name("reset.git")),
+        ref="refs/heads/main",
+        sha=a,
+    )
     await publish_push(env.st.topo.js, ev)
     run = await wait_run(env.st.topo, ev.run_id)
     assert run.state is RunState.failed, run.error
-    assert run.error == (f"stale push: {a[:12]} is older than {b[:12]}, already deployed from reset; "
-                         "only `lintas trigger --sha` by an operator may deploy an older commit")
+    assert run.error == (
+        f"stale push: {a[:12]} is older than {b[:12]}, already deployed from reset; "
+        "only `lintas trigger --sha` by an operator may deploy an older commit"
+    )
     assert executions(env.settings, run.run_id) == 0
     # the operator's explicit trigger of the old commit runs, and says so on the run
-    op = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo="reset",
-                   url=str(repo.with_name("reset.git")), ref="refs/heads/main", sha=a, author="olga",
-                   message="manual trigger", source="manual")
+    op = PushEvent(
+        event_id=manual_event_id(),
+        occurred_at=datetime.now(UTC),
+        repo="reset",
+        url=str(repo.with_name("reset.git")),
+        ref="refs/heads/main",
+        sha=a,
+        author="olga",
+        message="manual trigger",
+        source="manual",
+    )
     await publish_push(env.st.topo.js, op)
     manual: Run = await wait_run(env.st.topo, op.run_id)
     assert manual.state is RunState.succeeded and executions(env.settings, manual.run_id) == 1
@@ -187,6 +231,7 @@ async def test_an_operator_retry_of_an_old_run_is_recorded_as_such(env: Env) -> 
     retry_id = run_id_for(f"retry:{run_a.run_id}:{ctl.event_id}")
     retry = await wait_run(env.st.topo, retry_id)
     assert retry.state is RunState.succeeded and retry.retry_of == run_a.run_id and retry.source == "retry"
-    assert retry.warnings == [f"operator retry by olga of {a[:12]}, which is not the head of refs/heads/main "
-                              f"(head: {b[:12]})"]
+    assert retry.warnings == [
+        f"operator retry by olga of {a[:12]}, which is not the head of refs/heads/main (head: {b[:12]})"
+    ]
     assert executions(env.settings, retry_id) == 1

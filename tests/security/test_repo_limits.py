@@ -27,9 +27,13 @@ def _validate_hostile(root: str) -> dict[str, Any]:
 
     result = ValidateStage(Settings(home=Path(root) / "home")).run_local(Path(root) / "repo")
     assert result.failure is not None
-    return {"outcome": result.outcome, "message": result.failure.message, "summary": result.summary,
-            "diagnostics": [d.model_dump() for d in result.failure.diagnostics],
-            "bytes": len(result.model_dump_json())}
+    return {
+        "outcome": result.outcome,
+        "message": result.failure.message,
+        "summary": result.summary,
+        "diagnostics": [d.model_dump() for d in result.failure.diagnostics],
+        "bytes": len(result.model_dump_json()),
+    }
 
 
 def test_a_million_invalid_items_give_capped_diagnostics_in_bounded_time_and_memory(tmp_path: Path) -> None:
@@ -75,7 +79,9 @@ def test_input_errors_are_capped_whatever_the_caller_passes() -> None:
     assert exc.summary == "50000 problem(s)" and len(str(exc)) < 200_000
 
 
-PIPE = "version: 1\nname: p\nstages:\n  validate:\n    timeout: 30m\n  render:\n    needs: [validate]\n    timeout: 48h\n"
+PIPE = (
+    "version: 1\nname: p\nstages:\n  validate:\n    timeout: 30m\n  render:\n    needs: [validate]\n    timeout: 48h\n"
+)
 
 
 def test_a_repo_cannot_raise_its_stage_timeouts_beyond_the_operator_maximum() -> None:
@@ -105,12 +111,26 @@ def test_the_resolver_enforces_the_setting(tmp_path: Path) -> None:
             return False
 
     settings = Settings(home=tmp_path, max_stage_timeout_s=7200)
-    resolver = PipelineResolver(OneFile(tmp_path), pipeline_file=".lintas/pipeline.yaml",
-                                known_kinds={"validate", "render"}, max_timeout_s=settings.max_stage_timeout_s)
+    resolver = PipelineResolver(
+        OneFile(tmp_path),
+        pipeline_file=".lintas/pipeline.yaml",
+        known_kinds={"validate", "render"},
+        max_timeout_s=settings.max_stage_timeout_s,
+    )
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    out = resolver.resolve(Run(run_id="r", event_id="e", repo="x", url="/nowhere", ref="refs/heads/main",
-                               sha="a" * 40, created_at=now, updated_at=now))
+    out = resolver.resolve(
+        Run(
+            run_id="r",
+            event_id="e",
+            repo="x",
+            url="/nowhere",
+            ref="refs/heads/main",
+            sha="a" * 40,
+            created_at=now,
+            updated_at=now,
+        )
+    )
     assert type(out).__name__ == "PipelineRejected"
     assert "exceeds the operator's maximum of 7200s" in out.diagnostics[0].message  # type: ignore[union-attr]

@@ -36,9 +36,19 @@ class Env:
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("results")
     async with EmbeddedNats(tmp / "nats", free_port()) as url:
-        settings = Settings(home=tmp / "home", nats_url=url, job_ack_wait_s=2.0, job_max_deliver=3,
-                            job_nak_delay_s=0.1, tick_s=0.2, stage_grace_s=2.0, api_addr=f"127.0.0.1:{free_port()}",
-                            result_inline_max_bytes=INLINE, result_max_bytes=MAX, api_anonymous_read=True)
+        settings = Settings(
+            home=tmp / "home",
+            nats_url=url,
+            job_ack_wait_s=2.0,
+            job_max_deliver=3,
+            job_nak_delay_s=0.1,
+            tick_s=0.2,
+            stage_grace_s=2.0,
+            api_addr=f"127.0.0.1:{free_port()}",
+            result_inline_max_bytes=INLINE,
+            result_max_bytes=MAX,
+            api_anonymous_read=True,
+        )
         repo = make_repo(tmp, settings, "big")
         # The repo's first commit was spooled (no NATS when it was pushed). Its pipeline is the
         # template's, whose stages this stack does not serve: its run would hold the branch until

@@ -44,7 +44,9 @@ def served_meanwhile(out: Outcome) -> None:
 async def test_a_million_invalid_items_fail_the_run_with_capped_diagnostics(st: HostileStack) -> None:
     before = baseline(st)
     out = await attacks()["million-invalid-items"](st)
-    assert out.state == "failed" and out.error.startswith("999030 problem(s) in the repo; first: fabric/devices.yaml:1:")
+    assert out.state == "failed" and out.error.startswith(
+        "999030 problem(s) in the repo; first: fabric/devices.yaml:1:"
+    )
     assert len(out.diagnostics) == 1001 and out.diagnostics[-1]["file"] == "(more)"
     served_meanwhile(out)
     assert out.stage_s is not None and out.stage_s <= MAX_S, out.stage_s
@@ -69,8 +71,11 @@ async def test_a_hostile_template_fails_render_with_a_located_error(st: HostileS
     assert any(d["path"] or "while rendering" in d["message"] for d in out.diagnostics)  # names the target
     served_meanwhile(out)
     assert out.stage_s is not None and out.stage_s <= MAX_S, out.stage_s
-    assert out.child_peak_mb <= MAX_MB and out.main_peak_mb - before <= GROWTH_MB, (out.child_peak_mb, before,
-                                                                                    out.main_peak_mb)
+    assert out.child_peak_mb <= MAX_MB and out.main_peak_mb - before <= GROWTH_MB, (
+        out.child_peak_mb,
+        before,
+        out.main_peak_mb,
+    )
 
 
 async def test_the_api_kept_answering_during_the_attacks(st: HostileStack) -> None:

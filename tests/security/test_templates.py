@@ -45,8 +45,12 @@ def render_attack(root: str) -> dict[str, Any]:
         close = getattr(renderer, "close", None)
         if close is not None:
             close()
-    return {"error": error, "diagnostics": diags, "targets": sorted(model.targets),
-            "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "error": error,
+        "diagnostics": diags,
+        "targets": sorted(model.targets),
+        "children_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 @pytest.mark.parametrize("attack", sorted(TEMPLATE_ATTACKS))

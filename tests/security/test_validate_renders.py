@@ -13,8 +13,13 @@ LINTAS = [sys.executable, "-m", "lintas.engine.cli.main"]
 
 
 def validate(path: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LINTAS, "validate", str(path)], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "LINTAS_HOME": str(home), "COLUMNS": "300"})
+    return subprocess.run(
+        [*LINTAS, "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LINTAS_HOME": str(home), "COLUMNS": "300"},
+    )
 
 
 def test_a_template_that_cannot_render_fails_validate_with_its_location(tmp_path: Path) -> None:

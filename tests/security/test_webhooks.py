@@ -69,8 +69,9 @@ async def read_response(reader: asyncio.StreamReader, timeout: float = 30) -> by
     return head + b"\r\n\r\n" + body
 
 
-async def raw_post(base: str, path: str, headers: dict[str, str], chunks: int, chunk: bytes,
-                   *, chunked: bool) -> tuple[int, bytes, int]:
+async def raw_post(
+    base: str, path: str, headers: dict[str, str], chunks: int, chunk: bytes, *, chunked: bool
+) -> tuple[int, bytes, int]:
     """POST over a raw socket so the sender can keep streaming (or stop) as an attacker would;
     returns (status, response body, bytes sent before the server answered)."""
     url = urlsplit(base)
@@ -100,8 +101,9 @@ async def raw_post(base: str, path: str, headers: dict[str, str], chunks: int, c
 
 
 def push_body(sha: str = "a" * 40) -> bytes:
-    return json.dumps({"ref": "refs/heads/main", "before": "b" * 40, "after": sha,
-                       "repository": {"full_name": "acme/infra"}}).encode()
+    return json.dumps(
+        {"ref": "refs/heads/main", "before": "b" * 40, "after": sha, "repository": {"full_name": "acme/infra"}}
+    ).encode()
 
 
 @pytest.fixture
@@ -118,8 +120,9 @@ async def test_huge_body_is_refused_without_buffering_it(small_api: tuple[Api, s
     headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "0" * 64, "X-GitHub-Delivery": "x"}
     t0 = time.perf_counter()
     async with rss_sampler() as rss:
-        status, body, sent = await raw_post(base, "/hooks/github", headers, 300 * 16, b"x" * (64 * 1024),
-                                            chunked=chunked)
+        status, body, sent = await raw_post(
+            base, "/hooks/github", headers, 300 * 16, b"x" * (64 * 1024), chunked=chunked
+        )
     elapsed = time.perf_counter() - t0
     assert status == 413, body
     assert b"payload too large" in body
@@ -127,8 +130,15 @@ async def test_huge_body_is_refused_without_buffering_it(small_api: tuple[Api, s
     assert elapsed < 10
     if chunked:
         assert sent < 64 * MB  # the server answered long before the sender was done
-    ok = await api.http.post("/hooks/github", content=push_body(), headers={
-        "X-Hub-Signature-256": gh_sign(push_body()), "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4())})
+    ok = await api.http.post(
+        "/hooks/github",
+        content=push_body(),
+        headers={
+            "X-Hub-Signature-256": gh_sign(push_body()),
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+        },
+    )
     assert ok.status_code == 202, ok.text  # still serving
 
 
@@ -144,8 +154,9 @@ async def test_unsigned_body_is_never_parsed(small_api: tuple[Api, str]) -> None
     """A body that would be expensive or invalid to parse gets a 401 before any parsing."""
     api, _base = small_api
     nested = b"[" * 100_000 + b"]" * 100_000
-    res = await api.http.post("/hooks/github", content=nested, headers={
-        "X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "1" * 64})
+    res = await api.http.post(
+        "/hooks/github", content=nested, headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + "1" * 64}
+    )
     assert res.status_code == 401 and res.json()["detail"] == "invalid signature"
     assert await api.event_count() == 0
 
@@ -155,9 +166,15 @@ async def test_malformed_json_in_a_signed_webhook_is_a_400_with_the_reason(
     small_api: tuple[Api, str], body: bytes
 ) -> None:
     api, _base = small_api
-    res = await api.http.post("/hooks/github", content=body, headers={
-        "X-GitHub-Event": "push", "X-Hub-Signature-256": gh_sign(body, HOOK_SECRET),
-        "X-GitHub-Delivery": str(uuid.uuid4())})
+    res = await api.http.post(
+        "/hooks/github",
+        content=body,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-Hub-Signature-256": gh_sign(body, HOOK_SECRET),
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+        },
+    )
     assert res.status_code == 400, res.text
     detail = res.json()["detail"]
     assert detail.startswith("malformed JSON body: ") and len(detail) > len("malformed JSON body: ")

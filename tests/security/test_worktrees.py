@@ -33,8 +33,18 @@ def modes(root: Path) -> dict[str, int]:
 
 
 def context(settings: Settings, tmp: Path, repo: Path, sha: str, stage: str = "secscan") -> StageContext:
-    job = Job(job_id=f"r-1/{stage}/1", run_id="r-1", stage=stage, kind=stage, attempt=1, repo=repo.name,
-              url=str(repo.with_name(repo.name + ".git")), ref="refs/heads/main", sha=sha, timeout_s=60)
+    job = Job(
+        job_id=f"r-1/{stage}/1",
+        run_id="r-1",
+        stage=stage,
+        kind=stage,
+        attempt=1,
+        repo=repo.name,
+        url=str(repo.with_name(repo.name + ".git")),
+        ref="refs/heads/main",
+        sha=sha,
+        timeout_s=60,
+    )
     return StageContext(job, "w", settings, cast(Any, None), MirrorCache(tmp / "cache"), cast(Any, None))
 
 
@@ -69,8 +79,7 @@ def test_keep_work_trees_keeps_them_for_debugging(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("keep", [False, True], ids=["removed", "kept-for-debugging"])
-async def test_secscan_blocked_file_is_gone_when_the_stage_ends(tmp_path: Path, settings: Settings,
-                                                                 keep: bool) -> None:
+async def test_secscan_blocked_file_is_gone_when_the_stage_ends(tmp_path: Path, settings: Settings, keep: bool) -> None:
     settings = settings.model_copy(update={"keep_work_trees": keep})
     repo = make_repo(tmp_path, settings)
     async with stack(settings, stages=build_stages(settings, ["secscan"])) as st:

@@ -16,8 +16,15 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-_STR = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
-        ipaddress.IPv4Interface, ipaddress.IPv6Interface, UUID)
+_STR = (
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    UUID,
+)
 
 
 def plain(value: Any) -> Any:
@@ -29,8 +36,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return plain(value.model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in sorted(dataclasses.fields(value), key=lambda f: f.name)
-                if f.compare}
+        return {
+            f.name: plain(getattr(value, f.name))
+            for f in sorted(dataclasses.fields(value), key=lambda f: f.name)
+            if f.compare
+        }
     if isinstance(value, Mapping):
         return {str(k): plain(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, set | frozenset):

@@ -85,7 +85,11 @@ def attribute(affected: Affected, plan_summary: Mapping[str, Any] | None, change
 
 
 def change_of(
-    model: InfraModel, old: InfraModel | None, render_summary: Mapping[str, Any] | None, *, baseline_known: bool,
+    model: InfraModel,
+    old: InfraModel | None,
+    render_summary: Mapping[str, Any] | None,
+    *,
+    baseline_known: bool,
     against: str,
 ) -> tuple[Mapping[str, Any] | None, Affected]:
     """(plan summary, affected) for :func:`workers.policy.input.build_input`.

@@ -46,8 +46,9 @@ class PolicySettings(BaseSettings):
         if self.opa_url:
             token = self.opa_token.get_secret_value() if self.opa_token else None
             return OpaEngine(self.opa_url, token=token, timeout_s=self.opa_timeout_s)
-        return RegorusEngine(timeout_s=self.policy_timeout_s, isolated=self.policy_isolated,
-                             memory_mb=self.policy_memory_mb)
+        return RegorusEngine(
+            timeout_s=self.policy_timeout_s, isolated=self.policy_isolated, memory_mb=self.policy_memory_mb
+        )
 
     def data(self) -> dict[str, Any]:
         """The whole data document: ``{"lintas": {"config": defaults + operator file}}``."""

@@ -105,8 +105,9 @@ class Program:
 
 def module_infos(modules: Modules) -> dict[str, ModuleInfo]:
     infos = {name: inspect(name, src) for name, src in modules.items()}
-    missing = [Diagnostic(file=i.file, line=1, message="no package declaration") for i in infos.values()
-               if i.package is None]
+    missing = [
+        Diagnostic(file=i.file, line=1, message="no package declaration") for i in infos.values() if i.package is None
+    ]
     if missing:
         raise PolicySyntaxError(missing, "policy module without a package")
     return infos
@@ -171,9 +172,15 @@ def decision_program(modules: Modules) -> Program:
     policy = {n: s for n, s in modules.items() if not infos[n].is_test_file}
     packages = sorted({str(infos[n].package) for n in policy})
     if any(p == DECISION_PACKAGE or p.startswith(DECISION_PACKAGE + ".") for p in packages):
-        raise PolicySyntaxError([Diagnostic(file=n, line=infos[n].package_line, message=f"package {DECISION_PACKAGE} "
-                                            "is reserved for Lintas") for n in policy
-                                 if str(infos[n].package).startswith(DECISION_PACKAGE)])
+        raise PolicySyntaxError(
+            [
+                Diagnostic(
+                    file=n, line=infos[n].package_line, message=f"package {DECISION_PACKAGE} is reserved for Lintas"
+                )
+                for n in policy
+                if str(infos[n].package).startswith(DECISION_PACKAGE)
+            ]
+        )
     out = {n: policy[n] for n in ordered(policy, infos)}
     out[DECISION_FILE] = decision_module(packages)
     return Program(modules=out, infos=infos)
@@ -229,7 +236,7 @@ def regorus_error(text: str) -> tuple[str, str | None, int | None, int | None]:
     text = text.split("Stack backtrace:")[0].strip()
     loc = _REGORUS_LOC.search(text)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    msg = next((ln[len("error:"):].strip() for ln in reversed(lines) if ln.startswith("error:")), None)
+    msg = next((ln[len("error:") :].strip() for ln in reversed(lines) if ln.startswith("error:")), None)
     if msg is None:
         msg = lines[-1] if lines else "unknown error"
     if loc is None:

@@ -24,8 +24,9 @@ class PolicyTimeoutError(PolicyError):
 class PolicyEvaluationError(PolicyError):
     """Evaluation raised an error (a built-in type error, a conflict, a malformed answer)."""
 
-    def __init__(self, reason: str, *, file: str | None = None, line: int | None = None,
-                 column: int | None = None) -> None:
+    def __init__(
+        self, reason: str, *, file: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.file = file
         self.line = line

@@ -86,7 +86,8 @@ def _target(model: InfraModel, name: str, status: str) -> dict[str, Any]:
 
 
 def change_document(
-    model: InfraModel, plan_summary: Mapping[str, Any] | None,
+    model: InfraModel,
+    plan_summary: Mapping[str, Any] | None,
     affected: Mapping[str, Iterable[ObjectKey]] | None = None,
 ) -> dict[str, Any]:
     """The change: targets from the render stage's plan summary, objects from the model diff.
@@ -100,8 +101,16 @@ def change_document(
             objects.setdefault(tuple(key), set()).add(target)
     objs = [{"kind": k[0], "name": "/".join(k[1:]), "targets": sorted(t)} for k, t in sorted(objects.items())]
     if plan_summary is None:
-        return {"known": False, "against": None, "new": [], "changed": [], "removed": [], "unchanged": 0,
-                "targets": [], "objects": objs}
+        return {
+            "known": False,
+            "against": None,
+            "new": [],
+            "changed": [],
+            "removed": [],
+            "unchanged": 0,
+            "targets": [],
+            "objects": objs,
+        }
     lists = {k: sorted(str(t) for t in plan_summary.get(k) or []) for k in ("new", "changed", "removed")}
     targets = [_target(model, t, status) for status, names in lists.items() for t in names]
     return {
@@ -139,16 +148,32 @@ def rfc3339(when: datetime) -> str:
 
 
 def commit_meta(
-    root: Path, sha: str | None = None, *, repo: str = "", ref: str = "", before: str | None = None,
-    changed_paths: list[str] | None = None, now: datetime | None = None,
+    root: Path,
+    sha: str | None = None,
+    *,
+    repo: str = "",
+    ref: str = "",
+    before: str | None = None,
+    changed_paths: list[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Change metadata from the checked-out repo (gitpython); empty fields when not a git repo."""
     import git  # gitpython: imported here, the sandboxed child never needs it
 
     meta: dict[str, Any] = {
-        "repo": repo, "ref": ref, "branch": ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None,
-        "sha": sha, "before": before, "author": "", "author_email": "", "committer": "", "message": "",
-        "subject": "", "commit_time": None, "evaluated_at": rfc3339(now or datetime.now(UTC)), "labels": [],
+        "repo": repo,
+        "ref": ref,
+        "branch": ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None,
+        "sha": sha,
+        "before": before,
+        "author": "",
+        "author_email": "",
+        "committer": "",
+        "message": "",
+        "subject": "",
+        "commit_time": None,
+        "evaluated_at": rfc3339(now or datetime.now(UTC)),
+        "labels": [],
         "changed_paths": sorted(changed_paths) if changed_paths is not None else None,
     }
     try:
@@ -159,9 +184,14 @@ def commit_meta(
         c = r.commit(sha or "HEAD")
         message = c.message if isinstance(c.message, str) else c.message.decode("utf-8", "replace")
         meta.update(
-            sha=c.hexsha, author=str(c.author.name or ""), author_email=str(c.author.email or ""),
-            committer=str(c.committer.name or ""), message=message, subject=message.split("\n", 1)[0],
-            commit_time=rfc3339(datetime.fromtimestamp(c.committed_date, UTC)), labels=parse_labels(message),
+            sha=c.hexsha,
+            author=str(c.author.name or ""),
+            author_email=str(c.author.email or ""),
+            committer=str(c.committer.name or ""),
+            message=message,
+            subject=message.split("\n", 1)[0],
+            commit_time=rfc3339(datetime.fromtimestamp(c.committed_date, UTC)),
+            labels=parse_labels(message),
         )
         if not ref and not r.head.is_detached:
             meta.update(ref=r.head.ref.path, branch=r.head.ref.name)
@@ -187,8 +217,12 @@ def repo_templates(root: Path) -> dict[str, str]:
 
 
 def build_input(
-    model: InfraModel, *, plan_summary: Mapping[str, Any] | None, meta: Mapping[str, Any],
-    affected: Mapping[str, Iterable[ObjectKey]] | None = None, templates: Mapping[str, str] | None = None,
+    model: InfraModel,
+    *,
+    plan_summary: Mapping[str, Any] | None,
+    meta: Mapping[str, Any],
+    affected: Mapping[str, Iterable[ObjectKey]] | None = None,
+    templates: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole input document (see the module docstring)."""
     doc = model_document(model)

@@ -88,8 +88,9 @@ def repo_modules(root: Path) -> dict[str, str]:
     fs = RepoFS(root, max_file_bytes=MAX_MODULE_BYTES)
     files = sorted(fs.glob(REPO_GLOB))
     if len(files) > MAX_REPO_MODULES:
-        raise PolicySyntaxError([Diagnostic(file="policies/", message=f"{len(files)} policy files; at most "
-                                            f"{MAX_REPO_MODULES} are allowed")])
+        raise PolicySyntaxError(
+            [Diagnostic(file="policies/", message=f"{len(files)} policy files; at most {MAX_REPO_MODULES} are allowed")]
+        )
     modules = {rel: fs.read_text(rel) for rel in files}
     check_repo_modules(modules)
     return modules
@@ -106,11 +107,24 @@ def check_repo_modules(modules: Mapping[str, str]) -> None:
         if info.package is None:
             diags.append(Diagnostic(file=name, line=1, message="no package declaration (e.g. `package lintas.local`)"))
         elif reserved(info.package):
-            diags.append(Diagnostic(file=name, line=info.package_line, message=(
-                f"package {info.package} is reserved for Lintas; use one of your own, e.g. lintas.local")))
+            diags.append(
+                Diagnostic(
+                    file=name,
+                    line=info.package_line,
+                    message=(f"package {info.package} is reserved for Lintas; use one of your own, e.g. lintas.local"),
+                )
+            )
         for builtin, line, col in info.forbidden:
-            diags.append(Diagnostic(file=name, line=line, column=col, message=(
-                f"built-in {builtin} is not allowed in repository policies: {FORBIDDEN_BUILTINS[builtin]}")))
+            diags.append(
+                Diagnostic(
+                    file=name,
+                    line=line,
+                    column=col,
+                    message=(
+                        f"built-in {builtin} is not allowed in repository policies: {FORBIDDEN_BUILTINS[builtin]}"
+                    ),
+                )
+            )
     if diags:
         raise PolicySyntaxError(diags, f"{len(diags)} problem(s) in repository policies")
 

@@ -96,8 +96,14 @@ class OpaEngine:
     @contextmanager
     def _session(self, modules: Mapping[str, str], data: Mapping[str, Any]) -> Iterator[tuple[OpaClient, str]]:
         ns = "lintas_eval_" + uuid.uuid4().hex[:16]
-        client = OpaClient(host=self._host, port=self._port, ssl=self._ssl, token=self._token,
-                           retries=self.retries, timeout=self.timeout_s)
+        client = OpaClient(
+            host=self._host,
+            port=self._port,
+            ssl=self._ssl,
+            token=self._token,
+            retries=self.retries,
+            timeout=self.timeout_s,
+        )
         uploaded: list[str] = []
         try:
             with self._errors():
@@ -126,7 +132,9 @@ class OpaEngine:
                     uploaded.append(pid)
                 except RegoParseError as exc:
                     if not exc.errors:  # not a compile error: 401, 403, 500, ...
-                        raise PolicyEvaluationError(f"opa: cannot upload {name}: {exc.expression}: {exc.message}") from exc
+                        raise PolicyEvaluationError(
+                            f"opa: cannot upload {name}: {exc.expression}: {exc.message}"
+                        ) from exc
                     failed.append((name, exc))
             if len(failed) == len(pending):
                 raise self._parse_error(ns, failed)
@@ -138,15 +146,20 @@ class OpaEngine:
             for err in exc.errors or [{"message": str(exc.message)}]:
                 loc = err.get("location") or {}
                 file = str(loc.get("file") or name).removeprefix(f"{ns}/")
-                diags.append(Diagnostic(file=file, line=loc.get("row"), column=loc.get("col"),
-                                        message=f"{err.get('code', 'error')}: {err.get('message', '')}".strip()))
+                diags.append(
+                    Diagnostic(
+                        file=file,
+                        line=loc.get("row"),
+                        column=loc.get("col"),
+                        message=f"{err.get('code', 'error')}: {err.get('message', '')}".strip(),
+                    )
+                )
         return PolicySyntaxError(diags, f"OPA rejected {len(failed)} policy module(s)")
 
     def _query(self, client: OpaClient, package: str, rule: str, input: dict[str, Any]) -> dict[str, Any]:
         with self._errors():
             try:
-                answer = client.query_rule(input_data=input, package_path=package, rule_name=rule,
-                                           query_params=STRICT)
+                answer = client.query_rule(input_data=input, package_path=package, rule_name=rule, query_params=STRICT)
             except requests.HTTPError as exc:
                 body = exc.response.text[:500] if exc.response is not None else str(exc)
                 raise PolicyEvaluationError(f"opa: evaluation failed: {body}") from exc

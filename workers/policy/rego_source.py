@@ -94,9 +94,7 @@ def inspect(file: str, source: str) -> ModuleInfo:
     seen: dict[str, int] = {}
     for name, line in tests:
         seen.setdefault(name, line)
-    forbidden = tuple(
-        (re.sub(r"\s+", "", m.group(1)), *line_col(code, m.start())) for m in _FORBIDDEN.finditer(code)
-    )
+    forbidden = tuple((re.sub(r"\s+", "", m.group(1)), *line_col(code, m.start())) for m in _FORBIDDEN.finditer(code))
     refs = {m.group(1) for m in _IMPORT.finditer(code)} | {m.group(1) for m in _DATA_REF.finditer(code)}
     return ModuleInfo(
         file=file,

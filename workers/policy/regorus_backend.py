@@ -58,8 +58,16 @@ class RegorusEngine:
         for (file, pkg, rule, line), path in zip(tests, paths, strict=True):
             err = out["errors"].get(path)
             value = out["values"].get(path)
-            results.append(TestResult(pkg, rule, file, line, passed=err is None and value is True,
-                                      error=regorus_error(err)[0] if err else None))
+            results.append(
+                TestResult(
+                    pkg,
+                    rule,
+                    file,
+                    line,
+                    passed=err is None and value is True,
+                    error=regorus_error(err)[0] if err else None,
+                )
+            )
         return results
 
     # ------------------------------------------------------------------ plumbing
@@ -73,8 +81,12 @@ class RegorusEngine:
             msg, file, line, col = regorus_error(text)
             if phase == "parse":
                 raise syntax_error(file or "?", line, col, msg)
-            raise PolicyEvaluationError(f"regorus: {phase} error: {msg}" + (f" at {file}:{line}" if file else ""),
-                                        file=file, line=line, column=col)
+            raise PolicyEvaluationError(
+                f"regorus: {phase} error: {msg}" + (f" at {file}:{line}" if file else ""),
+                file=file,
+                line=line,
+                column=col,
+            )
         return out
 
     def _child(self, header: dict[str, Any], input_json: str) -> dict[str, Any]:
@@ -83,12 +95,17 @@ class RegorusEngine:
         try:
             proc = subprocess.run(
                 [sys.executable, "-I", str(SANDBOX), str(self.memory_mb), str(cpu)],
-                input=payload, capture_output=True, timeout=self.timeout_s, env={"RUST_BACKTRACE": "0"}, cwd="/",
+                input=payload,
+                capture_output=True,
+                timeout=self.timeout_s,
+                env={"RUST_BACKTRACE": "0"},
+                cwd="/",
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise PolicyTimeoutError(f"regorus: evaluation did not finish in {self.timeout_s:g} s "
-                                     "(evaluating process killed)") from None
+            raise PolicyTimeoutError(
+                f"regorus: evaluation did not finish in {self.timeout_s:g} s (evaluating process killed)"
+            ) from None
         except OSError as exc:
             raise PolicyError(f"regorus: cannot start the evaluating process: {exc}") from exc
         if proc.returncode != 0:

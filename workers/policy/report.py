@@ -47,16 +47,36 @@ def diagnostic(v: Violation, model: InfraModel | None, package_files: Mapping[st
     return Diagnostic(file=package_files.get(v.policy, "policies"), message=message)
 
 
-def summary(decision: Decision, *, backend: str, modules: int, repo_modules: int, report: str | None,
-            input_sha256: str, meta: Mapping[str, Any], duration_ms: float) -> dict[str, Any]:
+def summary(
+    decision: Decision,
+    *,
+    backend: str,
+    modules: int,
+    repo_modules: int,
+    report: str | None,
+    input_sha256: str,
+    meta: Mapping[str, Any],
+    duration_ms: float,
+) -> dict[str, Any]:
     """The compact summary kept on the run (the full decision is in the report document)."""
-    items = [{"decision": kind, **v.as_json()} for kind in ("deny", "require_approval", "warn")
-             for v in getattr(decision, kind)]
+    items = [
+        {"decision": kind, **v.as_json()}
+        for kind in ("deny", "require_approval", "warn")
+        for v in getattr(decision, kind)
+    ]
     return PolicySummary(
-        backend=backend, modules=modules, repo_modules=repo_modules, deny=len(decision.deny), warn=len(decision.warn),
-        require_approval=len(decision.require_approval), violations=items[:MAX_SUMMARY_ITEMS],
-        truncated=len(items) > MAX_SUMMARY_ITEMS, report=report, input_sha256=input_sha256,
-        evaluated_at=meta.get("evaluated_at"), labels=list(meta.get("labels") or []),
+        backend=backend,
+        modules=modules,
+        repo_modules=repo_modules,
+        deny=len(decision.deny),
+        warn=len(decision.warn),
+        require_approval=len(decision.require_approval),
+        violations=items[:MAX_SUMMARY_ITEMS],
+        truncated=len(items) > MAX_SUMMARY_ITEMS,
+        report=report,
+        input_sha256=input_sha256,
+        evaluated_at=meta.get("evaluated_at"),
+        labels=list(meta.get("labels") or []),
         duration_ms=round(duration_ms, 1),
     ).dump()
 

@@ -67,8 +67,16 @@ class PolicyStage:
 
     # ------------------------------------------------------------------ preparation (blocking)
     def prepare(
-        self, root: Path, *, sha: str | None, before: str | None, render_summary: dict[str, Any] | None,
-        pushed: bool, repo: str = "", ref: str = "", changed_paths: list[str] | None = None,
+        self,
+        root: Path,
+        *,
+        sha: str | None,
+        before: str | None,
+        render_summary: dict[str, Any] | None,
+        pushed: bool,
+        repo: str = "",
+        ref: str = "",
+        changed_paths: list[str] | None = None,
     ) -> Prepared:
         """Blocking. ``pushed``: a job for a push, whose baseline is ``before`` or, without
         one, nothing (everything is new); else a local check, whose baseline is ``before``
@@ -80,30 +88,38 @@ class PolicyStage:
         if render_summary is None and has_before and before:
             render_summary = rendered_change(root, before)  # no render stage: render both commits
         plan_summary, affected = change_of(
-            model, old, render_summary, baseline_known=pushed or has_before,
+            model,
+            old,
+            render_summary,
+            baseline_known=pushed or has_before,
             against=f"commit {before}" if has_before else "nothing (first push)",
         )
         meta = commit_meta(root, sha, repo=repo, ref=ref, before=before, changed_paths=changed_paths)
         local = repo_modules(root)
-        doc = build_input(model, plan_summary=plan_summary, meta=meta, affected=affected,
-                          templates=repo_templates(root))
-        return Prepared(model, {**self._builtins, **local}, len(local), doc,
-                        json.dumps(doc, sort_keys=True).encode())
+        doc = build_input(
+            model, plan_summary=plan_summary, meta=meta, affected=affected, templates=repo_templates(root)
+        )
+        return Prepared(model, {**self._builtins, **local}, len(local), doc, json.dumps(doc, sort_keys=True).encode())
 
     def decide(self, prepared: Prepared) -> Decision:
         return self.config.engine().evaluate(prepared.modules, prepared.input, self._data)
 
     def result(self, prepared: Prepared, decision: Decision, *, report: str | None, duration_ms: float) -> StageResult:
         files = {str(i.package): i.file for i in (inspect(n, s) for n, s in prepared.modules.items())}
-        s = summary(decision, backend=decision.backend, modules=len(prepared.modules),
-                    repo_modules=prepared.repo_modules, report=report,
-                    input_sha256=hashlib.sha256(prepared.input_json).hexdigest(), meta=prepared.input["meta"],
-                    duration_ms=duration_ms)
+        s = summary(
+            decision,
+            backend=decision.backend,
+            modules=len(prepared.modules),
+            repo_modules=prepared.repo_modules,
+            report=report,
+            input_sha256=hashlib.sha256(prepared.input_json).hexdigest(),
+            meta=prepared.input["meta"],
+            duration_ms=duration_ms,
+        )
         if decision.deny:
             diags = [diagnostic(v, prepared.model, files) for v in decision.deny]
             return StageResult.failed(f"{len(diags)} policy violation(s); first: {diags[0]}", diags, s)
-        return StageResult.ok(s, approval_reasons=reasons(decision.require_approval),
-                              warnings=reasons(decision.warn))
+        return StageResult.ok(s, approval_reasons=reasons(decision.require_approval), warnings=reasons(decision.warn))
 
     # ------------------------------------------------------------------ the stage
     async def run(self, ctx: StageContext) -> StageResult:
@@ -115,12 +131,21 @@ class PolicyStage:
             render = await self._render_plan(store, upstream(job, RenderSummary))
         except PolicyError as exc:
             await ctx.log.error(f"failing closed: {exc.reason}")
-            return StageResult.failed(f"policy input incomplete (fail closed): {exc.reason}",
-                                      [Diagnostic(file="policies", message=exc.reason)])
+            return StageResult.failed(
+                f"policy input incomplete (fail closed): {exc.reason}",
+                [Diagnostic(file="policies", message=exc.reason)],
+            )
         try:
             prepared = await asyncio.to_thread(
-                self.prepare, root, sha=job.sha, before=job.before, render_summary=render, pushed=True, repo=job.repo,
-                ref=job.ref, changed_paths=job.changed_paths,
+                self.prepare,
+                root,
+                sha=job.sha,
+                before=job.before,
+                render_summary=render,
+                pushed=True,
+                repo=job.repo,
+                ref=job.ref,
+                changed_paths=job.changed_paths,
             )
         except InputError as exc:
             for d in exc.diagnostics[:50]:
@@ -128,7 +153,8 @@ class PolicyStage:
             return StageResult.failed(f"policy input invalid: {exc.summary}", exc.diagnostics)
         await ctx.log.info(
             f"evaluating {len(prepared.modules)} policy module(s) ({prepared.repo_modules} from the repo) with "
-            f"{self.config.backend_name}; change: " + _change_line(prepared.input["change"]))
+            f"{self.config.backend_name}; change: " + _change_line(prepared.input["change"])
+        )
         try:
             decision = await asyncio.to_thread(self.decide, prepared)
         except InputError as exc:  # a syntax error: file and line
@@ -137,8 +163,10 @@ class PolicyStage:
             return StageResult.failed(f"policy error: {exc.summary}; first: {exc.diagnostics[0]}", exc.diagnostics)
         except PolicyError as exc:
             await ctx.log.error(f"policy evaluation failed, failing closed: {exc.reason}")
-            return StageResult.failed(f"policy evaluation failed (fail closed): {exc.reason}",
-                                      [Diagnostic(file="policies", message=exc.reason)])
+            return StageResult.failed(
+                f"policy evaluation failed (fail closed): {exc.reason}",
+                [Diagnostic(file="policies", message=exc.reason)],
+            )
         name = report_doc_name(job.run_id)
         input_id = await store.put_blob(prepared.input_json)
         await store.put_doc(name, json.dumps(report_document(decision, prepared, input_id)).encode())
@@ -146,8 +174,9 @@ class PolicyStage:
             for v in getattr(decision, kind)[:50]:
                 await log(f"{kind}: {v}")
         result = self.result(prepared, decision, report=name, duration_ms=(time.perf_counter() - t0) * 1000)
-        await ctx.log.info(f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, "
-                           f"{len(decision.warn)} warn")
+        await ctx.log.info(
+            f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, {len(decision.warn)} warn"
+        )
         return result
 
     @staticmethod
@@ -173,10 +202,11 @@ class PolicyStage:
         except InputError as exc:
             return StageResult.failed(f"policy error: {exc.summary}", exc.diagnostics)
         except PolicyError as exc:
-            return StageResult.failed(f"policy evaluation failed (fail closed): {exc.reason}",
-                                      [Diagnostic(file="policies", message=exc.reason)])
+            return StageResult.failed(
+                f"policy evaluation failed (fail closed): {exc.reason}",
+                [Diagnostic(file="policies", message=exc.reason)],
+            )
         return self.result(prepared, decision, report=None, duration_ms=(time.perf_counter() - t0) * 1000)
-
 
     def unit_tests(self, root: Path | None = None) -> dict[str, Any]:
         """`lintas policy test [PATH]`: every Rego unit test as JSON-able rows (see

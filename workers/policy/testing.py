@@ -41,22 +41,34 @@ class PolicyTestReport:
     def rows(self) -> list[tuple[str, str, str, str, str, str]]:
         """One row per test, in ``COLUMNS`` order (for a rich table or plain text)."""
         return [
-            (r.status.upper(), "built-in" if r.file.startswith(BUILTIN_PREFIX) else "repo", r.file, str(r.line),
-             f"{r.package}.{r.name}", r.error or "")
+            (
+                r.status.upper(),
+                "built-in" if r.file.startswith(BUILTIN_PREFIX) else "repo",
+                r.file,
+                str(r.line),
+                f"{r.package}.{r.name}",
+                r.error or "",
+            )
             for r in self.results
         ]
 
     def as_json(self) -> dict[str, Any]:
         """``{"backend", "ok", "passed", "failed", "duration_s", "columns", "tests": [{column: text}]}``"""
         return {
-            "backend": self.backend, "ok": self.ok, "passed": self.passed, "failed": self.failed,
-            "duration_s": round(self.duration_s, 3), "columns": list(COLUMNS),
+            "backend": self.backend,
+            "ok": self.ok,
+            "passed": self.passed,
+            "failed": self.failed,
+            "duration_s": round(self.duration_s, 3),
+            "columns": list(COLUMNS),
             "tests": [dict(zip(COLUMNS, row, strict=True)) for row in self.rows()],
         }
 
     def text(self) -> str:
-        widths = [max(len(c), *(len(row[i]) for row in self.rows())) if self.results else len(c)
-                  for i, c in enumerate(COLUMNS)]
+        widths = [
+            max(len(c), *(len(row[i]) for row in self.rows())) if self.results else len(c)
+            for i, c in enumerate(COLUMNS)
+        ]
         lines = ["  ".join(c.upper().ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
         lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in self.rows()]
         lines.append(f"{self.passed} passed, {self.failed} failed ({self.backend}, {self.duration_s:.2f} s)")

@@ -102,7 +102,8 @@ def nic_mismatches(i: int, want: ExpectedNic, got: InterfaceFacts) -> list[Misma
     if not same_mac(want.mac, got.mac):
         out.append(Mismatch("mac", want.mac, got.mac, i))
     pairs: list[tuple[NicField, object, object]] = [
-        ("bridge", want.bridge, got.bridge), ("virtualport", "openvswitch", got.virtualport_type),
+        ("bridge", want.bridge, got.bridge),
+        ("virtualport", "openvswitch", got.virtualport_type),
         ("model", want.model, got.model),
     ]
     if want.port_id is not None:

@@ -104,14 +104,19 @@ def digest_files(files: Mapping[str, bytes]) -> str:
 
 
 def _builtin_digest() -> str:
-    return digest_files({str(p.relative_to(BUILTIN_DIR)): p.read_bytes()
-                         for p in BUILTIN_DIR.rglob("*") if p.is_file()})
+    return digest_files(
+        {str(p.relative_to(BUILTIN_DIR)): p.read_bytes() for p in BUILTIN_DIR.rglob("*") if p.is_file()}
+    )
 
 
 def _spawn(limits: RenderLimits) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own script, empty environment
         [sys.executable, "-I", _SANDBOX, str(limits.memory_mb), str(limits.cpu_s)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={}, close_fds=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={},
+        close_fds=True,
     )
 
 
@@ -130,8 +135,11 @@ class Spares:
     def take(self, limits: RenderLimits) -> subprocess.Popen[bytes]:
         with self._lock:
             spare = self._box.pop() if self._box else None
-        if spare is not None and spare.poll() is None and (limits.memory_mb, limits.cpu_s) == (
-                self.limits.memory_mb, self.limits.cpu_s):
+        if (
+            spare is not None
+            and spare.poll() is None
+            and (limits.memory_mb, limits.cpu_s) == (self.limits.memory_mb, self.limits.cpu_s)
+        ):
             return spare
         if spare is not None:
             _reap(spare)
@@ -289,14 +297,24 @@ class Renderer:
         return self._child
 
     def _call(self, op: str, call: TemplateCall) -> dict[str, Any]:
-        doc = {"op": op, "template": call.template, "target": call.target, "context": call.context,
-               "max_chars": self.limits.max_output_chars}
+        doc = {
+            "op": op,
+            "template": call.template,
+            "target": call.target,
+            "context": call.context,
+            "max_chars": self.limits.max_output_chars,
+        }
         try:
             return self._session().call(doc)
         except _Died as exc:
             self.close()
-            return {"ok": False, "file": self._file_of(call.template), "line": None,
-                    "message": f"{exc} while rendering {call.target}", "fatal": True}
+            return {
+                "ok": False,
+                "file": self._file_of(call.template),
+                "line": None,
+                "message": f"{exc} while rendering {call.target}",
+                "fatal": True,
+            }
 
     def _file_of(self, template: str) -> str:
         return f"{REPO_TEMPLATES}/{template}" if template in self.repo_templates else f"builtin:{template}"
@@ -331,5 +349,9 @@ class Renderer:
 
 def _diagnostic(reply: Mapping[str, Any], target: str) -> Diagnostic:
     line = reply.get("line")
-    return Diagnostic(file=str(reply.get("file") or "?"), line=line if isinstance(line, int) else None, path=target,
-                      message=str(reply.get("message") or "template error"))
+    return Diagnostic(
+        file=str(reply.get("file") or "?"),
+        line=line if isinstance(line, int) else None,
+        path=target,
+        message=str(reply.get("message") or "template error"),
+    )

@@ -105,10 +105,16 @@ def host_input(model: InfraModel, name: str, options: HostRenderOptions | None =
         return TargetInput(target=name, kind="host", calls=(), data=data, finish=finish_host)
     host_doc = {**plain(host), "owns_domains": host.owns_domains, "tunnel_ip": str(host.tunnel_ip)}
     calls = tuple(
-        TemplateCall(DOMAIN_TEMPLATE, f"{host.name}/{d.instance.name}", {
-            "d": domain_context(d.expected, d.instance, d.flavor, opts, host.domain_type),
-            "instance": d.instance, "flavor": d.flavor, "host": host_doc,  # made plain when sent to the sandbox
-        })
+        TemplateCall(
+            DOMAIN_TEMPLATE,
+            f"{host.name}/{d.instance.name}",
+            {
+                "d": domain_context(d.expected, d.instance, d.flavor, opts, host.domain_type),
+                "instance": d.instance,
+                "flavor": d.flavor,
+                "host": host_doc,  # made plain when sent to the sandbox
+            },
+        )
         for d in data.domains
         if d.instance.state != "absent"
     )
@@ -123,7 +129,10 @@ def finish_host(inp: TargetInput, texts: Sequence[str]) -> dict[str, str]:
         out = {"ovs.json": ovs_spec(host, dict(data.peer_ips), opts).to_json()}
     except ValidationError as exc:
         raise RenderError(
-            [Diagnostic(file="ovs.json", path=host.name, message=f"invalid OVS state: {e['msg']}") for e in exc.errors()]
+            [
+                Diagnostic(file="ovs.json", path=host.name, message=f"invalid OVS state: {e['msg']}")
+                for e in exc.errors()
+            ]
         ) from exc
     rendered = dict(zip((c.target for c in inp.calls), texts, strict=True))
     expected: list[ExpectedDomain] = []

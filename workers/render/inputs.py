@@ -52,8 +52,11 @@ def _code_digest() -> str:
     ``finish`` may read: a new Lintas version re-renders everything once."""
     here = Path(__file__).resolve().parent
     model = here.parent / "model"
-    files = {str(p.relative_to(here.parent)): p.read_bytes()
-             for p in [*here.glob("*.py"), *(here / "templates").rglob("*"), *model.glob("*.py")] if p.is_file()}
+    files = {
+        str(p.relative_to(here.parent)): p.read_bytes()
+        for p in [*here.glob("*.py"), *(here / "templates").rglob("*"), *model.glob("*.py")]
+        if p.is_file()
+    }
     # the libraries that shape the output too
     files["versions"] = f"{sys.version}|jinja2 {jinja2.__version__}|pydantic-core {pydantic_core.__version__}".encode()
     return digest_files(files)

@@ -29,7 +29,8 @@ def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dic
     with Renderer(root) as renderer:
         texts = render_targets(model, model.targets, renderer)
     index = RenderIndex(
-        repo=root.name, sha="working-copy",
+        repo=root.name,
+        sha="working-copy",
         targets={t: {n: content_id(x.encode()) for n, x in arts.items()} for t, arts in texts.items()},
         kinds={t: kind_of(model, t) for t in texts},
     )
@@ -43,11 +44,15 @@ def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderI
         with git.Repo(root, search_parent_directories=False) as repo:
             sha = repo.commit(ref).hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-        raise InputError([Diagnostic(file=str(root), message=f"--against {ref} needs a git repository, and "
-                                     f"{root} is not one")], summary=f"{root} is not a git repository") from exc
+        raise InputError(
+            [Diagnostic(file=str(root), message=f"--against {ref} needs a git repository, and {root} is not one")],
+            summary=f"{root} is not a git repository",
+        ) from exc
     except (git.BadName, git.GitCommandError, ValueError) as exc:
-        raise InputError([Diagnostic(file=str(root), message=f"no commit {ref!r} in this repository")],
-                         summary=f"unknown revision {ref!r}") from exc
+        raise InputError(
+            [Diagnostic(file=str(root), message=f"no commit {ref!r} in this repository")],
+            summary=f"unknown revision {ref!r}",
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="lintas-plan-") as tmp:
         tree = MirrorCache(Path(tmp) / "cache").checkout(str(root), sha, Path(tmp) / "tree")
         index, texts = _render_tree(tree, cache)
@@ -75,8 +80,11 @@ def registered_repo(root: Path, settings: Settings) -> str | None:
     from lintas.engine.repos import RepoRegistry
 
     urls = _origin_urls(root)
-    names = sorted(name for name, e in RepoRegistry(settings.home).load().items()
-                   if e.url in urls or str(Path(e.url).resolve()) in urls)
+    names = sorted(
+        name
+        for name, e in RepoRegistry(settings.home).load().items()
+        if e.url in urls or str(Path(e.url).resolve()) in urls
+    )
     return names[0] if len(names) == 1 else None
 
 
@@ -98,9 +106,18 @@ def _deployed_baseline(root: Path, repo: str | None) -> Deployed | None:
             repos = {s.repo for s in everything.values()}
             mine = repo if repo is not None else (next(iter(repos)) if len(repos) == 1 else None)
             if mine is None and repos:
-                raise InputError([Diagnostic(file=str(root), message=(
-                    f"targets are deployed from several repos ({', '.join(sorted(repos))}) and this working copy "
-                    "is not registered under one of them: pass --repo NAME"))], summary="which repo is this?")
+                raise InputError(
+                    [
+                        Diagnostic(
+                            file=str(root),
+                            message=(
+                                f"targets are deployed from several repos ({', '.join(sorted(repos))}) and this working copy "
+                                "is not registered under one of them: pass --repo NAME"
+                            ),
+                        )
+                    ],
+                    summary="which repo is this?",
+                )
             deployed = {t: s for t, s in everything.items() if s.repo == mine}
             store = NatsArtifactStore(topo.artifacts)
             base = {t: s.artifacts for t, s in deployed.items()}

@@ -79,8 +79,13 @@ def device_input(model: InfraModel, name: str) -> TargetInput:
         raise RenderError([Diagnostic(file="fabric/devices.yaml", path=name, message=f"unknown device '{name}'")])
     ctx = device_context(model, device)
     artifact = "running-config" if device.platform == "eos" else "frr.conf"
-    return TargetInput(target=name, kind="device", calls=(TemplateCall(TEMPLATES[artifact], name, ctx),),
-                       data=None, finish=finish_device)
+    return TargetInput(
+        target=name,
+        kind="device",
+        calls=(TemplateCall(TEMPLATES[artifact], name, ctx),),
+        data=None,
+        finish=finish_device,
+    )
 
 
 def finish_device(inp: TargetInput, texts: Sequence[str]) -> dict[str, str]:
@@ -285,8 +290,9 @@ def _tenants(
     """L2 networks (by VLAN) and the VRFs they need (by name) on one leaf."""
     nets = sorted((fab.networks[n] for n in model.networks_by_leaf.get(device.name, ())), key=lambda n: n["vlan"])
     networks = [{**net, "rd": f"{rid}:{net['vlan']}"} for net in nets]
-    vrfs = [{**fab.vrfs[name], "rd": f"{rid}:{fab.vrfs[name]['l3_vlan']}"}
-            for name in sorted({net["vrf"] for net in nets})]
+    vrfs = [
+        {**fab.vrfs[name], "rd": f"{rid}:{fab.vrfs[name]['l3_vlan']}"} for name in sorted({net["vrf"] for net in nets})
+    ]
     return networks, vrfs
 
 

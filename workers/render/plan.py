@@ -71,16 +71,22 @@ class Plan(BaseModel):
 
 
 def unified(name: str, old: str, new: str, target: str) -> ArtifactDiff:
-    lines = list(difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True),
-        fromfile=f"{target}/{name} (before)", tofile=f"{target}/{name} (after)", n=3,
-    ))
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{target}/{name} (before)",
+            tofile=f"{target}/{name} (after)",
+            n=3,
+        )
+    )
     added = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
     removed = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
     truncated = len(lines) > MAX_DIFF_LINES
     text = "".join(lines[:MAX_DIFF_LINES])
-    return ArtifactDiff(name=name, before=None, after=None, added=added, removed=removed, diff=text,
-                        truncated=truncated)
+    return ArtifactDiff(
+        name=name, before=None, after=None, added=added, removed=removed, diff=text, truncated=truncated
+    )
 
 
 Fetch = Callable[[str], Awaitable[bytes | None]]
@@ -113,8 +119,15 @@ async def make_plan(
             # the device no longer runs what was deployed (drift remediation): re-apply it
             lines = list((drifted or {})[target])
             text = "".join(f"{ln}\n" for ln in lines)
-            plans[target] = TargetPlan(target=target, kind=kind, status="changed", artifacts=now, diffs=[
-                ArtifactDiff(name="(drift on the target)", before=None, after=None, added=0, removed=0, diff=text)])
+            plans[target] = TargetPlan(
+                target=target,
+                kind=kind,
+                status="changed",
+                artifacts=now,
+                diffs=[
+                    ArtifactDiff(name="(drift on the target)", before=None, after=None, added=0, removed=0, diff=text)
+                ],
+            )
             continue
         elif dict(before) == now:
             plans[target] = TargetPlan(target=target, kind=kind, status="unchanged", artifacts=now)

@@ -120,8 +120,10 @@ def _finalize(value: Any) -> Any:
         return value
     text = value if isinstance(value, str) else str(value)
     if _ADDRESS.search(text):
-        raise SecurityError(f"{type(value).__name__} has no stable text (it shows a memory address); "
-                            "turn it into a list or a string first (|list, |join)")
+        raise SecurityError(
+            f"{type(value).__name__} has no stable text (it shows a memory address); "
+            "turn it into a list or a string first (|list, |join)"
+        )
     return value
 
 
@@ -138,8 +140,11 @@ class SandboxEnv(ImmutableSandboxedEnvironment):
                 if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_SEQUENCE:
                     raise SecurityError(f"repetition would build {len(seq) * n} items (limit {MAX_SEQUENCE})")
         elif operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and (
-                right * max(abs(left).bit_length(), 1) > MAX_EXPONENT_BITS
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and abs(left) > 1
+                and (right * max(abs(left).bit_length(), 1) > MAX_EXPONENT_BITS)
             ):
                 raise SecurityError(f"power {left} ** {right} is too large")
         elif operator == "%" and isinstance(left, str):
@@ -235,26 +240,46 @@ def handle(env: SandboxEnv, call: Mapping[str, Any]) -> dict[str, Any]:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return {"ok": False, "file": _file(tpl, name), "line": None,
-                    "message": f"output is not valid UTF-8 text ({exc.reason}) while rendering {target}"}
+            return {
+                "ok": False,
+                "file": _file(tpl, name),
+                "line": None,
+                "message": f"output is not valid UTF-8 text ({exc.reason}) while rendering {target}",
+            }
         return {"ok": True, "text": text}
     except TemplateSyntaxError as exc:
-        return {"ok": False, "file": exc.filename or exc.name or name, "line": exc.lineno,
-                "message": f"template syntax error: {exc.message}"}
+        return {
+            "ok": False,
+            "file": exc.filename or exc.name or name,
+            "line": exc.lineno,
+            "message": f"template syntax error: {exc.message}",
+        }
     except TemplateNotFound as exc:
         if tpl is not None:  # an include or import of the template
-            return {"ok": False, "file": _file(tpl, name), "line": _line_of(exc, tpl),
-                    "message": f"template not found: {exc.name} (while rendering {target})"}
+            return {
+                "ok": False,
+                "file": _file(tpl, name),
+                "line": _line_of(exc, tpl),
+                "message": f"template not found: {exc.name} (while rendering {target})",
+            }
         return {"ok": False, "file": name, "line": None, "message": f"template not found: {exc.name}"}
     except OutputTooLarge as exc:
         return {"ok": False, "file": _file(tpl, name), "line": None, "message": f"{exc} while rendering {target}"}
     except (MemoryError, RecursionError) as exc:
         # unwind first: the frames of the failure hold the memory
-        return {"ok": False, "file": _file(tpl, name), "line": _line_of(exc, tpl),
-                "message": f"{_kind(exc)} while rendering {target}"}
+        return {
+            "ok": False,
+            "file": _file(tpl, name),
+            "line": _line_of(exc, tpl),
+            "message": f"{_kind(exc)} while rendering {target}",
+        }
     except Exception as exc:  # every template error becomes a located reply, never a crash
-        return {"ok": False, "file": _file(tpl, name), "line": _line_of(exc, tpl),
-                "message": f"{_kind(exc)} while rendering {target}: {str(exc)[:500]}"}
+        return {
+            "ok": False,
+            "file": _file(tpl, name),
+            "line": _line_of(exc, tpl),
+            "message": f"{_kind(exc)} while rendering {target}: {str(exc)[:500]}",
+        }
 
 
 def _file(tpl: Template | None, name: str) -> str:

@@ -66,8 +66,12 @@ class RenderStage:
         previous = await self._previous(store, job.repo, job.before)
         # the template child must be gone before the stage's own deadline
         r = self._settings.render
-        limits = RenderLimits(memory_mb=r.memory_mb, cpu_s=r.cpu_s, max_output_chars=r.max_output_chars,
-                              timeout_s=max(1.0, job.timeout_s - 5.0))
+        limits = RenderLimits(
+            memory_mb=r.memory_mb,
+            cpu_s=r.cpu_s,
+            max_output_chars=r.max_output_chars,
+            timeout_s=max(1.0, job.timeout_s - 5.0),
+        )
         try:
             with Renderer(root, limits=limits, spares=self._spares) as renderer:
                 selection, rendered = await asyncio.to_thread(self._render, model, renderer, previous)
@@ -75,8 +79,13 @@ class RenderStage:
             return StageResult.failed(f"render failed: {exc.summary}", exc.diagnostics)
         finally:
             await asyncio.to_thread(self._spares.refill)  # the next job's sandbox starts now
-        index = RenderIndex(repo=job.repo, sha=job.sha, targets={}, kinds={t: kind_of(model, t) for t in model.targets},
-                            inputs=selection.fingerprints)
+        index = RenderIndex(
+            repo=job.repo,
+            sha=job.sha,
+            targets={},
+            kinds={t: kind_of(model, t) for t in model.targets},
+            inputs=selection.fingerprints,
+        )
         for target in sorted(model.targets):
             if target in rendered:
                 index.targets[target] = {n: await store.put_blob(text.encode()) for n, text in rendered[target].items()}
@@ -89,25 +98,38 @@ class RenderStage:
         ms = (time.perf_counter() - t0) * 1000
         reused = len(model.targets) - len(rendered)
         source = f" from {str(job.before)[:8]}" if reused else ""
-        await ctx.log.info(f"rendered {len(rendered)} target(s) whose inputs changed, reused {reused}{source} "
-                           f"in {ms:.0f} ms")
+        await ctx.log.info(
+            f"rendered {len(rendered)} target(s) whose inputs changed, reused {reused}{source} in {ms:.0f} ms"
+        )
         for name in plan.by_status("new") + plan.by_status("changed"):
             tp = plan.targets[name]
             stats = ", ".join(f"{d.name} +{d.added} -{d.removed}" for d in tp.diffs)
             await ctx.log.info(f"{'+' if tp.status == 'new' else '~'} {name}: {stats}")
-        return StageResult.ok(RenderSummary(
-            rendered=len(rendered), reused=reused, targets=len(model.targets), plan=S.plan_doc(job.run_id),
-            index=S.render_index_doc(job.repo, job.sha), against=plan.against, new=plan.by_status("new"),
-            changed=plan.by_status("changed"), removed=plan.by_status("removed"),
-            unchanged=len(plan.by_status("unchanged")),
-        ).dump())
+        return StageResult.ok(
+            RenderSummary(
+                rendered=len(rendered),
+                reused=reused,
+                targets=len(model.targets),
+                plan=S.plan_doc(job.run_id),
+                index=S.render_index_doc(job.repo, job.sha),
+                against=plan.against,
+                new=plan.by_status("new"),
+                changed=plan.by_status("changed"),
+                removed=plan.by_status("removed"),
+                unchanged=len(plan.by_status("unchanged")),
+            ).dump()
+        )
 
     @staticmethod
     def _render(
         model: InfraModel, renderer: Renderer, previous: RenderIndex | None
     ) -> tuple[Selection, dict[str, dict[str, str]]]:
-        selection = select_targets(model, renderer, previous=previous.inputs if previous else None,
-                                   reusable=previous.targets if previous else ())
+        selection = select_targets(
+            model,
+            renderer,
+            previous=previous.inputs if previous else None,
+            reusable=previous.targets if previous else (),
+        )
         return selection, render_inputs({t: selection.inputs[t] for t in selection.render}, renderer)
 
     def _load(self, root: Path) -> InfraModel:
@@ -127,8 +149,7 @@ class RenderStage:
         baseline = {t: s.artifacts for t, s in deployed.items() if s.repo == index.repo}
         against = "deployed" if baseline else "nothing deployed yet (first deploy)"
         drifted = {t: s.drift for t, s in deployed.items() if s.repo == index.repo and s.drift}
-        return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered,
-                               drifted=drifted)
+        return await make_plan(index, baseline, against=against, fetch=store.get_blob, texts=rendered, drifted=drifted)
 
     def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:
         return plan_local(root, against=against, cache=self._cache, repo=repo)

@@ -17,13 +17,18 @@ from collections.abc import Iterator
 
 from lintas.workers.secscan.files import RepoFile
 
-KEY = (r"[\w.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
-       r"|auth[_-]?key|client[_-]?secret|community|psk|credentials?)[\w.-]*")
+KEY = (
+    r"[\w.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+    r"|auth[_-]?key|client[_-]?secret|community|psk|credentials?)[\w.-]*"
+)
 _KEY = re.compile(rf"(?i)^{KEY}$")
-CONFIG_ASSIGNMENT = re.compile(rf"""(?i)^[ \t]*(?:-[ \t]*)?(?:export[ \t]+)?["']?({KEY})["']?[ \t]*[:=][ \t]*(.*?)[ \t]*$""")
+CONFIG_ASSIGNMENT = re.compile(
+    rf"""(?i)^[ \t]*(?:-[ \t]*)?(?:export[ \t]+)?["']?({KEY})["']?[ \t]*[:=][ \t]*(.*?)[ \t]*$"""
+)
 CODE_ASSIGNMENT = re.compile(rf"""(?i)(?<![\w{{"'])["']?({KEY})["']?\s*[:=]\s*(["'])([^"'\n]*)\2""")
 CONFIG_KEYWORD = re.compile(
-    r"(?i)(?:^|\s)(password|secret|community|key-string|authentication-key|pre-shared-key)\s+(?:[0-9]\s+)?(\S+)")
+    r"(?i)(?:^|\s)(password|secret|community|key-string|authentication-key|pre-shared-key)\s+(?:[0-9]\s+)?(\S+)"
+)
 NOT_SECRET_KEY = re.compile(
     r"(?i)(_|-|\.)(file|path|ref|env|url|uri|policy|length|len|min|max|header|type|format|field|prompt|name|id|"
     r"enabled|required|rotation|expiry|expires|ttl|algorithm|checking|command|template|version)$|^(no|skip)[_-]"
@@ -55,8 +60,12 @@ def is_reference(value: str) -> bool:
 
 
 def looks_secret(key: str, value: str) -> bool:
-    return (len(value) >= MIN_SECRET and not NOT_SECRET_KEY.search(key) and not is_reference(value)
-            and not value.startswith(("{", "[", "&", "*", "!", "|", ">")))
+    return (
+        len(value) >= MIN_SECRET
+        and not NOT_SECRET_KEY.search(key)
+        and not is_reference(value)
+        and not value.startswith(("{", "[", "&", "*", "!", "|", ">"))
+    )
 
 
 def python_pairs(text: str) -> Pairs | None:

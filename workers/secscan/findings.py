@@ -62,8 +62,14 @@ class Finding:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "tool": self.tool, "rule": self.rule, "file": self.file, "line": self.line, "severity": self.severity,
-            "confidence": self.confidence, "message": self.message, "blocking": self.blocking,
+            "tool": self.tool,
+            "rule": self.rule,
+            "file": self.file,
+            "line": self.line,
+            "severity": self.severity,
+            "confidence": self.confidence,
+            "message": self.message,
+            "blocking": self.blocking,
         }
 
     def __str__(self) -> str:

@@ -57,12 +57,21 @@ def scan_python(root: Path, files: list[RepoFile], *, honor_nosec: bool) -> tupl
             continue
         lines = f.text.splitlines()
         code = lines[issue.lineno - 1].strip() if 0 < issue.lineno <= len(lines) else ""
-        findings.append(Finding(
-            tool="bandit", rule=issue.test_id, name=issue.test, file=f.rel, line=issue.lineno,
-            column=(issue.col_offset + 1) if issue.col_offset is not None else None,
-            severity=_level(issue.severity), confidence=_level(issue.confidence), message=mask_quoted(issue.text),
-            fingerprint=fingerprint(issue.test_id, f.rel, mask_quoted(code)), cwe=issue.cwe.id if issue.cwe else None,
-            help_uri=docs_utils.get_url(issue.test_id),
-        ))
+        findings.append(
+            Finding(
+                tool="bandit",
+                rule=issue.test_id,
+                name=issue.test,
+                file=f.rel,
+                line=issue.lineno,
+                column=(issue.col_offset + 1) if issue.col_offset is not None else None,
+                severity=_level(issue.severity),
+                confidence=_level(issue.confidence),
+                message=mask_quoted(issue.text),
+                fingerprint=fingerprint(issue.test_id, f.rel, mask_quoted(code)),
+                cwe=issue.cwe.id if issue.cwe else None,
+                help_uri=docs_utils.get_url(issue.test_id),
+            )
+        )
     skipped = [(by_path[name].rel if name in by_path else name, why) for name, why in mgr.get_skipped()]
     return findings, skipped

@@ -43,8 +43,9 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         "ruleIndex": rule_index,
         "level": level(f),
         "message": {"text": f.message},
-        "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.file, "uriBaseId": "REPO"},
-                                            "region": region}}],
+        "locations": [
+            {"physicalLocation": {"artifactLocation": {"uri": f.file, "uriBaseId": "REPO"}, "region": region}}
+        ],
         "partialFingerprints": {"lintas/v1": f.fingerprint},
         "properties": {"severity": f.severity, "confidence": f.confidence, "blocking": f.blocking},
     }
@@ -53,8 +54,9 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     return out
 
 
-def sarif_log(findings: Iterable[Finding], *, versions: dict[str, str], notes: dict[str, list[str]],
-              ok: bool = True) -> dict[str, Any]:
+def sarif_log(
+    findings: Iterable[Finding], *, versions: dict[str, str], notes: dict[str, list[str]], ok: bool = True
+) -> dict[str, Any]:
     """``notes``: per tool, tool execution notifications (files not scanned and why)."""
     items = list(findings)
     runs = []
@@ -68,26 +70,50 @@ def sarif_log(findings: Iterable[Finding], *, versions: dict[str, str], notes: d
                 rule_list.append(_rule(f))
         invocation: dict[str, Any] = {"executionSuccessful": ok}
         if notes.get(tool):
-            invocation["toolExecutionNotifications"] = [{"level": "warning", "message": {"text": n}}
-                                                        for n in notes[tool]]
-        runs.append({
-            "tool": {"driver": {"name": name, "version": versions.get(tool, ""), "rules": rule_list,
-                                **({"informationUri": uri} if uri else {})}},
-            "originalUriBaseIds": {"REPO": {"description": {"text": "the infra repository checkout"}}},
-            "invocations": [invocation],
-            "results": [_result(f, rules[f.rule]) for f in mine],
-        })
+            invocation["toolExecutionNotifications"] = [
+                {"level": "warning", "message": {"text": n}} for n in notes[tool]
+            ]
+        runs.append(
+            {
+                "tool": {
+                    "driver": {
+                        "name": name,
+                        "version": versions.get(tool, ""),
+                        "rules": rule_list,
+                        **({"informationUri": uri} if uri else {}),
+                    }
+                },
+                "originalUriBaseIds": {"REPO": {"description": {"text": "the infra repository checkout"}}},
+                "invocations": [invocation],
+                "results": [_result(f, rules[f.rule]) for f in mine],
+            }
+        )
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": runs}
 
 
-def summary(findings: list[Finding], *, files: int, python_files: int, skipped: int, report: str | None,
-            thresholds: dict[str, str], duration_ms: float) -> dict[str, Any]:
+def summary(
+    findings: list[Finding],
+    *,
+    files: int,
+    python_files: int,
+    skipped: int,
+    report: str | None,
+    thresholds: dict[str, str],
+    duration_ms: float,
+) -> dict[str, Any]:
     active = [f for f in findings if f.suppressed is None]
     order = sorted(active, key=lambda f: (not f.blocking, -"lmh".index(f.severity[0]), f.file, f.line))
     return SecscanSummary(
-        report=report, format=f"sarif-{SARIF_VERSION}", files=files, python_files=python_files, skipped_files=skipped,
-        blocking=sum(f.blocking for f in findings), findings=dict(sorted(Counter(f.tool for f in active).items())),
+        report=report,
+        format=f"sarif-{SARIF_VERSION}",
+        files=files,
+        python_files=python_files,
+        skipped_files=skipped,
+        blocking=sum(f.blocking for f in findings),
+        findings=dict(sorted(Counter(f.tool for f in active).items())),
         by_severity=dict(sorted(Counter(f.severity for f in active).items())),
-        allowlisted=sum(f.suppressed is not None for f in findings), thresholds=thresholds,
-        top=[f.as_json() for f in order[:TOP]], duration_ms=round(duration_ms, 1),
+        allowlisted=sum(f.suppressed is not None for f in findings),
+        thresholds=thresholds,
+        top=[f.as_json() for f in order[:TOP]],
+        duration_ms=round(duration_ms, 1),
     ).dump()

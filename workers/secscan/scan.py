@@ -36,13 +36,20 @@ class ScanResult:
         return [f for f in self.findings if f.blocking]
 
     def sarif(self) -> dict[str, Any]:
-        return sarif_log(self.findings, versions={"bandit": version("bandit"), "secrets": SECRETS_VERSION},
-                         notes=self.notes)
+        return sarif_log(
+            self.findings, versions={"bandit": version("bandit"), "secrets": SECRETS_VERSION}, notes=self.notes
+        )
 
     def summary(self, report: str | None) -> dict[str, Any]:
-        return summary(self.findings, files=self.files, python_files=self.python_files,
-                       skipped=len(self.skipped), report=report, duration_ms=self.duration_ms,
-                       thresholds={"severity": self.options.severity, "confidence": self.options.confidence})
+        return summary(
+            self.findings,
+            files=self.files,
+            python_files=self.python_files,
+            skipped=len(self.skipped),
+            report=report,
+            duration_ms=self.duration_ms,
+            thresholds={"severity": self.options.severity, "confidence": self.options.confidence},
+        )
 
 
 def _blocking(f: Finding, opts: SecscanOptions) -> bool:
@@ -63,9 +70,17 @@ def scan_repo(root: Path, opts: SecscanOptions | None = None) -> ScanResult:
     bandit_findings, unparsable = scan_python(root, python, honor_nosec=opts.honor_nosec)
     big_python = [(rel, why) for rel, why in inv.skipped if rel.endswith((".py", ".pyw"))]
     unparsable_findings = [
-        Finding(tool="bandit", rule="unparsable", name="file not scanned", file=rel, line=1, severity="medium",
-                confidence="high", message=f"Python file not scanned by bandit: {why}",
-                fingerprint=fingerprint("unparsable", rel))
+        Finding(
+            tool="bandit",
+            rule="unparsable",
+            name="file not scanned",
+            file=rel,
+            line=1,
+            severity="medium",
+            confidence="high",
+            message=f"Python file not scanned by bandit: {why}",
+            fingerprint=fingerprint("unparsable", rel),
+        )
         for rel, why in [*unparsable, *big_python]
     ]
     findings = [*bandit_findings, *unparsable_findings, *scan_secrets(inv.files, opts.entropy)]
@@ -75,5 +90,6 @@ def scan_repo(root: Path, opts: SecscanOptions | None = None) -> ScanResult:
         "bandit": [f"{rel}: not scanned ({why})" for rel, why in [*unparsable, *big_python]],
         "secrets": [f"{rel}: not scanned ({why})" for rel, why in inv.skipped],
     }
-    return ScanResult(findings, len(inv.files), len(python), inv.skipped, unparsable, opts,
-                      (time.perf_counter() - t0) * 1000, notes)
+    return ScanResult(
+        findings, len(inv.files), len(python), inv.skipped, unparsable, opts, (time.perf_counter() - t0) * 1000, notes
+    )

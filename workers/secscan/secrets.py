@@ -40,23 +40,42 @@ class Rule:
 
 
 TOKEN_RULES = (
-    Rule("aws-access-key-id", "AWS access key id",
-         re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})(?![A-Z0-9])"),
-         group=1),
-    Rule("aws-secret-access-key", "AWS secret access key",
-         re.compile(r"(?i)aws.{0,20}?(?:secret|private).{0,20}?['\"]?\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-         group=1),
+    Rule(
+        "aws-access-key-id",
+        "AWS access key id",
+        re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})(?![A-Z0-9])"),
+        group=1,
+    ),
+    Rule(
+        "aws-secret-access-key",
+        "AWS secret access key",
+        re.compile(
+            r"(?i)aws.{0,20}?(?:secret|private).{0,20}?['\"]?\s*[:=]\s*['\"]?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        group=1,
+    ),
     Rule("private-key", "private key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")),
-    Rule("github-token", "GitHub token",
-         re.compile(r"(?<![A-Za-z0-9_])((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})"),
-         group=1),
+    Rule(
+        "github-token",
+        "GitHub token",
+        re.compile(r"(?<![A-Za-z0-9_])((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})"),
+        group=1,
+    ),
     Rule("gitlab-token", "GitLab token", re.compile(r"(?<![A-Za-z0-9_-])(glpat-[A-Za-z0-9_-]{20,})"), group=1),
     Rule("slack-token", "Slack token", re.compile(r"(?<![A-Za-z0-9])(xox[abposr]-[A-Za-z0-9-]{10,})"), group=1),
-    Rule("jwt", "JSON web token",
-         re.compile(r"(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
-         confidence="medium", group=1),
-    Rule("url-credentials", "password in a URL",
-         re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@'\"]{1,128}:([^@\s'\"/]{1,256})@"), group=1),
+    Rule(
+        "jwt",
+        "JSON web token",
+        re.compile(r"(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
+        confidence="medium",
+        group=1,
+    ),
+    Rule(
+        "url-credentials",
+        "password in a URL",
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@'\"]{1,128}:([^@\s'\"/]{1,256})@"),
+        group=1,
+    ),
 )
 
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
@@ -84,10 +103,29 @@ def high_entropy(token: str, opts: EntropyOptions) -> bool:
     return has_digit and has_upper and has_lower and entropy(token) >= opts.base64
 
 
-def _finding(rule: str, name: str, f: RepoFile, line: int, col: int, msg: str, fp: str,
-             confidence: Level = "high", severity: Level = "high") -> Finding:
-    return Finding(tool="secrets", rule=rule, name=name, file=f.rel, line=line, column=col, severity=severity,
-                   confidence=confidence, message=msg, fingerprint=fp)
+def _finding(
+    rule: str,
+    name: str,
+    f: RepoFile,
+    line: int,
+    col: int,
+    msg: str,
+    fp: str,
+    confidence: Level = "high",
+    severity: Level = "high",
+) -> Finding:
+    return Finding(
+        tool="secrets",
+        rule=rule,
+        name=name,
+        file=f.rel,
+        line=line,
+        column=col,
+        severity=severity,
+        confidence=confidence,
+        message=msg,
+        fingerprint=fp,
+    )
 
 
 def scan_file(f: RepoFile, opts: EntropyOptions) -> Iterator[Finding]:
@@ -104,9 +142,19 @@ def scan_file(f: RepoFile, opts: EntropyOptions) -> Iterator[Finding]:
                 if rule.id == "url-credentials" and is_reference(clean(secret)):
                     continue
                 secrets.append(secret)
-                found.setdefault(rule.id, _finding(rule.id, rule.name, f, lineno, m.start(rule.group) + 1,
-                                                   f"{rule.name} written in the repo", fingerprint(rule.id, secret),
-                                                   rule.confidence))
+                found.setdefault(
+                    rule.id,
+                    _finding(
+                        rule.id,
+                        rule.name,
+                        f,
+                        lineno,
+                        m.start(rule.group) + 1,
+                        f"{rule.name} written in the repo",
+                        fingerprint(rule.id, secret),
+                        rule.confidence,
+                    ),
+                )
         if config:
             for finding, secret in _assignments(f, lineno, line, python):
                 secrets.append(secret)
@@ -115,23 +163,51 @@ def scan_file(f: RepoFile, opts: EntropyOptions) -> Iterator[Finding]:
                 if any(token in s or s in token for s in secrets) or not high_entropy(token, opts):
                     continue
                 secrets.append(token)
-                found.setdefault("high-entropy-string", _finding(
-                    "high-entropy-string", "high-entropy string", f, lineno, col,
-                    f"high-entropy string ({len(token)} characters) that looks like a key or token",
-                    fingerprint("high-entropy-string", token), "medium"))
+                found.setdefault(
+                    "high-entropy-string",
+                    _finding(
+                        "high-entropy-string",
+                        "high-entropy string",
+                        f,
+                        lineno,
+                        col,
+                        f"high-entropy string ({len(token)} characters) that looks like a key or token",
+                        fingerprint("high-entropy-string", token),
+                        "medium",
+                    ),
+                )
         yield from found.values()
 
 
 def _assignments(f: RepoFile, lineno: int, line: str, python: Pairs | None) -> Iterator[tuple[Finding, str]]:
     for key, value, col in line_pairs(f, line, python, lineno):
         if looks_secret(key, value):
-            yield _finding("secret-assignment", "secret in an assignment", f, lineno, col,
-                           f"value of '{key}' is a literal secret; use a reference (env:NAME or file:/path)",
-                           fingerprint("secret-assignment", f.rel, key.lower())), value
+            yield (
+                _finding(
+                    "secret-assignment",
+                    "secret in an assignment",
+                    f,
+                    lineno,
+                    col,
+                    f"value of '{key}' is a literal secret; use a reference (env:NAME or file:/path)",
+                    fingerprint("secret-assignment", f.rel, key.lower()),
+                ),
+                value,
+            )
     for keyword, value, col in device_config_secret(f, line):
-        yield _finding("config-secret", "secret in a device configuration", f, lineno, col,
-                       f"'{keyword}' is followed by a literal secret; render it from a reference",
-                       fingerprint("config-secret", f.rel, keyword), "medium"), value
+        yield (
+            _finding(
+                "config-secret",
+                "secret in a device configuration",
+                f,
+                lineno,
+                col,
+                f"'{keyword}' is followed by a literal secret; render it from a reference",
+                fingerprint("config-secret", f.rel, keyword),
+                "medium",
+            ),
+            value,
+        )
 
 
 def _entropy_candidates(line: str) -> Iterator[tuple[str, int]]:

@@ -44,8 +44,12 @@ def parse_options(raw: dict[str, object], pipeline_file: str, stage: str) -> Sec
     try:
         return SecscanOptions.model_validate(raw)
     except ValidationError as exc:
-        diags = [Diagnostic(file=pipeline_file, path=".".join(["stages", stage, "with", *map(str, e["loc"])]),
-                            message=e["msg"]) for e in exc.errors(include_url=False)]
+        diags = [
+            Diagnostic(
+                file=pipeline_file, path=".".join(["stages", stage, "with", *map(str, e["loc"])]), message=e["msg"]
+            )
+            for e in exc.errors(include_url=False)
+        ]
         raise InputError(diags, "invalid secscan options") from None
 
 
@@ -54,8 +58,7 @@ def result_of(scan: ScanResult, report: str | None) -> StageResult:
     blocking = scan.blocking
     if blocking:
         diags = [_diagnostic(f) for f in blocking[:MAX_DIAGNOSTICS]]
-        return StageResult.failed(f"{len(blocking)} blocking security finding(s); first: {blocking[0]}", diags,
-                                  summary)
+        return StageResult.failed(f"{len(blocking)} blocking security finding(s); first: {blocking[0]}", diags, summary)
     warnings = [f"secscan: {f}" for f in scan.findings if f.suppressed is None and f.severity != "low"][:20]
     return StageResult.ok(summary, warnings=warnings)
 
@@ -110,7 +113,8 @@ class SecscanStage:
         await ctx.log.info(
             f"secscan: {scan.files} file(s), {scan.python_files} Python; {len(active)} finding(s), "
             f"{len(scan.blocking)} blocking, {len(scan.findings) - len(active)} allowlisted "
-            f"({scan.duration_ms:.0f} ms); report {name}")
+            f"({scan.duration_ms:.0f} ms); report {name}"
+        )
         return result_of(scan, name)
 
     def run_local(self, root: Path, *, against: str | None = None, repo: str | None = None) -> StageResult:

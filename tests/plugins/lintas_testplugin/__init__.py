@@ -103,6 +103,7 @@ class BigResultStage:
         n = int(opts.get("diagnostics", 0))
         if n:
             diags = [Diagnostic(file="big.yaml", line=i + 1, message="bad " + "y" * 100) for i in range(n)]
-            return StageResult(outcome="failed", summary=summary,
-                               failure=StageFailure(message=f"{n} problems", diagnostics=diags))
+            return StageResult(
+                outcome="failed", summary=summary, failure=StageFailure(message=f"{n} problems", diagnostics=diags)
+            )
         return StageResult.ok(summary)
