@@ -43,7 +43,7 @@ class Decision:
     commands: list[Command] = field(default_factory=list)
 
 
-def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None = None) -> Decision:
+def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None = None) -> Decision:  # noqa: C901 - one branch per input type of the state machine, each a call
     """Apply one input to one run. ``run`` is never mutated; a changed copy is returned."""
     if run is None:
         if isinstance(event, PushReceived):
@@ -339,7 +339,7 @@ def _fail_attempt(d: Decision, rec: StageRecord, msg: str, diags: list[Diagnosti
         d.commands.append(_log(run, f"stage failed: {msg}", "error", rec.name))
 
 
-def _advance(d: Decision, now: datetime) -> None:
+def _advance(d: Decision, now: datetime) -> None:  # noqa: C901 - the stage-readiness rules in order, read top to bottom
     """Dispatch what is ready, skip what cannot run, finish the run when nothing is left."""
     run = _run(d)
     if run.state not in (RunState.running, RunState.waiting_approval) or run.pipeline is None:

@@ -34,7 +34,7 @@ def full_ref(ref: str) -> str:
     return ref if ref.startswith("refs/") else f"refs/heads/{ref}"
 
 
-async def list_runs(
+async def list_runs(  # noqa: PLR0913 - one parameter per query filter of GET /runs
     ctx: Ctx,
     _who: Viewer,
     request: Request,

@@ -36,7 +36,7 @@ def wants_sse(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def follow(
+async def follow(  # noqa: PLR0913 - the stream's query parameters and FastAPI dependencies
     js: JetStreamContext,
     *,
     stream: str,

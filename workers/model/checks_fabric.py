@@ -41,7 +41,7 @@ def _key(spec: DeviceSpec, *fields: str) -> str:
     return next((f for f in fields if getattr(spec, f) is not None), "id")
 
 
-def check_devices(draft: Draft, fabric: FabricSettings) -> None:
+def check_devices(draft: Draft, fabric: FabricSettings) -> None:  # noqa: C901 - a flat list of independent rules
     """Unique node ids, management IPs, loopbacks, router-ids, VTEPs and leaf ASNs."""
     ids, mgmt = _Unique(draft, "node id"), _Unique(draft, "management IP")
     duplicate_ids: set[str] = set()

@@ -103,7 +103,7 @@ def high_entropy(token: str, opts: EntropyOptions) -> bool:
     return has_digit and has_upper and has_lower and entropy(token) >= opts.base64
 
 
-def _finding(
+def _finding(  # noqa: PLR0913 - the fields of one SARIF finding
     rule: str,
     name: str,
     f: RepoFile,
