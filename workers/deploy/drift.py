@@ -207,9 +207,10 @@ async def _lease(locks: LeaseLocks, name: str) -> Lease | str:
         return f"not scanned: {exc}"
 
 
-async def _scan_devices(settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
-                        commit: str, members: list[TargetState], heads: dict[str, str | None],
-                        timings: dict[str, float]) -> list[TargetDrift]:
+async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its context, its members, the shared heads and timings
+        settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
+        commit: str, members: list[TargetState], heads: dict[str, str | None],
+        timings: dict[str, float]) -> list[TargetDrift]:
     t0 = time.monotonic()
     try:
         model = await asyncio.to_thread(load_model_at, mirror, url, commit)

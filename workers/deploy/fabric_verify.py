@@ -182,9 +182,10 @@ def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> 
     return [c for c in C.evaluate(exp, obs, with_pings=True) if c.check in ("ping", "ping-df")]
 
 
-async def verify_fabric(fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger, timeout_s: float,
-                        label: str, changed: set[str] | None = None, quiet_s: float = 1.0, settle_s: float = 3.0,
-                        poll_s: float = POLL_S) -> FabricVerification:
+async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the stability rule's windows, all by keyword
+        fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger, timeout_s: float,
+        label: str, changed: set[str] | None = None, quiet_s: float = 1.0, settle_s: float = 3.0,
+        poll_s: float = POLL_S) -> FabricVerification:
     """Read the whole fabric until :class:`~workers.deploy.settle.Stability` decides; probe the
     affected pairs once the control plane passes (again when its state changed, or once more
     when a probe failed). Returns the last checks, cheap and probes, and the verdict."""

@@ -169,8 +169,9 @@ class VerifyStage:
             return StageResult.failed("not confirmed: " + "; ".join(foreign))
         return ours
 
-    async def _confirm(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
-                       summary: dict[str, Any], found: list[str]) -> StageResult:
+    async def _confirm(  # noqa: C901 - confirm, read back, record: each device's outcome in order, read top to bottom
+            self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
+            summary: dict[str, Any], found: list[str]) -> StageResult:
         for name in found:
             t = record.targets.get(name)
             if t is not None and t.status != "committed":
