@@ -86,15 +86,27 @@ def _union(intervals: list[tuple[float, float]]) -> float:
 class Lintas:
     def __init__(self, home: Path, work: Path, nats: EmbeddedNats, verify_timeout: int = 90) -> None:
         self.work = work
-        self.env = {**os.environ, "LINTAS_HOME": str(home), "LINTAS_NATS_URL": nats.url,
-                    "LINTAS_API_ADDR": f"127.0.0.1:{free_port()}", "FABRIC_BGP_PASSWORD": PASSWORD,
-                    "LINTAS_DEPLOY__VERIFY_TIMEOUT_S": str(verify_timeout),
-                    "LINTAS_DEPLOY__REVERT_IN_S": str(verify_timeout + 60),
-                    "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-                    "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+        self.env = {
+            **os.environ,
+            "LINTAS_HOME": str(home),
+            "LINTAS_NATS_URL": nats.url,
+            "LINTAS_API_ADDR": f"127.0.0.1:{free_port()}",
+            "FABRIC_BGP_PASSWORD": PASSWORD,
+            "LINTAS_DEPLOY__VERIFY_TIMEOUT_S": str(verify_timeout),
+            "LINTAS_DEPLOY__REVERT_IN_S": str(verify_timeout + 60),
+            "GIT_AUTHOR_NAME": "Bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+            "GIT_COMMITTER_NAME": "Bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+        }
         self.log = open(home.parent / "up.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lintas.engine.cli.main", "up"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         self.seen: set[str] = set()
         while self.cli("runs", "--json", check=False).returncode != 0:
             time.sleep(0.3)
@@ -105,12 +117,19 @@ class Lintas:
         self.log.close()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=self.env, capture_output=True,
-                              text=True, check=check, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "lintas.engine.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            cwd=ROOT,
+        )
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.work, env=self.env, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=self.work, env=self.env, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     def new_run(self, sha: str) -> str:
         while True:
@@ -155,8 +174,12 @@ def drift_scans(settings: Settings, repeats: int = 3) -> dict[str, Any]:
             finally:
                 mirror.close()
             assert report is not None
-            return {"targets": len(report.targets), "states": report.counts(),
-                    "median_s": round(statistics.median(times), 2), "max_s": round(max(times), 2)}
+            return {
+                "targets": len(report.targets),
+                "states": report.counts(),
+                "median_s": round(statistics.median(times), 2),
+                "max_s": round(max(times), 2),
+            }
 
     return asyncio.run(main())
 
@@ -166,8 +189,12 @@ def _stages(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
-            "max": round(max(values), 2), "runs": len(values)}
+    return {
+        "median": round(statistics.median(values), 2),
+        "min": round(min(values), 2),
+        "max": round(max(values), 2),
+        "runs": len(values),
+    }
 
 
 def pipeline_bench(changes: int, breaks: int, verify_timeout: int = 90) -> dict[str, Any]:
@@ -182,14 +209,18 @@ def pipeline_bench(changes: int, breaks: int, verify_timeout: int = 90) -> dict[
             lx.cli("init", str(lx.work))
             first = lx.drive(lx.new_run(lx.git("rev-parse", "HEAD")))
             assert first["state"] == "succeeded", first["error"]
-            out["first_deploy_s"] = round(_stages(first)["deploy"]["duration_s"] + _stages(first)["verify"]["duration_s"], 2)
+            out["first_deploy_s"] = round(
+                _stages(first)["deploy"]["duration_s"] + _stages(first)["verify"]["duration_s"], 2
+            )
             out["drift_scan"] = drift_scans(Settings(home=settings.home, nats_url=nats.url), repeats=5)
             rows = []
             for i in range(changes):
                 vlan, vni = 60 + i, 10060 + i
                 tenants = lx.work / "fabric" / "tenants.yaml"
-                tenants.write_text(tenants.read_text() + f"\n  - name: bench-{i}\n    vrf: UAT\n    vlan: {vlan}\n"
-                                   f"    vni: {vni}\n    gateway: 10.31.{i}.1/24\n    mtu: 9000\n    leaves: [leaf-01]\n")
+                tenants.write_text(
+                    tenants.read_text() + f"\n  - name: bench-{i}\n    vrf: UAT\n    vlan: {vlan}\n"
+                    f"    vni: {vni}\n    gateway: 10.31.{i}.1/24\n    mtu: 9000\n    leaves: [leaf-01]\n"
+                )
                 pushed, sha = lx.push(f"bench: VNI {vni} on leaf-01")
                 run = lx.drive(lx.new_run(sha))
                 assert run["state"] == "succeeded", run["error"]
@@ -197,19 +228,35 @@ def pipeline_bench(changes: int, breaks: int, verify_timeout: int = 90) -> dict[
                 created, finished = _ts(run["created_at"]), _ts(run["finished_at"])
                 ran = _union([(_ts(s["started_at"]), _ts(s["finished_at"])) for s in st.values() if s["started_at"]])
                 device = st["deploy"]["duration_s"] + st["verify"]["duration_s"]
-                rows.append({"total_s": finished - pushed, "push_to_run_s": created - pushed,
-                             "engine_s": (finished - created) - ran, "stages_s": ran, "device_s": device,
-                             "deploy_s": st["deploy"]["duration_s"], "verify_s": st["verify"]["duration_s"]})
+                rows.append(
+                    {
+                        "total_s": finished - pushed,
+                        "push_to_run_s": created - pushed,
+                        "engine_s": (finished - created) - ran,
+                        "stages_s": ran,
+                        "device_s": device,
+                        "deploy_s": st["deploy"]["duration_s"],
+                        "verify_s": st["verify"]["duration_s"],
+                    }
+                )
                 vs = st["verify"].get("summary") or {}
                 for k, v in {**(vs.get("phases") or {}), **(vs.get("timings") or {})}.items():
                     rows[-1][f"verify_{k}"] = float(v)  # where verify's time went (issue 16)
                 rows[-1]["verify_reads"] = float(vs.get("reads", 0))
                 order = sorted((s for s in st.values() if s["started_at"]), key=lambda s: _ts(s["started_at"]))
-                rows[-1]["timeline"] = [(s["name"], round(_ts(s["started_at"]) - created, 3),
-                                         round(_ts(s["finished_at"]) - created, 3)) for s in order]
-            out["one_vni_change"] = {k: {"median": round(statistics.median(r[k] for r in rows), 3),
-                                         "min": round(min(r[k] for r in rows), 3),
-                                         "max": round(max(r[k] for r in rows), 3)} for k in rows[0] if k != "timeline" and all(k in r for r in rows)}
+                rows[-1]["timeline"] = [
+                    (s["name"], round(_ts(s["started_at"]) - created, 3), round(_ts(s["finished_at"]) - created, 3))
+                    for s in order
+                ]
+            out["one_vni_change"] = {
+                k: {
+                    "median": round(statistics.median(r[k] for r in rows), 3),
+                    "min": round(min(r[k] for r in rows), 3),
+                    "max": round(max(r[k] for r in rows), 3),
+                }
+                for k in rows[0]
+                if k != "timeline" and all(k in r for r in rows)
+            }
             out["one_vni_change"]["slowest_timeline"] = max(rows, key=lambda r: r["engine_s"])["timeline"]
             out["one_vni_change"]["runs"] = len(rows)
             rb: list[float] = []
@@ -231,9 +278,11 @@ def pipeline_bench(changes: int, breaks: int, verify_timeout: int = 90) -> dict[
                 assert back["state"] == "succeeded", back["error"]
             if rb:
                 out["rollback_failed_check_to_reverified_s"] = _spread(rb)
-                out["non_converging_change"] = {"push_to_failure_detected_s": _spread(detected),
-                                                "push_to_restored_and_reverified_s": _spread(restored),
-                                                "verify_ended_by": endings}
+                out["non_converging_change"] = {
+                    "push_to_failure_detected_s": _spread(detected),
+                    "push_to_restored_and_reverified_s": _spread(restored),
+                    "verify_ended_by": endings,
+                }
         finally:
             lx.stop()
             asyncio.run(lab_down(settings))
@@ -265,9 +314,17 @@ def _drift_after_fanout(d: Path, repo: Path, settings: Settings, bundles: dict[s
             store = NatsArtifactStore(topo.artifacts)
             for name, parts in bundles.items():
                 ids = {a: await store.put_blob(t.encode()) for a, t in parts.items()}
-                await TargetStore(topo.targets).put(TargetState(target=name, kind="device", repo="bench", commit=sha,
-                                                                run_id="bench", artifacts=ids,
-                                                                deployed_at=datetime.now(UTC)))
+                await TargetStore(topo.targets).put(
+                    TargetState(
+                        target=name,
+                        kind="device",
+                        repo="bench",
+                        commit=sha,
+                        run_id="bench",
+                        artifacts=ids,
+                        deployed_at=datetime.now(UTC),
+                    )
+                )
 
     async def fingerprint() -> None:
         async with nats_session(with_nats, name="bench") as (_nc, topo):
@@ -302,7 +359,7 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
         renderer = Renderer(repo)
         settings = Settings(home=d / "home")
         all_leaves = sorted(n.name for n in model.leaves)
-        single, many = all_leaves[:1], all_leaves[1:leaves + 1]
+        single, many = all_leaves[:1], all_leaves[1 : leaves + 1]
         out: dict[str, Any] = {"fabric": f"2 spines x {len(all_leaves)} leaves (generated)", "parallelism": parallelism}
         try:
             state = asyncio.run(lab_up(settings, repo))
@@ -313,17 +370,30 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
                 try:
                     r0 = resource.getrusage(resource.RUSAGE_SELF)
                     c0, t0 = _cpu(), time.perf_counter()
-                    res = await fleet.run(names, ops.apply, bundles=bundles, revert_in=600,
-                                          message=ops.commit_message("r-bench", "0" * 8, "bench", "main"),
-                                          fence=lambda _n: None, run_id="r-bench")
+                    res = await fleet.run(
+                        names,
+                        ops.apply,
+                        bundles=bundles,
+                        revert_in=600,
+                        message=ops.commit_message("r-bench", "0" * 8, "bench", "main"),
+                        fence=lambda _n: None,
+                        run_id="r-bench",
+                    )
                     took = time.perf_counter() - t0
                     c1, r1 = _cpu(), resource.getrusage(resource.RUSAGE_SELF)
-                    cpu[len(names)] = (round(c1[0] - c0[0], 1), round((c1[0] - c0[0]) / (c1[1] - c0[1]), 2),
-                                       round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 2))
+                    cpu[len(names)] = (
+                        round(c1[0] - c0[0], 1),
+                        round((c1[0] - c0[0]) / (c1[1] - c0[1]), 2),
+                        round(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, 2),
+                    )
                     bad = {n: r.error for n, r in res.items() if not r.ok or r.value is None or not r.value.changed}
                     assert not bad, bad
-                    await fleet.run(names, ops.confirm, run_id="r-bench",
-                                    checkpoints={n: r.value.checkpoint for n, r in res.items() if r.value})
+                    await fleet.run(
+                        names,
+                        ops.confirm,
+                        run_id="r-bench",
+                        checkpoints={n: r.value.checkpoint for n, r in res.items() if r.value},
+                    )
                     return took
                 finally:
                     fleet.close()
@@ -331,11 +401,18 @@ def fanout_bench(leaves: int, parallelism: int) -> dict[str, Any]:
             cpu: dict[int, tuple[float, float, float]] = {}
             one = asyncio.run(commit(single))
             fan = asyncio.run(commit(many))
-            out.update({"single_device_s": round(one, 2), f"{len(many)}_devices_s": round(fan, 2),
-                        "ratio": round(fan / one, 2),
-                        "cpu": {f"{n} device(s)": {"machine_cpu_s": v[0], "machine_busy": v[1], "lintas_cpu_s": v[2]}
-                                for n, v in cpu.items()},
-                        "cores": os.cpu_count()})
+            out.update(
+                {
+                    "single_device_s": round(one, 2),
+                    f"{len(many)}_devices_s": round(fan, 2),
+                    "ratio": round(fan / one, 2),
+                    "cpu": {
+                        f"{n} device(s)": {"machine_cpu_s": v[0], "machine_busy": v[1], "lintas_cpu_s": v[2]}
+                        for n, v in cpu.items()
+                    },
+                    "cores": os.cpu_count(),
+                }
+            )
             out["memory"] = measure([s.namespace for s in state.switches.values()])
             out["drift_scan"] = _drift_after_fanout(d, repo, settings, bundles)
         finally:

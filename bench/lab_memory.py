@@ -79,8 +79,10 @@ async def load_rendered(repo: Path, settings: Settings) -> None:
         f = lab_device_facts(settings, name)
         path = f.config_dir.parent / "bench.conf"
         path.write_text(conf)
-        await run([tools.vtysh, "--vty_socket", str(f.vty_socket_dir), "--config_dir", str(f.config_dir),
-                   "-f", str(path)], timeout=120)
+        await run(
+            [tools.vtysh, "--vty_socket", str(f.vty_socket_dir), "--config_dir", str(f.config_dir), "-f", str(path)],
+            timeout=120,
+        )
 
     await gather_limited(16, (one(n) for n in model.devices if model.devices[n].platform == "frr"))
 

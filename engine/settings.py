@@ -90,9 +90,7 @@ class RenderSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LINTAS_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Path.home() / ".lintas")
 

@@ -14,12 +14,14 @@ if [ "${1:-}" = "--fast" ]; then
   [ -x .venv/bin/lintas ] || bash scripts/setup.sh
   echo ">> ruff"
   .venv/bin/ruff check engine workers tests bench
+  .venv/bin/ruff format --check engine workers tests bench
   echo ">> pytest (fast lane: not integration)"
   exec .venv/bin/python -m pytest -m "not integration" "$@"
 fi
 bash scripts/setup.sh
-echo ">> ruff"
+echo ">> ruff (lint, complexity, format)"
 .venv/bin/ruff check engine workers tests bench
+.venv/bin/ruff format --check engine workers tests bench
 echo ">> mypy (strict on engine/ and workers/)"
 .venv/bin/mypy
 echo ">> pytest"

@@ -29,8 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "gitops-repo-template"
 
 SPINE_P2P = {"spine-01": "10.250.16.44", "spine-02": "10.250.16.46"}  # leaf-01's uplinks
-LOOPBACKS = {"spine-01": "10.250.0.1", "spine-02": "10.250.0.2", "leaf-01": "10.250.0.11",
-             "leaf-02": "10.250.0.12", "leaf-03": "10.250.0.13", "leaf-04": "10.250.0.14"}
+LOOPBACKS = {
+    "spine-01": "10.250.0.1",
+    "spine-02": "10.250.0.2",
+    "leaf-01": "10.250.0.11",
+    "leaf-02": "10.250.0.12",
+    "leaf-03": "10.250.0.13",
+    "leaf-04": "10.250.0.14",
+}
 VTEPS = {"leaf-01": "10.250.1.11", "leaf-02": "10.250.1.12", "leaf-03": "10.250.1.13", "leaf-04": "10.250.1.14"}
 
 
@@ -46,20 +52,53 @@ def leaf01(model: InfraModel) -> Expected:
 
 def healthy(exp: Expected) -> Observed:
     """What a switch that matches ``exp`` in every respect reports."""
-    bgp = {"global": {"router_id": "10.250.0.11", "peers": {
-        ip: {"is_up": True, "is_enabled": True, "local_as": 65111, "remote_as": 65000,
-             "address_family": {"ipv4": {"received_prefixes": 7, "accepted_prefixes": 7, "sent_prefixes": 3},
-                                "l2vpn_evpn": {"received_prefixes": 12, "accepted_prefixes": 12, "sent_prefixes": 4}}}
-        for ip in exp.peers}}}
-    routes = {f"{p}/32": {"protocol": "bgp", "selected": True, "installed": True,
-                          "nexthops": ["10.250.16.44", "10.250.16.46"]} for p in exp.prefixes}
-    vnis: dict[int, dict[str, Any]] = {vni: {"type": "L2", "remote_vteps": list(remotes)}
-                                       for vni, remotes in exp.vnis.items()}
+    bgp = {
+        "global": {
+            "router_id": "10.250.0.11",
+            "peers": {
+                ip: {
+                    "is_up": True,
+                    "is_enabled": True,
+                    "local_as": 65111,
+                    "remote_as": 65000,
+                    "address_family": {
+                        "ipv4": {"received_prefixes": 7, "accepted_prefixes": 7, "sent_prefixes": 3},
+                        "l2vpn_evpn": {"received_prefixes": 12, "accepted_prefixes": 12, "sent_prefixes": 4},
+                    },
+                }
+                for ip in exp.peers
+            },
+        }
+    }
+    routes = {
+        f"{p}/32": {
+            "protocol": "bgp",
+            "selected": True,
+            "installed": True,
+            "nexthops": ["10.250.16.44", "10.250.16.46"],
+        }
+        for p in exp.prefixes
+    }
+    vnis: dict[int, dict[str, Any]] = {
+        vni: {"type": "L2", "remote_vteps": list(remotes)} for vni, remotes in exp.vnis.items()
+    }
     vnis.update({vni: {"type": "L3", "vrf": vrf, "remote_vteps": []} for vni, vrf in exp.l3vnis.items()})
     interfaces = {port: {"is_up": True, "is_enabled": True, "mtu": mtu} for port, mtu in exp.interfaces.items()}
     kernel = {"mode": "full", "capabilities": {"vrf": True, "vlan": True, "vxlan": True}}
-    pings = {p.key: {"success": {"probes_sent": 1, "packet_loss": 0, "rtt_min": 0.1, "rtt_max": 0.1,
-                                 "rtt_avg": 0.1, "rtt_stddev": 0.0, "results": []}} for p in exp.pings}
+    pings = {
+        p.key: {
+            "success": {
+                "probes_sent": 1,
+                "packet_loss": 0,
+                "rtt_min": 0.1,
+                "rtt_max": 0.1,
+                "rtt_avg": 0.1,
+                "rtt_stddev": 0.0,
+                "results": [],
+            }
+        }
+        for p in exp.pings
+    }
     return Observed(bgp=bgp, routes=routes, vnis=vnis, interfaces=interfaces, kernel=kernel, pings=pings)
 
 
@@ -75,6 +114,7 @@ def failed_subjects(checks: list[Check]) -> list[tuple[str, str]]:
 
 # -- expected_state on the template ---------------------------------------------------------------
 
+
 def test_leaf_peers_are_the_spines_p2p_addresses(leaf01: Expected) -> None:
     assert leaf01.device == "leaf-01"
     assert leaf01.peers == {"10.250.16.44": "spine-01", "10.250.16.46": "spine-02"}
@@ -82,8 +122,12 @@ def test_leaf_peers_are_the_spines_p2p_addresses(leaf01: Expected) -> None:
 
 def test_spine_peers_are_every_leafs_p2p_address(model: InfraModel) -> None:
     exp = expected_state(model, "spine-02")
-    assert exp.peers == {"10.250.16.47": "leaf-01", "10.250.16.51": "leaf-02", "10.250.16.55": "leaf-03",
-                         "10.250.16.59": "leaf-04"}
+    assert exp.peers == {
+        "10.250.16.47": "leaf-01",
+        "10.250.16.51": "leaf-02",
+        "10.250.16.55": "leaf-03",
+        "10.250.16.59": "leaf-04",
+    }
 
 
 def test_spine_expects_every_leaf_loopback_and_vtep_but_not_the_other_spine(model: InfraModel) -> None:
@@ -102,8 +146,9 @@ def test_spine_expects_no_vnis_no_df_pings(model: InfraModel) -> None:
 
 
 def test_leaf_expects_every_loopback_and_vtep_sorted_numerically(leaf01: Expected) -> None:
-    assert leaf01.prefixes == sorted([*LOOPBACKS.values(), *VTEPS.values()],
-                                     key=lambda s: tuple(int(x) for x in s.split(".")))
+    assert leaf01.prefixes == sorted(
+        [*LOOPBACKS.values(), *VTEPS.values()], key=lambda s: tuple(int(x) for x in s.split("."))
+    )
     assert "10.250.0.2" in leaf01.prefixes and "10.250.0.1" in leaf01.prefixes
 
 
@@ -165,11 +210,13 @@ def test_ping_key_names_source_destination_and_df_size() -> None:
 
 # -- evaluate ------------------------------------------------------------------------------------
 
+
 def test_all_pass(leaf01: Expected) -> None:
     checks = evaluate(leaf01, healthy(leaf01), with_pings=True)
     assert failing(checks) == []
-    counts = {k: sum(c.check == k for c in checks) for k in ("bgp", "rib", "vni", "l3vni", "interface", "ping",
-                                                               "ping-df")}
+    counts = {
+        k: sum(c.check == k for c in checks) for k in ("bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df")
+    }
     assert counts == {"bgp": 2, "rib": 10, "vni": 3, "l3vni": 2, "interface": 3, "ping": 2, "ping-df": 3}
     assert summary(checks) == {"checks": 25, "passed": 25, "failed": 0, "not_applicable": 0}
     assert all(c.device == "leaf-01" for c in checks)
@@ -269,8 +316,9 @@ def test_vni_with_one_remote_vtep_missing_and_one_extra(leaf01: Expected) -> Non
     assert c.observed == {"remote_vteps": ["10.250.1.12", "10.250.1.14", "10.250.1.99"]}
 
 
-@pytest.mark.parametrize("remotes", [["10.250.1.12", "10.250.1.13"], ["10.250.1.12", "10.250.1.13", "10.250.1.14",
-                                                                       "10.250.1.15"], []])
+@pytest.mark.parametrize(
+    "remotes", [["10.250.1.12", "10.250.1.13"], ["10.250.1.12", "10.250.1.13", "10.250.1.14", "10.250.1.15"], []]
+)
 def test_vni_remote_vtep_set_must_match_exactly(leaf01: Expected, remotes: list[str]) -> None:
     obs = healthy(leaf01)
     obs.vnis[10200]["remote_vteps"] = remotes
@@ -357,8 +405,17 @@ def test_ping_error(leaf01: Expected) -> None:
 def test_ping_total_loss(leaf01: Expected) -> None:
     obs = healthy(leaf01)
     key = "10.250.1.11->10.250.1.13 df 9188"
-    obs.pings[key] = {"success": {"probes_sent": 1, "packet_loss": 1, "rtt_min": 0.0, "rtt_max": 0.0,
-                                  "rtt_avg": 0.0, "rtt_stddev": 0.0, "results": []}}
+    obs.pings[key] = {
+        "success": {
+            "probes_sent": 1,
+            "packet_loss": 1,
+            "rtt_min": 0.0,
+            "rtt_max": 0.0,
+            "rtt_avg": 0.0,
+            "rtt_stddev": 0.0,
+            "results": [],
+        }
+    }
     checks = evaluate(leaf01, obs, with_pings=True)
     assert failed_subjects(checks) == [("ping-df", key)]
     c = only(checks, "ping-df", key)
@@ -369,8 +426,17 @@ def test_ping_total_loss(leaf01: Expected) -> None:
 def test_ping_partial_loss_passes(leaf01: Expected) -> None:
     obs = healthy(leaf01)
     key = "10.250.16.45->10.250.16.44"
-    obs.pings[key] = {"success": {"probes_sent": 3, "packet_loss": 2, "rtt_min": 0.1, "rtt_max": 0.1,
-                                  "rtt_avg": 0.1, "rtt_stddev": 0.0, "results": []}}
+    obs.pings[key] = {
+        "success": {
+            "probes_sent": 3,
+            "packet_loss": 2,
+            "rtt_min": 0.1,
+            "rtt_max": 0.1,
+            "rtt_avg": 0.1,
+            "rtt_stddev": 0.0,
+            "results": [],
+        }
+    }
     checks = evaluate(leaf01, obs, with_pings=True)
     assert failing(checks) == []
     assert only(checks, "ping", key).observed == "1/3 replies"
@@ -386,9 +452,17 @@ def test_ping_not_run_fails(leaf01: Expected) -> None:
 
 def test_ping_zero_probes_sent_fails(leaf01: Expected) -> None:
     obs = healthy(leaf01)
-    obs.pings["10.250.16.45->10.250.16.44"] = {"success": {"probes_sent": 0, "packet_loss": 0, "rtt_min": 0.0,
-                                                           "rtt_max": 0.0, "rtt_avg": 0.0, "rtt_stddev": 0.0,
-                                                           "results": []}}
+    obs.pings["10.250.16.45->10.250.16.44"] = {
+        "success": {
+            "probes_sent": 0,
+            "packet_loss": 0,
+            "rtt_min": 0.0,
+            "rtt_max": 0.0,
+            "rtt_avg": 0.0,
+            "rtt_stddev": 0.0,
+            "results": [],
+        }
+    }
     checks = evaluate(leaf01, obs, with_pings=True)
     assert failed_subjects(checks) == [("ping", "10.250.16.45->10.250.16.44")]
 
@@ -401,9 +475,13 @@ def test_several_failures_are_all_reported(leaf01: Expected) -> None:
     obs.interfaces["swp1"]["mtu"] = 9000
     obs.pings["10.250.1.11->10.250.1.14 df 9188"] = {"error": "ping: local error: message too long, mtu=9000"}
     checks = evaluate(leaf01, obs, with_pings=True)
-    assert failed_subjects(checks) == [("bgp", "10.250.16.44 (spine-01)"), ("rib", "10.250.0.14/32"),
-                                       ("vni", "10020"), ("interface", "swp1"),
-                                       ("ping-df", "10.250.1.11->10.250.1.14 df 9188")]
+    assert failed_subjects(checks) == [
+        ("bgp", "10.250.16.44 (spine-01)"),
+        ("rib", "10.250.0.14/32"),
+        ("vni", "10020"),
+        ("interface", "swp1"),
+        ("ping-df", "10.250.1.11->10.250.1.14 df 9188"),
+    ]
     assert summary(checks) == {"checks": 25, "passed": 20, "failed": 5, "not_applicable": 0}
 
 
@@ -415,6 +493,7 @@ def test_evaluate_does_not_mutate_observations(leaf01: Expected) -> None:
 
 
 # -- summary / failing ---------------------------------------------------------------------------
+
 
 def _check(passed: bool | None, subject: str = "x") -> Check:
     return Check(device="leaf-01", check="bgp", subject=subject, passed=passed)

@@ -20,15 +20,24 @@ class _Boom:
 
 
 def _job(downstream: list[str] | None) -> Job:
-    return Job(job_id="r/ship/1", run_id="r", stage="ship", kind="deploy", attempt=1, repo="infra",
-               url="/nonexistent", ref="refs/heads/main", sha="a" * 40, timeout_s=60,
-               downstream_kinds=downstream)
+    return Job(
+        job_id="r/ship/1",
+        run_id="r",
+        stage="ship",
+        kind="deploy",
+        attempt=1,
+        repo="infra",
+        url="/nonexistent",
+        ref="refs/heads/main",
+        sha="a" * 40,
+        timeout_s=60,
+        downstream_kinds=downstream,
+    )
 
 
 async def _run(job: Job, tmp_path: Path) -> Any:
     boom = cast(Any, _Boom())
-    ctx = StageContext(job=job, worker_id="w", settings=Settings(home=tmp_path), log=boom, mirror=boom,
-                       topology=boom)
+    ctx = StageContext(job=job, worker_id="w", settings=Settings(home=tmp_path), log=boom, mirror=boom, topology=boom)
     return await DeployStage(Settings(home=tmp_path)).run(ctx)
 
 
@@ -60,7 +69,8 @@ def test_validate_refuses_a_repo_pipeline_whose_deploy_nothing_confirms(tmp_path
     (repo / ".lintas").mkdir(exist_ok=True)
     (repo / ".lintas" / "pipeline.yaml").write_text(
         "version: 1\nname: no-verify\nstages:\n  validate: {}\n  render: {needs: [validate]}\n"
-        "  deploy: {needs: [render]}\n  rollback: {on_failure: [deploy]}\n")
+        "  deploy: {needs: [render]}\n  rollback: {on_failure: [deploy]}\n"
+    )
     diags, _, _ = validate_tree(repo, ".lintas/pipeline.yaml")
     [diag] = [d for d in diags if d.file == ".lintas/pipeline.yaml"]
     assert (diag.line, diag.path) == (6, "stages.deploy")

@@ -64,12 +64,22 @@ def test_error_is_a_lintas_error() -> None:
 
 # -- the template's inventory --------------------------------------------------------------------
 
+
 def test_template_inventory_gives_key_login_for_every_switch(repo: Repo, tmp_path: Path) -> None:
     conns = device_conns(repo.load(), settings_for(tmp_path), SWITCHES)
     assert sorted(conns) == sorted(SWITCHES)
     assert conns["leaf-01"] == DeviceConn(
-        name="leaf-01", role="leaf", platform="frr", hostname="10.255.0.21", port=22, username="lintas",
-        key_file=INV_KEY.resolve(), known_hosts=INV_KNOWN.resolve(), password_ref=None, source="inventory")
+        name="leaf-01",
+        role="leaf",
+        platform="frr",
+        hostname="10.255.0.21",
+        port=22,
+        username="lintas",
+        key_file=INV_KEY.resolve(),
+        known_hosts=INV_KNOWN.resolve(),
+        password_ref=None,
+        source="inventory",
+    )
     assert conns["spine-02"].role == "spine"
     assert conns["spine-02"].hostname == "10.255.0.12"
 
@@ -93,20 +103,30 @@ def test_use_lab_false_ignores_a_lab_under_lintas_home(repo: Repo, tmp_path: Pat
 
 # -- settings override the inventory ---------------------------------------------------------------
 
+
 def test_settings_key_known_hosts_and_username_are_used(repo: Repo, tmp_path: Path) -> None:
     key, known = tmp_path / "op" / "id_ed25519", tmp_path / "op" / "known_hosts"
     s = settings_for(tmp_path, key_file=key, known_hosts=known, username="operator")
     conns = device_conns(repo.load(), s, ["leaf-01", "spine-01"])
     for name in ("leaf-01", "spine-01"):
         c = conns[name]
-        assert (c.key_file, c.known_hosts, c.username, c.password_ref, c.source) == (key, known, "operator", None,
-                                                                                      "settings")
+        assert (c.key_file, c.known_hosts, c.username, c.password_ref, c.source) == (
+            key,
+            known,
+            "operator",
+            None,
+            "settings",
+        )
 
 
 def test_settings_username_alone_keeps_the_inventory_key(repo: Repo, tmp_path: Path) -> None:
     c = device_conns(repo.load(), settings_for(tmp_path, username="operator"), ["leaf-02"])["leaf-02"]
-    assert (c.username, c.key_file, c.known_hosts, c.source) == ("operator", INV_KEY.resolve(),
-                                                                 INV_KNOWN.resolve(), "inventory")
+    assert (c.username, c.key_file, c.known_hosts, c.source) == (
+        "operator",
+        INV_KEY.resolve(),
+        INV_KNOWN.resolve(),
+        "inventory",
+    )
 
 
 def test_settings_known_hosts_overrides_the_inventory(repo: Repo, tmp_path: Path) -> None:
@@ -117,6 +137,7 @@ def test_settings_known_hosts_overrides_the_inventory(repo: Repo, tmp_path: Path
 
 
 # -- known_hosts, keys, passwords -------------------------------------------------------------------
+
 
 def test_no_known_hosts_anywhere_is_an_error(repo: Repo, tmp_path: Path) -> None:
     repo.edit("inventory/defaults.yaml", "      known_hosts: file:/etc/lintas/ssh/known_hosts\n", "")
@@ -186,9 +207,13 @@ def test_no_username_anywhere_is_an_error(repo: Repo, tmp_path: Path) -> None:
 
 # -- the inventory chain: host -> groups (depth-first) -> defaults ----------------------------------
 
+
 def test_host_entry_beats_groups_and_defaults(repo: Repo, tmp_path: Path) -> None:
-    repo.edit("inventory/hosts.yaml", "leaf-02:\n  hostname: 10.255.0.22\n",
-              "leaf-02:\n  hostname: 10.255.0.22\n  username: ops\n  port: 2022\n")
+    repo.edit(
+        "inventory/hosts.yaml",
+        "leaf-02:\n  hostname: 10.255.0.22\n",
+        "leaf-02:\n  hostname: 10.255.0.22\n  username: ops\n  port: 2022\n",
+    )
     repo.edit("inventory/groups.yaml", "leaf:\n", "leaf:\n  username: leaf-admin\n  port: 2200\n")
     conns = device_conns(repo.load(), settings_for(tmp_path), ["leaf-01", "leaf-02", "spine-01"])
     assert (conns["leaf-02"].username, conns["leaf-02"].port) == ("ops", 2022)  # host
@@ -199,8 +224,11 @@ def test_host_entry_beats_groups_and_defaults(repo: Repo, tmp_path: Path) -> Non
 def test_earlier_group_beats_later_group(repo: Repo, tmp_path: Path) -> None:
     # spine-01 has groups [spine, frr]
     repo.edit("inventory/groups.yaml", "spine:\n", "spine:\n  port: 2300\n")
-    repo.edit("inventory/groups.yaml", "frr:\n  platform: frr\n", "frr:\n  platform: frr\n  port: 2400\n"
-              "  username: frr-admin\n")
+    repo.edit(
+        "inventory/groups.yaml",
+        "frr:\n  platform: frr\n",
+        "frr:\n  platform: frr\n  port: 2400\n  username: frr-admin\n",
+    )
     conns = device_conns(repo.load(), settings_for(tmp_path), ["spine-01", "leaf-01"])
     assert (conns["spine-01"].port, conns["spine-01"].username) == (2300, "frr-admin")
     assert (conns["leaf-01"].port, conns["leaf-01"].username) == (2400, "frr-admin")
@@ -209,8 +237,11 @@ def test_earlier_group_beats_later_group(repo: Repo, tmp_path: Path) -> None:
 def test_nested_groups_are_depth_first(repo: Repo, tmp_path: Path) -> None:
     # leaf-01 has groups [leaf, frr]; leaf -> rack-a: rack-a comes before frr (nornir's order)
     repo.edit("inventory/groups.yaml", "leaf:\n", "leaf:\n  groups: [rack-a]\n")
-    repo.edit("inventory/groups.yaml", "frr:\n  platform: frr\n", "frr:\n  platform: frr\n  username: frr-admin\n"
-              "  port: 2400\n")
+    repo.edit(
+        "inventory/groups.yaml",
+        "frr:\n  platform: frr\n",
+        "frr:\n  platform: frr\n  username: frr-admin\n  port: 2400\n",
+    )
     repo.append("inventory/groups.yaml", "rack-a:\n  username: rack-admin\n")
     conns = device_conns(repo.load(), settings_for(tmp_path), ["leaf-01", "spine-01"])
     assert (conns["leaf-01"].username, conns["leaf-01"].port) == ("rack-admin", 2400)
@@ -218,8 +249,11 @@ def test_nested_groups_are_depth_first(repo: Repo, tmp_path: Path) -> None:
 
 
 def test_settings_username_beats_the_host_entry(repo: Repo, tmp_path: Path) -> None:
-    repo.edit("inventory/hosts.yaml", "leaf-02:\n  hostname: 10.255.0.22\n",
-              "leaf-02:\n  hostname: 10.255.0.22\n  username: ops\n  port: 2022\n")
+    repo.edit(
+        "inventory/hosts.yaml",
+        "leaf-02:\n  hostname: 10.255.0.22\n",
+        "leaf-02:\n  hostname: 10.255.0.22\n  username: ops\n  port: 2022\n",
+    )
     c = device_conns(repo.load(), settings_for(tmp_path, username="operator"), ["leaf-02"])["leaf-02"]
     assert (c.username, c.port) == ("operator", 2022)
 
@@ -227,8 +261,11 @@ def test_settings_username_beats_the_host_entry(repo: Repo, tmp_path: Path) -> N
 def test_ssh_extras_of_a_group_beat_the_defaults(repo: Repo, tmp_path: Path) -> None:
     s = settings_for(tmp_path)
     spine_key = s.secrets_dir / "spine_key"
-    repo.edit("inventory/groups.yaml", "spine:\n",
-              f"spine:\n  connection_options:\n    ssh:\n      extras:\n        private_key: file:{spine_key}\n")
+    repo.edit(
+        "inventory/groups.yaml",
+        "spine:\n",
+        f"spine:\n  connection_options:\n    ssh:\n      extras:\n        private_key: file:{spine_key}\n",
+    )
     conns = device_conns(repo.load(), s, ["spine-01", "leaf-01"])
     assert conns["spine-01"].key_file == spine_key.resolve()
     assert conns["spine-01"].known_hosts == INV_KNOWN.resolve()  # still from the defaults
@@ -236,6 +273,7 @@ def test_ssh_extras_of_a_group_beat_the_defaults(repo: Repo, tmp_path: Path) -> 
 
 
 # -- network safety: allowed_networks ---------------------------------------------------------------
+
 
 def widen_management_and_move(repo: Repo, old: str, new: str) -> None:
     """The repo widens its management subnet and moves a device outside the operator's /24."""
@@ -282,8 +320,10 @@ def test_every_problem_is_named_at_once(repo: Repo, tmp_path: Path) -> None:
     assert sorted(device_conns(repo.load(), s, ["leaf-01", "leaf-04"])) == ["leaf-01", "leaf-04"]
 
 
-@pytest.mark.parametrize(("address", "ok"), [("10.255.0.1", True), ("10.255.0.254", True), ("10.255.1.1", False),
-                                             ("192.168.0.21", False), ("fd00::21", False)])
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [("10.255.0.1", True), ("10.255.0.254", True), ("10.255.1.1", False), ("192.168.0.21", False), ("fd00::21", False)],
+)
 def test_check_address(tmp_path: Path, address: str, ok: bool) -> None:
     s = settings_for(tmp_path)
     if ok:

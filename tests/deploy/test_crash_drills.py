@@ -64,8 +64,9 @@ class DrillEnv(Env):
         """As :meth:`Env.cli`, but a failing call says what it printed."""
         got = super().cli(*args, check=False)
         if check and got.returncode != 0:
-            raise AssertionError(f"lintas {' '.join(args)} exited {got.returncode}:\n{got.stderr[-3000:]}\n"
-                                 f"{got.stdout[-1000:]}")
+            raise AssertionError(
+                f"lintas {' '.join(args)} exited {got.returncode}:\n{got.stderr[-3000:]}\n{got.stdout[-1000:]}"
+            )
         return got
 
 
@@ -85,8 +86,9 @@ class Stack:
         if fault:
             env["LINTAS_FAULT_POINT"] = fault
         fh = open(self.lx.log, "ab")  # noqa: SIM115 - owned by the child
-        p = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh,
-                             stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "lintas.engine.cli.main", *args], env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
         fh.close()
         self.parts.append(p)
         return p
@@ -175,15 +177,23 @@ def st(lab_settings: Settings, nats: EmbeddedNats, tmp_path_factory: pytest.Temp
     (lab_settings.home / "faults").mkdir(parents=True, exist_ok=True)
     env.update(
         LINTAS_FAULT_FILE=str(lab_settings.home / "faults" / "arm"),  # test only: workers/deploy/faults.py
-        LINTAS_HOME=str(lab_settings.home), LINTAS_NATS_URL=nats.url, LINTAS_API_ADDR=f"127.0.0.1:{free_port()}",
+        LINTAS_HOME=str(lab_settings.home),
+        LINTAS_NATS_URL=nats.url,
+        LINTAS_API_ADDR=f"127.0.0.1:{free_port()}",
         FABRIC_BGP_PASSWORD="Lx-drill-" + os.urandom(6).hex(),
-        LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S), LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
-        LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S), LINTAS_DEPLOY__LEASE_TTL_S="60",
+        LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S),
+        LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
+        LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S),
+        LINTAS_DEPLOY__LEASE_TTL_S="60",
         LINTAS_DEPLOY__DOMAIN_SHUTDOWN_TIMEOUT_S="3",
-        LINTAS_JOB_ACK_WAIT_S=str(ACK_WAIT_S), LINTAS_TICK_S="0.5", LINTAS_DRIFT_INTERVAL_S="0",
+        LINTAS_JOB_ACK_WAIT_S=str(ACK_WAIT_S),
+        LINTAS_TICK_S="0.5",
+        LINTAS_DRIFT_INTERVAL_S="0",
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
-        GIT_AUTHOR_NAME="Net Ops", GIT_AUTHOR_EMAIL="netops@example.invalid",
-        GIT_COMMITTER_NAME="Net Ops", GIT_COMMITTER_EMAIL="netops@example.invalid",
+        GIT_AUTHOR_NAME="Net Ops",
+        GIT_AUTHOR_EMAIL="netops@example.invalid",
+        GIT_COMMITTER_NAME="Net Ops",
+        GIT_COMMITTER_EMAIL="netops@example.invalid",
     )
     e = DrillEnv(home=lab_settings.home, work=tmp / "demo", env=env, nats=nats, log=tmp / "up.log")
     s = Stack(e, nats)
@@ -222,8 +232,7 @@ def test_one_run_survives_a_crash_at_every_point_between_commit_and_confirm(st: 
     restarted deploy finds leaf-01 at its candidate and must adopt the pending commit (same
     checkpoint, confirmed later), not report it unchanged."""
     before = sw.checkpoints()
-    run_id = st.crash_at("deploy.before_commit", "VNI 10061",
-                         add_network("d-61", 61, 10061, ["leaf-01", "leaf-02"]))
+    run_id = st.crash_at("deploy.before_commit", "VNI 10061", add_network("d-61", 61, 10061, ["leaf-01", "leaf-02"]))
     assert sw.pending() == [] and sw.checkpoints() == before  # nothing committed yet
 
     st.arm("deploy.committed")
@@ -304,18 +313,25 @@ def orphan_commit(st: Stack, sw: Switches, monkeypatch: pytest.MonkeyPatch, leaf
     monkeypatch.setenv("FABRIC_BGP_PASSWORD", st.lx.env["FABRIC_BGP_PASSWORD"])  # the candidate's secret
     bundle = render_device(load_model(st.lx.work), leaf, Renderer(st.lx.work))
     drv = sw(leaf)
-    drv.load_replace_candidate(config={**bundle, "frr.conf": bundle["frr.conf"]
-                                       + "ip prefix-list ORPHAN seq 5 permit 192.0.2.0/24\n"})
+    drv.load_replace_candidate(
+        config={**bundle, "frr.conf": bundle["frr.conf"] + "ip prefix-list ORPHAN seq 5 permit 192.0.2.0/24\n"}
+    )
     drv.commit_config(message=ops.commit_message(DEAD, "0" * 40, "demo", "main"), revert_in=240)
 
 
-def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switches,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restart_after_the_timers_expired_ends_rolled_back(
+    st: Stack, sw: Switches, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = sw.checkpoints()
+
     def edit(repo: Path) -> None:
         add_network("d-67", 67, 10067, ["leaf-03"])(repo)
         p = repo / ".lintas" / "pipeline.yaml"  # the repo's own, shorter confirm window (`with: revert_in`)
-        p.write_text(p.read_text().replace("    timeout: 20m\n", f"    timeout: 20m\n    with: {{revert_in: {SHORT_REVERT_IN_S}}}\n", 1))
+        p.write_text(
+            p.read_text().replace(
+                "    timeout: 20m\n", f"    timeout: 20m\n    with: {{revert_in: {SHORT_REVERT_IN_S}}}\n", 1
+            )
+        )
 
     run_id = st.crash_at("verify.before_confirm", "VNI 10067 on leaf-03, revert_in 45 s", edit)
     assert sw.pending() == ["leaf-03"]
@@ -335,7 +351,8 @@ def test_restart_after_the_timers_expired_ends_rolled_back(st: Stack, sw: Switch
     assert stage(run, "rollback")["summary"]["restored"] == ["leaf-03"]
     assert sw.pending() == ["leaf-04"] and sw.remote_vteps("leaf-03", 10067) is None
     assert {n: c for n, c in sw.checkpoints().items() if n != "leaf-04"} == {
-        n: c for n, c in before.items() if n != "leaf-04"}
+        n: c for n, c in before.items() if n != "leaf-04"
+    }
 
 
 def test_a_pending_commit_no_run_owns_is_an_alarm_and_never_adopted(st: Stack, sw: Switches) -> None:

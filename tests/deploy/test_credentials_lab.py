@@ -58,10 +58,11 @@ def production(lab_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     key.chmod(0o600)
     shutil.copyfile(lab.known_hosts, known)
     monkeypatch.setenv("FABRIC_BGP_PASSWORD", "Lx-cred-" + secrets.token_hex(6))
-    group = CredentialGroup(name="fabric", networks=["10.255.0.0/24"], username="root", key_file=key,
-                            known_hosts=known)
-    return Settings(home=lab_home, deploy=DeploySettings(use_lab=False, credentials=[group], revert_in_s=60,
-                                                         allowed_networks=["10.255.0.0/24"]))
+    group = CredentialGroup(name="fabric", networks=["10.255.0.0/24"], username="root", key_file=key, known_hosts=known)
+    return Settings(
+        home=lab_home,
+        deploy=DeploySettings(use_lab=False, credentials=[group], revert_in_s=60, allowed_networks=["10.255.0.0/24"]),
+    )
 
 
 def test_deploy_through_configured_credentials_with_the_lab_source_disabled(production: Settings) -> None:
@@ -73,17 +74,29 @@ def test_deploy_through_configured_credentials_with_the_lab_source_disabled(prod
     fleet = Fleet(model, production, [LEAF])
     try:
         conn = fleet.conns[LEAF]
-        assert (conn.source, conn.username, conn.key_file) == ("credentials:fabric", "root",
-                                                               production.deploy.credentials[0].key_file)
-        applied = asyncio.run(fleet.run([LEAF], ops.apply, bundles={LEAF: bundle}, fence=lambda name: None,
-                                        revert_in=60, run_id=RUN_ID,
-                                        message=ops.commit_message(RUN_ID, "c0ffee01", "demo", "main")))[LEAF]
+        assert (conn.source, conn.username, conn.key_file) == (
+            "credentials:fabric",
+            "root",
+            production.deploy.credentials[0].key_file,
+        )
+        applied = asyncio.run(
+            fleet.run(
+                [LEAF],
+                ops.apply,
+                bundles={LEAF: bundle},
+                fence=lambda name: None,
+                revert_in=60,
+                run_id=RUN_ID,
+                message=ops.commit_message(RUN_ID, "c0ffee01", "demo", "main"),
+            )
+        )[LEAF]
         assert applied.ok, applied.error
         assert applied.value is not None and applied.value.changed and "LINTAS-CRED" in applied.value.diff
         pending = asyncio.run(fleet.run([LEAF], ops.pending_commit))[LEAF]
         assert pending.ok and pending.value is not None and pending.value.run_id == RUN_ID
-        confirmed = asyncio.run(fleet.run([LEAF], ops.confirm, run_id=RUN_ID,
-                                          checkpoints={LEAF: applied.value.checkpoint}))[LEAF]
+        confirmed = asyncio.run(
+            fleet.run([LEAF], ops.confirm, run_id=RUN_ID, checkpoints={LEAF: applied.value.checkpoint})
+        )[LEAF]
         assert (confirmed.value, confirmed.error) == ("confirmed", None)
         assert asyncio.run(fleet.run([LEAF], ops.pending))[LEAF].value is False
         running = asyncio.run(fleet.run([LEAF], lambda d, n: d.get_config(retrieve="running")["running"]))[LEAF]

@@ -77,8 +77,9 @@ class Env:
 
     def start(self) -> None:
         fh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "lintas.engine.cli.main", "up"], env=self.env, stdout=fh,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lintas.engine.cli.main", "up"], env=self.env, stdout=fh, stderr=subprocess.STDOUT
+        )
         fh.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -104,12 +105,19 @@ class Env:
         self.proc.wait(10)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "lintas.engine.cli.main", *args], env=self.env, capture_output=True,
-                              text=True, check=check, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "lintas.engine.cli.main", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.work, env=self.env, capture_output=True, text=True,
-                              check=True, timeout=60).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=self.work, env=self.env, capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -178,8 +186,12 @@ class Switches:
         if d is not None and d.is_alive()["is_alive"]:
             return d
         f = lab_device_facts(self._settings, name)
-        d = FrrDriver(f.mgmt_ip, f.username, "", optional_args={
-            "key_file": str(f.key_file), "known_hosts": str(f.known_hosts), "port": f.ssh_port})
+        d = FrrDriver(
+            f.mgmt_ip,
+            f.username,
+            "",
+            optional_args={"key_file": str(f.key_file), "known_hosts": str(f.known_hosts), "port": f.ssh_port},
+        )
         d.open()
         self._open[name] = d
         return d
@@ -254,16 +266,23 @@ def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     asyncio.run(nats.start())
     env = dict(os.environ)
     env.update(
-        LINTAS_HOME=str(lab_settings.home), LINTAS_NATS_URL=nats.url, LINTAS_API_ADDR=f"127.0.0.1:{free_port()}",
+        LINTAS_HOME=str(lab_settings.home),
+        LINTAS_NATS_URL=nats.url,
+        LINTAS_API_ADDR=f"127.0.0.1:{free_port()}",
         FABRIC_BGP_PASSWORD="Lx-e2e-" + os.urandom(6).hex(),
-        LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S), LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
-        LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S), LINTAS_DEPLOY__LEASE_TTL_S="60",
+        LINTAS_DEPLOY__REVERT_IN_S=str(REVERT_IN_S),
+        LINTAS_DEPLOY__HEALTH_TIMEOUT_S=str(HEALTH_TIMEOUT_S),
+        LINTAS_DEPLOY__VERIFY_TIMEOUT_S=str(VERIFY_TIMEOUT_S),
+        LINTAS_DEPLOY__LEASE_TTL_S="60",
         LINTAS_DEPLOY__DOMAIN_SHUTDOWN_TIMEOUT_S="3",  # lab guests have no OS to answer ACPI
-        LINTAS_JOB_ACK_WAIT_S="10", LINTAS_TICK_S="0.5",
+        LINTAS_JOB_ACK_WAIT_S="10",
+        LINTAS_TICK_S="0.5",
         LINTAS_DRIFT_INTERVAL_S=str(DRIFT_INTERVAL_S),  # the periodic scan runs beside every deploy here
         PYTHONPATH=os.pathsep.join([str(PLUGINS), str(ROOT), env.get("PYTHONPATH", "")]),
-        GIT_AUTHOR_NAME="Net Ops", GIT_AUTHOR_EMAIL="netops@example.invalid",
-        GIT_COMMITTER_NAME="Net Ops", GIT_COMMITTER_EMAIL="netops@example.invalid",
+        GIT_AUTHOR_NAME="Net Ops",
+        GIT_AUTHOR_EMAIL="netops@example.invalid",
+        GIT_COMMITTER_NAME="Net Ops",
+        GIT_COMMITTER_EMAIL="netops@example.invalid",
     )
     e = Env(home=lab_settings.home, work=tmp / "demo", env=env, nats=nats, log=tmp / "up.log")
     try:
@@ -278,18 +297,23 @@ def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def add_network(name: str, vlan: int, vni: int, leaves: list[str]) -> Callable[[Path], None]:
     def edit(repo: Path) -> None:
         p = repo / "fabric" / "tenants.yaml"
-        p.write_text(p.read_text() + f"\n  - name: {name}\n    vrf: UAT\n    vlan: {vlan}\n    vni: {vni}\n"
-                     f"    gateway: 10.30.{vlan}.1/24\n    mtu: 9000\n    leaves: [{', '.join(leaves)}]\n")
+        p.write_text(
+            p.read_text() + f"\n  - name: {name}\n    vrf: UAT\n    vlan: {vlan}\n    vni: {vni}\n"
+            f"    gateway: 10.30.{vlan}.1/24\n    mtu: 9000\n    leaves: [{', '.join(leaves)}]\n"
+        )
+
     return edit
 
 
 def set_vtep(leaf: str, vtep: str) -> Callable[[Path], None]:
     def edit(repo: Path) -> None:
         p = repo / "fabric" / "devices.yaml"
-        text, n = re.subn(rf"(  - name: {leaf}\n(?:    .*\n)*?    id: \d+\n)", rf"\g<1>    vtep_ip: {vtep}\n",
-                          p.read_text())
+        text, n = re.subn(
+            rf"(  - name: {leaf}\n(?:    .*\n)*?    id: \d+\n)", rf"\g<1>    vtep_ip: {vtep}\n", p.read_text()
+        )
         assert n == 1
         p.write_text(text)
+
     return edit
 
 
@@ -312,8 +336,9 @@ def test_first_deploy_then_a_new_vni_succeeds(lx: Env, sw: Switches) -> None:
     assert stage(first, "verify")["summary"]["confirmed"] == sorted(SWITCHES + HOSTS)
     assert sw.pending() == [] and sw.fabric_up()
 
-    run = lx.push_and_drive("add VNI 10030 on leaf-01 and leaf-02", add_network("uat-db", 30, 10030,
-                                                                                ["leaf-01", "leaf-02"]))
+    run = lx.push_and_drive(
+        "add VNI 10030 on leaf-01 and leaf-02", add_network("uat-db", 30, 10030, ["leaf-01", "leaf-02"])
+    )
     assert run["state"] == "succeeded", run["error"]
     assert sorted(stage(run, "deploy")["summary"]["committed"]) == ["leaf-01", "leaf-02"]
     assert sw.remote_vteps("leaf-01", 10030) == [VTEP["leaf-02"]]
@@ -338,12 +363,23 @@ def test_the_same_commit_twice_changes_nothing(lx: Env, sw: Switches) -> None:
     assert sw.checkpoints() == before  # no device was committed to
 
 
-def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(lx: Env, sw: Switches,
-                                                                        lab_settings: Settings) -> None:
+def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
+    lx: Env, sw: Switches, lab_settings: Settings
+) -> None:
     f = lab_device_facts(lab_settings, "leaf-02")
-    by_hand = ["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes", "-o",
-               f"UserKnownHostsFile={f.known_hosts}", "-o", "BatchMode=yes", f"root@{f.mgmt_ip}",
-               "vtysh -c 'conf t' -c 'ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24'"]
+    by_hand = [
+        "ssh",
+        "-i",
+        str(f.key_file),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={f.known_hosts}",
+        "-o",
+        "BatchMode=yes",
+        f"root@{f.mgmt_ip}",
+        "vtysh -c 'conf t' -c 'ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24'",
+    ]
     changed_at = time.time()
     subprocess.run(by_hand, check=True, capture_output=True, timeout=30)
 
@@ -352,8 +388,10 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(lx: Env, 
         if got.returncode == 2:
             return False
         rep = json.loads(got.stdout)
-        return (datetime.fromisoformat(rep["checked_at"]).timestamp() > changed_at
-                and {t["target"]: t["state"] for t in rep["targets"]}.get("leaf-02") == "drifted")
+        return (
+            datetime.fromisoformat(rep["checked_at"]).timestamp() > changed_at
+            and {t["target"]: t["state"] for t in rep["targets"]}.get("leaf-02") == "drifted"
+        )
 
     wait_for("the periodic drift scan reports leaf-02", periodic_scan_saw_it, DRIFT_INTERVAL_S * 2 + 30)
     scan = lx.cli("drift", "--json", check=False)
@@ -425,8 +463,9 @@ def test_an_explicit_vtep_reaches_every_switch_with_one_approval(lx: Env, sw: Sw
     # `lintas plan` agrees with the run: after the deploy, nothing is left to change
     planned = lx.cli("plan", str(lx.work)).stdout
     assert "0 to change" in planned and "0 new" in planned, planned[-400:]
-    back = lx.push_and_drive("leaf-04: VTEP back in the pool", lambda repo: lx.git("checkout", "HEAD~1", "--",
-                                                                                  "fabric/devices.yaml"))
+    back = lx.push_and_drive(
+        "leaf-04: VTEP back in the pool", lambda repo: lx.git("checkout", "HEAD~1", "--", "fabric/devices.yaml")
+    )
     assert back["state"] == "succeeded", back["error"]
     assert sw.remote_vteps("leaf-01", 10010) == [VTEP["leaf-02"], VTEP["leaf-03"], VTEP["leaf-04"]]
 
@@ -466,8 +505,10 @@ def test_management_cut_mid_deploy_leaf_reverts_by_its_timer(lx: Env, sw: Switch
 
 def test_engine_killed_before_confirm_devices_revert_and_run_ends_rolled_back(lx: Env, sw: Switches) -> None:
     before = sw.checkpoints()
-    hold = ("\n  hold:                     # test only: a window between the commits and verify\n"
-            "    uses: t-sleep\n    needs: [deploy]\n    with: {seconds: 4}\n")
+    hold = (
+        "\n  hold:                     # test only: a window between the commits and verify\n"
+        "    uses: t-sleep\n    needs: [deploy]\n    with: {seconds: 4}\n"
+    )
 
     def edit(repo: Path) -> None:
         p = repo / ".lintas" / "pipeline.yaml"

@@ -74,14 +74,22 @@ def edit_file(rel: str, fn: Callable[[str], str]) -> Callable[[Path], None]:
         new = fn(p.read_text())
         assert new != p.read_text(), f"edit of {rel} changed nothing"
         p.write_text(new)
+
     return edit
 
 
 def add_instance(flavor: str) -> Callable[[Path], None]:
-    return edit_file("hosts/instances.yaml", lambda t: t + (
-        f"\n  - name: {NEW['name']}\n    uuid: {NEW['uuid']}\n    flavor: {flavor}\n    host: kvm-uat-01\n"
-        f"    state: running\n    project: uat-payments\n    owner: team-payments\n    image: cirros-0.6.2\n"
-        f"    nics:\n      - network: uat-web\n        mac: \"{NEW['mac']}\"\n"))
+    return edit_file(
+        "hosts/instances.yaml",
+        lambda t: (
+            t
+            + (
+                f"\n  - name: {NEW['name']}\n    uuid: {NEW['uuid']}\n    flavor: {flavor}\n    host: kvm-uat-01\n"
+                f"    state: running\n    project: uat-payments\n    owner: team-payments\n    image: cirros-0.6.2\n"
+                f'    nics:\n      - network: uat-web\n        mac: "{NEW["mac"]}"\n'
+            )
+        ),
+    )
 
 
 def remove_instance(repo: Path) -> None:
@@ -122,24 +130,35 @@ def test_first_deploy_configures_both_hosts_and_leaves_nova_alone(lx: Env, first
 
 def test_instance_added_resized_and_removed(lx: Env, first: dict[str, Any]) -> None:  # noqa: F811
     s = lx_settings(lx)
-    flavor = edit_file("hosts/flavors.yaml", lambda t: t + (
-        "\n  - name: lab.micro\n    vcpus: 1\n    ram_mib: 128\n    disk_gb: 1\n"))
+    flavor = edit_file(
+        "hosts/flavors.yaml", lambda t: t + ("\n  - name: lab.micro\n    vcpus: 1\n    ram_mib: 128\n    disk_gb: 1\n")
+    )
     run = lx.push_and_drive("add uat-new-01", lambda repo: (flavor(repo), add_instance("lab.nano")(repo)))
     assert run["state"] == "succeeded", run["error"]
     assert stage(run, "deploy")["summary"]["committed"] == ["kvm-uat-01"]
     new = domains(s, "kvm-uat-01")[NEW["name"]]
     assert new[0] and domain_facts(new[1]).macs == [NEW["mac"]] and on_br_int(s, "kvm-uat-01", NEW["mac"])
 
-    run = lx.push_and_drive("uat-new-01 to lab.micro", edit_file(
-        "hosts/instances.yaml", lambda t: t.replace(f"uuid: {NEW['uuid']}\n    flavor: lab.nano",
-                                                    f"uuid: {NEW['uuid']}\n    flavor: lab.micro")))
+    run = lx.push_and_drive(
+        "uat-new-01 to lab.micro",
+        edit_file(
+            "hosts/instances.yaml",
+            lambda t: t.replace(
+                f"uuid: {NEW['uuid']}\n    flavor: lab.nano", f"uuid: {NEW['uuid']}\n    flavor: lab.micro"
+            ),
+        ),
+    )
     assert run["state"] == "succeeded", run["error"]
     assert domain_facts(domains(s, "kvm-uat-01")[NEW["name"]][1]).memory_kib == 128 * 1024  # redefined
     logs = " ".join(lx.cli("logs", run["run_id"]).stdout.split())  # unwrap the console's line breaks
     assert "memory 65536 -> 131072 KiB at the next cold boot" in logs  # running: applies at the next boot
 
-    allow = edit_file(".lintas/pipeline.yaml", lambda t: t.replace(
-        "    approval: on_request", "    approval: on_request\n    with: {allow_deletions: true}", 1))
+    allow = edit_file(
+        ".lintas/pipeline.yaml",
+        lambda t: t.replace(
+            "    approval: on_request", "    approval: on_request\n    with: {allow_deletions: true}", 1
+        ),
+    )
     run = lx.push_and_drive("remove uat-new-01", lambda repo: (allow(repo), remove_instance(repo)))
     assert run["state"] == "succeeded", run["error"]
     assert NEW["name"] not in domains(s, "kvm-uat-01")
@@ -155,8 +174,11 @@ def plain_geneve_and_mtu(repo: Path) -> None:
     t.write_text(text)
     p = repo / "hosts" / "hosts.yaml"
     text = p.read_text().replace("      mtu: 9000\n", "      mtu: 9100\n")
-    text, n = re.subn(r"    ovn:\n(?:      .*\n)+?(?=    capacity:)",
-                      "    tunnels:\n      type: geneve\n      key: flow\n      csum: true\n      peers: all\n", text)
+    text, n = re.subn(
+        r"    ovn:\n(?:      .*\n)+?(?=    capacity:)",
+        "    tunnels:\n      type: geneve\n      key: flow\n      csum: true\n      peers: all\n",
+        text,
+    )
     assert n == 1
     p.write_text(text)
 
@@ -170,7 +192,11 @@ def test_host_networking_change_on_both_hosts(lx: Env, first: dict[str, Any]) ->
     gnv_k = kvm.bridges["br-int"].ports["gnv-0a140015"].interfaces[0]
     gnv_o = osc.bridges["br-int"].ports["gnv-0a14000b"].interfaces[0]
     assert (gnv_k.type, gnv_k.options["remote_ip"], gnv_k.options["key"], gnv_k.options["csum"]) == (
-        "geneve", "10.20.0.21", "flow", "true")
+        "geneve",
+        "10.20.0.21",
+        "flow",
+        "true",
+    )
     assert gnv_o.options["remote_ip"] == "10.20.0.11" and gnv_o.ofport is not None and gnv_o.ofport > 0
     for obs in (kvm, osc):
         uplink = "br-phy" if obs is kvm else "br-provider"
@@ -181,10 +207,13 @@ def test_host_networking_change_on_both_hosts(lx: Env, first: dict[str, Any]) ->
 def test_a_change_that_fails_verification_is_rolled_back(lx: Env, first: dict[str, Any]) -> None:  # noqa: F811
     s = lx_settings(lx)
     before = domains(s, "kvm-uat-01")
-    system = edit_file("hosts/hosts.yaml", lambda t: t.replace(
-        "      datapath_type: netdev       # lab", "      datapath_type: system       # lab", 1))
-    run = lx.push_and_drive("kvm-uat-01 on the system datapath + uat-new-01",
-                            lambda repo: (system(repo), add_instance("lab.nano")(repo)))
+    system = edit_file(
+        "hosts/hosts.yaml",
+        lambda t: t.replace("      datapath_type: netdev       # lab", "      datapath_type: system       # lab", 1),
+    )
+    run = lx.push_and_drive(
+        "kvm-uat-01 on the system datapath + uat-new-01", lambda repo: (system(repo), add_instance("lab.nano")(repo))
+    )
     assert run["state"] == "rolled_back", run["error"]
     assert "kvm-uat-01" in run["error"] and "br-phy" in run["error"]  # its uplink bridge never came up
     rb = stage(run, "rollback")["summary"]
@@ -201,13 +230,31 @@ def test_drift_names_nova_mac_ovs_port_and_frr_changes(lx: Env, first: dict[str,
     nova_uuid = "9b2d4f10-1c0e-4d7a-8f3e-6a5b4c3d2e01"
     nova_set_mac(s, "osc-01", nova_uuid, 0, "fa:16:3e:99:99:01")
     host = lab_host_facts(s, "kvm-uat-01")
-    subprocess.run(["ovs-vsctl", f"--db={host.ovsdb}", "del-port", "br-int", "gnv-0a140015"], check=True,
-                   capture_output=True, timeout=30)
+    subprocess.run(
+        ["ovs-vsctl", f"--db={host.ovsdb}", "del-port", "br-int", "gnv-0a140015"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     f = lab_device_facts(s, "leaf-03")
-    subprocess.run(["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes", "-o",
-                    f"UserKnownHostsFile={f.known_hosts}", "-o", "BatchMode=yes", f"root@{f.mgmt_ip}",
-                    "vtysh -c 'conf t' -c 'ip prefix-list BY-HAND seq 5 permit 192.0.2.0/24'"],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(f.key_file),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={f.known_hosts}",
+            "-o",
+            "BatchMode=yes",
+            f"root@{f.mgmt_ip}",
+            "vtysh -c 'conf t' -c 'ip prefix-list BY-HAND seq 5 permit 192.0.2.0/24'",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     out = lx.cli("drift", "--json", check=False)
     assert out.returncode == 1, out.stderr
     report = {t["target"]: t for t in json.loads(out.stdout)["targets"]}

@@ -45,8 +45,12 @@ def _no_operator_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, deploy=DeploySettings(use_lab=False, key_file=Path("/etc/lintas/id"),
-                                                         known_hosts=Path("/etc/lintas/known_hosts")))
+    return Settings(
+        home=tmp_path,
+        deploy=DeploySettings(
+            use_lab=False, key_file=Path("/etc/lintas/id"), known_hosts=Path("/etc/lintas/known_hosts")
+        ),
+    )
 
 
 RAISES: dict[str, BaseException] = {
@@ -85,15 +89,19 @@ def test_hostfleet_outcomes_keep_the_errors_type_and_disposition(tmp_path: Path)
     model = load_model(TEMPLATE)
     hosts = sorted(model.hosts)[:2]
     fleet = HostFleet(model, _settings(tmp_path), hosts)
-    errors: dict[str, BaseException] = {hosts[0]: RetryableError("libvirt busy", delay_s=7.0),
-                                        hosts[1]: PermanentError("domain XML refused")}
+    errors: dict[str, BaseException] = {
+        hosts[0]: RetryableError("libvirt busy", delay_s=7.0),
+        hosts[1]: PermanentError("domain XML refused"),
+    }
 
     def op(conn: HostConn) -> None:
         raise errors[conn.name]
 
     out = asyncio.run(fleet.run(hosts, op))
     assert {n: (o.failure.type, o.failure.disposition, o.failure.delay_s) for n, o in out.items() if o.failure} == {
-        hosts[0]: ("RetryableError", "retry", 7.0), hosts[1]: ("PermanentError", "finish", 0.0)}
+        hosts[0]: ("RetryableError", "retry", 7.0),
+        hosts[1]: ("PermanentError", "finish", 0.0),
+    }
     assert all(out[n].exc is errors[n] for n in hosts)
 
 
@@ -134,7 +142,13 @@ def test_the_disposition_reaches_the_deploy_stages_result(tmp_path: Path) -> Non
     result = result_of(DeployRecord.model_validate_json(record.model_dump_json()))  # through the stored record
     assert result.outcome == "failed"
     devices = {d["target"]: d for d in DeploySummary.model_validate(result.summary).devices}
-    assert devices["leaf-01"]["failure"] == {"type": "FrrConnectionError", "message": out["leaf-01"].error,
-                                             "disposition": "retry", "delay_s": out["leaf-01"].failure.delay_s}  # type: ignore[union-attr]
+    assert devices["leaf-01"]["failure"] == {
+        "type": "FrrConnectionError",
+        "message": out["leaf-01"].error,
+        "disposition": "retry",
+        "delay_s": out["leaf-01"].failure.delay_s,
+    }  # type: ignore[union-attr]
     assert (devices["leaf-02"]["failure"]["type"], devices["leaf-02"]["failure"]["disposition"]) == (
-        "FrrCommitError", "finish")
+        "FrrCommitError",
+        "finish",
+    )

@@ -20,8 +20,9 @@ OTHER = "r-fedcba9876543210"
 class FakeDriver:
     """Fake: the commit-confirm state of one device, nothing else."""
 
-    def __init__(self, *, pending_by: str | None = None, message: str | None = None, checkpoint: str = "c1",
-                 differs: bool = True) -> None:
+    def __init__(
+        self, *, pending_by: str | None = None, message: str | None = None, checkpoint: str = "c1", differs: bool = True
+    ) -> None:
         self.checkpoint = checkpoint
         self.pending: dict[str, Any] | None = None
         if pending_by is not None or message is not None:
@@ -60,8 +61,15 @@ class FakeDriver:
 
 
 def apply(d: FakeDriver) -> ops.Applied:
-    return ops.apply(d, "leaf-02", bundles={"leaf-02": {}}, revert_in=60,
-                     message=ops.commit_message(RUN, "a" * 40, "demo", "main"), fence=lambda _n: None, run_id=RUN)
+    return ops.apply(
+        d,
+        "leaf-02",
+        bundles={"leaf-02": {}},
+        revert_in=60,
+        message=ops.commit_message(RUN, "a" * 40, "demo", "main"),
+        fence=lambda _n: None,
+        run_id=RUN,
+    )
 
 
 def test_the_commit_message_names_the_run_and_is_read_back() -> None:

@@ -32,14 +32,16 @@ def test_error_is_a_lintas_error() -> None:
 
 # -- env: ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["FABRIC_BGP_PASSWORD", "LINTAS_SECRET_X", "LINTAS_SSH_PASSWORD"])
 def test_env_with_an_allowed_prefix(settings: Settings, name: str) -> None:
     resolver = SecretResolver(settings, environ={name: "s3cr3t-value"})
     assert resolver(f"env:{name}") == "s3cr3t-value"
 
 
-@pytest.mark.parametrize("name", ["HOME", "AWS_SECRET_ACCESS_KEY", "LINTAS_NATS_PASSWORD", "fabric_bgp_password",
-                                  "XFABRIC_BGP"])
+@pytest.mark.parametrize(
+    "name", ["HOME", "AWS_SECRET_ACCESS_KEY", "LINTAS_NATS_PASSWORD", "fabric_bgp_password", "XFABRIC_BGP"]
+)
 def test_env_without_an_allowed_prefix_is_refused(settings: Settings, name: str) -> None:
     resolver = SecretResolver(settings, environ={name: "worker-secret"})
     with pytest.raises(SecretRefError) as exc:
@@ -69,8 +71,9 @@ def test_missing_env_var(settings: Settings) -> None:
         resolver("env:FABRIC_BGP_PASSWORD")
 
 
-def test_environ_argument_is_used_instead_of_the_process_environment(settings: Settings,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environ_argument_is_used_instead_of_the_process_environment(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FABRIC_ONLY_IN_PROCESS", "process-value")
     with pytest.raises(SecretRefError, match="not set"):
         SecretResolver(settings, environ={})("env:FABRIC_ONLY_IN_PROCESS")
@@ -91,6 +94,7 @@ def test_unknown_reference_kind(settings: Settings, ref: str) -> None:
 
 
 # -- file: ---------------------------------------------------------------------------------------
+
 
 def test_file_inside_the_secrets_dir(settings: Settings) -> None:
     f = settings.secrets_dir / "bgp"
@@ -215,6 +219,7 @@ def test_non_utf8_file_is_a_secret_ref_error(settings: Settings) -> None:
 
 
 # -- mask ----------------------------------------------------------------------------------------
+
 
 def test_mask_removes_every_resolved_value(settings: Settings) -> None:
     (settings.secrets_dir / "key").write_text("file-secret-0042\n")

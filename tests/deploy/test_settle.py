@@ -49,8 +49,9 @@ def test_passing_and_unchanged_for_the_quiet_window_is_stable() -> None:
 
 def test_a_change_restarts_the_quiet_window() -> None:
     r = rule()
-    out = feed(r, [Reading(0.3, {"a": "1"}), Reading(1.0, {"a": "2"}), Reading(1.9, {"a": "2"}),
-                   Reading(2.1, {"a": "2"})])
+    out = feed(
+        r, [Reading(0.3, {"a": "1"}), Reading(1.0, {"a": "2"}), Reading(1.9, {"a": "2"}), Reading(2.1, {"a": "2"})]
+    )
     assert out[:3] == [None, None, None]
     assert out[3] is not None and out[3].ended_by == "stable"
     assert r.changed == ["a"]
@@ -86,7 +87,9 @@ def test_state_that_keeps_changing_ends_at_the_timeout() -> None:
 
 
 def test_a_deterministic_failure_ends_at_once_with_its_reason() -> None:
-    v = rule().feed(Reading(0.2, {"a": "1"}, failing=1, deterministic=["leaf-01 swp1: up at MTU 1500, the model says 9216"]))
+    v = rule().feed(
+        Reading(0.2, {"a": "1"}, failing=1, deterministic=["leaf-01 swp1: up at MTU 1500, the model says 9216"])
+    )
     assert v is not None and not v.passed and v.ended_by == "deterministic" and "MTU 1500" in v.reason
 
 
@@ -104,19 +107,33 @@ def model() -> InfraModel:
 
 
 def healthy(exp: C.Expected) -> C.Observed:
-    bgp = {"global": {"router_id": "r", "peers": {
-        ip: {"is_up": True, "local_as": 0, "remote_as": 0, "uptime": 10,
-             "address_family": {"ipv4": {"received_prefixes": 7, "sent_prefixes": 3},
-                                "l2vpn_evpn": {"received_prefixes": 12, "sent_prefixes": 4}}}
-        for ip in exp.peers}}}
-    routes = {f"{p}/32": {"protocol": "bgp", "selected": True, "installed": True, "nexthops": ["x"]}
-              for p in exp.prefixes}
-    vnis: dict[int, dict[str, Any]] = {v: {"type": "L2", "state": "Up", "remote_vteps": list(r)}
-                                       for v, r in exp.vnis.items()}
+    bgp = {
+        "global": {
+            "router_id": "r",
+            "peers": {
+                ip: {
+                    "is_up": True,
+                    "local_as": 0,
+                    "remote_as": 0,
+                    "uptime": 10,
+                    "address_family": {
+                        "ipv4": {"received_prefixes": 7, "sent_prefixes": 3},
+                        "l2vpn_evpn": {"received_prefixes": 12, "sent_prefixes": 4},
+                    },
+                }
+                for ip in exp.peers
+            },
+        }
+    }
+    routes = {
+        f"{p}/32": {"protocol": "bgp", "selected": True, "installed": True, "nexthops": ["x"]} for p in exp.prefixes
+    }
+    vnis: dict[int, dict[str, Any]] = {
+        v: {"type": "L2", "state": "Up", "remote_vteps": list(r)} for v, r in exp.vnis.items()
+    }
     vnis.update({v: {"type": "L3", "remote_vteps": []} for v in exp.l3vnis})
     ports = {p: {"is_up": True, "mtu": m} for p, m in exp.interfaces.items()}
-    return C.Observed(bgp=bgp, routes=routes, vnis=vnis, interfaces=ports,
-                      kernel={"capabilities": {"vrf": True}})
+    return C.Observed(bgp=bgp, routes=routes, vnis=vnis, interfaces=ports, kernel={"capabilities": {"vrf": True}})
 
 
 def test_digest_ignores_uptimes_but_sees_prefix_counts_and_table_versions(model: InfraModel) -> None:
@@ -189,8 +206,15 @@ class FakeSwitch:
     def get_fabric_state(self, evpn: bool = True, pending: bool = False) -> dict[str, Any]:
         obs = self.states[min(self.reads, len(self.states) - 1)]
         self.reads += 1
-        return {"bgp": obs.bgp, "routes": obs.routes, "vnis": obs.vnis, "interfaces": obs.interfaces,
-                "kernel": obs.kernel, "bgp_summary": {}, **({"pending": None} if pending else {})}
+        return {
+            "bgp": obs.bgp,
+            "routes": obs.routes,
+            "vnis": obs.vnis,
+            "interfaces": obs.interfaces,
+            "kernel": obs.kernel,
+            "bgp_summary": {},
+            **({"pending": None} if pending else {}),
+        }
 
     def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
         self.probes += len(probes)
@@ -229,8 +253,17 @@ def _fleet(model: InfraModel, broken: dict[str, Any] | None = None) -> FakeFleet
 
 
 def _run(model: InfraModel, fleet: FakeFleet, **kw: Any) -> Any:
-    return asyncio.run(verify_fabric(fleet, model, sorted(model.devices), log=Log(), label="verify",  # type: ignore[arg-type]
-                                     timeout_s=kw.pop("timeout_s", 20.0), **kw))
+    return asyncio.run(
+        verify_fabric(
+            fleet,
+            model,
+            sorted(model.devices),
+            log=Log(),
+            label="verify",  # type: ignore[arg-type]
+            timeout_s=kw.pop("timeout_s", 20.0),
+            **kw,
+        )
+    )
 
 
 def test_a_healthy_fabric_is_stable_after_the_quiet_window_with_the_affected_probes(model: InfraModel) -> None:

@@ -8,9 +8,15 @@ from pydantic import ValidationError
 from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
 
 ROLES = {
-    "spine-01": "spine", "spine-02": "spine",
-    "leaf-01": "leaf", "leaf-02": "leaf", "leaf-03": "leaf", "leaf-04": "leaf", "leaf-05": "leaf",
-    "kvm-uat-01": "host", "osc-01": "host",
+    "spine-01": "spine",
+    "spine-02": "spine",
+    "leaf-01": "leaf",
+    "leaf-02": "leaf",
+    "leaf-03": "leaf",
+    "leaf-04": "leaf",
+    "leaf-05": "leaf",
+    "kvm-uat-01": "host",
+    "osc-01": "host",
 }
 LEAVES = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "leaf-05"]
 
@@ -95,8 +101,11 @@ def test_canary_covering_every_leaf_gives_one_leaf_wave_and_no_canary(canary: in
 
 def test_canary_covering_every_leaf_still_batches() -> None:
     waves = plan_waves(LEAVES, ROLES, strategy="waves", canary=9, batch_size=2)
-    assert shape(waves) == [(0, "leaves", ["leaf-01", "leaf-02"]), (1, "leaves", ["leaf-03", "leaf-04"]),
-                            (2, "leaves", ["leaf-05"])]
+    assert shape(waves) == [
+        (0, "leaves", ["leaf-01", "leaf-02"]),
+        (1, "leaves", ["leaf-03", "leaf-04"]),
+        (2, "leaves", ["leaf-05"]),
+    ]
 
 
 def test_only_spines() -> None:
@@ -115,10 +124,14 @@ def test_unknown_roles_go_with_the_leaves() -> None:
 
 
 def test_targets_are_sorted_and_deduplicated() -> None:
-    waves = plan_waves(["leaf-03", "leaf-01", "leaf-03", "spine-02", "leaf-02"], ROLES, strategy="waves",
-                       canary=1, batch_size=0)
-    assert shape(waves) == [(0, "spine", ["spine-02"]), (1, "canary", ["leaf-01"]),
-                            (2, "leaves", ["leaf-02", "leaf-03"])]
+    waves = plan_waves(
+        ["leaf-03", "leaf-01", "leaf-03", "spine-02", "leaf-02"], ROLES, strategy="waves", canary=1, batch_size=0
+    )
+    assert shape(waves) == [
+        (0, "spine", ["spine-02"]),
+        (1, "canary", ["leaf-01"]),
+        (2, "leaves", ["leaf-02", "leaf-03"]),
+    ]
 
 
 def test_all_at_once_is_one_wave_of_every_switch_then_the_hosts() -> None:
@@ -147,17 +160,38 @@ def test_wave_is_frozen_and_strict() -> None:
 
 # -- Strategy: the deploy stage's `with:` options ------------------------------------------------
 
+
 def test_strategy_defaults() -> None:
     s = Strategy()
     assert (s.strategy, s.canary, s.batch_size, s.parallelism, s.revert_in, s.health_timeout) == (
-        "waves", None, None, None, None, None)
+        "waves",
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_strategy_accepts_valid_options() -> None:
-    s = Strategy.model_validate({"strategy": "all_at_once", "canary": 0, "batch_size": 4, "parallelism": 2,
-                                 "revert_in": 10, "health_timeout": 0.5})
+    s = Strategy.model_validate(
+        {
+            "strategy": "all_at_once",
+            "canary": 0,
+            "batch_size": 4,
+            "parallelism": 2,
+            "revert_in": 10,
+            "health_timeout": 0.5,
+        }
+    )
     assert (s.strategy, s.canary, s.batch_size, s.parallelism, s.revert_in, s.health_timeout) == (
-        "all_at_once", 0, 4, 2, 10, 0.5)
+        "all_at_once",
+        0,
+        4,
+        2,
+        10,
+        0.5,
+    )
 
 
 @pytest.mark.parametrize("options", [{"canaries": 2}, {"batchsize": 2}, {"strategy": "waves", "revert": 60}])
@@ -174,9 +208,16 @@ def test_strategy_rejects_revert_in_below_10(revert_in: int) -> None:
     assert exc.value.errors()[0]["loc"] == ("revert_in",)
 
 
-@pytest.mark.parametrize("options", [
-    {"strategy": "rolling"}, {"canary": -1}, {"batch_size": -1}, {"parallelism": 0}, {"health_timeout": 0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"strategy": "rolling"},
+        {"canary": -1},
+        {"batch_size": -1},
+        {"parallelism": 0},
+        {"health_timeout": 0},
+    ],
+)
 def test_strategy_rejects_out_of_range_values(options: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Strategy.model_validate(options)

@@ -50,8 +50,12 @@ def with_extra_vni(bundle: dict[str, str], vni: int = 10999, vlan: int = 999) ->
     """A changed candidate: one more L2 VNI (Linux) and one more prefix-list line (FRR)."""
     spec = json.loads(bundle["linux.json"])
     vx = {**next(v for v in spec["vxlans"] if v["kind"] == "l2"), "name": f"vni{vni}", "vni": vni, "vlan": vlan}
-    svi = {**next(s for s in spec["svis"] if s["kind"] == "l2"), "name": f"vlan{vlan}", "vlan": vlan,
-           "addresses": ["10.99.0.1/24"]}
+    svi = {
+        **next(s for s in spec["svis"] if s["kind"] == "l2"),
+        "name": f"vlan{vlan}",
+        "vlan": vlan,
+        "addresses": ["10.99.0.1/24"],
+    }
     spec["vxlans"] = sorted(spec["vxlans"] + [vx], key=lambda v: v["vni"])
     spec["svis"] = sorted(spec["svis"] + [svi], key=lambda s: s["vlan"])
     spec["bridge"]["vlans"] = sorted(spec["bridge"]["vlans"] + [vlan])
@@ -95,9 +99,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def driver_args(settings: Settings, device: str, **extra: Any) -> dict[str, Any]:
     f = lab_device_facts(settings, device)
-    return {"hostname": f.mgmt_ip, "username": f.username, "password": "",
-            "optional_args": {"key_file": str(f.key_file), "known_hosts": str(f.known_hosts), "port": f.ssh_port,
-                              **extra}}
+    return {
+        "hostname": f.mgmt_ip,
+        "username": f.username,
+        "password": "",
+        "optional_args": {"key_file": str(f.key_file), "known_hosts": str(f.known_hosts), "port": f.ssh_port, **extra},
+    }
 
 
 @pytest.fixture(scope="module")

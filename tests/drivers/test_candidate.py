@@ -19,8 +19,9 @@ def lookup(ref: str) -> str:
     return SECRET
 
 
-def test_dict_json_text_file_and_directory_give_the_same_candidate(rendered: dict[str, dict[str, str]],
-                                                                   tmp_path: Path) -> None:
+def test_dict_json_text_file_and_directory_give_the_same_candidate(
+    rendered: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
     bundle = rendered["leaf-01"]
     (tmp_path / "leaf-01").mkdir()
     for name, text in bundle.items():
@@ -31,8 +32,9 @@ def test_dict_json_text_file_and_directory_give_the_same_candidate(rendered: dic
         load_candidate(read_bundle(None, json.dumps(bundle)), lookup, merge=False),
         load_candidate(read_bundle(str(tmp_path / "bundle.json"), None), lookup, merge=False),
         load_candidate(read_bundle(str(tmp_path / "leaf-01"), None), lookup, merge=False),
-        load_candidate(read_bundle(None, {**bundle, "linux.json": json.loads(bundle["linux.json"])}), lookup,
-                       merge=False),
+        load_candidate(
+            read_bundle(None, {**bundle, "linux.json": json.loads(bundle["linux.json"])}), lookup, merge=False
+        ),
     ]
     assert len({c.digest for c in loaded}) == 1
     cand = loaded[0]
@@ -50,8 +52,9 @@ def test_bad_bundles_are_refused(rendered: dict[str, dict[str, str]]) -> None:
     with pytest.raises(FrrCandidateError, match="unknown candidate parts"):
         load_candidate({**bundle, "running-config": "x"}, lookup, merge=False)
     with pytest.raises(FrrCandidateError, match="not a valid Linux spec"):
-        load_candidate({**bundle, "linux.json": bundle["linux.json"].replace('"mtu": 9216', '"mtu": 9')},
-                       lookup, merge=False)
+        load_candidate(
+            {**bundle, "linux.json": bundle["linux.json"].replace('"mtu": 9216', '"mtu": 9')}, lookup, merge=False
+        )
     with pytest.raises(FrrCandidateError, match="JSON bundle"):
         read_bundle(None, "frr defaults datacenter\n")
     with pytest.raises(FrrMergeError, match="at least one"):
@@ -60,8 +63,9 @@ def test_bad_bundles_are_refused(rendered: dict[str, dict[str, str]]) -> None:
     assert merge.spec is None and merge.merge
 
 
-def test_secret_errors_name_the_reference_never_the_value(rendered: dict[str, dict[str, str]],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_errors_name_the_reference_never_the_value(
+    rendered: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lintas.workers.drivers.frr.candidate import env_lookup
 
     monkeypatch.delenv("FABRIC_BGP_PASSWORD", raising=False)

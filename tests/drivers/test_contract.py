@@ -13,13 +13,37 @@ from lintas.engine.errors import PermanentError, RetryableError
 from lintas.workers.drivers.frr import errors as fe
 from lintas.workers.drivers.frr.driver import FrrDriver
 
-EXTRA_METHODS = {"get_evpn_peers", "get_evpn_vnis", "get_evpn_macs", "get_kernel_facts", "get_ipv4_routes", "ping_df",
-                 "get_pending_commit",
-                 "get_fabric_state", "ping_many", "get_running_and_pending"}  # verify's and drift's one-exec reads
+EXTRA_METHODS = {
+    "get_evpn_peers",
+    "get_evpn_vnis",
+    "get_evpn_macs",
+    "get_kernel_facts",
+    "get_ipv4_routes",
+    "ping_df",
+    "get_pending_commit",
+    "get_fabric_state",
+    "ping_many",
+    "get_running_and_pending",
+}  # verify's and drift's one-exec reads
 IMPLEMENTED = {
-    "open", "close", "is_alive", "load_replace_candidate", "load_merge_candidate", "compare_config",
-    "commit_config", "confirm_commit", "has_pending_commit", "discard_config", "rollback", "get_facts",
-    "get_interfaces", "get_interfaces_ip", "get_bgp_neighbors", "get_config", "cli", "ping",
+    "open",
+    "close",
+    "is_alive",
+    "load_replace_candidate",
+    "load_merge_candidate",
+    "compare_config",
+    "commit_config",
+    "confirm_commit",
+    "has_pending_commit",
+    "discard_config",
+    "rollback",
+    "get_facts",
+    "get_interfaces",
+    "get_interfaces_ip",
+    "get_bgp_neighbors",
+    "get_config",
+    "cli",
+    "ping",
 }
 
 
@@ -59,8 +83,9 @@ def test_constructor_accepts_napalm_and_nornir_arguments() -> None:
 
 def test_errors_are_napalm_exceptions_with_a_disposition() -> None:
     assert issubclass(fe.FrrHostKeyError, nx.ConnectionException) and issubclass(fe.FrrHostKeyError, PermanentError)
-    assert issubclass(fe.FrrConnectionError, nx.ConnectionException) and issubclass(fe.FrrConnectionError,
-                                                                                    RetryableError)
+    assert issubclass(fe.FrrConnectionError, nx.ConnectionException) and issubclass(
+        fe.FrrConnectionError, RetryableError
+    )
     assert issubclass(fe.FrrCandidateError, nx.ReplaceConfigException)
     assert issubclass(fe.FrrMergeError, nx.MergeConfigException)
     assert issubclass(fe.FrrCommitError, nx.CommitError)

@@ -33,8 +33,14 @@ def test_the_deploy_operations_call_nothing_outside_the_protocol() -> None:
     import ast
 
     tree = ast.parse(inspect.getsource(ops))
-    called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-              and isinstance(n.func.value, ast.Name) and n.func.value.id == "driver"}
+    called = {
+        n.func.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "driver"
+    }
     assert called and called <= set(_protocol_methods())
 
 
@@ -50,12 +56,26 @@ class _Answers:
 
 
 def test_kernel_facts_are_typed_at_the_boundary() -> None:
-    answer = {"mode": "vlan_aware", "capabilities": {"vrf": False, "vlan": True, "vlan_filtering": True,
-                                                     "vxlan": True, "kernel": "6.1", "mode": "vlan_aware"},
-              "applied": {"mode": "vlan_aware", "unsupported_on_this_kernel": ["VRF devices"], "adaptations": [],
-                          "checkpoint": "ck-1", "message": "lintas run r-1 aaaaaaaa (infra main)",
-                          "committed_at": 1700000000},
-              "candidate": None}
+    answer = {
+        "mode": "vlan_aware",
+        "capabilities": {
+            "vrf": False,
+            "vlan": True,
+            "vlan_filtering": True,
+            "vxlan": True,
+            "kernel": "6.1",
+            "mode": "vlan_aware",
+        },
+        "applied": {
+            "mode": "vlan_aware",
+            "unsupported_on_this_kernel": ["VRF devices"],
+            "adaptations": [],
+            "checkpoint": "ck-1",
+            "message": "lintas run r-1 aaaaaaaa (infra main)",
+            "committed_at": 1700000000,
+        },
+        "candidate": None,
+    }
     facts = kernel_facts(_Answers(answer, None))  # type: ignore[arg-type]
     assert facts == answer
     applied = facts.get("applied")
@@ -67,8 +87,18 @@ def test_kernel_facts_are_typed_at_the_boundary() -> None:
 
 def test_a_pending_commit_is_typed_at_the_boundary() -> None:
     assert pending_commit_info(_Answers({}, None)) is None  # type: ignore[arg-type]
-    info = pending_commit_info(_Answers({}, {"status": "pending", "checkpoint": "c2", "message": "m",  # type: ignore[arg-type]
-                                             "seconds_left": 33, "deadline": 1700000033}))
+    info = pending_commit_info(
+        _Answers(
+            {},
+            {
+                "status": "pending",
+                "checkpoint": "c2",
+                "message": "m",  # type: ignore[arg-type]
+                "seconds_left": 33,
+                "deadline": 1700000033,
+            },
+        )
+    )
     assert info is not None and info["status"] == "pending" and info.get("seconds_left") == 33
     with pytest.raises(DriverAnswerError, match="get_pending_commit"):
         pending_commit_info(_Answers({}, {"checkpoint": "c2"}))  # type: ignore[arg-type]  # no status

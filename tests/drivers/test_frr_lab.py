@@ -49,8 +49,12 @@ def fabric_up(drivers: dict[str, FrrDriver]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fabric(lab: Settings, connect: Connect, rendered: dict[str, dict[str, str]], password: str,
-           ) -> Iterator[dict[str, Any]]:
+def fabric(
+    lab: Settings,
+    connect: Connect,
+    rendered: dict[str, dict[str, str]],
+    password: str,
+) -> Iterator[dict[str, Any]]:
     """The template's configs committed everywhere at once; timings and the first diffs recorded."""
     drivers = {name: connect(name) for name in SWITCHES}
     diffs = {}
@@ -69,8 +73,14 @@ def fabric(lab: Settings, connect: Connect, rendered: dict[str, dict[str, str]],
     committed = time.monotonic() - start
     while not fabric_up(drivers) and time.monotonic() - start < ESTABLISHED_WITHIN_S:
         time.sleep(0.25)
-    yield {"drivers": drivers, "diffs": diffs, "commit_s": commit_s, "committed_s": committed,
-           "established_s": time.monotonic() - start, "up": fabric_up(drivers)}
+    yield {
+        "drivers": drivers,
+        "diffs": diffs,
+        "commit_s": commit_s,
+        "committed_s": committed,
+        "established_s": time.monotonic() - start,
+        "up": fabric_up(drivers),
+    }
 
 
 def test_host_keys_are_checked_against_known_hosts(lab: Settings, tmp_path: Path) -> None:
@@ -95,17 +105,20 @@ def test_host_keys_are_checked_against_known_hosts(lab: Settings, tmp_path: Path
         good.close()
 
 
-def test_full_fabric_commit_reaches_established(fabric: dict[str, Any], password: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_fabric_commit_reaches_established(
+    fabric: dict[str, Any], password: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name, diff in fabric["diffs"].items():
         assert "[frr] frr-reload.py --test" in diff and "[linux] kernel mode" in diff, name
         assert password not in diff and "password ****" in diff, name
     assert "+ br10010: create bridge" in fabric["diffs"]["leaf-01"] or "+ bridge: create" in fabric["diffs"]["leaf-01"]
     assert fabric["up"], f"BGP not Established everywhere within {ESTABLISHED_WITHIN_S} s"
     with capsys.disabled():
-        print(f"\nfull-fabric commit: {fabric['committed_s']:.1f} s wall for 6 switches in parallel "
-              f"(per device {min(fabric['commit_s'].values()):.1f}-{max(fabric['commit_s'].values()):.1f} s); "
-              f"BGP underlay + EVPN Established everywhere {fabric['established_s']:.1f} s after the commit started")
+        print(
+            f"\nfull-fabric commit: {fabric['committed_s']:.1f} s wall for 6 switches in parallel "
+            f"(per device {min(fabric['commit_s'].values()):.1f}-{max(fabric['commit_s'].values()):.1f} s); "
+            f"BGP underlay + EVPN Established everywhere {fabric['established_s']:.1f} s after the commit started"
+        )
     assert fabric["established_s"] < ESTABLISHED_WITHIN_S
 
 
@@ -126,16 +139,26 @@ def test_vnis_carry_the_remote_vteps_of_the_other_leaves(fabric: dict[str, Any],
         mine = set(model.networks_by_leaf.get(leaf, ()))
         expected[leaf] = {
             model.networks[net].vni: sorted(
-                (str(model.devices[other].vtep) for other in leaves
-                 if other != leaf and net in model.networks_by_leaf.get(other, ())),
-                key=lambda ip: tuple(int(x) for x in ip.split(".")))
+                (
+                    str(model.devices[other].vtep)
+                    for other in leaves
+                    if other != leaf and net in model.networks_by_leaf.get(other, ())
+                ),
+                key=lambda ip: tuple(int(x) for x in ip.split(".")),
+            )
             for net in mine
         }
     deadline = time.monotonic() + 20
     got: dict[str, dict[int, list[str]]] = {}
     while time.monotonic() < deadline:
-        got = {leaf: {vni: v["remote_vteps"] for vni, v in fabric["drivers"][leaf].get_evpn_vnis().items()
-                      if v["type"] == "L2"} for leaf in leaves}
+        got = {
+            leaf: {
+                vni: v["remote_vteps"]
+                for vni, v in fabric["drivers"][leaf].get_evpn_vnis().items()
+                if v["type"] == "L2"
+            }
+            for leaf in leaves
+        }
         if got == expected:
             break
         time.sleep(0.5)
@@ -170,7 +193,8 @@ def test_getters_and_kernel_facts(fabric: dict[str, Any], password: str) -> None
 
 
 def test_revert_timer_restores_without_confirm_even_when_the_engine_is_gone(
-        lab: Settings, fabric: dict[str, Any], rendered: dict[str, dict[str, str]]) -> None:
+    lab: Settings, fabric: dict[str, Any], rendered: dict[str, dict[str, str]]
+) -> None:
     baseline, changed = rendered["leaf-04"], with_extra_vni(rendered["leaf-04"])
     d = FrrDriver(**driver_args(lab, "leaf-04"))
     d.open()
@@ -192,7 +216,8 @@ def test_revert_timer_restores_without_confirm_even_when_the_engine_is_gone(
 
 
 def test_confirmed_commit_stays_and_rollback_restores_the_checkpoint(
-        fabric: dict[str, Any], rendered: dict[str, dict[str, str]]) -> None:
+    fabric: dict[str, Any], rendered: dict[str, dict[str, str]]
+) -> None:
     d = fabric["drivers"]["leaf-04"]
     baseline, changed = rendered["leaf-04"], with_extra_vni(rendered["leaf-04"])
     d.load_replace_candidate(config=changed)
@@ -222,8 +247,9 @@ def test_confirmed_commit_stays_and_rollback_restores_the_checkpoint(
     assert d.compare_config() == ""
 
 
-def test_a_failing_apply_restores_the_checkpoint(fabric: dict[str, Any], rendered: dict[str, dict[str, str]],
-                                                 password: str) -> None:
+def test_a_failing_apply_restores_the_checkpoint(
+    fabric: dict[str, Any], rendered: dict[str, dict[str, str]], password: str
+) -> None:
     import json
 
     d = fabric["drivers"]["leaf-04"]
@@ -249,11 +275,14 @@ def test_a_candidate_for_another_switch_is_refused(fabric: dict[str, Any], rende
     assert d.compare_config() == ""
 
 
-def test_merge_adds_without_removing(lab: Settings, connect: Connect, fabric: dict[str, Any],
-                                     rendered: dict[str, dict[str, str]], password: str) -> None:
+def test_merge_adds_without_removing(
+    lab: Settings, connect: Connect, fabric: dict[str, Any], rendered: dict[str, dict[str, str]], password: str
+) -> None:
     d = connect("leaf-03", secret_lookup=lambda ref: password)
     d.load_merge_candidate(config={"frr.conf": "ip prefix-list LINTAS-MERGE seq 5 permit 198.51.100.0/24\n"})
-    assert d.compare_config() == "[frr] frr-reload.py --test\n+ ip prefix-list LINTAS-MERGE seq 5 permit 198.51.100.0/24\n"
+    assert (
+        d.compare_config() == "[frr] frr-reload.py --test\n+ ip prefix-list LINTAS-MERGE seq 5 permit 198.51.100.0/24\n"
+    )
     d.commit_config(message="merge")
     d.load_replace_candidate(config=rendered["leaf-03"])
     assert "LINTAS-MERGE" in d.compare_config()
@@ -261,8 +290,13 @@ def test_merge_adds_without_removing(lab: Settings, connect: Connect, fabric: di
     assert d.compare_config() == ""
 
 
-def test_secrets_never_reach_the_logs(lab: Settings, fabric: dict[str, Any], rendered: dict[str, dict[str, str]],
-                                      password: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_never_reach_the_logs(
+    lab: Settings,
+    fabric: dict[str, Any],
+    rendered: dict[str, dict[str, str]],
+    password: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     d = FrrDriver(**driver_args(lab, "leaf-02"))
     d.open()
@@ -285,11 +319,16 @@ def test_nornir_uses_the_driver_as_platform_frr(lab: Settings, fabric: dict[str,
     hosts = Hosts()
     for name in ("spine-01", "leaf-01"):
         args = driver_args(lab, name)
-        hosts[name] = Host(name=name, hostname=args["hostname"], username=args["username"], platform="frr",
-                           connection_options={"napalm": ConnectionOptions(
-                               extras={"optional_args": args["optional_args"]})})
-    nr = Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
-                runner=ThreadedRunner(num_workers=2))
+        hosts[name] = Host(
+            name=name,
+            hostname=args["hostname"],
+            username=args["username"],
+            platform="frr",
+            connection_options={"napalm": ConnectionOptions(extras={"optional_args": args["optional_args"]})},
+        )
+    nr = Nornir(
+        inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()), runner=ThreadedRunner(num_workers=2)
+    )
     try:
         result = nr.run(task=napalm_get, getters=["facts", "bgp_neighbors"])
     finally:

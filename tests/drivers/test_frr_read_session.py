@@ -64,8 +64,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield n
 
 
-def test_one_ssh_session_serves_every_getter_of_a_switch(fabric: dict[str, FrrDriver], connect: Connect,
-                                                          counted: dict[str, int]) -> None:
+def test_one_ssh_session_serves_every_getter_of_a_switch(
+    fabric: dict[str, FrrDriver], connect: Connect, counted: dict[str, int]
+) -> None:
     d = connect("leaf-01")
     assert counted["open"] == 1
     assert d._ssh is not None
@@ -85,8 +86,9 @@ def test_one_ssh_session_serves_every_getter_of_a_switch(fabric: dict[str, FrrDr
     assert d._ssh._client.get_transport() is transport  # type: ignore[union-attr]
 
 
-def test_the_fabric_state_is_one_exec_and_equals_the_getters(fabric: dict[str, FrrDriver],
-                                                             counted: dict[str, int]) -> None:
+def test_the_fabric_state_is_one_exec_and_equals_the_getters(
+    fabric: dict[str, FrrDriver], counted: dict[str, int]
+) -> None:
     for name in ("leaf-01", "spine-01"):
         d = fabric[name]
         d.get_kernel_facts()  # capabilities read once per session
@@ -95,20 +97,27 @@ def test_the_fabric_state_is_one_exec_and_equals_the_getters(fabric: dict[str, F
         assert counted["run"] - before == 1, f"{name}: the state took more than one exec"
         assert st["bgp"]["global"]["peers"].keys() == d.get_bgp_neighbors()["global"]["peers"].keys()
         assert {ip: p["is_up"] for ip, p in st["bgp"]["global"]["peers"].items()} == {
-            ip: p["is_up"] for ip, p in d.get_bgp_neighbors()["global"]["peers"].items()}
+            ip: p["is_up"] for ip, p in d.get_bgp_neighbors()["global"]["peers"].items()
+        }
         assert st["routes"] == d.get_ipv4_routes()
         ifs = d.get_interfaces()
         assert {k: (v["is_up"], v["mtu"]) for k, v in st["interfaces"].items()} == {
-            k: (v["is_up"], v["mtu"]) for k, v in ifs.items()}
+            k: (v["is_up"], v["mtu"]) for k, v in ifs.items()
+        }
         assert st["kernel"]["capabilities"] == d.get_kernel_facts()["capabilities"]
         if name.startswith("leaf"):
             assert st["vnis"] and st["vnis"] == d.get_evpn_vnis()
-        assert any(isinstance(b, dict) and "tableVersion" in b for body in st["bgp_summary"].values()
-                   for b in body.values() if isinstance(body, dict))
+        assert any(
+            isinstance(b, dict) and "tableVersion" in b
+            for body in st["bgp_summary"].values()
+            for b in body.values()
+            if isinstance(body, dict)
+        )
 
 
-def test_probes_run_at_once_in_one_exec(fabric: dict[str, FrrDriver], model: InfraModel,
-                                        counted: dict[str, int]) -> None:
+def test_probes_run_at_once_in_one_exec(
+    fabric: dict[str, FrrDriver], model: InfraModel, counted: dict[str, int]
+) -> None:
     d = fabric["leaf-01"]
     me = str(model.devices["leaf-01"].vtep)
     others = [str(model.devices[n].vtep) for n in ("leaf-02", "leaf-03", "leaf-04")]

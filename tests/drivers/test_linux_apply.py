@@ -23,14 +23,33 @@ def spec_of(rendered: dict[str, dict[str, str]], device: str) -> LinuxSpec:
 def day0(spec: LinuxSpec) -> NetState:
     """A switch as the lab builds it: ports with MTU and addresses, eth0, nothing else."""
     links = {
-        "lo": Link("lo", "loopback", mtu=65536, up=True, mac="00:00:00:00:00:00", alias="", master="", addresses=(),
-                   vlans=()),
-        "eth0": Link("eth0", "port", mtu=1500, up=True, mac="02:00:00:00:00:01", alias="", master="",
-                     addresses=(spec.management.address,), vlans=()),
+        "lo": Link(
+            "lo", "loopback", mtu=65536, up=True, mac="00:00:00:00:00:00", alias="", master="", addresses=(), vlans=()
+        ),
+        "eth0": Link(
+            "eth0",
+            "port",
+            mtu=1500,
+            up=True,
+            mac="02:00:00:00:00:01",
+            alias="",
+            master="",
+            addresses=(spec.management.address,),
+            vlans=(),
+        ),
     }
     for i, p in enumerate(spec.ports):
-        links[p.name] = Link(p.name, "port", mtu=p.mtu, up=True, mac=f"02:00:00:00:01:{i:02x}", alias="", master="",
-                             addresses=tuple(p.addresses), vlans=())
+        links[p.name] = Link(
+            p.name,
+            "port",
+            mtu=p.mtu,
+            up=True,
+            mac=f"02:00:00:00:01:{i:02x}",
+            alias="",
+            master="",
+            addresses=tuple(p.addresses),
+            vlans=(),
+        )
     return NetState(links, {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"})
 
 
@@ -49,7 +68,8 @@ def converge_twice(actual: NetState, desired: Desired) -> tuple[Plan, Plan]:
 
 
 def test_traditional_mode_one_bridge_per_vni_with_every_degradation_recorded(
-        rendered: dict[str, dict[str, str]]) -> None:
+    rendered: dict[str, dict[str, str]],
+) -> None:
     spec = spec_of(rendered, "leaf-01")
     desired = desired_state(spec, BARE)
     assert desired.mode == "traditional"
@@ -59,10 +79,24 @@ def test_traditional_mode_one_bridge_per_vni_with_every_degradation_recorded(
     for vni, vlan, gw in ((10010, 10, "10.30.10.1/24"), (10020, 20, "10.30.20.1/24"), (10200, 200, "10.20.0.1/24")):
         br, vx = f"br{vni}", f"vni{vni}"
         assert ("ip", "link", "add", br, "type", "bridge") in ops
-        assert ("ip", "link", "add", vx, "type", "vxlan", "id", str(vni), "local", "10.250.1.11", "dstport", "4789",
-                "nolearning") in ops
-        assert index(plan, "ip", "link", "add", br, "type", "bridge") < index(plan, "ip", "link", "set", "dev", vx,
-                                                                                "master", br)
+        assert (
+            "ip",
+            "link",
+            "add",
+            vx,
+            "type",
+            "vxlan",
+            "id",
+            str(vni),
+            "local",
+            "10.250.1.11",
+            "dstport",
+            "4789",
+            "nolearning",
+        ) in ops
+        assert index(plan, "ip", "link", "add", br, "type", "bridge") < index(
+            plan, "ip", "link", "set", "dev", vx, "master", br
+        )
         assert ("bridge", "link", "set", "dev", vx, "learning", "off", "neigh_suppress", "on") in ops
         # the SVI is the bridge: anycast gateway address and MAC, the network's MTU
         assert ("ip", "addr", "add", gw, "dev", br) in ops
@@ -92,7 +126,8 @@ def test_traditional_mode_with_vrfs_binds_l3_vnis_through_their_bridge(rendered:
     assert ("ip", "link", "set", "dev", "br50000", "master", "INFRA") in ops
     assert ("ip", "link", "set", "dev", "br10010", "master", "UAT") in ops
     assert index(plan, "ip", "link", "add", "UAT", "type", "vrf", "table", "51001") < index(
-        plan, "ip", "link", "set", "dev", "br10010", "master", "UAT")
+        plan, "ip", "link", "set", "dev", "br10010", "master", "UAT"
+    )
     assert not any(u.startswith(("L3 VNI", "vrf ")) for u in desired.unsupported)
 
 
@@ -133,7 +168,12 @@ def test_restore_plan_undoes_a_commit(rendered: dict[str, dict[str, str]]) -> No
         for name, link in before.links.items():
             got = restore.after.links[name]
             assert (got.mtu, got.up, got.master, got.addresses, got.alias) == (
-                link.mtu, link.up, link.master, link.addresses, link.alias), name
+                link.mtu,
+                link.up,
+                link.master,
+                link.addresses,
+                link.alias,
+            ), name
         assert restore.after.sysctls == before.sysctls
         deletes = [a for a in argvs(restore) if a[:3] == ("ip", "link", "del")]
         assert deletes and all(a[-1] not in before.links for a in deletes)
@@ -148,16 +188,16 @@ def test_ownership_deletes_only_what_the_last_commit_made(rendered: dict[str, di
     bigger = desired_state(LinuxSpec.model_validate(data), BARE)
     first = plan_linux(day0(spec), bigger)
     state = first.after
-    state.links["br4242"] = Link("br4242", "bridge", info=(("vlan_filtering", False),), mtu=1500, up=True,
-                                 master="", addresses=(), vlans=())  # somebody else's bridge
+    state.links["br4242"] = Link(
+        "br4242", "bridge", info=(("vlan_filtering", False),), mtu=1500, up=True, master="", addresses=(), vlans=()
+    )  # somebody else's bridge
     smaller = desired_state(spec, BARE)
     plan = plan_linux(state, smaller, bigger.links)
     dels = [a for a in argvs(plan) if a[:3] == ("ip", "link", "del")]
     assert dels == [("ip", "link", "del", "dev", "vni10999"), ("ip", "link", "del", "dev", "br10999")]
     assert "br4242" in plan.after.links
     # a merge never deletes
-    assert not any(a[:3] == ("ip", "link", "del") for a in argvs(plan_linux(state, smaller, bigger.links,
-                                                                            merge=True)))
+    assert not any(a[:3] == ("ip", "link", "del") for a in argvs(plan_linux(state, smaller, bigger.links, merge=True)))
     # a port the last commit managed and the candidate drops is released
     data = json.loads(rendered["leaf-01"]["linux.json"])
     data["ports"] = [p for p in data["ports"] if p["name"] != "swp1"]
@@ -167,7 +207,8 @@ def test_ownership_deletes_only_what_the_last_commit_made(rendered: dict[str, di
 
 
 def test_conflicts_are_errors_and_the_management_interface_is_never_planned(
-        rendered: dict[str, dict[str, str]]) -> None:
+    rendered: dict[str, dict[str, str]],
+) -> None:
     spec = spec_of(rendered, "leaf-01")
     state = day0(spec)
     state.links["br10010"] = Link("br10010", "port", mtu=1500, up=True, master="", addresses=(), vlans=())
@@ -197,34 +238,79 @@ def test_every_switch_of_the_template_plans_cleanly(rendered: dict[str, dict[str
 
 def test_parse_state_reads_iproute2_json() -> None:
     links = [
-        {"ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "mtu": 65536, "link_type": "loopback",
-         "address": "00:00:00:00:00:00"},
-        {"ifname": "swp1", "flags": ["BROADCAST", "UP", "LOWER_UP"], "mtu": 9216, "master": "br10200",
-         "link_type": "ether", "address": "EE:19:6F:54:DF:A4", "ifalias": "kvm-uat-01_ens1f0",
-         "linkinfo": {"info_kind": "veth", "info_slave_kind": "bridge",
-                      "info_slave_data": {"learning": True, "neigh_suppress": False}}},
-        {"ifname": "vni10010", "flags": ["BROADCAST", "UP"], "mtu": 9166, "master": "br10010", "link_type": "ether",
-         "address": "76:56:cd:47:b4:a6",
-         "linkinfo": {"info_kind": "vxlan", "info_data": {"id": 10010, "local": "10.250.1.11", "port": 4789,
-                                                          "learning": False},
-                      "info_slave_kind": "bridge", "info_slave_data": {"learning": False, "neigh_suppress": True}}},
-        {"ifname": "br10010", "flags": ["BROADCAST"], "mtu": 9000, "link_type": "ether",
-         "address": "00:1c:73:00:00:99", "linkinfo": {"info_kind": "bridge", "info_data": {"vlan_filtering": 0}}},
+        {
+            "ifname": "lo",
+            "flags": ["LOOPBACK", "UP", "LOWER_UP"],
+            "mtu": 65536,
+            "link_type": "loopback",
+            "address": "00:00:00:00:00:00",
+        },
+        {
+            "ifname": "swp1",
+            "flags": ["BROADCAST", "UP", "LOWER_UP"],
+            "mtu": 9216,
+            "master": "br10200",
+            "link_type": "ether",
+            "address": "EE:19:6F:54:DF:A4",
+            "ifalias": "kvm-uat-01_ens1f0",
+            "linkinfo": {
+                "info_kind": "veth",
+                "info_slave_kind": "bridge",
+                "info_slave_data": {"learning": True, "neigh_suppress": False},
+            },
+        },
+        {
+            "ifname": "vni10010",
+            "flags": ["BROADCAST", "UP"],
+            "mtu": 9166,
+            "master": "br10010",
+            "link_type": "ether",
+            "address": "76:56:cd:47:b4:a6",
+            "linkinfo": {
+                "info_kind": "vxlan",
+                "info_data": {"id": 10010, "local": "10.250.1.11", "port": 4789, "learning": False},
+                "info_slave_kind": "bridge",
+                "info_slave_data": {"learning": False, "neigh_suppress": True},
+            },
+        },
+        {
+            "ifname": "br10010",
+            "flags": ["BROADCAST"],
+            "mtu": 9000,
+            "link_type": "ether",
+            "address": "00:1c:73:00:00:99",
+            "linkinfo": {"info_kind": "bridge", "info_data": {"vlan_filtering": 0}},
+        },
     ]
     addrs = [
-        {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8},
-                                       {"family": "inet", "local": "10.250.0.11", "prefixlen": 32},
-                                       {"family": "inet6", "local": "::1", "prefixlen": 128}]},
-        {"ifname": "br10010", "addr_info": [{"family": "inet", "local": "10.30.10.1", "prefixlen": 24},
-                                            {"family": "inet6", "local": "fe80::21c:73ff:fe00:99", "prefixlen": 64}]},
+        {
+            "ifname": "lo",
+            "addr_info": [
+                {"family": "inet", "local": "127.0.0.1", "prefixlen": 8},
+                {"family": "inet", "local": "10.250.0.11", "prefixlen": 32},
+                {"family": "inet6", "local": "::1", "prefixlen": 128},
+            ],
+        },
+        {
+            "ifname": "br10010",
+            "addr_info": [
+                {"family": "inet", "local": "10.30.10.1", "prefixlen": 24},
+                {"family": "inet6", "local": "fe80::21c:73ff:fe00:99", "prefixlen": 64},
+            ],
+        },
     ]
-    vlans = [{"ifname": "swp1", "vlans": [{"vlan": 200, "flags": ["PVID", "Egress Untagged"]},
-                                          {"vlan": 10, "vlanEnd": 11}]}]
+    vlans = [
+        {"ifname": "swp1", "vlans": [{"vlan": 200, "flags": ["PVID", "Egress Untagged"]}, {"vlan": 10, "vlanEnd": 11}]}
+    ]
     st = parse_state(links, addrs, vlans, {"net.ipv4.ip_forward": "1"})
     assert st.links["lo"].kind == "loopback" and st.links["lo"].addresses == ("10.250.0.11/32",)
     swp1 = st.links["swp1"]
-    assert (swp1.kind, swp1.master, swp1.alias, swp1.mac) == ("port", "br10200", "kvm-uat-01_ens1f0",
-                                                              "ee:19:6f:54:df:a4")
+    assert (swp1.kind, swp1.master, swp1.alias, swp1.mac) == (
+        "port",
+        "br10200",
+        "kvm-uat-01_ens1f0",
+        "ee:19:6f:54:df:a4",
+    )
     assert swp1.vlans == ((10, False, False), (11, False, False), (200, True, True))
     assert dict(swp1.port) == {"learning": True, "neigh_suppress": False}
     vx = st.links["vni10010"]

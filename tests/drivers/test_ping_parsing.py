@@ -71,9 +71,11 @@ def test_success() -> None:
 def test_success_replies_carry_the_bare_address_and_rtt() -> None:
     # napalm's PingResultDict: results[].ip_address is an address (no trailing ':' from "from X: icmp_seq")
     s = ping_result(PING_OK, 0)["success"]
-    assert s["results"] == [{"ip_address": "10.250.16.44", "rtt": 0.052},
-                            {"ip_address": "10.250.16.44", "rtt": 0.071},
-                            {"ip_address": "10.250.16.44", "rtt": 0.066}]
+    assert s["results"] == [
+        {"ip_address": "10.250.16.44", "rtt": 0.052},
+        {"ip_address": "10.250.16.44", "rtt": 0.071},
+        {"ip_address": "10.250.16.44", "rtt": 0.066},
+    ]
 
 
 def test_df_success_of_a_jumbo_probe() -> None:
@@ -101,11 +103,14 @@ def test_df_probe_larger_than_a_hop_mtu_is_lost() -> None:
     assert (s["probes_sent"], s["packet_loss"], s["results"]) == (1, 1, [])
 
 
-@pytest.mark.parametrize(("output", "error"), [
-    (PING_BIND, "ping: bind: Cannot assign requested address"),
-    (PING_UNREACHABLE, "ping: connect: Network is unreachable"),
-    ("bash: line 1: ping: command not found\n", "bash: line 1: ping: command not found"),
-])
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        (PING_BIND, "ping: bind: Cannot assign requested address"),
+        (PING_UNREACHABLE, "ping: connect: Network is unreachable"),
+        ("bash: line 1: ping: command not found\n", "bash: line 1: ping: command not found"),
+    ],
+)
 def test_errors_without_statistics(output: str, error: str) -> None:
     assert ping_result(output, 2) == {"error": error}
 
@@ -125,9 +130,11 @@ def test_long_error_is_truncated() -> None:
 
 
 def test_busybox_summary_is_understood() -> None:
-    out = ("PING 10.0.0.1 (10.0.0.1): 56 data bytes\n64 bytes from 10.0.0.1: seq=0 ttl=64 time=0.090 ms\n\n"
-           "--- 10.0.0.1 ping statistics ---\n2 packets transmitted, 1 packets received, 50% packet loss\n"
-           "round-trip min/avg/max = 0.090/0.090/0.090 ms\n")
+    out = (
+        "PING 10.0.0.1 (10.0.0.1): 56 data bytes\n64 bytes from 10.0.0.1: seq=0 ttl=64 time=0.090 ms\n\n"
+        "--- 10.0.0.1 ping statistics ---\n2 packets transmitted, 1 packets received, 50% packet loss\n"
+        "round-trip min/avg/max = 0.090/0.090/0.090 ms\n"
+    )
     s = ping_result(out, 1)["success"]
     assert (s["probes_sent"], s["packet_loss"]) == (2, 1)
 
@@ -195,13 +202,21 @@ def test_every_prefix_is_reported(routes: dict[str, dict[str, Any]]) -> None:
 
 
 def test_bgp_route_via_one_spine(routes: dict[str, dict[str, Any]]) -> None:
-    assert routes["10.250.0.1/32"] == {"protocol": "bgp", "selected": True, "installed": True,
-                                       "nexthops": ["10.250.16.44"]}
+    assert routes["10.250.0.1/32"] == {
+        "protocol": "bgp",
+        "selected": True,
+        "installed": True,
+        "nexthops": ["10.250.16.44"],
+    }
 
 
 def test_connected_route_names_its_interface(routes: dict[str, dict[str, Any]]) -> None:
-    assert routes["10.250.0.11/32"] == {"protocol": "connected", "selected": True, "installed": True,
-                                        "nexthops": ["lo"]}
+    assert routes["10.250.0.11/32"] == {
+        "protocol": "connected",
+        "selected": True,
+        "installed": True,
+        "nexthops": ["lo"],
+    }
 
 
 def test_multipath_nexthops_are_all_listed_sorted(routes: dict[str, dict[str, Any]]) -> None:
@@ -209,13 +224,21 @@ def test_multipath_nexthops_are_all_listed_sorted(routes: dict[str, dict[str, An
 
 
 def test_inactive_nexthop_is_left_out(routes: dict[str, dict[str, Any]]) -> None:
-    assert routes["10.250.1.13/32"] == {"protocol": "bgp", "selected": True, "installed": True,
-                                        "nexthops": ["10.250.16.44"]}
+    assert routes["10.250.1.13/32"] == {
+        "protocol": "bgp",
+        "selected": True,
+        "installed": True,
+        "nexthops": ["10.250.16.44"],
+    }
 
 
 def test_the_selected_entry_wins_over_an_earlier_unselected_one(routes: dict[str, dict[str, Any]]) -> None:
-    assert routes["10.250.16.44/31"] == {"protocol": "connected", "selected": True, "installed": True,
-                                         "nexthops": ["swp51"]}
+    assert routes["10.250.16.44/31"] == {
+        "protocol": "connected",
+        "selected": True,
+        "installed": True,
+        "nexthops": ["swp51"],
+    }
 
 
 def test_route_with_no_selected_entry_is_reported_unselected(routes: dict[str, dict[str, Any]]) -> None:
@@ -225,4 +248,5 @@ def test_route_with_no_selected_entry_is_reported_unselected(routes: dict[str, d
 def test_empty_and_malformed_tables() -> None:
     assert ipv4_routes({}) == {}
     assert ipv4_routes({"10.0.0.0/8": "garbage", "10.1.0.0/16": []}) == {
-        "10.1.0.0/16": {"protocol": "", "selected": False, "installed": False, "nexthops": []}}
+        "10.1.0.0/16": {"protocol": "", "selected": False, "installed": False, "nexthops": []}
+    }

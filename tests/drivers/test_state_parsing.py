@@ -26,8 +26,10 @@ def test_the_pending_commit_sections_parse_as_get_pending_commit_answers() -> No
     from lintas.workers.drivers.frr.reads import parse_pending
     from lintas.workers.drivers.frr.remote import parse_sections
 
-    out = ("\n@@pstatus\npending\n\n@@pmarker\nck-1 1700000100\n\n@@pmeta\n"
-           '{"id": "ck-1", "message": "lintas run r-1 abcd1234 (demo main)", "revert_in": 60}\n@@pnow\n1700000040\n')
+    out = (
+        "\n@@pstatus\npending\n\n@@pmarker\nck-1 1700000100\n\n@@pmeta\n"
+        '{"id": "ck-1", "message": "lintas run r-1 abcd1234 (demo main)", "revert_in": 60}\n@@pnow\n1700000040\n'
+    )
     got = parse_pending(parse_sections(out))
     assert got is not None and got["status"] == "pending" and got["checkpoint"] == "ck-1"
     assert got["message"].startswith("lintas run r-1") and got["seconds_left"] == 60 and got["revert_in"] == 60

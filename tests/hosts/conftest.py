@@ -33,12 +33,32 @@ def _ovs_server(d: Path, ns: str) -> Iterator[str]:
     try:
         _run("ovsdb-tool", "create", str(d / "conf.db"), str(SCHEMA))
         sock = d / "db.sock"
-        _run("ip", "netns", "exec", ns, "ovsdb-server", str(d / "conf.db"), f"--remote=punix:{sock}",
-             f"--pidfile={d / 'ovsdb.pid'}", f"--unixctl={d / 'ovsdb.ctl'}", "--detach",
-             f"--log-file={d / 'ovsdb.log'}")
+        _run(
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ovsdb-server",
+            str(d / "conf.db"),
+            f"--remote=punix:{sock}",
+            f"--pidfile={d / 'ovsdb.pid'}",
+            f"--unixctl={d / 'ovsdb.ctl'}",
+            "--detach",
+            f"--log-file={d / 'ovsdb.log'}",
+        )
         _run("ovs-vsctl", f"--db=unix:{sock}", "--no-wait", "init")
-        _run("ip", "netns", "exec", ns, "ovs-vswitchd", f"unix:{sock}", f"--pidfile={d / 'vswitchd.pid'}",
-             f"--unixctl={d / 'vswitchd.ctl'}", "--detach", f"--log-file={d / 'vswitchd.log'}")
+        _run(
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ovs-vswitchd",
+            f"unix:{sock}",
+            f"--pidfile={d / 'vswitchd.pid'}",
+            f"--unixctl={d / 'vswitchd.ctl'}",
+            "--detach",
+            f"--log-file={d / 'vswitchd.log'}",
+        )
         _run("ip", "-n", ns, "link", "add", "ens1f0", "type", "veth", "peer", "name", "peer0")
         yield f"unix:{sock}"
     finally:

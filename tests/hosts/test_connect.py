@@ -17,19 +17,34 @@ KEY, KNOWN = Path("/etc/lintas/id_ed25519"), Path("/etc/lintas/known_hosts")
 
 
 def test_ssh_uri_goes_through_libssh_with_the_key_and_strict_known_hosts() -> None:
-    uri, host, port = libvirt_uri("qemu+ssh://lintas@10.255.0.111/system?readonly=1", user=None, key_file=KEY,
-                                  known_hosts=KNOWN)
+    uri, host, port = libvirt_uri(
+        "qemu+ssh://lintas@10.255.0.111/system?readonly=1", user=None, key_file=KEY, known_hosts=KNOWN
+    )
     parts = urlsplit(uri)
     assert (parts.scheme, parts.username, parts.hostname, parts.path, host, port) == (
-        "qemu+libssh", "lintas", "10.255.0.111", "/system", "10.255.0.111", 22)
+        "qemu+libssh",
+        "lintas",
+        "10.255.0.111",
+        "/system",
+        "10.255.0.111",
+        22,
+    )
     q = parse_qs(parts.query)
-    assert q == {"keyfile": [str(KEY)], "known_hosts": [str(KNOWN)], "known_hosts_verify": ["normal"],
-                 "sshauth": ["privkey"]}  # readonly=1 is not a libvirt parameter: read-only is how it is opened
+    assert q == {
+        "keyfile": [str(KEY)],
+        "known_hosts": [str(KNOWN)],
+        "known_hosts_verify": ["normal"],
+        "sshauth": ["privkey"],
+    }  # readonly=1 is not a libvirt parameter: read-only is how it is opened
 
 
 def test_repo_cannot_smuggle_transport_parameters() -> None:
-    uri, _h, _p = libvirt_uri("qemu+ssh://x@10.255.0.1/system?no_verify=1&command=/bin/evil&keyfile=/root/k",
-                              user="lintas", key_file=KEY, known_hosts=KNOWN)
+    uri, _h, _p = libvirt_uri(
+        "qemu+ssh://x@10.255.0.1/system?no_verify=1&command=/bin/evil&keyfile=/root/k",
+        user="lintas",
+        key_file=KEY,
+        known_hosts=KNOWN,
+    )
     q = parse_qs(urlsplit(uri).query)
     assert "no_verify" not in q and "command" not in q and q["keyfile"] == [str(KEY)]
     assert urlsplit(uri).username == "lintas"  # the configured login wins

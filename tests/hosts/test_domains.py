@@ -45,8 +45,11 @@ def converge(conn: Any, index: DomainIndex, arts: dict[str, str], deletions: boo
 def test_defines_and_starts_then_nothing_to_do(conn: Any, kvm: tuple[DomainIndex, dict[str, str]]) -> None:
     index, arts = kvm
     first = {c.name: c.actions for c in converge(conn, index, arts)}
-    assert first == {"uat-web-01": ["defined", "started"], "uat-app-01": ["defined", "started"],
-                     "uat-batch-01": ["defined"]}
+    assert first == {
+        "uat-web-01": ["defined", "started"],
+        "uat-app-01": ["defined", "started"],
+        "uat-batch-01": ["defined"],
+    }
     assert all(not c.actions for c in converge(conn, index, arts))
     seen = D.observe(conn, [d.uuid for d in index.domains])
     checks = D.check(index, seen, None, deletions_allowed=False)
@@ -59,15 +62,18 @@ def test_changed_memory_redefines_and_reports_restart_pending(conn: Any) -> None
     index, arts = load_domain_index(bundle("kvm-uat-01", model)["domains.json"]), bundle("kvm-uat-01", model)
     converge(conn, index, arts)
     arts2 = dict(arts)
-    xml = arts["domains/uat-web-01.xml"].replace("<memory unit='KiB'>65536</memory>",
-                                                 "<memory unit='KiB'>131072</memory>")
-    xml = xml.replace("<currentMemory unit='KiB'>65536</currentMemory>",
-                      "<currentMemory unit='KiB'>131072</currentMemory>")
+    xml = arts["domains/uat-web-01.xml"].replace(
+        "<memory unit='KiB'>65536</memory>", "<memory unit='KiB'>131072</memory>"
+    )
+    xml = xml.replace(
+        "<currentMemory unit='KiB'>65536</currentMemory>", "<currentMemory unit='KiB'>131072</currentMemory>"
+    )
     assert xml != arts["domains/uat-web-01.xml"], "the template's memory element changed shape"
     arts2["domains/uat-web-01.xml"] = xml
     web = next(d for d in index.domains if d.name == "uat-web-01")
-    index2 = index.model_copy(update={"domains": [d.model_copy(update={"memory_kib": 131072}) if d is web else d
-                                                  for d in index.domains]})
+    index2 = index.model_copy(
+        update={"domains": [d.model_copy(update={"memory_kib": 131072}) if d is web else d for d in index.domains]}
+    )
     changes = {c.name: c for c in converge(conn, index2, arts2)}
     assert changes["uat-web-01"].actions[0].startswith("redefined: memory")
     assert changes["uat-web-01"].restart_pending == ["memory 65536 -> 131072 KiB at the next cold boot"]
@@ -76,8 +82,9 @@ def test_changed_memory_redefines_and_reports_restart_pending(conn: Any) -> None
     assert domain_facts(dom.XMLDesc(D.XML_INACTIVE)).memory_kib == 131072
 
 
-def test_removed_instance_is_kept_unless_deletions_are_allowed(conn: Any,
-                                                              kvm: tuple[DomainIndex, dict[str, str]]) -> None:
+def test_removed_instance_is_kept_unless_deletions_are_allowed(
+    conn: Any, kvm: tuple[DomainIndex, dict[str, str]]
+) -> None:
     index, arts = kvm
     converge(conn, index, arts)
     gone = index.model_copy(update={"domains": [d for d in index.domains if d.name != "uat-app-01"]})
@@ -112,12 +119,15 @@ def test_snapshot_restore_undoes_define_and_redefine(conn: Any, kvm: tuple[Domai
     assert "uat-web-01" in names and "uat-app-01" not in names and "uat-batch-01" not in names
 
 
-def test_a_foreign_domain_with_a_modelled_uuid_is_never_taken_over(conn: Any,
-                                                                   kvm: tuple[DomainIndex, dict[str, str]]) -> None:
+def test_a_foreign_domain_with_a_modelled_uuid_is_never_taken_over(
+    conn: Any, kvm: tuple[DomainIndex, dict[str, str]]
+) -> None:
     index, arts = kvm
     web = next(d for d in index.domains if d.name == "uat-web-01")
-    conn.defineXML(f"<domain type='test'><name>someone-else</name><uuid>{web.uuid}</uuid>"
-                   "<memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>")
+    conn.defineXML(
+        f"<domain type='test'><name>someone-else</name><uuid>{web.uuid}</uuid>"
+        "<memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+    )
     with pytest.raises(D.DomainError, match="not Lintas-managed"):
         converge(conn, index, arts)
     assert [d.name() for d in conn.listAllDomains() if d.name() != "test"] == ["someone-else"]
@@ -140,6 +150,7 @@ def test_check_catches_a_mac_that_differs_from_the_model(conn: Any, kvm: tuple[D
     dom.create()
     seen = D.observe(conn, [d.uuid for d in index.domains])
     bad = [c for c in D.check(index, seen, None, deletions_allowed=False) if not c[2]]
-    assert bad == [("uat-web-01", "nic 0 (uat-web)", False, "fa:16:3e:1a:00:01 on br-int",
-                    "fa:16:3e:ff:00:01 on br-int")]
+    assert bad == [
+        ("uat-web-01", "nic 0 (uat-web)", False, "fa:16:3e:1a:00:01 on br-int", "fa:16:3e:ff:00:01 on br-int")
+    ]
     assert any("fa:16:3e:1a:00:01" in line and "fa:16:3e:ff:00:01" in line for line in D.drift(index, arts, seen))

@@ -15,28 +15,52 @@ MANAGED = {"lintas-managed": "true"}
 
 
 def spec() -> OvsSpec:
-    tunnel = Port(name="gnv-b", external_ids=MANAGED, interfaces=[Interface(
-        name="gnv-b", type="geneve", options={"remote_ip": "10.0.0.2", "key": "flow"}, external_ids=MANAGED)])
-    br = Bridge(name="br-int", datapath_type="netdev", fail_mode="secure", external_ids=MANAGED,
-                ports=[Port(name="br-int", interfaces=[Interface(name="br-int", type="internal")]), tunnel])
-    return OvsSpec(host="kvm-a", connection="tcp:127.0.0.1:6640", bridges=[br],
-                   open_vswitch=OpenVswitch(external_ids={"ovn-encap-type": "geneve"}))
+    tunnel = Port(
+        name="gnv-b",
+        external_ids=MANAGED,
+        interfaces=[
+            Interface(
+                name="gnv-b", type="geneve", options={"remote_ip": "10.0.0.2", "key": "flow"}, external_ids=MANAGED
+            )
+        ],
+    )
+    br = Bridge(
+        name="br-int",
+        datapath_type="netdev",
+        fail_mode="secure",
+        external_ids=MANAGED,
+        ports=[Port(name="br-int", interfaces=[Interface(name="br-int", type="internal")]), tunnel],
+    )
+    return OvsSpec(
+        host="kvm-a",
+        connection="tcp:127.0.0.1:6640",
+        bridges=[br],
+        open_vswitch=OpenVswitch(external_ids={"ovn-encap-type": "geneve"}),
+    )
 
 
 def observed_with_leftovers() -> ovsdb.ObservedOvs:
-    old = ovsdb.ObservedPort(name="gnv-old", external_ids=MANAGED,
-                             interfaces=[ovsdb.ObservedInterface(name="gnv-old", type="geneve")])
+    old = ovsdb.ObservedPort(
+        name="gnv-old", external_ids=MANAGED, interfaces=[ovsdb.ObservedInterface(name="gnv-old", type="geneve")]
+    )
     foreign = ovsdb.ObservedPort(name="tap1", interfaces=[ovsdb.ObservedInterface(name="tap1", type="system")])
-    return ovsdb.ObservedOvs(external_ids={"ovn-encap-ip": "10.0.0.1"}, bridges={
-        "br-int": ovsdb.ObservedBridge(name="br-int", datapath_type="netdev", fail_mode="secure",
-                                       external_ids=MANAGED, ports={"gnv-old": old}),
-        "br-gone": ovsdb.ObservedBridge(name="br-gone", external_ids=MANAGED, ports={"tap1": foreign}),
-    })
+    return ovsdb.ObservedOvs(
+        external_ids={"ovn-encap-ip": "10.0.0.1"},
+        bridges={
+            "br-int": ovsdb.ObservedBridge(
+                name="br-int", datapath_type="netdev", fail_mode="secure", external_ids=MANAGED, ports={"gnv-old": old}
+            ),
+            "br-gone": ovsdb.ObservedBridge(name="br-gone", external_ids=MANAGED, ports={"tap1": foreign}),
+        },
+    )
 
 
 def test_plan_returns_typed_steps_removals_first() -> None:
-    previous = OvsSpec(host="kvm-a", connection="tcp:127.0.0.1:6640",
-                       open_vswitch=OpenVswitch(external_ids={"ovn-encap-ip": "10.0.0.1"}))
+    previous = OvsSpec(
+        host="kvm-a",
+        connection="tcp:127.0.0.1:6640",
+        open_vswitch=OpenVswitch(external_ids={"ovn-encap-ip": "10.0.0.1"}),
+    )
     steps = ovsdb.plan(spec(), observed_with_leftovers(), previous)
     assert all(isinstance(s, Step) for s in steps)
     assert [s.command for s in steps] == [
@@ -65,6 +89,7 @@ class RecordingApi:
     def __getattr__(self, method: str) -> Any:
         def call(*args: Any, **kw: Any) -> tuple[Any, ...]:
             return (method, args, tuple(sorted(kw.items())))
+
         return call
 
     @contextmanager
@@ -75,6 +100,7 @@ class RecordingApi:
         class Txn:
             def add(self, cmd: tuple[Any, ...]) -> None:
                 api.calls.append(cmd)
+
         yield Txn()
 
 
@@ -97,7 +123,13 @@ def test_each_command_is_the_ovsdbapp_call_it_always_was() -> None:
     assert DelPort("p", "br").command(api) == ("del_port", ("p",), (("bridge", "br"), ("if_exists", True)))
     assert DelBridge("br").command(api) == ("del_br", ("br", True), ())
     assert RemoveKeys("Interface", "p", "options", ("a", "b")).command(api) == (
-        "db_remove", ("Interface", "p", "options", "a", "b"), ())
+        "db_remove",
+        ("Interface", "p", "options", "a", "b"),
+        (),
+    )
     assert SetColumn("Port", "p", "tag", []).command(api) == ("db_set", ("Port", "p", ("tag", [])), ())
-    assert AddBridge("br", "netdev").command(api) == ("add_br", ("br",), (("datapath_type", "netdev"),
-                                                                          ("may_exist", True)))
+    assert AddBridge("br", "netdev").command(api) == (
+        "add_br",
+        ("br",),
+        (("datapath_type", "netdev"), ("may_exist", True)),
+    )

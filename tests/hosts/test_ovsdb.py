@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def vsctl(target: str, *args: str) -> str:
-    return subprocess.run(["ovs-vsctl", f"--db={target}", *args], check=True, capture_output=True, text=True,
-                          timeout=20).stdout.strip()
+    return subprocess.run(
+        ["ovs-vsctl", f"--db={target}", *args], check=True, capture_output=True, text=True, timeout=20
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -38,9 +39,18 @@ def spec_kvm() -> OvsSpec:
 def with_tunnel(spec: OvsSpec, remote: str) -> OvsSpec:
     """``spec`` plus a geneve port to ``remote`` on br-int."""
     ids = {"lintas-managed": "true"}
-    port = Port(name="gnv-test", external_ids=ids, interfaces=[Interface(
-        name="gnv-test", type="geneve", options={"remote_ip": remote, "key": "flow", "csum": "true"},
-        external_ids=ids)])
+    port = Port(
+        name="gnv-test",
+        external_ids=ids,
+        interfaces=[
+            Interface(
+                name="gnv-test",
+                type="geneve",
+                options={"remote_ip": remote, "key": "flow", "csum": "true"},
+                external_ids=ids,
+            )
+        ],
+    )
     bridges = [b.model_copy(update={"ports": [*b.ports, port]}) if b.name == "br-int" else b for b in spec.bridges]
     return spec.model_copy(update={"bridges": bridges})
 
@@ -74,7 +84,8 @@ def test_changed_tunnel_options_and_mtu_are_converged(api: Any) -> None:
     new = with_tunnel(spec_kvm(), "10.20.0.99")
     assert ovsdb.differences(new, ovsdb.read(api)) == [
         "interface gnv-test options: want {csum=true, key=flow, remote_ip=10.20.0.99}, "
-        "have {csum=true, key=flow, remote_ip=10.20.0.21}"]
+        "have {csum=true, key=flow, remote_ip=10.20.0.21}"
+    ]
     changes = ovsdb.converge(api, new, old)
     assert changes == ["interface gnv-test options {csum=true, key=flow, remote_ip=10.20.0.99}"]
     assert ovsdb.differences(new, ovsdb.read(api)) == []
@@ -100,12 +111,14 @@ def test_restore_snapshot_removes_what_the_change_added_and_keeps_foreign_rows(a
 
 
 def test_managed_rows_no_longer_modelled_are_removed_but_not_a_bridge_with_foreign_ports(
-        api: Any, ovs_target: str) -> None:
+    api: Any, ovs_target: str
+) -> None:
     spec = with_tunnel(spec_kvm(), "10.20.0.21")
     ovsdb.converge(api, spec, None)
     vsctl(ovs_target, "add-port", "br-phy", "tap-other", "--", "set", "Interface", "tap-other", "type=internal")
-    without_phy = spec.model_copy(update={
-        "bridges": [b for b in spec_kvm().bridges if b.name == "br-int"], "ip_addresses": []})
+    without_phy = spec.model_copy(
+        update={"bridges": [b for b in spec_kvm().bridges if b.name == "br-int"], "ip_addresses": []}
+    )
     changes = ovsdb.converge(api, without_phy, spec)
     assert "del port gnv-test from br-int" in changes
     assert "del port ens1f0 from br-phy" in changes
@@ -117,8 +130,9 @@ def test_managed_rows_no_longer_modelled_are_removed_but_not_a_bridge_with_forei
 def test_a_refused_transaction_applies_nothing(api: Any, ovs_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_kvm()
     ovsdb.converge(api, spec, None)
-    ovn = spec.model_copy(update={"open_vswitch": spec.open_vswitch.model_copy(
-        update={"external_ids": {"ovn-encap-type": "geneve"}})})
+    ovn = spec.model_copy(
+        update={"open_vswitch": spec.open_vswitch.model_copy(update={"external_ids": {"ovn-encap-type": "geneve"}})}
+    )
     stale = ovsdb.ObservedOvs()  # as if the switch were empty: the plan re-adds ens1f0, which exists
     monkeypatch.setattr(ovsdb, "read", lambda _api: stale)
     with pytest.raises(ovsdb.OvsdbError, match="nothing applied"):

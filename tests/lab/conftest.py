@@ -79,8 +79,18 @@ def ip_json(*args: str) -> object:
     return json.loads(out or "[]")
 
 
-LAB_COMMS = ("zebra", "bgpd", "bfdd", "staticd", "sshd", "libvirtd", "virtlogd", "ovsdb-server", "ovs-vswitchd",
-             "qemu-system-x86")
+LAB_COMMS = (
+    "zebra",
+    "bgpd",
+    "bfdd",
+    "staticd",
+    "sshd",
+    "libvirtd",
+    "virtlogd",
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "qemu-system-x86",
+)
 
 
 def lab_process_pids() -> dict[int, str]:
@@ -101,9 +111,7 @@ def lab_process_pids() -> dict[int, str]:
         try:
             comm = (d / "comm").read_text().strip()
             state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if comm in LAB_COMMS and state != "Z" and (
-                os.stat(d / "ns" / "net").st_ino not in others | {root_ns}
-            ):
+            if comm in LAB_COMMS and state != "Z" and (os.stat(d / "ns" / "net").st_ino not in others | {root_ns}):
                 out[int(d.name)] = comm
         except (OSError, IndexError):
             continue

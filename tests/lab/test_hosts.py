@@ -34,14 +34,20 @@ def libvirt_conn(settings: Settings, host: str) -> Any:
 
 def vsctl(settings: Settings, host: str, *args: str) -> subprocess.CompletedProcess[str]:
     """ovs-vsctl from the root namespace, over the host's OVSDB TCP remote (what the deployer uses)."""
-    return subprocess.run(["ovs-vsctl", f"--db={lab_host_facts(settings, host).ovsdb}", "--timeout=10", *args],
-                          capture_output=True, text=True, timeout=20)
+    return subprocess.run(
+        ["ovs-vsctl", f"--db={lab_host_facts(settings, host).ovsdb}", "--timeout=10", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
 
 
 def test_hosts_are_healthy_and_answer(lab: tuple[Settings, LabState]) -> None:
     settings, state = lab
     assert {h: (r.kind, r.mgmt_ip) for h, r in state.hosts.items()} == {
-        "kvm-uat-01": ("kvm", "10.255.0.101/24"), "osc-01": ("openstack", "10.255.0.111/24")}
+        "kvm-uat-01": ("kvm", "10.255.0.101/24"),
+        "osc-01": ("openstack", "10.255.0.111/24"),
+    }
     statuses = {s.name: s for s in run(lab_status(settings)) if s.kind == "host"}
     assert sorted(statuses) == HOSTS
     for s in statuses.values():
@@ -50,8 +56,13 @@ def test_hosts_are_healthy_and_answer(lab: tuple[Settings, LabState]) -> None:
         assert all(s.daemons.values()) and s.sshd and s.mgmt_reachable
     facts = lab_hosts_facts(settings)
     f = facts["osc-01"]
-    assert (f.namespace, f.kind, f.mgmt_ip, f.ssh_port, f.username) == ("lx-osc-01", "openstack", "10.255.0.111",
-                                                                        22, "root")
+    assert (f.namespace, f.kind, f.mgmt_ip, f.ssh_port, f.username) == (
+        "lx-osc-01",
+        "openstack",
+        "10.255.0.111",
+        22,
+        "root",
+    )
     assert (f.ovsdb, f.domain_type) == ("tcp:10.255.0.111:6640", "qemu")  # the template's lab hosts: TCG
     assert f.libvirt_socket.is_socket() and f.libvirt_ro_socket.is_socket() and (f.ovs_run_dir / "db.sock").is_socket()
     for host in HOSTS:
@@ -79,12 +90,22 @@ def test_nova_domains_and_a_mac_changed_behind_lintas(lab: tuple[Settings, LabSt
     try:
         facts = domain_facts(conn.lookupByUUIDString(COREBANK).XMLDesc(0))
         assert (facts.managed_by, facts.instance_name, facts.vcpus, facts.memory_kib) == (
-            "nova", "corebank-uat-01", 2, 8192 * 1024)
+            "nova",
+            "corebank-uat-01",
+            2,
+            8192 * 1024,
+        )
         assert facts.flavor and facts.flavor.name == "m1.tiny3.migrate" and facts.flavor.disk_gb == 80
         assert facts.owner and (facts.owner.user, facts.owner.project) == ("team-core-banking", "uat-core-banking")
         [nic] = facts.interfaces
         assert (nic.mac, nic.bridge, nic.virtualport_type, nic.interfaceid, nic.target_dev, nic.model) == (
-            "fa:16:3e:5c:20:01", "br-int", "openvswitch", COREBANK_PORT, "tap5d7e1c2a-0b", "virtio")
+            "fa:16:3e:5c:20:01",
+            "br-int",
+            "openvswitch",
+            COREBANK_PORT,
+            "tap5d7e1c2a-0b",
+            "virtio",
+        )
         assert facts.domain_type == lab_host_facts(settings, "osc-01").domain_type
         # libvirt plugged the tap into the host's OVS, with neutron's port id
         assert vsctl(settings, "osc-01", "list-ports", "br-int").stdout.split() == ["tap5d7e1c2a-0b"]
@@ -102,10 +123,25 @@ def test_nova_domains_and_a_mac_changed_behind_lintas(lab: tuple[Settings, LabSt
 def test_ssh_into_a_host_reaches_its_own_libvirt_and_ovs(lab: tuple[Settings, LabState]) -> None:
     settings, _ = lab
     f = lab_host_facts(settings, "osc-01")
-    argv = ["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={f.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-            "-p", str(f.ssh_port), f"{f.username}@{f.mgmt_ip}",
-            "virsh -c qemu:///system hostname && virsh -c qemu:///system list --name && ovs-vsctl list-br"]
+    argv = [
+        "ssh",
+        "-i",
+        str(f.key_file),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={f.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-p",
+        str(f.ssh_port),
+        f"{f.username}@{f.mgmt_ip}",
+        "virsh -c qemu:///system hostname && virsh -c qemu:///system list --name && ovs-vsctl list-br",
+    ]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["osc-01", "instance-00000004", "br-int"]

@@ -22,13 +22,30 @@ pytestmark = needs_lab
 SWITCHES = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
 
 
-def ssh(settings: Settings, device: str, *command: str, known_hosts: Path | None = None,
-        extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+def ssh(
+    settings: Settings, device: str, *command: str, known_hosts: Path | None = None, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     f = lab_device_facts(settings, device)
-    argv = ["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={known_hosts or f.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-p", str(f.ssh_port), *extra,
-            f"{f.username}@{f.mgmt_ip}", *command]
+    argv = [
+        "ssh",
+        "-i",
+        str(f.key_file),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts or f.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-p",
+        str(f.ssh_port),
+        *extra,
+        f"{f.username}@{f.mgmt_ip}",
+        *command,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
@@ -46,8 +63,7 @@ def test_namespaces_addresses_and_mtu(lab: tuple[Settings, LabState]) -> None:
             assert addrs == [str(end.ip)]
     for name in SWITCHES:
         [eth0] = ip_json("-n", f"lx-{name}", "addr", "show", "dev", "eth0")  # type: ignore[misc]
-        assert [a["local"] for a in eth0["addr_info"] if a["family"] == "inet"] == [
-            str(model.devices[name].mgmt_ip.ip)]
+        assert [a["local"] for a in eth0["addr_info"] if a["family"] == "inet"] == [str(model.devices[name].mgmt_ip.ip)]
         routes = ip_json("-n", f"lx-{name}", "route", "show", "default")
         assert routes == [], "a lab switch must not have a default route"
     # the root namespace: the bridge carries the gateway and forwards nothing elsewhere
@@ -65,12 +81,48 @@ def test_namespaces_addresses_and_mtu(lab: tuple[Settings, LabState]) -> None:
 def test_ping_across_a_p2p_link_at_full_mtu(lab: tuple[Settings, LabState]) -> None:
     # spine-01:swp1 10.250.16.44/31 -- leaf-01:swp51 10.250.16.45/31, DF set, 9216-byte packets
     out = subprocess.run(
-        ["ip", "netns", "exec", "lx-spine-01", "ping", "-c", "2", "-W", "2", "-M", "do", "-s", str(9216 - 28),
-         "10.250.16.45"], capture_output=True, text=True, timeout=20)
+        [
+            "ip",
+            "netns",
+            "exec",
+            "lx-spine-01",
+            "ping",
+            "-c",
+            "2",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            str(9216 - 28),
+            "10.250.16.45",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     too_big = subprocess.run(
-        ["ip", "netns", "exec", "lx-spine-01", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", str(9216 - 27),
-         "10.250.16.45"], capture_output=True, text=True, timeout=20)
+        [
+            "ip",
+            "netns",
+            "exec",
+            "lx-spine-01",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            str(9216 - 27),
+            "10.250.16.45",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert too_big.returncode != 0
 
 
@@ -89,7 +141,7 @@ def test_ssh_with_strict_host_keys(lab: tuple[Settings, LabState], tmp_path: Pat
     facts = lab_device_facts(settings, "leaf-01")
     # a wrong host key for that address is refused
     wrong = tmp_path / "known_hosts_wrong"
-    other = (facts.known_hosts.read_text().splitlines())
+    other = facts.known_hosts.read_text().splitlines()
     leaf2_key = next(line for line in other if ",leaf-02 " in line).split(" ", 1)[1]
     wrong.write_text(f"{facts.mgmt_ip} {leaf2_key}\n")
     res = ssh(settings, "leaf-01", "true", known_hosts=wrong)
@@ -105,8 +157,12 @@ def test_ssh_with_strict_host_keys(lab: tuple[Settings, LabState], tmp_path: Pat
 
 
 def test_sshd_listens_only_on_the_management_address(lab: tuple[Settings, LabState]) -> None:
-    out = subprocess.run(["ip", "netns", "exec", "lx-leaf-02", "ss", "-Hltn", "sport", "=", ":22"],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
+    out = subprocess.run(
+        ["ip", "netns", "exec", "lx-leaf-02", "ss", "-Hltn", "sport", "=", ":22"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     listeners = [line.split()[3] for line in out if line.strip()]
     assert listeners == ["10.255.0.22:22"]
 
@@ -146,8 +202,12 @@ def test_rendered_configs_bring_ebgp_up(lab: tuple[Settings, LabState], tmp_path
         path = tmp_path / f"{name}.conf"
         path.write_text(conf)
         f = lab_device_facts(settings, name)
-        res = subprocess.run(["vtysh", "--vty_socket", str(f.vty_socket_dir), "--config_dir", str(f.config_dir),
-                              "-f", str(path)], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            ["vtysh", "--vty_socket", str(f.vty_socket_dir), "--config_dir", str(f.config_dir), "-f", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
     deadline = time.monotonic() + 30
     want = {"ipv4Unicast": "Established", "l2VpnEvpn": "Established"}
@@ -164,8 +224,9 @@ def test_rendered_configs_bring_ebgp_up(lab: tuple[Settings, LabState], tmp_path
     # the loopbacks are exchanged: leaf-01 learns spine-01's loopback through BGP
     routes = ""
     while time.monotonic() < deadline + 10 and "proto bgp" not in routes:
-        routes = subprocess.run(["ip", "-n", "lx-leaf-01", "route", "show", "10.250.0.1"], capture_output=True,
-                                text=True, check=True).stdout
+        routes = subprocess.run(
+            ["ip", "-n", "lx-leaf-01", "route", "show", "10.250.0.1"], capture_output=True, text=True, check=True
+        ).stdout
         time.sleep(0.2)
     assert "proto bgp" in routes
 

@@ -92,8 +92,11 @@ def test_up_twice_is_idempotent_and_repairs(lab_settings: Settings) -> None:
     assert qemu and {p for p, comm in lab_process_pids().items() if comm == "qemu-system-x86"} == qemu  # kept
     [swp51] = ip_json("-n", "lx-leaf-03", "addr", "show", "dev", "swp51")  # type: ignore[misc]
     assert swp51["mtu"] == 9216 and swp51["addr_info"][0]["local"] == "10.250.16.53"
-    ping = subprocess.run(["ip", "netns", "exec", "lx-leaf-03", "ping", "-c", "1", "-W", "2", "10.250.16.52"],
-                          capture_output=True, text=True)
+    ping = subprocess.run(
+        ["ip", "netns", "exec", "lx-leaf-03", "ping", "-c", "1", "-W", "2", "10.250.16.52"],
+        capture_output=True,
+        text=True,
+    )
     assert ping.returncode == 0, ping.stdout
 
 
@@ -118,8 +121,9 @@ def test_down_after_a_crash_mid_up(lab_settings: Settings) -> None:
 
 def test_down_without_state_sweeps_by_prefix(lab_settings: Settings) -> None:
     subprocess.run(["ip", "netns", "add", "lx-stray"], check=True)
-    subprocess.run(["ip", "link", "add", "lxm-stray", "type", "veth", "peer", "name", "eth0", "netns", "lx-stray"],
-                   check=True)
+    subprocess.run(
+        ["ip", "link", "add", "lxm-stray", "type", "veth", "peer", "name", "eth0", "netns", "lx-stray"], check=True
+    )
     sleeper = subprocess.Popen(["ip", "netns", "exec", "lx-stray", "sleep", "300"])
     try:
         report = run(lab_down(lab_settings))
@@ -184,20 +188,26 @@ def test_lab_traffic_is_not_routed_out_of_the_lab(lab_settings: Settings) -> Non
     assert [(r["dst"], r["dev"]) for r in added] == [("10.255.0.0/24", "lxmgmt0")]  # no other route
     # "outside": another network attached to the root namespace (lx-/lxm- names: lab down sweeps them)
     sh = ["ip", "netns", "exec"]
-    for argv in (["ip", "netns", "add", "lx-outside"],
-                 ["ip", "link", "add", "lxm-outside", "type", "veth", "peer", "name", "eth0", "netns", "lx-outside"],
-                 ["ip", "addr", "add", "198.51.100.1/30", "dev", "lxm-outside"],
-                 ["ip", "link", "set", "lxm-outside", "up"],
-                 ["ip", "-n", "lx-outside", "addr", "add", "198.51.100.2/30", "dev", "eth0"],
-                 ["ip", "-n", "lx-outside", "link", "set", "eth0", "up"],
-                 ["ip", "-n", "lx-outside", "route", "add", "10.255.0.0/24", "via", "198.51.100.1"],
-                 ["ip", "-n", "lx-leaf-01", "route", "add", "198.51.100.0/30", "via", "10.255.0.1"]):
+    for argv in (
+        ["ip", "netns", "add", "lx-outside"],
+        ["ip", "link", "add", "lxm-outside", "type", "veth", "peer", "name", "eth0", "netns", "lx-outside"],
+        ["ip", "addr", "add", "198.51.100.1/30", "dev", "lxm-outside"],
+        ["ip", "link", "set", "lxm-outside", "up"],
+        ["ip", "-n", "lx-outside", "addr", "add", "198.51.100.2/30", "dev", "eth0"],
+        ["ip", "-n", "lx-outside", "link", "set", "eth0", "up"],
+        ["ip", "-n", "lx-outside", "route", "add", "10.255.0.0/24", "via", "198.51.100.1"],
+        ["ip", "-n", "lx-leaf-01", "route", "add", "198.51.100.0/30", "via", "10.255.0.1"],
+    ):
         subprocess.run(argv, check=True)
     Path("/proc/sys/net/ipv4/conf/lxm-outside/forwarding").write_text("1")
 
     def ping() -> bool:
-        return subprocess.run([*sh, "lx-leaf-01", "ping", "-c", "1", "-W", "1", "198.51.100.2"],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [*sh, "lx-leaf-01", "ping", "-c", "1", "-W", "1", "198.51.100.2"], capture_output=True
+            ).returncode
+            == 0
+        )
 
     assert Path("/proc/sys/net/ipv4/conf/lxmgmt0/forwarding").read_text().strip() == "0"
     assert not ping(), "traffic from a lab switch was routed out through the root namespace"

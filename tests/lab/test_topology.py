@@ -32,7 +32,11 @@ def test_template_plan() -> None:
     assert len(fabric) == 8 and all(p.a.mtu == p.b.mtu == 9216 for p in fabric)
     first = next(p for p in fabric if p.b.namespace == "lx-leaf-01" and p.b.ifname == "swp51")
     assert (first.a.namespace, first.a.ifname, first.a.address, first.b.address) == (
-        "lx-spine-01", "swp1", "10.250.16.44/31", "10.250.16.45/31")
+        "lx-spine-01",
+        "swp1",
+        "10.250.16.44/31",
+        "10.250.16.45/31",
+    )
     # hosts: a namespace with the uplink NIC, cabled to the modelled leaf port
     assert [(h.name, h.namespace, h.nic, h.leaf, h.leaf_port) for h in plan.hosts] == [
         ("kvm-uat-01", "lx-kvm-uat-01", "ens1f0", "leaf-01", "swp1"),
@@ -46,8 +50,9 @@ def test_template_plan() -> None:
     assert [n.name for n in plan.nodes][-2:] == ["kvm-uat-01", "osc-01"]
     host_link = next(p for p in plan.links if p.kind == "host" and p.b.namespace == "lx-osc-01")
     assert (host_link.a.ifname, host_link.a.mtu, host_link.b.mtu, host_link.a.address) == ("swp1", 9216, 9000, None)
-    assert set(plan.namespaces) == {f"lx-{n}" for n in ("leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01",
-                                                        "spine-02", "kvm-uat-01", "osc-01")}
+    assert set(plan.namespaces) == {
+        f"lx-{n}" for n in ("leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02", "kvm-uat-01", "osc-01")
+    }
 
 
 def test_names_fit_the_kernel() -> None:
@@ -81,7 +86,9 @@ def test_host_management_is_fingerprinted() -> None:
     texts = template_texts()
     before = plan_lab(model_of(texts))
     moved = dict(texts)
-    moved["hosts/hosts.yaml"] = texts["hosts/hosts.yaml"].replace("mgmt_ip: 10.255.0.111/24", "mgmt_ip: 10.255.0.112/24")
+    moved["hosts/hosts.yaml"] = texts["hosts/hosts.yaml"].replace(
+        "mgmt_ip: 10.255.0.111/24", "mgmt_ip: 10.255.0.112/24"
+    )
     moved["inventory/hosts.yaml"] = texts["inventory/hosts.yaml"].replace("10.255.0.111", "10.255.0.112")
     after = plan_lab(model_of(moved))
     assert after.host("osc-01").mgmt_ip == "10.255.0.112/24"

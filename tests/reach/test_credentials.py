@@ -84,26 +84,36 @@ def test_lab_credentials_serve_the_switches_it_built(tmp_path: Path) -> None:
     conns = device_conns(_repo(tmp_path), _settings(home), ["leaf-01", "spine-02"])
     lab = LabPaths(home)
     for c in conns.values():
-        assert (c.source, c.username, c.key_file, c.known_hosts, c.port) == ("lab", "root", lab.key, lab.known_hosts, 22)
+        assert (c.source, c.username, c.key_file, c.known_hosts, c.port) == (
+            "lab",
+            "root",
+            lab.key,
+            lab.known_hosts,
+            22,
+        )
     hosts = host_conns(_repo(tmp_path), _settings(home), ["kvm-uat-01"])
     assert hosts["kvm-uat-01"].source == "lab" and hosts["kvm-uat-01"].key_file == lab.key
 
 
 def test_a_name_that_matches_a_lab_device_at_another_address_never_gets_lab_credentials(tmp_path: Path) -> None:
     home = _lab_home(tmp_path)
-    model = _repo(tmp_path, ("fabric/devices.yaml", "mgmt_ip: 10.255.0.21/24", "mgmt_ip: 10.255.0.91/24"),
-                  ("inventory/hosts.yaml", "hostname: 10.255.0.21\n", "hostname: 10.255.0.91\n"),
-                  ("hosts/hosts.yaml", "mgmt_ip: 10.255.0.101/24", "mgmt_ip: 10.255.0.102/24"),
-                  ("hosts/hosts.yaml", "lintas@10.255.0.101/", "lintas@10.255.0.102/"),
-                  ("hosts/hosts.yaml", "tcp:10.255.0.101:6640", "tcp:10.255.0.102:6640"),
-                  ("inventory/hosts.yaml", "hostname: 10.255.0.101\n", "hostname: 10.255.0.102\n"))
+    model = _repo(
+        tmp_path,
+        ("fabric/devices.yaml", "mgmt_ip: 10.255.0.21/24", "mgmt_ip: 10.255.0.91/24"),
+        ("inventory/hosts.yaml", "hostname: 10.255.0.21\n", "hostname: 10.255.0.91\n"),
+        ("hosts/hosts.yaml", "mgmt_ip: 10.255.0.101/24", "mgmt_ip: 10.255.0.102/24"),
+        ("hosts/hosts.yaml", "lintas@10.255.0.101/", "lintas@10.255.0.102/"),
+        ("hosts/hosts.yaml", "tcp:10.255.0.101:6640", "tcp:10.255.0.102:6640"),
+        ("inventory/hosts.yaml", "hostname: 10.255.0.101\n", "hostname: 10.255.0.102\n"),
+    )
     conns = device_conns(model, _settings(home), ["leaf-01", "leaf-02"])
     assert conns["leaf-02"].source == "lab"  # built by the lab, same address
     leaf1 = conns["leaf-01"]
     assert leaf1.hostname == "10.255.0.91"
     assert leaf1.source == "inventory" and leaf1.key_file != LabPaths(home).key and leaf1.username == "lintas"
-    host = host_conns(model, _settings(home, key_file=tmp_path / "op-key", known_hosts=tmp_path / "op-known"),
-                      ["kvm-uat-01"])["kvm-uat-01"]
+    host = host_conns(
+        model, _settings(home, key_file=tmp_path / "op-key", known_hosts=tmp_path / "op-known"), ["kvm-uat-01"]
+    )["kvm-uat-01"]
     assert (host.source, host.key_file) == ("settings", tmp_path / "op-key")
 
 
@@ -121,28 +131,54 @@ def test_the_lab_source_disabled_is_never_consulted(tmp_path: Path) -> None:
 
 
 def test_configured_groups_match_by_name_inventory_group_and_network(tmp_path: Path) -> None:
-    spines = CredentialGroup(name="spines", groups=["spine"], key_file=tmp_path / "spine-key",
-                             known_hosts=tmp_path / "fabric-known", username="netops")
-    leaves = CredentialGroup(name="leaves", targets=["leaf-0[12]"], networks=["10.255.0.0/26"],
-                             password="env:FABRIC_SSH_PASSWORD")
-    hosts = CredentialGroup(name="hv", networks=["10.255.0.96/27"], key_file=tmp_path / "hv-key",
-                            known_hosts=tmp_path / "hv-known", username="lintas")
+    spines = CredentialGroup(
+        name="spines",
+        groups=["spine"],
+        key_file=tmp_path / "spine-key",
+        known_hosts=tmp_path / "fabric-known",
+        username="netops",
+    )
+    leaves = CredentialGroup(
+        name="leaves", targets=["leaf-0[12]"], networks=["10.255.0.0/26"], password="env:FABRIC_SSH_PASSWORD"
+    )
+    hosts = CredentialGroup(
+        name="hv",
+        networks=["10.255.0.96/27"],
+        key_file=tmp_path / "hv-key",
+        known_hosts=tmp_path / "hv-known",
+        username="lintas",
+    )
     s = _settings(tmp_path / "home", credentials=[spines, leaves, hosts], use_lab=False)
     model = _repo(tmp_path, ("inventory/defaults.yaml", "      private_key: file:/etc/lintas/ssh/id_ed25519\n", ""))
     conns = device_conns(model, s, ["spine-01", "leaf-01", "leaf-02", "leaf-03"])
     assert (conns["spine-01"].source, conns["spine-01"].username, conns["spine-01"].key_file) == (
-        "credentials:spines", "netops", tmp_path / "spine-key")
+        "credentials:spines",
+        "netops",
+        tmp_path / "spine-key",
+    )
     assert (conns["leaf-01"].source, conns["leaf-01"].key_file, conns["leaf-01"].password_ref) == (
-        "credentials:leaves", None, "env:FABRIC_SSH_PASSWORD")
+        "credentials:leaves",
+        None,
+        "env:FABRIC_SSH_PASSWORD",
+    )
     assert conns["leaf-03"].source == "inventory"  # no group: the inventory, as before
     h = host_conns(load_model(TEMPLATE), s, ["kvm-uat-01"])["kvm-uat-01"]
-    assert (h.source, h.ssh_user, h.key_file, h.known_hosts) == ("credentials:hv", "lintas", tmp_path / "hv-key",
-                                                                  tmp_path / "hv-known")
-    nova = CredentialGroup(name="nova", groups=["openstack"], key_file=tmp_path / "nova-key",
-                           known_hosts=tmp_path / "nova-known")
-    by_group = host_conns(load_model(TEMPLATE), _settings(tmp_path / "home", credentials=[nova], use_lab=False,
-                                                          key_file=tmp_path / "k", known_hosts=tmp_path / "kh"),
-                          ["kvm-uat-01", "osc-01"])
+    assert (h.source, h.ssh_user, h.key_file, h.known_hosts) == (
+        "credentials:hv",
+        "lintas",
+        tmp_path / "hv-key",
+        tmp_path / "hv-known",
+    )
+    nova = CredentialGroup(
+        name="nova", groups=["openstack"], key_file=tmp_path / "nova-key", known_hosts=tmp_path / "nova-known"
+    )
+    by_group = host_conns(
+        load_model(TEMPLATE),
+        _settings(
+            tmp_path / "home", credentials=[nova], use_lab=False, key_file=tmp_path / "k", known_hosts=tmp_path / "kh"
+        ),
+        ["kvm-uat-01", "osc-01"],
+    )
     assert (by_group["osc-01"].source, by_group["osc-01"].key_file) == ("credentials:nova", tmp_path / "nova-key")
     assert by_group["kvm-uat-01"].source == "settings"
 
@@ -182,8 +218,19 @@ def test_a_configured_password_must_be_a_reference_and_is_never_echoed() -> None
 
 
 def test_credentials_come_from_the_environment_as_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LINTAS_DEPLOY__CREDENTIALS", json.dumps(
-        [{"name": "leaves", "targets": ["leaf-*"], "key_file": "/etc/lintas/ssh/leaf", "known_hosts": "/etc/lintas/kh"}]))
+    monkeypatch.setenv(
+        "LINTAS_DEPLOY__CREDENTIALS",
+        json.dumps(
+            [
+                {
+                    "name": "leaves",
+                    "targets": ["leaf-*"],
+                    "key_file": "/etc/lintas/ssh/leaf",
+                    "known_hosts": "/etc/lintas/kh",
+                }
+            ]
+        ),
+    )
     monkeypatch.setenv("LINTAS_DEPLOY__USE_LAB", "false")
     s = Settings(home=tmp_path)
     assert not s.deploy.use_lab

@@ -78,8 +78,9 @@ def expected_state(model: InfraModel, device: str, *, pings: bool = True) -> Exp
             exp.interfaces[h.uplink.port] = model.fabric.mtu
         for net_name in model.networks_by_leaf.get(device, ()):
             net = model.networks[net_name]
-            exp.vnis[net.vni] = _sorted_ips(str(model.devices[o].vtep) for o in net.leaves
-                                            if o != device and model.devices[o].vtep is not None)
+            exp.vnis[net.vni] = _sorted_ips(
+                str(model.devices[o].vtep) for o in net.leaves if o != device and model.devices[o].vtep is not None
+            )
         for vrf in model.vrfs_of_leaf(device):
             exp.l3vnis[model.vrfs[vrf].l3_vni] = vrf
         if pings and dev.vtep is not None:
@@ -96,10 +97,20 @@ class FabricReader(Protocol):
     def get_evpn_vnis(self) -> dict[int, dict[str, Any]]: ...
     def get_interfaces(self) -> dict[str, dict[str, Any]]: ...
     def get_kernel_facts(self) -> dict[str, Any]: ...
-    def ping(self, destination: str, source: str = "", ttl: int = 255, timeout: int = 2, size: int = 100,
-             count: int = 5, vrf: str = "", source_interface: str = "") -> dict[str, Any]: ...
-    def ping_df(self, destination: str, source: str = "", size: int = 100, count: int = 3,
-                timeout: int = 2) -> dict[str, Any]: ...
+    def ping(
+        self,
+        destination: str,
+        source: str = "",
+        ttl: int = 255,
+        timeout: int = 2,
+        size: int = 100,
+        count: int = 5,
+        vrf: str = "",
+        source_interface: str = "",
+    ) -> dict[str, Any]: ...
+    def ping_df(
+        self, destination: str, source: str = "", size: int = 100, count: int = 3, timeout: int = 2
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -114,9 +125,13 @@ class Observed:
 
 def observe(driver: FabricReader, exp: Expected, *, with_pings: bool) -> Observed:
     """Read everything the checks need from one switch (blocking: several SSH execs)."""
-    obs = Observed(bgp=driver.get_bgp_neighbors(), routes=driver.get_ipv4_routes(),
-                   vnis=driver.get_evpn_vnis() if exp.vnis or exp.l3vnis else {},
-                   interfaces=driver.get_interfaces(), kernel=driver.get_kernel_facts())
+    obs = Observed(
+        bgp=driver.get_bgp_neighbors(),
+        routes=driver.get_ipv4_routes(),
+        vnis=driver.get_evpn_vnis() if exp.vnis or exp.l3vnis else {},
+        interfaces=driver.get_interfaces(),
+        kernel=driver.get_kernel_facts(),
+    )
     if with_pings:
         for p in exp.pings:
             if p.df:
@@ -141,50 +156,109 @@ def evaluate(exp: Expected, obs: Observed, *, with_pings: bool) -> list[Check]:
     for ip, peer in sorted(exp.peers.items()):
         p = peers.get(ip)
         if p is None:
-            out.append(Check(device=d, check="bgp", subject=f"{ip} ({peer})", passed=False,
-                             expected="Established, ipv4 + l2vpn_evpn", observed="no such neighbor"))
+            out.append(
+                Check(
+                    device=d,
+                    check="bgp",
+                    subject=f"{ip} ({peer})",
+                    passed=False,
+                    expected="Established, ipv4 + l2vpn_evpn",
+                    observed="no such neighbor",
+                )
+            )
             continue
         afs = p.get("address_family", {})
         got = afs.get("ipv4", {}).get("received_prefixes", 0)
         ok = bool(p.get("is_up")) and got > 0 and "l2vpn_evpn" in afs
-        out.append(Check(device=d, check="bgp", subject=f"{ip} ({peer})", passed=ok,
-                         expected="Established, ipv4 prefixes > 0, l2vpn_evpn",
-                         observed=f"{'Established' if p.get('is_up') else 'down'}, ipv4 prefixes {got}, "
-                                  f"families {sorted(afs)}"))
+        out.append(
+            Check(
+                device=d,
+                check="bgp",
+                subject=f"{ip} ({peer})",
+                passed=ok,
+                expected="Established, ipv4 prefixes > 0, l2vpn_evpn",
+                observed=f"{'Established' if p.get('is_up') else 'down'}, ipv4 prefixes {got}, families {sorted(afs)}",
+            )
+        )
     for prefix in exp.prefixes:
         key = prefix if "/" in prefix else f"{prefix}/32"
         r = obs.routes.get(key)
         ok = r is not None and r.get("selected", False)
-        out.append(Check(device=d, check="rib", subject=key, passed=ok, expected="in the RIB (selected)",
-                         observed=f"{r['protocol']} via {', '.join(r['nexthops']) or 'connected'}" if r else "absent"))
+        out.append(
+            Check(
+                device=d,
+                check="rib",
+                subject=key,
+                passed=ok,
+                expected="in the RIB (selected)",
+                observed=f"{r['protocol']} via {', '.join(r['nexthops']) or 'connected'}" if r else "absent",
+            )
+        )
     for vni, remotes in sorted(exp.vnis.items()):
         v = obs.vnis.get(vni)
         have = list(v.get("remote_vteps", [])) if v else None
-        out.append(Check(device=d, check="vni", subject=str(vni), passed=v is not None and have == remotes,
-                         expected={"remote_vteps": remotes},
-                         observed={"remote_vteps": have} if v is not None else "VNI absent"))
+        out.append(
+            Check(
+                device=d,
+                check="vni",
+                subject=str(vni),
+                passed=v is not None and have == remotes,
+                expected={"remote_vteps": remotes},
+                observed={"remote_vteps": have} if v is not None else "VNI absent",
+            )
+        )
     vrf_capable = bool(obs.kernel.get("capabilities", {}).get("vrf", True))
     for vni, vrf in sorted(exp.l3vnis.items()):
         if not vrf_capable:
-            out.append(Check(device=d, check="l3vni", subject=f"{vni} ({vrf})", passed=None,
-                             expected="L3 VNI up", observed="kernel has no VRF devices",
-                             note="not applicable: unsupported_on_this_kernel"))
+            out.append(
+                Check(
+                    device=d,
+                    check="l3vni",
+                    subject=f"{vni} ({vrf})",
+                    passed=None,
+                    expected="L3 VNI up",
+                    observed="kernel has no VRF devices",
+                    note="not applicable: unsupported_on_this_kernel",
+                )
+            )
             continue
         v = obs.vnis.get(vni)
-        out.append(Check(device=d, check="l3vni", subject=f"{vni} ({vrf})",
-                         passed=v is not None and v.get("type") == "L3", expected="L3 VNI present",
-                         observed=v.get("type") if v else "absent"))
+        out.append(
+            Check(
+                device=d,
+                check="l3vni",
+                subject=f"{vni} ({vrf})",
+                passed=v is not None and v.get("type") == "L3",
+                expected="L3 VNI present",
+                observed=v.get("type") if v else "absent",
+            )
+        )
     for port, mtu in sorted(exp.interfaces.items()):
         i = obs.interfaces.get(port)
         ok = i is not None and bool(i.get("is_up")) and int(i.get("mtu", 0)) == mtu
-        out.append(Check(device=d, check="interface", subject=port, passed=ok, expected={"up": True, "mtu": mtu},
-                         observed={"up": i.get("is_up"), "mtu": i.get("mtu")} if i else "absent"))
+        out.append(
+            Check(
+                device=d,
+                check="interface",
+                subject=port,
+                passed=ok,
+                expected={"up": True, "mtu": mtu},
+                observed={"up": i.get("is_up"), "mtu": i.get("mtu")} if i else "absent",
+            )
+        )
     if with_pings:
         for p in exp.pings:
             ok, text = _ping_ok(obs.pings.get(p.key, {"error": "not run"}))
-            out.append(Check(device=d, check="ping-df" if p.df else "ping", subject=p.key, passed=ok,
-                             expected=f"reply{' with DF set at ' + str(p.size + IP_ICMP_OVERHEAD) + ' bytes' if p.df else ''}",
-                             observed=text))
+            out.append(
+                Check(
+                    device=d,
+                    check="ping-df" if p.df else "ping",
+                    subject=p.key,
+                    passed=ok,
+                    expected=f"reply{' with DF set at ' + str(p.size + IP_ICMP_OVERHEAD) + ' bytes' if p.df else ''}",
+                    observed=text,
+                )
+            )
     return out
 
 
@@ -193,5 +267,9 @@ def failing(checks: Iterable[Check]) -> list[Check]:
 
 
 def summary(checks: list[Check]) -> dict[str, int]:
-    return {"checks": len(checks), "passed": sum(c.passed is True for c in checks),
-            "failed": sum(c.passed is False for c in checks), "not_applicable": sum(c.passed is None for c in checks)}
+    return {
+        "checks": len(checks),
+        "passed": sum(c.passed is True for c in checks),
+        "failed": sum(c.passed is False for c in checks),
+        "not_applicable": sum(c.passed is None for c in checks),
+    }

@@ -17,19 +17,27 @@ from lintas.engine.cli.output import make_console
 from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 
-drift_app = typer.Typer(help="Drift of every deployed target (switches: config; all: branch head not applied).",
-                        invoke_without_command=True)
+drift_app = typer.Typer(
+    help="Drift of every deployed target (switches: config; all: branch head not applied).", invoke_without_command=True
+)
 console = make_console()
 err = make_console(stderr=True)
-STYLE = {"in_sync": "green", "drifted": "red", "behind": "yellow", "pending_orphan": "bold red", "unreachable": "red",
-         "unknown": "dim"}
+STYLE = {
+    "in_sync": "green",
+    "drifted": "red",
+    "behind": "yellow",
+    "pending_orphan": "bold red",
+    "unreachable": "red",
+    "unknown": "dim",
+}
 
 
 @drift_app.callback()
 def drift(
     json_: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
-    remediate: Annotated[bool, typer.Option(help="mark drifted devices and start a normal run for the branch head "
-                                                  "(every gate applies)")] = False,
+    remediate: Annotated[
+        bool, typer.Option(help="mark drifted devices and start a normal run for the branch head (every gate applies)")
+    ] = False,
     cached: Annotated[bool, typer.Option(help="show the latest stored report instead of scanning now")] = False,
 ) -> None:
     """Scan every target now (read-only), store and publish the report, and print it.
@@ -51,8 +59,13 @@ def drift(
                 report = await scan(settings, topo, mirror)
                 await publish(topo, report)
                 notes: list[str] = []
-                runs = (await do_remediate(settings, topo, report, actor=f"drift:{getpass.getuser()}", mirror=mirror,
-                                           notes=notes) if remediate else [])
+                runs = (
+                    await do_remediate(
+                        settings, topo, report, actor=f"drift:{getpass.getuser()}", mirror=mirror, notes=notes
+                    )
+                    if remediate
+                    else []
+                )
                 for note in notes:  # stderr: stdout may be --json
                     err.print(note, markup=False, highlight=False)
             finally:
@@ -86,10 +99,19 @@ def _print(report: object, runs: list[str]) -> None:
         if d.pending_commit:
             who = f"run {d.pending_run}" if d.pending_run else "unknown origin"
             left = f", reverts in {d.pending_seconds_left} s" if d.pending_seconds_left is not None else ""
-            detail += (f" (UNCONFIRMED commit of {who} that no live run owns{left})" if d.state == "pending_orphan"
-                       else f" (a commit of {who} is pending confirmation{left})")
-        t.add_row(d.target, d.kind, f"[{STYLE[d.state]}]{d.state}[/]", d.deployed_commit[:8],
-                  (d.head_commit or "-")[:8], detail)
+            detail += (
+                f" (UNCONFIRMED commit of {who} that no live run owns{left})"
+                if d.state == "pending_orphan"
+                else f" (a commit of {who} is pending confirmation{left})"
+            )
+        t.add_row(
+            d.target,
+            d.kind,
+            f"[{STYLE[d.state]}]{d.state}[/]",
+            d.deployed_commit[:8],
+            (d.head_commit or "-")[:8],
+            detail,
+        )
     console.print(t)
     for d in report.targets:
         if d.differences:

@@ -72,8 +72,15 @@ async def load_bundle(store: ArtifactStore, artifacts: dict[str, str] | None) ->
     return out
 
 
-async def verify_hosts(hosts: HostFleet, bundles: dict[str, dict[str, str]], *, log: RunLogger, timeout_s: float,
-                       deletions_allowed: bool, label: str) -> list[C.Check]:
+async def verify_hosts(
+    hosts: HostFleet,
+    bundles: dict[str, dict[str, str]],
+    *,
+    log: RunLogger,
+    timeout_s: float,
+    deletions_allowed: bool,
+    label: str,
+) -> list[C.Check]:
     """Poll every host's checks (:func:`workers.hosts.ops.checks`) until all pass or ``timeout_s``."""
     if not bundles:
         return []
@@ -81,17 +88,28 @@ async def verify_hosts(hosts: HostFleet, bundles: dict[str, dict[str, str]], *, 
     rounds = 0
     while True:
         rounds += 1
-        results = await hosts.run(bundles, lambda c: host_ops.checks(c, bundles[c.name],
-                                                                    deletions_allowed=deletions_allowed,
-                                                                    timeout_s=hosts.timeout_s))
+        results = await hosts.run(
+            bundles,
+            lambda c: host_ops.checks(
+                c, bundles[c.name], deletions_allowed=deletions_allowed, timeout_s=hosts.timeout_s
+            ),
+        )
         checks: list[C.Check] = []
         for name in sorted(bundles):
             r = results[name]
             if r.ok and r.value is not None:
                 checks += r.value
             else:
-                checks.append(C.Check(device=name, check="reachable", subject=hosts.conns[name].libvirt_display,
-                                      passed=False, expected="libvirt, OVSDB and SSH answer", observed=r.error))
+                checks.append(
+                    C.Check(
+                        device=name,
+                        check="reachable",
+                        subject=hosts.conns[name].libvirt_display,
+                        passed=False,
+                        expected="libvirt, OVSDB and SSH answer",
+                        observed=r.error,
+                    )
+                )
         if not C.failing(checks) or time.monotonic() >= deadline:
             s = C.summary(checks)
             await log.info(f"{label} (hosts): {s['passed']}/{s['checks']} checks passed after {rounds} round(s)")

@@ -92,8 +92,9 @@ def _confined_path(ref: Any, what: str, device: str, resolver_dirs: list[Path]) 
     path = Path(text.removeprefix("file:"))
     real = path.resolve()
     if not any(real.is_relative_to(d.resolve()) for d in resolver_dirs):
-        raise ConnectError(f"{device}: {what} {text} is outside {', '.join(map(str, resolver_dirs))} "
-                           "(LINTAS_DEPLOY__SECRET_DIRS)")
+        raise ConnectError(
+            f"{device}: {what} {text} is outside {', '.join(map(str, resolver_dirs))} (LINTAS_DEPLOY__SECRET_DIRS)"
+        )
     return real
 
 
@@ -116,14 +117,23 @@ def device_conns(model: InfraModel, settings: Settings, names: Iterable[str]) ->
             check_address(name, address, settings)
             chain = _inventory_chain(model, name)
             got = find_login(Target(name, address, "device", _groups(model, name)), sources) or Login(
-                "settings" if d.key_file else "inventory")
-            key = got.key_file or d.key_file or _confined_path(_ssh_extra(chain, "private_key"), "private_key", name,
-                                                               dirs)
-            known = got.known_hosts or d.known_hosts or _confined_path(_ssh_extra(chain, "known_hosts"),
-                                                                       "known_hosts", name, dirs)
+                "settings" if d.key_file else "inventory"
+            )
+            key = (
+                got.key_file
+                or d.key_file
+                or _confined_path(_ssh_extra(chain, "private_key"), "private_key", name, dirs)
+            )
+            known = (
+                got.known_hosts
+                or d.known_hosts
+                or _confined_path(_ssh_extra(chain, "known_hosts"), "known_hosts", name, dirs)
+            )
             if known is None:
-                raise ConnectError(f"{name}: no known_hosts file (LINTAS_DEPLOY__KNOWN_HOSTS or the inventory's "
-                                   "connection_options.ssh.extras.known_hosts): host keys are always checked")
+                raise ConnectError(
+                    f"{name}: no known_hosts file (LINTAS_DEPLOY__KNOWN_HOSTS or the inventory's "
+                    "connection_options.ssh.extras.known_hosts): host keys are always checked"
+                )
             user = got.username or d.username or _first(chain, "username")
             if not user:
                 raise ConnectError(f"{name}: no username (inventory or LINTAS_DEPLOY__USERNAME)")
@@ -131,8 +141,9 @@ def device_conns(model: InfraModel, settings: Settings, names: Iterable[str]) ->
             if key is None and password is None:
                 raise ConnectError(f"{name}: neither an SSH key nor a password reference")
             port = int(got.port or _first(chain, "port") or 22)
-            out[name] = DeviceConn(name, dev.role, dev.platform, address, port, str(user), key, known, password,
-                                   got.source)
+            out[name] = DeviceConn(
+                name, dev.role, dev.platform, address, port, str(user), key, known, password, got.source
+            )
         except ConnectError as exc:
             problems.append(str(exc))
     if problems:
@@ -140,8 +151,7 @@ def device_conns(model: InfraModel, settings: Settings, names: Iterable[str]) ->
     return out
 
 
-def build_nornir(conns: dict[str, DeviceConn], resolver: SecretResolver, *, parallelism: int,
-                 timeout_s: int) -> Nornir:
+def build_nornir(conns: dict[str, DeviceConn], resolver: SecretResolver, *, parallelism: int, timeout_s: int) -> Nornir:
     """A nornir with one host per device, ``platform`` = the napalm driver (``frr``, ``eos``)."""
     ConnectionPluginRegister.auto_register()
     hosts = Hosts()
@@ -151,9 +161,16 @@ def build_nornir(conns: dict[str, DeviceConn], resolver: SecretResolver, *, para
             optional["key_file"] = str(c.key_file)
         password = resolver(c.password_ref) if c.password_ref and c.key_file is None else ""
         hosts[c.name] = Host(
-            name=c.name, hostname=c.hostname, username=c.username, password=password, platform=c.platform,
-            port=c.port, data={"role": c.role},
+            name=c.name,
+            hostname=c.hostname,
+            username=c.username,
+            password=password,
+            platform=c.platform,
+            port=c.port,
+            data={"role": c.role},
             connection_options={NAPALM: ConnectionOptions(extras={"optional_args": optional, "timeout": timeout_s})},
         )
-    return Nornir(inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
-                  runner=ThreadedRunner(num_workers=max(1, parallelism)))
+    return Nornir(
+        inventory=Inventory(hosts=hosts, groups=Groups(), defaults=Defaults()),
+        runner=ThreadedRunner(num_workers=max(1, parallelism)),
+    )

@@ -70,12 +70,15 @@ class DeployStage:
             return StageResult.failed(
                 f"no {self.confirmed_by} stage follows stage {job.stage}: its commits would revert on the devices "
                 f"after the run is reported succeeded; add a stage of kind {self.confirmed_by} that needs "
-                f"{job.stage}. Nothing was deployed.")
+                f"{job.stage}. Nothing was deployed."
+            )
         try:
             opts = Strategy.model_validate(job.options)
         except ValidationError as exc:
-            return StageResult.failed(f"deploy options (`with:` of stage {job.stage}): {exc.errors()[0]['msg']} "
-                                      f"at {'.'.join(map(str, exc.errors()[0]['loc']))}")
+            return StageResult.failed(
+                f"deploy options (`with:` of stage {job.stage}): {exc.errors()[0]['msg']} "
+                f"at {'.'.join(map(str, exc.errors()[0]['loc']))}"
+            )
         store = NatsArtifactStore(ctx.topology.artifacts)
         render = upstream(job, RenderSummary)  # by kind: the pipeline may name the stage otherwise
         raw = await store.get_doc(render.plan if render is not None and render.plan else S.plan_doc(job.run_id))
@@ -90,30 +93,43 @@ class DeployStage:
         if revert_in < d.verify_timeout_s + 20:
             return StageResult.failed(
                 f"revert_in {revert_in} s would let devices revert while verify may still run "
-                f"(verify timeout {d.verify_timeout_s:g} s): use at least {d.verify_timeout_s + 20:g} s")
+                f"(verify timeout {d.verify_timeout_s:g} s): use at least {d.verify_timeout_s + 20:g} s"
+            )
         deletions = d.allow_deletions if opts.allow_deletions is None else opts.allow_deletions
         record = await load_record(store, job.run_id)
         # a redelivery or a restart resumes the record, never starts afresh; a new attempt of an
         # ended rollout starts a new record (a commit of this run still pending is adopted then)
-        if record is not None and record.sha == job.sha and (record.finished_at is None
-                                                             or record.attempt == job.attempt):
+        if (
+            record is not None
+            and record.sha == job.sha
+            and (record.finished_at is None or record.attempt == job.attempt)
+        ):
             resumed = True
             deletions, revert_in = record.allow_deletions, record.revert_in_s
             todo = record.rolled_out
-            await ctx.log.warning(f"resuming this run's deployment record (delivery {ctx.delivery}): "
-                                  + (", ".join(f"{n} {record.targets[n].status}" for n in todo) or "nothing to do"))
+            await ctx.log.warning(
+                f"resuming this run's deployment record (delivery {ctx.delivery}): "
+                + (", ".join(f"{n} {record.targets[n].status}" for n in todo) or "nothing to do")
+            )
             if record.finished_at is not None:
                 return result_of(record)
             record.attempt = job.attempt
         else:
             resumed = False
             record, todo = await self._new_record(ctx, plan, model, revert_in, deletions)
-        waves = plan_waves(todo, {n: record.targets[n].role or _role(model, n) for n in todo},
-                           strategy=opts.strategy, canary=d.canary if opts.canary is None else opts.canary,
-                           batch_size=d.batch_size if opts.batch_size is None else opts.batch_size)
+        waves = plan_waves(
+            todo,
+            {n: record.targets[n].role or _role(model, n) for n in todo},
+            strategy=opts.strategy,
+            canary=d.canary if opts.canary is None else opts.canary,
+            batch_size=d.batch_size if opts.batch_size is None else opts.batch_size,
+        )
         if resumed and [w.devices for w in waves] != record.waves:
-            return StageResult.failed(f"cannot resume: the record's waves {record.waves} differ from "
-                                      f"{[w.devices for w in waves]} (changed options?)", summary=summary_of(record))
+            return StageResult.failed(
+                f"cannot resume: the record's waves {record.waves} differ from "
+                f"{[w.devices for w in waves]} (changed options?)",
+                summary=summary_of(record),
+            )
         record.waves = [w.devices for w in waves]
         for w in waves:
             for n in w.devices:
@@ -127,29 +143,44 @@ class DeployStage:
 
         parallelism = opts.parallelism or d.parallelism
         try:
-            fleet = await asyncio.to_thread(Fleet, model, ctx.settings, [n for n in todo if n in model.devices],
-                                            parallelism=parallelism)
+            fleet = await asyncio.to_thread(
+                Fleet, model, ctx.settings, [n for n in todo if n in model.devices], parallelism=parallelism
+            )
             hosts = HostFleet(model, ctx.settings, [n for n in todo if n in model.hosts], parallelism=parallelism)
         except ConnectError as exc:
             return StageResult.failed(f"cannot connect: {exc}", summary=summary_of(record))
         try:
-            rollout = Rollout(ctx, model, record, waves, Fleets(fleet, hosts), opts.health_timeout or d.health_timeout_s)
+            rollout = Rollout(
+                ctx, model, record, waves, Fleets(fleet, hosts), opts.health_timeout or d.health_timeout_s
+            )
             return await rollout.run()
         finally:
             await asyncio.to_thread(fleet.close)
 
-    async def _new_record(self, ctx: StageContext, plan: Plan, model: InfraModel, revert_in: int,
-                          deletions: bool) -> tuple[DeployRecord, list[str]]:
+    async def _new_record(
+        self, ctx: StageContext, plan: Plan, model: InfraModel, revert_in: int, deletions: bool
+    ) -> tuple[DeployRecord, list[str]]:
         job = ctx.job
-        record = DeployRecord(run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=revert_in,
-                              allow_deletions=deletions, attempt=job.attempt)
+        record = DeployRecord(
+            run_id=job.run_id,
+            repo=job.repo,
+            sha=job.sha,
+            revert_in_s=revert_in,
+            allow_deletions=deletions,
+            attempt=job.attempt,
+        )
         deployed = await TargetStore(ctx.topology.targets).all()
         todo: list[str] = []
         for name, tp in sorted(plan.targets.items()):
             prev = deployed.get(name)
-            res = TargetResult(target=name, kind=tp.kind or "device", artifacts=tp.artifacts,
-                               role=_role(model, name), previous=prev.artifacts if prev else None,
-                               previous_commit=prev.commit if prev else None)
+            res = TargetResult(
+                target=name,
+                kind=tp.kind or "device",
+                artifacts=tp.artifacts,
+                role=_role(model, name),
+                previous=prev.artifacts if prev else None,
+                previous_commit=prev.commit if prev else None,
+            )
             if tp.status == "unchanged":
                 res.status = "unchanged"
             elif tp.status == "removed":

@@ -119,8 +119,9 @@ class _Read:
         return self._pending
 
 
-def _drift_op(driver: Any, name: str, *, bundles: dict[str, dict[str, str]],
-              fingerprints: dict[str, str | None]) -> tuple[str, PendingCommit | None, str | None]:
+def _drift_op(
+    driver: Any, name: str, *, bundles: dict[str, dict[str, str]], fingerprints: dict[str, str | None]
+) -> tuple[str, PendingCommit | None, str | None]:
     """(difference, commit pending, problem): a candidate that cannot be built (a secret that
     does not resolve here) is a problem of this scan, not an unreachable device.
 
@@ -158,8 +159,7 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
         entry = registry.get(st.repo)
         if st.repo not in heads:
             try:
-                heads[st.repo] = (await asyncio.to_thread(mirror.head, entry.url, entry.default_ref)
-                                  if entry else None)
+                heads[st.repo] = await asyncio.to_thread(mirror.head, entry.url, entry.default_ref) if entry else None
             except LintasError:
                 heads[st.repo] = None
         if entry is None:
@@ -168,15 +168,20 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
             groups[(entry.url, st.commit)].append(st)
     timings: dict[str, float] = {"heads": round(time.monotonic() - t0, 3)}
     # every (repo, commit) group at once: each target is read through its own session, concurrently
-    for got in await asyncio.gather(*(_scan_devices(settings, topo, mirror, store, url, commit, members, heads,
-                                                    timings) for (url, commit), members in groups.items())):
+    for got in await asyncio.gather(
+        *(
+            _scan_devices(settings, topo, mirror, store, url, commit, members, heads, timings)
+            for (url, commit), members in groups.items()
+        )
+    ):
         out += got
     for i, t in enumerate(out):  # a pending commit no live run owns: nobody will confirm it
         if t.pending_commit and not await _live(runs, t.pending_run):
             out[i] = t.model_copy(update={"state": "pending_orphan"})
     out.sort(key=lambda t: t.target)
-    return DriftReport(checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out,
-                       timings=timings)
+    return DriftReport(
+        checked_at=datetime.now(UTC), duration_s=round(time.monotonic() - t0, 3), targets=out, timings=timings
+    )
 
 
 async def _bundle(store: NatsArtifactStore, st: TargetState) -> tuple[dict[str, str], str | None]:
@@ -208,9 +213,16 @@ async def _lease(locks: LeaseLocks, name: str) -> Lease | str:
 
 
 async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its context, its members, the shared heads and timings
-        settings: Settings, topo: Topology, mirror: MirrorCache, store: NatsArtifactStore, url: str,
-        commit: str, members: list[TargetState], heads: dict[str, str | None],
-        timings: dict[str, float]) -> list[TargetDrift]:
+    settings: Settings,
+    topo: Topology,
+    mirror: MirrorCache,
+    store: NatsArtifactStore,
+    url: str,
+    commit: str,
+    members: list[TargetState],
+    heads: dict[str, str | None],
+    timings: dict[str, float],
+) -> list[TargetDrift]:
     t0 = time.monotonic()
     try:
         model = await asyncio.to_thread(load_model_at, mirror, url, commit)
@@ -256,9 +268,14 @@ async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its contex
             # a device a run holds is not compared, but its pending commit is read (read-only):
             # the run holding it may be dead
             results, pend_only = await asyncio.gather(
-                fleet.run(sorted(leases), _drift_op, bundles=bundles,
-                          fingerprints={st.target: st.fingerprint for st in members}),
-                fleet.run([n for n in names if n not in leases], pending_commit))
+                fleet.run(
+                    sorted(leases),
+                    _drift_op,
+                    bundles=bundles,
+                    fingerprints={st.target: st.fingerprint for st in members},
+                ),
+                fleet.run([n for n in names if n not in leases], pending_commit),
+            )
         finally:
             await asyncio.to_thread(fleet.close)
     finally:
@@ -270,8 +287,9 @@ async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its contex
         if st.target in missing or st.target not in results:
             po = pend_only.get(st.target)
             pend = po.value if po is not None and po.ok else None
-            out.append(_entry(st, head, "unknown", error=missing.get(st.target, "not a device of its model"),
-                              pending=pend))
+            out.append(
+                _entry(st, head, "unknown", error=missing.get(st.target, "not a device of its model"), pending=pend)
+            )
             continue
         r = results[st.target]
         if not r.ok or r.value is None:
@@ -287,8 +305,14 @@ async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its contex
     return out
 
 
-async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, store: NatsArtifactStore,
-                      members: list[TargetState], heads: dict[str, str | None]) -> list[TargetDrift]:
+async def _scan_hosts(
+    settings: Settings,
+    topo: Topology,
+    model: InfraModel,
+    store: NatsArtifactStore,
+    members: list[TargetState],
+    heads: dict[str, str | None],
+) -> list[TargetDrift]:
     out: list[TargetDrift] = []
     bundles: dict[str, dict[str, str]] = {}
     for st in members:
@@ -296,7 +320,9 @@ async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, sto
         if st.target not in model.hosts:
             out.append(_entry(st, heads[st.repo], "unknown", error="not a host of its model"))
         elif bundle is None:
-            out.append(_entry(st, heads[st.repo], "unknown", error="an artifact of the last deploy is no longer stored"))
+            out.append(
+                _entry(st, heads[st.repo], "unknown", error="an artifact of the last deploy is no longer stored")
+            )
         else:
             bundles[st.target] = bundle
     locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
@@ -312,8 +338,9 @@ async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, sto
         try:
             hosts = HostFleet(model, settings, bundles)
         except ConnectError as exc:
-            return out + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members
-                          if st.target in bundles]
+            return out + [
+                _entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members if st.target in bundles
+            ]
         results = await hosts.run(bundles, lambda c: host_ops.drift(c, bundles[c.name], hosts.timeout_s))
     finally:
         for lease in leases.values():
@@ -330,12 +357,29 @@ async def _scan_hosts(settings: Settings, topo: Topology, model: InfraModel, sto
     return out
 
 
-def _entry(st: TargetState, head: str | None, state: DriftState, *, error: str | None = None,
-           differences: list[str] | None = None, pending: PendingCommit | None = None) -> TargetDrift:
-    return TargetDrift(target=st.target, kind=st.kind, repo=st.repo, state=state, deployed_commit=st.commit,
-                       head_commit=head, behind=bool(head and head != st.commit), differences=differences or [],
-                       pending_commit=pending is not None, pending_run=pending.run_id if pending else None,
-                       pending_seconds_left=pending.seconds_left if pending else None, error=error)
+def _entry(
+    st: TargetState,
+    head: str | None,
+    state: DriftState,
+    *,
+    error: str | None = None,
+    differences: list[str] | None = None,
+    pending: PendingCommit | None = None,
+) -> TargetDrift:
+    return TargetDrift(
+        target=st.target,
+        kind=st.kind,
+        repo=st.repo,
+        state=state,
+        deployed_commit=st.commit,
+        head_commit=head,
+        behind=bool(head and head != st.commit),
+        differences=differences or [],
+        pending_commit=pending is not None,
+        pending_run=pending.run_id if pending else None,
+        pending_seconds_left=pending.seconds_left if pending else None,
+        error=error,
+    )
 
 
 async def _live(runs: RunStore, run_id: str | None) -> bool:
@@ -357,8 +401,15 @@ async def latest(topo: Topology) -> DriftReport | None:
     return DriftReport.model_validate_json(raw) if raw else None
 
 
-async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, actor: str,
-                    mirror: MirrorCache, notes: list[str] | None = None) -> list[str]:
+async def remediate(
+    settings: Settings,
+    topo: Topology,
+    report: DriftReport,
+    *,
+    actor: str,
+    mirror: MirrorCache,
+    notes: list[str] | None = None,
+) -> list[str]:
     """Off by default (``lintas drift --remediate``): mark every drifted device in the target
     store, so the next plan re-applies it, and start a normal run (every gate, approvals
     included) for the branch head of each repo with a drifted, behind or ``pending_orphan``
@@ -383,15 +434,25 @@ async def remediate(settings: Settings, topo: Topology, report: DriftReport, *, 
     runs = []
     for repo, head in sorted(repos.items()):
         entry = registry[repo]
-        ev = PushEvent(event_id=manual_event_id(), occurred_at=datetime.now(UTC), repo=repo, url=entry.url,
-                       ref=entry.default_ref, sha=head, author=actor, message="drift remediation", source="manual")
+        ev = PushEvent(
+            event_id=manual_event_id(),
+            occurred_at=datetime.now(UTC),
+            repo=repo,
+            url=entry.url,
+            ref=entry.default_ref,
+            sha=head,
+            author=actor,
+            message="drift remediation",
+            source="manual",
+        )
         await publish_push(topo.js, ev)
         runs.append(ev.run_id)
     return runs
 
 
-async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorCache,
-                             orphans: list[TargetDrift]) -> list[str]:
+async def _roll_back_orphans(
+    settings: Settings, topo: Topology, mirror: MirrorCache, orphans: list[TargetDrift]
+) -> list[str]:
     """Roll back each orphaned pending commit now (under the drift lease; a device a live run
     holds is left to that run), leaving the device at its last confirmed config."""
     out: list[str] = []
@@ -415,8 +476,11 @@ async def _roll_back_orphans(settings: Settings, topo: Topology, mirror: MirrorC
             finally:
                 await asyncio.to_thread(fleet.close)
             r = res[t.target]
-            out.append(f"{t.target}: orphaned commit of run {t.pending_run}: "
-                       + (r.value or "") + (f" (error: {r.error})" if r.error else ""))
+            out.append(
+                f"{t.target}: orphaned commit of run {t.pending_run}: "
+                + (r.value or "")
+                + (f" (error: {r.error})" if r.error else "")
+            )
         except (InputError, LintasError, ConnectError) as exc:
             out.append(f"{t.target}: orphaned commit of run {t.pending_run} not rolled back: {exc}")
         finally:
@@ -440,8 +504,7 @@ async def drift_service(settings: Settings, topo: Topology) -> None:
                 log.info("drift scan", **report.counts(), duration_s=report.duration_s)
                 if settings.drift_remediate and report.drifted:
                     notes: list[str] = []
-                    runs = await remediate(settings, topo, report, actor="drift-reconcile", mirror=mirror,
-                                           notes=notes)
+                    runs = await remediate(settings, topo, report, actor="drift-reconcile", mirror=mirror, notes=notes)
                     for note in notes:
                         log.warning("drift remediation", detail=note)
                     log.warning("drift remediation started", runs=runs)

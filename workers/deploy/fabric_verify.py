@@ -76,10 +76,16 @@ class FabricVerification:
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"ended_by": self.verdict.ended_by, "reason": self.verdict.reason,
-                "quiet_s": round(self.verdict.quiet_s, 2), "reads": self.reads, "probes": self.probes,
-                "probed_for": self.probed_for, "elapsed_s": round(self.elapsed_s, 2),
-                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+        return {
+            "ended_by": self.verdict.ended_by,
+            "reason": self.verdict.reason,
+            "quiet_s": round(self.verdict.quiet_s, 2),
+            "reads": self.reads,
+            "probes": self.probes,
+            "probed_for": self.probed_for,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
 
 
 def plans(model: InfraModel, devices: list[str]) -> dict[str, Plan]:
@@ -112,21 +118,44 @@ def _observe(driver: Any, exp: C.Expected) -> tuple[C.Observed, dict[str, Any], 
     if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
         return C.observe(driver, exp, with_pings=False), {}, None
     st = get(evpn=bool(exp.vnis or exp.l3vnis), pending=True)
-    return (C.Observed(bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"],
-                       kernel=st["kernel"]), st.get("bgp_summary", {}),
-            Answered(st["pending"]) if "pending" in st else None)
+    return (
+        C.Observed(
+            bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"], kernel=st["kernel"]
+        ),
+        st.get("bgp_summary", {}),
+        Answered(st["pending"]) if "pending" in st else None,
+    )
 
 
 def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
     """The control-plane state the stability rule watches (no uptimes, timers or counters of traffic)."""
-    peers = {vrf: {ip: [p.get("is_up"), sorted((af, v.get("received_prefixes"), v.get("sent_prefixes"))
-                                              for af, v in p.get("address_family", {}).items())]
-                   for ip, p in body.get("peers", {}).items()} for vrf, body in obs.bgp.items()}
-    versions = {vrf: {af: b.get("tableVersion") for af, b in body.items() if isinstance(b, dict)}
-                for vrf, body in summary.items() if isinstance(body, dict)}
-    evpn = {vrf: {af: {ip: p.get("pfxRcd") for ip, p in (b.get("peers") or {}).items() if isinstance(p, dict)}
-                  for af, b in body.items() if isinstance(b, dict) and af == "l2VpnEvpn"}
-            for vrf, body in summary.items() if isinstance(body, dict)}
+    peers = {
+        vrf: {
+            ip: [
+                p.get("is_up"),
+                sorted(
+                    (af, v.get("received_prefixes"), v.get("sent_prefixes"))
+                    for af, v in p.get("address_family", {}).items()
+                ),
+            ]
+            for ip, p in body.get("peers", {}).items()
+        }
+        for vrf, body in obs.bgp.items()
+    }
+    versions = {
+        vrf: {af: b.get("tableVersion") for af, b in body.items() if isinstance(b, dict)}
+        for vrf, body in summary.items()
+        if isinstance(body, dict)
+    }
+    evpn = {
+        vrf: {
+            af: {ip: p.get("pfxRcd") for ip, p in (b.get("peers") or {}).items() if isinstance(p, dict)}
+            for af, b in body.items()
+            if isinstance(b, dict) and af == "l2VpnEvpn"
+        }
+        for vrf, body in summary.items()
+        if isinstance(body, dict)
+    }
     vnis = {str(k): [v.get("type"), v.get("state"), v.get("remote_vteps")] for k, v in obs.vnis.items()}
     ports = {k: [v.get("is_up"), v.get("mtu")] for k, v in obs.interfaces.items()}
     text = json.dumps([peers, versions, evpn, obs.routes, vnis, ports], sort_keys=True, default=str)
@@ -148,11 +177,14 @@ def deterministic(plan: Plan, obs: C.Observed) -> list[str]:
             continue
         want = plan.peer_asns.get(ip)
         if p.get("remote_as") and want is not None and p["remote_as"] != want:
-            out.append(f"{d} session to {ip} ({peer}) not Established: configured with remote AS "
-                       f"{p['remote_as']}, the model says {want}")
+            out.append(
+                f"{d} session to {ip} ({peer}) not Established: configured with remote AS "
+                f"{p['remote_as']}, the model says {want}"
+            )
         if p.get("local_as") and p["local_as"] != plan.asn:
-            out.append(f"{d} session to {ip} ({peer}) not Established: local AS {p['local_as']}, "
-                       f"the model says {plan.asn}")
+            out.append(
+                f"{d} session to {ip} ({peer}) not Established: local AS {p['local_as']}, the model says {plan.asn}"
+            )
     return out
 
 
@@ -171,28 +203,52 @@ def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> 
     pings = probes[name]
     many = getattr(driver, "ping_many", None)
     if many is not None:
-        results = many([{"destination": p.destination, "source": p.source, "size": p.size, "df": p.df}
-                        for p in pings])
+        results = many([{"destination": p.destination, "source": p.source, "size": p.size, "df": p.df} for p in pings])
     else:
-        results = [driver.ping_df(p.destination, source=p.source, size=p.size, count=1) if p.df
-                   else driver.ping(p.destination, source=p.source, count=1, timeout=1) for p in pings]
+        results = [
+            driver.ping_df(p.destination, source=p.source, size=p.size, count=1)
+            if p.df
+            else driver.ping(p.destination, source=p.source, count=1, timeout=1)
+            for p in pings
+        ]
     exp = C.Expected(name, pings=pings)
-    obs = C.Observed(bgp={}, routes={}, vnis={}, interfaces={}, kernel={},
-                     pings={p.key: r for p, r in zip(pings, results, strict=True)})
+    obs = C.Observed(
+        bgp={},
+        routes={},
+        vnis={},
+        interfaces={},
+        kernel={},
+        pings={p.key: r for p, r in zip(pings, results, strict=True)},
+    )
     return [c for c in C.evaluate(exp, obs, with_pings=True) if c.check in ("ping", "ping-df")]
 
 
 async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the stability rule's windows, all by keyword
-        fleet: Fleet, model: InfraModel, devices: list[str], *, log: RunLogger, timeout_s: float,
-        label: str, changed: set[str] | None = None, quiet_s: float = 1.0, settle_s: float = 3.0,
-        poll_s: float = POLL_S) -> FabricVerification:
+    fleet: Fleet,
+    model: InfraModel,
+    devices: list[str],
+    *,
+    log: RunLogger,
+    timeout_s: float,
+    label: str,
+    changed: set[str] | None = None,
+    quiet_s: float = 1.0,
+    settle_s: float = 3.0,
+    poll_s: float = POLL_S,
+) -> FabricVerification:
     """Read the whole fabric until :class:`~workers.deploy.settle.Stability` decides; probe the
     affected pairs once the control plane passes (again when its state changed, or once more
     when a probe failed). Returns the last checks, cheap and probes, and the verdict."""
     t0 = time.monotonic()
     if not devices:
-        return FabricVerification([], Verdict(True, "stable", "no switch to verify", 0.0), 0, 0,
-                                  sorted(changed) if changed is not None else None, 0.0)
+        return FabricVerification(
+            [],
+            Verdict(True, "stable", "no switch to verify", 0.0),
+            0,
+            0,
+            sorted(changed) if changed is not None else None,
+            0.0,
+        )
     plan = plans(model, devices)
     probes = {d: affected_pings(model, d, plan[d].expected.pings, changed) for d in devices}
     probes = {d: ps for d, ps in probes.items() if ps}
@@ -230,8 +286,16 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
                 digests[name], down = r.value.digest, down + r.value.sessions_down
                 det += r.value.deterministic
             else:
-                cheap.append(C.Check(device=name, check="reachable", subject=fleet.conns[name].hostname,
-                                     passed=False, expected="SSH session and answers", observed=r.error))
+                cheap.append(
+                    C.Check(
+                        device=name,
+                        check="reachable",
+                        subject=fleet.conns[name].hostname,
+                        passed=False,
+                        expected="SSH session and answers",
+                        observed=r.error,
+                    )
+                )
                 digests[name], down = f"unreachable: {r.error}", down + 1
         fabric = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
         probed = False
@@ -252,32 +316,57 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
             probe_checks = []
             for name in sorted(probes):
                 g = got[name]
-                probe_checks += g.value if g.ok and g.value is not None else [
-                    C.Check(device=name, check="ping", subject=f"{len(probes[name])} probe(s)", passed=False,
-                            expected="replies", observed=g.error)]
+                probe_checks += (
+                    g.value
+                    if g.ok and g.value is not None
+                    else [
+                        C.Check(
+                            device=name,
+                            check="ping",
+                            subject=f"{len(probes[name])} probe(s)",
+                            passed=False,
+                            expected="replies",
+                            observed=g.error,
+                        )
+                    ]
+                )
             probe_count += sum(len(ps) for ps in probes.values())
             probed_at, probed = fabric, True
         failing = len(C.failing(cheap)) + (len(C.failing(probe_checks)) if probed_at == fabric else 0)
         verdict = rule.feed(Reading(now, digests, failing, down, det))
         if verdict is not None:
             checks = cheap + (probe_checks if probed_at == fabric else [])
-            pending = {n: r.value.pending for n, r in results.items()
-                       if r.ok and r.value is not None and r.value.pending is not None}
-            out = FabricVerification(checks, verdict, rule.readings, probe_count,
-                                     sorted(changed) if changed is not None else None, time.monotonic() - t0,
-                                     pending, timings)
+            pending = {
+                n: r.value.pending
+                for n, r in results.items()
+                if r.ok and r.value is not None and r.value.pending is not None
+            }
+            out = FabricVerification(
+                checks,
+                verdict,
+                rule.readings,
+                probe_count,
+                sorted(changed) if changed is not None else None,
+                time.monotonic() - t0,
+                pending,
+                timings,
+            )
             s = C.summary(checks)
-            await log.info(f"{label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
-                           f"{verdict.reason}; {probe_count} probe(s)"
-                           + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else ""))
+            await log.info(
+                f"{label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
+                f"{verdict.reason}; {probe_count} probe(s)"
+                + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else "")
+            )
             return out
         if now - logged >= 5.0:
             logged = now
             bad = C.failing(cheap) or C.failing(probe_checks)
             if bad:
                 c = bad[0]
-                await log.info(f"{label}: waiting for the fabric to settle, {len(bad)} check(s) failing (e.g. "
-                               f"{c.device} {c.check} {c.subject}: observed {c.observed}); quiet for "
-                               f"{rule.quiet_for(now):.1f} s, {max(0.0, rule.deadline - now):.0f} s left")
+                await log.info(
+                    f"{label}: waiting for the fabric to settle, {len(bad)} check(s) failing (e.g. "
+                    f"{c.device} {c.check} {c.subject}: observed {c.observed}); quiet for "
+                    f"{rule.quiet_for(now):.1f} s, {max(0.0, rule.deadline - now):.0f} s left"
+                )
         if not probed:  # a probe round took longer than a pause already
             await asyncio.sleep(min(poll_s, max(0.0, rule.deadline - time.monotonic())))

@@ -32,8 +32,16 @@ from pathlib import Path
 
 ENV = "LINTAS_FAULT_POINT"
 ENV_FILE = "LINTAS_FAULT_FILE"
-POINTS = frozenset({"deploy.before_commit", "deploy.committed", "deploy.wave_healthy", "deploy.host_mid_apply",
-                    "verify.before_confirm", "verify.partly_confirmed"})
+POINTS = frozenset(
+    {
+        "deploy.before_commit",
+        "deploy.committed",
+        "deploy.wave_healthy",
+        "deploy.host_mid_apply",
+        "verify.before_confirm",
+        "verify.partly_confirmed",
+    }
+)
 _reached: set[str] = set()
 _lock = threading.Lock()
 

@@ -33,12 +33,23 @@ def _describe(exc: BaseException) -> str:
 
 
 class Fleet:
-    def __init__(self, model: InfraModel, settings: Settings, names: Iterable[str], *,
-                 parallelism: int | None = None, resolver: SecretResolver | None = None) -> None:
+    def __init__(
+        self,
+        model: InfraModel,
+        settings: Settings,
+        names: Iterable[str],
+        *,
+        parallelism: int | None = None,
+        resolver: SecretResolver | None = None,
+    ) -> None:
         self.resolver = resolver or SecretResolver(settings)
         self.conns: dict[str, DeviceConn] = device_conns(model, settings, names)
-        self._nr = build_nornir(self.conns, self.resolver, parallelism=parallelism or settings.deploy.parallelism,
-                                timeout_s=settings.deploy.connect_timeout_s)
+        self._nr = build_nornir(
+            self.conns,
+            self.resolver,
+            parallelism=parallelism or settings.deploy.parallelism,
+            timeout_s=settings.deploy.connect_timeout_s,
+        )
 
     def mask(self, text: str) -> str:
         return self.resolver.mask(text)
@@ -55,8 +66,9 @@ class Fleet:
 
         # on_failed: nornir otherwise skips, for good, every host that failed once (a poll
         # during convergence); each call here is a fresh attempt on every host asked for
-        agg = await asyncio.to_thread(subset.run, task=task, name=getattr(fn, "__name__", "op"),
-                                      raise_on_error=False, on_failed=True)
+        agg = await asyncio.to_thread(
+            subset.run, task=task, name=getattr(fn, "__name__", "op"), raise_on_error=False, on_failed=True
+        )
         self._nr.data.reset_failed_hosts()
         out: dict[str, Outcome[T]] = {}
         for name in wanted:

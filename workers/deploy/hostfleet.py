@@ -20,8 +20,9 @@ T = TypeVar("T")
 
 
 class HostFleet:
-    def __init__(self, model: InfraModel, settings: Settings, names: Iterable[str], *,
-                 parallelism: int | None = None) -> None:
+    def __init__(
+        self, model: InfraModel, settings: Settings, names: Iterable[str], *, parallelism: int | None = None
+    ) -> None:
         self.conns: dict[str, HostConn] = host_conns(model, settings, sorted(set(names)))
         self._limit = asyncio.Semaphore(parallelism or settings.deploy.parallelism)
         self.timeout_s = float(settings.deploy.connect_timeout_s)

@@ -53,8 +53,12 @@ def pending_commit(driver: DeviceDriver, name: str) -> PendingCommit | None:
     if info is None:
         return None
     m = _RUN_IN_MESSAGE.match(info.get("message") or "")
-    return PendingCommit(status=info["status"], checkpoint=info.get("checkpoint"),
-                         run_id=m.group(1) if m else None, seconds_left=info.get("seconds_left"))
+    return PendingCommit(
+        status=info["status"],
+        checkpoint=info.get("checkpoint"),
+        run_id=m.group(1) if m else None,
+        seconds_left=info.get("seconds_left"),
+    )
 
 
 def commit_state(driver: DeviceDriver, name: str) -> tuple[PendingCommit | None, str | None]:
@@ -70,8 +74,14 @@ class CommitArgs(TypedDict):
     run_id: str
 
 
-def apply(driver: DeviceDriver, name: str, *, bundles: dict[str, dict[str, str]], fence: Callable[[str], None],
-          **commit: Unpack[CommitArgs]) -> Applied:
+def apply(
+    driver: DeviceDriver,
+    name: str,
+    *,
+    bundles: dict[str, dict[str, str]],
+    fence: Callable[[str], None],
+    **commit: Unpack[CommitArgs],
+) -> Applied:
     """Load the replace candidate; if it differs, check our lease and commit with a revert timer.
 
     A pending commit is looked at first: this run's own (made before a crash or a redelivery)
@@ -81,11 +91,18 @@ def apply(driver: DeviceDriver, name: str, *, bundles: dict[str, dict[str, str]]
     pend = pending_commit(driver, name)
     if pend is not None:
         if pend.run_id != run_id or pend.status != "pending":
-            raise ForeignCommitError(f"{name}: refused: the device holds {pend.describe()}; "
-                                     "it must be confirmed or rolled back by its owner (or expire) first")
-        return Applied(True, f"(commit {pend.checkpoint} made by this run before a restart, adopted: "
-                             f"{pend.seconds_left} s left on its timer)", pend.checkpoint, resumed=True,
-                       seconds_left=pend.seconds_left)
+            raise ForeignCommitError(
+                f"{name}: refused: the device holds {pend.describe()}; "
+                "it must be confirmed or rolled back by its owner (or expire) first"
+            )
+        return Applied(
+            True,
+            f"(commit {pend.checkpoint} made by this run before a restart, adopted: "
+            f"{pend.seconds_left} s left on its timer)",
+            pend.checkpoint,
+            resumed=True,
+            seconds_left=pend.seconds_left,
+        )
     driver.load_replace_candidate(config=json.dumps(bundles[name]))  # napalm: config is text (a JSON bundle)
     diff = driver.compare_config()
     if not diff.strip():
@@ -131,8 +148,9 @@ def confirm(driver: DeviceDriver, name: str, *, run_id: str, checkpoints: dict[s
     ours = checkpoints.get(name)
     if ours is not None and checkpoint_of(driver) == ours:
         return "already_confirmed"
-    raise LookupError(f"{name}: the commit of this run is gone: the device-side timer restored the checkpoint "
-                      "before confirmation")
+    raise LookupError(
+        f"{name}: the commit of this run is gone: the device-side timer restored the checkpoint before confirmation"
+    )
 
 
 def restore(driver: DeviceDriver, name: str, *, checkpoints: dict[str, str | None], run_id: str) -> str:

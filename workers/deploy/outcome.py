@@ -37,8 +37,12 @@ class TargetError(BaseModel):
     @classmethod
     def of(cls, exc: BaseException, message: str) -> TargetError:
         d = classify(exc, delivery=1, max_deliver=2, default_delay_s=1.0)
-        return cls(type=type(exc).__name__, message=message, disposition="retry" if d.action == "retry" else "finish",
-                   delay_s=d.delay_s)
+        return cls(
+            type=type(exc).__name__,
+            message=message,
+            disposition="retry" if d.action == "retry" else "finish",
+            delay_s=d.delay_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,17 @@ class TargetResult(BaseModel):
 
     def brief(self) -> dict[str, object]:
         """What goes on the run (the full diff stays in the record)."""
-        return {"target": self.target, "kind": self.kind, "role": self.role, "wave": self.wave,
-                "status": self.status, "changed": self.changed, "error": self.error,
-                "diff_lines": self.diff.count("\n"), "duration_s": round(self.duration_s, 3)} | (
-                    {"failure": self.failure.model_dump()} if self.failure is not None else {})
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "role": self.role,
+            "wave": self.wave,
+            "status": self.status,
+            "changed": self.changed,
+            "error": self.error,
+            "diff_lines": self.diff.count("\n"),
+            "duration_s": round(self.duration_s, 3),
+        } | ({"failure": self.failure.model_dump()} if self.failure is not None else {})
 
 
 class DeployRecord(BaseModel):

@@ -63,23 +63,36 @@ class RollbackStage:
             devices = [n for n in touched if n not in host_names]
             # reverse order of the rollout: hosts (the last waves) first, then the switches
             attention, host_checks = await self._restore_hosts(ctx, hosts, store, record, host_names)
-            results = await fleet.run(devices, ops.restore, run_id=record.run_id,
-                                      checkpoints={n: record.targets[n].checkpoint for n in devices})
+            results = await fleet.run(
+                devices,
+                ops.restore,
+                run_id=record.run_id,
+                checkpoints={n: record.targets[n].checkpoint for n in devices},
+            )
             for name in devices:
                 r, t = results[name], record.targets[name]
                 if r.ok and r.value == "not_ours":  # another run's (or unknown) commit: never touched
-                    await ctx.log.warning(f"{name}: left alone: the pending commit there is not this run's "
-                                          f"({t.error or 'another run'})")
+                    await ctx.log.warning(
+                        f"{name}: left alone: the pending commit there is not this run's ({t.error or 'another run'})"
+                    )
                     continue
                 if r.ok and r.value is not None:
-                    how = ("restored to its checkpoint" if r.value == "rolled_back"
-                           else "restored by the driver when its commit failed" if t.status == "failed"
-                           else "already restored by its device-side timer")
+                    how = (
+                        "restored to its checkpoint"
+                        if r.value == "rolled_back"
+                        else "restored by the driver when its commit failed"
+                        if t.status == "failed"
+                        else "already restored by its device-side timer"
+                    )
                     t.status = "rolled_back" if r.value == "rolled_back" else "reverted"
                     await ctx.log.info(f"{name}: {how}")
                 else:
-                    timer = (f"; its device-side timer restores it {t.revert_in_s} s after the commit "
-                             f"({t.committed_at:%H:%M:%S} UTC)" if t.status == "committed" and t.committed_at else "")
+                    timer = (
+                        f"; its device-side timer restores it {t.revert_in_s} s after the commit "
+                        f"({t.committed_at:%H:%M:%S} UTC)"
+                        if t.status == "committed" and t.committed_at
+                        else ""
+                    )
                     t.status, t.error = "rollback_failed", f"{r.error}{timer}"
                     attention.append(name)
                     await ctx.log.error(f"{name}: ROLLBACK FAILED: {t.error}")
@@ -88,24 +101,31 @@ class RollbackStage:
             checks = fabric_checks + host_checks
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
-            summary = {"restored": record.with_status("rolled_back", "reverted"), "attention": attention,
-                       "report": report, "totals": C.summary(checks), "reverify": verdict,
-                       "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:100],
-                       "devices": [record.targets[n].brief() for n in touched]}
+            summary = {
+                "restored": record.with_status("rolled_back", "reverted"),
+                "attention": attention,
+                "report": report,
+                "totals": C.summary(checks),
+                "reverify": verdict,
+                "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:100],
+                "devices": [record.targets[n].brief() for n in touched],
+            }
             bad = C.failing(checks)
             # devices that need attention keep their lease (until it expires): no run touches them meanwhile
             await release_all(locks_for(ctx), record.run_id, [t for t in record.rolled_out if t not in attention])
             if attention or bad:
                 names = sorted(set(attention) | {c.device for c in bad})
                 why = "; ".join([f"{n}: {record.targets[n].error}" for n in attention] + check_lines(checks, limit=6))
-                return StageResult.failed(f"ROLLBACK INCOMPLETE, devices need attention: {', '.join(names)}: {why}",
-                                          summary=summary)
+                return StageResult.failed(
+                    f"ROLLBACK INCOMPLETE, devices need attention: {', '.join(names)}: {why}", summary=summary
+                )
             return StageResult.ok(summary)
         finally:
             await asyncio.to_thread(fleet.close)
 
-    async def _restore_hosts(self, ctx: StageContext, hosts: HostFleet, store: NatsArtifactStore,
-                             record: DeployRecord, names: list[str]) -> tuple[list[str], list[C.Check]]:
+    async def _restore_hosts(
+        self, ctx: StageContext, hosts: HostFleet, store: NatsArtifactStore, record: DeployRecord, names: list[str]
+    ) -> tuple[list[str], list[C.Check]]:
         """Each host back to its pre-deploy snapshot, then compared with it."""
         d = ctx.settings.deploy
         snaps: dict[str, host_ops.HostSnapshot] = {}
@@ -118,16 +138,26 @@ class RollbackStage:
                 continue
             snaps[name] = host_ops.HostSnapshot.model_validate_json(raw)
             applied[name] = await load_bundle(store, t.artifacts)
-        results = await hosts.run(snaps, lambda c: host_ops.restore(
-            c, snaps[c.name], applied[c.name], shutdown_timeout_s=d.domain_shutdown_timeout_s,
-            timeout_s=hosts.timeout_s, parallelism=d.domain_parallelism))
+        results = await hosts.run(
+            snaps,
+            lambda c: host_ops.restore(
+                c,
+                snaps[c.name],
+                applied[c.name],
+                shutdown_timeout_s=d.domain_shutdown_timeout_s,
+                timeout_s=hosts.timeout_s,
+                parallelism=d.domain_parallelism,
+            ),
+        )
         attention: list[str] = []
         for name in sorted(snaps):
             t, r = record.targets[name], results[name]
             if r.ok and r.value is not None:
                 t.status = "rolled_back"
-                await ctx.log.info(f"{name}: restored to its state before the run"
-                                   + (f" ({len(r.value)} change(s))" if r.value else " (nothing to undo)"))
+                await ctx.log.info(
+                    f"{name}: restored to its state before the run"
+                    + (f" ({len(r.value)} change(s))" if r.value else " (nothing to undo)")
+                )
             else:
                 t.status, t.error = "rollback_failed", r.error
                 attention.append(name)
@@ -138,12 +168,21 @@ class RollbackStage:
         for name in ok:
             r2 = diffs[name]
             left = r2.value if r2.ok and r2.value is not None else [r2.error or "unreachable"]
-            checks.append(C.Check(device=name, check="ovs", subject="state before the run (OVS, addresses, domains)",
-                                  passed=not left, expected="restored", observed="; ".join(left) or "restored"))
+            checks.append(
+                C.Check(
+                    device=name,
+                    check="ovs",
+                    subject="state before the run (OVS, addresses, domains)",
+                    passed=not left,
+                    expected="restored",
+                    observed="; ".join(left) or "restored",
+                )
+            )
         return attention, checks
 
-    async def _reverify(self, ctx: StageContext, fleet: Fleet, record: DeployRecord,
-                        restored: list[str]) -> tuple[list[C.Check], dict[str, object] | None]:
+    async def _reverify(
+        self, ctx: StageContext, fleet: Fleet, record: DeployRecord, restored: list[str]
+    ) -> tuple[list[C.Check], dict[str, object] | None]:
         """Against the last-known-good model, by verify's stability rule, probing the pairs of the
         restored switches; with no such model (first deploy), only that no commit is pending."""
         commits = {t.previous_commit for t in record.targets.values() if t.previous_commit}
@@ -152,15 +191,39 @@ class RollbackStage:
             good = await load_model_of(ctx, commits.pop())
             if not isinstance(good, str):
                 names = sorted(n for n in good.devices if n in fleet.conns)
-                v = await verify_fabric(fleet, good, names, log=ctx.log, timeout_s=timeout,
-                                        label="re-verify (last-known-good)", changed=set(restored))
+                v = await verify_fabric(
+                    fleet,
+                    good,
+                    names,
+                    log=ctx.log,
+                    timeout_s=timeout,
+                    label="re-verify (last-known-good)",
+                    changed=set(restored),
+                )
                 checks = v.checks
                 if not v.verdict.passed and not C.failing(checks):  # deterministic before any check failed
-                    checks = [*checks, C.Check(device="fabric", check="reachable", subject=v.verdict.ended_by,
-                                               passed=False, expected="settles", observed=v.verdict.reason)]
+                    checks = [
+                        *checks,
+                        C.Check(
+                            device="fabric",
+                            check="reachable",
+                            subject=v.verdict.ended_by,
+                            passed=False,
+                            expected="settles",
+                            observed=v.verdict.reason,
+                        ),
+                    ]
                 return checks, v.summary()
         names = sorted(fleet.conns)
         results = await fleet.run(names, ops.pending)
-        return [C.Check(device=n, check="reachable", subject="no unconfirmed commit",
-                        passed=r.ok and r.value is False, expected="no pending commit",
-                        observed=r.error or ("pending" if r.value else "none")) for n, r in results.items()], None
+        return [
+            C.Check(
+                device=n,
+                check="reachable",
+                subject="no unconfirmed commit",
+                passed=r.ok and r.value is False,
+                expected="no pending commit",
+                observed=r.error or ("pending" if r.value else "none"),
+            )
+            for n, r in results.items()
+        ], None

@@ -44,8 +44,15 @@ class Fleets:
 class Rollout:
     """The deploy state of one run (``record.revert_in_s`` and ``record.allow_deletions`` are its options)."""
 
-    def __init__(self, ctx: StageContext, model: InfraModel, record: DeployRecord, waves: list[Wave],
-                 fleets: Fleets, health_timeout_s: float) -> None:
+    def __init__(
+        self,
+        ctx: StageContext,
+        model: InfraModel,
+        record: DeployRecord,
+        waves: list[Wave],
+        fleets: Fleets,
+        health_timeout_s: float,
+    ) -> None:
         self.ctx = ctx
         self.model = model
         self.record = record
@@ -81,8 +88,10 @@ class Rollout:
                 await faults.reach(self.ctx.settings.home, "deploy.wave_healthy")
         self.record.finished_at = now()
         await save_record(self.store, self.record)
-        await self.ctx.log.info(f"deployed: {len(self.record.with_status('committed'))} committed (awaiting verify), "
-                                f"{len(self.record.with_status('unchanged'))} unchanged")
+        await self.ctx.log.info(
+            f"deployed: {len(self.record.with_status('committed'))} committed (awaiting verify), "
+            f"{len(self.record.with_status('unchanged'))} unchanged"
+        )
         return StageResult.ok(summary_of(self.record))
 
     async def lease_all(self) -> None:
@@ -105,8 +114,9 @@ class Rollout:
     async def _load_bundles(self) -> None:
         for w in self.waves:
             for name in w.devices:
-                self.bundles[name] = {a: (await _blob(self.store, cid))
-                                      for a, cid in self.record.targets[name].artifacts.items()}
+                self.bundles[name] = {
+                    a: (await _blob(self.store, cid)) for a, cid in self.record.targets[name].artifacts.items()
+                }
 
     # ------------------------------------------------------------------ switches
     async def switch_wave(self, w: Wave) -> list[str]:
@@ -118,8 +128,15 @@ class Rollout:
         timer = int(record.revert_in_s + (len(self.waves) - 1 - w.index) * self.health_timeout_s)
         if w.index == 0:
             await faults.reach(ctx.settings.home, "deploy.before_commit")
-        results = await self.fleets.switches.run(w.devices, ops.apply, bundles=self.bundles, revert_in=timer,
-                                                 message=self.message, fence=self.fence, run_id=ctx.job.run_id)
+        results = await self.fleets.switches.run(
+            w.devices,
+            ops.apply,
+            bundles=self.bundles,
+            revert_in=timer,
+            message=self.message,
+            fence=self.fence,
+            run_id=ctx.job.run_id,
+        )
         took = time.monotonic() - t0
         failed: list[str] = []
         for name in w.devices:
@@ -144,15 +161,19 @@ class Rollout:
             r.diff = r.diff or a.diff
             r.committed_at = r.committed_at or now()
             r.revert_in_s = r.revert_in_s or timer
-            await log.warning(f"{name}: holds this run's commit {a.checkpoint} from before the restart: "
-                              f"adopted, awaiting verify ({a.seconds_left} s left on its timer)")
+            await log.warning(
+                f"{name}: holds this run's commit {a.checkpoint} from before the restart: "
+                f"adopted, awaiting verify ({a.seconds_left} s left on its timer)"
+            )
         elif a.changed:
             r.changed, r.diff, r.checkpoint = True, self.fleets.switches.mask(a.diff), a.checkpoint
             r.status, r.committed_at, r.revert_in_s = "committed", now(), timer
             await log.info(f"{name}: committed, reverts in {timer} s unless confirmed")
         elif r.status == "committed":  # committed before a restart, no longer pending, at the candidate
-            await log.warning(f"{name}: at the desired config with no pending commit after the restart: "
-                              "verify confirms it is this run's (or fails)")
+            await log.warning(
+                f"{name}: at the desired config with no pending commit after the restart: "
+                "verify confirms it is this run's (or fails)"
+            )
         else:
             r.status = "unchanged"
             await log.info(f"{name}: already at the desired config: unchanged")
@@ -160,16 +181,24 @@ class Rollout:
     async def health_gate(self, w: Wave) -> list[str]:
         """The wave's sessions to configured peers Established within the health timeout; returns failed devices."""
         model, timeout_s = self.model, self.health_timeout_s
-        peers = {n: sorted(str(lk.remote(n).ip.ip) for lk in model.links_by_device.get(n, ())
-                           if lk.remote(n).device in self.configured) for n in w.devices if n in model.devices}
+        peers = {
+            n: sorted(
+                str(lk.remote(n).ip.ip)
+                for lk in model.links_by_device.get(n, ())
+                if lk.remote(n).device in self.configured
+            )
+            for n in w.devices
+            if n in model.devices
+        }
         deadline = time.monotonic() + timeout_s
         while True:
             results = await self.fleets.switches.run(w.devices, ops.bgp_health, peers=peers)
             problems = {n: (r.value if r.ok else [r.error or "unreachable"]) for n, r in results.items()}
             bad = {n: p for n, p in problems.items() if p}
             if not bad:
-                await self.ctx.log.info(f"wave {w.index} healthy: {sum(len(p) for p in peers.values())} session(s) "
-                                        "Established")
+                await self.ctx.log.info(
+                    f"wave {w.index} healthy: {sum(len(p) for p in peers.values())} session(s) Established"
+                )
                 return []
             if time.monotonic() >= deadline:
                 for n, p in sorted(bad.items()):
@@ -187,23 +216,31 @@ class Rollout:
         prev = {n: await load_bundle(store, record.targets[n].previous) for n in w.devices}
         # a host whose snapshot this run already stored (a crash mid-wave) keeps it: a new one
         # would capture the half-applied state as "before"
-        kept = [n for n in w.devices if record.targets[n].checkpoint and await store.get_doc(
-            str(record.targets[n].checkpoint)) is not None]
+        kept = [
+            n
+            for n in w.devices
+            if record.targets[n].checkpoint and await store.get_doc(str(record.targets[n].checkpoint)) is not None
+        ]
         for name in kept:
-            await ctx.log.warning(f"{name}: resuming with the snapshot stored before the restart "
-                                  f"({record.targets[name].checkpoint}): completing the host")
+            await ctx.log.warning(
+                f"{name}: resuming with the snapshot stored before the restart "
+                f"({record.targets[name].checkpoint}): completing the host"
+            )
         ready, failed = await self._snapshots(w, kept, prev)
         await save_record(store, record)
         failed += await self._converge_hosts(ready, kept, prev, t0)
         await save_record(store, record)
         return failed
 
-    async def _snapshots(self, w: Wave, kept: list[str],
-                         prev: dict[str, dict[str, str] | None]) -> tuple[list[str], list[str]]:
+    async def _snapshots(
+        self, w: Wave, kept: list[str], prev: dict[str, dict[str, str] | None]
+    ) -> tuple[list[str], list[str]]:
         """Each host's snapshot stored (fenced), unless kept from before a restart: ``(ready, failed)``."""
         hosts, record = self.fleets.hosts, self.record
-        snaps = await hosts.run([n for n in w.devices if n not in kept], lambda c: host_ops.take_snapshot(
-            c, self.bundles[c.name], prev[c.name], hosts.timeout_s))
+        snaps = await hosts.run(
+            [n for n in w.devices if n not in kept],
+            lambda c: host_ops.take_snapshot(c, self.bundles[c.name], prev[c.name], hosts.timeout_s),
+        )
         failed: list[str] = []
         ready: list[str] = list(kept)
         for name in w.devices:
@@ -224,15 +261,24 @@ class Rollout:
             ready.append(name)
         return ready, failed
 
-    async def _converge_hosts(self, ready: list[str], kept: list[str], prev: dict[str, dict[str, str] | None],
-                              t0: float) -> list[str]:
+    async def _converge_hosts(
+        self, ready: list[str], kept: list[str], prev: dict[str, dict[str, str] | None], t0: float
+    ) -> list[str]:
         """Apply the bundle on every ready host; the outcome into the record. Returns failed hosts."""
         ctx, hosts, d = self.ctx, self.fleets.hosts, self.ctx.settings.deploy
-        results = await hosts.run(ready, lambda c: host_ops.apply(
-            c, self.bundles[c.name], prev[c.name], allow_deletions=self.record.allow_deletions,
-            shutdown_timeout_s=d.domain_shutdown_timeout_s, parallelism=d.domain_parallelism,
-            timeout_s=hosts.timeout_s, between=lambda: faults.reach_blocking(ctx.settings.home,
-                                                                             "deploy.host_mid_apply")))
+        results = await hosts.run(
+            ready,
+            lambda c: host_ops.apply(
+                c,
+                self.bundles[c.name],
+                prev[c.name],
+                allow_deletions=self.record.allow_deletions,
+                shutdown_timeout_s=d.domain_shutdown_timeout_s,
+                parallelism=d.domain_parallelism,
+                timeout_s=hosts.timeout_s,
+                between=lambda: faults.reach_blocking(ctx.settings.home, "deploy.host_mid_apply"),
+            ),
+        )
         failed: list[str] = []
         for name in ready:
             r, res = self.record.targets[name], results[name]
@@ -245,8 +291,11 @@ class Rollout:
                 r.diff = "\n".join(v.changes + [f"restart pending: {x}" for x in v.restart_pending] + v.kept) or r.diff
                 r.status = "committed" if r.changed else "unchanged"
                 r.committed_at = (r.committed_at or now()) if r.changed else None
-                await ctx.log.info(f"{name}: {len(v.changes)} change(s) applied, awaiting verify" if v.changed
-                                   else f"{name}: already at the desired state: unchanged")
+                await ctx.log.info(
+                    f"{name}: {len(v.changes)} change(s) applied, awaiting verify"
+                    if v.changed
+                    else f"{name}: already at the desired state: unchanged"
+                )
                 for line in v.restart_pending + v.kept:
                     await ctx.log.warning(f"{name}: {line}")
             else:
@@ -265,15 +314,19 @@ class Rollout:
         record.finished_at = now()
         await save_record(self.store, record)
         detail = "; ".join(f"{n}: {record.targets[n].error}" for n in failed)
-        return StageResult.failed(f"wave {w.index} ({w.kind}) failed on {', '.join(failed)}: {detail}",
-                                  summary=summary_of(record))
+        return StageResult.failed(
+            f"wave {w.index} ({w.kind}) failed on {', '.join(failed)}: {detail}", summary=summary_of(record)
+        )
 
 
 def summary_of(record: DeployRecord) -> dict[str, Any]:
     """The deploy stage's summary on the run (:class:`~engine.contracts.DeploySummary`)."""
     return DeploySummary(
-        record=S.deploy_record_doc(record.run_id), waves=record.waves, committed=record.with_status("committed"),
-        unchanged=record.with_status("unchanged"), failed=record.with_status("failed"),
+        record=S.deploy_record_doc(record.run_id),
+        waves=record.waves,
+        committed=record.with_status("committed"),
+        unchanged=record.with_status("unchanged"),
+        failed=record.with_status("failed"),
         devices=[r.brief() for r in record.targets.values() if r.status != "unchanged" or r.wave is not None],
     ).dump()
 

@@ -55,8 +55,10 @@ class SecretResolver:
         if not _ENV_NAME.fullmatch(name):
             raise SecretRefError(f"secret {ref}: not an environment variable name")
         if not name.startswith(self._prefixes):
-            raise SecretRefError(f"secret {ref}: the worker only resolves environment variables starting with "
-                                 f"{', '.join(self._prefixes) or '(none allowed)'} (LINTAS_DEPLOY__SECRET_ENV_PREFIXES)")
+            raise SecretRefError(
+                f"secret {ref}: the worker only resolves environment variables starting with "
+                f"{', '.join(self._prefixes) or '(none allowed)'} (LINTAS_DEPLOY__SECRET_ENV_PREFIXES)"
+            )
         value = self._environ.get(name)
         if value is None:
             raise SecretRefError(f"secret {ref}: environment variable {name} is not set on the worker")
@@ -68,8 +70,10 @@ class SecretResolver:
             raise SecretRefError(f"secret {ref}: the path must be absolute")
         real = path.resolve()
         if not any(real.is_relative_to(d.resolve()) for d in self._dirs):
-            raise SecretRefError(f"secret {ref}: files are read only under "
-                                 f"{', '.join(str(d) for d in self._dirs)} (LINTAS_DEPLOY__SECRET_DIRS)")
+            raise SecretRefError(
+                f"secret {ref}: files are read only under "
+                f"{', '.join(str(d) for d in self._dirs)} (LINTAS_DEPLOY__SECRET_DIRS)"
+            )
         try:
             with real.open("rb") as fh:
                 data = fh.read(MAX_SECRET_BYTES + 1)

@@ -62,22 +62,38 @@ class Stability:
     def feed(self, r: Reading) -> Verdict | None:
         self.readings += 1
         if self._last is None or r.digests != self._last:
-            changed = [] if self._last is None else sorted(
-                d for d in set(r.digests) | set(self._last) if r.digests.get(d) != self._last.get(d))
+            changed = (
+                []
+                if self._last is None
+                else sorted(d for d in set(r.digests) | set(self._last) if r.digests.get(d) != self._last.get(d))
+            )
             self._last, self._since = dict(r.digests), r.at
             self.changed = changed
         quiet = r.at - self._since
         if r.deterministic:
             return Verdict(False, "deterministic", "; ".join(r.deterministic), quiet)
         if r.failing == 0 and quiet >= self.quiet_s:
-            return Verdict(True, "stable", f"every check passes and the control plane has not changed for "
-                                           f"{quiet:.1f} s ({self.readings} reads)", quiet)
+            return Verdict(
+                True,
+                "stable",
+                f"every check passes and the control plane has not changed for {quiet:.1f} s ({self.readings} reads)",
+                quiet,
+            )
         if r.failing and r.sessions_down == 0 and quiet >= self.settle_s:
-            return Verdict(False, "settled", f"the control plane settled with {r.failing} check(s) failing: every "
-                                             f"session is Established and nothing changed for {quiet:.1f} s", quiet)
+            return Verdict(
+                False,
+                "settled",
+                f"the control plane settled with {r.failing} check(s) failing: every "
+                f"session is Established and nothing changed for {quiet:.1f} s",
+                quiet,
+            )
         if r.at >= self.deadline:
-            why = (f"{r.sessions_down} session(s) not Established" if r.sessions_down
-                   else f"state still changing ({quiet:.1f} s quiet)")
-            return Verdict(r.failing == 0, "timeout", f"verify_timeout reached with {r.failing} check(s) "
-                                                      f"failing; {why}", quiet)
+            why = (
+                f"{r.sessions_down} session(s) not Established"
+                if r.sessions_down
+                else f"state still changing ({quiet:.1f} s quiet)"
+            )
+            return Verdict(
+                r.failing == 0, "timeout", f"verify_timeout reached with {r.failing} check(s) failing; {why}", quiet
+            )
         return None

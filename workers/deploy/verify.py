@@ -76,24 +76,33 @@ class VerifyStage:
                 return gone
             t1 = time.monotonic()
             fabric, on_hosts = await asyncio.gather(
-                verify_fabric(fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify",
-                              changed=_changed(record)),
-                verify_hosts(hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions,
-                             label="verify"))
+                verify_fabric(
+                    fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify", changed=_changed(record)
+                ),
+                verify_hosts(
+                    hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions, label="verify"
+                ),
+            )
             checks = fabric.checks + on_hosts
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
             # where the stage's time went before the confirm (the rest of its duration is confirming)
             phases = {"before_checks_s": round(t1 - t0, 3), "checks_s": round(time.monotonic() - t1, 3)}
-            summary: dict[str, Any] = {"report": report, "totals": C.summary(checks), **fabric.summary(),
-                                       "phases": phases,
-                                       "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN]}
+            summary: dict[str, Any] = {
+                "report": report,
+                "totals": C.summary(checks),
+                **fabric.summary(),
+                "phases": phases,
+                "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN],
+            }
             if C.failing(checks):
                 for line in check_lines(checks, limit=40):
                     await ctx.log.error(f"check failed: {line}")
-                return StageResult.failed(f"{C.summary(checks)['failed']} check(s) failed ({fabric.verdict.ended_by}: "
-                                          f"{fabric.verdict.reason}): " + "; ".join(check_lines(checks, limit=8)),
-                                          summary=summary)
+                return StageResult.failed(
+                    f"{C.summary(checks)['failed']} check(s) failed ({fabric.verdict.ended_by}: "
+                    f"{fabric.verdict.reason}): " + "; ".join(check_lines(checks, limit=8)),
+                    summary=summary,
+                )
             if not fabric.verdict.passed:  # a deterministic failure found before any check failed
                 return StageResult.failed(f"{fabric.verdict.ended_by}: {fabric.verdict.reason}", summary=summary)
             found = await self._pending_on_devices(ctx, fleet, record, fabric.pending)
@@ -106,16 +115,20 @@ class VerifyStage:
         finally:
             await asyncio.to_thread(fleet.close)
 
-    async def _gone(self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore,
-                    record: DeployRecord | None) -> StageResult | None:
+    async def _gone(
+        self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord | None
+    ) -> StageResult | None:
         """Commits the record calls this run's and pending that are no longer on their device (its
         timer restored it: the engine was down longer than ``revert_in``). Verify cannot pass
         then: fail at once, not after ``verify_timeout`` of waiting for a convergence that
         cannot come."""
         if record is None:
             return None
-        committed = [n for n in record.with_status("committed")
-                     if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint]
+        committed = [
+            n
+            for n in record.with_status("committed")
+            if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint
+        ]
         states = await fleet.run(committed, ops.commit_state)
         gone = []
         for name in committed:
@@ -126,16 +139,24 @@ class VerifyStage:
             return None
         for name in gone:
             t = record.targets[name]
-            t.status, t.error = "reverted", (f"commit {t.checkpoint} of this run is gone: the device-side timer "
-                                             "restored the checkpoint before confirmation")
+            t.status, t.error = (
+                "reverted",
+                (
+                    f"commit {t.checkpoint} of this run is gone: the device-side timer "
+                    "restored the checkpoint before confirmation"
+                ),
+            )
             await ctx.log.error(f"{name}: {t.error}")
         await save_record(store, record)
         lost = "; ".join(f"{n}: lost {', '.join(_diff_lines(record.targets[n].diff)) or 'its change'}" for n in gone)
-        return StageResult.failed(f"the change did not stick on {', '.join(gone)}: its device-side timer "
-                                  f"restored the checkpoint before verify could confirm it ({lost})")
+        return StageResult.failed(
+            f"the change did not stick on {', '.join(gone)}: its device-side timer "
+            f"restored the checkpoint before verify could confirm it ({lost})"
+        )
 
-    async def _pending_on_devices(self, ctx: StageContext, fleet: Fleet, record: DeployRecord | None,
-                                  known: dict[str, Answered]) -> list[str] | StageResult:
+    async def _pending_on_devices(
+        self, ctx: StageContext, fleet: Fleet, record: DeployRecord | None, known: dict[str, Answered]
+    ) -> list[str] | StageResult:
         """Every switch's pending commit, read on the device (not only in the record): this run's
         are returned (confirm covers them); another run's on a device this run touched fails.
         ``known``: what verification's last read found (the same exec read it), else read now."""
@@ -170,13 +191,21 @@ class VerifyStage:
         return ours
 
     async def _confirm(  # noqa: C901 - confirm, read back, record: each device's outcome in order, read top to bottom
-            self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord,
-            summary: dict[str, Any], found: list[str]) -> StageResult:
+        self,
+        ctx: StageContext,
+        fleet: Fleet,
+        store: NatsArtifactStore,
+        record: DeployRecord,
+        summary: dict[str, Any],
+        found: list[str],
+    ) -> StageResult:
         for name in found:
             t = record.targets.get(name)
             if t is not None and t.status != "committed":
-                await ctx.log.warning(f"{name}: holds a pending commit of this run the record did not know "
-                                      f"({t.status}): confirming it too")
+                await ctx.log.warning(
+                    f"{name}: holds a pending commit of this run the record did not know "
+                    f"({t.status}): confirming it too"
+                )
                 t.status, t.changed = "committed", True
         pending = record.with_status("committed")
         devices = [n for n in pending if record.targets[n].kind == "device"]
@@ -207,8 +236,11 @@ class VerifyStage:
         compared = set(record.rolled_out)
         good_now = {n for n in record.with_status("confirmed", "unchanged") if n in compared and n in fleet.conns}
         after = await fleet.run(sorted(set(devices) | good_now), _after_confirm, fingerprint=good_now)
-        prints = {n: Outcome(r.value[1], None) if r.ok and r.value is not None else Outcome(None, r.error)
-                  for n, r in after.items() if n in good_now}
+        prints = {
+            n: Outcome(r.value[1], None) if r.ok and r.value is not None else Outcome(None, r.error)
+            for n, r in after.items()
+            if n in good_now
+        }
         for name in devices:
             a = after[name]
             p = Outcome(a.value[0], None) if a.ok and a.value is not None else Outcome(None, a.error)
@@ -221,8 +253,10 @@ class VerifyStage:
         await save_record(store, record)
         if lost:
             detail = "; ".join(f"{n}: {record.targets[n].error}" for n in lost)
-            return StageResult.failed(f"could not confirm the commit on {', '.join(lost)}: {detail}",
-                                      summary={**summary, "confirmed": record.with_status("confirmed")})
+            return StageResult.failed(
+                f"could not confirm the commit on {', '.join(lost)}: {detail}",
+                summary={**summary, "confirmed": record.with_status("confirmed")},
+            )
         targets = TargetStore(ctx.topology.targets)
         good = record.with_status("confirmed", "unchanged")
         # a fresh fingerprint only where this run compared the device with its candidate; a device
@@ -238,31 +272,44 @@ class VerifyStage:
             else:
                 old = await targets.get(name)
                 fp, drift = (old.fingerprint, old.drift) if old is not None else (None, [])
-            await targets.put(TargetState(target=name, kind=t.kind, repo=record.repo, commit=record.sha,
-                                          run_id=record.run_id, artifacts=t.artifacts, deployed_at=now(),
-                                          fingerprint=fp, drift=drift))
+            await targets.put(
+                TargetState(
+                    target=name,
+                    kind=t.kind,
+                    repo=record.repo,
+                    commit=record.sha,
+                    run_id=record.run_id,
+                    artifacts=t.artifacts,
+                    deployed_at=now(),
+                    fingerprint=fp,
+                    drift=drift,
+                )
+            )
         await release_all(locks_for(ctx), record.run_id, record.rolled_out)
         await ctx.log.info(f"confirmed {len(pending)} commit(s); last-known-good is now {record.sha[:8]}")
         return StageResult.ok({**summary, "confirmed": pending})
 
 
-async def host_bundles(ctx: StageContext, store: NatsArtifactStore, record: DeployRecord | None,
-                       names: list[str]) -> dict[str, dict[str, str]]:
+async def host_bundles(
+    ctx: StageContext, store: NatsArtifactStore, record: DeployRecord | None, names: list[str]
+) -> dict[str, dict[str, str]]:
     """Each host's bundle as this run deployed it, else as last deployed; never-deployed hosts are left out."""
     deployed = await TargetStore(ctx.topology.targets).all()
     out = {}
     for name in names:
         t = record.targets.get(name) if record else None
-        arts = t.artifacts if t is not None and t.status not in ("skipped", "pending") else (
-            deployed[name].artifacts if name in deployed else None)
+        arts = (
+            t.artifacts
+            if t is not None and t.status not in ("skipped", "pending")
+            else (deployed[name].artifacts if name in deployed else None)
+        )
         bundle = await load_bundle(store, arts)
         if bundle is not None:
             out[name] = bundle
     return out
 
 
-def _after_confirm(driver: Any, name: str, *,
-                   fingerprint: set[str]) -> tuple[ops.PendingCommit | None, str | None]:
+def _after_confirm(driver: Any, name: str, *, fingerprint: set[str]) -> tuple[ops.PendingCommit | None, str | None]:
     """The pending commit after confirming and, for a switch this run compared, the fingerprint of
     its running state: one exec where the driver reads both at once."""
     if name not in fingerprint:

@@ -39,8 +39,9 @@ class Strategy(BaseModel):
     allow_deletions: bool | None = Field(None, description="hosts: undefine domains removed from the repo")
 
 
-def plan_waves(targets: Iterable[str], roles: Mapping[str, str], *, strategy: str, canary: int,
-               batch_size: int) -> list[Wave]:
+def plan_waves(
+    targets: Iterable[str], roles: Mapping[str, str], *, strategy: str, canary: int, batch_size: int
+) -> list[Wave]:
     """``roles``: target -> "spine" | "leaf" | "host". Unknown roles go with the leaves."""
     names = sorted(set(targets))
     if not names:
@@ -59,7 +60,7 @@ def plan_waves(targets: Iterable[str], roles: Mapping[str, str], *, strategy: st
         groups.append(("canary", leaves[:canary]))
         rest = leaves[canary:]
     size = batch_size if batch_size > 0 else max(len(rest), 1)
-    groups += [("leaves", rest[i:i + size]) for i in range(0, len(rest), size)]
+    groups += [("leaves", rest[i : i + size]) for i in range(0, len(rest), size)]
     size_h = batch_size if batch_size > 0 else max(len(hosts), 1)
-    groups += [("hosts", hosts[i:i + size_h]) for i in range(0, len(hosts), size_h)]
+    groups += [("hosts", hosts[i : i + size_h]) for i in range(0, len(hosts), size_h)]
     return [Wave(index=i, kind=k, devices=d) for i, (k, d) in enumerate(groups)]

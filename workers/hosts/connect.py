@@ -29,8 +29,17 @@ from lintas.workers.reach.allowlist import ConnectError, check_address, literal_
 from lintas.workers.reach.credentials import Target, credential_sources, find_login
 
 _OVSDB_REMOTE = re.compile(r"^(tcp|ssl):(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$")
-_DROP_PARAMS = {"readonly", "keyfile", "known_hosts", "known_hosts_verify", "sshauth", "no_verify", "socket",
-                "command", "netcat"}
+_DROP_PARAMS = {
+    "readonly",
+    "keyfile",
+    "known_hosts",
+    "known_hosts_verify",
+    "sshauth",
+    "no_verify",
+    "socket",
+    "command",
+    "netcat",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +74,18 @@ def libvirt_uri(uri: str, *, user: str | None, key_file: Path | None, known_host
     if not login:
         raise ConnectError(f"libvirt URI {uri.split('?', 1)[0]} names no user and none is configured")
     if key_file is None or known_hosts is None:
-        raise ConnectError("an SSH libvirt URI needs deploy.key_file and deploy.known_hosts "
-                           "(host keys are always checked)")
-    params += [("keyfile", str(key_file)), ("known_hosts", str(known_hosts)), ("known_hosts_verify", "normal"),
-               ("sshauth", "privkey")]
-    netloc = f"{quote(login)}@{host if ':' not in host else '[' + host + ']'}" + (f":{parts.port}" if parts.port else "")
+        raise ConnectError(
+            "an SSH libvirt URI needs deploy.key_file and deploy.known_hosts (host keys are always checked)"
+        )
+    params += [
+        ("keyfile", str(key_file)),
+        ("known_hosts", str(known_hosts)),
+        ("known_hosts_verify", "normal"),
+        ("sshauth", "privkey"),
+    ]
+    netloc = f"{quote(login)}@{host if ':' not in host else '[' + host + ']'}" + (
+        f":{parts.port}" if parts.port else ""
+    )
     return f"{driver}+libssh://{netloc}{parts.path}?{urlencode(params)}", host, port
 
 
@@ -98,12 +114,24 @@ def host_conns(model: InfraModel, settings: Settings, names: list[str]) -> dict[
             if m:
                 check_address(name, literal_address(m.group(2).strip("[]"), name), settings)
             elif lv_host:
-                raise ConnectError(f"{name}: OVSDB {ovsdb} is a local socket but the host is remote "
-                                   f"({h.libvirt_uri.split('?', 1)[0]}): use tcp: or ssl: to its ovsdb-server")
+                raise ConnectError(
+                    f"{name}: OVSDB {ovsdb} is a local socket but the host is remote "
+                    f"({h.libvirt_uri.split('?', 1)[0]}): use tcp: or ssl: to its ovsdb-server"
+                )
             ssh_user = user or urlsplit(h.libvirt_uri).username or "root"
-            out[name] = HostConn(name=name, kind=h.kind, address=address, libvirt_uri=uri,
-                                 readonly=not h.owns_domains, ovsdb=ovsdb, ssh_user=ssh_user, ssh_port=port,
-                                 key_file=key, known_hosts=known, source=source)
+            out[name] = HostConn(
+                name=name,
+                kind=h.kind,
+                address=address,
+                libvirt_uri=uri,
+                readonly=not h.owns_domains,
+                ovsdb=ovsdb,
+                ssh_user=ssh_user,
+                ssh_port=port,
+                key_file=key,
+                known_hosts=known,
+                source=source,
+            )
         except ConnectError as exc:
             problems.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
     if problems:

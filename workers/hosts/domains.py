@@ -43,12 +43,22 @@ from lintas.workers.render.domain_index import (
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 _NO_FLAVOR = ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)  # an unmodelled domain
 # virDomainState -> what Lintas reports; "running" only when the vCPUs really run (blocked = idle)
-_STATES = {0: "nostate", 1: "running", 2: "running", 3: "paused", 4: "shutting down", 5: "stopped", 6: "crashed",
-           7: "suspended"}
+_STATES = {
+    0: "nostate",
+    1: "running",
+    2: "running",
+    3: "paused",
+    4: "shutting down",
+    5: "stopped",
+    6: "crashed",
+    7: "suspended",
+}
 
 
 def power_state(dom: Any) -> str:
     return _STATES.get(int(dom.state()[0]), "unknown")
+
+
 _UNDEFINE_FLAGS = 1 | 2 | 4 | 32  # MANAGED_SAVE | SNAPSHOTS_METADATA | NVRAM | CHECKPOINTS_METADATA
 
 
@@ -143,8 +153,11 @@ def snapshot(conn: Any, uuids: Iterable[str]) -> list[DomainSnapshot]:
         if dom is None:
             out.append(DomainSnapshot(uuid=uuid, name="", existed=False))
         else:
-            out.append(DomainSnapshot(uuid=uuid, name=dom.name(), existed=True, active=bool(dom.isActive()),
-                                      xml=dom.XMLDesc(XML_INACTIVE)))
+            out.append(
+                DomainSnapshot(
+                    uuid=uuid, name=dom.name(), existed=True, active=bool(dom.isActive()), xml=dom.XMLDesc(XML_INACTIVE)
+                )
+            )
     return out
 
 
@@ -217,8 +230,15 @@ def _stop(dom: Any, timeout_s: float) -> str:
 # -- converge ----------------------------------------------------------------------------
 
 
-def converge(conn: Any, index: DomainIndex, xmls: dict[str, str], *, allow_deletions: bool,
-             shutdown_timeout_s: float, parallelism: int) -> list[DomainChange]:
+def converge(
+    conn: Any,
+    index: DomainIndex,
+    xmls: dict[str, str],
+    *,
+    allow_deletions: bool,
+    shutdown_timeout_s: float,
+    parallelism: int,
+) -> list[DomainChange]:
     """Drive the host's Lintas-owned domains to ``index`` (kvm hosts only)."""
     if index.managed_by != "lintas":
         raise DomainError(f"{index.host}: nova owns its domains; Lintas never changes them")
@@ -228,8 +248,10 @@ def converge(conn: Any, index: DomainIndex, xmls: dict[str, str], *, allow_delet
     for uuid in modelled:
         if uuid in every and uuid not in owned:
             dom = every[uuid][0]
-            raise DomainError(f"domain {dom.name()} ({uuid}) exists on {index.host} but is not Lintas-managed: "
-                              "refusing to take it over")
+            raise DomainError(
+                f"domain {dom.name()} ({uuid}) exists on {index.host} but is not Lintas-managed: "
+                "refusing to take it over"
+            )
 
     def one(exp: ExpectedDomain) -> DomainChange:
         return _converge_one(conn, exp, xmls, allow_deletions=allow_deletions, shutdown_timeout_s=shutdown_timeout_s)
@@ -238,14 +260,26 @@ def converge(conn: Any, index: DomainIndex, xmls: dict[str, str], *, allow_delet
     for uuid, dom in sorted(owned.items()):
         if uuid not in modelled:  # removed from the repo: treated as absent
             facts = domain_facts(dom.XMLDesc(XML_INACTIVE))
-            todo.append(ExpectedDomain(name=facts.name or uuid, uuid=uuid, state="absent", project="", owner="",
-                                       flavor=_NO_FLAVOR, memory_kib=0, vcpus=0, nics=[]))
+            todo.append(
+                ExpectedDomain(
+                    name=facts.name or uuid,
+                    uuid=uuid,
+                    state="absent",
+                    project="",
+                    owner="",
+                    flavor=_NO_FLAVOR,
+                    memory_kib=0,
+                    vcpus=0,
+                    nics=[],
+                )
+            )
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix=f"lv-{index.host}") as pool:
         return list(pool.map(one, todo))
 
 
-def _converge_one(conn: Any, exp: ExpectedDomain, xmls: dict[str, str], *, allow_deletions: bool,
-                  shutdown_timeout_s: float) -> DomainChange:
+def _converge_one(
+    conn: Any, exp: ExpectedDomain, xmls: dict[str, str], *, allow_deletions: bool, shutdown_timeout_s: float
+) -> DomainChange:
     ch = DomainChange(uuid=exp.uuid, name=exp.name)
     dom = _lookup(conn, exp.uuid)
     if exp.state == "absent":
@@ -318,9 +352,15 @@ def observe(conn: Any, uuids: Iterable[str]) -> dict[str, DomainObservation]:
         state = power_state(dom)
         # the live XML only of a running domain: libvirt asks QEMU for it, and a wedged QEMU
         # (a paused, crashed guest) can keep that call waiting for its monitor timeout
-        out[uuid] = DomainObservation(uuid=uuid, name=dom.name(), defined=True, active=bool(dom.isActive()),
-                                      state=state, inactive_xml=dom.XMLDesc(XML_INACTIVE),
-                                      live_xml=dom.XMLDesc(0) if state == "running" else None)
+        out[uuid] = DomainObservation(
+            uuid=uuid,
+            name=dom.name(),
+            defined=True,
+            active=bool(dom.isActive()),
+            state=state,
+            inactive_xml=dom.XMLDesc(XML_INACTIVE),
+            live_xml=dom.XMLDesc(0) if state == "running" else None,
+        )
     return out
 
 
@@ -334,8 +374,9 @@ class DomainCheck(NamedTuple):
     observed: str
 
 
-def check(index: DomainIndex, seen: dict[str, DomainObservation], ovs: ObservedOvs | None,
-          *, deletions_allowed: bool) -> list[DomainCheck]:
+def check(
+    index: DomainIndex, seen: dict[str, DomainObservation], ovs: ObservedOvs | None, *, deletions_allowed: bool
+) -> list[DomainCheck]:
     """Every modelled domain's checks: power state; the definition's vCPUs and memory (its own
     fields, :func:`~workers.render.domain_index.domain_mismatches`); every NIC's MAC and bridge
     in the live domain (both kinds of host) and its tap port on that OVS bridge carrying that MAC."""
@@ -354,9 +395,15 @@ def check(index: DomainIndex, seen: dict[str, DomainObservation], ovs: ObservedO
         assert obs.inactive_xml is not None
         definition = domain_facts(obs.inactive_xml, source=f"domain {obs.name}")
         problems = domain_mismatches(exp, definition, nics=False)  # the NICs are checked live, below
-        out.append(DomainCheck(label, "definition", not problems, f"vcpus {exp.vcpus}, memory {exp.memory_kib} KiB",
-                               "; ".join(map(str, problems))
-                               or f"vcpus {definition.vcpus}, memory {definition.memory_kib} KiB"))
+        out.append(
+            DomainCheck(
+                label,
+                "definition",
+                not problems,
+                f"vcpus {exp.vcpus}, memory {exp.memory_kib} KiB",
+                "; ".join(map(str, problems)) or f"vcpus {definition.vcpus}, memory {definition.memory_kib} KiB",
+            )
+        )
         facts = domain_facts(obs.live_xml, source=f"domain {obs.name}") if obs.live_xml else definition
         for i, nic in enumerate(exp.nics):
             got = facts.interfaces[i] if i < len(facts.interfaces) else None

@@ -25,15 +25,31 @@ class HostShellError(RuntimeError):
 def ssh(conn: HostConn, argv: list[str], *, timeout_s: float = 20.0) -> str:
     if conn.known_hosts is None:
         raise HostShellError("no known_hosts: host keys are always checked")
-    cmd = ["ssh", "-T", "-p", str(conn.ssh_port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-           "-o", f"UserKnownHostsFile={conn.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-           "-o", f"ConnectTimeout={int(min(timeout_s, 15))}", "-F", "/dev/null"]
+    cmd = [
+        "ssh",
+        "-T",
+        "-p",
+        str(conn.ssh_port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={conn.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        f"ConnectTimeout={int(min(timeout_s, 15))}",
+        "-F",
+        "/dev/null",
+    ]
     if conn.key_file is not None:
         cmd += ["-o", "IdentitiesOnly=yes", "-i", str(conn.key_file)]
     cmd += [f"{conn.ssh_user}@{conn.address}", "--", shlex.join(argv)]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-                           check=False)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise HostShellError(f"`{shlex.join(argv)}` timed out after {timeout_s:g} s") from exc
     if p.returncode != 0:
@@ -52,9 +68,12 @@ def links(conn: HostConn, interfaces: Iterable[str]) -> dict[str, tuple[bool, li
     for link in data:
         name = link.get("ifname")
         if name in wanted:
-            out[name] = ("UP" in link.get("flags", []),
-                         sorted(f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-                                if a.get("scope") == "global"))
+            out[name] = (
+                "UP" in link.get("flags", []),
+                sorted(
+                    f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("scope") == "global"
+                ),
+            )
     return out
 
 

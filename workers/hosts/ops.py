@@ -76,8 +76,9 @@ def _address_scope(*specs: OvsSpec | None) -> set[str]:
     return {a.interface for s in specs if s is not None for a in s.ip_addresses}
 
 
-def take_snapshot(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None,
-                  timeout_s: float) -> HostSnapshot:
+def take_snapshot(
+    conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None, timeout_s: float
+) -> HostSnapshot:
     spec = spec_of(bundle)
     prev = spec_of(previous) if previous else None
     with ovsdb.session(conn.ovsdb, timeout_s) as api:
@@ -93,9 +94,17 @@ def take_snapshot(conn: HostConn, bundle: dict[str, str], previous: dict[str, st
     return snap
 
 
-def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | None, *, allow_deletions: bool,
-          shutdown_timeout_s: float, parallelism: int, timeout_s: float,
-          between: Callable[[], None] | None = None) -> HostApplied:
+def apply(
+    conn: HostConn,
+    bundle: dict[str, str],
+    previous: dict[str, str] | None,
+    *,
+    allow_deletions: bool,
+    shutdown_timeout_s: float,
+    parallelism: int,
+    timeout_s: float,
+    between: Callable[[], None] | None = None,
+) -> HostApplied:
     """Converge the host; ``between`` runs after OVSDB and the addresses, before the domains
     (the crash drills stop there: :mod:`workers.deploy.faults`)."""
     spec = spec_of(bundle)
@@ -109,8 +118,14 @@ def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | Non
     index = index_of(bundle)
     if index is not None and index.managed_by == "lintas":
         with _libvirt(conn) as lv:
-            for ch in D.converge(lv, index, bundle, allow_deletions=allow_deletions,
-                                 shutdown_timeout_s=shutdown_timeout_s, parallelism=parallelism):
+            for ch in D.converge(
+                lv,
+                index,
+                bundle,
+                allow_deletions=allow_deletions,
+                shutdown_timeout_s=shutdown_timeout_s,
+                parallelism=parallelism,
+            ):
                 out.changes += [f"domain {ch.name}: {a}" for a in ch.actions]
                 out.restart_pending += [f"domain {ch.name}: {r}" for r in ch.restart_pending]
                 if ch.kept:
@@ -118,8 +133,15 @@ def apply(conn: HostConn, bundle: dict[str, str], previous: dict[str, str] | Non
     return out
 
 
-def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, *, shutdown_timeout_s: float,
-            timeout_s: float, parallelism: int = 4) -> list[str]:
+def restore(
+    conn: HostConn,
+    snap: HostSnapshot,
+    applied: dict[str, str] | None,
+    *,
+    shutdown_timeout_s: float,
+    timeout_s: float,
+    parallelism: int = 4,
+) -> list[str]:
     """Back to ``snap``; ``applied`` is the bundle the change applied (its keys get removed)."""
     spec = spec_of(applied) if applied else None
     done: list[str] = []
@@ -128,8 +150,10 @@ def restore(conn: HostConn, snap: HostSnapshot, applied: dict[str, str] | None, 
     done += [f"linux: {c}" for c in linux.converge(conn, snap.ovs.ip_addresses, _address_scope(snap.ovs, spec))]
     if snap.domains:
         with _libvirt(conn) as lv:
-            done += [f"domain {d}" for d in D.restore(lv, snap.domains, shutdown_timeout_s=shutdown_timeout_s,
-                                                      parallelism=parallelism)]
+            done += [
+                f"domain {d}"
+                for d in D.restore(lv, snap.domains, shutdown_timeout_s=shutdown_timeout_s, parallelism=parallelism)
+            ]
     return done
 
 
@@ -145,14 +169,18 @@ def restored_differences(conn: HostConn, snap: HostSnapshot, timeout_s: float) -
         for s in snap.domains:
             o = seen[s.uuid]
             if o.defined != s.existed:
-                out.append(f"domain {s.name or s.uuid}: {'defined' if o.defined else 'not defined'} "
-                           f"(before: {'defined' if s.existed else 'not defined'})")
+                out.append(
+                    f"domain {s.name or s.uuid}: {'defined' if o.defined else 'not defined'} "
+                    f"(before: {'defined' if s.existed else 'not defined'})"
+                )
             elif s.existed:
                 assert s.xml is not None and o.inactive_xml is not None
                 out += [f"domain {s.name}: {d}" for d in semantic_diff(s.xml, o.inactive_xml)]
                 if o.active != s.active:
-                    out.append(f"domain {s.name}: {'running' if o.active else 'stopped'} "
-                               f"(before: {'running' if s.active else 'stopped'})")
+                    out.append(
+                        f"domain {s.name}: {'running' if o.active else 'stopped'} "
+                        f"(before: {'running' if s.active else 'stopped'})"
+                    )
     return out
 
 
@@ -181,8 +209,11 @@ def observe(conn: HostConn, bundle: dict[str, str], timeout_s: float, *, owned: 
             return {}, []
         with _libvirt(conn) as lv:
             seen = D.observe(lv, [d.uuid for d in index.domains])
-            extra = (sorted(set(D.owned_domains(lv)) - {d.uuid for d in index.domains})
-                     if owned and index.managed_by == "lintas" else [])
+            extra = (
+                sorted(set(D.owned_domains(lv)) - {d.uuid for d in index.domains})
+                if owned and index.managed_by == "lintas"
+                else []
+            )
         return seen, extra
 
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"host-{conn.name}") as pool:
@@ -198,22 +229,49 @@ def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, t
     seen = observe(conn, bundle, timeout_s)
     obs = seen.ovs
     name = conn.name
-    out = [Check(device=name, check="ovs", subject=d, passed=False, expected="as modelled", observed=d)
-           for d in ovsdb.differences(spec, obs)]
-    out += [Check(device=name, check="ovs-health", subject=d, passed=False, expected="working", observed=d)
-            for d in ovsdb.health(spec, obs)]
+    out = [
+        Check(device=name, check="ovs", subject=d, passed=False, expected="as modelled", observed=d)
+        for d in ovsdb.differences(spec, obs)
+    ]
+    out += [
+        Check(device=name, check="ovs-health", subject=d, passed=False, expected="working", observed=d)
+        for d in ovsdb.health(spec, obs)
+    ]
     if not out:
         n_ports = sum(len(b.ports) for b in spec.bridges)
-        out.append(Check(device=name, check="ovs", subject=f"{len(spec.bridges)} bridges, {n_ports} ports",
-                         passed=True, expected="as modelled", observed="as modelled, MTUs applied"))
+        out.append(
+            Check(
+                device=name,
+                check="ovs",
+                subject=f"{len(spec.bridges)} bridges, {n_ports} ports",
+                passed=True,
+                expected="as modelled",
+                observed="as modelled, MTUs applied",
+            )
+        )
     addr = seen.address_problems
-    out.append(Check(device=name, check="address", subject=", ".join(f"{a.address} on {a.interface}"
-                                                                      for a in spec.ip_addresses) or "none",
-                     passed=not addr, expected="present and up", observed="; ".join(addr) or "present and up"))
+    out.append(
+        Check(
+            device=name,
+            check="address",
+            subject=", ".join(f"{a.address} on {a.interface}" for a in spec.ip_addresses) or "none",
+            passed=not addr,
+            expected="present and up",
+            observed="; ".join(addr) or "present and up",
+        )
+    )
     if index is not None and index.domains:
         for c in D.check(index, seen.domains, obs, deletions_allowed=deletions_allowed):
-            out.append(Check(device=name, check="domain", subject=f"{c.domain} {c.subject}", passed=c.passed,
-                             expected=c.expected, observed=c.observed))
+            out.append(
+                Check(
+                    device=name,
+                    check="domain",
+                    subject=f"{c.domain} {c.subject}",
+                    passed=c.passed,
+                    expected=c.expected,
+                    observed=c.observed,
+                )
+            )
     return out
 
 

@@ -134,8 +134,9 @@ def session(target: str, timeout_s: float = 15.0) -> Iterator[Any]:
     from ovsdbapp.schema.open_vswitch import impl_idl
 
     try:
-        idl = _with_deadline(lambda: connection.OvsdbIdl.from_server(target, SCHEMA), timeout_s,
-                             f"fetching the schema from {target}")
+        idl = _with_deadline(
+            lambda: connection.OvsdbIdl.from_server(target, SCHEMA), timeout_s, f"fetching the schema from {target}"
+        )
         conn = connection.Connection(idl, timeout=timeout_s)
         # ovsdbapp keeps the connection on the *class* (first one wins, for every later
         # instance): a class of its own per session, or every host would talk to the first
@@ -171,22 +172,40 @@ def read(api: Any) -> ObservedOvs:
         for p in br.ports:
             ifaces = [
                 ObservedInterface(
-                    name=i.name, type=interface_type(i.type), options=_map(i.options),
-                    mtu_request=_opt(i.mtu_request), mtu=_opt(i.mtu), external_ids=_map(i.external_ids),
-                    ofport=_opt(i.ofport), error=_opt(i.error), link_state=_opt(i.link_state),
+                    name=i.name,
+                    type=interface_type(i.type),
+                    options=_map(i.options),
+                    mtu_request=_opt(i.mtu_request),
+                    mtu=_opt(i.mtu),
+                    external_ids=_map(i.external_ids),
+                    ofport=_opt(i.ofport),
+                    error=_opt(i.error),
+                    link_state=_opt(i.link_state),
                 )
                 for i in p.interfaces
             ]
-            ports[p.name] = ObservedPort(name=p.name, tag=_opt(p.tag), trunks=sorted(p.trunks),
-                                         external_ids=_map(p.external_ids),
-                                         interfaces=sorted(ifaces, key=lambda i: i.name))
-        bridges[br.name] = ObservedBridge(name=br.name, datapath_type=br.datapath_type, fail_mode=_opt(br.fail_mode),
-                                          other_config=_map(br.other_config), external_ids=_map(br.external_ids),
-                                          ports=ports)
+            ports[p.name] = ObservedPort(
+                name=p.name,
+                tag=_opt(p.tag),
+                trunks=sorted(p.trunks),
+                external_ids=_map(p.external_ids),
+                interfaces=sorted(ifaces, key=lambda i: i.name),
+            )
+        bridges[br.name] = ObservedBridge(
+            name=br.name,
+            datapath_type=br.datapath_type,
+            fail_mode=_opt(br.fail_mode),
+            other_config=_map(br.other_config),
+            external_ids=_map(br.external_ids),
+            ports=ports,
+        )
     roots = list(api.tables["Open_vSwitch"].rows.values())
     root = roots[0] if roots else None
-    return ObservedOvs(external_ids=_map(root.external_ids) if root else {},
-                       other_config=_map(root.other_config) if root else {}, bridges=bridges)
+    return ObservedOvs(
+        external_ids=_map(root.external_ids) if root else {},
+        other_config=_map(root.other_config) if root else {},
+        bridges=bridges,
+    )
 
 
 def _managed(ids: Mapping[str, str]) -> bool:
@@ -231,7 +250,9 @@ def differences(spec: OvsSpec, obs: ObservedOvs) -> list[str]:
             hp = have.ports.get(p.name)
             if hp is None:
                 elsewhere = where.get(p.name)
-                out.append(f"bridge {b.name}: port {p.name} missing" + (f" (it is on {elsewhere})" if elsewhere else ""))
+                out.append(
+                    f"bridge {b.name}: port {p.name} missing" + (f" (it is on {elsewhere})" if elsewhere else "")
+                )
                 continue
             out += _port_diff(b.name, p, hp)
         for name, hp in sorted(have.ports.items()):
@@ -318,18 +339,34 @@ def snapshot(obs: ObservedOvs, spec: OvsSpec, previous: OvsSpec | None, addresse
             continue
         ports = [
             Port(
-                name=hp.name, tag=hp.tag, trunks=hp.trunks, external_ids=hp.external_ids,
-                interfaces=[Interface(name=i.name, type=i.type, options=i.options,
-                                      mtu_request=i.mtu_request, external_ids=i.external_ids)
-                            for i in hp.interfaces],
+                name=hp.name,
+                tag=hp.tag,
+                trunks=hp.trunks,
+                external_ids=hp.external_ids,
+                interfaces=[
+                    Interface(
+                        name=i.name,
+                        type=i.type,
+                        options=i.options,
+                        mtu_request=i.mtu_request,
+                        external_ids=i.external_ids,
+                    )
+                    for i in hp.interfaces
+                ],
             )
             for hp in hb.ports.values()
             if hp.name in spec_ports or _managed(hp.external_ids) or hp.name == name
         ]
-        bridges.append(Bridge(name=name, datapath_type=_datapath(hb.datapath_type),
-                              fail_mode=hb.fail_mode,
-                              other_config=hb.other_config, external_ids=hb.external_ids,
-                              ports=sorted(ports, key=lambda p: p.name)))
+        bridges.append(
+            Bridge(
+                name=name,
+                datapath_type=_datapath(hb.datapath_type),
+                fail_mode=hb.fail_mode,
+                other_config=hb.other_config,
+                external_ids=hb.external_ids,
+                ports=sorted(ports, key=lambda p: p.name),
+            )
+        )
     return OvsSpec(
         host=spec.host,
         connection=spec.connection,
@@ -345,7 +382,7 @@ def snapshot(obs: ObservedOvs, spec: OvsSpec, previous: OvsSpec | None, addresse
 # -- converging -----------------------------------------------------------------------
 
 
-def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[Step]:
+def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[Step]:  # noqa: C901 - removals, then bridges, ports and interfaces, in OVSDB's order
     """The changes that take ``obs`` to ``spec``: a :class:`~workers.hosts.ovs_commands.Step` each."""
     steps: list[Step] = []
     prev_bridges = {b.name: b for b in (previous.bridges if previous else [])}
@@ -371,40 +408,55 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[Step
 
     root = spec.open_vswitch
     prev_root = previous.open_vswitch if previous else OpenVswitch()
-    steps += _map_steps("Open_vSwitch", ".", "external_ids", root.external_ids, obs.external_ids,
-                        prev_root.external_ids)
-    steps += _map_steps("Open_vSwitch", ".", "other_config", root.other_config, obs.other_config,
-                        prev_root.other_config)
+    steps += _map_steps(
+        "Open_vSwitch", ".", "external_ids", root.external_ids, obs.external_ids, prev_root.external_ids
+    )
+    steps += _map_steps(
+        "Open_vSwitch", ".", "other_config", root.other_config, obs.other_config, prev_root.other_config
+    )
 
     for b in spec.bridges:
         found = obs.bridges.get(b.name)
         pb = prev_bridges.get(b.name)
         if found is None:
             steps.append(Step(f"add bridge {b.name} ({b.datapath_type})", AddBridge(b.name, b.datapath_type)))
-            hb = ObservedBridge(name=b.name, datapath_type=b.datapath_type,
-                                ports={b.name: ObservedPort(name=b.name, interfaces=[
-                                    ObservedInterface(name=b.name, type="internal")])})
+            hb = ObservedBridge(
+                name=b.name,
+                datapath_type=b.datapath_type,
+                ports={b.name: ObservedPort(name=b.name, interfaces=[ObservedInterface(name=b.name, type="internal")])},
+            )
         else:
             hb = found
         if _datapath(hb.datapath_type) != b.datapath_type:
-            steps.append(Step(f"bridge {b.name} datapath_type {b.datapath_type}",
-                              SetColumn("Bridge", b.name, "datapath_type", b.datapath_type)))
+            steps.append(
+                Step(
+                    f"bridge {b.name} datapath_type {b.datapath_type}",
+                    SetColumn("Bridge", b.name, "datapath_type", b.datapath_type),
+                )
+            )
         if hb.fail_mode != b.fail_mode:
             fail: Any = b.fail_mode if b.fail_mode is not None else []
-            steps.append(Step(f"bridge {b.name} fail_mode {b.fail_mode}", SetColumn("Bridge", b.name, "fail_mode", fail)))
-        steps += _map_steps("Bridge", b.name, "other_config", b.other_config, hb.other_config,
-                            pb.other_config if pb else {})
-        steps += _map_steps("Bridge", b.name, "external_ids", b.external_ids, hb.external_ids,
-                            pb.external_ids if pb else {})
+            steps.append(
+                Step(f"bridge {b.name} fail_mode {b.fail_mode}", SetColumn("Bridge", b.name, "fail_mode", fail))
+            )
+        steps += _map_steps(
+            "Bridge", b.name, "other_config", b.other_config, hb.other_config, pb.other_config if pb else {}
+        )
+        steps += _map_steps(
+            "Bridge", b.name, "external_ids", b.external_ids, hb.external_ids, pb.external_ids if pb else {}
+        )
         for p in b.ports:
             if len(p.interfaces) != 1 or p.interfaces[0].name != p.name:
-                raise OvsdbError(f"bridge {b.name} port {p.name}: only single-interface ports of the same name "
-                                 "are supported (no bonds)")
+                raise OvsdbError(
+                    f"bridge {b.name} port {p.name}: only single-interface ports of the same name "
+                    "are supported (no bonds)"
+                )
             hp_found = hb.ports.get(p.name)
             if hp_found is None and p.name != b.name:
                 if p.name in where:
-                    steps.append(Step(f"move port {p.name} from {where[p.name]} to {b.name}",
-                                      DelPort(p.name, where[p.name])))
+                    steps.append(
+                        Step(f"move port {p.name} from {where[p.name]} to {b.name}", DelPort(p.name, where[p.name]))
+                    )
                 steps.append(Step(f"add port {p.name} to {b.name}", AddPort(b.name, p.name)))
                 hp = ObservedPort(name=p.name, interfaces=[ObservedInterface(name=p.name, type="system")])
             elif hp_found is None:
@@ -413,38 +465,63 @@ def plan(spec: OvsSpec, obs: ObservedOvs, previous: OvsSpec | None) -> list[Step
                 hp = hp_found
             pp = prev_ports.get(p.name)
             if hp.tag != p.tag:
-                steps.append(Step(f"port {p.name} tag {p.tag}",
-                                  SetColumn("Port", p.name, "tag", p.tag if p.tag is not None else [])))
+                steps.append(
+                    Step(
+                        f"port {p.name} tag {p.tag}",
+                        SetColumn("Port", p.name, "tag", p.tag if p.tag is not None else []),
+                    )
+                )
             if hp.trunks != sorted(p.trunks):
-                steps.append(Step(f"port {p.name} trunks {sorted(p.trunks)}",
-                                  SetColumn("Port", p.name, "trunks", sorted(p.trunks))))
-            steps += _map_steps("Port", p.name, "external_ids", p.external_ids, hp.external_ids,
-                                pp.external_ids if pp else {})
+                steps.append(
+                    Step(
+                        f"port {p.name} trunks {sorted(p.trunks)}",
+                        SetColumn("Port", p.name, "trunks", sorted(p.trunks)),
+                    )
+                )
+            steps += _map_steps(
+                "Port", p.name, "external_ids", p.external_ids, hp.external_ids, pp.external_ids if pp else {}
+            )
             i = p.interfaces[0]
             hi = hp.interfaces[0] if hp.interfaces else ObservedInterface(name=i.name, type="system")
             pi = prev_ifaces.get(i.name, (None, None))[1]
             want_type = "" if i.type == "system" else i.type
             if hi.type != i.type:
-                steps.append(Step(f"interface {i.name} type {i.type}", SetColumn("Interface", i.name, "type", want_type)))
+                steps.append(
+                    Step(f"interface {i.name} type {i.type}", SetColumn("Interface", i.name, "type", want_type))
+                )
             if hi.options != i.options:
                 gone = sorted(set(hi.options) - set(i.options))
                 if gone:
-                    steps.append(Step(f"interface {i.name} options remove {', '.join(gone)}",
-                                      RemoveKeys("Interface", i.name, "options", tuple(gone))))
+                    steps.append(
+                        Step(
+                            f"interface {i.name} options remove {', '.join(gone)}",
+                            RemoveKeys("Interface", i.name, "options", tuple(gone)),
+                        )
+                    )
                 if i.options:
-                    steps.append(Step(f"interface {i.name} options {_kv(i.options)}",
-                                      SetColumn("Interface", i.name, "options", dict(i.options))))
+                    steps.append(
+                        Step(
+                            f"interface {i.name} options {_kv(i.options)}",
+                            SetColumn("Interface", i.name, "options", dict(i.options)),
+                        )
+                    )
             if hi.mtu_request != i.mtu_request:
                 mtu: Any = i.mtu_request if i.mtu_request is not None else []
-                steps.append(Step(f"interface {i.name} mtu_request {i.mtu_request}",
-                                  SetColumn("Interface", i.name, "mtu_request", mtu)))
-            steps += _map_steps("Interface", i.name, "external_ids", i.external_ids, hi.external_ids,
-                                pi.external_ids if pi else {})
+                steps.append(
+                    Step(
+                        f"interface {i.name} mtu_request {i.mtu_request}",
+                        SetColumn("Interface", i.name, "mtu_request", mtu),
+                    )
+                )
+            steps += _map_steps(
+                "Interface", i.name, "external_ids", i.external_ids, hi.external_ids, pi.external_ids if pi else {}
+            )
     return steps
 
 
-def _map_steps(table: str, record: str, column: str, want: Mapping[str, str], have: Mapping[str, str],
-               before: Mapping[str, str]) -> list[Step]:
+def _map_steps(
+    table: str, record: str, column: str, want: Mapping[str, str], have: Mapping[str, str], before: Mapping[str, str]
+) -> list[Step]:
     what = f"{table} {record if record != '.' else ''}".strip()
     steps: list[Step] = []
     gone = sorted(k for k in before if k not in want and k in have)

@@ -15,9 +15,10 @@ from lintas.engine.cli.output import make_console
 from lintas.engine.errors import LintasError
 from lintas.engine.settings import Settings
 
-lab_app = typer.Typer(help="The lab on this machine: FRR switches and libvirt/OVS hosts in namespaces, "
-                           "each with sshd (needs root).",
-                      no_args_is_help=True)
+lab_app = typer.Typer(
+    help="The lab on this machine: FRR switches and libvirt/OVS hosts in namespaces, each with sshd (needs root).",
+    no_args_is_help=True,
+)
 console = make_console()
 err = make_console(stderr=True)
 
@@ -32,7 +33,9 @@ def _run(coro: object) -> object:
 
 @lab_app.command("up")
 def up_cmd(
-    repo: Annotated[Path | None, typer.Option(help="infra repo whose model to build (default: the built-in template)")] = None,
+    repo: Annotated[
+        Path | None, typer.Option(help="infra repo whose model to build (default: the built-in template)")
+    ] = None,
 ) -> None:
     """Build the lab (idempotent: running it again repairs what is missing)."""
     from lintas.workers.lab.lab import lab_facts, lab_hosts_facts, lab_up
@@ -41,17 +44,25 @@ def up_cmd(
     state = _run(lab_up(settings, repo))
     facts = lab_facts(settings)
     hosts = lab_hosts_facts(settings)
-    console.print(f"[bold green]lab up[/]: {len(facts)} switches, {len(hosts)} hosts from "
-                  f"{getattr(state, 'repo', repo)}")
+    console.print(
+        f"[bold green]lab up[/]: {len(facts)} switches, {len(hosts)} hosts from {getattr(state, 'repo', repo)}"
+    )
     for f in facts.values():
         console.print(f"  {f.name:<12} {f.namespace:<16} ssh root@{f.mgmt_ip}")
     for h in hosts.values():
-        console.print(f"  {h.name:<12} {h.namespace:<16} ssh root@{h.mgmt_ip}  {h.kind}, OVSDB {h.ovsdb}, "
-                      f"domains {h.domain_type}, virsh -c '{h.libvirt_uri}'", highlight=False, soft_wrap=True)
+        console.print(
+            f"  {h.name:<12} {h.namespace:<16} ssh root@{h.mgmt_ip}  {h.kind}, OVSDB {h.ovsdb}, "
+            f"domains {h.domain_type}, virsh -c '{h.libvirt_uri}'",
+            highlight=False,
+            soft_wrap=True,
+        )
     any_fact = next(iter(facts.values()))
-    console.print(f"  ssh -i {any_fact.key_file} -o StrictHostKeyChecking=yes "
-                  f"-o UserKnownHostsFile={any_fact.known_hosts} root@{any_fact.mgmt_ip} vtysh",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"  ssh -i {any_fact.key_file} -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={any_fact.known_hosts} root@{any_fact.mgmt_ip} vtysh",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @lab_app.command("down")
@@ -60,8 +71,10 @@ def down_cmd() -> None:
     from lintas.workers.lab.lab import lab_down
 
     report = _run(lab_down(Settings()))
-    console.print(f"lab down: removed {getattr(report, 'namespaces', 0)} namespaces, "
-                  f"{getattr(report, 'processes', 0)} processes, {getattr(report, 'root_links', 0)} root links")
+    console.print(
+        f"lab down: removed {getattr(report, 'namespaces', 0)} namespaces, "
+        f"{getattr(report, 'processes', 0)} processes, {getattr(report, 'root_links', 0)} root links"
+    )
 
 
 @lab_app.command("status")
@@ -84,10 +97,13 @@ def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
                 peers = {p: st for af in s.bgp.values() for p, st in af.items()}
                 bgp = f"{sum(st == 'Established' for st in peers.values())}/{len(peers)}"
             table.add_row(
-                s.name, s.namespace if s.namespace_present else f"{s.namespace} (missing)", daemons,
+                s.name,
+                s.namespace if s.namespace_present else f"{s.namespace} (missing)",
+                daemons,
                 "up" if s.sshd else "down",
                 "-" if s.mgmt_reachable is None else ("ok" if s.mgmt_reachable else "FAIL"),
-                bgp, "[green]yes[/]" if s.healthy else "[red]no[/]",
+                bgp,
+                "[green]yes[/]" if s.healthy else "[red]no[/]",
             )
         console.print(table)
     if not all(s.healthy for s in statuses):

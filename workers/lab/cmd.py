@@ -138,10 +138,19 @@ def find_tools(path: str | None = None, *, need_root: bool = True, teardown: boo
 
 def _tools(found: dict[str, str]) -> Tools:
     return Tools(
-        ip=found["ip"], ping=found["ping"], ssh_keygen=found["ssh-keygen"], ssh=found["ssh"], sshd=found["sshd"],
-        vtysh=found["vtysh"], libvirtd=found["libvirtd"], virtlogd=found["virtlogd"],
-        qemu=found["qemu-system-x86_64"], ovsdb_server=found["ovsdb-server"], ovs_vswitchd=found["ovs-vswitchd"],
-        ovs_vsctl=found["ovs-vsctl"], ovsdb_tool=found["ovsdb-tool"],
+        ip=found["ip"],
+        ping=found["ping"],
+        ssh_keygen=found["ssh-keygen"],
+        ssh=found["ssh"],
+        sshd=found["sshd"],
+        vtysh=found["vtysh"],
+        libvirtd=found["libvirtd"],
+        virtlogd=found["virtlogd"],
+        qemu=found["qemu-system-x86_64"],
+        ovsdb_server=found["ovsdb-server"],
+        ovs_vswitchd=found["ovs-vswitchd"],
+        ovs_vsctl=found["ovs-vsctl"],
+        ovsdb_tool=found["ovsdb-tool"],
     )
 
 
@@ -180,8 +189,9 @@ async def run(
     return result
 
 
-def nsexec_argv(tools: Tools, namespace: str, hostname: str, binds: Iterable[tuple[str, str]],
-                commands: Sequence[Sequence[str]]) -> list[str]:
+def nsexec_argv(
+    tools: Tools, namespace: str, hostname: str, binds: Iterable[tuple[str, str]], commands: Sequence[Sequence[str]]
+) -> list[str]:
     """Run ``commands`` in ``namespace`` with its own hostname and bind mounts (see nsexec.py)."""
     argv = [tools.ip, "netns", "exec", namespace, sys.executable, "-I", "-S", str(NSEXEC), "--hostname", hostname]
     for src, dst in binds:

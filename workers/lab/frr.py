@@ -42,8 +42,26 @@ VTYSH_CONF = "service integrated-vtysh-config\n"
 
 def daemons_file() -> str:
     """/etc/frr/daemons of a lab switch: documents what runs (the lab starts them itself)."""
-    names = ("bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd", "nhrpd", "eigrpd", "babeld",
-             "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd", "pathd", "staticd")
+    names = (
+        "bgpd",
+        "ospfd",
+        "ospf6d",
+        "ripd",
+        "ripngd",
+        "isisd",
+        "pimd",
+        "ldpd",
+        "nhrpd",
+        "eigrpd",
+        "babeld",
+        "sharpd",
+        "pbrd",
+        "bfdd",
+        "fabricd",
+        "vrrpd",
+        "pathd",
+        "staticd",
+    )
     lines = [f"{n}={'yes' if n in DAEMONS else 'no'}" for n in names]
     return "# lab switch: started by `lintas lab up`, not by frrinit.sh\n" + "\n".join(lines) + "\nvtysh_enable=yes\n"
 
@@ -73,9 +91,22 @@ def write_day0(paths: LabPaths, device: str) -> None:
 def daemon_argv(tools: Tools, daemon: str) -> list[str]:
     """Command line of one daemon, in the paths the switch's mount namespace shows."""
     argv = [
-        tools.daemon(daemon), "-d", "-P", "0", "-u", FRR_USER, "-g", FRR_GROUP,
-        "-f", f"{DEVICE_FRR_ETC}/frr.conf", "-i", f"{DEVICE_FRR_RUN}/{daemon}.pid",
-        "--vty_socket", DEVICE_FRR_RUN, "-z", f"{DEVICE_FRR_RUN}/zserv.api",
+        tools.daemon(daemon),
+        "-d",
+        "-P",
+        "0",
+        "-u",
+        FRR_USER,
+        "-g",
+        FRR_GROUP,
+        "-f",
+        f"{DEVICE_FRR_ETC}/frr.conf",
+        "-i",
+        f"{DEVICE_FRR_RUN}/{daemon}.pid",
+        "--vty_socket",
+        DEVICE_FRR_RUN,
+        "-z",
+        f"{DEVICE_FRR_RUN}/zserv.api",
     ]
     if daemon == "zebra":
         argv += ["-s", "90000000"]  # netlink receive buffer, as Debian's /etc/frr/daemons

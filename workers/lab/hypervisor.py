@@ -114,8 +114,11 @@ def _write_config(paths: LabPaths, host: HostPlan) -> None:
     for src, _ in paths.host_binds(host.name):
         Path(src).mkdir(mode=0o755, exist_ok=True)
     etc = paths.libvirt_etc(host.name)
-    for name, text in (("libvirtd.conf", libvirtd_conf(host)), ("virtlogd.conf", virtlogd_conf(host)),
-                       ("qemu.conf", qemu_conf(host))):
+    for name, text in (
+        ("libvirtd.conf", libvirtd_conf(host)),
+        ("virtlogd.conf", virtlogd_conf(host)),
+        ("qemu.conf", qemu_conf(host)),
+    ):
         (etc / name).write_text(text)
         (etc / name).chmod(0o644)
 
@@ -137,13 +140,28 @@ def daemon_argv(tools: Tools, daemon: str, host: HostPlan) -> list[list[str]]:
     if daemon == "libvirtd":
         return [[tools.libvirtd, "-d", "-p", pidfile]]
     if daemon == "ovsdb-server":
-        return [[tools.ovsdb_server, "/etc/openvswitch/conf.db", "--remote=punix:/run/openvswitch/db.sock",
-                 f"--remote=ptcp:{OVSDB_PORT}:{host.mgmt_address}", f"--pidfile={pidfile}", "--detach",
-                 "--log-file=/var/log/openvswitch/ovsdb-server.log"]]
+        return [
+            [
+                tools.ovsdb_server,
+                "/etc/openvswitch/conf.db",
+                "--remote=punix:/run/openvswitch/db.sock",
+                f"--remote=ptcp:{OVSDB_PORT}:{host.mgmt_address}",
+                f"--pidfile={pidfile}",
+                "--detach",
+                "--log-file=/var/log/openvswitch/ovsdb-server.log",
+            ]
+        ]
     if daemon == "ovs-vswitchd":
-        return [[tools.ovs_vsctl, "--no-wait", "init"],
-                [tools.ovs_vswitchd, "unix:/run/openvswitch/db.sock", f"--pidfile={pidfile}", "--detach",
-                 "--log-file=/var/log/openvswitch/ovs-vswitchd.log"]]
+        return [
+            [tools.ovs_vsctl, "--no-wait", "init"],
+            [
+                tools.ovs_vswitchd,
+                "unix:/run/openvswitch/db.sock",
+                f"--pidfile={pidfile}",
+                "--detach",
+                "--log-file=/var/log/openvswitch/ovs-vswitchd.log",
+            ],
+        ]
     raise KeyError(daemon)
 
 

@@ -105,14 +105,26 @@ class DeviceStatus:
 
     @property
     def healthy(self) -> bool:
-        return (self.namespace_present and all(p is not None for p in self.daemons.values())
-                and self.sshd is not None and bool(self.mgmt_reachable))
+        return (
+            self.namespace_present
+            and all(p is not None for p in self.daemons.values())
+            and self.sshd is not None
+            and bool(self.mgmt_reachable)
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "name": self.name, "kind": self.kind, "namespace": self.namespace, "mgmt_ip": self.mgmt_ip,
-            "namespace_present": self.namespace_present, "daemons": self.daemons, "sshd": self.sshd,
-            "mgmt_reachable": self.mgmt_reachable, "bgp": self.bgp, "error": self.error, "healthy": self.healthy,
+            "name": self.name,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "mgmt_ip": self.mgmt_ip,
+            "namespace_present": self.namespace_present,
+            "daemons": self.daemons,
+            "sshd": self.sshd,
+            "mgmt_reachable": self.mgmt_reachable,
+            "bgp": self.bgp,
+            "error": self.error,
+            "healthy": self.healthy,
         }
 
 
@@ -155,8 +167,11 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
 
     # converge from a previous lab (another model, or this one changed): rebuild what differs
     before = previous.fingerprints if previous else {}
-    stale = [n for n in await netns.lab_namespaces(tools)
-             if n not in set(plan.namespaces) or before.get(n, state.fingerprints[n]) != state.fingerprints[n]]
+    stale = [
+        n
+        for n in await netns.lab_namespaces(tools)
+        if n not in set(plan.namespaces) or before.get(n, state.fingerprints[n]) != state.fingerprints[n]
+    ]
     if previous is not None and previous.mgmt_gateway != plan.mgmt_gateway:
         await netns.remove(tools, [], root_links=True)  # the bridge is rebuilt with the new gateway
     if stale:
@@ -181,8 +196,13 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
 
     await ssh.ensure_keypair(tools, paths.key, "lintas-lab")
     await netns.build(tools, plan)
-    await gather_limited(PARALLEL, [*(_start_switch(tools, paths, sw) for sw in plan.switches),
-                                    *(_start_host(tools, paths, h) for h in plan.hosts)])
+    await gather_limited(
+        PARALLEL,
+        [
+            *(_start_switch(tools, paths, sw) for sw in plan.switches),
+            *(_start_host(tools, paths, h) for h in plan.hosts),
+        ],
+    )
     ssh.write_known_hosts(paths, plan)
     await _wait_ready(paths, plan)
     await _play_nova(tools, paths, model, plan)
@@ -226,8 +246,7 @@ async def _start_switch(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
     if not commands:
         return
     try:
-        await run(nsexec_argv(tools, sw.namespace, sw.name, paths.binds(sw.name), commands), env=CLEAN_ENV,
-                  timeout=60)
+        await run(nsexec_argv(tools, sw.namespace, sw.name, paths.binds(sw.name), commands), env=CLEAN_ENV, timeout=60)
     except LabError as exc:
         raise LabError(f"{sw.name}: could not start its daemons: {exc} (FRR log: {paths.frr_log(sw.name)})") from exc
 
@@ -242,11 +261,15 @@ async def _start_host(tools: Tools, paths: LabPaths, host: HostPlan) -> None:
     if not commands:
         return
     try:
-        await run(nsexec_argv(tools, host.namespace, host.name, paths.host_binds(host.name), commands),
-                  env=CLEAN_ENV, timeout=60)
+        await run(
+            nsexec_argv(tools, host.namespace, host.name, paths.host_binds(host.name), commands),
+            env=CLEAN_ENV,
+            timeout=60,
+        )
     except LabError as exc:
-        raise LabError(f"{host.name}: could not start its daemons: {exc} "
-                       f"(logs: {paths.run_dir(host.name)}/libvirt-log, ovs-log)") from exc
+        raise LabError(
+            f"{host.name}: could not start its daemons: {exc} (logs: {paths.run_dir(host.name)}/libvirt-log, ovs-log)"
+        ) from exc
 
 
 async def _play_nova(tools: Tools, paths: LabPaths, model: InfraModel, plan: LabPlan) -> None:
@@ -300,8 +323,7 @@ async def _lab_down(tools: Tools, paths: LabPaths) -> DownReport:
     killed += await netns.kill_namespace_processes(namespaces, inodes=inodes)  # a straggler of a crashed `up`
     killed += await netns.kill_pids(netns.orphan_pids(paths.run_root.name))  # namespaces that lost their name
     removed = _remove_files(paths, state)
-    return DownReport(namespaces=counts["namespaces"], processes=killed, root_links=counts["root_links"],
-                      files=removed)
+    return DownReport(namespaces=counts["namespaces"], processes=killed, root_links=counts["root_links"], files=removed)
 
 
 def _remove_files(paths: LabPaths, state: LabState | None) -> list[str]:
@@ -364,8 +386,15 @@ async def lab_status(settings: Settings, *, tools: Tools | None = None) -> list[
     present = set(await netns.list_namespaces(tools))
     switches = [_plan_switch(s.name, state) for s in state.switches.values()]
     hosts = [_plan_host(h.name, state) for h in state.hosts.values()]
-    return list(await gather_limited(PARALLEL, [*(_switch_status(tools, paths, sw, present) for sw in switches),
-                                                *(_host_status(tools, paths, h, present) for h in hosts)]))
+    return list(
+        await gather_limited(
+            PARALLEL,
+            [
+                *(_switch_status(tools, paths, sw, present) for sw in switches),
+                *(_host_status(tools, paths, h, present) for h in hosts),
+            ],
+        )
+    )
 
 
 def _plan_switch(name: str, state: LabState) -> SwitchPlan:
@@ -384,9 +413,16 @@ def lab_facts(settings: Settings) -> dict[str, DeviceFacts]:
     state = _require_state(settings)
     return {
         r.name: DeviceFacts(
-            name=r.name, namespace=r.namespace, mgmt_ip=str(ipaddress.ip_interface(r.mgmt_ip).ip),
-            ssh_port=SSH_PORT, username=ssh.USER, key_file=paths.key, known_hosts=paths.known_hosts,
-            vty_socket_dir=paths.frr_run(r.name), config_dir=paths.frr_etc(r.name), log_dir=paths.frr_log(r.name),
+            name=r.name,
+            namespace=r.namespace,
+            mgmt_ip=str(ipaddress.ip_interface(r.mgmt_ip).ip),
+            ssh_port=SSH_PORT,
+            username=ssh.USER,
+            key_file=paths.key,
+            known_hosts=paths.known_hosts,
+            vty_socket_dir=paths.frr_run(r.name),
+            config_dir=paths.frr_etc(r.name),
+            log_dir=paths.frr_log(r.name),
         )
         for r in state.switches.values()
     }
@@ -408,10 +444,18 @@ def lab_hosts_facts(settings: Settings) -> dict[str, HostFacts]:
     for r in state.hosts.values():
         h = _plan_host(r.name, state)
         out[h.name] = HostFacts(
-            name=h.name, namespace=h.namespace, kind=h.kind, mgmt_ip=h.mgmt_address, ssh_port=SSH_PORT,
-            username=ssh.USER, key_file=paths.key, known_hosts=paths.known_hosts,
-            libvirt_socket=paths.libvirt_socket(h.name), libvirt_ro_socket=paths.libvirt_ro_socket(h.name),
-            ovsdb=hypervisor.ovsdb_remote(h), ovs_run_dir=paths.ovs_run(h.name),
+            name=h.name,
+            namespace=h.namespace,
+            kind=h.kind,
+            mgmt_ip=h.mgmt_address,
+            ssh_port=SSH_PORT,
+            username=ssh.USER,
+            key_file=paths.key,
+            known_hosts=paths.known_hosts,
+            libvirt_socket=paths.libvirt_socket(h.name),
+            libvirt_ro_socket=paths.libvirt_ro_socket(h.name),
+            ovsdb=hypervisor.ovsdb_remote(h),
+            ovs_run_dir=paths.ovs_run(h.name),
             domain_type=h.domain_type if kvm else "qemu",
         )
     return out

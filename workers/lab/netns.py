@@ -107,7 +107,7 @@ def isolate_root_links(plan: LabPlan) -> None:
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{n}/disable_ipv6", "1")
 
 
-async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:
+async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:  # noqa: C901 - the lab's build steps in order
     """Create whatever of the plan's network is missing; returns counts of what was created."""
     created = {"namespaces": 0, "veths": 0, "mgmt": 0}
     existing = set(await list_namespaces(tools))
@@ -115,8 +115,9 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:
     await batch(tools, [f"netns add {n}" for n in missing_ns])
     created["namespaces"] = len(missing_ns)
 
-    ns_links = dict(zip(plan.namespaces, await asyncio.gather(*(links(tools, n) for n in plan.namespaces)),
-                        strict=True))
+    ns_links = dict(
+        zip(plan.namespaces, await asyncio.gather(*(links(tools, n) for n in plan.namespaces)), strict=True)
+    )
     root = await links(tools)
     lines: list[str] = []
     repair: list[tuple[str | None, str]] = []  # half-present pairs to delete first

@@ -38,8 +38,16 @@ from lintas.workers.render.hosts import port_id as render_port_id
 
 NOVA_NS = "http://openstack.org/xmlns/libvirt/nova/1.1"
 INTEGRATION_BRIDGE = "br-int"
-_STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff", 6: "crashed",
-           7: "pmsuspended"}
+_STATES = {
+    0: "nostate",
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutdown",
+    5: "shutoff",
+    6: "crashed",
+    7: "pmsuspended",
+}
 _INTERFACE = re.compile(r"<interface\b.*?</interface>", re.DOTALL)
 _MAC = re.compile(r"<mac address=(['\"])[0-9A-Fa-f:]+\1")
 _MAC_VALUE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -68,9 +76,11 @@ def nova_instances(model: InfraModel, host: str) -> list[tuple[str, InstanceSpec
     uuid order, standing in for nova's database id (stable while the model's uuids are).
     """
     ids = {i.uuid: n for n, i in enumerate(sorted(model.instances.values(), key=lambda i: str(i.uuid)), start=1)}
-    return [(instance_name(ids[i.uuid]), i)
-            for i in sorted(model.instances.values(), key=lambda i: str(i.uuid))
-            if i.host == host and i.state != "absent"]
+    return [
+        (instance_name(ids[i.uuid]), i)
+        for i in sorted(model.instances.values(), key=lambda i: str(i.uuid))
+        if i.host == host and i.state != "absent"
+    ]
 
 
 def domain_xml(model: InfraModel, name: str, instance: InstanceSpec, dom_type: str) -> str:
@@ -85,7 +95,7 @@ def domain_xml(model: InfraModel, name: str, instance: InstanceSpec, dom_type: s
       <virtualport type='openvswitch'>
         <parameters interfaceid={quoteattr(pid)}/>
       </virtualport>
-      <target dev={quoteattr('tap' + pid[:11])}/>
+      <target dev={quoteattr("tap" + pid[:11])}/>
       <model type={quoteattr(nic.model)}/>
       <rom enabled='no'/>
     </interface>
@@ -156,8 +166,10 @@ async def ensure_bridges(tools: Tools, paths: LabPaths, host: str, bridges: list
         exists = await run([tools.ovs_vsctl, db, "br-exists", br], check=False)
         if exists.returncode == 0:
             continue
-        await run([tools.ovs_vsctl, db, "--timeout=20", "add-br", br, "--", "set", "Bridge", br,
-                   "datapath_type=netdev"], timeout=30)
+        await run(
+            [tools.ovs_vsctl, db, "--timeout=20", "add-br", br, "--", "set", "Bridge", br, "datapath_type=netdev"],
+            timeout=30,
+        )
         created.append(br)
     return created
 
@@ -195,8 +207,9 @@ async def ensure_nova(tools: Tools, paths: LabPaths, model: InfraModel, host: Ho
     try:
         return await asyncio.to_thread(_ensure_domains, paths.libvirt_uri(host.name), wanted)
     except lv.libvirtError as exc:
-        raise LabError(f"{host.name}: nova domains: {exc} (libvirt log: "
-                       f"{paths.host_dir(host.name, '/var/log/libvirt')})") from exc
+        raise LabError(
+            f"{host.name}: nova domains: {exc} (libvirt log: {paths.host_dir(host.name, '/var/log/libvirt')})"
+        ) from exc
 
 
 # -- playing nova behind Lintas's back (tests) -------------------------------------------------
@@ -239,7 +252,7 @@ def nova_set_mac(settings: Settings, host: str, instance_uuid: str | uuid.UUID, 
         block, n = _MAC.subn(f"<mac address='{mac}'", m.group(0), count=1)
         if n != 1:
             raise LabError(f"{host}: domain {instance_uuid} nics[{nic_index}] has no <mac address>")
-        conn.defineXML(xml[: m.start()] + block + xml[m.end():])
+        conn.defineXML(xml[: m.start()] + block + xml[m.end() :])
         if dom.isActive():
             dom.destroy()
             dom.create()

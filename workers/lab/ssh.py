@@ -60,8 +60,8 @@ def sshd_config(paths: LabPaths, sw: Node) -> str:
     return f"""# Written by `lintas lab up`: sshd of lab node {sw.name} (network namespace {sw.namespace}).
 ListenAddress {listen_address(sw)}
 HostKey {d / HOST_KEY}
-PidFile {d / 'sshd.pid'}
-AuthorizedKeysFile {d / 'authorized_keys'}
+PidFile {d / "sshd.pid"}
+AuthorizedKeysFile {d / "authorized_keys"}
 AuthenticationMethods publickey
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -121,7 +121,6 @@ def write_known_hosts(paths: LabPaths, plan: LabPlan) -> Path:
 def sshd_argv(tools: Tools, paths: LabPaths, sw: Node) -> list[str]:
     d = paths.device_dir(sw.name)
     return [tools.sshd, "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")]
-
 
 
 def sshd_pid(paths: LabPaths, name: str, namespace_ino: int | None) -> int | None:

@@ -72,13 +72,23 @@ def state_from_plan(plan: LabPlan, paths: LabPaths, repo: Path, daemons: tuple[s
         mgmt_gateway=plan.mgmt_gateway,
         daemons=list(daemons),
         switches={
-            s.name: SwitchRecord(name=s.name, role=s.role, namespace=s.namespace, mgmt_ip=s.mgmt_ip,
-                                 mgmt_veth=s.mgmt_veth)
+            s.name: SwitchRecord(
+                name=s.name, role=s.role, namespace=s.namespace, mgmt_ip=s.mgmt_ip, mgmt_veth=s.mgmt_veth
+            )
             for s in plan.switches
         },
         hosts={
-            h.name: HostRecord(name=h.name, namespace=h.namespace, nic=h.nic, leaf=h.leaf, leaf_port=h.leaf_port,
-                               kind=h.kind, mgmt_ip=h.mgmt_ip, mgmt_veth=h.mgmt_veth, domain_type=h.domain_type)
+            h.name: HostRecord(
+                name=h.name,
+                namespace=h.namespace,
+                nic=h.nic,
+                leaf=h.leaf,
+                leaf_port=h.leaf_port,
+                kind=h.kind,
+                mgmt_ip=h.mgmt_ip,
+                mgmt_veth=h.mgmt_veth,
+                domain_type=h.domain_type,
+            )
             for h in plan.hosts
         },
         skipped=list(plan.skipped),

@@ -188,9 +188,12 @@ def _check_ifname(name: str, where: str) -> str:
     return name
 
 
-def _mgmt(name: str, mgmt_ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
-          subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
-          seen_veth: dict[str, str]) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str]:
+def _mgmt(
+    name: str,
+    mgmt_ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    seen_veth: dict[str, str],
+) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str]:
     """A node's management address (with the subnet's prefix) and root-side veth, both checked."""
     if mgmt_ip.ip not in subnet:
         raise LabError(f"{name}: mgmt_ip {mgmt_ip} is outside the management subnet {subnet}")

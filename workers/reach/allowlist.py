@@ -17,8 +17,10 @@ def check_address(target: str, address: str, settings: Settings) -> None:
     ip = ipaddress.ip_address(address)
     nets = [ipaddress.ip_network(n, strict=False) for n in settings.deploy.allowed_networks]
     if not any(ip in n for n in nets):
-        raise ConnectError(f"{target}: management address {address} is outside the allowed networks "
-                           f"{', '.join(map(str, nets))} (LINTAS_DEPLOY__ALLOWED_NETWORKS): refused")
+        raise ConnectError(
+            f"{target}: management address {address} is outside the allowed networks "
+            f"{', '.join(map(str, nets))} (LINTAS_DEPLOY__ALLOWED_NETWORKS): refused"
+        )
 
 
 def literal_address(host: str, target: str) -> str:
@@ -27,5 +29,7 @@ def literal_address(host: str, target: str) -> str:
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
-        raise ConnectError(f"{target}: {host!r} is not an IP address: hosts are reached by management address "
-                           "(names are not resolved, so the allow-list check cannot be bypassed)") from None
+        raise ConnectError(
+            f"{target}: {host!r} is not an IP address: hosts are reached by management address "
+            "(names are not resolved, so the allow-list check cannot be bypassed)"
+        ) from None

@@ -199,6 +199,10 @@ def find_login(target: Target, sources: Sequence[CredentialSource]) -> Login | N
         if login is not None:
             log.info("%s %s (%s): login from %s", target.kind, target.name, target.address, login.source)
             return login
-    log.info("%s %s (%s): no credential source serves it: deploy settings / inventory", target.kind, target.name,
-             target.address)
+    log.info(
+        "%s %s (%s): no credential source serves it: deploy settings / inventory",
+        target.kind,
+        target.name,
+        target.address,
+    )
     return None

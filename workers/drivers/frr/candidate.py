@@ -48,7 +48,9 @@ MAX_PART_BYTES = 4 * 1024 * 1024
 SecretLookup = Callable[[str], str]
 # FRR arguments that are secrets whatever the candidate says (an old value being removed
 # shows up in a diff too, and is not one of the values this candidate resolved)
-_FRR_SECRET_ARG = re.compile(r"(?i)\b(password|secret|authentication-key|message-digest-key \d+ md5|key-string)(\s+)(\S+)")
+_FRR_SECRET_ARG = re.compile(
+    r"(?i)\b(password|secret|authentication-key|message-digest-key \d+ md5|key-string)(\s+)(\S+)"
+)
 
 
 def env_lookup(ref: str) -> str:
@@ -133,7 +135,8 @@ def read_bundle(filename: str | None, config: Any) -> dict[str, Any]:
             except json.JSONDecodeError as exc:
                 raise FrrCandidateError(
                     f"config= is not a JSON bundle {{'{FRR_CONF}': ..., '{LINUX_JSON}': ...}}: {exc.msg} "
-                    f"at line {exc.lineno}") from None
+                    f"at line {exc.lineno}"
+                ) from None
             if not isinstance(data, dict):
                 raise FrrCandidateError("config= must be a JSON object {'frr.conf': ..., 'linux.json': ...}")
             return data
@@ -149,7 +152,9 @@ def read_bundle(filename: str | None, config: Any) -> dict[str, Any]:
         raise FrrCandidateError(f"cannot read the candidate {path}: {exc.strerror}") from None
 
 
-def load_candidate(bundle: dict[str, Any], lookup: SecretLookup, *, merge: bool) -> Candidate:
+def load_candidate(  # noqa: C901 - one check per part of the bundle, each refusing with its own message
+    bundle: dict[str, Any], lookup: SecretLookup, *, merge: bool
+) -> Candidate:
     """Check the bundle, resolve its secrets and parse ``linux.json`` strictly."""
     error = FrrMergeError if merge else FrrCandidateError
     unknown = sorted(set(bundle) - set(PARTS))
@@ -201,7 +206,10 @@ def load_candidate(bundle: dict[str, Any], lookup: SecretLookup, *, merge: bool)
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
             raise error(f"{LINUX_JSON} is not a valid Linux spec: {problems}") from None
     return Candidate(
-        frr_conf=resolved[FRR_CONF], linux_json=resolved[LINUX_JSON], spec=spec, merge=merge,
+        frr_conf=resolved[FRR_CONF],
+        linux_json=resolved[LINUX_JSON],
+        spec=spec,
+        merge=merge,
         secrets=frozenset(seen.values()),
     )
 

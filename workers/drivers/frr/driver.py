@@ -89,8 +89,14 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
     platform = "frr"
     CAPABILITIES = frozenset({"replace", "merge", "compare", "commit_confirm", "device_side_revert", "rollback"})
 
-    def __init__(self, hostname: str, username: str, password: str, timeout: int = 60,
-                 optional_args: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        username: str,
+        password: str,
+        timeout: int = 60,
+        optional_args: dict[str, Any] | None = None,
+    ) -> None:
         opts = dict(optional_args or {})
         self.hostname, self.username, self.password, self.timeout = hostname, username, password, timeout
         self.port = int(opts.get("port") or 22)
@@ -112,8 +118,15 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
     # -- connection -----------------------------------------------------------------------
 
     def open(self) -> None:
-        ssh = SshSession(self.hostname, self.port, self.username, key_file=self.key_file,
-                         known_hosts=self.known_hosts, password=self.password or None, timeout=float(self.timeout))
+        ssh = SshSession(
+            self.hostname,
+            self.port,
+            self.username,
+            key_file=self.key_file,
+            known_hosts=self.known_hosts,
+            password=self.password or None,
+            timeout=float(self.timeout),
+        )
         ssh.open()
         self._ssh = ssh
 
@@ -167,8 +180,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
                 steps.append(merged_frr_command(d))
             frr_file = f"{d}/candidate/{'merged.conf' if cand.merge else 'frr.conf'}"
         keys = sorted(set(DEFAULT_SYSCTLS) | (set(cand.spec.sysctls) if cand.spec else set()))
-        script = "\n".join(steps) + "\n" + gather_script(
-            d, keys, frr_test=(self.frr_reload, frr_file) if frr_file else None)
+        script = (
+            "\n".join(steps) + "\n" + gather_script(d, keys, frr_test=(self.frr_reload, frr_file) if frr_file else None)
+        )
         res = self._run(script, stdin=stdin, what="upload candidate, gather state, frr-reload --test")
         if res.returncode != 0:
             raise FrrCommandError(f"{self.hostname}: preparing the candidate failed: {cand.mask(res.stderr)[-500:]}")
@@ -178,8 +192,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         if frr_file is not None:
             if gathered.frr_rc != 0:
                 error = FrrMergeError if cand.merge else FrrCandidateError
-                raise error(f"{self.hostname}: FRR refused the candidate: "
-                            f"{cand.mask(reload_failed_reason(gathered.frr_err))}")
+                raise error(
+                    f"{self.hostname}: FRR refused the candidate: {cand.mask(reload_failed_reason(gathered.frr_err))}"
+                )
             frr_lines = [cand.mask(line) for line in parse_reload_test(gathered.frr_test or "")]
         desired = desired_state(cand.spec, caps) if cand.spec is not None else None
         if desired is None:
@@ -191,7 +206,8 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
                 plan.errors.append(
                     f"this candidate is for the switch whose {desired.mgmt_interface} is {desired.mgmt_address} "
                     f"({cand.spec.hostname if cand.spec else '?'}), but this device's {desired.mgmt_interface} has "
-                    f"{', '.join(have) or 'no address'}: refused")
+                    f"{', '.join(have) or 'no address'}: refused"
+                )
         return _Prepared(gathered, desired, plan, frr_file, frr_lines)
 
     def compare_config(self) -> str:
@@ -218,26 +234,38 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         else:
             prep = self._prepare(cand)
         if prep.gathered.pending != "none":
-            raise FrrCommitError(f"{self.hostname}: a commit is {prep.gathered.pending} on the device; "
-                                 "confirm_commit() or rollback() it first")
+            raise FrrCommitError(
+                f"{self.hostname}: a commit is {prep.gathered.pending} on the device; "
+                "confirm_commit() or rollback() it first"
+            )
         if prep.plan.errors:
             raise FrrCommitError(f"{self.hostname}: refused: " + "; ".join(prep.plan.errors))
         ckpt = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
         d = self.revert_dir
-        files = {**self._checkpoint_files(ckpt, prep, message, revert_in), **self._apply_files(ckpt, prep, cand, message)}
+        files = {
+            **self._checkpoint_files(ckpt, prep, message, revert_in),
+            **self._apply_files(ckpt, prep, cand, message),
+        }
         script = f"rm -rf {shlex.quote(d)}/checkpoint.new\n{untar_command(d)}\n{revert.checkpoint_commands(d, ckpt)}"
         if revert_in is not None:
             script += revert.arm_timer(d, int(revert_in), ckpt, int(time.time()) + int(revert_in))
         res = self._run(script, stdin=tar_bytes(files), what="checkpoint" + (", arm timer" if revert_in else ""))
         if res.returncode != 0:
-            raise FrrCommitError(f"{self.hostname}: could not take the checkpoint; nothing changed: "
-                                 f"{cand.mask(res.stderr)[-500:]}")
+            raise FrrCommitError(
+                f"{self.hostname}: could not take the checkpoint; nothing changed: {cand.mask(res.stderr)[-500:]}"
+            )
         try:
-            res = self._run(revert.run_detached(f"{d}/candidate/apply.sh", f"{d}/candidate/apply.log", d),
-                            timeout=max(float(self.timeout), 120.0), what="apply")
+            res = self._run(
+                revert.run_detached(f"{d}/candidate/apply.sh", f"{d}/candidate/apply.log", d),
+                timeout=max(float(self.timeout), 120.0),
+                what="apply",
+            )
         except (FrrConnectionError, FrrCommandError) as exc:
-            what = (f"the device restores checkpoint {ckpt} by itself in {revert_in} s unless confirmed"
-                    if revert_in is not None else f"its state is unknown: rollback() restores checkpoint {ckpt}")
+            what = (
+                f"the device restores checkpoint {ckpt} by itself in {revert_in} s unless confirmed"
+                if revert_in is not None
+                else f"its state is unknown: rollback() restores checkpoint {ckpt}"
+            )
             raise FrrCommitError(f"{self.hostname}: lost the device during the commit ({exc}); {what}") from None
         if res.returncode != 0:
             detail = cand.mask((res.stdout + res.stderr).strip()[-1500:])
@@ -248,21 +276,39 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
                 outcome = f"AND the restore failed: {cand.mask(str(exc))}"
             raise FrrCommitError(f"{self.hostname}: commit failed, {outcome}:\n{detail}")
         self._candidate = None
-        log.info("%s: committed checkpoint %s (%d Linux changes, %d FRR changes) in %.1f s%s", self.hostname, ckpt,
-                 len(prep.plan.ops), len(prep.frr_lines), time.monotonic() - started,
-                 f", revert in {revert_in} s unless confirmed" if revert_in is not None else "")
+        log.info(
+            "%s: committed checkpoint %s (%d Linux changes, %d FRR changes) in %.1f s%s",
+            self.hostname,
+            ckpt,
+            len(prep.plan.ops),
+            len(prep.frr_lines),
+            time.monotonic() - started,
+            f", revert in {revert_in} s unless confirmed" if revert_in is not None else "",
+        )
 
     def _checkpoint_files(self, ckpt: str, prep: _Prepared, message: str, revert_in: int | None) -> dict[str, str]:
         """``checkpoint.new/``: the state before (of what the commit touches), the restore script, metadata."""
         before = prep.gathered.state.subset(prep.plan.touched, prep.plan.touched_sysctls)
         restore = plan_restore(prep.gathered.state, prep.plan.after, prep.plan.touched, prep.plan.touched_sysctls)
-        state = {"id": ckpt, "before": before.to_json(), "touched": sorted(prep.plan.touched),
-                 "touched_sysctls": sorted(prep.plan.touched_sysctls)}
-        meta = {"id": ckpt, "message": message, "revert_in": revert_in, "created_at": int(time.time()),
-                "mode": prep.gathered.caps.mode}
+        state = {
+            "id": ckpt,
+            "before": before.to_json(),
+            "touched": sorted(prep.plan.touched),
+            "touched_sysctls": sorted(prep.plan.touched_sysctls),
+        }
+        meta = {
+            "id": ckpt,
+            "message": message,
+            "revert_in": revert_in,
+            "created_at": int(time.time()),
+            "mode": prep.gathered.caps.mode,
+        }
         script = revert.restore_script(self.revert_dir, restore.ops, checkpoint=ckpt, frr_reload=self.frr_reload)
-        return {"checkpoint.new/state.json": json.dumps(state, indent=1) + "\n",
-                "checkpoint.new/meta.json": json.dumps(meta, indent=1) + "\n", "checkpoint.new/restore.sh": script}
+        return {
+            "checkpoint.new/state.json": json.dumps(state, indent=1) + "\n",
+            "checkpoint.new/meta.json": json.dumps(meta, indent=1) + "\n",
+            "checkpoint.new/restore.sh": script,
+        }
 
     def _apply_files(self, ckpt: str, prep: _Prepared, cand: Candidate, message: str) -> dict[str, str]:
         """``candidate/apply.sh`` and the ownership record it installs when everything applied."""
@@ -276,15 +322,33 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
                 links = {**previous, **links}
                 vni_vlans = {**(prep.gathered.applied or {}).get("vni_vlans", {}), **vni_vlans}
             applied = {
-                "schema": 1, "mode": prep.desired.mode, "caps": prep.gathered.caps.to_json(), "links": links,
-                "sysctls": prep.desired.sysctls, "vni_vlans": vni_vlans,
-                "unsupported": prep.desired.unsupported, "adaptations": prep.desired.adaptations,
+                "schema": 1,
+                "mode": prep.desired.mode,
+                "caps": prep.gathered.caps.to_json(),
+                "links": links,
+                "sysctls": prep.desired.sysctls,
+                "vni_vlans": vni_vlans,
+                "unsupported": prep.desired.unsupported,
+                "adaptations": prep.desired.adaptations,
             }
-        applied = {**applied, "checkpoint": ckpt, "message": message, "committed_at": int(time.time()),
-                   "candidate": cand.digest}
-        script = revert.apply_script(self.revert_dir, prep.plan.ops, frr_file=prep.frr_file,
-                                     frr_reload=self.frr_reload, title=f"candidate {cand.digest} ({ckpt})")
-        return {"candidate/apply.sh": script, "candidate/applied.json": json.dumps(applied, indent=1, sort_keys=True) + "\n"}
+        applied = {
+            **applied,
+            "checkpoint": ckpt,
+            "message": message,
+            "committed_at": int(time.time()),
+            "candidate": cand.digest,
+        }
+        script = revert.apply_script(
+            self.revert_dir,
+            prep.plan.ops,
+            frr_file=prep.frr_file,
+            frr_reload=self.frr_reload,
+            title=f"candidate {cand.digest} ({ckpt})",
+        )
+        return {
+            "candidate/apply.sh": script,
+            "candidate/applied.json": json.dumps(applied, indent=1, sort_keys=True) + "\n",
+        }
 
     def _pending_status(self) -> str:
         self._setup()
@@ -302,8 +366,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         the device; ``seconds_left`` is counted by the device's own clock (``stale``: no live
         timer). One exec."""
         self._setup()
-        res = self._run("\n".join(f"{mark(n)}\n{c}" for n, c in pending_parts(self.revert_dir)) + "\n",
-                        what="pending commit")
+        res = self._run(
+            "\n".join(f"{mark(n)}\n{c}" for n, c in pending_parts(self.revert_dir)) + "\n", what="pending commit"
+        )
         return parse_pending(parse_sections(res.stdout))
 
     def confirm_commit(self) -> None:
@@ -313,17 +378,20 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
             log.info("%s: commit confirmed", self.hostname)
             return
         if took in ("reverting", "reverted"):
-            raise FrrCommitConfirmError(f"{self.hostname}: too late, the device-side timer already restored the "
-                                        f"checkpoint ({took})")
+            raise FrrCommitConfirmError(
+                f"{self.hostname}: too late, the device-side timer already restored the checkpoint ({took})"
+            )
         raise FrrCommitConfirmError(f"{self.hostname}: no commit is pending confirmation")
 
     def rollback(self) -> None:
         """Restore the last checkpoint now (cancelling a pending timer), computed from the current state."""
         self._setup()
         d = self.revert_dir
-        first = self._run(f"({revert.take_pending(d, 'rolling-back').strip()})\n{mark('ckpt')}\n"
-                          f"cat {shlex.quote(d)}/checkpoint/state.json 2>/dev/null\n"
-                          + gather_script(d, list(DEFAULT_SYSCTLS)), what="stop timer, read checkpoint and state")
+        first = self._run(
+            f"({revert.take_pending(d, 'rolling-back').strip()})\n{mark('ckpt')}\n"
+            f"cat {shlex.quote(d)}/checkpoint/state.json 2>/dev/null\n" + gather_script(d, list(DEFAULT_SYSCTLS)),
+            what="stop timer, read checkpoint and state",
+        )
         sections = parse_sections(first.stdout)
         if not sections.get("ckpt", "").strip():
             raise FrrCommitError(f"{self.hostname}: no checkpoint to roll back to")
@@ -335,14 +403,19 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
             now = Gathered(self._run(gather_script(d, keys), check=True, what="gather state").stdout)
         plan = plan_restore(before, now.state, set(ckpt["touched"]), set(ckpt.get("touched_sysctls", [])))
         script = revert.restore_script(d, plan.ops, checkpoint=ckpt["id"], frr_reload=self.frr_reload)
-        res = self._run(untar_command(d, "checkpoint") + "\n"
-                        + revert.run_detached(f"{d}/checkpoint/rollback.sh", f"{d}/checkpoint/rollback.log", d),
-                        stdin=tar_bytes({"rollback.sh": script}), timeout=max(float(self.timeout), 120.0),
-                        what="rollback")
+        res = self._run(
+            untar_command(d, "checkpoint")
+            + "\n"
+            + revert.run_detached(f"{d}/checkpoint/rollback.sh", f"{d}/checkpoint/rollback.log", d),
+            stdin=tar_bytes({"rollback.sh": script}),
+            timeout=max(float(self.timeout), 120.0),
+            what="rollback",
+        )
         if res.returncode != 0:
             mask = self._candidate.mask if self._candidate else mask_secrets
-            raise FrrCommitError(f"{self.hostname}: rollback to {ckpt['id']} incomplete:\n"
-                                 f"{mask(res.stdout + res.stderr)[-1500:]}")
+            raise FrrCommitError(
+                f"{self.hostname}: rollback to {ckpt['id']} incomplete:\n{mask(res.stdout + res.stderr)[-1500:]}"
+            )
         log.info("%s: rolled back to checkpoint %s (%d Linux changes)", self.hostname, ckpt["id"], len(plan.ops))
 
     # -- facts about the kernel mode (not in napalm's base) ---------------------------------
@@ -358,13 +431,21 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
         applied = json.loads(raw) if raw.strip() else None
         out: dict[str, Any] = {"mode": caps.mode, "capabilities": caps.to_json(), "applied": None, "candidate": None}
         if isinstance(applied, dict):
-            out["applied"] = {"mode": applied.get("mode"), "unsupported_on_this_kernel": applied.get("unsupported", []),
-                              "adaptations": applied.get("adaptations", []), "checkpoint": applied.get("checkpoint"),
-                              "message": applied.get("message"), "committed_at": applied.get("committed_at")}
+            out["applied"] = {
+                "mode": applied.get("mode"),
+                "unsupported_on_this_kernel": applied.get("unsupported", []),
+                "adaptations": applied.get("adaptations", []),
+                "checkpoint": applied.get("checkpoint"),
+                "message": applied.get("message"),
+                "committed_at": applied.get("committed_at"),
+            }
         if self._candidate is not None and self._candidate.spec is not None:
             d = desired_state(self._candidate.spec, caps)
-            out["candidate"] = {"mode": d.mode, "unsupported_on_this_kernel": d.unsupported,
-                                "adaptations": d.adaptations}
+            out["candidate"] = {
+                "mode": d.mode,
+                "unsupported_on_this_kernel": d.unsupported,
+                "adaptations": d.adaptations,
+            }
         return out
 
 

@@ -20,8 +20,15 @@ import ipaddress
 import re
 from typing import Any
 
-AF_NAMES = {"ipv4Unicast": "ipv4", "ipv6Unicast": "ipv6", "l2VpnEvpn": "l2vpn_evpn", "ipv4Multicast": "ipv4_multicast",
-            "ipv6Multicast": "ipv6_multicast", "ipv4Vpn": "ipv4_vpn", "ipv6Vpn": "ipv6_vpn"}
+AF_NAMES = {
+    "ipv4Unicast": "ipv4",
+    "ipv6Unicast": "ipv6",
+    "l2VpnEvpn": "l2vpn_evpn",
+    "ipv4Multicast": "ipv4_multicast",
+    "ipv6Multicast": "ipv6_multicast",
+    "ipv4Vpn": "ipv4_vpn",
+    "ipv6Vpn": "ipv6_vpn",
+}
 
 
 def af_name(frr: str) -> str:
@@ -32,8 +39,16 @@ def vrf_key(name: str) -> str:
     return "global" if name == "default" else name
 
 
-def facts(*, hostname: str, fqdn: str, version_text: str, kernel: str, uptime_text: str,
-          links: list[dict[str, Any]], serial: str = "") -> dict[str, Any]:
+def facts(
+    *,
+    hostname: str,
+    fqdn: str,
+    version_text: str,
+    kernel: str,
+    uptime_text: str,
+    links: list[dict[str, Any]],
+    serial: str = "",
+) -> dict[str, Any]:
     first = version_text.strip().splitlines()[0] if version_text.strip() else ""
     m = re.search(r"FRRouting\s+(\S+)", first)
     frr = m.group(1) if m else "unknown"
@@ -42,9 +57,13 @@ def facts(*, hostname: str, fqdn: str, version_text: str, kernel: str, uptime_te
     except (IndexError, ValueError):
         uptime = -1.0
     return {
-        "hostname": hostname, "fqdn": fqdn or hostname, "vendor": "FRRouting",
-        "model": "Linux+FRR", "os_version": f"FRRouting {frr} / Linux {kernel}".strip(),
-        "serial_number": serial, "uptime": uptime,
+        "hostname": hostname,
+        "fqdn": fqdn or hostname,
+        "vendor": "FRRouting",
+        "model": "Linux+FRR",
+        "os_version": f"FRRouting {frr} / Linux {kernel}".strip(),
+        "serial_number": serial,
+        "uptime": uptime,
         "interface_list": sorted((str(e["ifname"]) for e in links if "ifname" in e), key=_natural),
     }
 
@@ -68,9 +87,13 @@ def interfaces(links: list[dict[str, Any]], speeds: dict[str, int] | None = None
             continue
         speed = speeds.get(name, -1)
         out[name] = {
-            "is_up": _is_up(e), "is_enabled": "UP" in e.get("flags", []),
-            "description": str(e.get("ifalias", "")), "last_flapped": -1.0, "mtu": int(e.get("mtu", 0)),
-            "speed": float(speed if speed and speed > 0 else -1), "mac_address": str(e.get("address", "")),
+            "is_up": _is_up(e),
+            "is_enabled": "UP" in e.get("flags", []),
+            "description": str(e.get("ifalias", "")),
+            "last_flapped": -1.0,
+            "mtu": int(e.get("mtu", 0)),
+            "speed": float(speed if speed and speed > 0 else -1),
+            "mac_address": str(e.get("address", "")),
         }
     return out
 
@@ -108,15 +131,21 @@ def bgp_neighbors(neighbors: dict[str, Any], summary: dict[str, Any]) -> dict[st
             for af, info in (p.get("addressFamilyInfo") or {}).items():
                 if isinstance(info, dict):
                     got = int(info.get("acceptedPrefixCounter", 0))
-                    afs[af_name(af)] = {"received_prefixes": got, "accepted_prefixes": got,
-                                        "sent_prefixes": int(info.get("sentPrefixCounter", 0))}
+                    afs[af_name(af)] = {
+                        "received_prefixes": got,
+                        "accepted_prefixes": got,
+                        "sent_prefixes": int(info.get("sentPrefixCounter", 0)),
+                    }
             entry["router_id"] = entry["router_id"] or str(p.get("localRouterId", ""))
             entry["peers"][addr] = {
-                "local_as": int(p.get("localAs", 0)), "remote_as": int(p.get("remoteAs", 0)),
-                "remote_id": str(p.get("remoteRouterId", "")), "is_up": up,
+                "local_as": int(p.get("localAs", 0)),
+                "remote_as": int(p.get("remoteAs", 0)),
+                "remote_id": str(p.get("remoteRouterId", "")),
+                "is_up": up,
                 "is_enabled": not (p.get("adminShutDown") or "Admin" in state),
                 "description": str(p.get("nbrDesc", "")),
-                "uptime": int(p.get("bgpTimerUpMsec", 0)) // 1000 if up else -1, "address_family": afs,
+                "uptime": int(p.get("bgpTimerUpMsec", 0)) // 1000 if up else -1,
+                "address_family": afs,
             }
     return out
 
@@ -130,17 +159,26 @@ def evpn_peers(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for peer, p in (evpn.get("peers") or {}).items():
             state = str(p.get("state", ""))
             out[peer] = {
-                "vrf": vrf_key(vrf), "state": state, "is_up": state == "Established",
-                "remote_as": int(p.get("remoteAs", 0)), "local_as": int(p.get("localAs", 0)),
-                "description": str(p.get("desc", "")), "hostname": str(p.get("hostname", "")),
+                "vrf": vrf_key(vrf),
+                "state": state,
+                "is_up": state == "Established",
+                "remote_as": int(p.get("remoteAs", 0)),
+                "local_as": int(p.get("localAs", 0)),
+                "description": str(p.get("desc", "")),
+                "hostname": str(p.get("hostname", "")),
                 "uptime": int(p.get("peerUptimeMsec", 0)) // 1000,
-                "prefixes_received": int(p.get("pfxRcd", 0)), "prefixes_sent": int(p.get("pfxSnt", 0)),
+                "prefixes_received": int(p.get("pfxRcd", 0)),
+                "prefixes_sent": int(p.get("pfxSnt", 0)),
             }
     return out
 
 
-def evpn_vnis(vnis: dict[str, Any], detail: list[dict[str, Any]] | dict[str, Any],
-              links: list[dict[str, Any]], modelled_vlans: dict[str, int] | None = None) -> dict[int, dict[str, Any]]:
+def evpn_vnis(
+    vnis: dict[str, Any],
+    detail: list[dict[str, Any]] | dict[str, Any],
+    links: list[dict[str, Any]],
+    modelled_vlans: dict[str, int] | None = None,
+) -> dict[int, dict[str, Any]]:
     """``modelled_vlans`` ({"VNI": VLAN} of the last commit) names the VLAN where the kernel has none
     (traditional bridges carry a VNI untagged: its VLAN exists only on the host ports)."""
     modelled_vlans = modelled_vlans or {}
@@ -199,7 +237,9 @@ def evpn_macs(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not isinstance(m, dict):
             continue
         out[str(mac).lower()] = {
-            "type": str(m.get("type", "")), "interface": m.get("intf"), "remote_vtep": m.get("remoteVtep"),
+            "type": str(m.get("type", "")),
+            "interface": m.get("intf"),
+            "remote_vtep": m.get("remoteVtep"),
             "vlan": m.get("vlan"),
         }
     return out
@@ -220,8 +260,17 @@ def ping_result(output: str, returncode: int) -> dict[str, Any]:
     rtt = _PING_RTT.search(output)
     lo, avg, hi, dev = (float(x) for x in rtt.groups()) if rtt else (0.0, 0.0, 0.0, 0.0)
     replies = [{"ip_address": m.group(1), "rtt": float(m.group(2))} for m in _PING_REPLY.finditer(output)]
-    return {"success": {"probes_sent": probes, "packet_loss": probes - received, "rtt_min": lo, "rtt_max": hi,
-                        "rtt_avg": avg, "rtt_stddev": dev, "results": replies}}
+    return {
+        "success": {
+            "probes_sent": probes,
+            "packet_loss": probes - received,
+            "rtt_min": lo,
+            "rtt_max": hi,
+            "rtt_avg": avg,
+            "rtt_stddev": dev,
+            "results": replies,
+        }
+    }
 
 
 def ipv4_routes(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -232,8 +281,15 @@ def ipv4_routes(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         best = next((e for e in entries if isinstance(e, dict) and e.get("selected")), None)
         entry = best or next((e for e in entries if isinstance(e, dict)), {})
-        hops = [str(h.get("ip") or h.get("interfaceName") or "") for h in entry.get("nexthops", [])
-                if isinstance(h, dict) and (h.get("active") or h.get("fib"))]
-        out[prefix] = {"protocol": str(entry.get("protocol", "")), "selected": bool(entry.get("selected")),
-                       "installed": bool(entry.get("installed")), "nexthops": sorted(h for h in hops if h)}
+        hops = [
+            str(h.get("ip") or h.get("interfaceName") or "")
+            for h in entry.get("nexthops", [])
+            if isinstance(h, dict) and (h.get("active") or h.get("fib"))
+        ]
+        out[prefix] = {
+            "protocol": str(entry.get("protocol", "")),
+            "selected": bool(entry.get("selected")),
+            "installed": bool(entry.get("installed")),
+            "nexthops": sorted(h for h in hops if h),
+        }
     return out

@@ -77,7 +77,19 @@ def create_argv(link: Link) -> Argv:
     if link.kind == "vrf":
         return ("ip", "link", "add", link.name, "type", "vrf", "table", str(info["table"]))
     if link.kind == "vlan":
-        return ("ip", "link", "add", "link", str(info["link"]), "name", link.name, "type", "vlan", "id", str(info["id"]))
+        return (
+            "ip",
+            "link",
+            "add",
+            "link",
+            str(info["link"]),
+            "name",
+            link.name,
+            "type",
+            "vlan",
+            "id",
+            str(info["id"]),
+        )
     raise ValueError(f"cannot create a {link.kind}")
 
 
@@ -117,8 +129,16 @@ class _Planner:
     def release(self, prev: Link) -> None:
         c = self.cur[prev.name]
         if prev.master and c.master == prev.master:
-            self.emit(c.name, f"~ {c.name}: leave {prev.master} (no longer managed)",
-                      "ip", "link", "set", "dev", c.name, "nomaster")
+            self.emit(
+                c.name,
+                f"~ {c.name}: leave {prev.master} (no longer managed)",
+                "ip",
+                "link",
+                "set",
+                "dev",
+                c.name,
+                "nomaster",
+            )
             c = self.set(c.name, master="", port=(), vlans=())
         for a in prev.addresses or ():
             if a in (c.addresses or ()):
@@ -136,37 +156,87 @@ class _Planner:
                 self.delete(name, f" (to re-create it as {_describe(d)})")
                 c = None
             else:
-                self.errors.append(f"{name}: the device has a {c.kind} {dict(c.info) or ''}, the candidate wants "
-                                   f"a {d.kind}; the driver does not replace it")
+                self.errors.append(
+                    f"{name}: the device has a {c.kind} {dict(c.info) or ''}, the candidate wants "
+                    f"a {d.kind}; the driver does not replace it"
+                )
                 return
         if c is None:
             if d.kind not in CREATABLE:
                 self.errors.append(f"{name}: no such {d.kind} on the device (the driver cannot create it)")
                 return
             self.emit(name, f"+ {name}: create {_describe(d)}", *create_argv(d))
-            c = Link(name, d.kind, info=d.info, mtu=None, up=False, mac=None, alias="", master="", addresses=(),
-                     port=(), vlans=())
+            c = Link(
+                name,
+                d.kind,
+                info=d.info,
+                mtu=None,
+                up=False,
+                mac=None,
+                alias="",
+                master="",
+                addresses=(),
+                port=(),
+                vlans=(),
+            )
             self.cur[name] = c
         if d.mtu is not None and c.mtu != d.mtu:
-            self.emit(name, f"~ {name}: mtu {c.mtu or 'default'} -> {d.mtu}", "ip", "link", "set", "dev", name,
-                      "mtu", str(d.mtu))
+            self.emit(
+                name,
+                f"~ {name}: mtu {c.mtu or 'default'} -> {d.mtu}",
+                "ip",
+                "link",
+                "set",
+                "dev",
+                name,
+                "mtu",
+                str(d.mtu),
+            )
             c = self.set(name, mtu=d.mtu)
         if d.mac and (c.mac or "") != d.mac:
-            self.emit(name, f"~ {name}: mac {c.mac or 'random'} -> {d.mac}", "ip", "link", "set", "dev", name,
-                      "address", d.mac)
+            self.emit(
+                name,
+                f"~ {name}: mac {c.mac or 'random'} -> {d.mac}",
+                "ip",
+                "link",
+                "set",
+                "dev",
+                name,
+                "address",
+                d.mac,
+            )
             c = self.set(name, mac=d.mac)
         if d.alias is not None and (c.alias or "") != d.alias and not (self.merge and not d.alias):
-            self.emit(name, f"~ {name}: description {c.alias or '-'!r} -> {d.alias or '-'!r}",
-                      "ip", "link", "set", "dev", name, "alias", d.alias)
+            self.emit(
+                name,
+                f"~ {name}: description {c.alias or '-'!r} -> {d.alias or '-'!r}",
+                "ip",
+                "link",
+                "set",
+                "dev",
+                name,
+                "alias",
+                d.alias,
+            )
             c = self.set(name, alias=d.alias)
         if d.master is not None and (c.master or "") != d.master and not (self.merge and not d.master):
             if d.master:
-                self.emit(name, f"~ {name}: master {c.master or '-'} -> {d.master}",
-                          "ip", "link", "set", "dev", name, "master", d.master)
+                self.emit(
+                    name,
+                    f"~ {name}: master {c.master or '-'} -> {d.master}",
+                    "ip",
+                    "link",
+                    "set",
+                    "dev",
+                    name,
+                    "master",
+                    d.master,
+                )
                 bridge = self.cur.get(d.master)
                 joins_bridge = bridge is not None and bridge.kind == "bridge"
-                c = self.set(name, master=d.master, port=tuple(sorted(PORT_DEFAULTS.items())) if joins_bridge else (),
-                             vlans=())
+                c = self.set(
+                    name, master=d.master, port=tuple(sorted(PORT_DEFAULTS.items())) if joins_bridge else (), vlans=()
+                )
             else:
                 self.emit(name, f"~ {name}: master {c.master} -> -", "ip", "link", "set", "dev", name, "nomaster")
                 c = self.set(name, master="", port=(), vlans=())
@@ -201,14 +271,31 @@ class _Planner:
             if have.get(vid) == want[vid]:
                 continue
             flags = (("pvid",) if want[vid][0] else ()) + (("untagged",) if want[vid][1] else ())
-            self.emit(name, f"+ {name}: vlan {vid}{''.join(' ' + f for f in flags)}",
-                      "bridge", "vlan", "add", "dev", name, "vid", str(vid), *flags, *self_)
+            self.emit(
+                name,
+                f"+ {name}: vlan {vid}{''.join(' ' + f for f in flags)}",
+                "bridge",
+                "vlan",
+                "add",
+                "dev",
+                name,
+                "vid",
+                str(vid),
+                *flags,
+                *self_,
+            )
         merged = {**have, **want} if self.merge else want
         return self.set(name, vlans=tuple(sorted((v, *f) for v, f in merged.items())))
 
 
-def plan_linux(actual: NetState, desired: Desired, previous: dict[str, Link] | None = None, *,
-               merge: bool = False, protected: Iterable[str] = ()) -> Plan:
+def plan_linux(
+    actual: NetState,
+    desired: Desired,
+    previous: dict[str, Link] | None = None,
+    *,
+    merge: bool = False,
+    protected: Iterable[str] = (),
+) -> Plan:
     """Commands that take ``actual`` to ``desired``; ``previous`` = links of the last commit (ownership)."""
     p = _Planner(actual, {desired.mgmt_interface, *protected}, merge)
     touched_sysctls: set[str] = set()
@@ -218,8 +305,13 @@ def plan_linux(actual: NetState, desired: Desired, previous: dict[str, Link] | N
             continue
         have = actual.sysctls.get(key)
         if have != value:
-            p.emit(key, f"~ sysctl {key}: {have if have is not None else '?'} -> {value}", "sysctl", "-qw",
-                   f"{key}={value}")
+            p.emit(
+                key,
+                f"~ sysctl {key}: {have if have is not None else '?'} -> {value}",
+                "sysctl",
+                "-qw",
+                f"{key}={value}",
+            )
             touched_sysctls.add(key)
     if previous and not merge:
         gone = [link for n, link in previous.items() if n not in desired.links and n in p.cur and n not in p.protected]
@@ -240,8 +332,9 @@ def plan_restore(before: NetState, after: NetState, touched: set[str], touched_s
     """Commands that take ``after`` back to ``before`` for what a commit touched."""
     links = {n: before.links[n] for n in touched if n in before.links}
     created = {n: after.links[n] for n in touched if n not in before.links and n in after.links}
-    restore = Desired("traditional", links, {k: before.sysctls[k] for k in touched_sysctls if k in before.sysctls},
-                      mgmt_interface="")
+    restore = Desired(
+        "traditional", links, {k: before.sysctls[k] for k in touched_sysctls if k in before.sysctls}, mgmt_interface=""
+    )
     return plan_linux(after, restore, created)
 
 

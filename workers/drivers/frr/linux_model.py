@@ -55,8 +55,12 @@ def bridge_name(vni: int) -> str:
 
 
 def _vxlan_info(vx: Vxlan) -> tuple[tuple[str, str | int | bool], ...]:
-    info: dict[str, str | int | bool] = {"id": vx.vni, "local": vx.local_ip, "dstport": vx.dstport,
-                                         "learning": vx.learning}
+    info: dict[str, str | int | bool] = {
+        "id": vx.vni,
+        "local": vx.local_ip,
+        "dstport": vx.dstport,
+        "learning": vx.learning,
+    }
     return tuple(sorted(info.items()))
 
 
@@ -70,20 +74,27 @@ def _vlans_text(vlans: list[int]) -> str:
 
 def desired_state(spec: LinuxSpec, caps: Capabilities) -> Desired:
     """The links and sysctls ``spec`` asks for on a kernel with ``caps``."""
-    out = Desired(caps.mode, {}, dict(spec.sysctls), mgmt_interface=spec.management.interface,
-                  mgmt_address=spec.management.address)
+    out = Desired(
+        caps.mode,
+        {},
+        dict(spec.sysctls),
+        mgmt_interface=spec.management.interface,
+        mgmt_address=spec.management.address,
+    )
     if not caps.vxlan and spec.vxlans:
         out.unsupported.append(f"VXLAN devices: the kernel has none; VNIs {[v.vni for v in spec.vxlans]} not built")
     out.links["lo"] = Link("lo", "loopback", addresses=tuple(spec.loopback.addresses), up=True, note="loopback")
     if caps.vrf:
         for v in spec.vrfs:
-            out.links[v.name] = Link(v.name, "vrf", info=(("table", v.table),), up=True,
-                                     note=f"VRF (table {v.table}, L3 VNI {v.l3_vni})")
+            out.links[v.name] = Link(
+                v.name, "vrf", info=(("table", v.table),), up=True, note=f"VRF (table {v.table}, L3 VNI {v.l3_vni})"
+            )
     else:
         for v in spec.vrfs:
             out.unsupported.append(
                 f"vrf {v.name} (table {v.table}, L3 VNI {v.l3_vni}): no VRF devices in this kernel; "
-                "its SVIs and tenant routes stay in the main table")
+                "its SVIs and tenant routes stay in the main table"
+            )
     if caps.mode == "vlan_aware":
         _vlan_aware(spec, caps, out)
     else:
@@ -92,8 +103,17 @@ def desired_state(spec: LinuxSpec, caps: Capabilities) -> Desired:
 
 
 def _port(p: Port, master: str, vlans: tuple[tuple[int, bool, bool], ...] | None) -> Link:
-    return Link(p.name, "port", mtu=p.mtu, up=p.admin_up, alias=safe_alias(p.description), master=master,
-                addresses=tuple(p.addresses), vlans=vlans, note=f"{p.kind} port")
+    return Link(
+        p.name,
+        "port",
+        mtu=p.mtu,
+        up=p.admin_up,
+        alias=safe_alias(p.description),
+        master=master,
+        addresses=tuple(p.addresses),
+        vlans=vlans,
+        note=f"{p.kind} port",
+    )
 
 
 def _vlan_aware(spec: LinuxSpec, caps: Capabilities, out: Desired) -> None:
@@ -108,18 +128,41 @@ def _vlan_aware(spec: LinuxSpec, caps: Capabilities, out: Desired) -> None:
         out.links[p.name] = _port(p, br.name, tuple(sorted(vl)))
     if br is None or not caps.vxlan:
         return
-    out.links[br.name] = Link(br.name, "bridge", info=(("vlan_filtering", True),), mtu=br.mtu, up=True, master="",
-                              vlans=tuple((v, False, False) for v in sorted(br.vlans)),
-                              note=f"VLAN-aware bridge (VLANs {_vlans_text(br.vlans)})")
+    out.links[br.name] = Link(
+        br.name,
+        "bridge",
+        info=(("vlan_filtering", True),),
+        mtu=br.mtu,
+        up=True,
+        master="",
+        vlans=tuple((v, False, False) for v in sorted(br.vlans)),
+        note=f"VLAN-aware bridge (VLANs {_vlans_text(br.vlans)})",
+    )
     for vx in spec.vxlans:
-        out.links[vx.name] = Link(vx.name, "vxlan", info=_vxlan_info(vx), mtu=vx.mtu, up=True, master=br.name,
-                                  port=_vxlan_port(vx), vlans=((vx.vlan, True, True),),
-                                  note=f"{vx.kind.upper()} VNI {vx.vni} on VLAN {vx.vlan}")
+        out.links[vx.name] = Link(
+            vx.name,
+            "vxlan",
+            info=_vxlan_info(vx),
+            mtu=vx.mtu,
+            up=True,
+            master=br.name,
+            port=_vxlan_port(vx),
+            vlans=((vx.vlan, True, True),),
+            note=f"{vx.kind.upper()} VNI {vx.vni} on VLAN {vx.vlan}",
+        )
     for s in spec.svis:
         master = s.vrf if caps.vrf else ""
-        out.links[s.name] = Link(s.name, "vlan", info=(("id", s.vlan), ("link", br.name)), mtu=s.mtu, up=True,
-                                 mac=s.mac, master=master, addresses=tuple(s.addresses),
-                                 note=f"{s.kind.upper()} SVI of VLAN {s.vlan} (VRF {s.vrf})")
+        out.links[s.name] = Link(
+            s.name,
+            "vlan",
+            info=(("id", s.vlan), ("link", br.name)),
+            mtu=s.mtu,
+            up=True,
+            mac=s.mac,
+            master=master,
+            addresses=tuple(s.addresses),
+            note=f"{s.kind.upper()} SVI of VLAN {s.vlan} (VRF {s.vrf})",
+        )
 
 
 def _traditional(spec: LinuxSpec, caps: Capabilities, out: Desired) -> None:
@@ -130,23 +173,40 @@ def _traditional(spec: LinuxSpec, caps: Capabilities, out: Desired) -> None:
         if vx.kind == "l3" and not caps.vrf:
             out.unsupported.append(
                 f"L3 VNI {vx.vni} (VLAN {vx.vlan}, VRF {svi.vrf if svi else '?'}): no VRF to bind it to; "
-                f"{vx.name} and its SVI not built (symmetric IRB off, tenant routes stay in the main table)")
+                f"{vx.name} and its SVI not built (symmetric IRB off, tenant routes stay in the main table)"
+            )
             continue
         name = bridge_name(vx.vni)
         bridged[vx.vlan] = name
         master = svi.vrf if (svi is not None and caps.vrf) else ""
         out.links[name] = Link(
-            name, "bridge", info=(("vlan_filtering", False),), mtu=svi.mtu if svi else vx.mtu, up=True,
-            mac=svi.mac if svi else None, master=master, addresses=tuple(svi.addresses) if svi else (),
+            name,
+            "bridge",
+            info=(("vlan_filtering", False),),
+            mtu=svi.mtu if svi else vx.mtu,
+            up=True,
+            mac=svi.mac if svi else None,
+            master=master,
+            addresses=tuple(svi.addresses) if svi else (),
             note=f"traditional bridge of {vx.kind.upper()} VNI {vx.vni} (VLAN {vx.vlan})",
         )
-        out.links[vx.name] = Link(vx.name, "vxlan", info=_vxlan_info(vx), mtu=vx.mtu, up=True, master=name,
-                                  port=_vxlan_port(vx), note=f"{vx.kind.upper()} VNI {vx.vni} (VLAN {vx.vlan})")
+        out.links[vx.name] = Link(
+            vx.name,
+            "vxlan",
+            info=_vxlan_info(vx),
+            mtu=vx.mtu,
+            up=True,
+            master=name,
+            port=_vxlan_port(vx),
+            note=f"{vx.kind.upper()} VNI {vx.vni} (VLAN {vx.vlan})",
+        )
         if svi is not None:
             out.adaptations.append(f"SVI {svi.name} (VLAN {vx.vlan}) is bridge {name} (traditional bridge mode)")
     if spec.bridge is not None:
-        out.adaptations.append(f"VLAN-aware bridge {spec.bridge.name} not built: one bridge per VNI instead "
-                               f"(kernel lacks {', '.join(caps.missing) or 'nothing'})")
+        out.adaptations.append(
+            f"VLAN-aware bridge {spec.bridge.name} not built: one bridge per VNI instead "
+            f"(kernel lacks {', '.join(caps.missing) or 'nothing'})"
+        )
     for p in spec.ports:
         if p.bridge is None:
             out.links[p.name] = _port(p, "", None)
@@ -160,5 +220,6 @@ def _traditional(spec: LinuxSpec, caps: Capabilities, out: Desired) -> None:
         if tagged:
             out.unsupported.append(
                 f"port {p.name}: tagged VLANs {_vlans_text(tagged)} not carried: a traditional bridge needs an "
-                f"802.1Q sub-interface ({p.name}.<vlan>) per VLAN, which this kernel cannot make")
+                f"802.1Q sub-interface ({p.name}.<vlan>) per VLAN, which this kernel cannot make"
+            )
         out.links[p.name] = _port(p, master, None)

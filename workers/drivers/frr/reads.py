@@ -70,9 +70,12 @@ def json_docs(text: str) -> list[Any]:
 def pending_parts(revert_dir: str) -> list[tuple[str, str]]:
     """The sections that tell the commit pending on the device (see :func:`parse_pending`)."""
     d = shlex.quote(revert_dir)
-    return [("pstatus", "(" + revert.pending_status(revert_dir).strip() + ")"),
-            ("pmarker", f"head -n 1 {d}/pending 2>/dev/null || head -n 1 {d}/reverting 2>/dev/null"),
-            ("pmeta", f"cat {d}/checkpoint/meta.json 2>/dev/null"), ("pnow", "date +%s")]
+    return [
+        ("pstatus", "(" + revert.pending_status(revert_dir).strip() + ")"),
+        ("pmarker", f"head -n 1 {d}/pending 2>/dev/null || head -n 1 {d}/reverting 2>/dev/null"),
+        ("pmeta", f"cat {d}/checkpoint/meta.json 2>/dev/null"),
+        ("pnow", "date +%s"),
+    ]
 
 
 def parse_pending(sections: dict[str, str]) -> dict[str, Any] | None:
@@ -87,12 +90,15 @@ def parse_pending(sections: dict[str, str]) -> dict[str, Any] | None:
     now_text = sections.get("pnow", "0").strip()
     now = int(now_text) if now_text.isdigit() else 0
     same = isinstance(meta, dict) and token is not None and meta.get("id") == token
-    return {"status": status, "checkpoint": token,
-            "message": str(meta.get("message", "")) if same else "",
-            "created_at": meta.get("created_at") if same else None,
-            "revert_in": meta.get("revert_in") if same else None,
-            "deadline": deadline,
-            "seconds_left": max(0, deadline - now) if deadline is not None and now else None}
+    return {
+        "status": status,
+        "checkpoint": token,
+        "message": str(meta.get("message", "")) if same else "",
+        "created_at": meta.get("created_at") if same else None,
+        "revert_in": meta.get("revert_in") if same else None,
+        "deadline": deadline,
+        "seconds_left": max(0, deadline - now) if deadline is not None and now else None,
+    }
 
 
 _STATE_BGP = ["show bgp vrf all neighbors json", "show bgp vrf all summary json", "show ip route json"]
@@ -117,23 +123,38 @@ class ReadsMixin:
     # -- napalm getters -------------------------------------------------------------------
 
     def get_facts(self) -> dict[str, Any]:
-        s = self._sections([
-            ("host", "uname -n; hostname -f 2>/dev/null || uname -n; uname -r; cat /proc/uptime"),
-            ("version", _vtysh("show version")),
-            ("serial", "cat /sys/class/dmi/id/product_serial 2>/dev/null || true"),
-            ("links", "ip -j link show"),
-        ], "get_facts")
+        s = self._sections(
+            [
+                ("host", "uname -n; hostname -f 2>/dev/null || uname -n; uname -r; cat /proc/uptime"),
+                ("version", _vtysh("show version")),
+                ("serial", "cat /sys/class/dmi/id/product_serial 2>/dev/null || true"),
+                ("links", "ip -j link show"),
+            ],
+            "get_facts",
+        )
         host = s["host"].splitlines() + ["", "", "", ""]
-        return getters.facts(hostname=host[0].strip(), fqdn=host[1].strip(), kernel=host[2].strip(),
-                             uptime_text=host[3], version_text=s["version"], links=_json(s["links"], []),
-                             serial=s.get("serial", "").strip())
+        return getters.facts(
+            hostname=host[0].strip(),
+            fqdn=host[1].strip(),
+            kernel=host[2].strip(),
+            uptime_text=host[3],
+            version_text=s["version"],
+            links=_json(s["links"], []),
+            serial=s.get("serial", "").strip(),
+        )
 
     def get_interfaces(self) -> dict[str, dict[str, Any]]:
-        s = self._sections([
-            ("links", "ip -j link show"),
-            ("speed", "for f in /sys/class/net/*/speed; do n=${f%/speed}; "
-                      "printf '%s %s\\n' \"${n##*/}\" \"$(cat \"$f\" 2>/dev/null)\"; done"),
-        ], "get_interfaces")
+        s = self._sections(
+            [
+                ("links", "ip -j link show"),
+                (
+                    "speed",
+                    "for f in /sys/class/net/*/speed; do n=${f%/speed}; "
+                    'printf \'%s %s\\n\' "${n##*/}" "$(cat "$f" 2>/dev/null)"; done',
+                ),
+            ],
+            "get_interfaces",
+        )
         speeds: dict[str, int] = {}
         for line in s["speed"].splitlines():
             name, _, value = line.partition(" ")
@@ -146,8 +167,10 @@ class ReadsMixin:
         return getters.interfaces_ip(_json(s["addrs"], []))
 
     def get_bgp_neighbors(self) -> dict[str, dict[str, Any]]:
-        s = self._sections([("n", _vtysh("show bgp vrf all neighbors json")),
-                            ("s", _vtysh("show bgp vrf all summary json"))], "get_bgp_neighbors")
+        s = self._sections(
+            [("n", _vtysh("show bgp vrf all neighbors json")), ("s", _vtysh("show bgp vrf all summary json"))],
+            "get_bgp_neighbors",
+        )
         return getters.bgp_neighbors(_json(s["n"], {}), _json(s["s"], {}))
 
     def cli(self, commands: list[str], encoding: str = "text") -> dict[str, str | dict[str, Any]]:
@@ -162,8 +185,9 @@ class ReadsMixin:
             out[c] = _json(text, {}) if encoding == "json" else text
         return out
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False,
-                   format: str = "text") -> dict[str, str]:
+    def get_config(
+        self, retrieve: str = "all", full: bool = False, sanitized: bool = False, format: str = "text"
+    ) -> dict[str, str]:
         if format != "text":
             raise NotImplementedError("the frr driver returns configurations as text only")
         out = {"running": "", "startup": "", "candidate": ""}
@@ -184,9 +208,12 @@ class ReadsMixin:
         return out
 
     def _running_parts(self) -> list[tuple[str, str]]:
-        return [("running", _vtysh("show running-config")),
-                ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
-                ("links", "ip -j -d link show"), ("addrs", "ip -j addr show")]
+        return [
+            ("running", _vtysh("show running-config")),
+            ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
+            ("links", "ip -j -d link show"),
+            ("addrs", "ip -j addr show"),
+        ]
 
     def get_running_and_pending(self) -> tuple[str, dict[str, Any] | None]:
         """``get_config(retrieve="running")["running"]`` and ``get_pending_commit()`` in one exec
@@ -195,25 +222,49 @@ class ReadsMixin:
         s = self._sections(self._running_parts() + pending_parts(self.revert_dir), "get_running_and_pending")
         return s["running"].strip() + "\n" + _linux_summary(s), parse_pending(s)
 
-    def ping(self, destination: str, source: str = "", ttl: int = 255, timeout: int = 2, size: int = 100,
-             count: int = 5, vrf: str = "", source_interface: str = "") -> dict[str, Any]:
+    def ping(
+        self,
+        destination: str,
+        source: str = "",
+        ttl: int = 255,
+        timeout: int = 2,
+        size: int = 100,
+        count: int = 5,
+        vrf: str = "",
+        source_interface: str = "",
+    ) -> dict[str, Any]:
         """napalm ``ping``, run on the switch with iputils ``ping``."""
-        return self._ping(destination, source or source_interface, ttl=ttl, timeout=timeout, size=size,
-                          count=count, vrf=vrf, df=False)
+        return self._ping(
+            destination, source or source_interface, ttl=ttl, timeout=timeout, size=size, count=count, vrf=vrf, df=False
+        )
 
-    def ping_df(self, destination: str, source: str = "", size: int = 100, count: int = 3,
-                timeout: int = 2) -> dict[str, Any]:
+    def ping_df(
+        self, destination: str, source: str = "", size: int = 100, count: int = 3, timeout: int = 2
+    ) -> dict[str, Any]:
         """A ping with the don't-fragment bit (``-M do``): ``size`` is the ICMP payload, so a full
         ``mtu`` probe is ``size = mtu - 28``. Fails when any hop's MTU is smaller."""
         return self._ping(destination, source, ttl=255, timeout=timeout, size=size, count=count, vrf="", df=True)
 
-    def _ping(self, destination: str, source: str, *, ttl: int, timeout: int, size: int, count: int,
-              vrf: str, df: bool) -> dict[str, Any]:
+    def _ping(
+        self, destination: str, source: str, *, ttl: int, timeout: int, size: int, count: int, vrf: str, df: bool
+    ) -> dict[str, Any]:
         for what, value in (("destination", destination), ("source", source), ("vrf", vrf)):
             if value and not _SAFE_ARG.fullmatch(value):
                 raise ValueError(f"ping {what} {value!r}: not an address or interface name")
-        argv = ["ping", "-n", "-c", str(int(count)), "-W", str(int(timeout)), "-s", str(int(size)),
-                "-t", str(int(ttl)), "-i", "0.2"]
+        argv = [
+            "ping",
+            "-n",
+            "-c",
+            str(int(count)),
+            "-W",
+            str(int(timeout)),
+            "-s",
+            str(int(size)),
+            "-t",
+            str(int(ttl)),
+            "-i",
+            "0.2",
+        ]
         if source:
             argv += ["-I", source]
         if df:
@@ -247,8 +298,10 @@ class ReadsMixin:
         if self._caps is None:  # the kernel's capabilities as the driver's setup recorded them, in the same exec
             parts.append(("caps", f"cat {shlex.quote(self.revert_dir)}/caps 2>/dev/null"))
         if evpn:
-            parts += [("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
-                      ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null")]
+            parts += [
+                ("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
+                ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
+            ]
         if pending:
             parts += pending_parts(self.revert_dir)
         s = self._sections(parts, "get_fabric_state")
@@ -267,8 +320,9 @@ class ReadsMixin:
         neighbors, summary, routes = docs[0], docs[1], docs[2]
         links = _json(s["links"], [])
         out: dict[str, Any] = {
-            "bgp": getters.bgp_neighbors(neighbors if isinstance(neighbors, dict) else {},
-                                         summary if isinstance(summary, dict) else {}),
+            "bgp": getters.bgp_neighbors(
+                neighbors if isinstance(neighbors, dict) else {}, summary if isinstance(summary, dict) else {}
+            ),
             "bgp_neighbors_raw": neighbors if isinstance(neighbors, dict) else {},
             "bgp_summary": summary if isinstance(summary, dict) else {},
             "routes": getters.ipv4_routes(routes if isinstance(routes, dict) else {}),
@@ -282,9 +336,12 @@ class ReadsMixin:
             applied = _json(s.get("applied", ""), {})
             modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
             vni, detail = docs[3], docs[4]
-            out["vnis"] = getters.evpn_vnis(vni if isinstance(vni, dict) else {},
-                                            detail if isinstance(detail, (list, dict)) else [],
-                                            getters.with_pvids(links, _json(s.get("vlans", ""), [])), modelled)
+            out["vnis"] = getters.evpn_vnis(
+                vni if isinstance(vni, dict) else {},
+                detail if isinstance(detail, (list, dict)) else [],
+                getters.with_pvids(links, _json(s.get("vlans", ""), [])),
+                modelled,
+            )
         return out
 
     def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
@@ -292,7 +349,7 @@ class ReadsMixin:
         "df"}`` is one ``ping -c 1``; returns napalm ``ping`` results in the same order."""
         if not probes:
             return []
-        lines = ['d=$(mktemp -d) || exit 1']
+        lines = ["d=$(mktemp -d) || exit 1"]
         for i, p in enumerate(probes):
             for what in ("destination", "source"):
                 value = str(p.get(what) or "")
@@ -304,7 +361,7 @@ class ReadsMixin:
             if p.get("df"):
                 argv += ["-M", "do"]
             argv.append(str(p["destination"]))
-            lines.append(f"{' '.join(argv)} > \"$d/{i}\" 2>&1; echo \"rc=$?\" >> \"$d/{i}\" &")
+            lines.append(f'{" ".join(argv)} > "$d/{i}" 2>&1; echo "rc=$?" >> "$d/{i}" &')
         lines.append("wait")
         for i in range(len(probes)):
             lines += [mark(f"p{i}"), f'cat "$d/{i}"']
@@ -317,8 +374,7 @@ class ReadsMixin:
         for i in range(len(probes)):
             text = sections.get(f"p{i}", "")
             rc = re.search(r"^rc=(\d+)$", text, re.M)
-            out.append(getters.ping_result(re.sub(r"^rc=\d+$", "", text, flags=re.M),
-                                           int(rc.group(1)) if rc else 1))
+            out.append(getters.ping_result(re.sub(r"^rc=\d+$", "", text, flags=re.M), int(rc.group(1)) if rc else 1))
         return out
 
     # -- EVPN getters (not in napalm's base) ------------------------------------------------
@@ -330,10 +386,16 @@ class ReadsMixin:
 
     def get_evpn_vnis(self) -> dict[int, dict[str, Any]]:
         """``{vni: {"type": "L2"|"L3", "bridge", "vlan", "remote_vteps": [sorted], ...}}``."""
-        s = self._sections([("v", _vtysh("show evpn vni json")), ("d", _vtysh("show evpn vni detail json")),
-                            ("links", "ip -j -d link show"), ("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
-                            ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null")],
-                           "get_evpn_vnis")
+        s = self._sections(
+            [
+                ("v", _vtysh("show evpn vni json")),
+                ("d", _vtysh("show evpn vni detail json")),
+                ("links", "ip -j -d link show"),
+                ("vlans", "bridge -j vlan show 2>/dev/null || echo []"),
+                ("applied", f"cat {shlex.quote(self.revert_dir)}/applied.json 2>/dev/null"),
+            ],
+            "get_evpn_vnis",
+        )
         links = getters.with_pvids(_json(s["links"], []), _json(s["vlans"], []))
         applied = _json(s["applied"], {})
         modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
@@ -359,11 +421,17 @@ def _linux_summary(s: dict[str, str]) -> str:
             lines.append(f"! linux: {name} missing")
             continue
         kind = (e.get("linkinfo") or {}).get("info_kind", "port")
-        ips = sorted(ip + "/" + str(v["prefix_length"]) for fam in addrs.get(name, {}).values() for ip, v in fam.items()
-                     if not ip.startswith(("fe80", "127.", "::1")))
-        lines.append(f"! linux: {name} {kind} mtu {e.get('mtu')} {'up' if 'UP' in e.get('flags', []) else 'down'}"
-                     f" master {e.get('master', '-')} mac {e.get('address', '-')}"
-                     + (f" addresses {','.join(ips)}" if ips else ""))
+        ips = sorted(
+            ip + "/" + str(v["prefix_length"])
+            for fam in addrs.get(name, {}).values()
+            for ip, v in fam.items()
+            if not ip.startswith(("fe80", "127.", "::1"))
+        )
+        lines.append(
+            f"! linux: {name} {kind} mtu {e.get('mtu')} {'up' if 'UP' in e.get('flags', []) else 'down'}"
+            f" master {e.get('master', '-')} mac {e.get('address', '-')}"
+            + (f" addresses {','.join(ips)}" if ips else "")
+        )
     for text in applied.get("unsupported", []):
         lines.append(f"! linux: unsupported_on_this_kernel: {text}")
     return "\n".join(lines) + "\n"

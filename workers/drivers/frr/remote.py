@@ -58,19 +58,34 @@ def gather_script(d: str, sysctl_keys: list[str], *, frr_test: tuple[str, str] |
     """Print the state sections; with ``frr_test=(frr_reload, file)`` also frr-reload's ``--test`` diff."""
     keys = " ".join(k for k in sysctl_keys if _SYSCTL_KEY.fullmatch(k))
     parts = [
-        mark("caps"), f"cat {q(d)}/caps 2>/dev/null",
-        mark("host"), "uname -n; uname -r",
-        mark("links"), "ip -j -d link show",
-        mark("addrs"), "ip -j addr show",
-        mark("vlans"), "bridge -j vlan show 2>/dev/null || echo '[]'",
-        mark("sysctl"), f"sysctl {keys} 2>/dev/null" if keys else "true",
-        mark("applied"), f"cat {q(d)}/applied.json 2>/dev/null",
-        mark("pending"), "(" + pending_status(d).strip() + ")",
+        mark("caps"),
+        f"cat {q(d)}/caps 2>/dev/null",
+        mark("host"),
+        "uname -n; uname -r",
+        mark("links"),
+        "ip -j -d link show",
+        mark("addrs"),
+        "ip -j addr show",
+        mark("vlans"),
+        "bridge -j vlan show 2>/dev/null || echo '[]'",
+        mark("sysctl"),
+        f"sysctl {keys} 2>/dev/null" if keys else "true",
+        mark("applied"),
+        f"cat {q(d)}/applied.json 2>/dev/null",
+        mark("pending"),
+        "(" + pending_status(d).strip() + ")",
     ]
     if frr_test is not None:
         err = q(f"{d}/candidate/test.err")
-        parts += [mark("frr_test"), f"{q(frr_test[0])} --test {q(frr_test[1])} 2> {err}", "rc=$?",
-                  mark("frr_rc"), "echo $rc", mark("frr_err"), f"cat {err}; rm -f {err}"]
+        parts += [
+            mark("frr_test"),
+            f"{q(frr_test[0])} --test {q(frr_test[1])} 2> {err}",
+            "rc=$?",
+            mark("frr_rc"),
+            "echo $rc",
+            mark("frr_err"),
+            f"cat {err}; rm -f {err}",
+        ]
     parts.append(mark("end"))
     return "\n".join(parts) + "\n"
 
@@ -121,8 +136,9 @@ class Gathered:
         self.caps = Capabilities.from_words(caps_lines[0] if caps_lines else "", self.kernel)
         self.links_json = _json(s.get("links", ""), [])
         self.addrs_json = _json(s.get("addrs", ""), [])
-        self.state: NetState = parse_state(self.links_json, self.addrs_json, _json(s.get("vlans", ""), []),
-                                           parse_sysctls(s.get("sysctl", "")))
+        self.state: NetState = parse_state(
+            self.links_json, self.addrs_json, _json(s.get("vlans", ""), []), parse_sysctls(s.get("sysctl", ""))
+        )
         applied = _json(s.get("applied", ""), None)
         self.applied: dict[str, Any] | None = applied if isinstance(applied, dict) else None
         self.pending = s.get("pending", "none").strip() or "none"
@@ -152,13 +168,17 @@ def tar_bytes(files: Mapping[str, str | bytes], mode: int = 0o600) -> bytes:
 def untar_command(d: str, subdir: str = "") -> str:
     """Unpack the tar on stdin under ``d/subdir``; exits 90 when that fails."""
     target = f"{d}/{subdir}" if subdir else d
-    return (f"umask 077; mkdir -p {q(target)} && tar -x --no-same-owner -m -f - -C {q(target)} "
-            "|| { echo 'lintas: upload failed' >&2; exit 90; }")
+    return (
+        f"umask 077; mkdir -p {q(target)} && tar -x --no-same-owner -m -f - -C {q(target)} "
+        "|| { echo 'lintas: upload failed' >&2; exit 90; }"
+    )
 
 
 def merged_frr_command(d: str) -> str:
     """For a merge: the running config followed by the candidate snippet (frr-reload joins contexts)."""
     c = q(f"{d}/candidate")
-    return (f"vtysh -c 'show running-config' | sed -e '/^Building configuration/d' -e '/^Current configuration:/d' "
-            f"-e '/^end$/d' > {c}/merged.conf && cat {c}/frr.part >> {c}/merged.conf "
-            "|| { echo 'lintas: merge with the running config failed' >&2; exit 91; }")
+    return (
+        f"vtysh -c 'show running-config' | sed -e '/^Building configuration/d' -e '/^Current configuration:/d' "
+        f"-e '/^end$/d' > {c}/merged.conf && cat {c}/frr.part >> {c}/merged.conf "
+        "|| { echo 'lintas: merge with the running config failed' >&2; exit 91; }"
+    )

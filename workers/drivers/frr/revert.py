@@ -113,8 +113,7 @@ def _header(title: str, d: str) -> list[str]:
     return ["#!/bin/sh", f"# Lintas FRR driver: {title}", "set -u", f"dir={q(d)}"]
 
 
-def apply_script(d: str, ops: Iterable[Op], *, frr_file: str | None, frr_reload: str = FRR_RELOAD,
-                 title: str) -> str:
+def apply_script(d: str, ops: Iterable[Op], *, frr_file: str | None, frr_reload: str = FRR_RELOAD, title: str) -> str:
     """Strict: stops at the first failing command (exit 3 Linux, 4 FRR); the driver then restores.
 
     Linux first (FRR's config refers to the devices it creates), then FRR, then the
@@ -133,8 +132,12 @@ def apply_script(d: str, ops: Iterable[Op], *, frr_file: str | None, frr_reload:
 
 def _frr_apply(frr_file: str, frr_reload: str) -> list[str]:
     return [
-        *_reload(frr_reload, frr_file, '"$dir/candidate/reload.log"',
-                 on_fail='echo "lintas-apply: FAILED: frr-reload.py --reload; still differs: $left" >&2; exit 4'),
+        *_reload(
+            frr_reload,
+            frr_file,
+            '"$dir/candidate/reload.log"',
+            on_fail='echo "lintas-apply: FAILED: frr-reload.py --reload; still differs: $left" >&2; exit 4',
+        ),
         """vtysh -c 'write memory' > /dev/null || { echo "lintas-apply: FAILED: write memory" >&2; exit 4; }""",
     ]
 
@@ -160,12 +163,17 @@ def restore_script(d: str, ops: Iterable[Op], *, checkpoint: str, frr_reload: st
     lines.append("""rc=0; try() { "$@" || { echo "lintas-restore: failed (continuing): $*" >&2; rc=1; }; }""")
     lines.append(f"echo 'lintas-restore: checkpoint {checkpoint}'")
     lines += shell_lines(ops, lambda cmd: f"try {cmd}")
-    lines += _reload(frr_reload, '"$dir/checkpoint/frr.conf"', '"$dir/checkpoint/reload.log"',
-                     on_fail='echo "lintas-restore: failed (continuing): frr-reload.py --reload; still differs: '
-                             '$left" >&2; rc=1')
+    lines += _reload(
+        frr_reload,
+        '"$dir/checkpoint/frr.conf"',
+        '"$dir/checkpoint/reload.log"',
+        on_fail='echo "lintas-restore: failed (continuing): frr-reload.py --reload; still differs: $left" >&2; rc=1',
+    )
     lines.append("""try vtysh -c 'write memory' > /dev/null""")
-    lines.append("""if [ -f "$dir/checkpoint/applied.json" ]; then try cp "$dir/checkpoint/applied.json" """
-                 """"$dir/applied.json"; else rm -f "$dir/applied.json"; fi""")
+    lines.append(
+        """if [ -f "$dir/checkpoint/applied.json" ]; then try cp "$dir/checkpoint/applied.json" """
+        """"$dir/applied.json"; else rm -f "$dir/applied.json"; fi"""
+    )
     lines.append("echo lintas-restore: done rc=$rc")
     lines.append("exit $rc")
     return "\n".join(lines) + "\n"
@@ -173,8 +181,7 @@ def restore_script(d: str, ops: Iterable[Op], *, checkpoint: str, frr_reload: st
 
 def run_detached(script: str, log: str, d: str) -> str:
     """Run ``script`` under the lock in its own session, so it completes even if SSH drops; print its log."""
-    return (f"setsid -w flock {q(d + '/lock')} sh {q(script)} > {q(log)} 2>&1 < /dev/null; rc=$?; "
-            f"cat {q(log)}; exit $rc")
+    return f"setsid -w flock {q(d + '/lock')} sh {q(script)} > {q(log)} 2>&1 < /dev/null; rc=$?; cat {q(log)}; exit $rc"
 
 
 def checkpoint_commands(d: str, checkpoint_id: str) -> str:

@@ -32,8 +32,17 @@ class Result:
 
 
 class SshSession:
-    def __init__(self, host: str, port: int, username: str, *, key_file: str | None, known_hosts: str,
-                 password: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        *,
+        key_file: str | None,
+        known_hosts: str,
+        password: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         self.host, self.port, self.username = host, port, username
         self.key_file, self.known_hosts, self.password = key_file, known_hosts, password
         self.timeout = timeout
@@ -56,15 +65,22 @@ class SshSession:
         connect_timeout = min(self.timeout, 15.0)
         try:
             client.connect(
-                hostname=self.host, port=self.port, username=self.username,
-                key_filename=self.key_file, password=None if self.key_file else self.password,
-                look_for_keys=False, allow_agent=False, timeout=connect_timeout,
-                banner_timeout=connect_timeout, auth_timeout=connect_timeout,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                key_filename=self.key_file,
+                password=None if self.key_file else self.password,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=connect_timeout,
+                banner_timeout=connect_timeout,
+                auth_timeout=connect_timeout,
             )
         except paramiko.BadHostKeyException:
             client.close()
             raise FrrHostKeyError(
-                f"{self.where}: the host key does not match {kh} (possible man-in-the-middle); refused") from None
+                f"{self.where}: the host key does not match {kh} (possible man-in-the-middle); refused"
+            ) from None
         except paramiko.AuthenticationException:
             client.close()
             raise FrrAuthError(f"{self.where}: authentication refused") from None
@@ -92,8 +108,15 @@ class SshSession:
             self._client.close()
             self._client = None
 
-    def run(self, command: str, *, stdin: bytes | str | None = None, timeout: float | None = None,
-            check: bool = False, what: str | None = None) -> Result:
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+        what: str | None = None,
+    ) -> Result:
         """Run ``command`` through the remote shell; raise on transport loss or timeout."""
         transport = self._client.get_transport() if self._client else None
         if transport is None or not transport.is_active():

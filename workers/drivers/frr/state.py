@@ -56,8 +56,14 @@ class Link:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Link:
         return cls(
-            name=d["name"], kind=d["kind"], info=tuple(sorted(d.get("info", {}).items())), mtu=d.get("mtu"),
-            up=d.get("up"), mac=d.get("mac"), alias=d.get("alias"), master=d.get("master"),
+            name=d["name"],
+            kind=d["kind"],
+            info=tuple(sorted(d.get("info", {}).items())),
+            mtu=d.get("mtu"),
+            up=d.get("up"),
+            mac=d.get("mac"),
+            alias=d.get("alias"),
+            master=d.get("master"),
             addresses=None if d.get("addresses") is None else tuple(d["addresses"]),
             port=tuple(sorted(d.get("port", {}).items())),
             vlans=None if d.get("vlans") is None else tuple((int(a), bool(b), bool(c)) for a, b, c in d["vlans"]),
@@ -81,8 +87,9 @@ class NetState:
         return cls({n: Link.from_json(x) for n, x in d.get("links", {}).items()}, dict(d.get("sysctls", {})))
 
     def subset(self, names: set[str], sysctls: set[str]) -> NetState:
-        return NetState({n: v for n, v in self.links.items() if n in names},
-                        {k: v for k, v in self.sysctls.items() if k in sysctls})
+        return NetState(
+            {n: v for n, v in self.links.items() if n in names}, {k: v for k, v in self.sysctls.items() if k in sysctls}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +108,23 @@ class Capabilities:
 
     @property
     def missing(self) -> list[str]:
-        names = {"vrf": "VRF devices", "vlan": "802.1Q VLAN devices", "vlan_filtering": "VLAN-aware bridges",
-                 "vxlan": "VXLAN devices"}
+        names = {
+            "vrf": "VRF devices",
+            "vlan": "802.1Q VLAN devices",
+            "vlan_filtering": "VLAN-aware bridges",
+            "vxlan": "VXLAN devices",
+        }
         return [text for key, text in names.items() if not getattr(self, key)]
 
     def to_json(self) -> dict[str, Any]:
-        return {"vrf": self.vrf, "vlan": self.vlan, "vlan_filtering": self.vlan_filtering, "vxlan": self.vxlan,
-                "kernel": self.kernel, "mode": self.mode}
+        return {
+            "vrf": self.vrf,
+            "vlan": self.vlan,
+            "vlan_filtering": self.vlan_filtering,
+            "vxlan": self.vxlan,
+            "kernel": self.kernel,
+            "mode": self.mode,
+        }
 
     @classmethod
     def from_words(cls, words: str, kernel: str = "") -> Capabilities:
@@ -132,8 +149,11 @@ def managed_address(cidr: str) -> bool:
 
 def _info(kind: str, data: dict[str, Any], entry: dict[str, Any]) -> tuple[tuple[str, InfoValue], ...]:
     if kind == "vxlan":
-        out: dict[str, InfoValue] = {"id": int(data.get("id", 0)), "dstport": int(data.get("port", 0)),
-                                     "learning": bool(data.get("learning", True))}
+        out: dict[str, InfoValue] = {
+            "id": int(data.get("id", 0)),
+            "dstport": int(data.get("port", 0)),
+            "learning": bool(data.get("learning", True)),
+        }
         if data.get("local"):
             out["local"] = str(data["local"])
         return tuple(sorted(out.items()))
@@ -164,8 +184,11 @@ def parse_state(links: Any, addrs: Any, vlans: Any, sysctls: dict[str, str]) -> 
     """``ip -j -d link show``, ``ip -j addr show``, ``bridge -j vlan show`` -> NetState."""
     by_addr: dict[str, tuple[str, ...]] = {}
     for e in addrs if isinstance(addrs, list) else []:
-        got = [canonical_cidr(f"{a['local']}/{a['prefixlen']}") for a in e.get("addr_info", [])
-               if a.get("family") in ("inet", "inet6") and "local" in a]
+        got = [
+            canonical_cidr(f"{a['local']}/{a['prefixlen']}")
+            for a in e.get("addr_info", [])
+            if a.get("family") in ("inet", "inet6") and "local" in a
+        ]
         by_addr[str(e.get("ifname"))] = tuple(sorted(a for a in got if managed_address(a)))
     vl = _vlans(vlans)
     out: dict[str, Link] = {}
@@ -187,10 +210,17 @@ def parse_state(links: Any, addrs: Any, vlans: Any, sysctls: dict[str, str]) -> 
             sd = li.get("info_slave_data") or {}
             port = tuple(sorted((k, bool(sd.get(k, d))) for k, d in PORT_DEFAULTS.items()))
         out[name] = Link(
-            name=name, kind=kind, info=_info(kind, li.get("info_data") or {}, e), mtu=int(e.get("mtu", 0)),
-            up="UP" in e.get("flags", []), mac=str(e.get("address", "")).lower() or None,
-            alias=str(e.get("ifalias", "")), master=str(e.get("master", "")),
-            addresses=by_addr.get(name, ()), port=port, vlans=vl.get(name, ()),
+            name=name,
+            kind=kind,
+            info=_info(kind, li.get("info_data") or {}, e),
+            mtu=int(e.get("mtu", 0)),
+            up="UP" in e.get("flags", []),
+            mac=str(e.get("address", "")).lower() or None,
+            alias=str(e.get("ifalias", "")),
+            master=str(e.get("master", "")),
+            addresses=by_addr.get(name, ()),
+            port=port,
+            vlans=vl.get(name, ()),
         )
     return NetState(out, dict(sysctls))
 
