@@ -13,6 +13,7 @@ import pytest
 
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy.fabric_verify import (
+    Settling,
     affected_pings,
     deterministic,
     digest,
@@ -252,17 +253,10 @@ def _fleet(model: InfraModel, broken: dict[str, Any] | None = None) -> FakeFleet
     return FakeFleet(out)
 
 
-def _run(model: InfraModel, fleet: FakeFleet, **kw: Any) -> Any:
+def _run(model: InfraModel, fleet: FakeFleet, changed: set[str] | None = None, **windows: Any) -> Any:
+    settling = Settling("verify", **{"timeout_s": 20.0, **windows})
     return asyncio.run(
-        verify_fabric(
-            fleet,
-            model,
-            sorted(model.devices),
-            log=Log(),
-            label="verify",  # type: ignore[arg-type]
-            timeout_s=kw.pop("timeout_s", 20.0),
-            **kw,
-        )
+        verify_fabric(fleet, model, sorted(model.devices), log=Log(), settling=settling, changed=changed)  # type: ignore[arg-type]
     )
 
 

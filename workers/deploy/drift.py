@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -170,7 +171,7 @@ async def scan(settings: Settings, topo: Topology, mirror: MirrorCache) -> Drift
     # every (repo, commit) group at once: each target is read through its own session, concurrently
     for got in await asyncio.gather(
         *(
-            _scan_devices(settings, topo, mirror, store, url, commit, members, heads, timings)
+            _scan_devices(_Scan(settings, topo, mirror, store, heads, timings), url, commit, members)
             for (url, commit), members in groups.items()
         )
     ):
@@ -212,45 +213,48 @@ async def _lease(locks: LeaseLocks, name: str) -> Lease | str:
         return f"not scanned: {exc}"
 
 
-async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its context, its members, the shared heads and timings
-    settings: Settings,
-    topo: Topology,
-    mirror: MirrorCache,
-    store: NatsArtifactStore,
-    url: str,
-    commit: str,
-    members: list[TargetState],
-    heads: dict[str, str | None],
-    timings: dict[str, float],
-) -> list[TargetDrift]:
+@dataclass(frozen=True)
+class _Scan:
+    """What every (repo, commit) group of one scan shares: where to read, and what it fills in
+    (the branch heads read once, the phases' timings)."""
+
+    settings: Settings
+    topo: Topology
+    mirror: MirrorCache
+    store: NatsArtifactStore
+    heads: dict[str, str | None]
+    timings: dict[str, float]
+
+
+async def _scan_devices(scan: _Scan, url: str, commit: str, members: list[TargetState]) -> list[TargetDrift]:
     t0 = time.monotonic()
     try:
-        model = await asyncio.to_thread(load_model_at, mirror, url, commit)
+        model = await asyncio.to_thread(load_model_at, scan.mirror, url, commit)
     except (InputError, LintasError) as exc:
-        return [_entry(st, heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
-    timings["model"] = round(time.monotonic() - t0, 3)
+        return [_entry(st, scan.heads[st.repo], "unknown", error=f"model at {commit[:8]}: {exc}") for st in members]
+    scan.timings["model"] = round(time.monotonic() - t0, 3)
     host_members = [st for st in members if st.kind == "host"]
     members = [st for st in members if st.kind != "host"]
 
     async def hosts_timed() -> list[TargetDrift]:
         t = time.monotonic()
         try:
-            return await _scan_hosts(settings, topo, model, store, host_members, heads)
+            return await _scan_hosts(scan.settings, scan.topo, model, scan.store, host_members, scan.heads)
         finally:
-            timings["hosts"] = round(time.monotonic() - t, 3)
+            scan.timings["hosts"] = round(time.monotonic() - t, 3)
 
     # hosts are read (OVSDB, libvirt, SSH) while the switches are compared: the scan takes the longer of the two
     host_scan = asyncio.create_task(hosts_timed())
     t1 = time.monotonic()
     names = [st.target for st in members if st.target in model.devices]
     # the switches' SSH sessions open (one per switch, in threads) while the artifacts load and the leases are taken
-    opening = asyncio.create_task(_open_fleet(model, settings, names))
-    got = await asyncio.gather(*(_bundle(store, st) for st in members))
+    opening = asyncio.create_task(_open_fleet(model, scan.settings, names))
+    got = await asyncio.gather(*(_bundle(scan.store, st) for st in members))
     bundles = {st.target: b for st, (b, _) in zip(members, got, strict=True)}
     missing = {st.target: err for st, (_, err) in zip(members, got, strict=True) if err is not None}
     # a scan loads a candidate on the device: never while a run holds the device (it would
     # clobber that run's candidate); such a device is reported unknown this time
-    locks = LeaseLocks(topo.locks, ttl_s=settings.deploy.lease_ttl_s)
+    locks = LeaseLocks(scan.topo.locks, ttl_s=scan.settings.deploy.lease_ttl_s)
     wanted = [n for n in names if n not in missing]
     leases: dict[str, Lease] = {}
     for n, lease in zip(wanted, await asyncio.gather(*(_lease(locks, n) for n in wanted)), strict=True):
@@ -263,7 +267,7 @@ async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its contex
         try:
             fleet = await opening
         except ConnectError as exc:
-            return await host_scan + [_entry(st, heads[st.repo], "unreachable", error=str(exc)) for st in members]
+            return await host_scan + [_entry(st, scan.heads[st.repo], "unreachable", error=str(exc)) for st in members]
         try:
             # a device a run holds is not compared, but its pending commit is read (read-only):
             # the run holding it may be dead
@@ -280,10 +284,10 @@ async def _scan_devices(  # noqa: PLR0913 - one (repo, commit) group: its contex
             await asyncio.to_thread(fleet.close)
     finally:
         await asyncio.gather(*(locks.release(lease) for lease in leases.values()))
-    timings["switches"] = round(time.monotonic() - t1, 3)
+    scan.timings["switches"] = round(time.monotonic() - t1, 3)
     out = await host_scan
     for st in members:
-        head = heads[st.repo]
+        head = scan.heads[st.repo]
         if st.target in missing or st.target not in results:
             po = pend_only.get(st.target)
             pend = po.value if po is not None and po.ok else None

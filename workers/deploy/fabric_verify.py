@@ -223,18 +223,26 @@ def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> 
     return [c for c in C.evaluate(exp, obs, with_pings=True) if c.check in ("ping", "ping-df")]
 
 
-async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the stability rule's windows, all by keyword
+@dataclass(frozen=True)
+class Settling:
+    """How one verification settles: its name in the run's log (``verify``, ``re-verify ...``), its
+    upper bound, the stability rule's windows and the pause between reads."""
+
+    label: str
+    timeout_s: float
+    quiet_s: float = 1.0
+    settle_s: float = 3.0
+    poll_s: float = POLL_S
+
+
+async def verify_fabric(
     fleet: Fleet,
     model: InfraModel,
     devices: list[str],
     *,
     log: RunLogger,
-    timeout_s: float,
-    label: str,
+    settling: Settling,
     changed: set[str] | None = None,
-    quiet_s: float = 1.0,
-    settle_s: float = 3.0,
-    poll_s: float = POLL_S,
 ) -> FabricVerification:
     """Read the whole fabric until :class:`~workers.deploy.settle.Stability` decides; probe the
     affected pairs once the control plane passes (again when its state changed, or once more
@@ -252,7 +260,7 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
     plan = plans(model, devices)
     probes = {d: affected_pings(model, d, plan[d].expected.pings, changed) for d in devices}
     probes = {d: ps for d, ps in probes.items() if ps}
-    rule = Stability(started=t0, timeout_s=timeout_s, quiet_s=quiet_s, settle_s=settle_s)
+    rule = Stability(started=t0, timeout_s=settling.timeout_s, quiet_s=settling.quiet_s, settle_s=settling.settle_s)
     probed_at: str | None = None  # the fabric digest the last probes ran at
     probe_checks: list[C.Check] = []
     probe_runs = probe_count = 0
@@ -311,7 +319,7 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
 
             # the next read runs beside the probes, timed to end about when the quiet window does
             # (both over the switches' open sessions: every session was opened by the read before)
-            delay = min(max(0.05, quiet_s - last_read_s + 0.05), max(0.0, rule.deadline - time.monotonic()))
+            delay = min(max(0.05, settling.quiet_s - last_read_s + 0.05), max(0.0, rule.deadline - time.monotonic()))
             got, ahead = await asyncio.gather(probe_all(), read_all(delay))
             probe_checks = []
             for name in sorted(probes):
@@ -353,7 +361,7 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
             )
             s = C.summary(checks)
             await log.info(
-                f"{label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
+                f"{settling.label}: {s['passed']}/{s['checks']} checks passed; ended by {verdict.ended_by}: "
                 f"{verdict.reason}; {probe_count} probe(s)"
                 + (f", {s['not_applicable']} not applicable on this kernel" if s["not_applicable"] else "")
             )
@@ -364,9 +372,9 @@ async def verify_fabric(  # noqa: PLR0913 - the fabric, the run's log, and the s
             if bad:
                 c = bad[0]
                 await log.info(
-                    f"{label}: waiting for the fabric to settle, {len(bad)} check(s) failing (e.g. "
+                    f"{settling.label}: waiting for the fabric to settle, {len(bad)} check(s) failing (e.g. "
                     f"{c.device} {c.check} {c.subject}: observed {c.observed}); quiet for "
                     f"{rule.quiet_for(now):.1f} s, {max(0.0, rule.deadline - now):.0f} s left"
                 )
         if not probed:  # a probe round took longer than a pause already
-            await asyncio.sleep(min(poll_s, max(0.0, rule.deadline - time.monotonic())))
+            await asyncio.sleep(min(settling.poll_s, max(0.0, rule.deadline - time.monotonic())))

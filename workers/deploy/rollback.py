@@ -26,7 +26,7 @@ from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import ops
 from lintas.workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all
 from lintas.workers.deploy.connect import ConnectError
-from lintas.workers.deploy.fabric_verify import verify_fabric
+from lintas.workers.deploy.fabric_verify import Settling, verify_fabric
 from lintas.workers.deploy.fleet import Fleet
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, save_record
@@ -196,8 +196,7 @@ class RollbackStage:
                     good,
                     names,
                     log=ctx.log,
-                    timeout_s=timeout,
-                    label="re-verify (last-known-good)",
+                    settling=Settling("re-verify (last-known-good)", timeout),
                     changed=set(restored),
                 )
                 checks = v.checks

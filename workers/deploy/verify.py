@@ -37,7 +37,7 @@ from lintas.workers.deploy.common import (
     verify_hosts,
 )
 from lintas.workers.deploy.connect import ConnectError
-from lintas.workers.deploy.fabric_verify import Answered, verify_fabric
+from lintas.workers.deploy.fabric_verify import Answered, Settling, verify_fabric
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, now, save_record
@@ -77,7 +77,7 @@ class VerifyStage:
             t1 = time.monotonic()
             fabric, on_hosts = await asyncio.gather(
                 verify_fabric(
-                    fleet, model, devices, log=ctx.log, timeout_s=timeout, label="verify", changed=_changed(record)
+                    fleet, model, devices, log=ctx.log, settling=Settling("verify", timeout), changed=_changed(record)
                 ),
                 verify_hosts(
                     hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions, label="verify"
