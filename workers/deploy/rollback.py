@@ -94,6 +94,7 @@ class RollbackStage:
                         else ""
                     )
                     t.status, t.error = "rollback_failed", f"{r.error}{timer}"
+                    t.failure = r.failure
                     attention.append(name)
                     await ctx.log.error(f"{name}: ROLLBACK FAILED: {t.error}")
             await save_record(store, record)
@@ -160,6 +161,7 @@ class RollbackStage:
                 )
             else:
                 t.status, t.error = "rollback_failed", r.error
+                t.failure = r.failure
                 attention.append(name)
                 await ctx.log.error(f"{name}: ROLLBACK FAILED: {r.error}")
         ok = [n for n in sorted(snaps) if n not in attention]

@@ -230,6 +230,7 @@ class VerifyStage:
                     await ctx.log.info(f"{name}: confirmed already (before the restart)")
             else:
                 record.targets[name].status, record.targets[name].error = "reverted", r.error
+                record.targets[name].failure = r.failure
                 lost.append(name)
         # no success while a device this run touched still holds one of its commits unconfirmed; the
         # fingerprints of the switches this run compared are read at the same time (one round trip)
