@@ -14,7 +14,8 @@ from lintas.workers.drivers.frr.driver import FrrDriver
 
 
 def _protocol_methods() -> list[str]:
-    return sorted(n for n, v in vars(DeviceDriver).items() if inspect.isfunction(v) and not n.startswith("_"))
+    members = {n: v for cls in DeviceDriver.__mro__ if cls is not object for n, v in vars(cls).items()}
+    return sorted(n for n, v in members.items() if inspect.isfunction(v) and not n.startswith("_"))
 
 
 def _params(func: object) -> list[tuple[str, object, object]]:

@@ -23,10 +23,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lintas.workers.checks import Check as Check
 from lintas.workers.checks import CheckName as CheckName
+from lintas.workers.devices import FabricReader
 from lintas.workers.model.model import InfraModel
 
 IP_ICMP_OVERHEAD = 28
@@ -89,28 +90,6 @@ def expected_state(model: InfraModel, device: str, *, pings: bool = True) -> Exp
                 if other.name != device and other.vtep is not None:
                     exp.pings.append(Ping(str(other.vtep), str(dev.vtep), size, True))
     return exp
-
-
-class FabricReader(Protocol):
-    def get_bgp_neighbors(self) -> dict[str, dict[str, Any]]: ...
-    def get_ipv4_routes(self) -> dict[str, dict[str, Any]]: ...
-    def get_evpn_vnis(self) -> dict[int, dict[str, Any]]: ...
-    def get_interfaces(self) -> dict[str, dict[str, Any]]: ...
-    def get_kernel_facts(self) -> dict[str, Any]: ...
-    def ping(
-        self,
-        destination: str,
-        source: str = "",
-        ttl: int = 255,
-        timeout: int = 2,
-        size: int = 100,
-        count: int = 5,
-        vrf: str = "",
-        source_interface: str = "",
-    ) -> dict[str, Any]: ...
-    def ping_df(
-        self, destination: str, source: str = "", size: int = 100, count: int = 3, timeout: int = 2
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
