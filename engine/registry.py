@@ -31,12 +31,13 @@ def confirmations(kinds: Iterable[str]) -> dict[str, str]:
     """Stage kind -> the kind that must follow it to confirm its changes (a stage class's
     ``confirmed_by``; deploy -> verify). Loads the classes of ``kinds``: for workers and the
     validate stage, not for the engine's hot path."""
+    eps = _eps()  # one scan of the installed distributions, not one per kind
     out: dict[str, str] = {}
     for kind in kinds:
-        if kind in _eps():
-            want = getattr(load_stage(kind), "confirmed_by", None)
-            if isinstance(want, str):
-                out[kind] = want
+        ep = eps.get(kind)
+        want = getattr(ep.load(), "confirmed_by", None) if ep is not None else None
+        if isinstance(want, str):
+            out[kind] = want
     return out
 
 
