@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lintas.engine.api.settings import TokenEntry, WebhookRepo
@@ -64,6 +64,11 @@ class DeploySettings(BaseModel):
     batch_size: int = Field(0, ge=0)  # leaves per later wave (0: all the rest in one wave, `parallelism` at a time)
     health_timeout_s: float = 60.0  # a wave's devices must be healthy within this
     verify_timeout_s: float = 90.0  # verify: sessions Established / VNIs learnt within this
+    # verify's stability rule (workers/deploy/settle.py): every check passes and nothing changed for
+    # quiet_s -> stable; checks fail, every session is up and nothing changed for settle_s -> settled
+    verify_quiet_s: float = Field(1.0, gt=0)
+    verify_settle_s: float = Field(3.0, gt=0)
+    verify_poll_s: float = Field(0.3, gt=0)  # pause between two reads of the whole fabric
     lease_ttl_s: float = 300.0  # per-device lease, renewed while a device is worked on
     connect_timeout_s: int = 15
     username: str | None = None  # overrides the inventory's username
@@ -79,6 +84,20 @@ class DeploySettings(BaseModel):
     allow_deletions: bool = False  # hosts: undefine domains removed from the repo (or `with: allow_deletions`)
     domain_parallelism: int = Field(4, ge=1)  # libvirt domains changed at once on one host
     domain_shutdown_timeout_s: float = Field(60.0, ge=0)  # ACPI shutdown, then destroy
+
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> DeploySettings:
+        if not self.verify_quiet_s <= self.verify_settle_s <= self.verify_timeout_s:
+            raise ValueError(
+                "the verify windows must be in order: verify_quiet_s <= verify_settle_s <= verify_timeout_s "
+                f"(got {self.verify_quiet_s:g} <= {self.verify_settle_s:g} <= {self.verify_timeout_s:g})"
+            )
+        if self.verify_poll_s > self.verify_quiet_s:
+            raise ValueError(
+                f"verify_poll_s ({self.verify_poll_s:g}) must not exceed verify_quiet_s ({self.verify_quiet_s:g}): "
+                "the quiet window needs at least two reads"
+            )
+        return self
 
 
 class RenderSettings(BaseModel):

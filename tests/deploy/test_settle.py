@@ -6,23 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lintas.engine.settings import DeploySettings
 from lintas.workers.deploy import checks as C
+from lintas.workers.deploy.common import verify_hosts
 from lintas.workers.deploy.fabric_verify import (
+    SessionEnd,
     Settling,
     affected_pings,
     deterministic,
     digest,
     plans,
     read_device,
+    session_failures,
     verify_fabric,
 )
 from lintas.workers.deploy.fleet import Outcome
 from lintas.workers.deploy.settle import Reading, Stability
+from lintas.workers.drivers.frr.reads import parse_session_keys, session_keys_filter
 from lintas.workers.model import load_model
 from lintas.workers.model.model import InfraModel
 
@@ -201,13 +208,22 @@ def test_a_spine_change_or_no_record_probes_every_pair(model: InfraModel) -> Non
 class FakeSwitch:
     """Answers get_fabric_state from a script of observations (the last one repeats)."""
 
-    def __init__(self, states: list[C.Observed]) -> None:
+    def __init__(self, states: list[C.Observed], passwords: dict[str, str] | None = None) -> None:
         self.states, self.reads, self.probes = states, 0, 0
+        self.passwords = passwords or {}  # peer ip -> the password configured for it
+        self.keyed = 0  # reads that asked for the password digests
 
-    def get_fabric_state(self, evpn: bool = True, pending: bool = False) -> dict[str, Any]:
+    def get_fabric_state(
+        self, evpn: bool = True, pending: bool = False, session_keys: str | None = None
+    ) -> dict[str, Any]:
         obs = self.states[min(self.reads, len(self.states) - 1)]
         self.reads += 1
+        keys = {}
+        if session_keys is not None:
+            self.keyed += 1
+            keys = {"session_keys": {ip: _digest(session_keys, pw) for ip, pw in self.passwords.items()}}
         return {
+            **keys,
             "bgp": obs.bgp,
             "routes": obs.routes,
             "vnis": obs.vnis,
@@ -220,6 +236,10 @@ class FakeSwitch:
     def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
         self.probes += len(probes)
         return [{"success": {"probes_sent": 1, "packet_loss": 0}} for _ in probes]
+
+
+def _digest(nonce: str, password: str) -> str:
+    return hashlib.sha256((nonce + password).encode()).hexdigest()[:32] if password else ""
 
 
 class FakeConn:
@@ -309,3 +329,201 @@ def test_read_device_reads_once_and_counts_sessions_down(model: InfraModel) -> N
     sw = FakeSwitch([obs])
     r = read_device(sw, "leaf-01", plan=p)
     assert sw.reads == 1 and r.sessions_down == 1 and len(C.failing(r.checks)) == 1
+
+
+# -- failures seen from both ends of a session (issue 16) -----------------------------------------------
+
+
+def _link(model: InfraModel, a: str, b: str) -> tuple[str, str]:
+    """(b's address, a's address) on the link a-b: a's peer ip for b, and b's for a."""
+    p = plans(model, [a, b])
+    ip_b = next(ip for ip, peer in p[a].expected.peers.items() if peer == b)
+    return ip_b, p[a].back[ip_b]
+
+
+def _ends(model: InfraModel, **over: Any) -> tuple[dict[str, Any], dict[str, dict[str, SessionEnd]]]:
+    """Every modelled session Established with the model's ASNs; ``over``: "leaf-04@10.x" -> fields."""
+    names = sorted(model.devices)
+    p = plans(model, names)
+    ends = {
+        d: {ip: SessionEnd(True, "Established", p[d].asn, p[d].peer_asns[ip], key="k") for ip in p[d].expected.peers}
+        for d in names
+    }
+    for where, fields in over.items():
+        d, ip = where.split("@")
+        old = ends[d][ip]
+        ends[d][ip] = SessionEnd(**{**{f: getattr(old, f) for f in SessionEnd.__slots__}, **fields})
+    return p, ends
+
+
+def test_both_ends_up_or_down_for_no_known_cause_is_not_deterministic(model: InfraModel) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+    p, ends = _ends(model)
+    assert session_failures(p, ends) == []
+    p, ends = _ends(model, **{f"leaf-04@{ip}": {"up": False, "state": "Active"}, f"spine-01@{back}": {"up": False}})
+    assert session_failures(p, ends) == []  # same ASNs, same password: it may still come up
+
+
+def test_different_passwords_at_the_two_ends_fail_naming_both_switches_never_the_digest(model: InfraModel) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+    p, ends = _ends(
+        model,
+        **{
+            f"leaf-04@{ip}": {"up": False, "state": "Active", "key": "aaaa"},
+            f"spine-01@{back}": {"up": False, "state": "Connect", "key": "bbbb"},
+        },
+    )
+    out = session_failures(p, ends)
+    assert len(out) == 1  # one session, reported once
+    assert out[0].startswith(f"leaf-04 session to {ip} (spine-01) not Established (Active)")
+    assert "different TCP MD5 passwords" in out[0] and "aaaa" not in out[0] and "bbbb" not in out[0]
+    # one end without a password
+    p, ends = _ends(model, **{f"leaf-04@{ip}": {"up": False, "key": ""}, f"spine-01@{back}": {"up": False}})
+    assert "spine-01 is configured with a TCP MD5 password for it, leaf-04 with none" in session_failures(p, ends)[0]
+    # the digests of one end not read in this poll: nothing to compare yet
+    p, ends = _ends(model, **{f"leaf-04@{ip}": {"up": False, "key": None}, f"spine-01@{back}": {"up": False}})
+    assert session_failures(p, ends) == []
+
+
+def test_an_as_the_other_end_does_not_speak_fails_with_the_peers_notification(model: InfraModel) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+    p, ends = _ends(
+        model,
+        **{
+            f"spine-01@{back}": {
+                "up": False,
+                "state": "Active",
+                "remote_as": 64999,
+                "notification": "OPEN Message Error/Bad Peer AS",
+                "reset": "BGP Notification send",
+            },
+            f"leaf-04@{ip}": {
+                "up": False,
+                "notification": "OPEN Message Error/Bad Peer AS",
+                "reset": "BGP Notification received",
+            },
+        },
+    )
+    out = session_failures(p, ends)
+    assert len(out) == 1 and f"leaf-04 session to {ip} (spine-01)" in out[0]
+    assert f"spine-01 expects AS 64999, leaf-04 speaks AS {p['leaf-04'].asn}" in out[0]
+    assert "BGP Notification send (OPEN Message Error/Bad Peer AS)" in out[0]
+
+
+def test_a_bad_peer_as_notification_the_configs_no_longer_explain_is_stale_not_deterministic(
+    model: InfraModel,
+) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+    stale = {"up": False, "notification": "OPEN Message Error/Bad Peer AS", "reset": "BGP Notification received"}
+    p, ends = _ends(model, **{f"leaf-04@{ip}": stale, f"spine-01@{back}": {"up": False}})
+    assert session_failures(p, ends) == []
+    # the model-level check of one switch names the notification beside the configured AS
+    obs = healthy(p["spine-01"].expected)
+    obs.bgp["global"]["peers"][back].update(is_up=False, remote_as=64999)
+    raw = {
+        back: {"lastNotificationReason": "OPEN Message Error/Bad Peer AS", "lastResetDueTo": "BGP Notification send"}
+    }
+    (reason,) = deterministic(p["spine-01"], obs, raw)
+    assert "remote AS 64999" in reason and "Bad Peer AS" in reason
+
+
+def test_the_loop_reads_the_password_digests_of_down_sessions_and_fails_at_the_second_read(
+    model: InfraModel,
+) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+
+    def down(peer_ip: str) -> Any:
+        def edit(obs: C.Observed) -> C.Observed:
+            obs.bgp["global"]["peers"][peer_ip]["is_up"] = False
+            return obs
+
+        return edit
+
+    fleet = _fleet(model, {"leaf-04": down(ip), "spine-01": down(back)})
+    fleet.switches["leaf-04"].passwords = {ip: "wrong"}
+    fleet.switches["spine-01"].passwords = {back: "right"}
+    v = _run(model, fleet, settle_s=10.0, timeout_s=60.0)
+    assert v.verdict.ended_by == "deterministic" and v.reads == 2, v.verdict
+    assert "leaf-04 session to" in v.verdict.reason and "(spine-01)" in v.verdict.reason
+    assert "different TCP MD5 passwords" in v.verdict.reason
+    # only the two ends of the down session were asked for digests, once each
+    assert {n for n, s in fleet.switches.items() if s.keyed} == {"leaf-04", "spine-01"}
+    assert fleet.switches["leaf-04"].keyed == 1
+
+
+def test_the_session_keys_filter_digests_on_the_switch_and_resolves_peer_groups() -> None:
+    config = (
+        "router bgp 65001\n neighbor UNDERLAY peer-group\n neighbor UNDERLAY password s3cr$t'x\"y\n"
+        " neighbor 10.1.0.1 remote-as 65000\n neighbor 10.1.0.1 peer-group UNDERLAY\n"
+        " neighbor 10.1.0.3 peer-group UNDERLAY\n neighbor 10.1.0.3 password other\n"
+        " neighbor 10.1.0.5 remote-as 65000\nexit\n!\nrouter bgp 65001 vrf UAT\n neighbor 10.9.9.9 password v\nexit\n"
+    )
+    nonce = "00112233445566778899aabbccddeeff"
+    out = subprocess.run(
+        ["sh", "-c", session_keys_filter(nonce)], input=config, capture_output=True, text=True, check=True
+    ).stdout
+    assert "s3cr" not in out and "other" not in out.replace("peer-group", "")
+    keys = parse_session_keys(out)
+    assert keys == {"10.1.0.1": _digest(nonce, "s3cr$t'x\"y"), "10.1.0.3": _digest(nonce, "other")}
+    with pytest.raises(ValueError, match="nonce"):
+        session_keys_filter("x'; reboot; '")
+
+
+# -- the windows as settings -----------------------------------------------------------------------------
+
+
+def test_the_windows_are_settings_validated_in_order() -> None:
+    d = DeploySettings(verify_quiet_s=0.5, verify_settle_s=2.0, verify_poll_s=0.2, verify_timeout_s=30)
+    s = Settling.of("verify", d)
+    assert (s.timeout_s, s.quiet_s, s.settle_s, s.poll_s) == (30, 0.5, 2.0, 0.2)
+    assert Settling.of("verify", DeploySettings()).settle_s == 3.0
+    with pytest.raises(ValueError, match="in order"):
+        DeploySettings(verify_quiet_s=4.0, verify_settle_s=3.0)
+    with pytest.raises(ValueError, match="in order"):
+        DeploySettings(verify_settle_s=20.0, verify_timeout_s=10.0)
+    with pytest.raises(ValueError, match="verify_poll_s"):
+        DeploySettings(verify_poll_s=2.0)
+
+
+# -- the hosts' loop by the same rule ----------------------------------------------------------------------
+
+
+class FakeHosts:
+    """Answers each round from a script of per-host checks (the last round repeats)."""
+
+    timeout_s = 5.0
+
+    def __init__(self, rounds: list[list[C.Check]]) -> None:
+        self.rounds, self.calls = rounds, 0
+        self.conns = {"kvm-1": type("Conn", (), {"libvirt_display": "qemu+libssh://kvm-1"})()}
+
+    async def run(self, bundles: Any, fn: Any) -> dict[str, Outcome[Any]]:
+        got = self.rounds[min(self.calls, len(self.rounds) - 1)]
+        self.calls += 1
+        return {"kvm-1": Outcome(got, None)}
+
+
+def _host_check(check: str, passed: bool, observed: str) -> C.Check:
+    return C.Check(device="kvm-1", check=check, subject="s", passed=passed, expected="x", observed=observed)  # type: ignore[arg-type]
+
+
+def _verify_hosts(hosts: FakeHosts, **windows: Any) -> Any:
+    settling = Settling("verify", **{"timeout_s": 20.0, "quiet_s": 0.2, "settle_s": 0.5, "poll_s": 0.05, **windows})
+    return asyncio.run(
+        verify_hosts(hosts, {"kvm-1": {}}, log=Log(), settling=settling, deletions_allowed=False)  # type: ignore[arg-type]
+    )
+
+
+def test_hosts_are_stable_only_after_the_quiet_window() -> None:
+    hosts = FakeHosts([[_host_check("domain", False, "shut off")], [_host_check("domain", True, "running")]])
+    v = _verify_hosts(hosts)
+    assert v.verdict.ended_by == "stable" and v.verdict.passed and v.rounds >= 3
+    assert v.summary()["ended_by"] == "stable"
+
+
+def test_hosts_failing_unchanged_settle_as_failed_but_a_transient_failure_waits() -> None:
+    v = _verify_hosts(FakeHosts([[_host_check("domain", False, "memory 64, want 128")]]))
+    assert v.verdict.ended_by == "settled" and not v.verdict.passed
+    assert C.failing(v.checks)[0].observed == "memory 64, want 128"
+    waits = _verify_hosts(FakeHosts([[_host_check("ovs-health", False, "no OpenFlow port")]]), timeout_s=1.0)
+    assert waits.verdict.ended_by == "timeout" and waits.rounds > 5

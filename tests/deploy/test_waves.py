@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
-from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
+from lintas.engine.settings import Settings
+from lintas.workers.deploy import ops
+from lintas.workers.deploy.fleet import Outcome
+from lintas.workers.deploy.record import DeployRecord, TargetResult
+from lintas.workers.deploy.rollback import RollbackStage
+from lintas.workers.deploy.waves import Strategy, Wave, plan_waves, restore_order
 
 ROLES = {
     "spine-01": "spine",
@@ -221,3 +229,68 @@ def test_strategy_rejects_revert_in_below_10(revert_in: int) -> None:
 def test_strategy_rejects_out_of_range_values(options: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Strategy.model_validate(options)
+
+
+# -- rollback: the waves in reverse ----------------------------------------------------------------
+
+
+def test_restore_order_is_the_waves_in_reverse_each_wave_at_once() -> None:
+    waves = [w.devices for w in plan_waves(ROLES, ROLES, strategy="waves", canary=1, batch_size=2)]
+    touched = ["spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-05"]
+    assert restore_order(waves, touched) == [
+        ["leaf-05"],
+        ["leaf-02"],
+        ["leaf-01"],
+        ["spine-02"],
+        ["spine-01"],
+    ]
+    # only leaves touched, in one wave: one group, all at once
+    assert restore_order([["spine-01"], ["leaf-01"], ["leaf-02", "leaf-04"]], ["leaf-04", "leaf-02"]) == [
+        ["leaf-02", "leaf-04"]
+    ]
+    # a target no wave names (an old record) comes last; nothing touched: nothing to do
+    assert restore_order([["spine-01"]], ["spine-01", "leaf-09"]) == [["spine-01"], ["leaf-09"]]
+    assert restore_order([["spine-01"]], []) == []
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def info(self, text: str) -> None:
+        self.lines.append(text)
+
+
+class _Fleet:
+    """Records the groups rollback restores, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def run(self, names: Any, fn: Any, **kw: Any) -> dict[str, Outcome[str]]:
+        assert fn is ops.restore and kw["run_id"] == "r-1" and set(kw["checkpoints"]) >= set(names)
+        self.calls.append(list(names))
+        await asyncio.sleep(0)
+        return {n: Outcome("rolled_back", None) for n in names}
+
+
+def test_rollback_restores_the_switches_wave_by_wave_in_reverse() -> None:
+    record = DeployRecord(
+        run_id="r-1",
+        repo="demo",
+        sha="0" * 40,
+        revert_in_s=60,
+        waves=[["spine-01"], ["spine-02"], ["leaf-01"], ["leaf-02", "leaf-03"], ["kvm-uat-01"]],
+        targets={
+            n: TargetResult(target=n, status="committed", checkpoint=f"c-{n}")
+            for n in ["spine-01", "spine-02", "leaf-01", "leaf-02", "leaf-03"]
+        },
+    )
+    fleet, log = _Fleet(), _Log()
+    ctx = type("Ctx", (), {"log": log})()
+    got = asyncio.run(
+        RollbackStage(Settings())._restore_switches(ctx, fleet, record, sorted(record.targets))  # type: ignore[arg-type]
+    )
+    assert fleet.calls == [["leaf-02", "leaf-03"], ["leaf-01"], ["spine-02"], ["spine-01"]]
+    assert set(got) == set(record.targets) and all(r.value == "rolled_back" for r in got.values())
+    assert "restoring leaf-02, leaf-03 (1/4, the rollout's waves in reverse)" in log.lines

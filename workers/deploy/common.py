@@ -1,11 +1,15 @@
-"""What deploy, verify and rollback share: the model at a commit, leases, the hosts' verify loop (the
-fabric's is :mod:`workers.deploy.fabric_verify`)."""
+"""What deploy, verify and rollback share: the model at a commit, leases, the hosts' verify loop (by
+the fabric's stability rule; the fabric's loop is :mod:`workers.deploy.fabric_verify`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from lintas.engine.artifacts import ArtifactStore
 from lintas.engine.errors import InputError
@@ -13,12 +17,12 @@ from lintas.engine.locks import Lease, LeaseLocks
 from lintas.engine.runlog import RunLogger
 from lintas.engine.stage import StageContext
 from lintas.workers.deploy import checks as C
+from lintas.workers.deploy.fabric_verify import Settling
 from lintas.workers.deploy.hostfleet import HostFleet
+from lintas.workers.deploy.settle import Reading, Stability, Verdict
 from lintas.workers.hosts import ops as host_ops
 from lintas.workers.model import InfraModel
 from lintas.workers.model.revision import load_model_at
-
-POLL_S = 2.0
 
 
 async def load_model_of(ctx: StageContext, sha: str) -> InfraModel | str:
@@ -72,22 +76,57 @@ async def load_bundle(store: ArtifactStore, artifacts: dict[str, str] | None) ->
     return out
 
 
+@dataclass(slots=True)
+class HostVerification:
+    """The hosts' last checks and what ended their verification (the fabric's stability rule)."""
+
+    checks: list[C.Check]
+    verdict: Verdict
+    rounds: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ended_by": self.verdict.ended_by,
+            "reason": self.verdict.reason,
+            "quiet_s": round(self.verdict.quiet_s, 2),
+            "rounds": self.rounds,
+        }
+
+
+# failing host checks that waiting may heal (a host not answering yet, an interface vswitchd has not
+# given its port or MTU yet): while one fails, the hosts do not settle as failed
+HOST_TRANSIENT = frozenset({"reachable", "ovs-health"})
+
+
+def host_digest(checks: list[C.Check]) -> str:
+    """What the hosts' stability rule watches: every check's outcome and observation."""
+    text = json.dumps(
+        sorted(
+            (c.device, c.check, c.subject, c.passed, json.dumps(c.observed, sort_keys=True, default=str))
+            for c in checks
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 async def verify_hosts(
     hosts: HostFleet,
     bundles: dict[str, dict[str, str]],
     *,
     log: RunLogger,
-    timeout_s: float,
+    settling: Settling,
     deletions_allowed: bool,
-    label: str,
-) -> list[C.Check]:
-    """Poll every host's checks (:func:`workers.hosts.ops.checks`) until all pass or ``timeout_s``."""
+) -> HostVerification:
+    """Read every host's checks (:func:`workers.hosts.ops.checks`) until the stability rule of
+    :mod:`workers.deploy.settle` decides, as the fabric's verification does: ``stable`` (every check
+    passes and no observation changed for the quiet window), ``settled`` (checks fail, none that
+    waiting may heal, nothing changed for the settle window), or ``timeout``."""
     if not bundles:
-        return []
-    deadline = time.monotonic() + timeout_s
-    rounds = 0
+        return HostVerification([], Verdict(True, "stable", "no host to verify", 0.0), 0)
+    rule = Stability(
+        started=time.monotonic(), timeout_s=settling.timeout_s, quiet_s=settling.quiet_s, settle_s=settling.settle_s
+    )
     while True:
-        rounds += 1
         results = await hosts.run(
             bundles,
             lambda c: host_ops.checks(
@@ -110,8 +149,15 @@ async def verify_hosts(
                         observed=r.error,
                     )
                 )
-        if not C.failing(checks) or time.monotonic() >= deadline:
+        bad = C.failing(checks)
+        per_host = {n: host_digest([c for c in checks if c.device == n]) for n in bundles}
+        transient = sum(1 for c in bad if c.check in HOST_TRANSIENT)
+        verdict = rule.feed(Reading(time.monotonic(), per_host, len(bad), transient))
+        if verdict is not None:
             s = C.summary(checks)
-            await log.info(f"{label} (hosts): {s['passed']}/{s['checks']} checks passed after {rounds} round(s)")
-            return checks
-        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+            await log.info(
+                f"{settling.label} (hosts): {s['passed']}/{s['checks']} checks passed after {rule.readings} "
+                f"round(s); ended by {verdict.ended_by}: {verdict.reason}"
+            )
+            return HostVerification(checks, verdict, rule.readings)
+        await asyncio.sleep(min(settling.poll_s, max(0.0, rule.deadline - time.monotonic())))

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from lintas.engine.runlog import RunLogger
+from lintas.engine.settings import DeploySettings
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.settle import Reading, Stability, Verdict
@@ -36,6 +38,21 @@ class Plan:
     expected: C.Expected
     asn: int
     peer_asns: dict[str, int]  # peer ip -> the model's ASN of that peer
+    back: dict[str, str] = field(default_factory=dict)  # peer ip -> this switch's address on that link
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    """One end of a modelled BGP session as its switch reports it (no secret: ``key`` is a digest of
+    the configured password with a nonce of this verification, compared with the other end's only)."""
+
+    up: bool
+    state: str
+    local_as: int
+    remote_as: int
+    notification: str = ""  # lastNotificationReason (e.g. "OPEN Message Error/Bad Peer AS")
+    reset: str = ""  # lastResetDueTo (e.g. "BGP Notification send")
+    key: str | None = None  # None: not read in this poll
 
 
 @dataclass(slots=True)
@@ -45,6 +62,7 @@ class DeviceRead:
     sessions_down: int
     deterministic: list[str]
     pending: Answered | None = None  # the commit pending on the switch, read in the same exec
+    sessions: dict[str, SessionEnd] = field(default_factory=dict)  # modelled peer ip -> this end
 
 
 class Answered:
@@ -92,7 +110,8 @@ def plans(model: InfraModel, devices: list[str]) -> dict[str, Plan]:
     out = {}
     for d in devices:
         exp = C.expected_state(model, d)
-        out[d] = Plan(exp, model.devices[d].asn, {ip: model.devices[peer].asn for ip, peer in exp.peers.items()})
+        back = {str(lk.remote(d).ip.ip): str(lk.local(d).ip.ip) for lk in model.links_by_device.get(d, ())}
+        out[d] = Plan(exp, model.devices[d].asn, {ip: model.devices[peer].asn for ip, peer in exp.peers.items()}, back)
     return out
 
 
@@ -113,18 +132,109 @@ def affected_pings(model: InfraModel, device: str, pings: list[C.Ping], changed:
     return [p for p in pings if owner.get(p.destination) in changed]
 
 
-def _observe(driver: Any, exp: C.Expected) -> tuple[C.Observed, dict[str, Any], Answered | None]:
+@dataclass(slots=True)
+class _Observation:
+    obs: C.Observed
+    summary: dict[str, Any]
+    pending: Answered | None
+    raw: dict[str, Any]  # the default VRF's neighbors as FRR reports them (notification, last reset)
+    keys: dict[str, str] | None  # peer ip -> password digest, when asked for
+
+
+def _observe(driver: Any, exp: C.Expected, nonce: str | None) -> _Observation:
     get = getattr(driver, "get_fabric_state", None)
     if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
-        return C.observe(driver, exp, with_pings=False), {}, None
-    st = get(evpn=bool(exp.vnis or exp.l3vnis), pending=True)
-    return (
+        return _Observation(C.observe(driver, exp, with_pings=False), {}, None, {}, None)
+    evpn = bool(exp.vnis or exp.l3vnis)
+    st = get(evpn=evpn, pending=True) if nonce is None else get(evpn=evpn, pending=True, session_keys=nonce)
+    raw = st.get("bgp_neighbors_raw") or {}
+    return _Observation(
         C.Observed(
             bgp=st["bgp"], routes=st["routes"], vnis=st["vnis"], interfaces=st["interfaces"], kernel=st["kernel"]
         ),
         st.get("bgp_summary", {}),
         Answered(st["pending"]) if "pending" in st else None,
+        raw.get("default", {}) if isinstance(raw.get("default"), dict) else {},
+        st.get("session_keys"),
     )
+
+
+def session_ends(
+    plan: Plan, obs: C.Observed, raw: dict[str, Any], keys: dict[str, str] | None
+) -> dict[str, SessionEnd]:
+    """This switch's end of every modelled session it reports."""
+    peers = obs.bgp.get("global", {}).get("peers", {})
+    out = {}
+    for ip in plan.expected.peers:
+        p = peers.get(ip)
+        if p is None:
+            continue
+        r = _raw_peer(raw, ip)
+        out[ip] = SessionEnd(
+            up=bool(p.get("is_up")),
+            state=str(r.get("bgpState", "Established" if p.get("is_up") else "")),
+            local_as=int(p.get("local_as") or 0),
+            remote_as=int(p.get("remote_as") or 0),
+            notification=str(r.get("lastNotificationReason", "")),
+            reset=str(r.get("lastResetDueTo", "")),
+            key=None if keys is None else keys.get(ip, ""),
+        )
+    return out
+
+
+def _raw_peer(raw: dict[str, Any], ip: str) -> dict[str, Any]:
+    got = raw.get(ip)
+    return got if isinstance(got, dict) else {}
+
+
+def session_failures(plan: dict[str, Plan], ends: dict[str, dict[str, SessionEnd]]) -> list[str]:
+    """Failures of a modelled session that waiting cannot heal, seen by comparing its two ends as
+    read in the same poll: each end configured for an AS the other end is not (a peer's
+    NOTIFICATION "Bad Peer AS" is named with it), or the two ends configured with different TCP
+    MD5 passwords (compared by digest; FRR only shows such a session in Active/Connect). A
+    session is reported once, from the end that sorts first, naming both switches and the cause."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for d in sorted(ends):
+        for ip, mine in sorted(ends[d].items()):
+            peer = plan[d].expected.peers.get(ip)
+            if mine.up or peer is None or peer not in ends or peer not in plan:
+                continue
+            back = plan[d].back.get(ip)
+            theirs = ends[peer].get(back) if back is not None else None
+            if theirs is None or theirs.up:
+                continue
+            pair = (min(d, peer), max(d, peer))
+            if pair in seen:
+                continue
+            why = _session_cause(d, peer, mine, theirs)
+            if why:
+                seen.add(pair)
+                out.append(f"{d} session to {ip} ({peer}) not Established ({mine.state or 'down'}): {why}")
+    return out
+
+
+def _session_cause(d: str, peer: str, mine: SessionEnd, theirs: SessionEnd) -> str:
+    causes = []
+    if mine.remote_as and theirs.local_as and mine.remote_as != theirs.local_as:
+        causes.append(f"{d} expects AS {mine.remote_as}, {peer} speaks AS {theirs.local_as}")
+    if theirs.remote_as and mine.local_as and theirs.remote_as != mine.local_as:
+        causes.append(f"{peer} expects AS {theirs.remote_as}, {d} speaks AS {mine.local_as}")
+    if causes:
+        notes = [
+            f"{n}: {e.reset or 'NOTIFICATION'} ({e.notification})" for n, e in ((d, mine), (peer, theirs)) if _bad_as(e)
+        ]
+        return "; ".join(causes) + (f" (the peer refused it: {'; '.join(notes)})" if notes else "")
+    if mine.key is not None and theirs.key is not None and mine.key != theirs.key:
+        if not mine.key or not theirs.key:
+            has, hasnt = (d, peer) if mine.key else (peer, d)
+            return f"{has} is configured with a TCP MD5 password for it, {hasnt} with none"
+        return "the two ends are configured with different TCP MD5 passwords (compared by digest)"
+    return ""
+
+
+def _bad_as(end: SessionEnd) -> bool:
+    return "bad peer as" in end.notification.lower()
 
 
 def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
@@ -162,8 +272,11 @@ def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def deterministic(plan: Plan, obs: C.Observed) -> list[str]:
-    """Failures that waiting cannot heal: configuration facts, not transient state."""
+def deterministic(plan: Plan, obs: C.Observed, raw: dict[str, Any] | None = None) -> list[str]:
+    """Failures that waiting cannot heal, on one switch: configuration facts, not transient state
+    (a port up at another MTU than the model's; a session configured with another local or remote
+    AS than the model's, with the peer's NOTIFICATION when it sent one). ``raw``: the default VRF's
+    neighbors as FRR reports them. What needs both ends of a session is :func:`session_failures`."""
     exp, d = plan.expected, plan.expected.device
     out = []
     for port, mtu in sorted(exp.interfaces.items()):
@@ -176,26 +289,42 @@ def deterministic(plan: Plan, obs: C.Observed) -> list[str]:
         if p is None or p.get("is_up"):
             continue
         want = plan.peer_asns.get(ip)
+        refused = ""
+        r = _raw_peer(raw or {}, ip)
+        if "bad peer as" in str(r.get("lastNotificationReason", "")).lower():
+            refused = f" ({r.get('lastResetDueTo') or 'NOTIFICATION'}: {r['lastNotificationReason']})"
         if p.get("remote_as") and want is not None and p["remote_as"] != want:
             out.append(
                 f"{d} session to {ip} ({peer}) not Established: configured with remote AS "
-                f"{p['remote_as']}, the model says {want}"
+                f"{p['remote_as']}, the model says {want}{refused}"
             )
         if p.get("local_as") and p["local_as"] != plan.asn:
             out.append(
-                f"{d} session to {ip} ({peer}) not Established: local AS {p['local_as']}, the model says {plan.asn}"
+                f"{d} session to {ip} ({peer}) not Established: local AS {p['local_as']}, "
+                f"the model says {plan.asn}{refused}"
             )
     return out
 
 
-def read_device(driver: Any, name: str, *, plan: dict[str, Plan]) -> DeviceRead:
-    """One switch: one exec, cheap checks, digest, sessions down, deterministic failures."""
+def read_device(
+    driver: Any, name: str, *, plan: dict[str, Plan], keys: tuple[str, frozenset[str]] | None = None
+) -> DeviceRead:
+    """One switch: one exec, cheap checks, digest, sessions down, deterministic failures.
+    ``keys``: (nonce, switches) to read the password digests of (see ``get_fabric_state``)."""
     p = plan[name]
-    obs, summary, pending = _observe(driver, p.expected)
+    got = _observe(driver, p.expected, keys[0] if keys is not None and name in keys[1] else None)
+    obs = got.obs
     checks = C.evaluate(p.expected, obs, with_pings=False)
     peers = obs.bgp.get("global", {}).get("peers", {})
     down = sum(1 for ip in p.expected.peers if not (peers.get(ip) or {}).get("is_up"))
-    return DeviceRead(checks, digest(obs, summary), down, deterministic(p, obs), pending)
+    return DeviceRead(
+        checks,
+        digest(obs, got.summary),
+        down,
+        deterministic(p, obs, got.raw),
+        got.pending,
+        session_ends(p, obs, got.raw, got.keys),
+    )
 
 
 def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> list[C.Check]:
@@ -223,6 +352,17 @@ def probe_device(driver: Any, name: str, *, probes: dict[str, list[C.Ping]]) -> 
     return [c for c in C.evaluate(exp, obs, with_pings=True) if c.check in ("ping", "ping-df")]
 
 
+def _down_ends(plan: dict[str, Plan], ends: dict[str, dict[str, SessionEnd]]) -> set[str]:
+    """Both switches of every modelled session one of its ends reports down."""
+    out: set[str] = set()
+    for d, mine in ends.items():
+        for ip, end in mine.items():
+            peer = plan[d].expected.peers.get(ip)
+            if not end.up and peer is not None:
+                out |= {d, peer}
+    return out & set(plan)
+
+
 @dataclass(frozen=True)
 class Settling:
     """How one verification settles: its name in the run's log (``verify``, ``re-verify ...``), its
@@ -233,6 +373,12 @@ class Settling:
     quiet_s: float = 1.0
     settle_s: float = 3.0
     poll_s: float = POLL_S
+
+    @classmethod
+    def of(cls, label: str, deploy: DeploySettings) -> Settling:
+        """The windows as configured (``LINTAS_DEPLOY__VERIFY_TIMEOUT_S``, ``__VERIFY_QUIET_S``,
+        ``__VERIFY_SETTLE_S``, ``__VERIFY_POLL_S``; the settings validate their order)."""
+        return cls(label, deploy.verify_timeout_s, deploy.verify_quiet_s, deploy.verify_settle_s, deploy.verify_poll_s)
 
 
 async def verify_fabric(
@@ -267,13 +413,16 @@ async def verify_fabric(
     logged = 0.0
     timings: dict[str, float] = {"reads": 0.0, "probes": 0.0}
     last_read_s = 0.0
+    # the password digests are read (with a nonce of this verification only) of both ends of every
+    # session the read before found down: a wrong password leaves FRR in Active/Connect, nothing more
+    nonce, keyed = secrets.token_hex(16), frozenset[str]()
 
     async def read_all(delay: float = 0.0) -> tuple[dict[str, Outcome[DeviceRead]], float]:
         nonlocal last_read_s
         if delay > 0:
             await asyncio.sleep(delay)
         t_read = time.monotonic()
-        got = await fleet.run(devices, read_device, plan=plan)
+        got = await fleet.run(devices, read_device, plan=plan, keys=(nonce, keyed) if keyed else None)
         end = time.monotonic()
         last_read_s = end - t_read
         timings["first_read"] = timings.get("first_read", last_read_s)
@@ -305,6 +454,9 @@ async def verify_fabric(
                     )
                 )
                 digests[name], down = f"unreachable: {r.error}", down + 1
+        ends = {n: r.value.sessions for n, r in results.items() if r.ok and r.value is not None}
+        det += session_failures(plan, ends)
+        keyed = frozenset(_down_ends(plan, ends))
         fabric = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
         probed = False
         if not C.failing(cheap) and probes and (probed_at != fabric or (C.failing(probe_checks) and probe_runs < 2)):

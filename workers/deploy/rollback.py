@@ -7,6 +7,9 @@ Then the fabric is verified again against the last-known-good model (the commit 
 target store names). The stage fails, naming the devices that need attention, when a
 device cannot be restored or the re-verification fails; the run then ends ``failed``.
 
+The switches are restored the rollout's waves in reverse (the leaves before the spines they were
+deployed after, each spine on its own as it was changed), every switch of one wave at once.
+
 A hypervisor host is restored to the snapshot deploy stored before changing it (OVS/OVN
 rows and keys, tunnel addresses, domain definitions and power states; domains the run
 created are removed) and then compared with that snapshot.
@@ -27,9 +30,10 @@ from lintas.workers.deploy import ops
 from lintas.workers.deploy.common import check_lines, load_bundle, load_model_of, locks_for, release_all
 from lintas.workers.deploy.connect import ConnectError
 from lintas.workers.deploy.fabric_verify import Settling, verify_fabric
-from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, save_record
+from lintas.workers.deploy.waves import restore_order
 from lintas.workers.hosts import ops as host_ops
 
 
@@ -61,14 +65,9 @@ class RollbackStage:
         try:
             await ctx.log.warning(f"rolling back {', '.join(touched)}")
             devices = [n for n in touched if n not in host_names]
-            # reverse order of the rollout: hosts (the last waves) first, then the switches
+            # reverse order of the rollout: hosts (the last waves) first, then the switches' waves in reverse
             attention, host_checks = await self._restore_hosts(ctx, hosts, store, record, host_names)
-            results = await fleet.run(
-                devices,
-                ops.restore,
-                run_id=record.run_id,
-                checkpoints={n: record.targets[n].checkpoint for n in devices},
-            )
+            results = await self._restore_switches(ctx, fleet, record, devices)
             for name in devices:
                 r, t = results[name], record.targets[name]
                 if r.ok and r.value == "not_ours":  # another run's (or unknown) commit: never touched
@@ -123,6 +122,22 @@ class RollbackStage:
             return StageResult.ok(summary)
         finally:
             await asyncio.to_thread(fleet.close)
+
+    async def _restore_switches(
+        self, ctx: StageContext, fleet: Fleet, record: DeployRecord, devices: list[str]
+    ) -> dict[str, Outcome[str]]:
+        """The switches back to their checkpoints, the rollout's waves in reverse (leaves before the
+        spines they followed, each spine on its own as it was changed), each wave's at once."""
+        checkpoints = {n: record.targets[n].checkpoint for n in devices}
+        results: dict[str, Outcome[str]] = {}
+        groups = restore_order(record.waves, devices)
+        for i, group in enumerate(groups):
+            if len(groups) > 1:
+                await ctx.log.info(
+                    f"restoring {', '.join(group)} ({i + 1}/{len(groups)}, the rollout's waves in reverse)"
+                )
+            results.update(await fleet.run(group, ops.restore, run_id=record.run_id, checkpoints=checkpoints))
+        return results
 
     async def _restore_hosts(
         self, ctx: StageContext, hosts: HostFleet, store: NatsArtifactStore, record: DeployRecord, names: list[str]
@@ -188,7 +203,6 @@ class RollbackStage:
         """Against the last-known-good model, by verify's stability rule, probing the pairs of the
         restored switches; with no such model (first deploy), only that no commit is pending."""
         commits = {t.previous_commit for t in record.targets.values() if t.previous_commit}
-        timeout = ctx.settings.deploy.verify_timeout_s
         if len(commits) == 1:
             good = await load_model_of(ctx, commits.pop())
             if not isinstance(good, str):
@@ -198,7 +212,7 @@ class RollbackStage:
                     good,
                     names,
                     log=ctx.log,
-                    settling=Settling("re-verify (last-known-good)", timeout),
+                    settling=Settling.of("re-verify (last-known-good)", ctx.settings.deploy),
                     changed=set(restored),
                 )
                 checks = v.checks

@@ -5,8 +5,8 @@ Every switch of the model is checked (:mod:`workers.deploy.checks`) until the fa
 a deterministic failure, or ``verify_timeout`` as the bound; the summary's ``ended_by`` says which),
 with the pings only for the pairs the run's changes can affect; every host the run changed
 (:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel address, each modelled
-domain's state, vCPUs, memory and every NIC's MAC and bridge) is polled until its checks pass or
-``verify_timeout``. On success every commit of this run pending
+domain's state, vCPUs, memory and every NIC's MAC and bridge) is read by the same stability rule
+(the summary's ``hosts.ended_by``). On success every commit of this run pending
 on a switch is confirmed, found on the devices themselves and not only in the record (a commit
 confirmed before a crash is recognised by its checkpoint); the devices are read again, and the
 stage fails while any commit of the run is still pending. Only then does the target store
@@ -54,57 +54,84 @@ class VerifyStage:
     async def run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
         t0 = time.monotonic()
-        model = await load_model_of(ctx, job.sha)
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        model, record = await asyncio.gather(load_model_of(ctx, job.sha), load_record(store, job.run_id))
+        t_loaded = time.monotonic()
         if isinstance(model, str):
             return StageResult.failed(model)
-        store = NatsArtifactStore(ctx.topology.artifacts)
-        record = await load_record(store, job.run_id)
         devices = sorted(model.devices)
-        timeout = ctx.settings.deploy.verify_timeout_s
-        # hosts this run changed (all deployed hosts without a record): a switch change leaves a host's
-        # OVS and domains alone, and drift watches the others
-        bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts)))
         try:
             fleet = await asyncio.to_thread(Fleet, model, ctx.settings, devices)
-            hosts = HostFleet(model, ctx.settings, bundles)
         except ConnectError as exc:
             return StageResult.failed(f"cannot connect: {exc}")
         deletions = record.allow_deletions if record is not None else ctx.settings.deploy.allow_deletions
         try:
-            gone = await self._gone(ctx, fleet, store, record)
+            # every switch's session opens now, all at once (the first read then finds them open), and
+            # over it the commit state of the switches the record calls committed (:meth:`_gone`);
+            # meanwhile the bundles load of the hosts this run changed (all deployed hosts without a
+            # record: a switch change leaves a host's OVS and domains alone, and drift watches the others)
+            t_fleet = time.monotonic()
+            states, bundles = await asyncio.gather(
+                fleet.run(devices, _open_session, committed=set(_committed(record, fleet))),
+                host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts))),
+            )
+            t_open = time.monotonic()
+            gone = await self._gone(ctx, store, record, states)
             if gone is not None:
                 return gone
+            try:
+                hosts = HostFleet(model, ctx.settings, bundles)
+            except ConnectError as exc:
+                return StageResult.failed(f"cannot connect: {exc}")
             t1 = time.monotonic()
             fabric, on_hosts = await asyncio.gather(
                 verify_fabric(
-                    fleet, model, devices, log=ctx.log, settling=Settling("verify", timeout), changed=_changed(record)
+                    fleet,
+                    model,
+                    devices,
+                    log=ctx.log,
+                    settling=Settling.of("verify", ctx.settings.deploy),
+                    changed=_changed(record),
                 ),
                 verify_hosts(
-                    hosts, bundles, log=ctx.log, timeout_s=timeout, deletions_allowed=deletions, label="verify"
+                    hosts,
+                    bundles,
+                    log=ctx.log,
+                    settling=Settling.of("verify", ctx.settings.deploy),
+                    deletions_allowed=deletions,
                 ),
             )
-            checks = fabric.checks + on_hosts
+            checks = fabric.checks + on_hosts.checks
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
             # where the stage's time went before the confirm (the rest of its duration is confirming)
-            phases = {"before_checks_s": round(t1 - t0, 3), "checks_s": round(time.monotonic() - t1, 3)}
+            phases = {
+                "before_checks_s": round(t1 - t0, 3),
+                "model_and_record_s": round(t_loaded - t0, 3),  # concurrently
+                "fleet_s": round(t_fleet - t_loaded, 3),  # the inventory and credentials (no packet yet)
+                "sessions_s": round(t_open - t_fleet, 3),  # every session opened, the committed ones' state read
+                "checks_s": round(time.monotonic() - t1, 3),
+            }
             summary: dict[str, Any] = {
                 "report": report,
                 "totals": C.summary(checks),
                 **fabric.summary(),
+                "hosts": on_hosts.summary(),
                 "phases": phases,
                 "checks": [c.model_dump(mode="json") for c in C.failing(checks)][:MAX_CHECKS_ON_RUN],
             }
             if C.failing(checks):
                 for line in check_lines(checks, limit=40):
                     await ctx.log.error(f"check failed: {line}")
+                ended = fabric.verdict if C.failing(fabric.checks) or not fabric.verdict.passed else on_hosts.verdict
                 return StageResult.failed(
-                    f"{C.summary(checks)['failed']} check(s) failed ({fabric.verdict.ended_by}: "
-                    f"{fabric.verdict.reason}): " + "; ".join(check_lines(checks, limit=8)),
+                    f"{C.summary(checks)['failed']} check(s) failed ({ended.ended_by}: "
+                    f"{ended.reason}): " + "; ".join(check_lines(checks, limit=8)),
                     summary=summary,
                 )
-            if not fabric.verdict.passed:  # a deterministic failure found before any check failed
-                return StageResult.failed(f"{fabric.verdict.ended_by}: {fabric.verdict.reason}", summary=summary)
+            for verdict in (fabric.verdict, on_hosts.verdict):
+                if not verdict.passed:  # a deterministic failure found before any check failed
+                    return StageResult.failed(f"{verdict.ended_by}: {verdict.reason}", summary=summary)
             found = await self._pending_on_devices(ctx, fleet, record, fabric.pending)
             if isinstance(found, StageResult):
                 return found
@@ -116,25 +143,25 @@ class VerifyStage:
             await asyncio.to_thread(fleet.close)
 
     async def _gone(
-        self, ctx: StageContext, fleet: Fleet, store: NatsArtifactStore, record: DeployRecord | None
+        self,
+        ctx: StageContext,
+        store: NatsArtifactStore,
+        record: DeployRecord | None,
+        states: dict[str, Outcome[tuple[ops.PendingCommit | None, str | None] | None]],
     ) -> StageResult | None:
         """Commits the record calls this run's and pending that are no longer on their device (its
         timer restored it: the engine was down longer than ``revert_in``). Verify cannot pass
         then: fail at once, not after ``verify_timeout`` of waiting for a convergence that
-        cannot come."""
+        cannot come. ``states``: each committed switch's commit state, read as its session opened."""
         if record is None:
             return None
-        committed = [
-            n
-            for n in record.with_status("committed")
-            if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint
-        ]
-        states = await fleet.run(committed, ops.commit_state)
         gone = []
-        for name in committed:
-            r = states[name]
-            if r.ok and r.value is not None and r.value[0] is None and r.value[1] != record.targets[name].checkpoint:
-                gone.append(name)  # unreachable ones are left to the checks
+        for name in sorted(states):
+            r, t = states[name], record.targets.get(name)
+            if t is None or not r.ok or r.value is None:
+                continue  # not committed by this run, or unreachable: left to the checks
+            if r.value[0] is None and r.value[1] != t.checkpoint:
+                gone.append(name)
         if not gone:
             return None
         for name in gone:
@@ -321,6 +348,23 @@ def _after_confirm(driver: Any, name: str, *, fingerprint: set[str]) -> tuple[op
     running, pending = both()
     read = Answered(pending, running)
     return ops.pending_commit(cast(Any, read), name), ops.running_fingerprint(cast(Any, read), name)
+
+
+def _committed(record: DeployRecord | None, fleet: Fleet) -> list[str]:
+    """The switches the record says carry a pending commit of this run."""
+    if record is None:
+        return []
+    return [
+        n
+        for n in record.with_status("committed")
+        if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint
+    ]
+
+
+def _open_session(driver: Any, name: str, *, committed: set[str]) -> tuple[ops.PendingCommit | None, str | None] | None:
+    """Called once per switch: getting the driver opened its session; a switch this run committed to
+    also tells its commit state (the pending commit, the checkpoint it runs)."""
+    return ops.commit_state(driver, name) if name in committed else None
 
 
 def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:

@@ -64,3 +64,19 @@ def plan_waves(
     size_h = batch_size if batch_size > 0 else max(len(hosts), 1)
     groups += [("hosts", hosts[i : i + size_h]) for i in range(0, len(hosts), size_h)]
     return [Wave(index=i, kind=k, devices=d) for i, (k, d) in enumerate(groups)]
+
+
+def restore_order(waves: Iterable[Iterable[str]], targets: Iterable[str]) -> list[list[str]]:
+    """How rollback restores ``targets``: the rollout's waves in reverse (the leaves before the
+    spines they were deployed after, each spine on its own as it was changed), all of one wave at
+    once; a target no wave holds (a record without its waves) comes last, with the others of its kind."""
+    todo = set(targets)
+    out: list[list[str]] = []
+    for wave in reversed([list(w) for w in waves]):
+        group = sorted(n for n in wave if n in todo)
+        todo -= set(group)
+        if group:
+            out.append(group)
+    if todo:
+        out.append(sorted(todo))
+    return out

@@ -12,6 +12,7 @@ all over the driver's one SSH session: each exec is a channel of it, never a new
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -65,6 +66,64 @@ def json_docs(text: str) -> list[Any]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"not a sequence of JSON documents: {exc}") from None
         docs.append(doc)
+
+
+_NONCE = re.compile(r"[0-9a-f]{16,64}")
+
+# default BGP instance only: "neighbor <addr|group> password <pw>" and "neighbor <addr> peer-group <group>";
+# each password is hashed with the nonce on the switch (printf: the password is data, never a command)
+_KEYS_AWK = (
+    '/^router bgp/ {dflt = ($4 != "vrf"); next} '
+    "/^[^ !]/ {dflt = 0} "
+    'dflt && $1 == "neighbor" && ($3 == "password" || $3 == "peer-group") && NF >= 4 {print $2, $3, $4}'
+)
+_KEYS_LOOP = (
+    'while read -r n k v; do if [ "$k" = password ]; then '
+    'printf \'%s password %s\\n\' "$n" "$(printf \'%s%s\' NONCE "$v" | sha256sum | cut -c1-32)"; '
+    'else printf \'%s peer-group %s\\n\' "$n" "$v"; fi; done'
+)
+
+
+def session_keys_filter(nonce: str) -> str:
+    """The shell filter of a running config (stdin) that prints ``<neighbor> password <digest>``
+    and ``<neighbor> peer-group <group>`` lines of the default BGP instance; the digest is
+    ``sha256(nonce + password)`` (32 hex digits)."""
+    if not _NONCE.fullmatch(nonce):
+        raise ValueError("session_keys: the nonce must be 16 to 64 lowercase hex digits")
+    return f"awk {shlex.quote(_KEYS_AWK)} | " + _KEYS_LOOP.replace("NONCE", nonce)
+
+
+def session_keys_script(nonce: str) -> str:
+    return "vtysh -c 'show running-config bgpd' 2>/dev/null | " + session_keys_filter(nonce)
+
+
+def parse_session_keys(text: str) -> dict[str, str]:
+    """``{neighbor address: digest}`` from :func:`session_keys_script`'s lines: a neighbor's own
+    password, else its peer-group's, else ``""``. Peer-groups themselves are left out."""
+    own: dict[str, str] = {}
+    group_of: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) != 3:
+            continue
+        name, kind, value = words
+        if kind == "password":
+            own[name] = value
+        elif kind == "peer-group":
+            group_of[name] = value
+    out = {}
+    for name in set(own) | set(group_of):
+        if _is_address(name):
+            out[name] = own.get(name) or own.get(group_of.get(name, ""), "")
+    return out
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def pending_parts(revert_dir: str) -> list[tuple[str, str]]:
@@ -283,7 +342,9 @@ class ReadsMixin:
 
     # -- verification: everything in one exec ---------------------------------------------
 
-    def get_fabric_state(self, evpn: bool = True, pending: bool = False) -> dict[str, Any]:
+    def get_fabric_state(
+        self, evpn: bool = True, pending: bool = False, session_keys: str | None = None
+    ) -> dict[str, Any]:
         """What verification reads of a switch, in **one** exec and one ``vtysh`` process:
         ``{"bgp": get_bgp_neighbors(), "bgp_summary": raw summary JSON, "routes":
         get_ipv4_routes(), "vnis": get_evpn_vnis() ({} unless ``evpn``), "interfaces":
@@ -292,7 +353,14 @@ class ReadsMixin:
         FRR prints nothing at all for an EVPN command on a switch without EVPN, so the answers
         are told apart by their count; when it is not one per command, the commands are run
         again each in its own ``vtysh`` (still one exec). With ``pending``, ``"pending"`` is
-        ``get_pending_commit()``'s answer, read in the same exec."""
+        ``get_pending_commit()``'s answer, read in the same exec.
+
+        With ``session_keys`` (a nonce: hex digits), ``"session_keys"`` is ``{neighbor address:
+        digest}`` for every neighbor of the default BGP instance: a digest of the nonce and the
+        TCP MD5 password the neighbor is configured with (its own, else its peer-group's; ``""``
+        when none). The digests are taken on the switch, so the passwords never leave it; with a
+        fresh nonce per verification they can be compared between the two ends of a session, and
+        with nothing else."""
         commands = _STATE_BGP + (_STATE_EVPN if evpn else [])
         parts = [("vtysh", _vtysh_many(commands)), ("links", "ip -j -d link show")]
         if self._caps is None:  # the kernel's capabilities as the driver's setup recorded them, in the same exec
@@ -304,6 +372,8 @@ class ReadsMixin:
             ]
         if pending:
             parts += pending_parts(self.revert_dir)
+        if session_keys is not None:
+            parts.append(("keys", session_keys_script(session_keys)))
         s = self._sections(parts, "get_fabric_state")
         try:
             docs = json_docs(s["vtysh"])
@@ -332,6 +402,8 @@ class ReadsMixin:
         }
         if pending:
             out["pending"] = parse_pending(s)
+        if session_keys is not None:
+            out["session_keys"] = parse_session_keys(s.get("keys", ""))
         if evpn:
             applied = _json(s.get("applied", ""), {})
             modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
