@@ -31,3 +31,27 @@ def write_evpn_filter(repo: Path, leaf: str) -> None:
     out = repo / "templates" / "frr" / "frr.conf.j2"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(evpn_filter_override(leaf))
+
+
+_PASSWORD = " neighbor UNDERLAY password {{ password }}\n"
+
+
+def password_override(leaf: str) -> str:
+    """The built-in FRR template, changed so that ``leaf``'s underlay sessions use another password
+    than their peers' (the fabric's secret with one more character: no secret in the repo). Only
+    ``leaf`` renders differently; its sessions can never come up."""
+    builtin = BUILTIN_FRR.read_text()
+    assert builtin.count(_PASSWORD) == 1, "the built-in FRR template changed shape"
+    return builtin.replace(
+        _PASSWORD,
+        f"{{% if hostname == '{leaf}' %}}\n neighbor UNDERLAY password {{{{ password }}}}x\n{{% else %}}\n"
+        + _PASSWORD
+        + "{% endif %}\n",
+    )
+
+
+def write_password_override(repo: Path, leaf: str) -> None:
+    """Put :func:`password_override` into the repo as its ``templates/frr/frr.conf.j2``."""
+    out = repo / "templates" / "frr" / "frr.conf.j2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(password_override(leaf))

@@ -116,6 +116,23 @@ def test_confirm_covers_this_runs_commit_or_one_confirmed_before_a_crash() -> No
         ops.confirm(FakeDriver(pending_by=OTHER), "leaf-02", run_id=RUN, checkpoints={"leaf-02": "c1"})
 
 
+def test_confirm_of_a_commit_verify_just_read_as_ours_confirms_without_reading_it_again() -> None:
+    class Counting(FakeDriver):
+        reads = 0
+
+        def get_pending_commit(self) -> dict[str, Any] | None:
+            self.reads += 1
+            return super().get_pending_commit()
+
+    d = Counting(pending_by=RUN)
+    ours = frozenset({"leaf-02"})
+    assert ops.confirm(d, "leaf-02", run_id=RUN, checkpoints={"leaf-02": "c1"}, known_ours=ours) == "confirmed"
+    assert d.calls == ["confirm"] and d.reads == 0
+    other = Counting(pending_by=RUN)  # not in known_ours: read first, as before
+    assert ops.confirm(other, "leaf-03", run_id=RUN, checkpoints={}, known_ours=ours) == "confirmed"
+    assert other.reads == 1
+
+
 def test_rollback_never_touches_another_runs_pending_commit() -> None:
     d = FakeDriver(pending_by=OTHER)
     assert ops.restore(d, "leaf-02", checkpoints={}, run_id=RUN) == "not_ours" and d.calls == []

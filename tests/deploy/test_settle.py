@@ -26,6 +26,7 @@ from lintas.workers.deploy.fabric_verify import (
     read_device,
     session_failures,
     verify_fabric,
+    why_down,
 )
 from lintas.workers.deploy.fleet import Outcome
 from lintas.workers.deploy.settle import Reading, Stability
@@ -425,6 +426,9 @@ def test_a_bad_peer_as_notification_the_configs_no_longer_explain_is_stale_not_d
     }
     (reason,) = deterministic(p["spine-01"], obs, raw)
     assert "remote AS 64999" in reason and "Bad Peer AS" in reason
+    # FRR's code and subcode alone (02: OPEN Message Error, 02: Bad Peer AS) name it too
+    (reason,) = deterministic(p["spine-01"], obs, {back: {"lastErrorCodeSubcode": "0202"}})
+    assert "NOTIFICATION: OPEN Message Error/Bad Peer AS" in reason
 
 
 def test_the_loop_reads_the_password_digests_of_down_sessions_and_fails_at_the_second_read(
@@ -527,3 +531,23 @@ def test_hosts_failing_unchanged_settle_as_failed_but_a_transient_failure_waits(
     assert C.failing(v.checks)[0].observed == "memory 64, want 128"
     waits = _verify_hosts(FakeHosts([[_host_check("ovs-health", False, "no OpenFlow port")]]), timeout_s=1.0)
     assert waits.verdict.ended_by == "timeout" and waits.rounds > 5
+
+
+def test_why_down_reads_a_waves_switches_and_their_peers_and_names_what_cannot_heal(model: InfraModel) -> None:
+    ip, back = _link(model, "leaf-04", "spine-01")
+
+    def down(peer_ip: str) -> Any:
+        def edit(obs: C.Observed) -> C.Observed:
+            obs.bgp["global"]["peers"][peer_ip]["is_up"] = False
+            return obs
+
+        return edit
+
+    fleet = _fleet(model, {"leaf-04": down(ip), "spine-01": down(back)})
+    assert asyncio.run(why_down(fleet, model, ["leaf-04"])) == []  # type: ignore[arg-type]  # down, same passwords: it may come up
+    read = {n for n, s in fleet.switches.items() if s.reads}
+    assert read == {"leaf-04", "spine-01", "spine-02"}  # the wave and its peers only
+    fleet.switches["leaf-04"].passwords = {ip: "pushed"}
+    fleet.switches["spine-01"].passwords = {back: "fabric"}
+    (why,) = asyncio.run(why_down(fleet, model, ["leaf-04"]))  # type: ignore[arg-type]
+    assert why.startswith(f"leaf-04 session to {ip} (spine-01)") and "different TCP MD5 passwords" in why

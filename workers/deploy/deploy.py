@@ -143,8 +143,12 @@ class DeployStage:
 
         parallelism = opts.parallelism or d.parallelism
         try:
+            # the switches to change and their modelled peers (read only by the health gate, to tell a
+            # session that cannot come up: its two ends are compared; a session opens only when used)
+            switches = [n for n in todo if n in model.devices]
+            peers = {lk.remote(n).device for n in switches for lk in model.links_by_device.get(n, ())}
             fleet = await asyncio.to_thread(
-                Fleet, model, ctx.settings, [n for n in todo if n in model.devices], parallelism=parallelism
+                Fleet, model, ctx.settings, sorted(set(switches) | peers), parallelism=parallelism
             )
             hosts = HostFleet(model, ctx.settings, [n for n in todo if n in model.hosts], parallelism=parallelism)
         except ConnectError as exc:

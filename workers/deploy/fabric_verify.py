@@ -175,7 +175,7 @@ def session_ends(
             state=str(r.get("bgpState", "Established" if p.get("is_up") else "")),
             local_as=int(p.get("local_as") or 0),
             remote_as=int(p.get("remote_as") or 0),
-            notification=str(r.get("lastNotificationReason", "")),
+            notification=_notification(r),
             reset=str(r.get("lastResetDueTo", "")),
             key=None if keys is None else keys.get(ip, ""),
         )
@@ -233,8 +233,24 @@ def _session_cause(d: str, peer: str, mine: SessionEnd, theirs: SessionEnd) -> s
     return ""
 
 
+BAD_PEER_AS = "0202"  # NOTIFICATION code 2 (OPEN Message Error), subcode 2 (Bad Peer AS), as FRR shows it
+
+
+def _notification(raw: dict[str, Any]) -> str:
+    """The last NOTIFICATION of a session as FRR reports it (``lastNotificationReason``, or its
+    code and subcode, ``lastErrorCodeSubcode``), "" when none."""
+    text = str(raw.get("lastNotificationReason") or "")
+    if not text and str(raw.get("lastErrorCodeSubcode") or "") == BAD_PEER_AS:
+        text = "OPEN Message Error/Bad Peer AS"
+    return text
+
+
+def _bad_as_text(notification: str) -> bool:
+    return "bad peer as" in notification.lower()
+
+
 def _bad_as(end: SessionEnd) -> bool:
-    return "bad peer as" in end.notification.lower()
+    return _bad_as_text(end.notification)
 
 
 def digest(obs: C.Observed, summary: dict[str, Any]) -> str:
@@ -291,8 +307,8 @@ def deterministic(plan: Plan, obs: C.Observed, raw: dict[str, Any] | None = None
         want = plan.peer_asns.get(ip)
         refused = ""
         r = _raw_peer(raw or {}, ip)
-        if "bad peer as" in str(r.get("lastNotificationReason", "")).lower():
-            refused = f" ({r.get('lastResetDueTo') or 'NOTIFICATION'}: {r['lastNotificationReason']})"
+        if _bad_as_text(_notification(r)):
+            refused = f" ({r.get('lastResetDueTo') or 'NOTIFICATION'}: {_notification(r)})"
         if p.get("remote_as") and want is not None and p["remote_as"] != want:
             out.append(
                 f"{d} session to {ip} ({peer}) not Established: configured with remote AS "
@@ -361,6 +377,28 @@ def _down_ends(plan: dict[str, Plan], ends: dict[str, dict[str, SessionEnd]]) ->
             if not end.up and peer is not None:
                 out |= {d, peer}
     return out & set(plan)
+
+
+async def why_down(fleet: Fleet, model: InfraModel, devices: list[str]) -> list[str]:
+    """What waiting cannot heal about the sessions of ``devices`` (a wave the health gate waits
+    for): each of them and its modelled peers read once (one exec each, the password digests with
+    a fresh nonce), then :func:`deterministic` of ``devices`` and :func:`session_failures` of
+    their sessions. [] when nothing is known to be wrong (a session may still come up)."""
+    wave = set(devices)
+    names = sorted(
+        {n for n in devices if n in model.devices}
+        | {lk.remote(n).device for n in devices if n in model.devices for lk in model.links_by_device.get(n, ())}
+    )
+    names = [n for n in names if n in fleet.conns]
+    plan = plans(model, names)
+    got = await fleet.run(names, read_device, plan=plan, keys=(secrets.token_hex(16), frozenset(names)))
+    reads = {n: r.value for n, r in got.items() if r.ok and r.value is not None}
+    out = [msg for n in sorted(reads) if n in wave for msg in reads[n].deterministic]
+    ends = {
+        d: {ip: e for ip, e in r.sessions.items() if d in wave or plan[d].expected.peers.get(ip) in wave}
+        for d, r in reads.items()
+    }
+    return out + session_failures(plan, ends)
 
 
 @dataclass(frozen=True)

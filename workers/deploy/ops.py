@@ -135,10 +135,22 @@ def bgp_health(driver: DeviceDriver, name: str, *, peers: dict[str, list[str]]) 
     return problems
 
 
-def confirm(driver: DeviceDriver, name: str, *, run_id: str, checkpoints: dict[str, str | None]) -> str:
+def confirm(
+    driver: DeviceDriver,
+    name: str,
+    *,
+    run_id: str,
+    checkpoints: dict[str, str | None],
+    known_ours: frozenset[str] = frozenset(),
+) -> str:
     """Confirm this run's commit on one device: ``confirmed``, or ``already_confirmed`` when no
     commit is pending and the device still runs this run's checkpoint (confirmed before a
-    crash). Raises when the commit is gone (the timer restored it) or pending for someone else."""
+    crash). Raises when the commit is gone (the timer restored it) or pending for someone else.
+    ``known_ours``: devices just read holding this run's pending commit: confirmed without reading
+    it again (the confirm itself takes the pending commit atomically, and fails if it is gone)."""
+    if name in known_ours:
+        driver.confirm_commit()
+        return "confirmed"
     pend = pending_commit(driver, name)
     if pend is not None:
         if pend.run_id != run_id:

@@ -4,7 +4,8 @@ A :class:`Rollout` holds what the deploy stage threads through a rollout (the de
 record, the leases, the fleets, the waves, the artifact texts, the devices configured so far)
 and has one method per step: :meth:`~Rollout.switch_wave` (commit with a revert timer),
 :meth:`~Rollout.host_wave` (snapshot stored first, then converge), :meth:`~Rollout.health_gate`
-(the wave's BGP sessions Established) and :meth:`~Rollout.stop` (the first failed wave ends it).
+(the wave's BGP sessions Established; a session down for a cause waiting cannot heal fails it at
+once) and :meth:`~Rollout.stop` (the first failed wave ends it).
 The deploy stage (:mod:`workers.deploy.deploy`) decides what to roll out; this walks it.
 """
 
@@ -23,6 +24,7 @@ from lintas.engine.locks import Lease, LeaseLocks
 from lintas.engine.stage import StageContext, StageResult
 from lintas.workers.deploy import faults, ops
 from lintas.workers.deploy.common import lease_owner, load_bundle, locks_for, renew_all
+from lintas.workers.deploy.fabric_verify import why_down
 from lintas.workers.deploy.fleet import Fleet
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, TargetResult, now, save_record
@@ -200,10 +202,17 @@ class Rollout:
                     f"wave {w.index} healthy: {sum(len(p) for p in peers.values())} session(s) Established"
                 )
                 return []
-            if time.monotonic() >= deadline:
+            # a session down for a cause waiting cannot heal (an AS the peer does not speak, passwords
+            # that differ at its two ends, a port at the wrong MTU) fails the wave at once, with it
+            down = sorted(n for n, p in bad.items() if any("not Established" in str(x) for x in p))
+            causes = await why_down(self.fleets.switches, model, down) if down else []
+            if causes or time.monotonic() >= deadline:
                 for n, p in sorted(bad.items()):
-                    self.record.targets[n].error = f"health gate: {'; '.join(str(x) for x in p)}"
-                    await self.ctx.log.error(f"{n}: not healthy after {timeout_s:g} s: {'; '.join(str(x) for x in p)}")
+                    mine = [c for c in causes if c.startswith(f"{n} ") or f"({n})" in c]
+                    why = "; ".join(mine or [str(x) for x in p])
+                    self.record.targets[n].error = f"health gate: {why}"
+                    when = "at once: waiting cannot heal it" if causes else f"after {timeout_s:g} s"
+                    await self.ctx.log.error(f"{n}: not healthy ({when}): {why}")
                 return sorted(bad)
             await asyncio.sleep(1.0)
 

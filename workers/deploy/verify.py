@@ -244,7 +244,11 @@ class VerifyStage:
         for i, batch in enumerate(batches):
             if i:
                 await faults.reach(ctx.settings.home, "verify.partly_confirmed")
-            results.update(await fleet.run(batch, ops.confirm, run_id=record.run_id, checkpoints=checkpoints))
+            results.update(
+                await fleet.run(
+                    batch, ops.confirm, run_id=record.run_id, checkpoints=checkpoints, known_ours=frozenset(found)
+                )
+            )
         lost = []
         for name in pending:
             if record.targets[name].kind == "host":  # no device-side timer: verified is confirmed
@@ -363,8 +367,12 @@ def _committed(record: DeployRecord | None, fleet: Fleet) -> list[str]:
 
 def _open_session(driver: Any, name: str, *, committed: set[str]) -> tuple[ops.PendingCommit | None, str | None] | None:
     """Called once per switch: getting the driver opened its session; a switch this run committed to
-    also tells its commit state (the pending commit, the checkpoint it runs)."""
-    return ops.commit_state(driver, name) if name in committed else None
+    also tells its commit state: the pending commit, and only when none is pending (one exec more,
+    the rare case), the checkpoint it runs."""
+    if name not in committed:
+        return None
+    pend = ops.pending_commit(driver, name)
+    return pend, (ops.checkpoint_of(driver) if pend is None else None)
 
 
 def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:
