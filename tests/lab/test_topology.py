@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 
 from lintas.workers.lab.cmd import LabError
+from lintas.workers.lab.paths import LabPaths, twin_paths
 from lintas.workers.lab.topology import (
     IFNAMSIZ,
     MGMT_BRIDGE,
+    PRODUCTION,
     is_lab_namespace,
     is_lab_root_link,
     mgmt_veth_name,
     namespace_name,
     plan_lab,
+    twin_instance,
+    twin_of_namespace,
 )
 from lintas.workers.model.generate import generate_fabric
 from tests.render import as_eos, model_of, template_texts
@@ -94,3 +98,82 @@ def test_host_management_is_fingerprinted() -> None:
     assert after.host("osc-01").mgmt_ip == "10.255.0.112/24"
     assert after.fingerprint("lx-osc-01") != before.fingerprint("lx-osc-01")
     assert after.fingerprint("lx-kvm-uat-01") == before.fingerprint("lx-kvm-uat-01")
+
+
+# -- twins (issue 18): a second instance of the same topology, isolated by its names -------------
+
+
+def test_a_twin_plan_keeps_the_modelled_addresses_under_its_own_names() -> None:
+    from lintas.workers.model import load_model
+
+    model = load_model(TEMPLATE)
+    prod, twin = plan_lab(model), plan_lab(model, twin_instance("3f2a"), hosts=False)
+    assert twin.mgmt_namespace == "lt3f2a-mgmt" and prod.mgmt_namespace is None
+    assert twin.bridge == "lt3f2amgmt0" and twin.mgmt_gateway == prod.mgmt_gateway == "10.255.0.1/24"
+    assert [(s.name, s.mgmt_ip) for s in twin.switches] == [(s.name, s.mgmt_ip) for s in prod.switches]
+    leaf1 = twin.switch("leaf-01")
+    assert (leaf1.namespace, leaf1.mgmt_veth) == ("lt3f2a-leaf-01", "lt3f2am-leaf-01")
+    # the same ports and addresses, in the twin's namespaces
+    assert [(p.a.ifname, p.a.address, p.b.ifname, p.b.address) for p in twin.links if p.kind == "fabric"] == [
+        (p.a.ifname, p.a.address, p.b.ifname, p.b.address) for p in prod.links if p.kind == "fabric"
+    ]
+    assert all(e.namespace.startswith("lt3f2a-") for p in twin.links for e in (p.a, p.b))
+    assert twin.hosts == () and ("osc-01", "hosts are left out (its uplink NIC is kept)") in twin.skipped
+    # a left-out host's leaf port still exists (the deploy configures it), cabled to the host's NIC alone
+    stubs = [(p.a.namespace, p.a.ifname, p.b.namespace, p.b.ifname, p.b.mtu) for p in twin.links if p.kind == "stub"]
+    assert stubs == [
+        ("lt3f2a-leaf-01", "swp1", "lt3f2a-kvm-uat-01", "ens1f0", 9000),
+        ("lt3f2a-leaf-03", "swp1", "lt3f2a-osc-01", "ens1f0", 9000),
+    ]
+    assert twin.stub_namespaces == ("lt3f2a-kvm-uat-01", "lt3f2a-osc-01") and prod.stub_namespaces == ()
+    assert set(twin.namespaces) >= set(twin.stub_namespaces) and len(twin.nodes) == 6
+    # nothing of it is the production lab's: `lab down` of the production lab never takes it
+    assert not any(is_lab_namespace(n) for n in [*twin.namespaces, "lt3f2a-mgmt"])
+    assert not any(is_lab_root_link(n) for n in [twin.bridge, *(s.mgmt_veth for s in twin.switches)])
+
+
+def test_twin_names_fit_the_kernel_and_are_recognised() -> None:
+    plan = plan_lab(model_of(generate_fabric(32, vnis_per_leaf=2)), twin_instance("00ff"), hosts=False)
+    names = [plan.bridge, *(s.mgmt_veth for s in plan.switches)]
+    assert all(len(n) <= IFNAMSIZ and n.startswith("lt00ff") for n in names)
+    assert len(set(names)) == len(names) == 35
+    for ns in [*plan.namespaces, "lt00ff-mgmt"]:
+        inst = twin_of_namespace(ns)
+        assert inst is not None and inst.prefix == "lt00ff" and inst.mgmt_namespace == "lt00ff-mgmt"
+    assert twin_of_namespace("lx-leaf-01") is None and twin_of_namespace("lt00f-leaf-01") is None
+    assert PRODUCTION.namespace("leaf-01") == namespace_name("leaf-01") and not PRODUCTION.is_twin
+    for bad in ("3F2A", "3f2", "3f2a5", "../x"):
+        with pytest.raises(LabError):
+            twin_instance(bad)
+
+
+def test_a_twin_can_be_a_slice_of_the_switches() -> None:
+    from lintas.workers.model import load_model
+
+    plan = plan_lab(load_model(TEMPLATE), twin_instance("0001"), only=frozenset({"spine-01", "leaf-01"}), hosts=False)
+    assert [s.name for s in plan.switches] == ["leaf-01", "spine-01"]
+    assert [(p.kind, p.a.namespace, p.b.namespace) for p in plan.links] == [
+        ("fabric", "lt0001-spine-01", "lt0001-leaf-01"),
+        ("stub", "lt0001-leaf-01", "lt0001-kvm-uat-01"),
+    ]
+    assert ("leaf-02", "not in the slice") in plan.skipped
+    with pytest.raises(LabError, match="not switches of the model: leaf-99"):
+        plan_lab(load_model(TEMPLATE), twin_instance("0001"), only=frozenset({"leaf-99"}))
+
+
+def test_a_switch_cannot_take_the_twins_management_namespace() -> None:
+    model = model_of({rel: text.replace("leaf-04", "mgmt") for rel, text in template_texts().items()})
+    plan_lab(model)  # the production lab has no management namespace
+    with pytest.raises(LabError, match="lt0002-mgmt"):
+        plan_lab(model, twin_instance("0002"), hosts=False)
+
+
+def test_twin_paths_are_all_under_its_own_directory() -> None:
+    from pathlib import Path
+
+    paths = twin_paths(Path("/home/x"), twin_instance("3f2a"))
+    assert paths.run_dir("leaf-01") == Path("/run/lintas-twin/lt3f2a/lt3f2a-leaf-01")
+    assert paths.lab_dir == Path("/run/lintas-twin/lt3f2a/ctl") and paths.key.is_relative_to(paths.run_root)
+    assert paths.mount_marker == "lintas-twin/lt3f2a/"
+    assert LabPaths(Path("/home/x")).mount_marker == "lintas-lab/lx-"
+    assert LabPaths(Path("/home/x")).lab_dir == Path("/home/x/lab")

@@ -46,6 +46,7 @@ PROGRAMS: dict[str, str] = {
     "ovs-vswitchd": "openvswitch-switch",
     "ovs-vsctl": "openvswitch-switch",
     "ovsdb-tool": "openvswitch-switch",
+    "sysctl": "procps",
 }
 FRR_DAEMON_FILES: dict[str, str] = {
     "zebra": "frr",
@@ -94,6 +95,7 @@ class Tools:
     ovs_vsctl: str
     ovsdb_tool: str
     frr_dir: Path = FRR_DAEMON_DIR
+    sysctl: str = "/usr/sbin/sysctl"  # a twin's management namespace
 
     def daemon(self, name: str) -> str:
         return str(self.frr_dir / name)
@@ -151,6 +153,7 @@ def _tools(found: dict[str, str]) -> Tools:
         ovs_vswitchd=found["ovs-vswitchd"],
         ovs_vsctl=found["ovs-vsctl"],
         ovsdb_tool=found["ovsdb-tool"],
+        sysctl=found["sysctl"],
     )
 
 

@@ -12,6 +12,11 @@ switched off for packets arriving on the bridge (``net.ipv4.conf.lxmgmt0.forward
 and IPv6 is disabled on the bridge and its ports, so nothing from a lab namespace is
 routed to other interfaces of the machine even where ``ip_forward`` is on. No default
 route is added anywhere; the management subnet must not overlap a route of the machine.
+
+A twin (``plan.mgmt_namespace`` set) puts its bridge, its gateway address and the bridge ends of
+its management veths in that namespace instead: it creates nothing at all in the root namespace
+(every veth is created directly inside its namespaces), and the management namespace has
+forwarding and IPv6 off and no route but its own subnet.
 """
 
 from __future__ import annotations
@@ -107,23 +112,42 @@ def isolate_root_links(plan: LabPlan) -> None:
             _write_sysctl(f"/proc/sys/net/ipv6/conf/{n}/disable_ipv6", "1")
 
 
+async def isolate_mgmt_namespace(tools: Tools, namespace: str) -> None:
+    """A twin's management namespace: no forwarding, no IPv6 (set before any link is added)."""
+    keys = [
+        "net.ipv4.ip_forward=0",
+        "net.ipv4.conf.all.forwarding=0",
+        "net.ipv4.conf.default.forwarding=0",
+        "net.ipv6.conf.all.forwarding=0",
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]
+    await run([tools.ip, "netns", "exec", namespace, tools.sysctl, "-q", "-w", *keys])
+
+
 async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:  # noqa: C901 - the lab's build steps in order
     """Create whatever of the plan's network is missing; returns counts of what was created."""
     created = {"namespaces": 0, "veths": 0, "mgmt": 0}
+    mg = plan.mgmt_namespace  # where the bridge lives: None is the root namespace
     existing = set(await list_namespaces(tools))
-    missing_ns = [n for n in plan.namespaces if n not in existing]
+    wanted = plan.namespaces + ([mg] if mg else [])
+    missing_ns = [n for n in wanted if n not in existing]
     await batch(tools, [f"netns add {n}" for n in missing_ns])
     created["namespaces"] = len(missing_ns)
+    if mg:
+        await isolate_mgmt_namespace(tools, mg)
 
     ns_links = dict(
         zip(plan.namespaces, await asyncio.gather(*(links(tools, n) for n in plan.namespaces)), strict=True)
     )
-    root = await links(tools)
-    lines: list[str] = []
+    root = await links(tools, mg)  # the bridge's namespace
+    where = mg or "the root namespace"
+    lines: list[str] = []  # in the bridge's namespace
+    fabric: list[str] = []  # in the root namespace, every end named into its namespace
     repair: list[tuple[str | None, str]] = []  # half-present pairs to delete first
     flush: list[str] = []
     if plan.bridge in root and root[plan.bridge].get("linkinfo", {}).get("info_kind") != "bridge":
-        raise LabError(f"{plan.bridge} exists in the root namespace but is not a bridge; remove it first")
+        raise LabError(f"{plan.bridge} exists in {where} but is not a bridge; remove it first")
     if plan.bridge not in root:
         # a fixed MAC: a bridge otherwise takes its lowest port's, and the switches' ARP entries
         # for the gateway would go stale whenever a management veth is replaced
@@ -136,7 +160,7 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:  # noqa: C901 - 
             repair.append((p.a.namespace, p.a.ifname))
         if have_b:
             repair.append((p.b.namespace, p.b.ifname))
-        lines.append(
+        fabric.append(
             f"link add {p.a.ifname} netns {p.a.namespace} mtu {p.a.mtu} type veth "
             f"peer name {p.b.ifname} netns {p.b.namespace} mtu {p.b.mtu}"
         )
@@ -147,7 +171,7 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:  # noqa: C901 - 
             if have_ns:
                 repair.append((s.namespace, MGMT_IF))
             if have_root:
-                repair.append((None, s.mgmt_veth))
+                repair.append((mg, s.mgmt_veth))
             lines.append(f"link add {s.mgmt_veth} type veth peer name {MGMT_IF} netns {s.namespace}")
             flush.append(s.mgmt_address)  # the bridge's ARP entry still has the old eth0's MAC
             created["mgmt"] += 1
@@ -157,9 +181,13 @@ async def build(tools: Tools, plan: LabPlan) -> dict[str, int]:  # noqa: C901 - 
     for ns, ifname in repair:
         await run([tools.ip] + (["-n", ns] if ns else []) + ["link", "del", ifname], check=False)
     # the bridge and the veths exist (down) before the sysctls; forwarding is off before they come up
-    await batch(tools, [ln for ln in lines if ln.startswith("link add")])
-    isolate_root_links(plan)
-    await batch(tools, [ln for ln in lines if not ln.startswith("link add")])
+    await batch(tools, fabric)
+    await batch(tools, [ln for ln in lines if ln.startswith("link add")], namespace=mg)
+    if mg is None:
+        isolate_root_links(plan)
+    else:
+        lines.append("link set lo up")
+    await batch(tools, [ln for ln in lines if not ln.startswith("link add")], namespace=mg)
 
     async def configure(ns: str) -> None:
         cmds = ["link set lo up"]
@@ -202,15 +230,22 @@ def pids_in(inodes: set[int]) -> set[int]:
     return found
 
 
-def orphan_pids(run_root_name: str = "lintas-lab") -> set[int]:
+def orphan_pids(run_root_name: str = "lintas-lab", *, marker: str | None = None) -> set[int]:
     """Processes of a lab switch or host whose namespace lost its name (a crashed `up` or `down`).
 
     Recognised by their mount namespace: a lab directory bind-mounted over /etc/frr,
-    /run/frr, /var/log/frr or a host's libvirt and OVS directories (see :mod:`workers.lab.nsexec`).
+    /run/frr, /var/log/frr or a host's libvirt and OVS directories (see :mod:`workers.lab.nsexec`),
+    whose mount root contains ``marker`` (default ``<run_root_name>/lx-``; a twin's is
+    ``lintas-twin/<prefix>/``, :attr:`workers.lab.paths.LabPaths.mount_marker`).
     """
+    return set(orphan_mounts(marker or f"{run_root_name}/{NS_PREFIX}"))
+
+
+def orphan_mounts(marker: str) -> dict[int, str]:
+    """``{pid: mount root}`` of live processes outside the root network namespace with a lab
+    directory whose mount root contains ``marker`` bind-mounted over a device path."""
     own_net = os.stat("/proc/self/ns/net").st_ino
-    marker = f"{run_root_name}/{NS_PREFIX}"
-    found: set[int] = set()
+    found: dict[int, str] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -221,11 +256,11 @@ def orphan_pids(run_root_name: str = "lintas-lab") -> set[int]:
                 for line in f:
                     fields = line.split(" ", 6)
                     if len(fields) > 5 and marker in fields[3] and fields[4] in DEVICE_MOUNTS:
-                        found.add(int(entry.name))
+                        found[int(entry.name)] = fields[3]
                         break
         except (OSError, ValueError):
             continue
-    return {p for p in found if _alive(p)}
+    return {p: root for p, root in found.items() if _alive(p)}
 
 
 async def kill_pids(pids: set[int], grace_s: float = 3.0) -> int:

@@ -37,6 +37,14 @@ its libvirt and Open vSwitch read and write (the host's own ``sshd`` files are i
 
 ``/run/lintas-lab/owner.json`` names the ``LINTAS_HOME`` whose lab is up: there is one
 lab per machine (namespace names and the management subnet are machine-wide).
+
+A twin (:func:`twin_paths`, issue 18) keeps everything under ``/run/lintas-twin/<prefix>/``, on
+tmpfs like the twin itself, so removing that one tree removes all its files::
+
+    twin.json                     the twin's record (name, LINTAS_HOME, holder, phase)
+    ctl/                          (0700) what ``$LINTAS_HOME/lab/`` is for the lab: state.json,
+                                  keys/, <device>/sshd_config, host keys, ...
+    <prefix>-<device>/            the switch's etc/, run/, log/ (as ``/run/lintas-lab/lx-<device>/``)
 """
 
 from __future__ import annotations
@@ -44,9 +52,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lintas.workers.lab.topology import namespace_name
+from lintas.workers.lab.topology import PRODUCTION, Instance
 
 RUN_ROOT = Path("/run/lintas-lab")
+TWIN_ROOT = Path("/run/lintas-twin")
 DEVICE_FRR_ETC = "/etc/frr"
 DEVICE_FRR_RUN = "/run/frr"
 DEVICE_FRR_LOG = "/var/log/frr"
@@ -67,10 +76,20 @@ HOST_MOUNTS: tuple[tuple[str, str], ...] = (
 class LabPaths:
     home: Path
     run_root: Path = RUN_ROOT
+    instance: Instance = PRODUCTION
+    control: Path | None = None  # a twin's ctl/ directory; the production lab's is $LINTAS_HOME/lab
 
     @property
     def lab_dir(self) -> Path:
-        return self.home / "lab"
+        return self.control if self.control is not None else self.home / "lab"
+
+    @property
+    def mount_marker(self) -> str:
+        """What the mount root of every bind mount of this lab's processes contains (see
+        :func:`workers.lab.netns.orphan_pids`): ``lintas-lab/lx-`` or ``lintas-twin/<prefix>/``."""
+        if self.instance.is_twin:
+            return f"{self.run_root.parent.name}/{self.run_root.name}/"
+        return f"{self.run_root.name}/{self.instance.ns_prefix}"
 
     @property
     def state_file(self) -> Path:
@@ -100,7 +119,7 @@ class LabPaths:
         return self.lab_dir / device
 
     def run_dir(self, device: str) -> Path:
-        return self.run_root / namespace_name(device)
+        return self.run_root / self.instance.namespace(device)
 
     def frr_etc(self, device: str) -> Path:
         return self.run_dir(device) / "etc"
@@ -154,3 +173,13 @@ class LabPaths:
             (str(self.frr_run(device)), DEVICE_FRR_RUN),
             (str(self.frr_log(device)), DEVICE_FRR_LOG),
         ]
+
+
+def twin_paths(home: Path, instance: Instance, twin_root: Path = TWIN_ROOT) -> LabPaths:
+    """The files of twin ``instance`` (made for ``home``'s Lintas), all under ``<twin_root>/<prefix>/``."""
+    run_root = twin_root / instance.prefix
+    return LabPaths(home, run_root, instance, run_root / "ctl")
+
+
+def twin_record_file(instance: Instance, twin_root: Path = TWIN_ROOT) -> Path:
+    return twin_root / instance.prefix / "twin.json"

@@ -17,20 +17,32 @@ from lintas.workers.reach.credentials import (
     RegisteredTarget,
     Registration,
     remove_registration,
+    twin_source_name,
     write_registration,
 )
 
 
-def lab_registration(paths: LabPaths, state: LabState) -> Registration:
+def lab_registration(paths: LabPaths, state: LabState, source: str = LAB_SOURCE) -> Registration:
+    """The registration of the lab (or of a twin: its targets carry its management namespace)."""
+    namespace = paths.instance.mgmt_namespace
+
     def target(name: str, kind: str, mgmt_ip: str) -> RegisteredTarget:
         return RegisteredTarget.model_validate({
             "name": name, "kind": kind, "address": mgmt_ip.split("/", 1)[0], "username": USER,
-            "key_file": paths.key, "known_hosts": paths.known_hosts, "port": SSH_PORT,
+            "key_file": paths.key, "known_hosts": paths.known_hosts, "port": SSH_PORT, "namespace": namespace,
         })  # fmt: skip
 
     targets = [target(r.name, "device", r.mgmt_ip) for r in state.switches.values()]
     targets += [target(r.name, "host", r.mgmt_ip) for r in state.hosts.values() if r.mgmt_ip]
-    return Registration(source=LAB_SOURCE, targets=sorted(targets, key=lambda t: (t.kind, t.name)))
+    return Registration(source=source, targets=sorted(targets, key=lambda t: (t.kind, t.name)))
+
+
+def register_twin(paths: LabPaths, state: LabState, twin: str) -> None:
+    write_registration(paths.home, lab_registration(paths, state, twin_source_name(twin)))
+
+
+def unregister_twin(paths: LabPaths, twin: str) -> bool:
+    return remove_registration(paths.home, twin_source_name(twin))
 
 
 def register_lab(paths: LabPaths, state: LabState) -> None:

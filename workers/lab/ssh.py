@@ -24,6 +24,7 @@ import lintas.workers.lab.frr as frr
 from lintas.workers.lab.cmd import LabError, Tools, run
 from lintas.workers.lab.paths import LabPaths
 from lintas.workers.lab.topology import SSH_PORT, LabPlan, Node
+from lintas.workers.reach.netns import open_socket
 
 USER = "root"
 HOST_KEY = "ssh_host_ed25519_key"
@@ -129,8 +130,20 @@ def sshd_pid(paths: LabPaths, name: str, namespace_ino: int | None) -> int | Non
     return pid if pid is not None and frr.pid_in_namespace(pid, namespace_ino, "sshd") else None
 
 
-async def ssh_banner(address: str, timeout: float = 1.0) -> bool:
-    """True when an SSH server answers with its banner on ``address``, port 22."""
+def _banner_in(namespace: str, address: str, timeout: float) -> bool:
+    try:
+        with open_socket(address, SSH_PORT, namespace=namespace, timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(b"SSH-2.0-")
+    except OSError:
+        return False
+
+
+async def ssh_banner(address: str, timeout: float = 1.0, *, namespace: str | None = None) -> bool:
+    """True when an SSH server answers with its banner on ``address``, port 22 (seen from
+    ``namespace``, a twin's management namespace, when given)."""
+    if namespace is not None:
+        return await asyncio.to_thread(_banner_in, namespace, address, timeout)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(address, SSH_PORT), timeout)
     except (OSError, TimeoutError):

@@ -11,6 +11,14 @@ Naming scheme (every name the lab creates starts with ``lx``, a prefix reserved 
   fits the kernel's 15 characters, else ``lxm`` + 12 hex digits of SHA-1(name);
 * runtime directory of a switch or host: ``/run/lintas-lab/lx-<name>/`` (see :mod:`workers.lab.paths`).
 
+That is the **production lab** (:data:`PRODUCTION`, one per machine). A **twin** (issue 18) is a
+second, isolated instance of the same topology (:func:`twin_instance`): its prefix is ``lt`` + 4
+hex digits (``lt3f2a``), its namespaces ``lt3f2a-<name>``, its management bridge ``lt3f2amgmt0``
+and the management veths' bridge ends ``lt3f2am-<name>`` (or ``lt3f2am`` + 8 hex digits) live in a
+namespace of its own, ``lt3f2a-mgmt``, which also holds the management gateway address: a twin
+adds no interface and no address to the root namespace, so its switches keep the modelled
+management addresses (the same as the production lab's) without any clash or route between them.
+
 Hypervisor hosts get a namespace ``lx-<host>`` holding their uplink NIC (modelled
 ``uplink.nic``, MTU ``uplink.mtu``), the other end of a veth whose leaf end is the
 modelled leaf port, so the leaf's host ports exist for the deploy, and ``eth0`` on the
@@ -40,24 +48,83 @@ MGMT_VETH_PREFIX = PREFIX + "m"
 MGMT_IF = LINUX_MGMT_IF  # "eth0", what the renderer's linux.json calls the management port
 IFNAMSIZ = 15
 SSH_PORT = 22
+TWIN_PREFIX = "lt"
+TWIN_TAG_HEX = 4
+MGMT_NAMESPACE_SUFFIX = "mgmt"  # a twin's management namespace: "<prefix>-mgmt"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
+_TWIN = re.compile(rf"{TWIN_PREFIX}[0-9a-f]{{{TWIN_TAG_HEX}}}")
+_TWIN_NS = re.compile(rf"({_TWIN.pattern})-.+")
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """Which lab: the production lab (prefix ``lx``, management in the root namespace) or a twin
+    (prefix ``lt<hex>``, management in the namespace ``<prefix>-mgmt``)."""
+
+    prefix: str
+    mgmt_namespace: str | None = None  # None: the management bridge is in the root namespace
+
+    @property
+    def ns_prefix(self) -> str:
+        return self.prefix + "-"
+
+    @property
+    def bridge(self) -> str:
+        return self.prefix + "mgmt0"
+
+    @property
+    def is_twin(self) -> bool:
+        return self.mgmt_namespace is not None
+
+    def namespace(self, node: str) -> str:
+        """``<prefix>-<node>``: the network namespace of a switch or host."""
+        if not _NAME.fullmatch(node):
+            raise LabError(f"cannot name a namespace after {node!r}")
+        return self.ns_prefix + node
+
+    def mgmt_veth(self, node: str) -> str:
+        """Bridge end of a switch's or host's management veth (at most 15 characters)."""
+        veth_prefix = self.prefix + "m"
+        short = f"{veth_prefix}-{node}"
+        if len(short) <= IFNAMSIZ and _IFNAME.fullmatch(short):
+            return short
+        return veth_prefix + hashlib.sha1(node.encode()).hexdigest()[: IFNAMSIZ - len(veth_prefix)]
+
+    def owns_namespace(self, name: str) -> bool:
+        return name.startswith(self.ns_prefix)
+
+
+PRODUCTION = Instance(PREFIX)
+
+
+def twin_instance(tag: str) -> Instance:
+    """The twin of tag ``tag`` (4 hex digits): prefix ``lt<tag>``, management namespace ``lt<tag>-mgmt``."""
+    prefix = TWIN_PREFIX + tag
+    if not _TWIN.fullmatch(prefix):
+        raise LabError(f"a twin's tag is {TWIN_TAG_HEX} lowercase hex digits, not {tag!r}")
+    return Instance(prefix, f"{prefix}-{MGMT_NAMESPACE_SUFFIX}")
+
+
+def is_twin_prefix(name: str) -> bool:
+    return _TWIN.fullmatch(name) is not None
+
+
+def twin_of_namespace(name: str) -> Instance | None:
+    """The twin a namespace belongs to (``lt3f2a-leaf-01`` -> twin ``lt3f2a``), else None."""
+    m = _TWIN_NS.fullmatch(name)
+    return twin_instance(m.group(1)[len(TWIN_PREFIX) :]) if m else None
 
 
 def namespace_name(node: str) -> str:
-    """``lx-<node>``: the network namespace of a switch or host."""
-    if not _NAME.fullmatch(node):
-        raise LabError(f"cannot name a namespace after {node!r}")
-    return NS_PREFIX + node
+    """``lx-<node>``: the network namespace of a switch or host of the production lab."""
+    return PRODUCTION.namespace(node)
 
 
 def mgmt_veth_name(node: str) -> str:
-    """Root-namespace end of a switch's or host's management veth (at most 15 characters)."""
-    short = f"{MGMT_VETH_PREFIX}-{node}"
-    if len(short) <= IFNAMSIZ and _IFNAME.fullmatch(short):
-        return short
-    return MGMT_VETH_PREFIX + hashlib.sha1(node.encode()).hexdigest()[:12]
+    """Root-namespace end of a production switch's or host's management veth (at most 15 characters)."""
+    return PRODUCTION.mgmt_veth(node)
 
 
 def is_lab_namespace(name: str) -> bool:
@@ -78,7 +145,7 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class VethPair:
-    kind: Literal["fabric", "host"]
+    kind: Literal["fabric", "host", "stub"]  # stub: to a left-out host's NIC (a namespace without daemons)
     a: End
     b: End
     description: str = ""
@@ -139,13 +206,16 @@ class LabPlan:
     hosts: tuple[HostPlan, ...]
     links: tuple[VethPair, ...]
     mgmt_subnet: str  # "10.255.0.0/24"
-    mgmt_gateway: str  # "10.255.0.1/24", on the root-namespace bridge
+    mgmt_gateway: str  # "10.255.0.1/24", on the management bridge
     bridge: str = MGMT_BRIDGE
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (name, reason)
+    mgmt_namespace: str | None = None  # where the bridge lives (None: the root namespace)
+    stub_namespaces: tuple[str, ...] = ()  # a left-out host's: only its uplink NIC, no daemons, no management
 
     @property
     def namespaces(self) -> list[str]:
-        return [s.namespace for s in self.switches] + [h.namespace for h in self.hosts]
+        """The switches' and hosts' namespaces (not the management namespace)."""
+        return [s.namespace for s in self.switches] + [h.namespace for h in self.hosts] + list(self.stub_namespaces)
 
     @property
     def nodes(self) -> list[SwitchPlan | HostPlan]:
@@ -193,23 +263,35 @@ def _mgmt(
     mgmt_ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
     subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
     seen_veth: dict[str, str],
+    instance: Instance,
 ) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str]:
-    """A node's management address (with the subnet's prefix) and root-side veth, both checked."""
+    """A node's management address (with the subnet's prefix) and bridge-side veth, both checked."""
     if mgmt_ip.ip not in subnet:
         raise LabError(f"{name}: mgmt_ip {mgmt_ip} is outside the management subnet {subnet}")
-    veth = mgmt_veth_name(name)
+    veth = instance.mgmt_veth(name)
     if veth in seen_veth:
         raise LabError(f"{name} and {seen_veth[veth]} map to the same interface name {veth}")
     seen_veth[veth] = name
     return ipaddress.ip_interface(f"{mgmt_ip.ip}/{subnet.prefixlen}"), veth
 
 
-def plan_lab(model: InfraModel) -> LabPlan:
+def plan_lab(  # noqa: C901 - the plan's parts in order
+    model: InfraModel,
+    instance: Instance = PRODUCTION,
+    *,
+    only: frozenset[str] | None = None,
+    hosts: bool = True,
+) -> LabPlan:
     """The lab for ``model``: FRR switches, their fabric links, management, host uplinks.
 
     Switches of another platform (EOS) cannot run here; they and their links are left
-    out and listed in ``skipped``.
+    out and listed in ``skipped``. ``instance`` names everything (the production lab or a
+    twin); ``only`` keeps those switches (and the links between them), ``hosts=False`` leaves
+    the hosts out (both listed in ``skipped``).
     """
+    if only is not None and (unknown := only - set(model.devices)):
+        raise LabError(f"not switches of the model: {', '.join(sorted(unknown))}")
+    ns = instance.namespace
     mgmt = model.fabric.management
     subnet = mgmt.subnet
     used = {d.mgmt_ip.ip for d in model.devices.values()} | {h.mgmt_ip.ip for h in model.hosts.values()}
@@ -225,8 +307,11 @@ def plan_lab(model: InfraModel) -> LabPlan:
         if d.platform != "frr":
             skipped.append((d.name, f"platform {d.platform} cannot run in the lab (FRR switches only)"))
             continue
-        ip, veth = _mgmt(d.name, d.mgmt_ip, subnet, seen_veth)
-        switches.append(SwitchPlan(d.name, d.role, namespace_name(d.name), str(ip), veth))
+        if only is not None and d.name not in only:
+            skipped.append((d.name, "not in the slice"))
+            continue
+        ip, veth = _mgmt(d.name, d.mgmt_ip, subnet, seen_veth, instance)
+        switches.append(SwitchPlan(d.name, d.role, ns(d.name), str(ip), veth))
     in_lab = {s.name for s in switches}
     links: list[VethPair] = []
     for link in model.links:
@@ -236,42 +321,53 @@ def plan_lab(model: InfraModel) -> LabPlan:
         links.append(
             VethPair(
                 "fabric",
-                End(namespace_name(a.device), _check_ifname(a.port, a.device), str(a.ip), link.mtu),
-                End(namespace_name(b.device), _check_ifname(b.port, b.device), str(b.ip), link.mtu),
+                End(ns(a.device), _check_ifname(a.port, a.device), str(a.ip), link.mtu),
+                End(ns(b.device), _check_ifname(b.port, b.device), str(b.ip), link.mtu),
                 link.key,
             )
         )
-    hosts: list[HostPlan] = []
+    host_plans: list[HostPlan] = []
+    stubs: list[str] = []
     for h in sorted(model.hosts.values(), key=lambda h: h.name):
         if h.uplink.leaf not in in_lab:
             skipped.append((h.name, f"its leaf {h.uplink.leaf} is not in the lab"))
             continue
-        ip, veth = _mgmt(h.name, h.mgmt_ip, subnet, seen_veth)
-        ns = namespace_name(h.name)
-        port = _check_ifname(h.uplink.port, h.uplink.leaf)
-        nic = _check_ifname(h.uplink.nic, h.name)
-        hosts.append(HostPlan(h.name, ns, nic, h.uplink.leaf, port, h.kind, str(ip), veth, h.domain_type))
+        port, nic = _check_ifname(h.uplink.port, h.uplink.leaf), _check_ifname(h.uplink.nic, h.name)
         links.append(
             VethPair(
-                "host",
-                End(namespace_name(h.uplink.leaf), port, None, model.fabric.mtu),
-                End(ns, nic, None, h.uplink.mtu),
+                "host" if hosts else "stub",
+                End(ns(h.uplink.leaf), port, None, model.fabric.mtu),
+                End(ns(h.name), nic, None, h.uplink.mtu),
                 f"{h.uplink.leaf}:{port}--{h.name}:{nic}",
             )
         )
-    names = Counter([s.namespace for s in switches] + [h.namespace for h in hosts])
+        if not hosts:  # the leaf's port still exists (a deploy configures it), cabled to the host's NIC alone
+            skipped.append((h.name, "hosts are left out (its uplink NIC is kept)"))
+            stubs.append(ns(h.name))
+            continue
+        ip, veth = _mgmt(h.name, h.mgmt_ip, subnet, seen_veth, instance)
+        host_plans.append(HostPlan(h.name, ns(h.name), nic, h.uplink.leaf, port, h.kind, str(ip), veth, h.domain_type))
+    names = Counter(
+        [s.namespace for s in switches]
+        + [h.namespace for h in host_plans]
+        + stubs
+        + ([instance.mgmt_namespace] if instance.mgmt_namespace else [])
+    )
     dup = {n for n, k in names.items() if k > 1}
     if dup:
-        raise LabError(f"switches and hosts share names: {', '.join(sorted(dup))}")
+        raise LabError(f"switches, hosts and the management namespace share names: {', '.join(sorted(dup))}")
     ends = Counter((e.namespace, e.ifname) for p in links for e in (p.a, p.b))
     clash = {f"{ns}:{i}" for (ns, i), k in ends.items() if k > 1}
     if clash:
         raise LabError(f"ports used by more than one link: {', '.join(sorted(clash))}")
     return LabPlan(
         switches=tuple(switches),
-        hosts=tuple(hosts),
+        hosts=tuple(host_plans),
         links=tuple(links),
         mgmt_subnet=str(subnet),
         mgmt_gateway=f"{gateway}/{subnet.prefixlen}",
+        bridge=instance.bridge,
         skipped=tuple(skipped),
+        mgmt_namespace=instance.mgmt_namespace,
+        stub_namespaces=tuple(stubs),
     )

@@ -11,6 +11,10 @@ password *reference*) or ``None``. The sources, in order:
 2. **configured sources**: the operator's ``deploy.credentials`` groups (``LINTAS_DEPLOY__CREDENTIALS``),
    the first group that matches.
 
+A twin (``lintas twin up``, issue 18) registers ``twin-<name>.json``: its targets carry the twin's
+management namespace and are served only to a :class:`Target` reached through that namespace
+(:func:`twin_sources`); they are never part of the default chain.
+
 What no source serves falls back to ``deploy.username``/``key_file``/``known_hosts`` and the
 inventory (:mod:`workers.deploy.connect`). Which source served a target is logged; a secret never is
 (a :class:`Login` holds paths and references only).
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 TargetKind = Literal["device", "host"]
 REGISTRY_DIR = "credentials.d"
 LAB_SOURCE = "lab"
+TWIN_SOURCE_PREFIX = "twin-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class Target:
     address: str  # management address, already checked against the allow-list
     kind: TargetKind
     groups: tuple[str, ...] = ()  # inventory groups (switches)
+    namespace: str | None = None  # reached from inside this network namespace (a twin's management)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,7 @@ class RegisteredTarget(BaseModel):
     key_file: Path
     known_hosts: Path
     port: int = Field(22, ge=1, le=65535)
+    namespace: str | None = None  # a twin's management namespace: served only to targets reached through it
 
 
 class Registration(BaseModel):
@@ -136,6 +143,8 @@ class RegisteredSource:
     def login(self, target: Target) -> Login | None:
         t = self.targets.get(target.name)
         if t is None or t.kind != target.kind or not _same_address(t.address, target.address):
+            return None
+        if t.namespace != target.namespace:  # a twin's login never serves production, nor the reverse
             return None
         return Login(self.name, t.username, t.key_file, t.known_hosts, None, t.port)
 
@@ -192,12 +201,27 @@ def credential_sources(settings: Settings) -> list[CredentialSource]:
     return out
 
 
+def twin_source_name(twin: str) -> str:
+    """The registered source of twin ``twin``: ``credentials.d/twin-<name>.json``."""
+    return f"{TWIN_SOURCE_PREFIX}{twin}"
+
+
+def twin_sources(settings: Settings, twin: str) -> list[CredentialSource]:
+    """The sources for the targets of twin ``twin``: its own registration only (never the operator's
+    groups nor the production lab's: a twin's target has the production address but not its login)."""
+    path = registration_file(settings.home, twin_source_name(twin))
+    if not path.exists():
+        raise ConnectError(f"no twin {twin!r} is registered for LINTAS_HOME={settings.home}")
+    return [RegisteredSource.load(path)]
+
+
 def find_login(target: Target, sources: Sequence[CredentialSource]) -> Login | None:
     """The first source's login for ``target`` (``None``: no source serves it); logs which one served it."""
     for source in sources:
         login = source.login(target)
         if login is not None:
-            log.info("%s %s (%s): login from %s", target.kind, target.name, target.address, login.source)
+            where = f" in {target.namespace}" if target.namespace else ""
+            log.info("%s %s (%s%s): login from %s", target.kind, target.name, target.address, where, login.source)
             return login
     log.info(
         "%s %s (%s): no credential source serves it: deploy settings / inventory",

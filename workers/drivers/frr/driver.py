@@ -13,7 +13,9 @@
 optional_args: ``port`` (22), ``key_file`` (else ``password`` is used), ``known_hosts``
 (default ``~/.ssh/known_hosts``; RejectPolicy, never auto-add; ``strict_host_key_checking``
 may only be true), ``secret_lookup``, ``revert_dir`` (``/etc/frr/lintas``), ``frr_reload``
-(path of frr-reload.py). Unknown options (nornir passes ``ssh_config_file``) are ignored.
+(path of frr-reload.py), ``sock_factory`` (a callable returning a connected socket to use
+instead of connecting to ``hostname``:``port``, e.g. one made inside a network namespace; the
+host key is still checked for ``hostname``). Unknown options (nornir passes ``ssh_config_file``) are ignored.
 
 The candidate format is described in :mod:`workers.drivers.frr.candidate`, the Linux
 planning and kernel modes in :mod:`workers.drivers.frr.linux_model` and
@@ -109,6 +111,9 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
             raise FrrCandidateError(f"revert_dir must be an absolute path of safe characters: {self.revert_dir!r}")
         self.frr_reload = str(opts.get("frr_reload") or revert.FRR_RELOAD)
         self._lookup = secret_lookup_from(opts.get("secret_lookup", "env"))
+        self.sock_factory = opts.get("sock_factory")
+        if self.sock_factory is not None and not callable(self.sock_factory):
+            raise FrrCandidateError("sock_factory must be a callable returning a connected socket")
         self._ssh: SshSession | None = None
         self._candidate: Candidate | None = None
         self._caps: Capabilities | None = None
@@ -126,6 +131,7 @@ class FrrDriver(ReadsMixin, NetworkDriver):  # type: ignore[misc]
             known_hosts=self.known_hosts,
             password=self.password or None,
             timeout=float(self.timeout),
+            sock_factory=self.sock_factory,
         )
         ssh.open()
         self._ssh = ssh

@@ -13,7 +13,9 @@ output are not.
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +44,14 @@ class SshSession:
         known_hosts: str,
         password: str | None = None,
         timeout: float = 60.0,
+        sock_factory: Callable[[], socket.socket] | None = None,
     ) -> None:
         self.host, self.port, self.username = host, port, username
         self.key_file, self.known_hosts, self.password = key_file, known_hosts, password
         self.timeout = timeout
+        # a connected socket to use instead of connecting to host:port (e.g. made in another
+        # network namespace); host is still what the host key is checked against
+        self.sock_factory = sock_factory
         self._client: paramiko.SSHClient | None = None
 
     @property
@@ -64,6 +70,11 @@ class SshSession:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         connect_timeout = min(self.timeout, 15.0)
         try:
+            sock = self.sock_factory() if self.sock_factory is not None else None
+        except Exception as exc:  # noqa: BLE001 - whatever the factory raises, nothing was connected
+            client.close()
+            raise FrrConnectionError(f"{self.where}: cannot connect: {exc}") from None
+        try:
             client.connect(
                 hostname=self.host,
                 port=self.port,
@@ -75,6 +86,7 @@ class SshSession:
                 timeout=connect_timeout,
                 banner_timeout=connect_timeout,
                 auth_timeout=connect_timeout,
+                sock=sock,
             )
         except paramiko.BadHostKeyException:
             client.close()
