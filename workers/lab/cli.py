@@ -23,7 +23,8 @@ console = make_console()
 err = make_console(stderr=True)
 
 
-def _run(coro: object) -> object:
+def run_command(coro: object) -> object:
+    """Run a lab coroutine for a command; a Lintas error is printed and exits 2."""
     try:
         return aio.run(coro)  # type: ignore[arg-type]
     except LintasError as exc:
@@ -41,7 +42,7 @@ def up_cmd(
     from lintas.workers.lab.lab import lab_facts, lab_hosts_facts, lab_up
 
     settings = Settings()
-    state = _run(lab_up(settings, repo))
+    state = run_command(lab_up(settings, repo))
     facts = lab_facts(settings)
     hosts = lab_hosts_facts(settings)
     console.print(
@@ -70,7 +71,7 @@ def down_cmd() -> None:
     """Remove every namespace, link, process and file of the lab."""
     from lintas.workers.lab.lab import lab_down
 
-    report = _run(lab_down(Settings()))
+    report = run_command(lab_down(Settings()))
     console.print(
         f"lab down: removed {getattr(report, 'namespaces', 0)} namespaces, "
         f"{getattr(report, 'processes', 0)} processes, {getattr(report, 'root_links', 0)} root links"
@@ -83,7 +84,7 @@ def status_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     exit 1 if any is unhealthy."""
     from lintas.workers.lab.lab import DeviceStatus, lab_status
 
-    result = _run(lab_status(Settings()))
+    result = run_command(lab_status(Settings()))
     statuses: list[DeviceStatus] = list(result) if isinstance(result, list) else []
     if json_:
         print(json.dumps([s.as_dict() for s in statuses], indent=2))

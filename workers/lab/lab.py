@@ -40,6 +40,7 @@ from lintas.workers.lab.paths import DEVICE_FRR_ETC, DEVICE_FRR_LOG, DEVICE_FRR_
 from lintas.workers.lab.register import register_lab, unregister_lab
 from lintas.workers.lab.state import LabState, load_state, read_owner, save_state, state_from_plan, write_owner
 from lintas.workers.lab.topology import SSH_PORT, HostPlan, LabPlan, SwitchPlan, plan_lab
+from lintas.workers.lab.twin_life import sweep_twins, twin_statuses
 from lintas.workers.model import load_model
 from lintas.workers.model.model import InfraModel
 
@@ -134,6 +135,7 @@ class DownReport:
     processes: int
     root_links: int
     files: list[str]
+    twins: int = 0  # dead twins removed with it
 
 
 # -- up --------------------------------------------------------------------------------------
@@ -199,12 +201,12 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
     await gather_limited(
         PARALLEL,
         [
-            *(_start_switch(tools, paths, sw) for sw in plan.switches),
+            *(start_switch(tools, paths, sw) for sw in plan.switches),
             *(_start_host(tools, paths, h) for h in plan.hosts),
         ],
     )
     ssh.write_known_hosts(paths, plan)
-    await _wait_ready(paths, plan)
+    await wait_ready(paths, plan)
     await _play_nova(tools, paths, model, plan)
     state.phase = "up"
     save_state(paths, state)
@@ -236,7 +238,8 @@ async def _check_owner(tools: Tools, paths: LabPaths) -> None:
         )
 
 
-async def _start_switch(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
+async def start_switch(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
+    """Start whatever of a switch's FRR daemons and sshd is not running (the lab's or a twin's)."""
     frr.write_day0(paths, sw.name)
     await ssh.write_device_files(tools, paths, sw)
     ino = frr.netns_inode(sw.namespace)
@@ -277,9 +280,10 @@ async def _play_nova(tools: Tools, paths: LabPaths, model: InfraModel, plan: Lab
     await asyncio.gather(*(nova.ensure_nova(tools, paths, model, h) for h in plan.hosts if h.kind == "openstack"))
 
 
-async def _wait_ready(paths: LabPaths, plan: LabPlan, timeout_s: float = READY_TIMEOUT_S) -> None:
+async def wait_ready(paths: LabPaths, plan: LabPlan, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Every switch: FRR vty sockets present; every host: libvirtd and ovsdb-server answering on
-    their unix sockets; every node: sshd answering on its management address."""
+    their unix sockets; every node: sshd answering on its management address (from the plan's
+    management namespace when it has one)."""
     deadline = time.monotonic() + timeout_s
     pending: dict[str, SwitchPlan | HostPlan] = {n.name: n for n in plan.nodes}
     while pending:
@@ -289,7 +293,7 @@ async def _wait_ready(paths: LabPaths, plan: LabPlan, timeout_s: float = READY_T
                 daemons = frr.daemons_ready(paths, node.name)
             else:
                 daemons = await hypervisor.daemons_ready(paths, node.name)
-            return daemons and await ssh.ssh_banner(node.mgmt_address)
+            return daemons and await ssh.ssh_banner(node.mgmt_address, namespace=plan.mgmt_namespace)
 
         done = await asyncio.gather(*(ready(n) for n in pending.values()))
         for name, ok in zip(list(pending), done, strict=True):
@@ -322,16 +326,25 @@ async def _lab_down(tools: Tools, paths: LabPaths) -> DownReport:
     counts = await netns.remove(tools, namespaces)
     killed += await netns.kill_namespace_processes(namespaces, inodes=inodes)  # a straggler of a crashed `up`
     killed += await netns.kill_pids(netns.orphan_pids(paths.run_root.name))  # namespaces that lost their name
-    removed = _remove_files(paths, state)
-    return DownReport(namespaces=counts["namespaces"], processes=killed, root_links=counts["root_links"], files=removed)
+    twins = await sweep_twins(tools)  # dead twins' leftovers; live twins stay
+    removed = _remove_files(paths, state, keep_system_dirs=bool(twin_statuses()))
+    return DownReport(
+        namespaces=counts["namespaces"] + sum(t.namespaces for t in twins),
+        processes=killed + sum(t.processes for t in twins),
+        root_links=counts["root_links"],
+        files=removed,
+        twins=len(twins),
+    )
 
 
-def _remove_files(paths: LabPaths, state: LabState | None) -> list[str]:
+def _remove_files(paths: LabPaths, state: LabState | None, *, keep_system_dirs: bool = False) -> list[str]:
     removed: list[str] = []
     for tree in (paths.run_root, paths.lab_dir):
         if tree.is_dir():
             shutil.rmtree(tree)
             removed.append(str(tree))
+    if keep_system_dirs:  # a live twin's sshd and FRR still use /run/sshd and /run/frr
+        return removed
     for made in reversed(state.created_paths if state else []):
         with contextlib.suppress(OSError):
             os.rmdir(made)  # only when empty: another sshd or FRR may use it by now
@@ -409,8 +422,11 @@ def _plan_host(name: str, state: LabState) -> HostPlan:
 
 def lab_facts(settings: Settings) -> dict[str, DeviceFacts]:
     """Facts of every switch of the lab that is up (from ``state.json``; no root needed)."""
-    paths = LabPaths(settings.home)
-    state = _require_state(settings)
+    return switch_facts(LabPaths(settings.home), _require_state(settings))
+
+
+def switch_facts(paths: LabPaths, state: LabState) -> dict[str, DeviceFacts]:
+    """Facts of every switch of ``state`` (the lab's, or a twin's with its paths)."""
     return {
         r.name: DeviceFacts(
             name=r.name,

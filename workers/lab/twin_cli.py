@@ -1,0 +1,97 @@
+"""``lintas twin up|down|list``: throwaway twins of a model's switches beside the lab (issue 18's
+foundation; see :mod:`workers.lab.twin`). A typer sub-app mounted through the ``lintas.cli`` entry
+points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lintas.engine.settings import Settings
+from lintas.workers.lab.cli import console, run_command
+
+twin_app = typer.Typer(
+    help="Twins: isolated copies of a model's switches (FRR + sshd in their own namespaces and "
+    "management network), beside the lab (needs root).",
+    no_args_is_help=True,
+)
+
+
+@twin_app.command("up")
+def up_cmd(
+    repo: Annotated[Path, typer.Argument(help="infra repo (a checkout) whose switches to build")],
+    name: Annotated[str | None, typer.Option(help="the twin's name (default: its prefix)")] = None,
+    switch: Annotated[
+        list[str] | None, typer.Option("--switch", help="build only these switches (repeat); default: all")
+    ] = None,
+) -> None:
+    """Build a twin; it stays until `lintas twin down NAME`."""
+    from lintas.workers.lab.twin import twin_facts, twin_up
+
+    record = run_command(twin_up(Settings(), repo, name=name, only=frozenset(switch) if switch else None))
+    twin = str(getattr(record, "name", ""))
+    facts = twin_facts(twin)
+    console.print(
+        f"[bold green]twin {facts.name} up[/]: prefix {facts.prefix}, {len(facts.devices)} switches, "
+        f"management in namespace {facts.mgmt_namespace}"
+    )
+    for f in facts.devices.values():
+        console.print(f"  {f.name:<12} {f.namespace:<20} root@{f.mgmt_ip} (through {facts.mgmt_namespace})")
+    any_fact = next(iter(facts.devices.values()))
+    console.print(
+        f"  ip netns exec {facts.mgmt_namespace} ssh -i {any_fact.key_file} -o StrictHostKeyChecking=yes "
+        f"-o UserKnownHostsFile={any_fact.known_hosts} root@{any_fact.mgmt_ip} vtysh",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@twin_app.command("down")
+def down_cmd(name: Annotated[str, typer.Argument(help="the twin's name (see `lintas twin list`)")]) -> None:
+    """Remove a twin: its namespaces, processes, files and credentials."""
+    from lintas.workers.lab.twin import twin_down
+
+    report = run_command(twin_down(Settings(), name))
+    console.print(
+        f"twin down: {name} ({getattr(report, 'prefix', '?')}): removed {getattr(report, 'namespaces', 0)} "
+        f"namespaces, {getattr(report, 'processes', 0)} processes"
+    )
+
+
+@twin_app.command("list")
+def list_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every twin on this machine, alive or dead (a dead one is removed by the next `twin up` or `lab down`)."""
+    from lintas.workers.lab.twin_life import twin_statuses
+
+    rows = [
+        {
+            "name": st.record.name if st.record else None,
+            "prefix": st.prefix,
+            "alive": st.alive,
+            "phase": st.record.phase if st.record else None,
+            "switches": st.record.switches if st.record else [],
+            "repo": st.record.repo if st.record else None,
+            "home": st.record.home if st.record else None,
+            "held_by": st.record.holder.pid if st.record and st.record.holder else None,
+        }
+        for st in twin_statuses()
+    ]
+    if json_:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "prefix", "phase", "alive", "switches", "held by", "repo")
+    for r in rows:
+        table.add_row(
+            str(r["name"] or "-"),
+            str(r["prefix"]),
+            str(r["phase"] or "-"),
+            "yes" if r["alive"] else "[red]dead[/]",
+            str(len(r["switches"] or [])),  # type: ignore[arg-type]
+            str(r["held_by"] or "-"),
+            str(r["repo"] or "-"),
+        )
+    console.print(table)
