@@ -226,6 +226,14 @@ class Switches:
         return None if v is None else list(v["remote_vteps"])
 
 
+def by_hand(lab_settings: Settings, switch: str, *vtysh: str) -> None:
+    """An operator's ``vtysh -c`` commands on a lab switch, over its management SSH (not through Lintas)."""
+    f = lab_device_facts(lab_settings, switch)
+    ssh = ["ssh", "-i", str(f.key_file), "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={f.known_hosts}"]
+    ssh += ["-o", "BatchMode=yes", "-p", str(f.ssh_port), f"root@{f.mgmt_ip}"]
+    subprocess.run([*ssh, "vtysh " + " ".join(f"-c '{c}'" for c in vtysh)], check=True, capture_output=True, timeout=30)
+
+
 def wait_for(what: str, cond: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -366,22 +374,8 @@ def test_the_same_commit_twice_changes_nothing(lx: Env, sw: Switches) -> None:
 def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
     lx: Env, sw: Switches, lab_settings: Settings
 ) -> None:
-    f = lab_device_facts(lab_settings, "leaf-02")
-    by_hand = [
-        "ssh",
-        "-i",
-        str(f.key_file),
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={f.known_hosts}",
-        "-o",
-        "BatchMode=yes",
-        f"root@{f.mgmt_ip}",
-        "vtysh -c 'conf t' -c 'ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24'",
-    ]
     changed_at = time.time()
-    subprocess.run(by_hand, check=True, capture_output=True, timeout=30)
+    by_hand(lab_settings, "leaf-02", "conf t", "ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24")
 
     def periodic_scan_saw_it() -> bool:  # `lintas up`'s own scan, not one we ask for
         got = lx.cli("drift", "--cached", "--json", check=False)

@@ -7,16 +7,44 @@ plane's own signals, not on its timeout.
   template override) fails long before ``verify_timeout``, with the reason (``settled``, the
   missing VTEP), and is rolled back; rollback's re-verification ends by the same rule.
 
+* failures waiting cannot heal fail at once, read on the real switches (verify of the lab as it
+  stands, after a switch was changed by hand): two ends of a session configured with different
+  passwords (FRR shows only Active/Connect: the digests of the two ends' passwords are compared),
+  and a session configured for an AS its peer does not speak (the peer's NOTIFICATION named);
+* the same through `git push` (a template override gives leaf-04 another password): the deploy's
+  health gate fails at once with the cause, not after its timeout, and rollback restores leaf-04.
+
 The lab and `lintas up` come from :mod:`tests.deploy.test_fabric_e2e`'s fixtures (a lab of its
 own for this module); its ``verify_timeout`` there is 25 s.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from typing import Any
+
 import pytest
 
+from bench.breakage import write_password_override
+from lintas.engine.settings import Settings
+from lintas.workers.deploy.fabric_verify import FabricVerification, Settling, plans, verify_fabric
+from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.model import load_model
 from tests.deploy import test_fabric_e2e as e2e
-from tests.deploy.test_fabric_e2e import VERIFY_TIMEOUT_S, VTEP, Env, Switches, add_network, filter_evpn_of, stage
+from tests.deploy.test_fabric_e2e import (
+    HEALTH_TIMEOUT_S,
+    VERIFY_TIMEOUT_S,
+    VTEP,
+    Env,
+    Switches,
+    add_network,
+    by_hand,
+    filter_evpn_of,
+    stage,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -49,5 +77,133 @@ def test_a_change_that_cannot_converge_fails_fast_with_its_reason_and_is_rolled_
     assert rb["summary"]["reverify"]["ended_by"] == "stable" and rb["summary"]["totals"]["failed"] == 0
     assert sw.pending() == [] and sw.fabric_up()
     assert sw.remote_vteps("leaf-01", 10010) == [VTEP["leaf-02"], VTEP["leaf-03"], VTEP["leaf-04"]]
+    back = lx.push_and_drive("drop the template override", lambda repo: lx.git("rm", "-q", "-r", "templates/frr"))
+    assert back["state"] == "succeeded", back["error"]
+
+
+# -- deterministic failures on the real switches -------------------------------------------------------
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def info(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def verify_now(lab_settings: Settings, lx: Env) -> FabricVerification:
+    """Verify of the lab as it stands, against the repo's model (verify's own code, real sessions)."""
+    model = load_model(lx.work)
+    fleet = Fleet(model, Settings(home=lab_settings.home), sorted(model.devices))
+    try:
+        return asyncio.run(
+            verify_fabric(
+                fleet,
+                model,
+                sorted(model.devices),
+                log=_Log(),  # type: ignore[arg-type]
+                settling=Settling("verify", VERIFY_TIMEOUT_S),
+                changed=set(),
+            )
+        )
+    finally:
+        fleet.close()
+
+
+def _link(lx: Env, a: str, b: str) -> tuple[str, str, int, int]:
+    """b's address on the link a-b, a's address on it, a's ASN and b's ASN (the model's)."""
+    model = load_model(lx.work)
+    p = plans(model, [a, b])
+    ip_b = next(ip for ip, peer in p[a].expected.peers.items() if peer == b)
+    return ip_b, p[a].back[ip_b], p[a].asn, p[b].asn
+
+
+def password_of(leaf: str) -> Any:
+    return lambda repo: write_password_override(repo, leaf)
+
+
+def _remediate(lx: Env) -> dict[str, Any]:
+    fixed = lx.cli("drift", "--remediate", "--json", check=False)
+    runs = json.loads(fixed.stdout)["remediation_runs"]
+    assert len(runs) == 1, fixed.stdout
+    lx.seen.add(runs[0])
+    return lx.drive(runs[0])
+
+
+def test_different_passwords_at_the_two_ends_fail_at_once_naming_the_session(
+    lx: Env, sw: Switches, lab_settings: Settings
+) -> None:
+    ip_spine, ip_leaf, asn_leaf, _ = _link(lx, "leaf-04", "spine-01")
+    secret = lx.env["FABRIC_BGP_PASSWORD"]
+    # leaf-04's session to spine-01 alone gets another password (its own, over the peer-group's)
+    by_hand(lab_settings, "leaf-04", "conf t", f"router bgp {asn_leaf}", f"neighbor {ip_spine} password Other-pw-9")
+    wait_for(
+        "the session to go down",
+        lambda: not sw.ask("leaf-04", lambda d: d.get_bgp_neighbors())["global"]["peers"][ip_spine]["is_up"],
+        30,
+    )
+    v = verify_now(lab_settings, lx)
+    assert v.verdict.ended_by == "deterministic" and not v.verdict.passed, v.verdict
+    assert v.reads <= 3 and v.elapsed_s < 8, (v.reads, v.elapsed_s)  # at once, not after settle/timeout
+    assert f"leaf-04 session to {ip_spine} (spine-01) not Established" in v.verdict.reason
+    assert "different TCP MD5 passwords" in v.verdict.reason
+    assert secret not in v.verdict.reason and "Other-pw-9" not in v.verdict.reason
+    # back through the pipeline: drift finds leaf-04 changed and a normal run re-applies it
+    run = _remediate(lx)
+    assert run["state"] == "succeeded", run["error"]
+    wait_for("the fabric back up", sw.fabric_up, 60)
+
+
+def test_an_as_the_peer_does_not_speak_fails_at_once_with_its_notification(
+    lx: Env, sw: Switches, lab_settings: Settings
+) -> None:
+    ip_leaf, ip_spine, asn_spine, asn_leaf = _link(lx, "spine-02", "leaf-03")
+    by_hand(lab_settings, "spine-02", "conf t", f"router bgp {asn_spine}", f"neighbor {ip_leaf} remote-as 64999")
+
+    def refused() -> bool:
+        peers = sw.ask("spine-02", lambda d: d.get_bgp_neighbors())["global"]["peers"]
+        return not peers[ip_leaf]["is_up"]
+
+    wait_for("the session to go down", refused, 30)
+    v = verify_now(lab_settings, lx)
+    reason = v.verdict.reason
+    assert f"spine-02 session to {ip_leaf} (leaf-03) not Established: configured with remote AS 64999" in reason
+    assert f"the model says {asn_leaf}" in reason
+    assert f"spine-02 expects AS 64999, leaf-03 speaks AS {asn_leaf}" in reason  # both ends, same poll
+
+    # once leaf-03 tries again (FRR's connect retry), spine-02 refuses its OPEN: the NOTIFICATION is named
+    def notified() -> bool:
+        cmd = f"show bgp neighbors {ip_leaf} json"
+        return "Bad Peer AS" in str(sw.ask("spine-02", lambda d: d.cli([cmd]))[cmd])
+
+    wait_for("spine-02 to refuse leaf-03's OPEN", notified, 40)
+    v = verify_now(lab_settings, lx)
+    assert v.verdict.ended_by == "deterministic" and v.reads == 1, v.verdict
+    assert "(BGP Notification send: OPEN Message Error/Bad Peer AS)" in v.verdict.reason, v.verdict.reason
+    assert "the peer refused it:" in v.verdict.reason
+    assert "spine-02: BGP Notification send (OPEN Message Error/Bad Peer AS)" in v.verdict.reason
+    by_hand(lab_settings, "spine-02", "conf t", f"router bgp {asn_spine}", f"neighbor {ip_leaf} remote-as {asn_leaf}")
+    wait_for("the fabric back up", sw.fabric_up, 60)
+    again = verify_now(lab_settings, lx)
+    assert again.verdict.ended_by == "stable", again.verdict
+
+
+def test_a_pushed_password_its_peers_do_not_share_fails_the_health_gate_at_once(lx: Env, sw: Switches) -> None:
+    """Through `git push`: a template override gives leaf-04's underlay another password than the
+    spines' (no secret in the repo). Its sessions can never come up; the deploy's health gate
+    compares the two ends at once instead of waiting its whole timeout, and rollback restores it."""
+    t0 = time.monotonic()
+    run = lx.push_and_drive("leaf-04: another BGP password (template override)", password_of("leaf-04"))
+    assert run["state"] == "rolled_back", run["error"]
+    d = stage(run, "deploy")
+    assert d["state"] == "failed" and "leaf-04" in run["error"], run["error"]
+    assert "different TCP MD5 passwords" in run["error"] and "(spine-0" in run["error"], run["error"]
+    assert lx.env["FABRIC_BGP_PASSWORD"] not in json.dumps(run)
+    assert d["duration_s"] < HEALTH_TIMEOUT_S / 2, d["duration_s"]  # at once, not the gate's timeout
+    assert time.monotonic() - t0 < 90
+    rb = stage(run, "rollback")
+    assert rb["state"] == "succeeded" and rb["summary"]["restored"] == ["leaf-04"], rb["summary"]
+    wait_for("the fabric back up", sw.fabric_up, 60)
     back = lx.push_and_drive("drop the template override", lambda repo: lx.git("rm", "-q", "-r", "templates/frr"))
     assert back["state"] == "succeeded", back["error"]
