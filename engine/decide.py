@@ -255,8 +255,12 @@ def _on_finished(d: Decision, ev: JobFinished, now: datetime) -> None:
     if rec is None:
         return
     rec.worker = ev.worker
+    # A short stage's worker does not report its start (engine/worker.py): its result stands
+    # for one delivery, begun the stage's duration ago (not before the dispatch).
+    rec.deliveries = max(rec.deliveries, 1)
     if rec.started_at is None:
-        rec.started_at = now
+        begun = now - _s(ev.duration_s)
+        rec.started_at = max(begun, rec.dispatched_at) if rec.dispatched_at is not None else begun
     rec.summary = dict(ev.summary)
     for w in ev.warnings:
         if w not in run.warnings:

@@ -33,30 +33,52 @@ class Journal:
 
     async def begin(self, job_id: str, worker: str) -> JournalEntry:
         """Record one more execution. Returns the entry; if it is ``done`` the caller must not execute."""
+        return (await self.begin_at(job_id, worker))[0]
+
+    async def begin_at(self, job_id: str, worker: str) -> tuple[JournalEntry, int]:
+        """:meth:`begin`, with the entry's revision (for :meth:`complete`'s first write).
+
+        A job is almost always new: the entry is created first, and read only when it exists."""
         key = S.journal_key(job_id)
+        fresh = JournalEntry(job_id=job_id, executions=1, workers=[worker])
+        rev = await self._store.create(key, fresh)
+        if rev is not None:
+            return fresh, rev
         for _ in range(20):
             got = await self._store.get(key)
             if got is None:
-                entry = JournalEntry(job_id=job_id, executions=1, workers=[worker])
-                if await self._store.create(key, entry) is not None:
-                    return entry
+                rev = await self._store.create(key, fresh)
+                if rev is not None:
+                    return fresh, rev
                 continue
             entry, rev = got
             if entry.state == "done":
-                return entry
+                return entry, rev
             entry.executions += 1
             entry.workers.append(worker)
             try:
-                await self._store.update(key, entry, rev)
-                return entry
+                return entry, await self._store.update(key, entry, rev)
             except ConflictError:
                 continue
         raise ConflictError(f"journal {job_id}: too much contention")
 
-    async def complete(self, job_id: str, result: JobFinished, *, replace: bool = False) -> JournalEntry:
+    async def complete(
+        self, job_id: str, result: JobFinished, *, replace: bool = False, began: tuple[JournalEntry, int] | None = None
+    ) -> JournalEntry:
         """Record the job's result. A result already recorded stands, unless ``replace`` (the
-        recorded one could not be published: it is replaced by the failure that says why)."""
+        recorded one could not be published: it is replaced by the failure that says why).
+
+        ``began``: the entry and revision :meth:`begin_at` returned. The result is written at that
+        revision without a read first; if anything wrote the entry since (another delivery
+        began, or finished), the write loses and the entry is read and decided again."""
         key = S.journal_key(job_id)
+        if began is not None and began[0].state == "running":
+            entry = began[0].model_copy(update={"state": "done", "result": result})
+            try:
+                await self._store.update(key, entry, began[1])
+                return entry
+            except ConflictError:
+                pass
         for _ in range(20):
             got = await self._store.get(key)
             if got is None:

@@ -40,12 +40,14 @@ from lintas.engine.commands import (
     SupersedeRun,
     Tick,
 )
-from lintas.engine.decide import decide
+from lintas.engine.decide import Decision, decide
 from lintas.engine.errors import ConflictError
 from lintas.engine.events import (
     ControlEvent,
     Job,
     JobDeadLettered,
+    JobFinished,
+    JobStarted,
     LogLine,
     PushEvent,
     ingress_adapter,
@@ -78,6 +80,7 @@ class Engine(Service):
         *,
         clock: Clock = utcnow,
         batch: int = 256,
+        start_linger_s: float = 0.05,
     ) -> None:
         self._nc = nc
         self._topo = topology
@@ -101,6 +104,9 @@ class Engine(Service):
         self._resolving = asyncio.Semaphore(8)  # git work at once
         self._advisory_sub: Any = None
         self._repair: set[str] = set()  # runs whose commands did not all go out: Recover them
+        self._dispatching: dict[str, asyncio.Task[None]] = {}  # job id -> its publish, sent beside the save
+        self._start_linger_s = start_linger_s
+        self._lingering: dict[str, tuple[JobStarted, asyncio.Future[None]]] = {}  # job id -> its start report
         self._terminal: set[str] = set()  # keys of runs known to be over (a terminal run never changes)
         self._started = False
 
@@ -240,7 +246,39 @@ class Engine(Service):
 
     async def _on_result(self, msg: Msg) -> None:
         ev = result_adapter.validate_json(msg.data)
-        await self.handle(ev.run_id, ev, redelivered=_redelivered(msg))
+        again = _redelivered(msg)
+        if isinstance(ev, JobStarted) and self._start_linger_s > 0:
+            await self._linger(ev, again)
+            return
+        if isinstance(ev, JobFinished):
+            started = self._lingering.pop(ev.job_id, None)
+            if started is not None:
+                # the job's start report is still waiting: both in one decision and one save
+                try:
+                    await self.handle(ev.run_id, started[0], redelivered=again, then=ev)
+                except BaseException as exc:
+                    started[1].set_exception(exc)
+                    raise
+                started[1].set_result(None)
+                return
+        await self.handle(ev.run_id, ev, redelivered=again)
+
+    async def _linger(self, ev: JobStarted, redelivered: bool) -> None:
+        """A start report waits a moment for its job's result: a short stage's start and result
+        then cost one run write, not two (each a quorum write on a cluster). The report is acked
+        only once saved (alone after the wait, or with the result), so a crash loses nothing."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lingering[ev.job_id] = (ev, fut)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self._start_linger_s)
+            return  # saved with the result
+        except TimeoutError:
+            pass
+        if self._lingering.get(ev.job_id, (None, None))[1] is fut:
+            del self._lingering[ev.job_id]
+            await self.handle(ev.run_id, ev, redelivered=redelivered)
+        else:
+            await fut  # the result took it just now
 
     async def _on_advisory(self, msg: Msg) -> None:
         """JetStream gave up on a job without a worker reporting it (worker died on the last try)."""
@@ -301,8 +339,16 @@ class Engine(Service):
         await self._emit_log(ev.run_id, f"retried by {ev.actor} as run {push.run_id}")
 
     # ------------------------------------------------------------------ the loop body
-    async def handle(self, run_id: str, inp: Input, *, redelivered: bool = False) -> Run | None:
-        run, commands = await self._apply(run_id, inp)
+    async def handle(
+        self, run_id: str, inp: Input, *, redelivered: bool = False, then: Input | None = None
+    ) -> Run | None:
+        """Decide ``inp`` (and ``then``, on the result: one save for both), save, carry out."""
+        run, commands = await self._apply(run_id, inp, then)
+        if not commands and run is not None and _ahead(run, inp):
+            # A report on the stage's next attempt, which the saved run has not dispatched: the
+            # job went out beside a save that did not land (the engine died in between). The
+            # input that dispatches it again comes back (it was not acked); so does this one.
+            raise AheadOfRunError(f"run {run_id}: a report on a job not dispatched yet, will be redelivered")
         if redelivered and not commands and run is not None and not run.state.terminal:
             # A redelivered input that changes nothing: whoever handled it first (another
             # engine, or this one before a failure) saved the new state and may have died
@@ -321,7 +367,7 @@ class Engine(Service):
             raise
         return run
 
-    async def _apply(self, run_id: str, inp: Input) -> tuple[Run | None, list[Command]]:
+    async def _apply(self, run_id: str, inp: Input, then: Input | None = None) -> tuple[Run | None, list[Command]]:
         lock = self._run_locks.setdefault(run_id, asyncio.Lock())
         async with lock:
             optimistic = isinstance(inp, PushReceived) and run_id not in self._cache
@@ -331,18 +377,62 @@ class Engine(Service):
                 optimistic = False
                 cached = current is not None and self._cache.get(run_id) is current
                 run, rev = current if current else (None, 0)
-                d = decide(run, inp, self._clock(), self._limits)
+                now = self._clock()
+                d = decide(run, inp, now, self._limits)
+                if then is not None and d.run is not None:
+                    # one decision for both; when ``then`` is the pipeline, the start's own request
+                    # to resolve it is already done
+                    d2 = decide(d.run, then, now, self._limits)
+                    cmds: list[Command] = [c for c in d.commands if not isinstance(c, ResolvePipeline)]
+                    d = Decision(d2.run, cmds + d2.commands)
                 if d.run is None or (run is not None and d.run == run):
                     if cached and await self._stale(run_id, rev):
                         continue  # another engine moved the run on: decide again on what it wrote
                     return d.run, d.commands
+                early = self._dispatch_early(run, d.commands)
                 try:
                     await self._save(d.run, rev if run is not None else None)
                 except ConflictError:
                     self._cache.pop(run_id, None)
+                    await self._drop_early(early)
                     continue
+                except BaseException:
+                    await self._drop_early(early)
+                    raise
                 return d.run, d.commands
             raise ConflictError(f"run {run_id}: could not apply {type(inp).__name__} (contention)")
+
+    def _dispatch_early(self, run: Run | None, commands: list[Command]) -> list[str]:
+        """Send the decision's jobs while its save is in flight (on a cluster each is a quorum
+        write: one after the other, they were most of a stage transition).
+
+        Only for a run whose pipeline was already saved: the job can only name a stage the
+        saved run has. Crash between the two: the job may run, and its reports arrive before
+        the run knows it; :func:`_ahead` sends them back until the redelivered input that
+        dispatched it is decided again (same job id: the stream drops the second publish)."""
+        if run is None or run.pipeline is None:
+            return []
+        ids: list[str] = []
+        for cmd in commands:
+            if isinstance(cmd, DispatchJob) and cmd.job.job_id not in self._dispatching:
+                self._dispatching[cmd.job.job_id] = asyncio.create_task(self._publish_job(cmd.job))
+                ids.append(cmd.job.job_id)
+        return ids
+
+    async def _drop_early(self, ids: list[str]) -> None:
+        """The save did not land: the jobs sent beside it are settled (not cancelled midway:
+        a publish either landed or not; a decision taken again re-sends them by id)."""
+        tasks = [self._dispatching.pop(i) for i in ids if i in self._dispatching]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _publish_job(self, job: Job) -> None:
+        await publish_acked(
+            self._topo.js,
+            S.job(job.kind),
+            job.model_dump_json().encode(),
+            msg_id=job.job_id,
+            deadline_s=self._settings.nats_retry_s,
+        )
 
     async def _stale(self, run_id: str, rev: int) -> bool:
         """Whether the cached copy is behind KV (a no-op decision on a cached run is checked:
@@ -382,14 +472,11 @@ class Engine(Service):
     # ------------------------------------------------------------------ commands
     async def _execute(self, cmd: Command) -> None:
         if isinstance(cmd, DispatchJob):
-            job = cmd.job
-            await publish_acked(
-                self._topo.js,
-                S.job(job.kind),
-                job.model_dump_json().encode(),
-                msg_id=job.job_id,
-                deadline_s=self._settings.nats_retry_s,
-            )
+            early = self._dispatching.pop(cmd.job.job_id, None)
+            if early is not None:
+                await early  # sent beside the save; a failure is raised here, as a late publish's would be
+            else:
+                await self._publish_job(cmd.job)
         elif isinstance(cmd, EmitLog):
             await self._emit_log(cmd.run_id, cmd.message, cmd.level, cmd.stage)
         elif isinstance(cmd, Enqueue):
@@ -399,31 +486,45 @@ class Engine(Service):
                 lambda q, fin: admission.enqueue(q, cmd.run_id, cmd.sha, cmd.seq, active_finished=fin),
             )
         elif isinstance(cmd, ReleaseBranch):
+            if self._release_is_noop(cmd):
+                return
             await self._branch_op(cmd.repo, cmd.ref, lambda q, fin: admission.release(q, cmd.run_id))
         elif isinstance(cmd, StartRun):
-            await self.handle(cmd.run_id, Admitted())
+            self._start_bg(cmd.run_id)
         elif isinstance(cmd, SupersedeRun):
             await self.handle(cmd.run_id, Superseded(by=cmd.by))
         elif isinstance(cmd, ResolvePipeline):
-            # Reading the pipeline is git work: it must not hold up the input that started the
-            # run (ingest). The run is saved as started first, so a crash here is recovered.
-            task = asyncio.create_task(self._resolve_bg(cmd.run_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._start_bg(cmd.run_id)
 
-    async def _resolve_bg(self, run_id: str) -> None:
+    def _start_bg(self, run_id: str) -> None:
+        """Start a run (or resolve the pipeline of one started without it), in the background.
+
+        Reading the pipeline is git work: it must not hold up the input that admitted the run
+        (ingest). The run stays ``queued`` meanwhile, and the branch has admitted it, so a crash
+        here is recovered (``Recover`` of a queued run admits it again)."""
+        task = asyncio.create_task(self._start_guarded(run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _start_guarded(self, run_id: str) -> None:
         async with self._resolving:
             try:
-                await self._resolve(run_id)
+                await self._start(run_id)
             except Exception as exc:
-                log.warning("pipeline resolution failed, will retry", run=run_id, error=repr(exc))
+                log.warning("starting the run failed, will retry", run=run_id, error=repr(exc))
                 self._repair.add(run_id)
 
-    async def _resolve(self, run_id: str) -> None:
+    async def _start(self, run_id: str) -> None:
+        """Resolve the pipeline first, then save ``Admitted`` and the outcome in one write (one
+        quorum write fewer per run than saving the start on its own). A run that is over (it was
+        canceled while queued) is only admitted, which releases its branch."""
         current = await self._load(run_id)
         if current is None:
             return
         run = current[0]
+        if run.state.terminal or run.pipeline is not None:
+            await self.handle(run_id, Admitted())
+            return
         outcome: Input
         for attempt in range(3):
             try:
@@ -434,7 +535,7 @@ class Engine(Service):
                     outcome = PipelineRejected(message=f"cannot read the pipeline: {type(exc).__name__}: {exc}")
                 else:
                     await asyncio.sleep(0.5 * (attempt + 1))
-        await self.handle(run_id, outcome)
+        await self.handle(run_id, Admitted(), then=outcome)
 
     async def _deployed(self, run: Run) -> list[str]:
         """Commits deployed from the run's repo: a push older than one of them is refused (engine/freshness.py)."""
@@ -470,6 +571,17 @@ class Engine(Service):
         for c in await fut:
             await self._execute(c)
 
+    def _release_is_noop(self, cmd: ReleaseBranch) -> bool:
+        """Whether releasing would change nothing, as the group commit would find: the branch's
+        cached queue holds the run neither active nor queued, and no op on it is pending (a run
+        superseded by an enqueue is already out of the queue: most pushes of a burst)."""
+        key = BranchStore.key(cmd.repo, cmd.ref)
+        cached = self._branch_cache.get(key)
+        if cached is None or key in self._branch_draining or self._branch_pending.get(key):
+            return False
+        queue = cached[0]
+        return queue.active != cmd.run_id and all(e.run_id != cmd.run_id for e in queue.queued)
+
     async def _commit_branch(
         self, key: str, repo: str, ref: str, ops: list[BranchOp]
     ) -> list[list[StartRun | SupersedeRun]]:
@@ -481,8 +593,11 @@ class Engine(Service):
             for op in ops:
                 finished = False
                 if q.active is not None:
-                    active = await self._load(q.active)
-                    finished = active is None or active[0].state.terminal
+                    if RunStore.key(q.active) in self._terminal:
+                        finished = True  # known over (a terminal run never changes): no read
+                    else:
+                        active = await self._load(q.active)
+                        finished = active is None or active[0].state.terminal
                 out = op(q, finished)
                 q = out.queue
                 results.append(out.commands)
@@ -539,6 +654,23 @@ class Engine(Service):
                     log.info("adopted runs", count=n)
             except Exception as exc:
                 log.warning("rescan failed", error=repr(exc))
+
+
+class AheadOfRunError(Exception):
+    """A report on a job the saved run has not dispatched yet: nak'ed, redelivered later."""
+
+
+def _ahead(run: Run, inp: Input) -> bool:
+    """Whether ``inp`` reports on the next attempt of a stage that is still pending (see
+    :meth:`Engine._dispatch_early`)."""
+    if not isinstance(inp, JobStarted | JobFinished | JobDeadLettered) or run.state.terminal:
+        return False
+    rec = run.stages.get(inp.stage)
+    return (
+        rec is not None
+        and rec.status is StageStatus.pending
+        and inp.job_id == Job.make_id(run.run_id, inp.stage, rec.attempt + 1)
+    )
 
 
 def _redelivered(msg: Msg) -> bool:

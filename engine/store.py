@@ -23,7 +23,9 @@ class CasStore(Generic[M]):
 
     Across a node loss or a leader election a write may time out *after* the cluster stored
     it. A write is retried with the same compare-and-set revision, and an unanswered one is
-    settled by reading the key back: our exact bytes at a newer revision mean it landed.
+    settled by reading the key back: our exact bytes at a newer revision mean it landed. A
+    write refused before any attempt went unanswered is another writer's win, whatever the
+    bytes (two deliveries of one job on one worker write the same journal entry).
     Nothing is reported written that the cluster did not acknowledge."""
 
     def __init__(self, kv: KeyValue, model: type[M], *, retry_s: float = DEFAULT_RETRY_S) -> None:
@@ -53,16 +55,21 @@ class CasStore(Generic[M]):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_s
         delay = 0.05
+        unanswered = False  # an attempt went out and got no answer: it may have landed
         while True:
             try:
+                # keys are built from subject tokens (engine/subjects.py): not checked again per write
                 if last == 0:
-                    return await self._kv.create(key, data)
-                return await self._kv.update(key, data, last=last)
+                    return await self._kv.create(key, data, validate_keys=False)
+                return await self._kv.update(key, data, last=last, validate_keys=False)
             except KeyWrongLastSequenceError:
-                pass  # someone wrote it, perhaps our own unanswered attempt: settled below
+                if not unanswered:
+                    return None  # refused, and none of ours can have landed: another writer's
+                # someone wrote it, perhaps our own unanswered attempt: settled below
             except Exception as exc:
                 if not is_transient(exc) or loop.time() + delay >= deadline:
                     raise
+                unanswered = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             current = await self._raw(key)

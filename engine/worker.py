@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from nats.aio.client import Client
@@ -31,7 +32,7 @@ from lintas.engine.disposition import classify
 from lintas.engine.errors import InputError
 from lintas.engine.events import Job, JobFinished, JobStarted, StageFailure
 from lintas.engine.gitrepo import MirrorCache
-from lintas.engine.journal import Journal
+from lintas.engine.journal import Journal, JournalEntry
 from lintas.engine.lifecycle import Service
 from lintas.engine.redact import Redactor
 from lintas.engine.results import failed_copy, inline_part, serialised
@@ -59,6 +60,7 @@ class Worker(Service):
         concurrency: int = 4,
         worker_id: str | None = None,
         redactor: Redactor | None = None,
+        start_report_delay_s: float = 0.05,
     ) -> None:
         self._nc = nc
         self._topo = topology
@@ -70,6 +72,7 @@ class Worker(Service):
         self._journal = Journal(topology.journal)
         self._mirror = MirrorCache(settings.cache_dir / f"worker-{os.getpid()}")
         self._redact = redactor or Redactor()
+        self.start_report_delay_s = start_report_delay_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._started = False
@@ -154,27 +157,15 @@ class Worker(Service):
             await msg.term()
             return
         delivery = msg.metadata.num_delivered or 1
-        entry = await self._journal.begin(job.job_id, self.worker_id)
+        began = await self._journal.begin_at(job.job_id, self.worker_id)
+        entry = began[0]
         if entry.state == "done" and entry.result is not None:
             rlog_done = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)
             if await self._record(job, entry.result, rlog_done):  # idempotent: same Nats-Msg-Id
                 await msg.ack()
             return
         rlog = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)
-        await self._publish(
-            S.result(job.run_id),
-            JobStarted(
-                event_id=f"{job.job_id}:started:{delivery}",
-                occurred_at=datetime.now(UTC),
-                job_id=job.job_id,
-                run_id=job.run_id,
-                stage=job.stage,
-                attempt=job.attempt,
-                worker=self.worker_id,
-                delivery=delivery,
-            ).model_dump_json(),
-            msg_id=f"{job.job_id}:started:{delivery}",
-        )
+        execution = _Execution(self, job, delivery, began)
         ctx = StageContext(job, self.worker_id, self._settings, rlog, self._mirror, self._topo, delivery)
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         t0 = time.perf_counter()
@@ -182,25 +173,22 @@ class Worker(Service):
             result = await asyncio.wait_for(self._stages[kind].run(ctx), job.timeout_s)
         except asyncio.CancelledError:
             heartbeat.cancel()
+            execution.start.cancel()
             with contextlib.suppress(Exception):
                 await msg.nak()  # shutting down: let another worker take it now
             raise
         except Exception as exc:
             failed = await self._on_error(job, msg, exc, delivery, rlog)
             if failed is None:
+                await execution.settle()
                 return  # nak'ed: JetStream redelivers it
             result = failed
         finally:
             heartbeat.cancel()
-            await asyncio.to_thread(ctx.cleanup)  # work trees live as long as their stage
+            if ctx.workdir.exists():  # a stat: no thread hop for a stage that made no work tree
+                await asyncio.to_thread(ctx.cleanup)  # work trees live as long as their stage
         finished = JobFinished(
-            event_id=f"{job.job_id}:finished",
-            occurred_at=datetime.now(UTC),
-            job_id=job.job_id,
-            run_id=job.run_id,
-            stage=job.stage,
-            attempt=job.attempt,
-            worker=self.worker_id,
+            **self._report_of(job, f"{job.job_id}:finished"),
             outcome=result.outcome,
             failure=result.failure,
             summary=result.summary,
@@ -213,7 +201,7 @@ class Worker(Service):
         beat = asyncio.create_task(self._heartbeat(msg))
         try:
             finished = await self._bounded(job, finished, rlog)
-            recorded = await self._record(job, finished, rlog)
+            recorded = await self._record(job, finished, rlog, execution)
         finally:
             beat.cancel()
         if recorded:
@@ -221,6 +209,23 @@ class Worker(Service):
         else:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._settings.job_nak_delay_s)  # bus trouble: redelivery re-publishes
+
+    def _report_of(self, job: Job, event_id: str) -> dict[str, Any]:
+        """What every report of this worker on ``job`` says."""
+        return {
+            "event_id": event_id,
+            "occurred_at": datetime.now(UTC),
+            "job_id": job.job_id,
+            "run_id": job.run_id,
+            "stage": job.stage,
+            "attempt": job.attempt,
+            "worker": self.worker_id,
+        }
+
+    async def _report_start(self, job: Job, delivery: int) -> None:
+        event_id = f"{job.job_id}:started:{delivery}"
+        started = JobStarted(**self._report_of(job, event_id), delivery=delivery)
+        await self._publish(S.result(job.run_id), started.model_dump_json(), msg_id=event_id)
 
     async def _bounded(self, job: Job, finished: JobFinished, rlog: RunLogger) -> JobFinished:
         """A result that fits in one message (engine/results.py); the full one may go to the object store."""
@@ -254,12 +259,15 @@ class Worker(Service):
             small = small.model_copy(update={"summary": {"result_ref": ref, "result_bytes": len(raw)}})
         return small
 
-    async def _record(self, job: Job, finished: JobFinished, rlog: RunLogger) -> bool:
+    async def _record(
+        self, job: Job, finished: JobFinished, rlog: RunLogger, execution: _Execution | None = None
+    ) -> bool:
         """Journal and publish the result. If that fails for the result's sake, the attempt fails
         with the reason instead (never a crashed handler and a redelivery loop); False: the bus
-        itself is in trouble and the job should be redelivered."""
+        itself is in trouble and the job should be redelivered. ``execution``: this delivery's
+        journal entry and start report (None: re-publishing a recorded result)."""
         try:
-            await self._journal_and_publish(job, finished, replace=False)
+            await self._journal_and_publish(job, finished, replace=False, execution=execution)
             return True
         except asyncio.CancelledError:
             raise
@@ -268,7 +276,7 @@ class Worker(Service):
             log.error("result not recorded", job=job.job_id, error=reason)
         try:
             await rlog.error(reason)
-            await self._journal_and_publish(job, failed_copy(finished, reason), replace=True)
+            await self._journal_and_publish(job, failed_copy(finished, reason), replace=True, execution=execution)
             return True
         except asyncio.CancelledError:
             raise
@@ -276,9 +284,14 @@ class Worker(Service):
             log.warning("failure not recorded either; job will be redelivered", job=job.job_id, error=repr(exc))
             return False
 
-    async def _journal_and_publish(self, job: Job, finished: JobFinished, *, replace: bool) -> None:
-        entry = await self._journal.complete(job.job_id, finished, replace=replace)
+    async def _journal_and_publish(
+        self, job: Job, finished: JobFinished, *, replace: bool, execution: _Execution | None
+    ) -> None:
+        began = execution.began if execution is not None and not replace else None
+        entry = await self._journal.complete(job.job_id, finished, replace=replace, began=began)
         assert entry.result is not None
+        if execution is not None:
+            await execution.settle()  # a start report goes before the result
         await self._publish_result(entry.result)
 
     async def _on_error(self, job: Job, msg: Msg, exc: Exception, delivery: int, rlog: RunLogger) -> StageResult | None:
@@ -319,3 +332,40 @@ class Worker(Service):
         await publish_acked(
             self._topo.js, subject, body.encode(), msg_id=msg_id, deadline_s=self._settings.nats_retry_s
         )
+
+
+class _Execution:
+    """One execution of a job on this worker: its journal entry (with the revision the result
+    is written at) and its ``JobStarted`` report, sent while the stage runs.
+
+    A first delivery is reported only if the stage is still running after
+    ``start_report_delay_s``: a short stage's result says all its start would (the engine
+    counts the delivery and takes the start from the result's duration), and on a cluster
+    each report is a quorum write and an engine input. A redelivery is reported at once (the
+    engine warns about it and counts it). The engine ignores a start that arrives after the
+    result, and the report, when sent, is published before the result."""
+
+    def __init__(self, worker: Worker, job: Job, delivery: int, began: tuple[JournalEntry, int]) -> None:
+        self.began = began
+        self._sending = delivery > 1
+        self.start = asyncio.create_task(self._report(worker, job, delivery))
+
+    async def _report(self, worker: Worker, job: Job, delivery: int) -> None:
+        if not self._sending:
+            await asyncio.sleep(worker.start_report_delay_s)
+            self._sending = True
+        await worker._report_start(job, delivery)
+
+    async def settle(self) -> None:
+        """Not sent if the stage ended before it was due; otherwise waited for. One that could
+        not be sent is only a warning: the result (which names the worker too) is what counts,
+        and the stage has run."""
+        if not self._sending:
+            self.start.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.start
+            return
+        try:
+            await self.start
+        except Exception as exc:
+            log.warning("start of job not reported", error=repr(exc))

@@ -6,14 +6,18 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from nats.aio.msg import Msg
+
 from lintas.engine import registry
 from lintas.engine import subjects as S
 from lintas.engine.app import build_stages, make_engine, nats_session, stack
 from lintas.engine.events import Job
 from lintas.engine.journal import Journal
 from lintas.engine.natsd import EmbeddedNats
+from lintas.engine.runner import AheadOfRunError
 from lintas.engine.settings import Settings
-from lintas.engine.state import RunState, StageStatus
+from lintas.engine.state import Run, RunState, StageStatus
 from lintas.engine.worker import Worker
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 from tests.integration.procs import Proc
@@ -107,6 +111,62 @@ async def test_worker_sigkill_mid_job_is_redelivered_to_another(
         assert run.stages["slow"].deliveries == 2
         executions = marks(settings, rid, "slow")
         assert [f"pid={victim.pid}" in e for e in executions] == [True, False]
+
+
+MARKED3 = pipeline(
+    "  s1:\n    uses: t-noop\n    with: {mark: true}\n"
+    "  s2:\n    uses: t-noop\n    needs: [s1]\n    with: {mark: true}\n"
+    "  s3:\n    uses: t-noop\n    needs: [s2]\n    with: {mark: true}\n"
+)
+
+
+async def test_job_sent_beside_a_save_that_did_not_land(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine sends a stage's job while the run's save is in flight. When the save does not
+    land (as if the engine died between them), the job runs anyway and its result arrives
+    before the run knows the job: the result is sent back (not dropped) until the input that
+    dispatched the job is decided again; then the run goes on, every stage once, attempt 1."""
+    repo = make_repo(tmp_path, settings)
+    async with (
+        nats_session(settings, name="test") as (nc, topo),
+        Worker(nc, topo, settings, build_stages(settings, [*REAL_STAGES, "t-noop"])),
+    ):
+        engine = make_engine(nc, topo, settings)
+        real_save, real_result = engine._save, engine._on_result
+        lost: list[str] = []
+        ahead: list[str] = []
+
+        async def save(run: Run, rev: int | None) -> None:
+            s2 = run.stages.get("s2")
+            if not lost and s2 is not None and s2.status is StageStatus.running:
+                lost.append(run.run_id)
+                await asyncio.sleep(0.2)  # the job went out meanwhile
+                raise TimeoutError("save not acknowledged (test)")
+            await real_save(run, rev)
+
+        async def on_result(msg: Msg) -> None:
+            try:
+                await real_result(msg)
+            except AheadOfRunError:
+                ahead.append(msg.subject)
+                raise
+
+        monkeypatch.setattr(engine, "_save", save)
+        monkeypatch.setattr(engine, "_on_result", on_result)  # before start: the input loop takes it then
+        async with engine:
+            sha = commit(repo, settings, MARKED3, "three marked stages")
+            push(repo, settings)
+            rid = run_id_of(repo, sha)
+            run = await wait_run(topo, rid, timeout=30)
+        assert lost == [rid] and ahead, (lost, ahead)  # the job ran before its dispatch was saved
+        assert run.state is RunState.succeeded, run.error
+        journal = Journal(topo.journal)
+        for stage in ("s1", "s2", "s3"):
+            entry = await journal.get(Job.make_id(rid, stage, 1))
+            assert entry is not None and entry.state == "done" and entry.executions == 1, (stage, entry)
+            assert len(marks(settings, rid, stage)) == 1, stage
+            assert run.stages[stage].attempt == 1 and run.stages[stage].deliveries == 1, stage
 
 
 async def test_always_failing_job_is_dead_lettered(tmp_path: Path, settings: Settings) -> None:
