@@ -55,6 +55,8 @@ class VerifyStage:
         job = ctx.job
         t0 = time.monotonic()
         store = NatsArtifactStore(ctx.topology.artifacts)
+        # the model at the commit and the deployment record at once; no session opens before the checks:
+        # the first read opens each switch's, and reads it right away (one exec)
         model, record = await asyncio.gather(load_model_of(ctx, job.sha), load_record(store, job.run_id))
         t_loaded = time.monotonic()
         if isinstance(model, str):
@@ -66,19 +68,9 @@ class VerifyStage:
             return StageResult.failed(f"cannot connect: {exc}")
         deletions = record.allow_deletions if record is not None else ctx.settings.deploy.allow_deletions
         try:
-            # every switch's session opens now, all at once (the first read then finds them open), and
-            # over it the commit state of the switches the record calls committed (:meth:`_gone`);
-            # meanwhile the bundles load of the hosts this run changed (all deployed hosts without a
-            # record: a switch change leaves a host's OVS and domains alone, and drift watches the others)
-            t_fleet = time.monotonic()
-            states, bundles = await asyncio.gather(
-                fleet.run(devices, _open_session, committed=set(_committed(record, fleet))),
-                host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts))),
-            )
-            t_open = time.monotonic()
-            gone = await self._gone(ctx, store, record, states)
-            if gone is not None:
-                return gone
+            # the bundles of the hosts this run changed (all deployed hosts without a record: a switch
+            # change leaves a host's OVS and domains alone, and drift watches the others)
+            bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts)))
             try:
                 hosts = HostFleet(model, ctx.settings, bundles)
             except ConnectError as exc:
@@ -101,6 +93,11 @@ class VerifyStage:
                     deletions_allowed=deletions,
                 ),
             )
+            # a commit of this run its device-side timer restored already (the engine was down longer
+            # than revert_in): the last read found nothing pending there (no exec more when it did)
+            gone = await self._gone(ctx, fleet, store, record, fabric.pending)
+            if gone is not None:
+                return gone
             checks = fabric.checks + on_hosts.checks
             report = S.verify_report_doc(job.run_id, job.stage)
             await store.put_doc(report, json.dumps([c.model_dump(mode="json") for c in checks]).encode())
@@ -108,9 +105,7 @@ class VerifyStage:
             phases = {
                 "before_checks_s": round(t1 - t0, 3),
                 "model_and_record_s": round(t_loaded - t0, 3),  # concurrently
-                "fleet_s": round(t_fleet - t_loaded, 3),  # the inventory and credentials (no packet yet)
-                "sessions_s": round(t_open - t_fleet, 3),  # every session opened, the committed ones' state read
-                "checks_s": round(time.monotonic() - t1, 3),
+                "checks_s": round(time.monotonic() - t1, 3),  # the first read opens each switch's session
             }
             summary: dict[str, Any] = {
                 "report": report,
@@ -145,23 +140,26 @@ class VerifyStage:
     async def _gone(
         self,
         ctx: StageContext,
+        fleet: Fleet,
         store: NatsArtifactStore,
         record: DeployRecord | None,
-        states: dict[str, Outcome[tuple[ops.PendingCommit | None, str | None] | None]],
+        known: dict[str, Answered],
     ) -> StageResult | None:
         """Commits the record calls this run's and pending that are no longer on their device (its
         timer restored it: the engine was down longer than ``revert_in``). Verify cannot pass
-        then: fail at once, not after ``verify_timeout`` of waiting for a convergence that
-        cannot come. ``states``: each committed switch's commit state, read as its session opened."""
-        if record is None:
+        then, and never confirms such a device: the stage fails naming what was lost. ``known``:
+        each switch's pending commit as verification's last read found it; only a committed switch
+        with none pending is read again (its pending commit and the checkpoint it runs)."""
+        committed = _committed(record, fleet)
+        if record is None or not committed:
             return None
+        unsure = [n for n in committed if n not in known or known[n].get_pending_commit() is None]
+        states = await fleet.run(unsure, ops.commit_state)
         gone = []
-        for name in sorted(states):
-            r, t = states[name], record.targets.get(name)
-            if t is None or not r.ok or r.value is None:
-                continue  # not committed by this run, or unreachable: left to the checks
-            if r.value[0] is None and r.value[1] != t.checkpoint:
-                gone.append(name)
+        for name in unsure:
+            r = states[name]
+            if r.ok and r.value is not None and r.value[0] is None and r.value[1] != record.targets[name].checkpoint:
+                gone.append(name)  # unreachable ones are left to the checks
         if not gone:
             return None
         for name in gone:
@@ -363,16 +361,6 @@ def _committed(record: DeployRecord | None, fleet: Fleet) -> list[str]:
         for n in record.with_status("committed")
         if record.targets[n].kind == "device" and n in fleet.conns and record.targets[n].checkpoint
     ]
-
-
-def _open_session(driver: Any, name: str, *, committed: set[str]) -> tuple[ops.PendingCommit | None, str | None] | None:
-    """Called once per switch: getting the driver opened its session; a switch this run committed to
-    also tells its commit state: the pending commit, and only when none is pending (one exec more,
-    the rare case), the checkpoint it runs."""
-    if name not in committed:
-        return None
-    pend = ops.pending_commit(driver, name)
-    return pend, (ops.checkpoint_of(driver) if pend is None else None)
 
 
 def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:
