@@ -379,25 +379,25 @@ def _down_ends(plan: dict[str, Plan], ends: dict[str, dict[str, SessionEnd]]) ->
     return out & set(plan)
 
 
-async def why_down(fleet: Fleet, model: InfraModel, devices: list[str]) -> list[str]:
+async def why_down(fleet: Fleet, model: InfraModel, devices: list[str], among: set[str]) -> list[str]:
     """What waiting cannot heal about the sessions of ``devices`` (a wave the health gate waits
-    for): each of them and its modelled peers read once (one exec each, the password digests with
-    a fresh nonce), then :func:`deterministic` of ``devices`` and :func:`session_failures` of
-    their sessions. [] when nothing is known to be wrong (a session may still come up)."""
+    for) to their peers in ``among`` (the switches configured already): each of them and those
+    peers read once (one exec each, the password digests with a fresh nonce), then
+    :func:`deterministic` of ``devices`` and :func:`session_failures` of those sessions. [] when
+    nothing is known to be wrong (a session may still come up)."""
     wave = set(devices)
-    names = sorted(
-        {n for n in devices if n in model.devices}
-        | {lk.remote(n).device for n in devices if n in model.devices for lk in model.links_by_device.get(n, ())}
-    )
-    names = [n for n in names if n in fleet.conns]
+    peers = {lk.remote(n).device for n in wave & set(model.devices) for lk in model.links_by_device.get(n, ())}
+    names = sorted(n for n in (wave & set(model.devices)) | (peers & among) if n in fleet.conns)
     plan = plans(model, names)
     got = await fleet.run(names, read_device, plan=plan, keys=(secrets.token_hex(16), frozenset(names)))
     reads = {n: r.value for n, r in got.items() if r.ok and r.value is not None}
     out = [msg for n in sorted(reads) if n in wave for msg in reads[n].deterministic]
-    ends = {
-        d: {ip: e for ip, e in r.sessions.items() if d in wave or plan[d].expected.peers.get(ip) in wave}
-        for d, r in reads.items()
-    }
+
+    def gated(d: str, ip: str) -> bool:
+        peer = plan[d].expected.peers.get(ip)
+        return (d in wave and (peer in among or peer in wave)) or (peer in wave and d in among)
+
+    ends = {d: {ip: e for ip, e in r.sessions.items() if gated(d, ip)} for d, r in reads.items()}
     return out + session_failures(plan, ends)
 
 

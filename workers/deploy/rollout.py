@@ -205,7 +205,7 @@ class Rollout:
             # a session down for a cause waiting cannot heal (an AS the peer does not speak, passwords
             # that differ at its two ends, a port at the wrong MTU) fails the wave at once, with it
             down = sorted(n for n, p in bad.items() if any("not Established" in str(x) for x in p))
-            causes = await why_down(self.fleets.switches, model, down) if down else []
+            causes = await why_down(self.fleets.switches, model, down, self.configured) if down else []
             if causes or time.monotonic() >= deadline:
                 for n, p in sorted(bad.items()):
                     mine = [c for c in causes if c.startswith(f"{n} ") or f"({n})" in c]
