@@ -431,10 +431,9 @@ def test_a_bad_peer_as_notification_the_configs_no_longer_explain_is_stale_not_d
     assert "NOTIFICATION: OPEN Message Error/Bad Peer AS" in reason
 
 
-def test_the_loop_reads_the_password_digests_of_down_sessions_and_fails_at_the_second_read(
-    model: InfraModel,
-) -> None:
-    ip, back = _link(model, "leaf-04", "spine-01")
+def _session_down(model: InfraModel, a: str, b: str) -> tuple[str, str, FakeFleet]:
+    """A healthy fake fabric but for the session a-b, down at both ends: (b's address, a's, the fleet)."""
+    ip, back = _link(model, a, b)
 
     def down(peer_ip: str) -> Any:
         def edit(obs: C.Observed) -> C.Observed:
@@ -443,7 +442,13 @@ def test_the_loop_reads_the_password_digests_of_down_sessions_and_fails_at_the_s
 
         return edit
 
-    fleet = _fleet(model, {"leaf-04": down(ip), "spine-01": down(back)})
+    return ip, back, _fleet(model, {a: down(ip), b: down(back)})
+
+
+def test_the_loop_reads_the_password_digests_of_down_sessions_and_fails_at_the_second_read(
+    model: InfraModel,
+) -> None:
+    ip, back, fleet = _session_down(model, "leaf-04", "spine-01")
     fleet.switches["leaf-04"].passwords = {ip: "wrong"}
     fleet.switches["spine-01"].passwords = {back: "right"}
     v = _run(model, fleet, settle_s=10.0, timeout_s=60.0)
@@ -534,18 +539,10 @@ def test_hosts_failing_unchanged_settle_as_failed_but_a_transient_failure_waits(
 
 
 def test_why_down_reads_a_waves_switches_and_their_peers_and_names_what_cannot_heal(model: InfraModel) -> None:
-    ip, back = _link(model, "leaf-04", "spine-01")
-
-    def down(peer_ip: str) -> Any:
-        def edit(obs: C.Observed) -> C.Observed:
-            obs.bgp["global"]["peers"][peer_ip]["is_up"] = False
-            return obs
-
-        return edit
-
-    fleet = _fleet(model, {"leaf-04": down(ip), "spine-01": down(back)})
+    ip, back, fleet = _session_down(model, "leaf-04", "spine-01")
     everyone = set(model.devices)
-    assert asyncio.run(why_down(fleet, model, ["leaf-04"], everyone)) == []  # type: ignore[arg-type]  # down, same passwords: it may come up
+    # down, same passwords: it may come up
+    assert asyncio.run(why_down(fleet, model, ["leaf-04"], everyone)) == []  # type: ignore[arg-type]
     read = {n for n, s in fleet.switches.items() if s.reads}
     assert read == {"leaf-04", "spine-01", "spine-02"}  # the wave and its peers only
     fleet.switches["leaf-04"].passwords = {ip: "pushed"}
