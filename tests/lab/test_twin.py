@@ -321,7 +321,7 @@ def test_a_sigkilled_builder_leaves_nothing_the_next_twin_cannot_clean(
 
 def test_lab_down_removes_dead_twins_and_leaves_nothing(twin: tuple[Settings, TwinRecord, object]) -> None:
     """Last in the module: `lab down` removes the production lab and every dead twin; a twin made by
-    `twin up` (alive until `twin down`) stays, and `twin down` then leaves nothing either."""
+    `twin up` (alive until `twin down`) stays, and `twin down --all` then leaves nothing either."""
     settings, first, _ = twin
     dead, dead_name = _killed_builder(settings, mid_build=False)
     report = run(lab_down(settings))
@@ -334,7 +334,8 @@ def test_lab_down_removes_dead_twins_and_leaves_nothing(twin: tuple[Settings, Tw
         assert netns_of_session(s) == ns_inode(f"{first.prefix}-leaf-01")
     finally:
         s.close()
-    run(twin_down(settings, first.name))
+    down = _cli(settings, "down", "--all")  # alive or not
+    assert down.returncode == 0 and f"twin down: {first.name} ({first.prefix})" in down.stdout, down.stderr
     assert_twin_gone(first.prefix, settings, first.name)
     assert twin_statuses() == [] and strays() == {} and lab_process_pids() == {}
     assert orphan_mounts("lintas-twin/") == {}

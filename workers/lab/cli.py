@@ -68,13 +68,14 @@ def up_cmd(
 
 @lab_app.command("down")
 def down_cmd() -> None:
-    """Remove every namespace, link, process and file of the lab."""
+    """Remove every namespace, link, process and file of the lab, and every dead twin (live twins stay)."""
     from lintas.workers.lab.lab import lab_down
 
     report = run_command(lab_down(Settings()))
     console.print(
         f"lab down: removed {getattr(report, 'namespaces', 0)} namespaces, "
-        f"{getattr(report, 'processes', 0)} processes, {getattr(report, 'root_links', 0)} root links"
+        f"{getattr(report, 'processes', 0)} processes, {getattr(report, 'root_links', 0)} root links, "
+        f"{getattr(report, 'twins', 0)} dead twins"
     )
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from lintas.engine.settings import Settings
-from lintas.workers.lab.cli import console, run_command
+from lintas.workers.lab.cli import console, err, run_command
 
 twin_app = typer.Typer(
     help="Twins: isolated copies of a model's switches (FRR + sshd in their own namespaces and "
@@ -51,15 +51,31 @@ def up_cmd(
 
 
 @twin_app.command("down")
-def down_cmd(name: Annotated[str, typer.Argument(help="the twin's name (see `lintas twin list`)")]) -> None:
-    """Remove a twin: its namespaces, processes, files and credentials."""
+def down_cmd(
+    name: Annotated[str | None, typer.Argument(help="the twin's name (see `lintas twin list`)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every twin on this machine, alive or dead")] = False,
+) -> None:
+    """Remove a twin (or every twin): its namespaces, processes, files and credentials."""
+    from lintas.workers.lab.cmd import find_tools
     from lintas.workers.lab.twin import twin_down
+    from lintas.workers.lab.twin_life import TwinDownReport, sweep_twins
 
-    report = run_command(twin_down(Settings(), name))
-    console.print(
-        f"twin down: {name} ({getattr(report, 'prefix', '?')}): removed {getattr(report, 'namespaces', 0)} "
-        f"namespaces, {getattr(report, 'processes', 0)} processes"
-    )
+    if (name is None) == (not all_):
+        err.print("give a twin's NAME or --all")
+        raise typer.Exit(2)
+    if all_:
+        result = run_command(sweep_twins(find_tools(teardown=True), everything=True))
+        reports: list[TwinDownReport] = list(result) if isinstance(result, list) else []
+    else:
+        one = run_command(twin_down(Settings(), str(name)))
+        reports = [one] if isinstance(one, TwinDownReport) else []
+    for r in reports:
+        console.print(
+            f"twin down: {r.name or '(no record)'} ({r.prefix}): removed {r.namespaces} namespaces, "
+            f"{r.processes} processes"
+        )
+    if all_ and not reports:
+        console.print("twin down: no twin on this machine")
 
 
 @twin_app.command("list")

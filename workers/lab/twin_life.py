@@ -200,6 +200,8 @@ async def teardown(tools: Tools, instance: Instance, root: Path = TWIN_ROOT) -> 
 
 async def sweep_twins(tools: Tools, *, everything: bool = False, root: Path = TWIN_ROOT) -> list[TwinDownReport]:
     """Remove every dead twin (``everything``: every twin) and what is left of twins without a record."""
+    if not await prefixes_anywhere(tools, root):
+        return []  # no twin at all: nothing to lock (and no lock file made where no twin ever was)
     async with locked(root):
         out = []
         for prefix in sorted(await prefixes_anywhere(tools, root)):
