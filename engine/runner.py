@@ -562,10 +562,12 @@ class Engine(Service):
                         results = await self._commit_branch(key, repo, ref, [o for o, _ in batch])
                     except Exception as exc:
                         for _, f in batch:
-                            f.set_exception(exc)
+                            if not f.done():  # its caller was cancelled (the engine stops)
+                                f.set_exception(exc)
                     else:
                         for (_, f), cmds in zip(batch, results, strict=True):
-                            f.set_result(cmds)
+                            if not f.done():
+                                f.set_result(cmds)
             finally:
                 self._branch_draining.discard(key)
         for c in await fut:
