@@ -65,14 +65,14 @@ async def test_targets_carry_the_latest_drift_state(api: Api) -> None:
                 repo="infra",
                 state="drifted",
                 deployed_commit="c" * 40,
-                differences=["[frr] frr-reload.py --test", "- ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24"],
+                differences=["[frr] frr-reload.py --test", "- ip prefix-list HAND-MADE seq 5 permit 198.51.100.0/24"],
             ),
         ],
     )
     await publish(api.topo, report)
     got = {t["target"]: t for t in (await api.http.get("/api/v1/targets", headers=viewer)).json()}
     assert got["leaf-01"]["drift"] == "in_sync" and got["leaf-01"]["differences"] == []
-    assert got["leaf-02"]["drift"] == "drifted" and "192.0.2.0/24" in got["leaf-02"]["differences"][1]
+    assert got["leaf-02"]["drift"] == "drifted" and "198.51.100.0/24" in got["leaf-02"]["differences"][1]
     assert got["leaf-02"]["drift_checked_at"] is not None
     msg = await api.topo.js.get_last_msg("LINTAS_NOTIFY", "lintas.notify.drift")
     assert DriftReport.model_validate_json(msg.data or b"").targets[1].state == "drifted"

@@ -314,7 +314,7 @@ def orphan_commit(st: Stack, sw: Switches, monkeypatch: pytest.MonkeyPatch, leaf
     bundle = render_device(load_model(st.lx.work), leaf, Renderer(st.lx.work))
     drv = sw(leaf)
     drv.load_replace_candidate(
-        config={**bundle, "frr.conf": bundle["frr.conf"] + "ip prefix-list ORPHAN seq 5 permit 192.0.2.0/24\n"}
+        config={**bundle, "frr.conf": bundle["frr.conf"] + "ip prefix-list ORPHAN seq 5 permit 198.51.100.0/24\n"}
     )
     drv.commit_config(message=ops.commit_message(DEAD, "0" * 40, "demo", "main"), revert_in=240)
 

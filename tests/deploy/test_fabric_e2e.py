@@ -375,7 +375,7 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
     lx: Env, sw: Switches, lab_settings: Settings
 ) -> None:
     changed_at = time.time()
-    by_hand(lab_settings, "leaf-02", "conf t", "ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24")
+    by_hand(lab_settings, "leaf-02", "conf t", "ip prefix-list HAND-MADE seq 5 permit 198.51.100.0/24")
 
     def periodic_scan_saw_it() -> bool:  # `lintas up`'s own scan, not one we ask for
         got = lx.cli("drift", "--cached", "--json", check=False)
@@ -392,9 +392,9 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
     assert scan.returncode == 1, scan.stderr
     report = {t["target"]: t for t in json.loads(scan.stdout)["targets"]}
     assert report["leaf-02"]["state"] == "drifted"
-    assert any("192.0.2.0/24" in line for line in report["leaf-02"]["differences"])  # the exact difference
+    assert any("198.51.100.0/24" in line for line in report["leaf-02"]["differences"])  # the exact difference
     assert all(report[n]["state"] == "in_sync" for n in SWITCHES if n != "leaf-02")
-    assert "192.0.2.0/24" in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]  # a scan changes nothing
+    assert "198.51.100.0/24" in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]  # a scan changes nothing
 
     fixed = lx.cli("drift", "--remediate", "--json", check=False)
     runs = json.loads(fixed.stdout)["remediation_runs"]
@@ -403,7 +403,7 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
     run = lx.drive(runs[0])
     assert run["state"] == "succeeded", run["error"]
     assert stage(run, "deploy")["summary"]["committed"] == ["leaf-02"]  # only the drifted device
-    assert "192.0.2.0/24" not in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]
+    assert "198.51.100.0/24" not in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]
     again = lx.cli("drift", "--json", check=False)
     assert again.returncode == 0, again.stdout
     assert {t["state"] for t in json.loads(again.stdout)["targets"]} == {"in_sync"}

@@ -59,7 +59,7 @@ def with_extra_vni(bundle: dict[str, str], vni: int = 10999, vlan: int = 999) ->
     spec["vxlans"] = sorted(spec["vxlans"] + [vx], key=lambda v: v["vni"])
     spec["svis"] = sorted(spec["svis"] + [svi], key=lambda s: s["vlan"])
     spec["bridge"]["vlans"] = sorted(spec["bridge"]["vlans"] + [vlan])
-    frr = bundle["frr.conf"] + "ip prefix-list LINTAS-TEST seq 5 permit 192.0.2.0/24\n"
+    frr = bundle["frr.conf"] + "ip prefix-list LINTAS-TEST seq 5 permit 198.51.100.0/24\n"
     return {"frr.conf": frr, "linux.json": json.dumps(spec, indent=2, sort_keys=True) + "\n"}
 
 

@@ -59,7 +59,7 @@ def test_bad_bundles_are_refused(rendered: dict[str, dict[str, str]]) -> None:
         read_bundle(None, "frr defaults datacenter\n")
     with pytest.raises(FrrMergeError, match="at least one"):
         load_candidate({}, lookup, merge=True)
-    merge = load_candidate({"frr.conf": "ip prefix-list X seq 5 permit 192.0.2.0/24\n"}, lookup, merge=True)
+    merge = load_candidate({"frr.conf": "ip prefix-list X seq 5 permit 198.51.100.0/24\n"}, lookup, merge=True)
     assert merge.spec is None and merge.merge
 
 

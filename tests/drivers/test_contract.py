@@ -73,12 +73,12 @@ def test_lifecycle_and_getters_are_implemented_not_inherited() -> None:
 
 
 def test_constructor_accepts_napalm_and_nornir_arguments() -> None:
-    d = FrrDriver("192.0.2.1", "root", "", optional_args={"ssh_config_file": "~/.ssh/config", "port": 2222})
+    d = FrrDriver("198.51.100.1", "root", "", optional_args={"ssh_config_file": "~/.ssh/config", "port": 2222})
     assert d.port == 2222 and d.is_alive() == {"is_alive": False}
     with pytest.raises(fe.FrrCandidateError, match="always checks host keys"):
-        FrrDriver("192.0.2.1", "root", "", optional_args={"strict_host_key_checking": False})
+        FrrDriver("198.51.100.1", "root", "", optional_args={"strict_host_key_checking": False})
     with pytest.raises(fe.FrrCandidateError, match="revert_dir"):
-        FrrDriver("192.0.2.1", "root", "", optional_args={"revert_dir": "/etc/frr/x; rm -rf /"})
+        FrrDriver("198.51.100.1", "root", "", optional_args={"revert_dir": "/etc/frr/x; rm -rf /"})
 
 
 def test_errors_are_napalm_exceptions_with_a_disposition() -> None:

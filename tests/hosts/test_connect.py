@@ -69,5 +69,5 @@ def test_template_hosts_resolve(tmp_path: Path) -> None:
 
 def test_addresses_outside_the_allowed_networks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConnectError, match="outside the allowed networks") as exc:
-        host_conns(template_model(), settings(tmp_path, allowed_networks=["192.0.2.0/24"]), ["kvm-uat-01", "osc-01"])
+        host_conns(template_model(), settings(tmp_path, allowed_networks=["198.51.100.0/24"]), ["kvm-uat-01", "osc-01"])
     assert "kvm-uat-01" in str(exc.value) and "osc-01" in str(exc.value)  # every problem, at once

@@ -22,7 +22,7 @@ def test_drifted_target_is_changed_with_the_drift_as_its_diff() -> None:
             baseline,
             against="deployed",
             fetch=_nothing,
-            drifted={"leaf-02": ["- ip prefix-list HAND-MADE seq 5 permit 192.0.2.0/24"]},
+            drifted={"leaf-02": ["- ip prefix-list HAND-MADE seq 5 permit 198.51.100.0/24"]},
         )
     )
     assert plan.targets["leaf-01"].status == "unchanged"
