@@ -242,7 +242,7 @@ def _on_started(d: Decision, ev: JobStarted, now: datetime) -> None:
     rec.worker = ev.worker
     rec.deliveries = max(rec.deliveries, ev.delivery)
     if rec.started_at is None:
-        rec.started_at = now
+        rec.started_at = _reported(ev.occurred_at, rec.dispatched_at, now)
     # A live worker owns it now: the deadline is its timeout plus one ack-wait (redelivery).
     rec.deadline = now + _s(_timeout(run, rec) + run.limits.ack_wait_s + run.limits.grace_s)
     if ev.delivery > 1:
@@ -259,8 +259,7 @@ def _on_finished(d: Decision, ev: JobFinished, now: datetime) -> None:
     # for one delivery, begun the stage's duration ago (not before the dispatch).
     rec.deliveries = max(rec.deliveries, 1)
     if rec.started_at is None:
-        begun = now - _s(ev.duration_s)
-        rec.started_at = max(begun, rec.dispatched_at) if rec.dispatched_at is not None else begun
+        rec.started_at = _reported(ev.occurred_at - _s(ev.duration_s), rec.dispatched_at, now)
     rec.summary = dict(ev.summary)
     for w in ev.warnings:
         if w not in run.warnings:
@@ -499,6 +498,15 @@ def _run(d: Decision) -> Run:
 def _timeout(run: Run, rec: StageRecord) -> float:
     assert run.pipeline is not None
     return run.pipeline.stages[rec.name].timeout_s
+
+
+def _reported(at: datetime, dispatched: datetime | None, now: datetime) -> datetime:
+    """A time a worker reports (its stage's start), kept between the dispatch and now: the
+    worker's clock is trusted only that far. The report itself may be late (a busy loop, a
+    cluster write), so its arrival is not the stage's start."""
+    if dispatched is not None and at < dispatched:
+        return dispatched
+    return min(at, now)
 
 
 def _s(seconds: float) -> timedelta:

@@ -210,11 +210,11 @@ class Worker(Service):
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._settings.job_nak_delay_s)  # bus trouble: redelivery re-publishes
 
-    def _report_of(self, job: Job, event_id: str) -> dict[str, Any]:
-        """What every report of this worker on ``job`` says."""
+    def _report_of(self, job: Job, event_id: str, at: datetime | None = None) -> dict[str, Any]:
+        """What every report of this worker on ``job`` says; ``at``: when it happened (now)."""
         return {
             "event_id": event_id,
-            "occurred_at": datetime.now(UTC),
+            "occurred_at": at or datetime.now(UTC),
             "job_id": job.job_id,
             "run_id": job.run_id,
             "stage": job.stage,
@@ -222,9 +222,11 @@ class Worker(Service):
             "worker": self.worker_id,
         }
 
-    async def _report_start(self, job: Job, delivery: int) -> None:
+    async def _report_start(self, job: Job, delivery: int, began: datetime) -> None:
+        """The start, sent while the stage runs: it says when the stage began, not when the
+        report could be sent (the loop may be busy: the engine takes the stage's start from it)."""
         event_id = f"{job.job_id}:started:{delivery}"
-        started = JobStarted(**self._report_of(job, event_id), delivery=delivery)
+        started = JobStarted(**self._report_of(job, event_id, began), delivery=delivery)
         await self._publish(S.result(job.run_id), started.model_dump_json(), msg_id=event_id)
 
     async def _bounded(self, job: Job, finished: JobFinished, rlog: RunLogger) -> JobFinished:
@@ -348,13 +350,14 @@ class _Execution:
     def __init__(self, worker: Worker, job: Job, delivery: int, began: tuple[JournalEntry, int]) -> None:
         self.began = began
         self._sending = delivery > 1
+        self.at = datetime.now(UTC)  # when the stage began
         self.start = asyncio.create_task(self._report(worker, job, delivery))
 
     async def _report(self, worker: Worker, job: Job, delivery: int) -> None:
         if not self._sending:
             await asyncio.sleep(worker.start_report_delay_s)
             self._sending = True
-        await worker._report_start(job, delivery)
+        await worker._report_start(job, delivery, self.at)
 
     async def settle(self) -> None:
         """Not sent if the stage ended before it was due; otherwise waited for. One that could

@@ -190,11 +190,17 @@ def jid(stage: str, attempt: int = 1, run_id: str = RID) -> str:
 
 
 def job_started(
-    stage: str, attempt: int = 1, *, worker: str = "w1", delivery: int = 1, job_id: str | None = None
+    stage: str,
+    attempt: int = 1,
+    *,
+    worker: str = "w1",
+    delivery: int = 1,
+    job_id: str | None = None,
+    began: datetime = NOW,
 ) -> JobStarted:
     return JobStarted(
         event_id=f"{jid(stage, attempt)}:started:{delivery}",
-        occurred_at=NOW,
+        occurred_at=began,
         job_id=job_id or jid(stage, attempt),
         run_id=RID,
         stage=stage,
@@ -842,11 +848,11 @@ class TestJobStarted:
     def test_started_records_worker_and_moves_deadline(self) -> None:
         run = resolved(LINEAR)[0]
         at = NOW + s(7)
-        d = step(run, job_started("validate", worker="host-a:42"), at)
+        d = step(run, job_started("validate", worker="host-a:42", began=NOW + s(5)), at)
         assert d.run is not None
         rec = d.run.stages["validate"]
         assert rec.worker == "host-a:42"
-        assert rec.started_at == at
+        assert rec.started_at == NOW + s(5)  # when the stage began, not when its report arrived
         assert rec.deliveries == 1
         assert rec.status is StageStatus.running
         # a live worker owns it: its timeout plus one ack-wait plus grace
@@ -855,9 +861,19 @@ class TestJobStarted:
         assert effects(d) == []
         assert logs(d, "warning") == []
 
+    def test_a_reported_start_is_kept_between_the_dispatch_and_now(self) -> None:
+        run = resolved(LINEAR)[0]
+        dispatched = run.stages["validate"].dispatched_at
+        assert dispatched is not None
+        early = step(run, job_started("validate", began=dispatched - s(30)), NOW + s(7)).run
+        late = step(run, job_started("validate", began=NOW + s(60)), NOW + s(7)).run
+        assert early is not None and late is not None
+        assert early.stages["validate"].started_at == dispatched  # a worker clock behind the engine's
+        assert late.stages["validate"].started_at == NOW + s(7)  # or ahead of it
+
     def test_redelivery_keeps_first_start_counts_deliveries_and_warns(self) -> None:
-        run = apply(resolved(LINEAR)[0], job_started("validate", worker="w1"), now=NOW + s(1))[0]
-        d = step(run, job_started("validate", worker="w2", delivery=2), NOW + s(50))
+        run = apply(resolved(LINEAR)[0], job_started("validate", worker="w1", began=NOW + s(1)), now=NOW + s(1))[0]
+        d = step(run, job_started("validate", worker="w2", delivery=2, began=NOW + s(50)), NOW + s(50))
         assert d.run is not None
         rec = d.run.stages["validate"]
         assert rec.worker == "w2"
@@ -903,7 +919,7 @@ class TestJobStarted:
 
 class TestJobFinished:
     def test_succeeded_records_result(self) -> None:
-        run = apply(resolved(LINEAR)[0], job_started("validate"), now=NOW + s(1))[0]
+        run = apply(resolved(LINEAR)[0], job_started("validate", began=NOW + s(1)), now=NOW + s(1))[0]
         d = step(run, ok("validate", summary={"files": 3}, worker="w9"), NOW + s(9))
         assert d.run is not None
         rec = d.run.stages["validate"]
@@ -919,8 +935,10 @@ class TestJobFinished:
 
     def test_finished_without_started_sets_started_at(self) -> None:
         run = resolved(LINEAR)[0]
-        d = step(run, ok("validate"), NOW + s(9))
-        assert d.run is not None and d.run.stages["validate"].started_at == NOW + s(9)
+        # a short stage reports no start: it began its duration before its result was made
+        result = ok("validate").model_copy(update={"occurred_at": NOW + s(8), "duration_s": 2.5})
+        d = step(run, result, NOW + s(9))
+        assert d.run is not None and d.run.stages["validate"].started_at == NOW + s(5.5)
 
     def test_warnings_and_approval_reasons_accumulate_without_duplicates(self) -> None:
         run = resolved(DIAMOND)[0]
