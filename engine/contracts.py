@@ -107,6 +107,22 @@ class DeploySummary(StageSummary):
     devices: list[dict[str, Any]] = Field(default_factory=list)  # TargetResult.brief() of each
 
 
+class TwinSummary(StageSummary):
+    """The ``twin`` stage (issue 18): the report, what was built, the timings and the failing checks."""
+
+    kind: ClassVar[str] = "twin"
+
+    report: str | None = None
+    passed: bool = False
+    switches: list[str] = Field(default_factory=list)  # the twin's switches
+    start: str = ""  # "day0" | "last_deployed": the state the twin started from
+    committed: list[str] = Field(default_factory=list)  # switches the run's artifacts changed in the twin
+    timings: dict[str, float] = Field(default_factory=dict)  # build_s, start_s, deploy_s, verify_s, teardown_s, total_s
+    totals: dict[str, int] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # failing checks: device, check, subject, ...
+    out_of_scope: list[str] = Field(default_factory=list)
+
+
 class ChecksSummary(StageSummary):
     """A stage that ends on checks (verify, rollback): the report, totals and the failing checks."""
 
@@ -194,6 +210,7 @@ __all__ = [
     "StageOutcome",
     "StageSummary",
     "SummaryT",
+    "TwinSummary",
     "VerifySummary",
     "result_as",
     "results_of",

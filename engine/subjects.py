@@ -144,6 +144,16 @@ def verify_report_doc(run_id: str, stage: str = "verify") -> str:
     return f"verify/{token(run_id)}/{token(stage)}.json"
 
 
+def twin_report_doc(run_id: str) -> str:
+    """The twin stage's report: what was built, timings, checks (issue 18)."""
+    return f"twin/{token(run_id)}.json"
+
+
+def twin_docs_prefix(run_id: str) -> str:
+    """Where the twin stage keeps its own rollout's documents (never the deploy stage's record)."""
+    return f"twin/{token(run_id)}/"
+
+
 DRIFT_EVENT = f"{PREFIX}.notify.drift"  # a drift report (on the NOTIFY stream)
 
 

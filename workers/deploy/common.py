@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from lintas.engine import subjects as S
 from lintas.engine.artifacts import ArtifactStore
+from lintas.engine.contracts import RenderSummary, upstream
 from lintas.engine.errors import InputError
 from lintas.engine.locks import Lease, LeaseLocks
 from lintas.engine.runlog import RunLogger
@@ -23,6 +25,7 @@ from lintas.workers.deploy.settle import Reading, Stability, Verdict
 from lintas.workers.hosts import ops as host_ops
 from lintas.workers.model import InfraModel
 from lintas.workers.model.revision import load_model_at
+from lintas.workers.render.plan import Plan
 
 
 async def load_model_of(ctx: StageContext, sha: str) -> InfraModel | str:
@@ -30,6 +33,19 @@ async def load_model_of(ctx: StageContext, sha: str) -> InfraModel | str:
         return await asyncio.to_thread(load_model_at, ctx.mirror, ctx.job.url, sha)
     except InputError as exc:
         return f"the model at {sha[:8]} is invalid: {exc.summary}"
+
+
+async def plan_and_model(ctx: StageContext, store: ArtifactStore, stage: str) -> tuple[Plan, InfraModel] | str:
+    """The render stage's plan of this run (found by kind: the pipeline may name the stage otherwise)
+    and the model at the run's commit; or why there is none (deploy, twin)."""
+    render = upstream(ctx.job, RenderSummary)
+    raw = await store.get_doc(render.plan if render is not None and render.plan else S.plan_doc(ctx.job.run_id))
+    if raw is None:
+        return f"no plan for this run: {stage} needs the render stage (needs: [render])"
+    model = await load_model_of(ctx, ctx.job.sha)
+    if isinstance(model, str):
+        return model
+    return Plan.model_validate_json(raw), model
 
 
 def lease_owner(run_id: str) -> str:

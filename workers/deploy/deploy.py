@@ -38,13 +38,11 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-from lintas.engine import subjects as S
 from lintas.engine.artifacts import NatsArtifactStore
-from lintas.engine.contracts import RenderSummary, upstream
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageContext, StageResult
 from lintas.engine.targets import TargetStore
-from lintas.workers.deploy.common import load_model_of
+from lintas.workers.deploy.common import plan_and_model
 from lintas.workers.deploy.connect import ConnectError
 from lintas.workers.deploy.fleet import Fleet
 from lintas.workers.deploy.hostfleet import HostFleet
@@ -80,14 +78,10 @@ class DeployStage:
                 f"at {'.'.join(map(str, exc.errors()[0]['loc']))}"
             )
         store = NatsArtifactStore(ctx.topology.artifacts)
-        render = upstream(job, RenderSummary)  # by kind: the pipeline may name the stage otherwise
-        raw = await store.get_doc(render.plan if render is not None and render.plan else S.plan_doc(job.run_id))
-        if raw is None:
-            return StageResult.failed("no plan for this run: deploy needs the render stage (needs: [render])")
-        plan = Plan.model_validate_json(raw)
-        model = await load_model_of(ctx, job.sha)
-        if isinstance(model, str):
-            return StageResult.failed(model)
+        got = await plan_and_model(ctx, store, "deploy")
+        if isinstance(got, str):
+            return StageResult.failed(got)
+        plan, model = got
 
         revert_in = opts.revert_in or d.revert_in_s
         if revert_in < d.verify_timeout_s + 20:

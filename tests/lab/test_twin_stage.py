@@ -1,0 +1,196 @@
+"""The ``twin`` stage (issue 18), for real: a run's rendered artifacts deployed to a throwaway twin of
+the template's switches (beside the production lab, same management addresses) through the deploy
+code (FRR driver, waves, commit-confirm, health gate) and verified by verify's checks and stability
+rule; production untouched (configs byte-identical, no lease, no deployment record); the twin gone
+after each run.
+
+The stage is driven directly (a real nats-server, a real git repo, the render stage before it), not
+through `lintas up`. Runs against the production lab (one per module): under ``flock /tmp/lintas-lab.lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.js.errors import NoKeysError
+
+from bench.breakage import write_evpn_filter
+from lintas.engine import registry
+from lintas.engine import subjects as S
+from lintas.engine.contracts import RenderSummary, TwinSummary
+from lintas.engine.natsd import EmbeddedNats, free_port
+from lintas.engine.pipeline import load_pipeline
+from lintas.engine.settings import Settings
+from lintas.engine.stage import StageResult
+from lintas.engine.targets import TargetState, TargetStore
+from lintas.workers.lab import LabState, lab_device_facts
+from lintas.workers.lab.netns import orphan_mounts
+from lintas.workers.lab.paths import TWIN_ROOT
+from lintas.workers.lab.twin_life import twin_statuses
+from lintas.workers.render.stage import RenderStage
+from lintas.workers.twin.stage import TwinStage
+from tests.policy.stagekit import Harness, git_repo, harness
+
+from .conftest import ROOT, ip_json, needs_lab, run
+from .test_twin import namespaces, strays
+
+pytestmark = needs_lab
+
+PASSWORD_ENV = "FABRIC_BGP_PASSWORD"
+
+
+@pytest.fixture(scope="module")
+def prod(lab: tuple[Settings, LabState]) -> Iterator[Settings]:
+    settings, _ = lab
+    old = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = "Lx-" + secrets.token_hex(8)
+    try:
+        yield settings
+    finally:
+        if old is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = old
+
+
+def production_configs(settings: Settings, switches: list[str]) -> dict[str, bytes]:
+    return {n: (lab_device_facts(settings, n).config_dir / "frr.conf").read_bytes() for n in switches}
+
+
+def assert_no_twin_left() -> None:
+    assert twin_statuses() == []
+    assert not {n for n in namespaces() if n.startswith("lt")}
+    assert not list(TWIN_ROOT.glob("lt*"))
+    assert orphan_mounts("lintas-twin/") == {}
+    assert strays() == {}
+
+
+async def _stage(h: Harness, repo: Path, sha: str, stage: str, run_id: str, inputs: dict[str, Any]) -> StageResult:
+    ctx = h.context(repo, sha, stage=stage, run_id=run_id, inputs=inputs)
+    factory = RenderStage if stage == "render" else TwinStage
+    return await factory(h.settings).run(ctx)
+
+
+async def scenario(
+    prod: Settings, tmp: Path, files: dict[str, str] | None, *, deployed_first: bool
+) -> tuple[StageResult, dict[str, Any], Harness | None, dict[str, bool]]:
+    """Render the repo's last commit and run the twin stage on it; production is compared around it.
+
+    ``deployed_first``: the template's artifacts are recorded as production's last deployed ones
+    (the twin starts from them, then takes the change)."""
+    server = EmbeddedNats(tmp / "nats", free_port())
+    await server.start()
+    settings = Settings(home=prod.home, nats_url=server.url)
+    repo, shas = git_repo(tmp / "repo", files)
+    run_id = "r-" + secrets.token_hex(4)
+    facts: dict[str, bool] = {}
+    try:
+        async with harness(settings, run_id) as h:
+            if deployed_first:
+                base = await _stage(h, repo, shas[0], "render", run_id + "-base", {})
+                assert base.outcome == "succeeded", base.failure
+                index = RenderSummary.model_validate(base.summary)
+                raw = await h.doc(index.plan or S.plan_doc(run_id + "-base"))
+                assert raw is not None
+                plan = json.loads(raw)
+                store = TargetStore(h.topo.targets)
+                for name, tp in plan["targets"].items():
+                    if tp.get("kind", "device") == "device":
+                        await store.put(
+                            TargetState(
+                                target=name,
+                                kind="device",
+                                repo="infra",
+                                commit=shas[0],
+                                run_id=run_id + "-base",
+                                artifacts=tp["artifacts"],
+                                deployed_at=datetime.now(UTC),
+                            )
+                        )
+            rendered = await _stage(h, repo, shas[-1], "render", run_id, {})
+            assert rendered.outcome == "succeeded", rendered.failure
+            switches = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
+            before = production_configs(prod, switches)
+            t0 = time.monotonic()
+            result = await _stage(h, repo, shas[-1], "twin", run_id, {"render": rendered.summary})
+            print(f"twin stage: {time.monotonic() - t0:.2f} s, {result.summary.get('timings')}, load {os.getloadavg()}")
+            facts["configs_identical"] = production_configs(prod, switches) == before
+            facts["no_lease"] = await _leases(h) == []
+            facts["no_deploy_record"] = await h.doc(S.deploy_record_doc(run_id)) is None
+            raw_report = await h.doc(S.twin_report_doc(run_id))
+            assert raw_report is not None
+            report = json.loads(raw_report)
+            return result, report, h, facts
+    finally:
+        await server.stop()
+
+
+async def _leases(h: Harness) -> list[str]:
+    try:
+        return list(await h.topo.locks.keys())
+    except NoKeysError:
+        return []
+
+
+def test_a_good_change_passes_in_the_twin_and_production_is_untouched(prod: Settings, tmp_path: Path) -> None:
+    assert_no_twin_left()
+    result, report, _, facts = run(scenario(prod, tmp_path, None, deployed_first=False))
+    assert result.outcome == "succeeded", result.failure
+    summary = TwinSummary.model_validate(result.summary)
+    assert summary.passed and summary.start == "day0"
+    assert summary.switches == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
+    assert set(summary.committed) == set(summary.switches)  # day 0: every switch takes the run's config
+    assert set(summary.timings) >= {"build_s", "start_s", "deploy_s", "verify_s", "teardown_s", "total_s"}
+    assert report["passed"] is True and report["totals"]["failed"] == 0 and report["totals"]["passed"] > 20
+    assert {c["check"] for c in report["checks"]} >= {"bgp", "vni", "ping"}
+    assert all("expected" in c and "observed" in c for c in report["checks"])
+    assert any("hosts" in s for s in report["out_of_scope"])
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    # production stayed at day 0: no BGP anywhere, no VXLAN
+    assert "router bgp" not in (lab_device_facts(prod, "leaf-01").config_dir / "frr.conf").read_text()
+    assert ip_json("-n", "lx-leaf-01", "link", "show", "type", "vxlan") == []
+    assert_no_twin_left()
+
+
+def test_a_breaking_change_fails_the_twin_naming_the_check_and_production_is_untouched(
+    prod: Settings, tmp_path: Path
+) -> None:
+    """The change filters leaf-02's EVPN routes (a repo-local template); the twin starts from the
+    template's artifacts recorded as production's last deployed ones, so it tests the transition."""
+    assert_no_twin_left()
+    override = tmp_path / "override"
+    write_evpn_filter(override, "leaf-02")
+    files = {"templates/frr/frr.conf.j2": (override / "templates" / "frr" / "frr.conf.j2").read_text()}
+    result, report, _, facts = run(scenario(prod, tmp_path, files, deployed_first=True))
+    assert result.outcome == "failed"
+    assert result.failure is not None
+    message = result.failure.message
+    assert message.startswith("twin: ") and " vni " in message and "check(s) failed" in message, message
+    summary = TwinSummary.model_validate(result.summary)
+    assert not summary.passed and summary.start == "last_deployed"
+    assert summary.committed == ["leaf-02"]  # the transition: only the changed leaf took a commit
+    assert summary.checks and all(c["passed"] is False for c in summary.checks)
+    assert any(c["check"] == "vni" for c in summary.checks)
+    assert report["passed"] is False and report["started_from"]["leaf-02"].startswith("deployed ")
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert_no_twin_left()
+
+
+def test_the_readme_pipeline_with_a_twin_stage_validates() -> None:
+    """The README's snippet: twin after render, policy and secscan, before deploy."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("# a pipeline with a twin stage")
+    snippet = readme[start : readme.index("```", start)]
+    kinds = registry.stage_kinds()
+    assert "twin" in kinds
+    spec = load_pipeline(snippet, file="pipeline.yaml", known_kinds=kinds, confirmed_by=registry.confirmations(kinds))
+    assert spec.stages["twin"].needs == ["render", "policy", "secscan"]
+    assert "twin" in spec.stages["deploy"].needs
