@@ -10,6 +10,7 @@ through `lintas up`. Runs against the production lab (one per module): under ``f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -181,6 +182,47 @@ def test_a_breaking_change_fails_the_twin_naming_the_check_and_production_is_unt
     assert any(c["check"] == "vni" for c in summary.checks)
     assert report["passed"] is False and report["started_from"]["leaf-02"].startswith("deployed ")
     assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert_no_twin_left()
+
+
+async def cancelled_mid_deploy(prod: Settings, tmp: Path) -> tuple[bool, dict[str, Any], bool]:
+    """The twin stage cancelled (as a stage timeout or an engine stop does) once its twin is up and
+    its deploy has begun: ``(cancelled, the report, a twin was alive before the cancel)``."""
+    server = EmbeddedNats(tmp / "nats", free_port())
+    await server.start()
+    settings = Settings(home=prod.home, nats_url=server.url)
+    repo, shas = git_repo(tmp / "repo")
+    run_id = "r-" + secrets.token_hex(4)
+    try:
+        async with harness(settings, run_id) as h:
+            rendered = await _stage(h, repo, shas[-1], "render", run_id, {})
+            assert rendered.outcome == "succeeded", rendered.failure
+            task = asyncio.create_task(_stage(h, repo, shas[-1], "twin", run_id, {"render": rendered.summary}))
+            deadline = time.monotonic() + 30
+            while not [st for st in twin_statuses() if st.alive and st.record and st.record.phase == "up"]:
+                assert time.monotonic() < deadline and not task.done(), "the twin never came up"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2.0)  # the spine waves are committing
+            alive = bool(twin_statuses())
+            task.cancel()
+            try:
+                await task
+                cancelled = False
+            except asyncio.CancelledError:
+                cancelled = True
+            raw = await h.doc(S.twin_report_doc(run_id))
+            assert raw is not None
+            return cancelled, json.loads(raw), alive
+    finally:
+        await server.stop()
+
+
+def test_a_cancelled_twin_stage_tears_its_twin_down(prod: Settings, tmp_path: Path) -> None:
+    assert_no_twin_left()
+    cancelled, report, alive = run(cancelled_mid_deploy(prod, tmp_path))
+    assert alive and cancelled
+    assert report["passed"] is False and "CancelledError" in (report["error"] or "")
+    assert [p["name"] for p in report["phases"]][0] == "build" and report["phases"][-1]["name"] == "teardown"
     assert_no_twin_left()
 
 
