@@ -394,7 +394,9 @@ def test_drift_is_reported_exactly_and_remediated_through_the_pipeline(
     assert report["leaf-02"]["state"] == "drifted"
     assert any("198.51.100.0/24" in line for line in report["leaf-02"]["differences"])  # the exact difference
     assert all(report[n]["state"] == "in_sync" for n in SWITCHES if n != "leaf-02")
-    assert "198.51.100.0/24" in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]  # a scan changes nothing
+    assert (
+        "198.51.100.0/24" in sw.ask("leaf-02", lambda d: d.get_config("running"))["running"]
+    )  # a scan changes nothing
 
     fixed = lx.cli("drift", "--remediate", "--json", check=False)
     runs = json.loads(fixed.stdout)["remediation_runs"]
