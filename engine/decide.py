@@ -466,12 +466,21 @@ def _conclude(d: Decision, now: datetime) -> None:
         _finish(d, RunState.failed, cause, now)
 
 
+# A superseded run is routine (a newer push took the branch: in a burst, most of them) and a
+# canceled one is an operator's choice; failures and rollbacks are what an operator must see.
+_FINISH_LEVEL: dict[RunState, LogLevel] = {
+    RunState.succeeded: "info",
+    RunState.superseded: "info",
+    RunState.canceled: "warning",
+}
+
+
 def _finish(d: Decision, state: RunState, error: str | None, now: datetime) -> None:
     run = _run(d)
     run.state = state
     run.error = error
     run.finished_at = now
-    level: LogLevel = "info" if state is RunState.succeeded else "error"
+    level = _FINISH_LEVEL.get(state, "error")
     d.commands += [_log(run, f"run {state.value}" + (f": {error}" if error else ""), level), _release(run)]
 
 

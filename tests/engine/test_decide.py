@@ -474,6 +474,7 @@ class TestSuperseded:
         assert not jobs(d)
         assert not any(isinstance(c, (ResolvePipeline, Enqueue)) for c in d.commands)
         assert any("r-newer" in c.message for c in logs(d))
+        assert logs(d, "error") == [] and logs(d, "warning") == []  # routine: a newer push took the branch
 
     def test_superseded_releases_the_branch_exactly_once(self) -> None:
         # Every transition into a terminal state emits exactly one ReleaseBranch (release of a
@@ -1841,6 +1842,9 @@ class TestRunRefused:
         assert d.run.finished_at == NOW + s(2)
         assert effects(d) == [RELEASE]
         assert not any(isinstance(c, DispatchJob) for c in d.commands)
+        # a stale push superseded by a newer head is routine (most pushes of a burst): info;
+        # an older commit than the deployed one is refused as a failure: error
+        assert [c.level for c in logs(d)] == ["info" if state == "superseded" else "error"]
 
     def test_refused_after_resolved_is_ignored(self) -> None:
         run = resolved(LINEAR)[0]
