@@ -18,7 +18,7 @@ are kept. The engine owns these contracts; the stages in ``workers/`` implement 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -123,6 +123,46 @@ class TwinSummary(StageSummary):
     out_of_scope: list[str] = Field(default_factory=list)
 
 
+class TwinPhase(BaseModel):
+    """One part of the twin stage, timed (``twin/<run>.json``'s ``phases``)."""
+
+    name: Literal["build", "start", "deploy", "verify", "teardown"]
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+class TwinReport(BaseModel):
+    """``twin/<run>.json`` (the twin stage's report, :attr:`TwinSummary.report`): what was built,
+    how long each part took, every check with expected vs observed, the verdict."""
+
+    run_id: str
+    sha: str
+    twin: str = ""
+    prefix: str = ""
+    switches: list[str] = Field(default_factory=list)
+    start: Literal["day0", "last_deployed"] = "day0"
+    started_from: dict[str, str] = Field(default_factory=dict)  # switch -> "day0" | "deployed <commit>"
+    deployed: list[str] = Field(default_factory=list)  # the plan's switches the run's artifacts went to
+    committed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    phases: list[TwinPhase] = Field(default_factory=list)
+    verdict: dict[str, Any] = Field(default_factory=dict)
+    totals: dict[str, int] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+    passed: bool = False
+    error: str | None = None
+
+    def timings(self) -> dict[str, float]:
+        out = {f"{p.name}_s": round(p.seconds, 3) for p in self.phases}
+        out["total_s"] = round(sum(p.seconds for p in self.phases), 3)
+        return out
+
+    def failing(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if c.get("passed") is False]
+
+
 class ChecksSummary(StageSummary):
     """A stage that ends on checks (verify, rollback): the report, totals and the failing checks."""
 
@@ -210,6 +250,8 @@ __all__ = [
     "StageOutcome",
     "StageSummary",
     "SummaryT",
+    "TwinPhase",
+    "TwinReport",
     "TwinSummary",
     "VerifySummary",
     "result_as",

@@ -5,7 +5,9 @@ throwaway twin of the model's switches, before production is touched.
 2. build a twin of the model's switches (:func:`workers.lab.twin.twin_up`, ``hold=True``: the twin
    lives only as long as this worker; a SIGKILLed worker's twin is swept by the next twin or ``lab down``);
 3. bring it to production's state first: each switch's **last deployed artifacts** (the targets
-   store), committed and confirmed; a switch never deployed stays at day 0;
+   store), all committed at once (one wave, no health gate: the start state is not under test)
+   and confirmed, then its BGP sessions are waited for once (the health gate's rule on that one
+   wave); a switch never deployed stays at day 0;
 4. deploy the run's artifacts to every switch of the plan through the deploy stage's own
    :class:`~workers.deploy.rollout.Rollout` (FRR driver, waves, commit-confirm with a revert
    timer, the health gate), reached through the twin's management namespace with the twin's
@@ -25,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any, ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import NatsArtifactStore
-from lintas.engine.contracts import TwinSummary
+from lintas.engine.contracts import TwinPhase as Phase
+from lintas.engine.contracts import TwinReport, TwinSummary
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageContext, StageResult
 from lintas.engine.targets import TargetStore
@@ -43,7 +46,7 @@ from lintas.workers.deploy.fabric_verify import Settling, verify_fabric
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, TargetResult
 from lintas.workers.deploy.rollout import Fleets, Rollout
-from lintas.workers.deploy.waves import Strategy, plan_waves
+from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
 from lintas.workers.lab.cmd import LabError
 from lintas.workers.lab.twin import twin_down, twin_facts, twin_up
 from lintas.workers.model.model import InfraModel
@@ -95,39 +98,16 @@ class TwinRollout(Rollout):
     def fence(self, name: str) -> None:
         return None
 
-
-class Phase(BaseModel):
-    name: Literal["build", "start", "deploy", "verify", "teardown"]
-    seconds: float
-    ok: bool
-    detail: str = ""
-
-
-class TwinReport(BaseModel):
-    """``twin/<run>.json``: what was built, how long each part took, every check, the verdict."""
-
-    run_id: str
-    sha: str
-    twin: str = ""
-    prefix: str = ""
-    switches: list[str] = Field(default_factory=list)
-    start: Literal["day0", "last_deployed"] = "day0"
-    started_from: dict[str, str] = Field(default_factory=dict)  # switch -> "day0" | "deployed <commit>"
-    deployed: list[str] = Field(default_factory=list)  # the plan's switches the run's artifacts went to
-    committed: list[str] = Field(default_factory=list)
-    unchanged: list[str] = Field(default_factory=list)
-    phases: list[Phase] = Field(default_factory=list)
-    verdict: dict[str, Any] = Field(default_factory=dict)
-    totals: dict[str, int] = Field(default_factory=dict)
-    checks: list[dict[str, Any]] = Field(default_factory=list)
-    out_of_scope: list[str] = Field(default_factory=lambda: list(OUT_OF_SCOPE))
-    passed: bool = False
-    error: str | None = None
-
-    def timings(self) -> dict[str, float]:
-        out = {f"{p.name}_s": round(p.seconds, 3) for p in self.phases}
-        out["total_s"] = round(sum(p.seconds for p in self.phases), 3)
-        return out
+    async def commit_at_once(self) -> list[str]:
+        """The twin's start: every switch of the record committed in one wave (``all_at_once``), no
+        health gate (the start state is not under test: its sessions are waited for once after). Returns
+        the switches that failed."""
+        wave = Wave(index=0, kind="all", devices=sorted(self.record.targets))
+        self.waves, self.record.waves = [wave], [wave.devices]
+        for n in wave.devices:
+            self.record.targets[n].wave = 0
+        await self._load_bundles()
+        return await self.switch_wave(wave)
 
 
 def twin_name(run_id: str) -> str:
@@ -151,7 +131,9 @@ class TwinStage:
         if isinstance(got, str):
             return StageResult.failed(got)
         plan, model = got
-        report = TwinReport(run_id=job.run_id, sha=job.sha, switches=sorted(model.devices))
+        report = TwinReport(
+            run_id=job.run_id, sha=job.sha, switches=sorted(model.devices), out_of_scope=list(OUT_OF_SCOPE)
+        )
         try:
             failure = await self._in_twin(ctx, model, plan, report)
         except BaseException as exc:  # a timeout or a cancellation: the report still says how far it got
@@ -277,14 +259,23 @@ class TwinStage:
             return arts, None
         await ctx.log.info(f"twin: starting from production's last deployed artifacts of {len(base)} switch(es)")
         record = self._record(ctx, model, arts, {})
-        outcome = await TwinRollout(ctx, model, record, fleets).run()
-        if outcome.failure is not None:
-            return arts, outcome.failure.message
+        rollout = TwinRollout(ctx, model, record, fleets)
+        failed = await rollout.commit_at_once()
+        if failed:
+            return arts, "; ".join(f"{n}: {record.targets[n].error}" for n in failed)
+        committed = record.with_status("committed")  # just committed: this run's, confirmed without a read
         done = await fleets.switches.run(
-            record.with_status("committed"), ops.confirm, run_id=ctx.job.run_id, checkpoints={}
+            committed, ops.confirm, run_id=ctx.job.run_id, checkpoints={}, known_ours=frozenset(committed)
         )
         bad = {n: o.error for n, o in done.items() if not o.ok}
-        return arts, ("; ".join(f"{n}: {e}" for n, e in sorted(bad.items())) if bad else None)
+        if bad:
+            return arts, "; ".join(f"{n}: {e}" for n, e in sorted(bad.items()))
+        # then one wait for the sessions: the health gate's rule on that one wave (the model's sessions
+        # between started switches Established with IPv4 prefixes), not verify's checks: those are
+        # the run's model, which production's last deployed state need not match (the run's verify
+        # waits for the whole control plane to be stable after the change)
+        failed = await rollout.health_gate(rollout.waves[0])
+        return arts, "; ".join(f"{n}: {record.targets[n].error}" for n in failed) or None
 
     @staticmethod
     def _record(
