@@ -98,6 +98,7 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
         "deploy": S.deploy_record_doc(run.run_id),  # per-device status, diff, checkpoint, last-known-good
         "verify": S.verify_report_doc(run.run_id, "verify"),  # every check: expected vs observed
         "rollback": S.verify_report_doc(run.run_id, "rollback"),  # the re-verification after a rollback
+        "twin": S.twin_report_doc(run.run_id),  # the twin stage: what was built, timings, every check
     }.get(name)
 
 
@@ -121,7 +122,7 @@ def _redact_json(raw: bytes, redact: Callable[[str], str]) -> str:
 
 async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Response:
     """``plan``, ``policy``, ``secscan`` (SARIF), ``render-index``, ``deploy``, ``verify``,
-    ``rollback``, ``result:<stage>`` (a stage result stored aside for its size), or a rendered config by
+    ``rollback``, ``twin``, ``result:<stage>`` (a stage result stored aside for its size), or a rendered config by
     content id (``sha256:<hex>``) that this run's render index names. Text is redacted."""
     run = await _run_or_404(ctx, run_id)
     store = NatsArtifactStore(ctx.topo.artifacts)
@@ -135,7 +136,7 @@ async def get_artifact(ctx: Ctx, _who: Viewer, run_id: str, name: str) -> Respon
         raise HTTPException(
             404,
             f"unknown artifact {name[:100]!r}: plan, policy, secscan, render-index, deploy, verify, "
-            "rollback, result:<stage> or sha256:<id>",
+            "rollback, twin, result:<stage> or sha256:<id>",
         )
     index_raw = await store.get_doc(S.render_index_doc(run.repo, run.sha))
     index: dict[str, Any] = json.loads(index_raw) if index_raw else {}

@@ -438,8 +438,8 @@ def show(
     plan: Annotated[bool, typer.Option(help="print the run's per-device plan (diffs)")] = True,
 ) -> None:
     """Show one run: its stages, workers, attempts, timings and errors, and its plan."""
-    from lintas.engine.cli.output import print_gates, print_plan, print_run
-    from lintas.engine.contracts import RenderSummary, results_of
+    from lintas.engine.cli.output import print_gates, print_plan, print_run, print_twin
+    from lintas.engine.contracts import RenderSummary, TwinReport, TwinSummary, results_of
 
     settings = _settings()
 
@@ -453,6 +453,9 @@ def show(
             if json_:
                 return
             print_gates(console, detail)
+            for stage_name, twin in results_of(detail.stages, TwinSummary):  # the twin's report, by kind
+                doc = await queries.get_doc_json(topo, twin.report) if twin.report else None
+                print_twin(console, stage_name, twin, TwinReport.model_validate(doc) if doc is not None else None)
             if not plan:
                 return
             for stage_name, render in results_of(detail.stages, RenderSummary):  # by kind, whatever its name

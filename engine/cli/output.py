@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lintas.engine.contracts import PolicySummary, RollbackSummary, SecscanSummary, VerifySummary, result_as
+from lintas.engine.contracts import (
+    PolicySummary,
+    RollbackSummary,
+    SecscanSummary,
+    TwinReport,
+    TwinSummary,
+    VerifySummary,
+    result_as,
+)
 from lintas.engine.events import LogLine
+from lintas.engine.redact import Redactor
 from lintas.engine.views import RunDetail, RunSummary
 
 STATE_STYLE = {
@@ -182,20 +192,57 @@ def print_run(console: Console, run: RunDetail, as_json: bool) -> None:
         checks = result.failing() if result is not None else []
         if checks:
             say(f"\n[bold]failing checks[/] ({escape(s.name)}):")
+            checks_table(console, checks)
+
+
+def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinReport | None) -> None:
+    """The twin stage's report (``twin/<run>.json``): what was built, each part's time, the failing
+    checks with expected vs observed. Without the stored report, what the stage's summary holds."""
+    say, mask = _sayer(console), Redactor()  # an error's text as the API would serve it
+    verdict = "[green]passed[/]" if summary.passed else "[red]failed[/]"
+    say(f"\n[bold]twin[/] (stage {escape(stage)}, {escape(summary.report or '-')}): {verdict}")
+    if report is not None:
+        say(f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es)")
+        started = ", ".join(f"{n}: {v[:17]}" for n, v in sorted(report.started_from.items()))  # short commits
+        say(f"  started from {escape(report.start)}" + (f" ({escape(started)})" if started else ""))
+        say(f"  committed: {escape(', '.join(report.committed) or '-')}")
+        if report.phases:
             table(
                 console,
-                ["target", "check", "subject", "expected", "observed"],
-                [
-                    [
-                        str(c.get("device", "")),
-                        str(c.get("check", "")),
-                        str(c.get("subject", "")),
-                        _value(c.get("expected")),
-                        _value(c.get("observed")),
-                    ]
-                    for c in checks
-                ],
+                ["phase", "time", "ok", "detail"],
+                [[p.name, _dur(p.seconds), "yes" if p.ok else "no", mask(p.detail)] for p in report.phases]
+                + [["total", _dur(report.timings()["total_s"]), "", ""]],
             )
+        if report.error:
+            say(f"  [red]error:[/] {escape(mask(report.error))}")
+        checks = report.failing()
+    else:
+        say(f"  switches: {escape(', '.join(summary.switches) or '-')}; started from {escape(summary.start or '-')}")
+        say(f"  committed: {escape(', '.join(summary.committed) or '-')}")
+        parts = [f"{k.removesuffix('_s')} {_dur(v)}" for k, v in summary.timings.items()]
+        say(f"  timings: {escape(', '.join(parts) or '-')}")
+        checks = [c for c in summary.checks if c.get("passed") is False]
+    if checks:
+        say("  failing checks:")
+        checks_table(console, checks)
+
+
+def checks_table(console: Console, checks: Sequence[dict[str, Any]]) -> None:
+    """Failing checks, one row each: the target, the check, its subject, expected vs observed."""
+    table(
+        console,
+        ["target", "check", "subject", "expected", "observed"],
+        [
+            [
+                str(c.get("device", "")),
+                str(c.get("check", "")),
+                str(c.get("subject", "")),
+                _value(c.get("expected")),
+                _value(c.get("observed")),
+            ]
+            for c in checks
+        ],
+    )
 
 
 def _value(v: object) -> str:
