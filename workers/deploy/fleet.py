@@ -41,9 +41,11 @@ class Fleet:
         *,
         parallelism: int | None = None,
         resolver: SecretResolver | None = None,
+        conns: dict[str, DeviceConn] | None = None,
     ) -> None:
+        """``conns``: the logins to use, resolved already (a twin's); else the model's, for ``names``."""
         self.resolver = resolver or SecretResolver(settings)
-        self.conns: dict[str, DeviceConn] = device_conns(model, settings, names)
+        self.conns: dict[str, DeviceConn] = conns if conns is not None else device_conns(model, settings, names)
         self._nr = build_nornir(
             self.conns,
             self.resolver,

@@ -8,9 +8,8 @@ twin's switch has a production address, never a production login.
 from __future__ import annotations
 
 from lintas.engine.settings import Settings
-from lintas.workers.deploy.connect import NAPALM, DeviceConn, build_nornir
+from lintas.workers.deploy.connect import NAPALM, DeviceConn
 from lintas.workers.deploy.fleet import Fleet
-from lintas.workers.deploy.secrets import SecretResolver
 from lintas.workers.lab.twin import TwinFacts
 from lintas.workers.model.model import InfraModel
 from lintas.workers.reach.allowlist import ConnectError, check_address
@@ -56,14 +55,8 @@ class TwinFleet(Fleet):
     def __init__(
         self, model: InfraModel, settings: Settings, facts: TwinFacts, *, parallelism: int | None = None
     ) -> None:
-        self.resolver = SecretResolver(settings)
-        self.conns = twin_conns(model, settings, facts)
-        self._nr = build_nornir(
-            self.conns,
-            self.resolver,
-            parallelism=parallelism or settings.deploy.parallelism,
-            timeout_s=settings.deploy.connect_timeout_s,
-        )
+        conns = twin_conns(model, settings, facts)
+        super().__init__(model, settings, conns, parallelism=parallelism, conns=conns)
         for name, host in self._nr.inventory.hosts.items():
             extras = host.connection_options[NAPALM].extras or {}
             extras["optional_args"]["sock_factory"] = socket_factory(
