@@ -155,7 +155,21 @@ class Env:
             else:
                 waiting = False
             time.sleep(0.5)
-        raise AssertionError(f"run {run_id} not terminal after {timeout:g} s: {self.show(run_id)['state']}")
+        raise AssertionError(self.stuck(run_id, timeout))
+
+    def stuck(self, run_id: str, timeout: float) -> str:
+        """Why a run is not terminal: its stages, its log and the tail of `lintas up`'s own log."""
+        run = self.show(run_id)
+        stages = "\n".join(
+            f"  {s['name']}: {s['state']} (attempts {s['attempts']}, deliveries {s['deliveries']}, "
+            f"worker {s['worker']}, started {s['started_at']})"
+            for s in run["stages"]
+        )
+        logs = self.cli("logs", run_id, check=False).stdout[-4000:]
+        return (
+            f"run {run_id} not terminal after {timeout:g} s: {run['state']}\n{stages}\n"
+            f"-- its log --\n{logs}\n-- lintas up --\n{self.log.read_text(errors='replace')[-6000:]}"
+        )
 
     def push(self, message: str, edit: Callable[[Path], None] | None = None) -> str:
         if edit is not None:
