@@ -66,6 +66,10 @@ class PolicySummary(StageSummary):
     deny: int = 0
     warn: int = 0
     require_approval: int = 0
+    # issue 18: policies that demand a green twin before production (``require_twin``); the
+    # twin stage reads these (``upstream(job, PolicySummary)``) and cannot be skipped then
+    require_twin: int = 0
+    twin_reasons: list[str] = Field(default_factory=list)
     violations: list[dict[str, Any]] = Field(default_factory=list)  # {"decision", "policy", "message", ...}
     truncated: bool = False
     report: str | None = None

@@ -441,6 +441,7 @@ def _job(run: Run, rec: StageRecord) -> Job:
         inputs={n: r.summary for n, r in run.stages.items() if r.status is StageStatus.succeeded},
         input_kinds={n: r.kind for n, r in run.stages.items() if r.status is StageStatus.succeeded},
         downstream_kinds=sorted({run.pipeline.stages[n].kind for n in downstream(run.pipeline.stages, rec.name)}),
+        twin_required=run.pipeline.twin.required,
     )
 
 

@@ -103,6 +103,8 @@ class Job(BaseModel):
     # Kinds of the stages that run after this one when it succeeds (need it, directly or not);
     # None from an engine older than this field. Deploy refuses to commit when no verify follows.
     downstream_kinds: list[str] | None = None
+    # The pipeline's ``twin: {required: true}`` (issue 18): the twin stage may not be skipped.
+    twin_required: bool = False
 
     @staticmethod
     def make_id(run_id: str, stage: str, attempt: int) -> str:

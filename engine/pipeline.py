@@ -24,9 +24,18 @@
         on_failure: [deploy, verify]   # a failure handler: runs only when one of these
                                        # fails, never in the normal path
 
+A pipeline-wide option (issue 18):
+
+.. code-block:: yaml
+
+    twin: {required: true}             # the change must be proven on a twin: the twin stage
+                                       # fails when it cannot build one (default false:
+                                       # skipped with its reason, the run goes on unproven)
+
 Rules beyond the schema: ``needs`` and ``on_failure`` name existing stages, not
 the stage itself; ``needs`` edges form no cycle; no normal stage needs a
-failure handler; with ``known_kinds``, every kind is registered.
+failure handler; with ``known_kinds``, every kind is registered; ``twin.required``
+needs a stage of kind ``twin``.
 """
 
 from __future__ import annotations
@@ -128,10 +137,24 @@ class StageSpec(_Spec):
         return bool(self.on_failure)
 
 
+class TwinOption(_Spec):
+    """``twin:``, the pipeline's say on the twin stage (issue 18). A top-level key rather than
+    the twin stage's ``with:``: it is the repo's rule for every change (as a policy's
+    ``require_twin`` is for some), it is checked here with the file and line like every key
+    (``with:`` is free-form, read only by the stage), and it stays meaningful when the
+    pipeline names the twin stage otherwise (``prove: {uses: twin}``)."""
+
+    required: bool = Field(default=False, strict=True)
+
+
+TWIN_KIND = "twin"
+
+
 class PipelineSpec(_Spec):
     version: Literal[1]
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     stages: Annotated[dict[StageName, StageSpec], Field(min_length=1)]
+    twin: TwinOption = Field(default_factory=TwinOption)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> PipelineSpec:
@@ -371,6 +394,13 @@ def load_pipeline(
         )
     if spec is not None and confirmed_by:
         diags.extend(doc.diagnostic(path, message) for path, message in confirmation_problems(spec, confirmed_by))
+    if spec is not None and spec.twin.required and not any(s.kind == TWIN_KIND for s in spec.stages.values()):
+        diags.append(
+            doc.diagnostic(
+                ["twin", "required"],
+                "twin: {required: true} but no stage runs the twin (add a stage of kind 'twin' before deploy)",
+            )
+        )
     if diags or spec is None:
         diags.sort(key=lambda d: (d.line or 0, d.column or 0, d.path))
         raise _invalid(file, diags)

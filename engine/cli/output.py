@@ -304,11 +304,13 @@ def print_gates(console: Console, run: RunDetail) -> None:
         if (p := result_as(stage, PolicySummary)) is not None and "violations" in p.model_fields_set:
             console.print(
                 f"\n[bold]policy[/] ({stage.name}, {p.backend}): {p.deny} deny, "
-                f"{p.require_approval} approval, {p.warn} warn",
+                f"{p.require_approval} approval, {p.require_twin} twin, {p.warn} warn",
                 soft_wrap=True,
             )
             for v in p.violations:
-                style = {"deny": "red", "require_approval": "magenta"}.get(str(v.get("decision")), "yellow")
+                style = {"deny": "red", "require_approval": "magenta", "require_twin": "magenta"}.get(
+                    str(v.get("decision")), "yellow"
+                )
                 console.print(
                     f"  [{style}]{v.get('decision')}[/] {escape(str(v.get('policy')))}: "
                     f"{escape(str(v.get('message')))}",

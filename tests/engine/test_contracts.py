@@ -197,6 +197,6 @@ def test_lintas_show_finds_gates_and_checks_by_kind_whatever_the_stage_names() -
     print_gates(console, run)
     text = buf.getvalue()
     assert "failing checks (prove):" in text and "failing checks (lookalike)" not in text
-    assert "policy (gate, regorus): 1 deny, 0 approval, 0 warn" in text
+    assert "policy (gate, regorus): 1 deny, 0 approval, 0 twin, 0 warn" in text
     assert "deny lintas.asn: duplicate ASN 65001" in text
     assert "(errored" not in text and "(lookalike" not in text

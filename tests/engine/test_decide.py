@@ -1857,3 +1857,19 @@ class TestRunRefused:
         d = step(run, PipelineResolved(spec=spec(LINEAR), source="x", notes=[note]), NOW + s(2))
         assert d.run is not None and d.run.warnings == [note]
         assert [c.message for c in logs(d, "warning")] == [note]
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_the_pipelines_twin_option_is_on_every_job(required: bool) -> None:
+    """``twin: {required: ...}`` (issue 18) reaches the twin stage's job (and every other's)."""
+    text = f"""\
+    version: 1
+    name: twin
+    twin: {{required: {str(required).lower()}}}
+    stages:
+      validate: {{timeout: 60}}
+      prove: {{uses: twin, timeout: 60}}
+    """
+    _, d = resolved(text)
+    got = {j.stage: j.twin_required for j in jobs(d)}
+    assert got == {"validate": required, "prove": required}

@@ -374,3 +374,49 @@ def test_topo_order_is_stable() -> None:
 )
 def test_applies(when: When | None, ref: str, changed: list[str] | None, expected: bool) -> None:
     assert applies(when, ref=ref, changed_paths=changed) is expected
+
+
+# -- twin: {required} (issue 18) ---------------------------------------------------------------
+
+TWIN_PIPE = """\
+version: 1
+name: p
+{twin}stages:
+  render: {{}}
+  {stage}:
+    needs: [render]
+"""
+
+
+def test_twin_required_is_a_pipeline_option() -> None:
+    spec = load_pipeline(TWIN_PIPE.format(twin="twin: {required: true}\n", stage="twin"), file="pipe.yaml")
+    assert spec.twin.required is True
+    named = load_pipeline(
+        "version: 1\nname: p\ntwin:\n  required: true\nstages:\n  render: {}\n  prove: {uses: twin, needs: [render]}\n",
+        file="pipe.yaml",
+    )
+    assert named.twin.required is True  # the twin stage found by its kind, whatever it is called
+    assert load_pipeline(TWIN_PIPE.format(twin="", stage="twin"), file="pipe.yaml").twin.required is False
+
+
+@pytest.mark.parametrize(
+    "twin, line, path, fragment",
+    [
+        ("twin: {required: maybe}\n", 3, "twin.required", "valid boolean"),
+        ("twin: {required: 1}\n", 3, "twin.required", "valid boolean"),
+        ("twin: {requried: true}\n", 3, "twin.requried", "unknown key 'requried'"),
+        ("twin: true\n", 3, "twin", "valid dictionary"),
+    ],
+)
+def test_twin_option_errors_are_located(twin: str, line: int, path: str, fragment: str) -> None:
+    diag = _one(TWIN_PIPE.format(twin=twin, stage="twin"))
+    assert (diag.line, diag.path) == (line, path)
+    assert fragment in diag.message
+
+
+def test_a_required_twin_needs_a_twin_stage() -> None:
+    diag = _one(TWIN_PIPE.format(twin="twin:\n  required: true\n", stage="deploy"))
+    assert (diag.line, diag.path) == (4, "twin.required")
+    assert "no stage runs the twin" in diag.message
+    # not required: no twin stage is fine
+    assert load_pipeline(TWIN_PIPE.format(twin="twin: {required: false}\n", stage="deploy"), file="p.yaml").stages

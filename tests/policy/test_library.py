@@ -28,7 +28,7 @@ def own(decision: Decision, policy: str) -> dict[str, int]:
 
 
 def test_every_policy_has_unit_tests_and_both_fixtures() -> None:
-    assert len(POLICIES) == 8
+    assert len(POLICIES) == 9
     for policy in POLICIES:
         assert (BUILTIN_DIR / f"{policy}_test.rego").exists(), policy
         assert set(FIXTURES.get(policy, {})) == {"pass", "fail"}, policy

@@ -61,7 +61,7 @@ def summary(
     """The compact summary kept on the run (the full decision is in the report document)."""
     items = [
         {"decision": kind, **v.as_json()}
-        for kind in ("deny", "require_approval", "warn")
+        for kind in ("deny", "require_approval", "require_twin", "warn")
         for v in getattr(decision, kind)
     ]
     return PolicySummary(
@@ -71,6 +71,8 @@ def summary(
         deny=len(decision.deny),
         warn=len(decision.warn),
         require_approval=len(decision.require_approval),
+        require_twin=len(decision.require_twin),
+        twin_reasons=reasons(decision.require_twin)[:MAX_SUMMARY_ITEMS],
         violations=items[:MAX_SUMMARY_ITEMS],
         truncated=len(items) > MAX_SUMMARY_ITEMS,
         report=report,

@@ -8,7 +8,9 @@
 4. modules: the built-in library plus the repo's ``policies/**/*.rego`` (checked first);
 5. evaluate with regorus in a sandboxed child, or with OPA when ``LINTAS_OPA_URL`` is set;
 6. ``deny`` fails the stage; ``require_approval`` becomes approval reasons (the run waits
-   before an ``approval: on_request`` stage); ``warn`` annotates the run.
+   before an ``approval: on_request`` stage); ``require_twin`` is carried in the summary for
+   the twin stage (which then may not be skipped), or becomes a warning when no twin stage
+   follows; ``warn`` annotates the run.
 
 Fail closed: an unreadable policy, an evaluation error, a timeout or an unreachable OPA
 fails the stage with the reason. Nothing defaults to allow.
@@ -104,7 +106,16 @@ class PolicyStage:
     def decide(self, prepared: Prepared) -> Decision:
         return self.config.engine().evaluate(prepared.modules, prepared.input, self._data)
 
-    def result(self, prepared: Prepared, decision: Decision, *, report: str | None, duration_ms: float) -> StageResult:
+    def result(
+        self,
+        prepared: Prepared,
+        decision: Decision,
+        *,
+        report: str | None,
+        duration_ms: float,
+        twin_follows: bool | None = None,
+    ) -> StageResult:
+        """``twin_follows``: whether a twin stage runs after this one (None: unknown, a local check)."""
         files = {str(i.package): i.file for i in (inspect(n, s) for n, s in prepared.modules.items())}
         s = summary(
             decision,
@@ -116,10 +127,20 @@ class PolicyStage:
             meta=prepared.input["meta"],
             duration_ms=duration_ms,
         )
+        unprovable = (  # a policy asks for a twin the pipeline does not have: said on the run
+            [
+                f"{r}; but this pipeline has no twin stage: the change goes to production unproven"
+                for r in reasons(decision.require_twin)
+            ]
+            if twin_follows is False
+            else []
+        )
         if decision.deny:
             diags = [diagnostic(v, prepared.model, files) for v in decision.deny]
             return StageResult.failed(f"{len(diags)} policy violation(s); first: {diags[0]}", diags, s)
-        return StageResult.ok(s, approval_reasons=reasons(decision.require_approval), warnings=reasons(decision.warn))
+        return StageResult.ok(
+            s, approval_reasons=reasons(decision.require_approval), warnings=reasons(decision.warn) + unprovable
+        )
 
     # ------------------------------------------------------------------ the stage
     async def run(self, ctx: StageContext) -> StageResult:
@@ -170,12 +191,24 @@ class PolicyStage:
         name = report_doc_name(job.run_id)
         input_id = await store.put_blob(prepared.input_json)
         await store.put_doc(name, json.dumps(report_document(decision, prepared, input_id)).encode())
-        for kind, log in (("deny", ctx.log.error), ("require_approval", ctx.log.warning), ("warn", ctx.log.warning)):
+        for kind, log in (
+            ("deny", ctx.log.error),
+            ("require_approval", ctx.log.warning),
+            ("require_twin", ctx.log.warning),
+            ("warn", ctx.log.warning),
+        ):
             for v in getattr(decision, kind)[:50]:
                 await log(f"{kind}: {v}")
-        result = self.result(prepared, decision, report=name, duration_ms=(time.perf_counter() - t0) * 1000)
+        result = self.result(
+            prepared,
+            decision,
+            report=name,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            twin_follows=None if job.downstream_kinds is None else "twin" in job.downstream_kinds,
+        )
         await ctx.log.info(
-            f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, {len(decision.warn)} warn"
+            f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, "
+            f"{len(decision.require_twin)} twin, {len(decision.warn)} warn"
         )
         return result
 
