@@ -125,6 +125,12 @@ class TwinSummary(StageSummary):
     totals: dict[str, int] = Field(default_factory=dict)
     checks: list[dict[str, Any]] = Field(default_factory=list)  # failing checks: device, check, subject, ...
     out_of_scope: list[str] = Field(default_factory=list)
+    # whether the change was proven on a twin; ``skipped``: why no twin was built (nothing to
+    # prove, or none can be built on this machine and none was required: workers/twin/gate.py)
+    proven: bool = False
+    skipped: str = ""
+    required: bool = False  # the pipeline's twin: {required: true} or a policy's require_twin
+    required_by: list[str] = Field(default_factory=list)
 
 
 class TwinPhase(BaseModel):

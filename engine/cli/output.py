@@ -199,8 +199,16 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
     """The twin stage's report (``twin/<run>.json``): what was built, each part's time, the failing
     checks with expected vs observed. Without the stored report, what the stage's summary holds."""
     say, mask = _sayer(console), Redactor()  # an error's text as the API would serve it
+    required = f"  required by: {escape('; '.join(summary.required_by))}" if summary.required else ""
+    if summary.skipped:  # no twin was built (workers/twin/gate.py)
+        say(f"\n[bold]twin[/] (stage {escape(stage)}): [yellow]NOT proven[/]: {escape(mask(summary.skipped))}")
+        if required:
+            say(required)
+        return
     verdict = "[green]passed[/]" if summary.passed else "[red]failed[/]"
     say(f"\n[bold]twin[/] (stage {escape(stage)}, {escape(summary.report or '-')}): {verdict}")
+    if required:
+        say(required)
     if report is not None:
         say(f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es)")
         started = ", ".join(f"{n}: {v[:17]}" for n, v in sorted(report.started_from.items()))  # short commits

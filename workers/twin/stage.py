@@ -17,6 +17,11 @@ throwaway twin of the model's switches, before production is touched.
 6. store ``twin/<run>.json`` (built, timings, every check with expected vs observed, pass/fail)
    and **always** tear the twin down (success, failure, timeout, cancellation).
 
+Before 2., :mod:`workers.twin.gate` decides whether to build at all: a plan that changes no switch
+succeeds at once (nothing to prove); a machine that cannot build a twin fails the stage when the
+twin is required (the pipeline's ``twin: {required: true}``, a policy's ``require_twin``) and
+otherwise succeeds *unproven*.
+
 A failed twin fails the stage naming the failing checks. Production is never read nor written:
 no production credential, lease or commit. Hosts are not built in twins yet (out of scope: said
 in the report); the twin holds the whole switch topology (no slicing yet).
@@ -47,10 +52,11 @@ from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, TargetResult
 from lintas.workers.deploy.rollout import Fleets, Rollout
 from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
-from lintas.workers.lab.cmd import LabError
+from lintas.workers.lab.cmd import LabError, find_tools
 from lintas.workers.lab.twin import twin_down, twin_facts, twin_up
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
+from lintas.workers.twin import gate
 from lintas.workers.twin.reach import TwinFleet
 
 MAX_CHECKS_ON_RUN = 40
@@ -117,8 +123,9 @@ def twin_name(run_id: str) -> str:
 class TwinStage:
     kind: ClassVar[str] = "twin"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, probe: gate.Probe = find_tools) -> None:
         self._settings = settings
+        self.probe = probe  # can a twin be built on this machine (workers/twin/gate.py)
 
     async def run(self, ctx: StageContext) -> StageResult:
         job = ctx.job
@@ -131,6 +138,9 @@ class TwinStage:
         if isinstance(got, str):
             return StageResult.failed(got)
         plan, model = got
+        need = await gate.check(ctx, plan, model, self.probe)  # nothing to prove, or no twin can be built here
+        if isinstance(need, StageResult):
+            return need
         report = TwinReport(
             run_id=job.run_id, sha=job.sha, switches=sorted(model.devices), out_of_scope=list(OUT_OF_SCOPE)
         )
@@ -143,7 +153,7 @@ class TwinStage:
             await asyncio.shield(
                 store.put_doc(S.twin_report_doc(job.run_id), report.model_dump_json(indent=1).encode())
             )
-        return self._result(report, failure)
+        return gate.recorded(self._result(report, failure), need)
 
     async def _in_twin(self, ctx: StageContext, model: InfraModel, plan: Plan, report: TwinReport) -> str | None:
         """Build, start, deploy, verify: the failure, or None; the twin is torn down whatever happens
