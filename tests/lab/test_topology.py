@@ -152,11 +152,26 @@ def test_a_twin_can_be_a_slice_of_the_switches() -> None:
 
     plan = plan_lab(load_model(TEMPLATE), twin_instance("0001"), only=frozenset({"spine-01", "leaf-01"}), hosts=False)
     assert [s.name for s in plan.switches] == ["leaf-01", "spine-01"]
-    assert [(p.kind, p.a.namespace, p.b.namespace) for p in plan.links] == [
-        ("fabric", "lt0001-spine-01", "lt0001-leaf-01"),
-        ("stub", "lt0001-leaf-01", "lt0001-kvm-uat-01"),
+    out = "lt0001-out-of-slice"
+    # a built switch's ports to switches not built still exist (its rendered config names them),
+    # cabled to nothing but a namespace without daemons, without the far end's address
+    assert [(p.kind, p.a.namespace, p.a.ifname, p.b.namespace, p.b.address) for p in plan.links] == [
+        ("fabric", "lt0001-spine-01", "swp1", "lt0001-leaf-01", "10.250.16.45/31"),
+        ("stub", "lt0001-leaf-01", "swp52", out, None),
+        ("stub", "lt0001-spine-01", "swp2", out, None),
+        ("stub", "lt0001-spine-01", "swp3", out, None),
+        ("stub", "lt0001-spine-01", "swp4", out, None),
+        ("stub", "lt0001-leaf-01", "swp1", "lt0001-kvm-uat-01", None),
     ]
+    assert plan.links[1].a.address == "10.250.16.47/31" and plan.links[1].a.mtu == 9216
+    assert plan.stub_namespaces == (out, "lt0001-kvm-uat-01")
+    assert [(e.namespace, e.ifname) for e in plan.ends_in(out)] == [(out, "o1"), (out, "o2"), (out, "o3"), (out, "o4")]
     assert ("leaf-02", "not in the slice") in plan.skipped
+    # the whole model: no stub to a switch
+    assert all(
+        p.b.namespace != out
+        for p in plan_lab(load_model(TEMPLATE), twin_instance("0001"), hosts=False).links
+    )
     with pytest.raises(LabError, match="not switches of the model: leaf-99"):
         plan_lab(load_model(TEMPLATE), twin_instance("0001"), only=frozenset({"leaf-99"}))
 

@@ -51,6 +51,7 @@ SSH_PORT = 22
 TWIN_PREFIX = "lt"
 TWIN_TAG_HEX = 4
 MGMT_NAMESPACE_SUFFIX = "mgmt"  # a twin's management namespace: "<prefix>-mgmt"
+OUT_OF_SLICE = "out-of-slice"  # holds the far ends of a sliced twin's ports to switches not built
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
@@ -145,7 +146,8 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class VethPair:
-    kind: Literal["fabric", "host", "stub"]  # stub: to a left-out host's NIC (a namespace without daemons)
+    # stub: to a left-out host's NIC, or a sliced twin's port to a switch not built (namespaces without daemons)
+    kind: Literal["fabric", "host", "stub"]
     a: End
     b: End
     description: str = ""
@@ -210,7 +212,8 @@ class LabPlan:
     bridge: str = MGMT_BRIDGE
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (name, reason)
     mgmt_namespace: str | None = None  # where the bridge lives (None: the root namespace)
-    stub_namespaces: tuple[str, ...] = ()  # a left-out host's: only its uplink NIC, no daemons, no management
+    # a left-out host's (only its uplink NIC) and OUT_OF_SLICE's: no daemons, no management
+    stub_namespaces: tuple[str, ...] = ()
 
     @property
     def namespaces(self) -> list[str]:
@@ -286,7 +289,9 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
 
     Switches of another platform (EOS) cannot run here; they and their links are left
     out and listed in ``skipped``. ``instance`` names everything (the production lab or a
-    twin); ``only`` keeps those switches (and the links between them), ``hosts=False`` leaves
+    twin); ``only`` keeps those switches (and the links between them; a kept switch's port to a
+    switch left out still exists, since its rendered config names it: a ``stub`` veth whose far end
+    is in the namespace :data:`OUT_OF_SLICE`, no address, no daemon), ``hosts=False`` leaves
     the hosts out (both listed in ``skipped``).
     """
     if only is not None and (unknown := only - set(model.devices)):
@@ -313,9 +318,23 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
         ip, veth = _mgmt(d.name, d.mgmt_ip, subnet, seen_veth, instance)
         switches.append(SwitchPlan(d.name, d.role, ns(d.name), str(ip), veth))
     in_lab = {s.name for s in switches}
+    sliced_out = {n for n, why in skipped if why == "not in the slice"}
     links: list[VethPair] = []
+    stubs: list[str] = []
     for link in model.links:
         if link.spine.device not in in_lab or link.leaf.device not in in_lab:
+            for mine, other in ((link.spine, link.leaf), (link.leaf, link.spine)):
+                if mine.device in in_lab and other.device in sliced_out:
+                    out = ns(OUT_OF_SLICE)
+                    stubs += [] if out in stubs else [out]
+                    links.append(
+                        VethPair(
+                            "stub",
+                            End(ns(mine.device), _check_ifname(mine.port, mine.device), str(mine.ip), link.mtu),
+                            End(out, f"o{len(links)}", None, link.mtu),
+                            f"{mine.device}:{mine.port}--{other.device} (not in the slice)",
+                        )
+                    )
             continue
         a, b = link.spine, link.leaf
         links.append(
@@ -327,7 +346,6 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
             )
         )
     host_plans: list[HostPlan] = []
-    stubs: list[str] = []
     for h in sorted(model.hosts.values(), key=lambda h: h.name):
         if h.uplink.leaf not in in_lab:
             skipped.append((h.name, f"its leaf {h.uplink.leaf} is not in the lab"))
