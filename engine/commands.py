@@ -76,6 +76,9 @@ class PushReceived(_In):
     kind: Literal["push_received"] = "push_received"
     event: PushEvent
     seq: int
+    # a newer push to the same branch came in the same fetched batch (a higher stream sequence):
+    # this one is created already superseded by that run, as admission would decide anyway
+    superseded_by: str | None = None
 
 
 class Admitted(_In):

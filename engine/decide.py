@@ -47,7 +47,10 @@ def decide(run: Run | None, event: Input, now: datetime, limits: Limits | None =
     """Apply one input to one run. ``run`` is never mutated; a changed copy is returned."""
     if run is None:
         if isinstance(event, PushReceived):
-            return _create(event.event, now, limits or Limits(), event.seq)
+            d = _create(event.event, now, limits or Limits(), event.seq)
+            if event.superseded_by is not None and d.run is not None:
+                _born_superseded(d, event.superseded_by, now)
+            return d
         if isinstance(event, PushEvent):
             return _create(event, now, limits or Limits(), 0)
         return Decision(None)
@@ -121,6 +124,18 @@ def _create(ev: PushEvent, now: datetime, limits: Limits, seq: int) -> Decision:
             _log(run, f"run created ({ev.source}) for {ev.repo} {ev.ref} @ {ev.sha[:8]} by {ev.author or '?'}"),
         ],
     )
+
+
+def _born_superseded(d: Decision, by: str, now: datetime) -> None:
+    """A push with a newer one to its branch in the same batch: the run is created already
+    superseded (one write, never queued). Admission would supersede it anyway, whichever of the
+    two it saw first: the newer stream sequence wins (engine/admission.py)."""
+    run = _run(d)
+    run.state = RunState.superseded
+    run.superseded_by = by
+    run.finished_at = now
+    d.commands = [c for c in d.commands if not isinstance(c, Enqueue)]
+    d.commands.append(_log(run, f"superseded by newer run {by} (a newer push to the branch in the same batch)"))
 
 
 def _on_admitted(d: Decision, now: datetime) -> None:

@@ -108,6 +108,8 @@ class Engine(Service):
         self._start_linger_s = start_linger_s
         self._lingering: dict[str, tuple[JobStarted, asyncio.Future[None]]] = {}  # job id -> its start report
         self._terminal: set[str] = set()  # keys of runs known to be over (a terminal run never changes)
+        # stream sequence -> the input parsed by the batch scan, and the newer run of its branch in the batch
+        self._scanned: dict[int, tuple[Any, str | None]] = {}
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -126,7 +128,7 @@ class Engine(Service):
         res_sub = await js.pull_subscribe_bind(S.ENGINE_RESULTS_CONSUMER, stream=S.RESULTS_STREAM)
         self._advisory_sub = await self._nc.subscribe(S.max_deliveries_advisory(), cb=self._on_advisory)
         self._tasks = [
-            asyncio.create_task(self._consume(ev_sub, self._on_ingress), name="engine-events"),
+            asyncio.create_task(self._consume(ev_sub, self._on_ingress, self._scan_pushes), name="engine-events"),
             asyncio.create_task(self._consume(res_sub, self._on_result), name="engine-results"),
             asyncio.create_task(self._ticker(), name="engine-ticker"),
             asyncio.create_task(self._rescanner(), name="engine-rescan"),
@@ -180,8 +182,14 @@ class Engine(Service):
         return len(fresh)
 
     # ------------------------------------------------------------------ inputs
-    async def _consume(self, sub: Any, handler: Callable[[Msg], Awaitable[None]]) -> None:
-        """Fetch in full batches; keep up to ``4 * batch`` messages in flight.
+    async def _consume(
+        self,
+        sub: Any,
+        handler: Callable[[Msg], Awaitable[None]],
+        scan: Callable[[list[Msg]], None] | None = None,
+    ) -> None:
+        """Fetch in full batches; keep up to ``4 * batch`` messages in flight. ``scan`` sees
+        each fetched batch whole before its messages are handled.
 
         Per-run and per-branch locks serialise what must be serialised; push order is
         carried by the stream sequence, so processing order does not matter."""
@@ -209,6 +217,8 @@ class Engine(Service):
                     raise
                 for _ in range(self._batch - len(msgs)):
                     slots.release()
+                if scan is not None and msgs:
+                    scan(msgs)
                 for m in msgs:
                     t = asyncio.create_task(self._handle_msg(m, handler))
                     inflight.add(t)
@@ -234,11 +244,39 @@ class Engine(Service):
             return
         await msg.ack()
 
+    def _scan_pushes(self, msgs: list[Msg]) -> None:
+        """Parse a fetched batch of inputs once, and find each branch's newest push in it: the
+        older ones are created already superseded by it (:func:`engine.decide._born_superseded`;
+        in a burst of pushes to one branch, most runs), one write each instead of a queued run
+        saved, enqueued, then superseded."""
+        newest: dict[tuple[str, str], tuple[int, str]] = {}
+        pushes: list[tuple[int, PushEvent]] = []
+        for m in msgs:
+            seq = _stream_seq(m)
+            try:
+                ev = ingress_adapter.validate_json(m.data)
+            except ValueError:
+                continue  # not parsed here: its handler terminates the poison message
+            if seq is None:
+                continue
+            self._scanned[seq] = (ev, None)
+            if isinstance(ev, PushEvent):
+                pushes.append((seq, ev))
+                branch = (ev.repo, ev.ref)
+                if seq > newest.get(branch, (0, ""))[0]:
+                    newest[branch] = (seq, ev.run_id)
+        for seq, ev in pushes:
+            top_seq, top_run = newest[(ev.repo, ev.ref)]
+            if seq < top_seq and top_run != ev.run_id:
+                self._scanned[seq] = (ev, top_run)
+
     async def _on_ingress(self, msg: Msg) -> None:
-        ev = ingress_adapter.validate_json(msg.data)
+        scanned = self._scanned.pop(_stream_seq(msg) or 0, None)
+        ev, superseded_by = scanned or (ingress_adapter.validate_json(msg.data), None)
         again = _redelivered(msg)
         if isinstance(ev, PushEvent):
-            await self.handle(ev.run_id, PushReceived(event=ev, seq=msg.metadata.sequence.stream), redelivered=again)
+            push = PushReceived(event=ev, seq=msg.metadata.sequence.stream, superseded_by=superseded_by)
+            await self.handle(ev.run_id, push, redelivered=again)
         elif ev.action == "retry":
             await self._retry(ev)
         else:
@@ -673,6 +711,13 @@ def _ahead(run: Run, inp: Input) -> bool:
         and rec.status is StageStatus.pending
         and inp.job_id == Job.make_id(run.run_id, inp.stage, rec.attempt + 1)
     )
+
+
+def _stream_seq(msg: Msg) -> int | None:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:  # not a JetStream message (tests feed plain ones)
+        return None
 
 
 def _redelivered(msg: Msg) -> bool:

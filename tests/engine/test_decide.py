@@ -496,6 +496,24 @@ class TestSuperseded:
         assert_unchanged(run, d)
         assert d.commands == []
 
+    def test_push_with_a_newer_one_in_its_batch_is_created_superseded_and_never_queued(self) -> None:
+        d = step(None, PushReceived(event=push(), seq=7, superseded_by="r-newer"), NOW, LIMITS)
+        assert d.run is not None
+        assert d.run.state is RunState.superseded and d.run.superseded_by == "r-newer"
+        assert d.run.finished_at == NOW and d.run.event_seq == 7
+        assert effects(d) == []  # no Enqueue: the branch never sees it, so nothing to release either
+        assert [c.message.split(" (")[0] for c in logs(d)] == ["run created", "superseded by newer run r-newer"]
+        # a redelivery of the same push finds the run: nothing more happens
+        again = step(d.run, PushReceived(event=push(), seq=7, superseded_by="r-newer"), NOW + s(1))
+        assert_unchanged(d.run, again)
+        assert again.commands == []
+
+    def test_superseded_by_is_ignored_for_a_run_that_exists(self) -> None:
+        run = started()
+        d = step(run, PushReceived(event=push(), seq=7, superseded_by="r-newer"), NOW + s(1))
+        assert_unchanged(run, d)
+        assert d.run is not None and d.run.state is RunState.running
+
 
 # =========================================================================== pipeline resolution
 class TestPipelineResolved:
