@@ -59,19 +59,18 @@ async def _deployed(h: Harness, repo: Path, sha: str) -> None:
     raw = await h.doc(RenderSummary.model_validate(base.summary).plan or S.plan_doc(run_id))
     assert raw is not None
     store = TargetStore(h.topo.targets)
-    for name, tp in Plan.model_validate(json.loads(raw)).targets.items():
-        if (tp.kind or "device") == "device":
-            await store.put(
-                TargetState(
-                    target=name,
-                    kind="device",
-                    repo="infra",
-                    commit=sha,
-                    run_id=run_id,
-                    artifacts=tp.artifacts,
-                    deployed_at=datetime.now(UTC),
-                )
+    for name, tp in Plan.model_validate(json.loads(raw)).targets.items():  # hosts too: all of it runs
+        await store.put(
+            TargetState(
+                target=name,
+                kind=tp.kind or "device",
+                repo="infra",
+                commit=sha,
+                run_id=run_id,
+                artifacts=tp.artifacts,
+                deployed_at=datetime.now(UTC),
             )
+        )
 
 
 async def bench(home: Path, rounds: int) -> dict[str, object]:

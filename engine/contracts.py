@@ -119,6 +119,8 @@ class TwinSummary(StageSummary):
     report: str | None = None
     passed: bool = False
     switches: list[str] = Field(default_factory=list)  # the twin's switches
+    slice: dict[str, list[str]] = Field(default_factory=dict)  # switch -> why it is in the twin
+    whole: bool = False  # the change touched every switch: the twin is the whole topology
     start: str = ""  # "day0" | "last_deployed": the state the twin started from
     committed: list[str] = Field(default_factory=list)  # switches the run's artifacts changed in the twin
     timings: dict[str, float] = Field(default_factory=dict)  # build_s, start_s, deploy_s, verify_s, teardown_s, total_s
@@ -150,7 +152,11 @@ class TwinReport(BaseModel):
     sha: str
     twin: str = ""
     prefix: str = ""
-    switches: list[str] = Field(default_factory=list)
+    switches: list[str] = Field(default_factory=list)  # the switches built
+    # the change's slice (workers/twin/slice.py): switch -> why ("changed", "peers with leaf-02",
+    # "carries VNI 10100 unchanged"); ``whole``: it is every switch of the model
+    slice: dict[str, list[str]] = Field(default_factory=dict)
+    whole: bool = False
     start: Literal["day0", "last_deployed"] = "day0"
     started_from: dict[str, str] = Field(default_factory=dict)  # switch -> "day0" | "deployed <commit>"
     deployed: list[str] = Field(default_factory=list)  # the plan's switches the run's artifacts went to
@@ -160,6 +166,8 @@ class TwinReport(BaseModel):
     verdict: dict[str, Any] = Field(default_factory=dict)
     totals: dict[str, int] = Field(default_factory=dict)
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    # what the twin does not prove: hosts, and verify's checks of switches not in the slice
+    # ("spine-02 not in the slice: session leaf-01 ↔ spine-02 not checked; ...")
     out_of_scope: list[str] = Field(default_factory=list)
     passed: bool = False
     error: str | None = None

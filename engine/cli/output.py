@@ -211,6 +211,7 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
         say(required)
     if report is not None:
         say(f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es)")
+        _twin_slice(say, report.slice, report.whole)
         started = ", ".join(f"{n}: {v[:17]}" for n, v in sorted(report.started_from.items()))  # short commits
         say(f"  started from {escape(report.start)}" + (f" ({escape(started)})" if started else ""))
         say(f"  committed: {escape(', '.join(report.committed) or '-')}")
@@ -226,13 +227,29 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
         checks = report.failing()
     else:
         say(f"  switches: {escape(', '.join(summary.switches) or '-')}; started from {escape(summary.start or '-')}")
+        _twin_slice(say, summary.slice, summary.whole)
         say(f"  committed: {escape(', '.join(summary.committed) or '-')}")
         parts = [f"{k.removesuffix('_s')} {_dur(v)}" for k, v in summary.timings.items()]
         say(f"  timings: {escape(', '.join(parts) or '-')}")
         checks = [c for c in summary.checks if c.get("passed") is False]
+    scope = report.out_of_scope if report is not None else summary.out_of_scope
+    if scope:
+        say("  out of scope (not proven by this twin):")
+        for line in scope:
+            say(f"    - {escape(line)}")
     if checks:
         say("  failing checks:")
         checks_table(console, checks)
+
+
+def _twin_slice(say: Callable[[str], None], cut: dict[str, list[str]], whole: bool) -> None:
+    """The change's slice: each switch the twin holds and why."""
+    if whole:
+        say("  the whole topology: the change touches every switch")
+    elif cut:
+        say("  the change's slice:")
+        for name, why in sorted(cut.items()):
+            say(f"    {escape(name)}: {escape(', '.join(why))}")
 
 
 def checks_table(console: Console, checks: Sequence[dict[str, Any]]) -> None:

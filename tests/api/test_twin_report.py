@@ -38,6 +38,11 @@ def report(run_id: str) -> TwinReport:
         twin="run-0123456789ab",
         prefix="lt1d64",
         switches=["leaf-01", "leaf-02", "spine-01"],
+        slice={
+            "leaf-01": ["carries VNI 10010 unchanged"],
+            "leaf-02": ["changed"],
+            "spine-01": ["peers with leaf-02"],
+        },
         start="last_deployed",
         started_from={"leaf-01": "deployed " + "b" * 40, "leaf-02": "day0", "spine-01": "deployed " + "b" * 40},
         deployed=["leaf-01", "leaf-02", "spine-01"],
@@ -52,7 +57,10 @@ def report(run_id: str) -> TwinReport:
         ],
         totals={"checks": 2, "passed": 1, "failed": 1},
         checks=[FAILING, {"device": "leaf-02", "check": "bgp", "subject": "10.250.16.48", "passed": True}],
-        out_of_scope=["hosts (libvirt, OVS): not built in twins yet"],
+        out_of_scope=[
+            "hosts (libvirt, OVS): not built in twins yet",
+            "spine-02 not in the slice: session leaf-02 ↔ spine-02 not checked",
+        ],
         error="verify: password=hunter2hunter2 rejected",
     )
 
@@ -108,6 +116,11 @@ async def test_show_prints_the_twin_report(settings: Settings, bus: tuple[object
     assert "twin run-0123456789ab (lt1d64): 3 switch(es)" in out
     assert "started from last_deployed (leaf-01: deployed bbbbbbbb, leaf-02: day0" in out
     assert "committed: leaf-02" in out
+    # the change's slice, each switch with why, and what the slice could not check
+    assert "the change's slice:" in out and "leaf-01: carries VNI 10010 unchanged" in out
+    assert "spine-01: peers with leaf-02" in out and "leaf-02: changed" in out
+    assert "out of scope (not proven by this twin):" in out
+    assert "- spine-02 not in the slice: session leaf-02 ↔ spine-02 not checked" in out
     rows = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in {"start", "total"}}
     assert rows["start"][1] == "13.8s" and rows["total"][1] == "22.5s"
     check = next(ln for ln in out.splitlines() if ln.startswith("leaf-01") and " vni " in f" {ln} ")
@@ -126,9 +139,13 @@ def test_print_twin_without_its_report_uses_the_summary() -> None:
         start="day0",
         committed=["leaf-01"],
         timings={"build_s": 0.5, "total_s": 15.2},
+        whole=True,
+        out_of_scope=["hosts (libvirt, OVS): not built in twins yet"],
     )
     print_twin(console, "try-it", summary, None)
     text = buf.getvalue()
+    assert "the whole topology: the change touches every switch" in text
+    assert "- hosts (libvirt, OVS): not built in twins yet" in text
     assert "twin (stage try-it, twin/r-1.json): passed" in text
     assert "switches: leaf-01; started from day0" in text and "timings: build 500ms, total 15.2s" in text
     assert "failing checks" not in text

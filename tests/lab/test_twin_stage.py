@@ -24,6 +24,7 @@ import pytest
 from nats.js.errors import NoKeysError
 
 from bench.breakage import write_evpn_filter
+from bench.twin_stage import NEW_VNI
 from lintas.engine import registry
 from lintas.engine import subjects as S
 from lintas.engine.contracts import RenderSummary, TwinSummary
@@ -38,7 +39,7 @@ from lintas.workers.lab.paths import TWIN_ROOT
 from lintas.workers.lab.twin_life import twin_statuses
 from lintas.workers.render.stage import RenderStage
 from lintas.workers.twin.stage import TwinStage
-from tests.policy.stagekit import Harness, git_repo, harness
+from tests.policy.stagekit import TEMPLATE, Harness, git_repo, harness
 
 from .conftest import ROOT, ip_json, needs_lab, run
 from .test_twin import namespaces, strays
@@ -103,19 +104,18 @@ async def scenario(
                 assert raw is not None
                 plan = json.loads(raw)
                 store = TargetStore(h.topo.targets)
-                for name, tp in plan["targets"].items():
-                    if tp.get("kind", "device") == "device":
-                        await store.put(
-                            TargetState(
-                                target=name,
-                                kind="device",
-                                repo="infra",
-                                commit=shas[0],
-                                run_id=run_id + "-base",
-                                artifacts=tp["artifacts"],
-                                deployed_at=datetime.now(UTC),
-                            )
+                for name, tp in plan["targets"].items():  # hosts too: production runs the whole template
+                    await store.put(
+                        TargetState(
+                            target=name,
+                            kind=tp.get("kind") or "device",
+                            repo="infra",
+                            commit=shas[0],
+                            run_id=run_id + "-base",
+                            artifacts=tp["artifacts"],
+                            deployed_at=datetime.now(UTC),
                         )
+                    )
             rendered = await _stage(h, repo, shas[-1], "render", run_id, {})
             assert rendered.outcome == "succeeded", rendered.failure
             switches = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
@@ -147,6 +147,7 @@ def test_a_good_change_passes_in_the_twin_and_production_is_untouched(prod: Sett
     assert result.outcome == "succeeded", result.failure
     summary = TwinSummary.model_validate(result.summary)
     assert summary.passed and summary.start == "day0"
+    assert summary.whole  # day 0: every switch is new, the twin is the whole topology
     assert summary.switches == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
     assert set(summary.committed) == set(summary.switches)  # day 0: every switch takes the run's config
     assert set(summary.timings) >= {"build_s", "start_s", "deploy_s", "verify_s", "teardown_s", "total_s"}
@@ -178,9 +179,41 @@ def test_a_breaking_change_fails_the_twin_naming_the_check_and_production_is_unt
     summary = TwinSummary.model_validate(result.summary)
     assert not summary.passed and summary.start == "last_deployed"
     assert summary.committed == ["leaf-02"]  # the transition: only the changed leaf took a commit
+    # in the change's slice (leaf-02, its spines, leaf-01 carrying its VNIs unchanged), not all 6
+    assert summary.switches == ["leaf-01", "leaf-02", "spine-01", "spine-02"] and not summary.whole
+    assert summary.slice["leaf-02"] == ["changed"] and "carries VNI 10010 unchanged" in summary.slice["leaf-01"]
+    # leaf-01 sees no route of leaf-02's VNIs: the filter's effect, proven from the unchanged leaf
+    assert any(c["device"] == "leaf-01" and c["check"] == "vni" for c in summary.checks), summary.checks
     assert summary.checks and all(c["passed"] is False for c in summary.checks)
     assert any(c["check"] == "vni" for c in summary.checks)
     assert report["passed"] is False and report["started_from"]["leaf-02"].startswith("deployed ")
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert_no_twin_left()
+
+
+def test_a_one_vni_change_is_proven_on_its_slice_not_the_whole_fabric(prod: Settings, tmp_path: Path) -> None:
+    """A VNI added on leaf-01 (the bench's change), from the template deployed: the twin holds
+    leaf-01, both spines and leaf-02 (an unchanged leaf carrying leaf-01's VNIs), starts and deploys
+    only those, passes, and says what of verify's checks the slice could not run."""
+    assert_no_twin_left()
+    tenants = (TEMPLATE / "fabric" / "tenants.yaml").read_text()
+    files = {"fabric/tenants.yaml": tenants + NEW_VNI}
+    result, report, _, facts = run(scenario(prod, tmp_path, files, deployed_first=True))
+    assert result.outcome == "succeeded", result.failure
+    summary = TwinSummary.model_validate(result.summary)
+    slice_ = ["leaf-01", "leaf-02", "spine-01", "spine-02"]
+    assert summary.passed and not summary.whole and summary.switches == slice_
+    assert summary.slice["leaf-01"] == ["changed"] and summary.slice["spine-02"] == ["peers with leaf-01"]
+    assert "carries VNI 10020 unchanged" in summary.slice["leaf-02"]
+    assert summary.start == "last_deployed" and sorted(report["started_from"]) == slice_
+    assert summary.committed == ["leaf-01"] and report["deployed"] == slice_
+    # every check ran on the slice, about the slice: no session, remote VTEP or ping of leaf-03/04
+    assert {c["device"] for c in report["checks"]} == set(slice_)
+    assert report["totals"]["failed"] == 0 and report["totals"]["passed"] > 20
+    assert not [c for c in report["checks"] if "leaf-03" in str(c) or "leaf-04" in str(c)]
+    scope = report["out_of_scope"]
+    assert any(s.startswith("leaf-03 not in the slice: sessions spine-01 ↔ leaf-03, spine-02 ↔ leaf-03") for s in scope)
+    assert any(s.startswith("leaf-04 not in the slice: ") for s in scope) and summary.out_of_scope == scope
     assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
     assert_no_twin_left()
 

@@ -2,13 +2,13 @@
 throwaway twin of the model's switches, before production is touched.
 
 1. read the render stage's plan (as deploy does: ``upstream(job, RenderSummary)``) and the model at the run's sha;
-2. build a twin of the model's switches (:func:`workers.lab.twin.twin_up`, ``hold=True``: the twin
+2. build a twin of the change's slice (below; :func:`workers.lab.twin.twin_up`, ``hold=True``: the twin
    lives only as long as this worker; a SIGKILLed worker's twin is swept by the next twin or ``lab down``);
 3. bring it to production's state first: each switch's **last deployed artifacts** (the targets
    store), all committed at once (one wave, no health gate: the start state is not under test)
    and confirmed, then its BGP sessions are waited for once (the health gate's rule on that one
    wave); a switch never deployed stays at day 0;
-4. deploy the run's artifacts to every switch of the plan through the deploy stage's own
+4. deploy the run's artifacts to every switch of the slice through the deploy stage's own
    :class:`~workers.deploy.rollout.Rollout` (FRR driver, waves, commit-confirm with a revert
    timer, the health gate), reached through the twin's management namespace with the twin's
    registered login (:mod:`workers.twin.reach`); no lease is taken and the rollout's record is kept
@@ -24,7 +24,14 @@ otherwise succeeds *unproven*.
 
 A failed twin fails the stage naming the failing checks. Production is never read nor written:
 no production credential, lease or commit. Hosts are not built in twins yet (out of scope: said
-in the report); the twin holds the whole switch topology (no slicing yet).
+in the report).
+
+The twin holds the change's **slice** (:mod:`workers.twin.slice`), not the whole fabric: the changed
+switches, every switch they peer with, and an unchanged leaf carrying each network a changed leaf
+carries (a change of every switch builds them all). Only the slice is started and deployed to;
+verify checks the model restricted to the built switches (:func:`~workers.twin.slice.restrict`),
+and what it cannot check there (sessions, remote VTEPs, routes and pings of switches not built) is
+listed in the report's ``out_of_scope``.
 """
 
 from __future__ import annotations
@@ -58,9 +65,11 @@ from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 from lintas.workers.twin import gate
 from lintas.workers.twin.reach import TwinFleet
+from lintas.workers.twin.slice import Slice, out_of_scope, restrict, slice_of
 
 MAX_CHECKS_ON_RUN = 40
-OUT_OF_SCOPE = ["hosts (libvirt, OVS): not built in twins yet", "slicing: the twin holds every switch of the model"]
+OUT_OF_SCOPE = ["hosts (libvirt, OVS): not built in twins yet"]
+MAX_OUT_OF_SCOPE_ON_RUN = 12
 
 
 class TwinArtifacts(NatsArtifactStore):
@@ -141,11 +150,17 @@ class TwinStage:
         need = await gate.check(ctx, plan, model, self.probe)  # nothing to prove, or no twin can be built here
         if isinstance(need, StageResult):
             return need
+        cut = slice_of(model, plan)
         report = TwinReport(
-            run_id=job.run_id, sha=job.sha, switches=sorted(model.devices), out_of_scope=list(OUT_OF_SCOPE)
+            run_id=job.run_id,
+            sha=job.sha,
+            switches=sorted(cut.switches),
+            slice=cut.switches,
+            whole=cut.whole,
+            out_of_scope=[*OUT_OF_SCOPE, *cut.notes],
         )
         try:
-            failure = await self._in_twin(ctx, model, plan, report)
+            failure = await self._in_twin(ctx, model, plan, cut, report)
         except BaseException as exc:  # a timeout or a cancellation: the report still says how far it got
             report.error = report.error or f"{type(exc).__name__}: {exc}"[:600]
             raise
@@ -155,20 +170,30 @@ class TwinStage:
             )
         return gate.recorded(self._result(report, failure), need)
 
-    async def _in_twin(self, ctx: StageContext, model: InfraModel, plan: Plan, report: TwinReport) -> str | None:
-        """Build, start, deploy, verify: the failure, or None; the twin is torn down whatever happens
-        (its time in the report)."""
+    async def _in_twin(
+        self, ctx: StageContext, model: InfraModel, plan: Plan, cut: Slice, report: TwinReport
+    ) -> str | None:
+        """Build the slice, start, deploy, verify: the failure, or None; the twin is torn down whatever
+        happens (its time in the report)."""
         name = twin_name(ctx.job.run_id)
         built = False
         t = time.monotonic()
         try:
             repo = await asyncio.to_thread(ctx.checkout)
-            record = await twin_up(ctx.settings, repo, name=name, hold=True)
+            record = await twin_up(ctx.settings, repo, name=name, only=None if cut.whole else cut.names, hold=True)
             built = True
             report.twin, report.prefix = record.name, record.prefix
             report.phases.append(Phase(name="build", seconds=time.monotonic() - t, ok=True))
-            await ctx.log.info(f"twin {record.prefix}: {len(record.switches)} switch(es) up")
-            return await self._prove(ctx, model, plan, report, name)
+            # the model the twin holds: what it starts, deploys and verifies (its switches, the links,
+            # networks and sessions among them); the rest of verify's checks are out of its scope
+            held = restrict(model, record.switches)
+            report.switches = sorted(held.devices)
+            report.out_of_scope += out_of_scope(model, held)
+            await ctx.log.info(
+                f"twin {record.prefix}: {len(record.switches)} of {len(model.devices)} switch(es) up"
+                + ("" if cut.whole else f" (the change's slice: {'; '.join(cut.lines())})")
+            )
+            return await self._prove(ctx, held, plan, report, name)
         except (LabError, ConnectError) as exc:
             if not built:
                 report.phases.append(Phase(name="build", seconds=time.monotonic() - t, ok=False, detail=str(exc)))
@@ -305,16 +330,21 @@ class TwinStage:
 
     @staticmethod
     def _result(report: TwinReport, failure: str | None) -> StageResult:
+        scope = report.out_of_scope[:MAX_OUT_OF_SCOPE_ON_RUN]
+        if len(report.out_of_scope) > MAX_OUT_OF_SCOPE_ON_RUN:
+            scope.append(f"... and {len(report.out_of_scope) - MAX_OUT_OF_SCOPE_ON_RUN} more (see the report)")
         summary = TwinSummary(
             report=S.twin_report_doc(report.run_id),
             passed=report.passed and failure is None,
             switches=report.switches,
+            slice=report.slice,
+            whole=report.whole,
             start=report.start,
             committed=report.committed,
             timings=report.timings(),
             totals=report.totals,
             checks=[c for c in report.checks if c.get("passed") is False][:MAX_CHECKS_ON_RUN],
-            out_of_scope=report.out_of_scope,
+            out_of_scope=scope,
         ).dump()
         if failure is None:
             return StageResult.ok(summary)
