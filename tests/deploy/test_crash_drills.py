@@ -199,7 +199,7 @@ def st(lab_settings: Settings, nats: EmbeddedNats, tmp_path_factory: pytest.Temp
     s = Stack(e, nats)
     try:
         e.start()
-        e.cli("init", str(e.work))
+        e.init()  # the template's pipeline without the twin stage (see Env.init)
         yield s
     finally:
         s.stop_parts()

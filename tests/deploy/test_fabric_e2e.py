@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,33 @@ class Env:
             text=True,
             check=check,
             timeout=120,
+        )
+
+    def init(self, *, twin: bool = False) -> None:
+        """`lintas init` of the demo repo (its first commit pushed: the first run).
+
+        ``twin=False`` (the modules about deploy, verify and rollback on production, which share
+        this fixture): the template's pipeline without its ``twin`` stage, ``deploy`` needing what
+        the twin needed. Their breaking changes must reach production (a twin would stop them
+        first), and a twin on each of their ~10 switch-changing runs would add about 20 s each.
+        tests/deploy/test_twin_e2e.py runs the template's pipeline as it is."""
+        if twin:
+            self.cli("init", str(self.work))
+            return
+        template = self.work.parent / "template-without-twin"
+        shutil.copytree(TEMPLATE, template, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        pipe = template / ".lintas" / "pipeline.yaml"
+        text = pipe.read_text()
+        start, end = text.index("  twin:"), text.index("  deploy:")
+        pipe.write_text(text[:start] + text[end:].replace("needs: [twin]", "needs: [render, policy, secscan]", 1))
+        code = (
+            "import sys; from pathlib import Path; from lintas.engine.settings import Settings; "
+            "from lintas.engine.infra_repo import init_infra_repo; from lintas.engine.repos import RepoEntry, RepoRegistry; "
+            "home = Settings().home; bare, work = init_infra_repo(Path(sys.argv[1]), home, template=Path(sys.argv[2])); "
+            "RepoRegistry(home).add(RepoEntry(name=work.name, url=str(bare)))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(self.work), str(template)], env=self.env, check=True, timeout=120
         )
 
     def git(self, *args: str) -> str:
@@ -281,8 +309,9 @@ def sw(lab_settings: Settings) -> Iterator[Switches]:
     s.close()
 
 
-@pytest.fixture(scope="module")
-def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def up_stack(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory, *, twin: bool = False) -> Iterator[Env]:
+    """A nats-server and a `lintas up` against the lab, with the demo repo initialised (its first
+    commit pushed); ``twin``: the template's pipeline as it is, with its twin stage (:meth:`Env.init`)."""
     tmp = tmp_path_factory.mktemp("e2e-run")
     nats = EmbeddedNats(tmp / "nats", free_port())
     asyncio.run(nats.start())
@@ -309,11 +338,16 @@ def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     e = Env(home=lab_settings.home, work=tmp / "demo", env=env, nats=nats, log=tmp / "up.log")
     try:
         e.start()
-        e.cli("init", str(e.work))
+        e.init(twin=twin)
         yield e
     finally:
         e.stop()
         asyncio.run(nats.stop())
+
+
+@pytest.fixture(scope="module")
+def lx(lab_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    yield from up_stack(lab_settings, tmp_path_factory)  # the template's pipeline without the twin stage (Env.init)
 
 
 def add_network(name: str, vlan: int, vni: int, leaves: list[str]) -> Callable[[Path], None]:

@@ -57,7 +57,7 @@ def _one(text: str, **kwargs: object) -> Diagnostic:
 def test_default_pipeline_loads() -> None:
     spec = load_default_pipeline()
     assert spec.version == 1 and spec.name == "default"
-    assert list(spec.stages) == ["validate", "render", "policy", "secscan", "deploy", "verify", "rollback"]
+    assert list(spec.stages) == ["validate", "render", "policy", "secscan", "twin", "deploy", "verify", "rollback"]
     assert spec.stages["rollback"].on_failure == ["deploy", "verify"]
     assert spec.stages["deploy"].approval == "on_request"
     assert spec.stages["validate"].timeout_s == 300

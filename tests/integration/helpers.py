@@ -27,14 +27,14 @@ def git(repo: Path, *args: str, settings: Settings, check: bool = True) -> subpr
 
 @functools.cache
 def template_without_deploy() -> Path:
-    """The template with a pipeline that stops before deploy: for tests without a lab.
+    """The template with a pipeline that stops before the twin and deploy: for tests without a lab.
 
-    (The template's own pipeline deploys to the fabric; the tests in tests/deploy run it.)"""
+    (The template's own pipeline builds twins and deploys to the fabric; the tests in tests/deploy run it.)"""
     dst = Path(tempfile.mkdtemp(prefix="lintas-template-")) / "template"
     shutil.copytree(TEMPLATE_DIR, dst)
     pipe = dst / ".lintas" / "pipeline.yaml"
     text = pipe.read_text()
-    pipe.write_text(text[: text.index("  deploy:")])
+    pipe.write_text(text[: min(text.index(s) for s in ("  twin:", "  deploy:"))])
     return dst
 
 
