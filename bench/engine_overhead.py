@@ -4,7 +4,11 @@ Target (issue 17): p50 <= 40 ms, p99 <= 150 ms. Engine, worker and embedded nats
 run on this machine, exactly as `lintas up` runs them (`--cluster 3`: as `lintas up --cluster 3`,
 three nats-server nodes and R3 streams).
 
-    .venv/bin/python -m bench.engine_overhead [--runs 200] [--cluster 3]
+    .venv/bin/python -m bench.engine_overhead [--runs 200] [--cluster 3] [--pure 4]
+
+``--pure N``: the first N stages are pure (their first delivery writes one journal entry, not
+two); ``--pure 4`` has the shape of the default pipeline (validate, render, policy, secscan
+pure; deploy and verify not).
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from lintas.engine.notify import RunNotice
 from lintas.engine.settings import Settings
 
 
-async def main(runs: int, stages: int, cluster: int) -> None:
+async def main(runs: int, stages: int, cluster: int, pure: int) -> None:
     with workdir() as d:
-        shas = make_repo(d / "infra.git", runs + 5, {".lintas/pipeline.yaml": noop_pipeline(stages)})
+        shas = make_repo(d / "infra.git", runs + 5, {".lintas/pipeline.yaml": noop_pipeline(stages, pure)})
         settings = Settings(home=d / "home", nats_port=free_port(), log_level="warning")
         logs.configure("warning")
         async with stack(
-            settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8, cluster=cluster
+            settings, stages=build_stages(settings, ["t-noop", "t-pure"]), worker_concurrency=8, cluster=cluster
         ) as st:
             done: dict[str, asyncio.Future[str]] = {}
 
@@ -63,6 +67,7 @@ async def main(runs: int, stages: int, cluster: int) -> None:
                 "engine_overhead",
                 {
                     "stages": stages,
+                    "pure_stages": min(pure, stages),
                     "nats_nodes": max(cluster, 1),
                     "replicas": st.settings.streams.replicas,
                     **summary_ms(latencies),
@@ -76,5 +81,6 @@ if __name__ == "__main__":
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--stages", type=int, default=6)
     ap.add_argument("--cluster", type=int, default=0, help="N local nats-server nodes with routes (R3)")
+    ap.add_argument("--pure", type=int, default=0, help="the first N stages are pure (t-pure)")
     a = ap.parse_args()
-    aio.run(main(a.runs, a.stages, a.cluster))
+    aio.run(main(a.runs, a.stages, a.cluster, a.pure))

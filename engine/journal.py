@@ -62,6 +62,13 @@ class Journal:
                 continue
         raise ConflictError(f"journal {job_id}: too much contention")
 
+    @staticmethod
+    def unwritten(job_id: str, worker: str) -> tuple[JournalEntry, int]:
+        """What :meth:`begin_at` would have written for a first execution, not written (revision
+        0): a pure stage's first delivery records nothing before it runs (see
+        :class:`engine.stage.Stage`); :meth:`complete` creates the entry with its result."""
+        return JournalEntry(job_id=job_id, executions=1, workers=[worker]), 0
+
     async def complete(
         self, job_id: str, result: JobFinished, *, replace: bool = False, began: tuple[JournalEntry, int] | None = None
     ) -> JournalEntry:
@@ -74,11 +81,15 @@ class Journal:
         key = S.journal_key(job_id)
         if began is not None and began[0].state == "running":
             entry = began[0].model_copy(update={"state": "done", "result": result})
-            try:
-                await self._store.update(key, entry, began[1])
-                return entry
-            except ConflictError:
-                pass
+            if began[1] == 0:  # nothing written yet (unwritten): the entry is created with its result
+                if await self._store.create(key, entry) is not None:
+                    return entry
+            else:
+                try:
+                    await self._store.update(key, entry, began[1])
+                    return entry
+                except ConflictError:
+                    pass
         for _ in range(20):
             got = await self._store.get(key)
             if got is None:

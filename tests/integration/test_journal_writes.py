@@ -1,0 +1,43 @@
+"""How many journal writes a stage costs (each a quorum write on a cluster), on a real nats-server:
+a pure stage's first delivery is journaled once, with its result; any other stage twice (the
+execution begun, then its result)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+from nats.aio.msg import Msg
+
+from lintas.engine import subjects as S
+from lintas.engine.app import stack
+from lintas.engine.journal import Journal
+from lintas.engine.settings import Settings
+from lintas.engine.state import RunState
+from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
+
+
+async def test_a_pure_stage_is_journaled_once_and_an_effectful_one_twice(tmp_path: Path, settings: Settings) -> None:
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        writes: Counter[str] = Counter()
+
+        async def on_write(msg: Msg) -> None:
+            writes[msg.subject.rsplit(".", 1)[-1]] += 1
+
+        await st.nc.subscribe(f"$KV.{S.JOURNAL_BUCKET}.>", cb=on_write)
+        files = pipeline("  pure:\n    uses: t-pure\n  effect:\n    uses: t-noop\n    needs: [pure]\n")
+        sha = commit(repo, settings, files, "a pure and an effectful stage")
+        push(repo, settings)
+        run = await wait_run(st.topo, run_id_of(repo, sha))
+        assert run.state is RunState.succeeded, run.error
+        await asyncio.sleep(0.3)  # the last write's message
+        journal = Journal(st.topo.journal)
+        for name, expected_writes in (("pure", 1), ("effect", 2)):
+            job_id = run.stages[name].job_id
+            assert job_id is not None
+            entry = await journal.get(job_id)
+            assert entry is not None and entry.state == "done" and entry.executions == 1, (name, entry)
+            assert entry.result is not None and entry.result.outcome == "succeeded"
+            assert writes[S.journal_key(job_id).rsplit(".", 1)[-1]] == expected_writes, (name, writes)
