@@ -305,6 +305,9 @@ class Engine(Service):
         """A start report waits a moment for its job's result: a short stage's start and result
         then cost one run write, not two (each a quorum write on a cluster). The report is acked
         only once saved (alone after the wait, or with the result), so a crash loses nothing."""
+        if ev.job_id in self._lingering:  # another delivery's start is waiting already: no second wait
+            await self.handle(ev.run_id, ev, redelivered=redelivered)
+            return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._lingering[ev.job_id] = (ev, fut)
         try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nats.aio.msg import Msg
 
 from lintas.engine import subjects as S
 from lintas.engine.app import stack
+from lintas.engine.events import JobStarted
 from lintas.engine.journal import Journal
 from lintas.engine.settings import Settings
 from lintas.engine.state import RunState
@@ -41,3 +43,44 @@ async def test_a_pure_stage_is_journaled_once_and_an_effectful_one_twice(tmp_pat
             assert entry is not None and entry.state == "done" and entry.executions == 1, (name, entry)
             assert entry.result is not None and entry.result.outcome == "succeeded"
             assert writes[S.journal_key(job_id).rsplit(".", 1)[-1]] == expected_writes, (name, writes)
+
+
+async def test_two_start_reports_of_one_job_are_both_settled(tmp_path: Path, settings: Settings) -> None:
+    """A start report waits a moment for its job's result (one run write for both); a second
+    start of the same job (another delivery's) while one waits is decided at once, and every
+    report is acked: none is left pending on the engine's consumer."""
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        sha = commit(repo, settings, pipeline("  slow:\n    uses: t-sleep\n    with: {seconds: 1.0}\n"), "slow")
+        push(repo, settings)
+        rid = run_id_of(repo, sha)
+        run = await wait_run(st.topo, rid, states={"running"})
+        for _ in range(100):
+            run = await wait_run(st.topo, rid, states={"running"})
+            if run.stages["slow"].job_id:
+                break
+            await asyncio.sleep(0.02)
+        rec = run.stages["slow"]
+        assert rec.job_id is not None
+        for delivery in (7, 8):  # two more starts of the job, back to back: both linger at once
+            started = JobStarted(
+                event_id=f"{rec.job_id}:started:{delivery}",
+                occurred_at=datetime.now(UTC),
+                job_id=rec.job_id,
+                run_id=rid,
+                stage="slow",
+                attempt=rec.attempt,
+                worker="another-worker",
+                delivery=delivery,
+            )
+            await st.nc.publish(S.result(rid), started.model_dump_json().encode())
+        run = await wait_run(st.topo, rid)
+        assert run.state is RunState.succeeded, run.error
+        pending = None
+        for _ in range(40):
+            info = await st.topo.js.consumer_info(S.RESULTS_STREAM, S.ENGINE_RESULTS_CONSUMER)
+            pending = (info.num_ack_pending, info.num_pending)
+            if pending == (0, 0):
+                break
+            await asyncio.sleep(0.05)
+        assert pending == (0, 0), pending
