@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,3 +88,29 @@ def report(name: str, result: dict[str, object]) -> None:
 def workdir() -> Iterator[Path]:
     with TemporaryDirectory(prefix="lintas-bench-") as d:
         yield Path(d)
+
+
+_INIT_DEMO = (
+    "import sys; from pathlib import Path; from lintas.engine.settings import Settings; "
+    "from lintas.engine.infra_repo import init_infra_repo; from lintas.engine.repos import RepoEntry, RepoRegistry; "
+    "home = Settings().home; bare, work = init_infra_repo(Path(sys.argv[1]), home, template=Path(sys.argv[2])); "
+    "RepoRegistry(home).add(RepoEntry(name=work.name, url=str(bare)))"
+)
+
+
+def init_without_twin(work: Path, env: dict[str, str]) -> None:
+    """`lintas init WORK` (with ``env``: its LINTAS_HOME and NATS) from the template, but with its
+    pipeline's ``twin`` stage taken out and ``deploy`` needing what the twin needed.
+
+    For the benches and lab tests about deploy, verify and rollback on production (issue 18 put a
+    twin before every deploy): their breaking changes must reach production, and their figures
+    are deploy's and verify's."""
+    from lintas.engine.infra_repo import TEMPLATE_DIR
+
+    template = work.parent / (work.name + "-template-without-twin")
+    shutil.copytree(TEMPLATE_DIR, template, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    pipe = template / ".lintas" / "pipeline.yaml"
+    text = pipe.read_text()
+    start, end = text.index("  twin:"), text.index("  deploy:")
+    pipe.write_text(text[:start] + text[end:].replace("needs: [twin]", "needs: [render, policy, secscan]", 1))
+    subprocess.run([sys.executable, "-c", _INIT_DEMO, str(work), str(template)], env=env, check=True, timeout=120)

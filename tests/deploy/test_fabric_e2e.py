@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 import pytest
 
 from bench.breakage import write_evpn_filter
+from bench.common import init_without_twin
 from lintas.engine.natsd import EmbeddedNats, free_port
 from lintas.engine.settings import Settings
 from lintas.workers.drivers.frr.driver import FrrDriver
@@ -125,22 +125,8 @@ class Env:
         tests/deploy/test_twin_e2e.py runs the template's pipeline as it is."""
         if twin:
             self.cli("init", str(self.work))
-            return
-        template = self.work.parent / "template-without-twin"
-        shutil.copytree(TEMPLATE, template, ignore=shutil.ignore_patterns(".git", "__pycache__"))
-        pipe = template / ".lintas" / "pipeline.yaml"
-        text = pipe.read_text()
-        start, end = text.index("  twin:"), text.index("  deploy:")
-        pipe.write_text(text[:start] + text[end:].replace("needs: [twin]", "needs: [render, policy, secscan]", 1))
-        code = (
-            "import sys; from pathlib import Path; from lintas.engine.settings import Settings; "
-            "from lintas.engine.infra_repo import init_infra_repo; from lintas.engine.repos import RepoEntry, RepoRegistry; "
-            "home = Settings().home; bare, work = init_infra_repo(Path(sys.argv[1]), home, template=Path(sys.argv[2])); "
-            "RepoRegistry(home).add(RepoEntry(name=work.name, url=str(bare)))"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(self.work), str(template)], env=self.env, check=True, timeout=120
-        )
+        else:
+            init_without_twin(self.work, self.env)
 
     def git(self, *args: str) -> str:
         return subprocess.run(
