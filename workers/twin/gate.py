@@ -97,7 +97,7 @@ async def check(ctx: StageContext, plan: Plan, model: InfraModel, probe: Probe) 
         await ctx.log.warning(f"twin skipped, the change is NOT proven: {reason}")
         return unproven(reason, need)
     if need.required:
-        await ctx.log.info(f"twin required: {'; '.join(need.why)}")
+        await ctx.log.info(f"the twin may not be skipped, required by: {'; '.join(need.why)}")
     return need
 
 
