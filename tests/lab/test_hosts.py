@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+import time
 from typing import Any
+
+import pytest
 
 from lintas.engine.settings import Settings
 from lintas.workers.lab import (
@@ -150,3 +156,38 @@ def test_ssh_into_a_host_reaches_its_own_libvirt_and_ovs(lab: tuple[Settings, La
 def test_kvm_usable_needs_a_working_device() -> None:
     assert not kvm_usable("/nonexistent/kvm")
     assert not kvm_usable("/dev/null")  # opens, but is not KVM
+
+
+def test_a_libvirt_call_to_a_host_that_stops_answering_fails_instead_of_hanging(
+    lab: tuple[Settings, LabState],
+) -> None:
+    """The keepalive of Lintas's libvirt connections works (it needs libvirt's event loop): with
+    the host's libvirtd frozen (SIGSTOP), a call fails after the probes go unanswered."""
+    import libvirt
+
+    from lintas.workers.hosts.libvirt_conn import open_conn
+
+    settings, _ = lab
+    [status] = [s for s in run(lab_status(settings)) if s.name == "kvm-uat-01"]
+    pid = status.daemons["libvirtd"]
+    assert pid
+    conn = open_conn(lab_host_facts(settings, "kvm-uat-01").libvirt_uri, readonly=True, keepalive=(1, 2))
+    try:
+        assert conn.getHostname() == "kvm-uat-01"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(libvirt.libvirtError):
+                conn.getHostname()
+            took = time.monotonic() - t0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert took < 15, took  # 1 s of silence + 2 unanswered probes, and the loop's own ticks
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+    again = open_conn(lab_host_facts(settings, "kvm-uat-01").libvirt_uri, readonly=True)
+    try:
+        assert again.getHostname() == "kvm-uat-01"  # the daemon itself is fine once thawed
+    finally:
+        again.close()

@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from lintas.workers.hosts import libvirt_conn
+from lintas.workers.hosts.libvirt_conn import libvirt_module
 from lintas.workers.hosts.ovsdb import ObservedOvs
 from lintas.workers.render.domain import DomainFacts, domain_facts, semantic_diff
 from lintas.workers.render.domain_index import (
@@ -88,27 +90,12 @@ class DomainChange(BaseModel):
     kept: str | None = None  # not done, and why (deletions not allowed)
 
 
-def libvirt_module() -> Any:
-    import libvirt
-
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are raised, not printed
-    return libvirt
-
-
 def open_conn(uri: str, *, readonly: bool) -> Any:
-    lv = libvirt_module()
+    """:func:`workers.hosts.libvirt_conn.open_conn`, its failure a :class:`DomainError`."""
     try:
-        conn = lv.openReadOnly(uri) if readonly else lv.open(uri)
-    except lv.libvirtError as exc:
-        raise DomainError(f"libvirt {redact_uri(uri)}: cannot connect: {exc.get_error_message()}") from exc
-    with contextlib.suppress(lv.libvirtError):  # a dead daemon or path fails calls after ~15 s, not never
-        conn.setKeepAlive(5, 3)
-    return conn
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without its query (key and known_hosts paths stay out of logs)."""
-    return uri.split("?", 1)[0]
+        return libvirt_conn.open_conn(uri, readonly=readonly)
+    except libvirt_conn.LibvirtConnError as exc:
+        raise DomainError(str(exc)) from exc
 
 
 def _lookup(conn: Any, uuid: str) -> Any | None:
