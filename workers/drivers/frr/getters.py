@@ -293,3 +293,88 @@ def ipv4_routes(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "nexthops": sorted(h for h in hops if h),
         }
     return out
+
+
+# -- adj-RIB-out, routes from a neighbor, the local table (the route audit of verification) ----------
+
+ADJ_FAMILIES = {"ipv4": "ipv4 unicast", "evpn": "l2vpn evpn"}  # a family of the audit -> FRR's words
+
+
+def _evpn_entries(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"<rd> <prefix>": entry}`` of an EVPN table as FRR prints it (RDs at the top, metadata beside)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rd, body in doc.items():
+        if not isinstance(body, dict) or "rd" not in body:
+            continue
+        for prefix, entry in body.items():
+            if prefix.startswith("[") and isinstance(entry, dict):
+                out[f"{rd} {prefix}"] = entry
+    return out
+
+
+def _paths(entry: Any) -> list[dict[str, Any]]:
+    """An entry's paths: a list of paths, or of lists of paths (``route type ... json``)."""
+    paths = entry.get("paths", []) if isinstance(entry, dict) else entry
+    out: list[dict[str, Any]] = []
+    for p in paths if isinstance(paths, list) else []:
+        out += [q for q in p if isinstance(q, dict)] if isinstance(p, list) else [p] if isinstance(p, dict) else []
+    return out
+
+
+def advertised_routes(family: str, doc: dict[str, Any]) -> dict[str, str]:
+    """``show bgp <family> neighbors X advertised-routes json`` (the adj-RIB-out, after the outbound
+    policy): ``{route key: AS path as stored}`` (the sender's own AS is prepended on the wire only)."""
+    adv = doc.get("advertisedRoutes", {}) if isinstance(doc, dict) else {}
+    if not isinstance(adv, dict):
+        return {}
+    if family == "evpn":
+        return {k: str(e.get("path", "")) for k, e in _evpn_entries(adv).items()}
+    return {k: str(e.get("path", "")) for k, e in adv.items() if isinstance(e, dict)}
+
+
+def neighbor_routes(family: str, doc: dict[str, Any]) -> list[str]:
+    """``show bgp <family> neighbors X routes json`` (what the switch holds from X, after its inbound
+    policy): the sorted route keys."""
+    if not isinstance(doc, dict):
+        return []
+    if family == "evpn":
+        return sorted(_evpn_entries(doc))
+    routes = doc.get("routes", {})
+    return sorted(routes) if isinstance(routes, dict) else []
+
+
+def best_routes(family: str, doc: dict[str, Any]) -> dict[str, str]:
+    """The local table (``show bgp ipv4 unicast json``; for EVPN ``show bgp l2vpn evpn route type
+    multicast json``): ``{route key: AS path of the best path}``."""
+    if not isinstance(doc, dict):
+        return {}
+    entries: dict[str, Any] = _evpn_entries(doc) if family == "evpn" else doc.get("routes", {})
+    out = {}
+    for key, entry in (entries if isinstance(entries, dict) else {}).items():
+        best = [p for p in _paths(entry) if p.get("bestpath") and p.get("valid", True)]
+        if best:
+            out[key] = str(best[0].get("path", ""))
+    return out
+
+
+def update_groups(text: str) -> dict[str, bool]:
+    """``show bgp <family> update-groups`` (text only in FRR 8.4): ``{peer: settled}``, where a
+    peer's update-subgroup is settled when nothing waits to be sent to it: no coalesce timer
+    running (a new subgroup announces its table only when it fires), an empty advertise list and
+    an empty packet queue."""
+    out: dict[str, bool] = {}
+    for block in re.split(r"^\s*Update-subgroup \d+:\s*$", text, flags=re.M)[1:]:
+        m = re.search(r"^\s*Coalesce Time: \d+(\(Running\))?\s*$", block, re.M)
+        q = re.search(r"^\s*Packet queue length: (\d+)\s*$", block, re.M)
+        a = re.search(r"^\s*Advertise list: (empty|not empty)\s*$", block, re.M)
+        settled = m is not None and not m.group(1) and q is not None and q.group(1) == "0"
+        settled = settled and a is not None and a.group(1) == "empty"
+        peers = block.split("Peers:", 1)[1] if "Peers:" in block else ""
+        for line in peers.splitlines():
+            word = line.strip()
+            if not word.startswith("- "):
+                if word:
+                    break
+                continue
+            out[word[2:].split()[0]] = settled
+    return out

@@ -164,6 +164,40 @@ _STATE_BGP = ["show bgp vrf all neighbors json", "show bgp vrf all summary json"
 _STATE_EVPN = ["show evpn vni json", "show evpn vni detail json"]
 
 
+def adj_commands(adj: list[tuple[str, str]]) -> list[tuple[tuple[str, str, str], str]]:
+    """The ``vtysh`` commands of an audit (see ``get_fabric_state``), each with what it answers:
+    ``(family, "local"|"out"|"in", neighbor)``. Refuses anything but a family and an address."""
+    out: list[tuple[tuple[str, str, str], str]] = []
+    bad = sorted(ip for _, ip in adj if not _is_address(ip))
+    if bad:
+        raise ValueError(f"adj: not an address: {bad[0]!r}")
+    for family in sorted({f for f, _ in adj}):
+        words = getters.ADJ_FAMILIES.get(family)
+        if words is None:
+            raise ValueError(f"adj: unknown family {family!r}")
+        local = "show bgp l2vpn evpn route type multicast json" if family == "evpn" else "show bgp ipv4 unicast json"
+        out.append(((family, "local", ""), local))
+        for ip in sorted({ip for f, ip in adj if f == family}, key=ipaddress.ip_address):
+            out.append(((family, "out", ip), f"show bgp {words} neighbors {ip} advertised-routes json"))
+            out.append(((family, "in", ip), f"show bgp {words} neighbors {ip} routes json"))
+    return out
+
+
+def adj_answers(audit: list[tuple[tuple[str, str, str], str]], docs: list[Any]) -> dict[str, dict[str, Any]]:
+    """``get_fabric_state``'s ``"adj"`` from the answers to :func:`adj_commands`, in order."""
+    out: dict[str, dict[str, Any]] = {}
+    for ((family, what, ip), _), doc in zip(audit, docs, strict=True):
+        got = out.setdefault(family, {"local": {}, "out": {}, "in": {}})
+        body = doc if isinstance(doc, dict) else {}
+        if what == "local":
+            got["local"] = getters.best_routes(family, body)
+        elif what == "out":
+            got["out"][ip] = getters.advertised_routes(family, body)
+        else:
+            got["in"][ip] = getters.neighbor_routes(family, body)
+    return out
+
+
 class ReadsMixin:
     _candidate: Candidate | None
     _run: Callable[..., Result]
@@ -343,7 +377,11 @@ class ReadsMixin:
     # -- verification: everything in one exec ---------------------------------------------
 
     def get_fabric_state(
-        self, evpn: bool = True, pending: bool = False, session_keys: str | None = None
+        self,
+        evpn: bool = True,
+        pending: bool = False,
+        session_keys: str | None = None,
+        adj: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         """What verification reads of a switch, in **one** exec and one ``vtysh`` process:
         ``{"bgp": get_bgp_neighbors(), "bgp_summary": raw summary JSON, "routes":
@@ -360,8 +398,20 @@ class ReadsMixin:
         TCP MD5 password the neighbor is configured with (its own, else its peer-group's; ``""``
         when none). The digests are taken on the switch, so the passwords never leave it; with a
         fresh nonce per verification they can be compared between the two ends of a session, and
-        with nothing else."""
+        with nothing else.
+
+        With ``adj`` (``[(family, neighbor address)]``, family ``"ipv4"`` or ``"evpn"``), ``"adj"`` is
+        ``{family: {"local": {route: AS path of the best path}, "out": {neighbor: {route: AS path}},
+        "in": {neighbor: [route]}, "settled": {neighbor: bool}}}``: the local table (EVPN: the type-3 routes), the adj-RIB-out to
+        each neighbor (``advertised-routes``: after the outbound policy) and what the switch holds
+        from it (``routes``: after the inbound policy), read in the same ``vtysh`` (FRR gives both
+        without ``soft-reconfiguration inbound``), and whether nothing waits to be sent to each
+        neighbor (``update-groups``, a second ``vtysh`` of the same exec: FRR 8.4 prints it as
+        text only). Routes are keyed ``"<rd> <prefix>"`` (EVPN) or
+        by prefix."""
         commands = _STATE_BGP + (_STATE_EVPN if evpn else [])
+        audit = adj_commands(adj or [])
+        commands = commands + [c for _, c in audit]
         parts = [("vtysh", _vtysh_many(commands)), ("links", "ip -j -d link show")]
         if self._caps is None:  # the kernel's capabilities as the driver's setup recorded them, in the same exec
             parts.append(("caps", f"cat {shlex.quote(self.revert_dir)}/caps 2>/dev/null"))
@@ -374,6 +424,8 @@ class ReadsMixin:
             parts += pending_parts(self.revert_dir)
         if session_keys is not None:
             parts.append(("keys", session_keys_script(session_keys)))
+        for family in sorted({f for f, _ in adj or []}):  # text only in FRR 8.4: its own vtysh, same exec
+            parts.append((f"ug_{family}", _vtysh(f"show bgp {getters.ADJ_FAMILIES[family]} update-groups")))
         s = self._sections(parts, "get_fabric_state")
         try:
             docs = json_docs(s["vtysh"])
@@ -404,6 +456,10 @@ class ReadsMixin:
             out["pending"] = parse_pending(s)
         if session_keys is not None:
             out["session_keys"] = parse_session_keys(s.get("keys", ""))
+        if audit:
+            out["adj"] = adj_answers(audit, docs[len(commands) - len(audit) :])
+            for family, got in out["adj"].items():
+                got["settled"] = getters.update_groups(s.get(f"ug_{family}", ""))
         if evpn:
             applied = _json(s.get("applied", ""), {})
             modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
