@@ -7,6 +7,10 @@ one ``vtysh`` (``FrrDriver.get_fabric_state``), and evaluates the cheap state ch
 between VTEPs) run once the control plane passes, and only for the pairs the change can
 affect (:func:`affected_pings`); all of a switch's probes run at once in one exec.
 
+When a modelled route is missing while every session is Established, the next reads audit the
+sessions with a policy for its family (:mod:`workers.deploy.filters`): a route a policy keeps
+from a peer ends verification as ``deterministic``, naming the switch, the peer and the policy.
+
 The verdict says which signal ended verification (``stable``, ``settled``,
 ``deterministic``, ``timeout``) and why; verify and rollback put it on the run.
 """
@@ -24,6 +28,7 @@ from typing import Any
 from lintas.engine.runlog import RunLogger
 from lintas.engine.settings import DeploySettings
 from lintas.workers.deploy import checks as C
+from lintas.workers.deploy import filters as F
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.settle import Reading, Stability, Verdict
 from lintas.workers.model.model import InfraModel
@@ -63,6 +68,8 @@ class DeviceRead:
     deterministic: list[str]
     pending: Answered | None = None  # the commit pending on the switch, read in the same exec
     sessions: dict[str, SessionEnd] = field(default_factory=dict)  # modelled peer ip -> this end
+    raw: dict[str, Any] = field(default_factory=dict)  # the default VRF's neighbors as FRR reports them
+    adj: dict[str, Any] = field(default_factory=dict)  # the route audit's reads, when asked (see filters)
 
 
 class Answered:
@@ -115,6 +122,17 @@ def plans(model: InfraModel, devices: list[str]) -> dict[str, Plan]:
     return out
 
 
+def legs(plan: dict[str, Plan]) -> list[F.Leg]:
+    """Both directions of every modelled session between two planned switches."""
+    out = []
+    for d in sorted(plan):
+        for ip, peer in sorted(plan[d].expected.peers.items()):
+            back = plan[d].back.get(ip)
+            if peer in plan and back is not None and ip in plan[d].peer_asns:
+                out.append(F.Leg(d, ip, peer, back, plan[d].peer_asns[ip]))
+    return out
+
+
 def affected_pings(model: InfraModel, device: str, pings: list[C.Ping], changed: set[str] | None) -> list[C.Ping]:
     """The probes of ``device`` whose path or ends the change can affect: every probe when the
     changed set is unknown or holds a spine (every VTEP path crosses the spines); otherwise a
@@ -139,14 +157,20 @@ class _Observation:
     pending: Answered | None
     raw: dict[str, Any]  # the default VRF's neighbors as FRR reports them (notification, last reset)
     keys: dict[str, str] | None  # peer ip -> password digest, when asked for
+    adj: dict[str, Any] = field(default_factory=dict)  # the route audit's reads, when asked for
 
 
-def _observe(driver: Any, exp: C.Expected, nonce: str | None) -> _Observation:
+def _observe(driver: Any, exp: C.Expected, nonce: str | None, adj: list[tuple[str, str]] | None) -> _Observation:
     get = getattr(driver, "get_fabric_state", None)
     if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
         return _Observation(C.observe(driver, exp, with_pings=False), {}, None, {}, None)
     evpn = bool(exp.vnis or exp.l3vnis)
-    st = get(evpn=evpn, pending=True) if nonce is None else get(evpn=evpn, pending=True, session_keys=nonce)
+    extra: dict[str, Any] = {}
+    if nonce is not None:
+        extra["session_keys"] = nonce
+    if adj:
+        extra["adj"] = adj
+    st = get(evpn=evpn, pending=True, **extra)
     raw = st.get("bgp_neighbors_raw") or {}
     return _Observation(
         C.Observed(
@@ -156,6 +180,7 @@ def _observe(driver: Any, exp: C.Expected, nonce: str | None) -> _Observation:
         Answered(st["pending"]) if "pending" in st else None,
         raw.get("default", {}) if isinstance(raw.get("default"), dict) else {},
         st.get("session_keys"),
+        st.get("adj") or {},
     )
 
 
@@ -323,12 +348,20 @@ def deterministic(plan: Plan, obs: C.Observed, raw: dict[str, Any] | None = None
 
 
 def read_device(
-    driver: Any, name: str, *, plan: dict[str, Plan], keys: tuple[str, frozenset[str]] | None = None
+    driver: Any,
+    name: str,
+    *,
+    plan: dict[str, Plan],
+    keys: tuple[str, frozenset[str]] | None = None,
+    audit: dict[str, list[tuple[str, str]]] | None = None,
 ) -> DeviceRead:
     """One switch: one exec, cheap checks, digest, sessions down, deterministic failures.
-    ``keys``: (nonce, switches) to read the password digests of (see ``get_fabric_state``)."""
+    ``keys``: (nonce, switches) to read the password digests of (see ``get_fabric_state``);
+    ``audit``: per switch, the ``(family, neighbor)`` pairs of the route audit (:mod:`filters`)."""
     p = plan[name]
-    got = _observe(driver, p.expected, keys[0] if keys is not None and name in keys[1] else None)
+    got = _observe(
+        driver, p.expected, keys[0] if keys is not None and name in keys[1] else None, (audit or {}).get(name)
+    )
     obs = got.obs
     checks = C.evaluate(p.expected, obs, with_pings=False)
     peers = obs.bgp.get("global", {}).get("peers", {})
@@ -340,6 +373,8 @@ def read_device(
         deterministic(p, obs, got.raw),
         got.pending,
         session_ends(p, obs, got.raw, got.keys),
+        got.raw,
+        got.adj,
     )
 
 
@@ -454,13 +489,19 @@ async def verify_fabric(
     # the password digests are read (with a nonce of this verification only) of both ends of every
     # session the read before found down: a wrong password leaves FRR in Active/Connect, nothing more
     nonce, keyed = secrets.token_hex(16), frozenset[str]()
+    # the route audit (workers/deploy/filters.py): when a modelled route is missing while every
+    # session is Established, the next reads also give, of the sessions with a policy for its
+    # family, the sender's adj-RIB-out and best routes and what the receiver holds from it
+    lgs, audit, watch = legs(plan), dict[str, list[tuple[str, str]]](), F.FilterWatch()
 
     async def read_all(delay: float = 0.0) -> tuple[dict[str, Outcome[DeviceRead]], float]:
         nonlocal last_read_s
         if delay > 0:
             await asyncio.sleep(delay)
         t_read = time.monotonic()
-        got = await fleet.run(devices, read_device, plan=plan, keys=(nonce, keyed) if keyed else None)
+        got = await fleet.run(
+            devices, read_device, plan=plan, keys=(nonce, keyed) if keyed else None, audit=audit or None
+        )
         end = time.monotonic()
         last_read_s = end - t_read
         timings["first_read"] = timings.get("first_read", last_read_s)
@@ -495,6 +536,14 @@ async def verify_fabric(
         ends = {n: r.value.sessions for n, r in results.items() if r.ok and r.value is not None}
         det += session_failures(plan, ends)
         keyed = frozenset(_down_ends(plan, ends))
+        raws = {n: r.value.raw for n, r in results.items() if r.ok and r.value is not None}
+        adjs = {n: r.value.adj for n, r in results.items() if r.ok and r.value is not None and r.value.adj}
+        need = F.missing(cheap) if down == 0 else {}
+        if adjs and need:
+            det += watch.feed(*F.audit(lgs, raws, adjs, need))
+        else:
+            watch.reset()
+        audit = F.audit_plan(lgs, raws, need) if need else {}
         fabric = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
         probed = False
         if not C.failing(cheap) and probes and (probed_at != fabric or (C.failing(probe_checks) and probe_runs < 2)):

@@ -9,11 +9,12 @@ failures that waiting cannot heal. :class:`Stability` turns the sequence into a
 :class:`Verdict`:
 
 * **deterministic**: a failure that no amount of waiting fixes (a port up at the wrong MTU, a
-  session configured with an AS other than the model's) fails at once, with that reason;
+  session configured with an AS other than the model's, a modelled route a policy keeps from a
+  peer: :mod:`workers.deploy.filters`) fails at once, with that reason;
 * **stable**: every check passes and no digest changed for ``quiet_s``: converged;
 * **settled**: checks fail, every modelled session is Established, and no digest changed for
-  ``settle_s``: the fabric has finished converging to a state that fails (a prefix a
-  route-map or prefix-list rejects): failed, with the failing checks;
+  ``settle_s``: the fabric has finished converging to a state that fails for a cause none of
+  the deterministic ones explains: failed, with the failing checks;
 * **timeout**: ``verify_timeout`` is the upper bound for a fabric that never settles (a
   session that stays down, state that keeps changing).
 

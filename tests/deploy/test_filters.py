@@ -1,0 +1,413 @@
+"""The route audit (issue 16): a route a policy filters on an Established session, told apart from a
+route in flight (``workers/deploy/filters.py``), FRR 8.4's answers as the lab's switches print them
+(``workers/drivers/frr/getters.py``), and the verify loop ending on it (fake switches)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+
+from lintas.workers.checks import Check
+from lintas.workers.deploy import checks as C
+from lintas.workers.deploy import filters as F
+from lintas.workers.deploy.fabric_verify import Settling, legs, plans, verify_fabric
+from lintas.workers.drivers.frr import getters
+from lintas.workers.drivers.frr.reads import adj_answers, adj_commands
+from lintas.workers.model.model import InfraModel
+from tests.deploy.test_settle import FakeFleet, FakeSwitch, Log, healthy
+from tests.deploy.test_settle import model as model  # the fixture: the template's model
+
+SPINE, LEAF = "10.250.16.56", "10.250.16.57"  # spine-01's and leaf-04's addresses on their link
+OWN = ["10.250.0.14:2 [3]:[0]:[32]:[10.250.1.14]", "10.250.0.14:3 [3]:[0]:[32]:[10.250.1.14]"]
+OTHER = "10.250.0.11:2 [3]:[0]:[32]:[10.250.1.11]"
+
+
+def raw(*, state: str = "Established", sent: int = 25, recv: int = 25, outq: int = 0, inq: int = 0, **af: Any) -> Any:
+    return {
+        "bgpState": state,
+        "connectionsEstablished": 2,
+        "messageStats": {"updatesSent": sent, "updatesRecv": recv, "depthOutq": outq, "depthInq": inq},
+        "addressFamilyInfo": {"l2VpnEvpn": dict(af)},
+    }
+
+
+LEGS = [F.Leg("leaf-04", SPINE, "spine-01", LEAF, 65000), F.Leg("spine-01", LEAF, "leaf-04", SPINE, 65114)]
+NEED: dict[F.Family, set[str]] = {"evpn": {"10.250.1.14", "10.250.1.11"}}
+
+
+def outbound_filter() -> tuple[dict[str, Any], dict[str, Any]]:
+    """leaf-04 denies every EVPN route it sends (bench.breakage): it holds its own type-3 routes and
+    one of leaf-01's (learned from spine-01, so with AS 65000 in its path), its adj-RIB-out is empty."""
+    neighbors = {
+        "leaf-04": {SPINE: raw(routeMapForOutgoingAdvertisements="RM-EVPN-DENY-OUT", outboundPathPolicyConfig=True)},
+        "spine-01": {LEAF: raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED")},
+    }
+    adj = {
+        "leaf-04": {
+            "evpn": {
+                "local": {OWN[0]: "", OWN[1]: "", OTHER: "65000 65111"},
+                "out": {SPINE: {}},
+                "in": {SPINE: [OTHER]},
+                "settled": {SPINE: True},
+            }
+        },
+        "spine-01": {
+            "evpn": {
+                "local": {OTHER: "65111"},
+                "out": {LEAF: {OTHER: "65111"}},
+                "in": {LEAF: []},
+                "settled": {LEAF: True},
+            }
+        },
+    }
+    return neighbors, adj
+
+
+def test_an_outbound_route_map_keeps_the_routes_the_sender_holds() -> None:
+    neighbors, adj = outbound_filter()
+    found, evidence = F.audit(LEGS, neighbors, adj, NEED)
+    assert found == [F.Finding("leaf-04", "spine-01", "evpn", "out", "route-map RM-EVPN-DENY-OUT", tuple(OWN))]
+    assert found[0].reason() == (
+        "leaf-04 filters 2 EVPN route(s) it holds from spine-01 (outbound route-map RM-EVPN-DENY-OUT): "
+        "e.g. [3]:[0]:[32]:[10.250.1.14]"
+    )
+    assert set(evidence) == {"leaf-04>spine-01 evpn", "spine-01>leaf-04 evpn"}
+
+
+def test_an_inbound_route_map_rejects_what_the_sender_sent_but_never_a_route_looped_back() -> None:
+    neighbors = {
+        "leaf-04": {SPINE: raw(routeMapForIncomingAdvertisements="EVPN-IN", inboundPathPolicyConfig=True)},
+        "spine-01": {LEAF: raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED")},
+    }
+    looped = "10.250.0.14:2 [3]:[0]:[32]:[10.250.1.14]"  # leaf-04's own route, back from the spine
+    adj = {
+        "leaf-04": {"evpn": {"local": {}, "out": {SPINE: {}}, "in": {SPINE: []}, "settled": {SPINE: True}}},
+        "spine-01": {
+            "evpn": {
+                "local": {OTHER: "65111", looped: "65114"},
+                "out": {LEAF: {OTHER: "65111", looped: "65114"}},
+                "in": {LEAF: [looped]},
+                "settled": {LEAF: True},
+            }
+        },
+    }
+    found, _ = F.audit(LEGS, neighbors, adj, NEED)
+    assert found == [F.Finding("spine-01", "leaf-04", "evpn", "in", "route-map EVPN-IN", (OTHER,))]
+    assert found[0].reason() == (
+        "leaf-04 rejects 1 EVPN route(s) from spine-01 (inbound route-map EVPN-IN): e.g. [3]:[0]:[32]:[10.250.1.11]"
+    )
+
+
+@pytest.mark.parametrize(
+    "in_flight",
+    [
+        {"sender": {"sent": 26}},  # an UPDATE sent that the receiver has not read yet
+        {"sender": {"outq": 1}},
+        {"receiver": {"inq": 1}},
+        {"settled": False},  # the sender's update-subgroup still has something to send (or its coalesce timer runs)
+        {"receiver": {"state": "Connect"}},
+    ],
+)
+def test_a_route_in_flight_is_never_called_filtered(in_flight: dict[str, Any]) -> None:
+    neighbors, adj = outbound_filter()
+    tx = raw(routeMapForOutgoingAdvertisements="RM-EVPN-DENY-OUT", **in_flight.get("sender", {}))
+    rx = raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED", **in_flight.get("receiver", {}))
+    neighbors["leaf-04"][SPINE], neighbors["spine-01"][LEAF] = tx, rx
+    adj["leaf-04"]["evpn"]["settled"][SPINE] = in_flight.get("settled", True)
+    found, _ = F.audit(LEGS[:1], neighbors, adj, NEED)
+    assert found == []
+
+
+def test_no_policy_or_nothing_missing_is_no_finding() -> None:
+    neighbors, adj = outbound_filter()
+    # leaf-04's own routes are not missing anywhere: whatever its policy does to them is not a failure
+    assert F.audit(LEGS, neighbors, adj, {"evpn": {"10.250.1.11"}})[0] == []
+    # missing, but no policy on the session: not a filter (loop prevention, a route never originated ...)
+    neighbors["leaf-04"][SPINE] = raw()
+    assert F.audit(LEGS, neighbors, adj, NEED)[0] == []
+
+
+def test_the_policy_names_what_frr_reports_for_the_neighbor() -> None:
+    r = raw(
+        routeMapForIncomingAdvertisements="RM-IN", incomingUpdatePrefixFilterList="PL-IN", inboundPathPolicyConfig=True
+    )
+    assert F.policy(r, "evpn", "in") == "route-map RM-IN, prefix-list PL-IN"
+    assert F.policy(r, "evpn", "out") == ""
+    assert F.policy(raw(outgoingUpdateAsPathFilterList="AS-OUT"), "evpn", "out") == "filter-list AS-OUT"
+    assert F.policy(raw(outboundPathPolicyConfig=True), "evpn", "out") == "policy"
+    assert F.policy(raw(), "ipv4", "in") == ""
+
+
+def test_a_filter_is_reported_on_the_second_identical_audit_only() -> None:
+    neighbors, adj = outbound_filter()
+    watch = F.FilterWatch()
+    first = F.audit(LEGS, neighbors, adj, NEED)
+    assert watch.feed(*first) == []
+    assert watch.feed(*first) == [first[0][0].reason()]
+    # an UPDATE exchanged on the session between two audits: the finding starts over
+    neighbors["leaf-04"][SPINE]["messageStats"].update(updatesSent=30)
+    neighbors["spine-01"][LEAF]["messageStats"].update(updatesRecv=30)
+    moved = F.audit(LEGS, neighbors, adj, NEED)
+    assert moved[0] == first[0] and watch.feed(*moved) == []
+    assert watch.feed(*moved) != []
+    watch.reset()
+    assert watch.feed(*moved) == []
+    assert watch.feed([], {}) == [] and watch.feed(*moved) == []
+
+
+def test_missing_things_come_from_the_failing_checks() -> None:
+    checks = [
+        Check(
+            device="leaf-01",
+            check="vni",
+            subject="10010",
+            passed=False,
+            expected={"remote_vteps": ["10.250.1.12", "10.250.1.14"]},
+            observed={"remote_vteps": ["10.250.1.12"]},
+        ),
+        Check(
+            device="leaf-02",
+            check="vni",
+            subject="10020",
+            passed=False,
+            expected={"remote_vteps": ["10.250.1.13"]},
+            observed="VNI absent",
+        ),
+        Check(device="leaf-02", check="rib", subject="10.250.0.14/32", passed=False, expected="x", observed="absent"),
+        Check(device="leaf-02", check="rib", subject="10.250.0.13/32", passed=True, expected="x", observed="bgp"),
+    ]
+    assert F.missing(checks) == {"evpn": {"10.250.1.14", "10.250.1.13"}, "ipv4": {"10.250.0.14/32"}}
+    assert F.missing(checks[3:]) == {}
+    assert F.wanted("evpn", {"10.250.1.14"})(OWN[0]) and not F.wanted("evpn", {"10.250.1.14"})(OTHER)
+    assert not F.wanted("evpn", {"10.250.1.14"})("10.250.0.14:2 [2]:[0]:[48]:[aa:bb:cc:dd:ee:ff]")
+    assert F.wanted("ipv4", {"10.250.0.14/32"})("10.250.0.14/32")
+
+
+def test_the_audit_reads_only_established_sessions_with_a_policy_for_the_family() -> None:
+    neighbors, _ = outbound_filter()
+    assert F.audit_plan(LEGS, neighbors, NEED) == {
+        "leaf-04": [("evpn", SPINE)],
+        "spine-01": [("evpn", LEAF)],
+    }
+    assert F.audit_plan(LEGS, neighbors, {"ipv4": {"10.250.0.14/32"}}) == {}  # no IPv4 policy here
+    neighbors["spine-01"][LEAF]["bgpState"] = "Active"
+    assert F.audit_plan(LEGS, neighbors, NEED) == {}
+
+
+# -- FRR 8.4's answers, trimmed from the lab's leaf-04 ----------------------------------------------
+
+ADVERTISED_EVPN = {
+    "bgpTableVersion": 0,
+    "localAS": 65114,
+    "bgpStatusCodes": {"valid": "*"},
+    "advertisedRoutes": {
+        "10.250.0.11:2": {
+            "rd": "10.250.0.11:2",
+            "[3]:[0]:[32]:[10.250.1.11]": {"routeType": 3, "ip": "10.250.1.11", "path": "65000 65111"},
+        }
+    },
+}
+ROUTES_EVPN = {
+    "bgpTableVersion": 1,
+    "localAS": 65114,
+    "10.250.0.11:2": {
+        "rd": "10.250.0.11:2",
+        "[3]:[0]:[32]:[10.250.1.11]": {"prefix": "[3]:[0]:[32]:[10.250.1.11]", "paths": [{"peerId": SPINE}]},
+    },
+}
+MULTICAST = {  # `show bgp l2vpn evpn route type multicast json`: paths are lists of paths
+    "10.250.0.11:2": {
+        "rd": "10.250.0.11:2",
+        "[3]:[0]:[32]:[10.250.1.11]": {
+            "paths": [
+                [{"valid": True, "path": "65000 65111"}],
+                [{"valid": True, "bestpath": True, "path": "65000 65111"}],
+            ]
+        },
+    },
+    "10.250.0.14:2": {
+        "rd": "10.250.0.14:2",
+        "[3]:[0]:[32]:[10.250.1.14]": {"paths": [[{"valid": True, "bestpath": True, "path": ""}]]},
+    },
+}
+IPV4 = {
+    "tableVersion": 16,
+    "routes": {
+        "10.250.0.1/32": [{"valid": True, "bestpath": True, "path": "65000", "peerId": SPINE}],
+        "10.250.0.11/32": [{"valid": True, "multipath": True, "path": "65000 65111"}],
+    },
+}
+ADVERTISED_IPV4 = {"advertisedRoutes": {"10.250.0.1/32": {"network": "10.250.0.1/32", "path": "65000"}}}
+UPDATE_GROUPS = """
+Update-group 5:
+  Created: Sun Dec  6 09:08:36 2026
+  Outgoing route map: RM-UNDERLAY-OUT
+  MRAI value (seconds): 0
+
+  Update-subgroup 5:
+    Created: Sun Dec  6 09:08:36 2026
+    Coalesce Time: 1150
+    Version: 16
+    Packet queue length: 0
+    Adj-out list count: 10
+    Advertise list: empty
+    Flags:
+    Max packet size: 65535
+    Peers:
+      - 10.250.16.56
+      - 10.250.16.58
+
+  Update-subgroup 6:
+    Created: Sun Dec  6 09:09:01 2026
+    Coalesce Time: 1150(Running)
+    Version: 0
+    Packet queue length: 0
+    Advertise list: empty
+    Peers:
+      - 10.250.16.60
+"""
+
+
+def test_frr_answers_parse_to_route_keys_and_paths() -> None:
+    assert getters.advertised_routes("evpn", ADVERTISED_EVPN) == {OTHER: "65000 65111"}
+    assert getters.neighbor_routes("evpn", ROUTES_EVPN) == [OTHER]
+    assert getters.best_routes("evpn", MULTICAST) == {OTHER: "65000 65111", OWN[0]: ""}
+    assert getters.best_routes("ipv4", IPV4) == {"10.250.0.1/32": "65000"}  # a multipath is not the best
+    assert getters.advertised_routes("ipv4", ADVERTISED_IPV4) == {"10.250.0.1/32": "65000"}
+    assert getters.neighbor_routes("ipv4", IPV4) == ["10.250.0.1/32", "10.250.0.11/32"]
+    assert getters.advertised_routes("evpn", {}) == {} and getters.neighbor_routes("ipv4", {"routes": []}) == []
+    not_empty = UPDATE_GROUPS.replace("Advertise list: empty\n    Flags", "Advertise list: not empty\n    Flags")
+    assert getters.update_groups(UPDATE_GROUPS) == {"10.250.16.56": True, "10.250.16.58": True, "10.250.16.60": False}
+    assert getters.update_groups(not_empty)["10.250.16.56"] is False
+
+
+def test_the_audit_commands_are_one_vtysh_batch_and_refuse_anything_but_an_address() -> None:
+    audit = adj_commands([("evpn", SPINE), ("ipv4", SPINE), ("evpn", "10.250.16.58")])
+    assert [c for _, c in audit] == [
+        "show bgp l2vpn evpn route type multicast json",
+        f"show bgp l2vpn evpn neighbors {SPINE} advertised-routes json",
+        f"show bgp l2vpn evpn neighbors {SPINE} routes json",
+        "show bgp l2vpn evpn neighbors 10.250.16.58 advertised-routes json",
+        "show bgp l2vpn evpn neighbors 10.250.16.58 routes json",
+        "show bgp ipv4 unicast json",
+        f"show bgp ipv4 unicast neighbors {SPINE} advertised-routes json",
+        f"show bgp ipv4 unicast neighbors {SPINE} routes json",
+    ]
+    got = adj_answers(audit[:3], [MULTICAST, ADVERTISED_EVPN, ROUTES_EVPN])
+    assert got == {
+        "evpn": {
+            "local": {OTHER: "65000 65111", OWN[0]: ""},
+            "out": {SPINE: {OTHER: "65000 65111"}},
+            "in": {SPINE: [OTHER]},
+        }
+    }
+    for bad in ("10.250.16.56; reboot", "spine-01", ""):
+        with pytest.raises(ValueError):
+            adj_commands([("evpn", bad)])
+    with pytest.raises(ValueError):
+        adj_commands([("ipv6", SPINE)])
+
+
+# -- the verify loop on fake switches that answer the audit ----------------------------------------
+
+
+class AuditSwitch(FakeSwitch):
+    """A fake switch that also reports its neighbors as FRR does and answers the audit's reads."""
+
+    def __init__(self, obs: C.Observed, neighbors: dict[str, Any], adj: dict[str, Any]) -> None:
+        super().__init__([obs])
+        self.neighbors, self.adj, self.audits = neighbors, adj, 0
+
+    def get_fabric_state(
+        self,
+        evpn: bool = True,
+        pending: bool = False,
+        session_keys: str | None = None,
+        adj: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        st = super().get_fabric_state(evpn=evpn, pending=pending, session_keys=session_keys)
+        st["bgp_neighbors_raw"] = {"default": self.neighbors}
+        if adj:
+            self.audits += 1
+            st["adj"] = {f: copy.deepcopy(self.adj.get(f, {})) for f, _ in adj}
+        return st
+
+
+def _audit_fleet(model: InfraModel, rm_in: str | None) -> FakeFleet:
+    """Every session Established and delivered. Without ``rm_in``: leaf-04 keeps its type-3 route
+    (outbound route-map), so every other leaf misses its VTEP. With ``rm_in``: the spines send
+    leaf-04 every other leaf's type-3 route and leaf-04 rejects them (inbound route-map), so leaf-04
+    misses every other VTEP."""
+    plan = plans(model, sorted(model.devices))
+    leaf4 = model.devices["leaf-04"]
+    own4 = {f"{leaf4.loopback}:2 [3]:[0]:[32]:[{leaf4.vtep}]": ""}
+    others = {
+        f"{d.loopback}:2 [3]:[0]:[32]:[{d.vtep}]": str(d.asn)
+        for d in model.devices.values()
+        if d.vtep is not None and d.name != "leaf-04"
+    }
+    out: dict[str, FakeSwitch] = {}
+    for name in sorted(model.devices):
+        obs = healthy(C.expected_state(model, name))
+        for v in obs.vnis.values():
+            if rm_in is None:
+                v["remote_vteps"] = [x for x in v["remote_vteps"] if x != str(leaf4.vtep)]
+            elif name == "leaf-04":
+                v["remote_vteps"] = []
+        spine = not model.devices[name].is_leaf
+        neighbors: dict[str, Any] = {}
+        adj: dict[str, Any] = {"local": {}, "out": {}, "in": {}, "settled": {}}
+        for ip, peer in plan[name].expected.peers.items():
+            if spine:
+                neighbors[ip] = raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED")
+                adj["out"][ip] = dict(others)
+                adj["in"][ip] = (
+                    []
+                    if peer == "leaf-04"
+                    else sorted(k for k in others if k.endswith(f"[{model.devices[peer].vtep}]"))
+                )
+            elif name == "leaf-04":
+                policy: dict[str, Any] = (
+                    {"routeMapForIncomingAdvertisements": rm_in}
+                    if rm_in
+                    else {"routeMapForOutgoingAdvertisements": "RM-EVPN-DENY-OUT"}
+                )
+                neighbors[ip] = raw(**policy)
+                adj["out"][ip] = dict(own4) if rm_in else {}
+                adj["in"][ip] = [] if rm_in else sorted(others)
+            else:
+                neighbors[ip] = raw()
+                adj["out"][ip] = {k: "" for k in others if k.endswith(f"[{model.devices[name].vtep}]")}
+                adj["in"][ip] = sorted(others)
+            adj["settled"][ip] = True
+        adj["local"] = dict(others) if spine else dict(own4) if name == "leaf-04" else {}
+        out[name] = AuditSwitch(obs, neighbors, {"evpn": adj})
+    return FakeFleet(out)
+
+
+@pytest.mark.parametrize("rm_in", [None, "EVPN-IN"])
+def test_verify_ends_deterministic_on_the_filter_two_reads_after_it_saw_the_route_missing(
+    model: InfraModel, rm_in: str | None
+) -> None:
+    fleet = _audit_fleet(model, rm_in)
+    settling = Settling("verify", timeout_s=20.0, settle_s=10.0, poll_s=0.01)
+    v = asyncio.run(
+        verify_fabric(fleet, model, sorted(model.devices), log=Log(), settling=settling, changed={"leaf-04"})  # type: ignore[arg-type]
+    )
+    assert not v.verdict.passed and v.verdict.ended_by == "deterministic", v.verdict
+    assert v.reads == 3  # the read that saw the route missing, then two audits that agree
+    if rm_in is None:
+        assert "leaf-04 filters 1 EVPN route(s) it holds from spine-01 (outbound route-map RM-EVPN-DENY-OUT)" in (
+            v.verdict.reason
+        )
+    else:
+        assert "leaf-04 rejects 3 EVPN route(s) from spine-01 (inbound route-map EVPN-IN)" in v.verdict.reason
+        assert "leaf-04 rejects 3 EVPN route(s) from spine-02 (inbound route-map EVPN-IN)" in v.verdict.reason
+    audited = {n for n, s in fleet.switches.items() if isinstance(s, AuditSwitch) and s.audits}
+    assert audited == set(model.devices)  # the spines' EVPN sessions all carry an outbound route-map here
+    assert (
+        len(legs(plans(model, sorted(model.devices)))) == 2 * sum(len(v) for v in model.links_by_device.values()) // 2
+    )
