@@ -34,7 +34,8 @@ def _pss_kb(pid: int) -> int:
         return 0
 
 
-def _pss_mb(record: TwinRecord) -> float:
+def twin_pss_mb(record: TwinRecord) -> float:
+    """PSS (MB) of every process in the twin's namespaces (FRR, sshd)."""
     namespaces = [n for n in os.listdir("/run/netns") if n.startswith(record.prefix + "-")]
     return sum(_pss_kb(p) for p in pids_in(set(namespace_inodes(namespaces)))) / 1024
 
@@ -43,7 +44,7 @@ async def _round(settings: Settings, only: frozenset[str] | None, name: str) -> 
     t = time.monotonic()
     record = await twin_up(settings, TEMPLATE_DIR, name=name, only=only)
     up = time.monotonic() - t
-    pss = _pss_mb(record)
+    pss = twin_pss_mb(record)
     t = time.monotonic()
     await twin_down(settings, name)
     return {"up_s": up, "down_s": time.monotonic() - t, "pss_mb_per_switch": pss / len(record.switches)}
