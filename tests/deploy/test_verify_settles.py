@@ -4,8 +4,13 @@ plane's own signals, not on its timeout.
 * a good one-VNI change is verified by stability (``ended_by: stable``) within seconds, probing
   only the pairs of the changed leaf;
 * a change that cannot converge (leaf-04 filters every EVPN route it sends: a repo-local
-  template override) fails long before ``verify_timeout``, with the reason (``settled``, the
-  missing VTEP), and is rolled back; rollback's re-verification ends by the same rule.
+  template override) fails at once as ``deterministic``, naming the outbound route-map and a route
+  it keeps (leaf-04 holds its type-3 routes, its adj-RIB-out to the spines lacks them), and is
+  rolled back; rollback's re-verification ends by the same rule;
+* a VNI added on two leaves (each misses the other's VTEP while the routes travel) is verified by
+  ``stable``: a route in flight is never called filtered;
+* an inbound route-map set by hand on leaf-04 (the spines send, leaf-04 holds nothing from them)
+  fails verify at once, naming leaf-04, the spine, the route-map and a route it rejects.
 
 * failures waiting cannot heal fail at once, read on the real switches (verify of the lab as it
   stands, after a switch was changed by hand): two ends of a session configured with different
@@ -69,9 +74,13 @@ def test_a_change_that_cannot_converge_fails_fast_with_its_reason_and_is_rolled_
     run = lx.push_and_drive("leaf-04: filter its EVPN routes (template override)", filter_evpn_of("leaf-04"))
     assert run["state"] == "rolled_back", run["error"]
     v = stage(run, "verify")
-    assert v["state"] == "failed" and v["summary"]["ended_by"] == "settled", v["summary"]
-    assert "settled" in run["error"] and VTEP["leaf-04"] in run["error"] and "vni" in run["error"]
-    assert v["duration_s"] < 12 < VERIFY_TIMEOUT_S, v["duration_s"]  # not the timeout
+    assert v["state"] == "failed" and v["summary"]["ended_by"] == "deterministic", v["summary"]
+    reason = v["summary"]["reason"]
+    assert "leaf-04 filters" in reason and "EVPN route(s) it holds from spine-0" in reason, reason
+    assert "(outbound route-map RM-EVPN-DENY-OUT): e.g. [3]:[0]:[32]:[" + VTEP["leaf-04"] + "]" in reason, reason
+    assert "deterministic" in run["error"] and VTEP["leaf-04"] in run["error"] and "vni" in run["error"]
+    # at once: the audit needs two reads after the one that saw the VTEP missing (the settle window is 3 s)
+    assert v["summary"]["reads"] <= 6 and v["duration_s"] < 8 < VERIFY_TIMEOUT_S, (v["summary"], v["duration_s"])
     rb = stage(run, "rollback")
     assert rb["state"] == "succeeded" and rb["summary"]["restored"] == ["leaf-04"]
     assert rb["summary"]["reverify"]["ended_by"] == "stable" and rb["summary"]["totals"]["failed"] == 0
@@ -79,6 +88,19 @@ def test_a_change_that_cannot_converge_fails_fast_with_its_reason_and_is_rolled_
     assert sw.remote_vteps("leaf-01", 10010) == [VTEP["leaf-02"], VTEP["leaf-03"], VTEP["leaf-04"]]
     back = lx.push_and_drive("drop the template override", lambda repo: lx.git("rm", "-q", "-r", "templates/frr"))
     assert back["state"] == "succeeded", back["error"]
+
+
+def test_routes_in_flight_after_a_good_change_are_never_called_filtered(lx: Env, sw: Switches) -> None:
+    """Each of leaf-02 and leaf-03 misses the other's VTEP in the new VNI until the type-3 routes
+    crossed the spines, whose EVPN sessions carry an outbound route-map (next hop unchanged): the
+    audit runs on those sessions and must not call a route on its way filtered."""
+    run = lx.push_and_drive(
+        "add VNI 10050 on leaf-02 and leaf-03", add_network("uat-y", 50, 10050, ["leaf-02", "leaf-03"])
+    )
+    assert run["state"] == "succeeded", run["error"]
+    v = stage(run, "verify")
+    assert v["summary"]["ended_by"] == "stable" and v["summary"]["totals"]["failed"] == 0, v["summary"]
+    assert sw.remote_vteps("leaf-02", 10050) == [VTEP["leaf-03"]]
 
 
 # -- deterministic failures on the real switches -------------------------------------------------------
@@ -207,3 +229,57 @@ def test_a_pushed_password_its_peers_do_not_share_fails_the_health_gate_at_once(
     wait_for("the fabric back up", sw.fabric_up, 60)
     back = lx.push_and_drive("drop the template override", lambda repo: lx.git("rm", "-q", "-r", "templates/frr"))
     assert back["state"] == "succeeded", back["error"]
+
+
+def test_an_inbound_route_map_that_rejects_evpn_routes_fails_at_once_naming_it(
+    lx: Env, sw: Switches, lab_settings: Settings
+) -> None:
+    """By hand: leaf-04 denies every EVPN route its spines send (FRR asks them to send again: a
+    route refresh). The spines' adj-RIB-out to leaf-04 holds the other leaves' type-3 routes
+    (without leaf-04's AS in their path), leaf-04 holds none of them: rejected inbound, named."""
+    _, _, asn_leaf, _ = _link(lx, "leaf-04", "spine-01")
+    by_hand(
+        lab_settings,
+        "leaf-04",
+        "conf t",
+        "route-map EVPN-IN deny 10",
+        "exit",
+        f"router bgp {asn_leaf}",
+        "address-family l2vpn evpn",
+        "neighbor UNDERLAY route-map EVPN-IN in",
+    )
+    try:
+        wait_for(
+            "leaf-04 to lose leaf-01's VTEP",
+            lambda: VTEP["leaf-01"] not in (sw.remote_vteps("leaf-04", 10010) or []),
+            30,
+        )
+        v = verify_now(lab_settings, lx)
+        assert v.verdict.ended_by == "deterministic" and not v.verdict.passed, v.verdict
+        assert v.reads <= 4, (v.reads, v.verdict)  # at once: not the settle window nor the timeout
+        reason = v.verdict.reason
+        assert "leaf-04 rejects" in reason and "EVPN route(s) from spine-01 (inbound route-map EVPN-IN)" in reason, (
+            reason
+        )
+        assert "EVPN route(s) from spine-02 (inbound route-map EVPN-IN)" in reason, reason
+        assert "e.g. [3]:[0]:[32]:[10.250.1.1" in reason, reason  # another leaf's VTEP
+        assert "filters" not in reason  # the spines send them: nothing is kept outbound
+    finally:
+        by_hand(
+            lab_settings,
+            "leaf-04",
+            "conf t",
+            f"router bgp {asn_leaf}",
+            "address-family l2vpn evpn",
+            "no neighbor UNDERLAY route-map EVPN-IN in",
+            "exit-address-family",
+            "exit",
+            "no route-map EVPN-IN",
+        )
+    wait_for(
+        "leaf-04 to learn leaf-01's VTEP again",
+        lambda: VTEP["leaf-01"] in (sw.remote_vteps("leaf-04", 10010) or []),
+        30,
+    )
+    again = verify_now(lab_settings, lx)
+    assert again.verdict.ended_by == "stable", again.verdict
