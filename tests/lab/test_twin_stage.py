@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from nats.js.errors import NoKeysError
 
-from bench.breakage import write_evpn_filter
+from bench.breakage import BUILTIN_FRR, write_evpn_filter
 from bench.twin_stage import NEW_VNI
 from lintas.engine import registry
 from lintas.engine import subjects as S
@@ -214,6 +214,35 @@ def test_a_one_vni_change_is_proven_on_its_slice_not_the_whole_fabric(prod: Sett
     scope = report["out_of_scope"]
     assert any(s.startswith("leaf-03 not in the slice: sessions spine-01 ↔ leaf-03, spine-02 ↔ leaf-03") for s in scope)
     assert any(s.startswith("leaf-04 not in the slice: ") for s in scope) and summary.out_of_scope == scope
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert_no_twin_left()
+
+
+def spine_only_override(spine: str) -> str:
+    """The built-in FRR template with an unused route-map on ``spine`` only: a change of that spine alone."""
+    builtin = BUILTIN_FRR.read_text()
+    bgp = "router bgp {{ asn }}\n"
+    assert builtin.count(bgp) == 1, "the built-in FRR template changed shape"
+    extra = f"{{% if hostname == '{spine}' %}}\nroute-map RM-TWIN-UNUSED permit 10\nexit\n!\n{{% endif %}}\n"
+    return builtin.replace(bgp, extra + bgp)
+
+
+def test_a_spine_change_is_proven_without_the_other_spine(prod: Settings, tmp_path: Path) -> None:
+    """spine-01 alone changes: the twin holds it and every leaf (its peers), not spine-02. The leaves'
+    ports to spine-02 exist (stub veths: their configs name them, the driver needs them), their
+    sessions to it are out of the twin's scope, and the twin passes."""
+    assert_no_twin_left()
+    files = {"templates/frr/frr.conf.j2": spine_only_override("spine-01")}
+    result, report, _, facts = run(scenario(prod, tmp_path, files, deployed_first=True))
+    assert result.outcome == "succeeded", result.failure
+    summary = TwinSummary.model_validate(result.summary)
+    assert summary.switches == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01"] and not summary.whole
+    assert summary.slice["spine-01"] == ["changed"] and summary.slice["leaf-03"] == ["peers with spine-01"]
+    assert summary.committed == ["spine-01"] and summary.passed
+    assert not [c for c in report["checks"] if "spine-02" in str(c)]
+    assert {c["check"] for c in report["checks"]} >= {"bgp", "vni", "ping-df"}
+    [line] = [s for s in report["out_of_scope"] if "not in the slice" in s]
+    assert line.startswith("spine-02 not in the slice: sessions leaf-01 ↔ spine-02, leaf-02 ↔ spine-02, ")
     assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
     assert_no_twin_left()
 
