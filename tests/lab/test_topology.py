@@ -168,10 +168,7 @@ def test_a_twin_can_be_a_slice_of_the_switches() -> None:
     assert [(e.namespace, e.ifname) for e in plan.ends_in(out)] == [(out, "o1"), (out, "o2"), (out, "o3"), (out, "o4")]
     assert ("leaf-02", "not in the slice") in plan.skipped
     # the whole model: no stub to a switch
-    assert all(
-        p.b.namespace != out
-        for p in plan_lab(load_model(TEMPLATE), twin_instance("0001"), hosts=False).links
-    )
+    assert all(p.b.namespace != out for p in plan_lab(load_model(TEMPLATE), twin_instance("0001"), hosts=False).links)
     with pytest.raises(LabError, match="not switches of the model: leaf-99"):
         plan_lab(load_model(TEMPLATE), twin_instance("0001"), only=frozenset({"leaf-99"}))
 
