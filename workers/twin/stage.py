@@ -168,7 +168,7 @@ class TwinStage:
             await asyncio.shield(
                 store.put_doc(S.twin_report_doc(job.run_id), report.model_dump_json(indent=1).encode())
             )
-        return gate.recorded(self._result(report, failure), need)
+        return gate.recorded(self.result(report, failure), need)
 
     async def _in_twin(
         self, ctx: StageContext, model: InfraModel, plan: Plan, cut: Slice, report: TwinReport
@@ -193,7 +193,7 @@ class TwinStage:
                 f"twin {record.prefix}: {len(record.switches)} of {len(model.devices)} switch(es) up"
                 + ("" if cut.whole else f" (the change's slice: {'; '.join(cut.lines())})")
             )
-            return await self._prove(ctx, held, plan, report, name)
+            return await self.prove(ctx, held, plan, report, name)
         except (LabError, ConnectError) as exc:
             if not built:
                 report.phases.append(Phase(name="build", seconds=time.monotonic() - t, ok=False, detail=str(exc)))
@@ -209,9 +209,12 @@ class TwinStage:
                     report.phases.append(Phase(name="teardown", seconds=time.monotonic() - t, ok=down.done()))
             ctx.cleanup()
 
-    async def _prove(
+    async def prove(
         self, ctx: StageContext, model: InfraModel, plan: Plan, report: TwinReport, name: str
     ) -> str | None:
+        """On the built twin ``name`` holding ``model``: start it from production's state, deploy the
+        plan's artifacts, verify; the failure, or None (also used by ``lintas twin up --ref``,
+        :mod:`workers.twin.explore`)."""
         d = ctx.settings.deploy
         facts = twin_facts(name)
         fleet = await asyncio.to_thread(TwinFleet, model, ctx.settings, facts)
@@ -329,7 +332,8 @@ class TwinStage:
         return record
 
     @staticmethod
-    def _result(report: TwinReport, failure: str | None) -> StageResult:
+    def result(report: TwinReport, failure: str | None) -> StageResult:
+        """The stage's result: its summary (:class:`TwinSummary`) from the report."""
         scope = report.out_of_scope[:MAX_OUT_OF_SCOPE_ON_RUN]
         if len(report.out_of_scope) > MAX_OUT_OF_SCOPE_ON_RUN:
             scope.append(f"... and {len(report.out_of_scope) - MAX_OUT_OF_SCOPE_ON_RUN} more (see the report)")
