@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from lintas.engine.artifacts import content_id
@@ -17,6 +18,7 @@ from lintas.engine.errors import InputError, LintasError
 from lintas.engine.gitrepo import MirrorCache
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageResult
+from lintas.engine.targets import TargetState
 from lintas.workers.model import load_model
 from lintas.workers.model.cache import ModelCache
 from lintas.workers.render.env import Renderer
@@ -24,7 +26,8 @@ from lintas.workers.render.plan import Plan, RenderIndex, make_plan
 from lintas.workers.render.targets import kind_of, render_targets
 
 
-def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]]]:
+def render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]]]:
+    """Validate and render the work tree at ``root`` (the render sandbox: no repo code runs)."""
     model = load_model(root, cache=cache)
     with Renderer(root) as renderer:
         texts = render_targets(model, model.targets, renderer)
@@ -37,7 +40,8 @@ def _render_tree(root: Path, cache: ModelCache | None) -> tuple[RenderIndex, dic
     return index, texts
 
 
-def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]], str]:
+def checkout_ref(root: Path, ref: str, tmp: Path) -> tuple[Path, str]:
+    """A work tree of commit ``ref`` of the repository at ``root`` under ``tmp``, and its sha."""
     import git
 
     try:
@@ -45,7 +49,7 @@ def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderI
             sha = repo.commit(ref).hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
         raise InputError(
-            [Diagnostic(file=str(root), message=f"--against {ref} needs a git repository, and {root} is not one")],
+            [Diagnostic(file=str(root), message=f"a revision ({ref}) needs a git repository, and {root} is not one")],
             summary=f"{root} is not a git repository",
         ) from exc
     except (git.BadName, git.GitCommandError, ValueError) as exc:
@@ -53,9 +57,13 @@ def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderI
             [Diagnostic(file=str(root), message=f"no commit {ref!r} in this repository")],
             summary=f"unknown revision {ref!r}",
         ) from exc
+    return MirrorCache(tmp / "cache").checkout(str(root), sha, tmp / "tree"), sha
+
+
+def _render_ref(root: Path, ref: str, cache: ModelCache | None) -> tuple[RenderIndex, dict[str, dict[str, str]], str]:
     with tempfile.TemporaryDirectory(prefix="lintas-plan-") as tmp:
-        tree = MirrorCache(Path(tmp) / "cache").checkout(str(root), sha, Path(tmp) / "tree")
-        index, texts = _render_tree(tree, cache)
+        tree, sha = checkout_ref(root, ref, Path(tmp))
+        index, texts = render_tree(tree, cache)
     return index, texts, sha
 
 
@@ -88,6 +96,28 @@ def registered_repo(root: Path, settings: Settings) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
+def deployed_of(everything: Mapping[str, TargetState], root: Path, repo: str | None) -> dict[str, TargetState]:
+    """The deployed targets of the working copy at ``root``: those of ``repo``, else of the only repo
+    anything was deployed from; with several and no way to tell, refuses to guess (a plan against
+    another repo's targets would be wrong)."""
+    repos = {s.repo for s in everything.values()}
+    mine = repo if repo is not None else (next(iter(repos)) if len(repos) == 1 else None)
+    if mine is None and repos:
+        raise InputError(
+            [
+                Diagnostic(
+                    file=str(root),
+                    message=(
+                        f"targets are deployed from several repos ({', '.join(sorted(repos))}) and this working copy "
+                        "is not registered under one of them: pass --repo NAME"
+                    ),
+                )
+            ],
+            summary="which repo is this?",
+        )
+    return {t: s for t, s in everything.items() if s.repo == mine}
+
+
 def _deployed_baseline(root: Path, repo: str | None) -> Deployed | None:
     """The last deployed artifacts of this working copy's repo, if a Lintas is reachable (quietly
     None otherwise). The repo is ``repo``, else the registered one whose URL is a remote of the
@@ -102,23 +132,7 @@ def _deployed_baseline(root: Path, repo: str | None) -> Deployed | None:
 
     async def fetch() -> Deployed:
         async with nats_session(settings, name="lintas-plan") as (_nc, topo):
-            everything = await TargetStore(topo.targets).all()
-            repos = {s.repo for s in everything.values()}
-            mine = repo if repo is not None else (next(iter(repos)) if len(repos) == 1 else None)
-            if mine is None and repos:
-                raise InputError(
-                    [
-                        Diagnostic(
-                            file=str(root),
-                            message=(
-                                f"targets are deployed from several repos ({', '.join(sorted(repos))}) and this working copy "
-                                "is not registered under one of them: pass --repo NAME"
-                            ),
-                        )
-                    ],
-                    summary="which repo is this?",
-                )
-            deployed = {t: s for t, s in everything.items() if s.repo == mine}
+            deployed = deployed_of(await TargetStore(topo.targets).all(), root, repo)
             store = NatsArtifactStore(topo.artifacts)
             base = {t: s.artifacts for t, s in deployed.items()}
             blobs = {b: (await store.get_blob(b)) or b"" for arts in base.values() for b in arts.values()}
@@ -149,7 +163,7 @@ def plan_local(
 ) -> StageResult:
     drifted: dict[str, list[str]] = {}
     try:
-        index, texts = _render_tree(root, cache)
+        index, texts = render_tree(root, cache)
         blobs: dict[str, bytes] = {}
         for arts in texts.values():
             for text in arts.values():
