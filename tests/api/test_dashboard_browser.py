@@ -8,18 +8,26 @@ see the stage graph and a per-device plan diff, approve a run waiting at an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
+from lintas.engine import subjects as S
+from lintas.engine.app import nats_session
+from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.natsd import free_port
+from lintas.engine.settings import Settings
 from tests.api.live import TOKENS, Live, lintas, lintas_env
+from tests.api.test_twin_report import report as twin_report
+from tests.api.test_twin_report import store_twin_run
 from tests.conftest import ROOT
 from tests.integration.helpers import run_id_of
 
@@ -225,3 +233,76 @@ def test_dashboard_live_run_graph_plan_and_approval(
     for name in ("dashboard-run-plan.png", "dashboard-runs.png", "dashboard-approval.png", "dashboard-approved.png"):
         assert (out_dir / name).stat().st_size > 10_000
     print(f"dashboard screenshots: {out_dir}/dashboard-*.png (final: {shot})")
+
+
+XSS = '<img src=x onerror="window.__pwned=1">'
+
+
+async def _store_twin_run(nats_url: str, home: Path) -> str:
+    """A failed run whose twin stage stored its report (tests/api/test_twin_report.py's), with markup in it."""
+    run_id = ""
+    async with nats_session(Settings(home=home, nats_url=nats_url), name="test") as (_nc, topo):
+        run_id = await store_twin_run(topo, with_report=True)
+        rep = twin_report(run_id)
+        rep.slice["leaf-02"] = ["changed", XSS]
+        rep.out_of_scope.append(f"{XSS} not in the slice")
+        await NatsArtifactStore(topo.artifacts).put_doc(S.twin_report_doc(run_id), rep.model_dump_json().encode())
+    return run_id
+
+
+def test_dashboard_shows_the_twin_report(up: tuple[Live, str, dict[str, str]], browser: Browser) -> None:
+    """A run with a stored twin report: its page shows not proven and why, the slice (switch -> why),
+    each phase's time, the failing checks with expected vs observed, the out-of-scope list; the
+    report's text is shown as text (markup in it is not run) and redacted."""
+    _proc, base, env = up
+    store = _store_twin_run(f"nats://127.0.0.1:{env['LINTAS_NATS_PORT']}", Path(env["LINTAS_HOME"]))
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API runs an event loop in this thread
+        run_id = pool.submit(asyncio.run, store).result(60)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    foreign, errors = watch(page, base)
+    page.goto(f"{base}/")
+    expect(page.locator("#token-panel")).to_be_visible(timeout=WAIT_MS)
+    page.fill("#token-input", TOKENS["viewer"])
+    page.click("#token-form button[type=submit]")
+    page.goto(f"{base}/ui/#/runs/{run_id}")
+    twin = page.locator("#twin")
+    expect(twin).to_be_visible(timeout=WAIT_MS)
+    expect(twin).to_have_attribute("data-proven", "no")
+    verdict = page.locator("#twin-verdict")
+    expect(verdict).to_contain_text("NOT proven")
+    expect(verdict).to_contain_text("twin run-0123456789ab (lt1d64), 3 switch(es)")
+    why = page.locator("#twin-why")
+    expect(why).to_contain_text("verify: password=****")  # the report's error, redacted by the API
+    expect(why).not_to_contain_text("hunter2")
+    # the slice: switch -> why
+    assert page.locator("#twin-slice tbody tr").count() == 3
+    expect(page.locator('#twin-slice tr[data-switch="leaf-01"]')).to_contain_text("carries VNI 10010 unchanged")
+    expect(page.locator('#twin-slice tr[data-switch="spine-01"]')).to_contain_text("peers with leaf-02")
+    expect(page.locator('#twin-slice tr[data-switch="leaf-02"]')).to_contain_text(f"changed, {XSS}")
+    expect(page.locator("#twin-start")).to_contain_text("started from last_deployed · committed: leaf-02")
+    # each phase's time, and the total
+    phases = page.locator("#twin-phases tbody tr")
+    assert phases.count() == 6
+    expect(page.locator('#twin-phases tr[data-phase="start"]')).to_contain_text("13.8 s")
+    expect(page.locator('#twin-phases tr[data-phase="verify"] .badge')).to_have_text("fail")
+    expect(page.locator('#twin-phases tr[data-phase="total"]')).to_contain_text("22.5 s")
+    # the failing check with expected vs observed; the passing one is not listed
+    failing = page.locator("#twin-failing tbody tr")
+    assert failing.count() == 1
+    cells = failing.first.locator("td")
+    expect(cells.nth(0)).to_have_text("leaf-01")
+    expect(cells.nth(1)).to_have_text("vni")
+    expect(cells.nth(2)).to_have_text("10010")
+    expect(cells.nth(3)).to_have_text("remote_vteps=10.250.1.12, 10.250.1.13")
+    expect(cells.nth(4)).to_have_text("remote_vteps=10.250.1.13")
+    expect(page.locator("#twin")).not_to_contain_text("10.250.16.48")
+    scope = page.locator("#twin-out-of-scope li")
+    assert scope.count() == 3
+    expect(scope.nth(1)).to_have_text("spine-02 not in the slice: session leaf-02 ↔ spine-02 not checked")
+    expect(scope.nth(2)).to_have_text(f"{XSS} not in the slice")
+    # markup in the report is text: no element made from it, nothing run
+    assert page.locator("#twin img").count() == 0
+    assert page.evaluate("window.__pwned === undefined") is True
+    page.screenshot(path=str(artifacts_dir() / "dashboard-twin.png"), full_page=True)
+    assert not foreign, f"the dashboard reached beyond its own origin: {foreign}"
+    assert not errors, errors

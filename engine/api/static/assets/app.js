@@ -408,6 +408,70 @@
     return parts.length ? parts : [h('div', { class: 'empty' }, 'No findings, device results or checks recorded yet.')];
   }
 
+  // the twin stage's report (twin/<run>.json): proven or not and why, the slice, phases, failing and out-of-scope checks
+  function plainValue(v) {
+    if (v === null || v === undefined) return '–';
+    if (typeof v !== 'object') return String(v);
+    if (Array.isArray(v)) return v.map(plainValue).join(', ');
+    return Object.entries(v).map(([k, x]) => `${k}=${plainValue(x)}`).join(' ');
+  }
+
+  function twinView(stage, report) {
+    const summary = stage.summary || {};
+    const proven = report ? Boolean(report.passed) : Boolean(summary.passed) && !summary.skipped;
+    const why = [];
+    if (summary.skipped) why.push(summary.skipped);
+    if (!proven && stage.error) why.push(stage.error);
+    if (report && report.error) why.push(report.error);
+    const required = summary.required
+      ? h('div', { class: 'muted', id: 'twin-required' }, `required by: ${(summary.required_by || []).join('; ') || 'the pipeline'}`) : null;
+    const out = h('div', { id: 'twin', dataset: { stage: stage.name, proven: proven ? 'yes' : 'no' } },
+      h('div', { class: 'plan-summary', id: 'twin-verdict' },
+        badge(proven ? 'passed' : 'failed', null), ' ',
+        h('b', {}, proven ? 'proven on a twin' : 'NOT proven'),
+        h('span', { class: 'muted' }, ` · stage ${stage.name}`),
+        report ? h('span', { class: 'muted' }, ` · twin ${report.twin || '–'} (${report.prefix || '–'}), ${report.switches.length} switch(es)`) : null),
+      required,
+      why.length ? h('ul', { id: 'twin-why', class: 'error-text' }, why.map((w) => h('li', {}, w))) : null);
+    if (summary.skipped && !report) return out;
+    const cut = (report || summary).slice || {};
+    const whole = (report || summary).whole;
+    out.append(h('h3', {}, 'Slice'), whole
+      ? h('div', { id: 'twin-slice', class: 'muted' }, 'the whole topology: the change touches every switch')
+      : h('div', { class: 'table-wrap subtable' }, h('table', { id: 'twin-slice' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'switch'), h('th', {}, 'why'))),
+        h('tbody', {}, Object.keys(cut).sort().map((n) => h('tr', { dataset: { switch: n } },
+          h('td', { class: 'mono' }, n), h('td', {}, (cut[n] || []).join(', '))))))));
+    const start = report ? report.start : summary.start;
+    if (start) out.append(h('div', { class: 'muted', id: 'twin-start' }, `started from ${start}`,
+      report && report.committed && report.committed.length ? ` · committed: ${report.committed.join(', ')}` : ''));
+    const phases = report ? report.phases
+      : Object.entries(summary.timings || {}).filter(([k]) => k !== 'total_s').map(([k, v]) => ({ name: k.replace(/_s$/, ''), seconds: v, ok: null, detail: '' }));
+    if (phases.length) {
+      const total = phases.reduce((a, p) => a + (p.seconds || 0), 0);
+      out.append(h('h3', {}, 'Phases'), h('div', { class: 'table-wrap subtable' }, h('table', { id: 'twin-phases' },
+        h('thead', {}, h('tr', {}, ['phase', 'time', 'ok', 'detail'].map((c) => h('th', { class: c === 'time' ? 'num' : null }, c)))),
+        h('tbody', {}, phases.map((p) => h('tr', { dataset: { phase: p.name } },
+          h('td', {}, p.name), h('td', { class: 'num' }, dur(p.seconds)),
+          h('td', {}, p.ok === null ? '–' : badge(p.ok ? 'ok' : 'fail')), h('td', { class: 'muted' }, p.detail || ''))),
+        h('tr', { dataset: { phase: 'total' } }, h('td', {}, h('b', {}, 'total')), h('td', { class: 'num' }, dur(total)), h('td', {}), h('td', {}))))));
+    }
+    const failing = (report ? report.checks : summary.checks || []).filter((c) => c && c.passed === false);
+    if (failing.length) {
+      out.append(h('h3', {}, `Failing checks (${failing.length})`), h('div', { class: 'table-wrap subtable' }, h('table', { id: 'twin-failing' },
+        h('thead', {}, h('tr', {}, ['target', 'check', 'subject', 'expected', 'observed'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, failing.map((c) => h('tr', { dataset: { device: c.device || '', check: c.check || '' } },
+          h('td', { class: 'mono' }, c.device || '–'), h('td', {}, c.check || '–'), h('td', { class: 'mono' }, plainValue(c.subject)),
+          h('td', { class: 'mono' }, plainValue(c.expected)), h('td', { class: 'mono' }, plainValue(c.observed))))))));
+    }
+    const scope = (report ? report.out_of_scope : summary.out_of_scope) || [];
+    if (scope.length) {
+      out.append(h('h3', {}, 'Out of scope (not proven by this twin)'),
+        h('ul', { id: 'twin-out-of-scope' }, scope.map((line) => h('li', {}, line))));
+    }
+    return out;
+  }
+
   function stageDetails(run) {
     const scalars = [];
     for (const s of run.stages) {
@@ -428,6 +492,7 @@
     const stagesBox = h('div', {});
     const planBox = h('div', {}, h('div', { class: 'empty' }, 'No plan yet: it appears when the render stage has run.'));
     const findingsBox = h('div', { id: 'findings' });
+    const twinCard = h('div', { class: 'card', id: 'twin-card', hidden: true });
     const detailsBox = h('div', { id: 'stage-details' });
     const logBox = h('div', { class: 'logs', id: 'logs', role: 'log' });
     const logState = h('span', { class: 'muted', id: 'log-state' }, 'connecting…');
@@ -437,6 +502,7 @@
       h('div', { class: 'card' }, h('h2', {}, 'Stage graph'), graphBox),
       h('div', { class: 'card flush' }, stagesBox),
       h('div', { class: 'card' }, h('h2', {}, 'Plan', h('span', { class: 'muted' }, '(per-device diffs)')), planBox),
+      twinCard,
       h('div', { class: 'grid2' },
         h('div', { class: 'card' }, h('h2', {}, 'Findings, devices and checks'), findingsBox),
         h('div', { class: 'card' }, h('h2', {}, 'Stage summaries'), detailsBox)),
@@ -515,6 +581,30 @@
       }
     }
 
+    let twinKey = null;
+    async function maybeTwin(run) {
+      // the twin stage's report, found by the stage's kind, once the stage has ended
+      const st = run.stages.find((s) => s.kind === 'twin' && TERMINAL.has(s.state));
+      if (!st) return;
+      const key = `${st.name}/${st.attempts}/${st.state}`;
+      if (key === twinKey) return;
+      let report = null;
+      try {
+        report = await api(`/api/v1/runs/${enc(runId)}/artifacts/twin`, { signal });
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err.status !== 404) {
+          twinCard.hidden = false;
+          twinCard.replaceChildren(h('h2', {}, 'Twin'), h('div', { class: 'empty' }, `Twin report unavailable: ${err.message}`));
+          return;
+        }
+      }
+      twinKey = key;
+      twinCard.hidden = false;
+      twinCard.replaceChildren(h('h2', {}, 'Twin', h('span', { class: 'muted' }, '(the change on a throwaway twin, before production)')),
+        twinView(st, report));
+    }
+
     function pick(name) {
       const row = document.getElementById(`stage-${name}`);
       if (row) row.scrollIntoView({ behavior: 'smooth', block: 'center' });
@@ -533,6 +623,7 @@
         findingsBox.replaceChildren(...findingsView(run));
         detailsBox.replaceChildren(...stageDetails(run));
         await maybePlan(run);
+        await maybeTwin(run);
       } catch (err) {
         if (signal.aborted) return;
         if (err.status === 404) head.replaceChildren(h('div', { class: 'error-text' }, `No run ${runId}.`));
