@@ -1,6 +1,7 @@
 """``lintas twin up|down|list``: throwaway twins of a model's switches beside the lab (issue 18's
-foundation; see :mod:`workers.lab.twin`). A typer sub-app mounted through the ``lintas.cli`` entry
-points."""
+foundation; see :mod:`workers.lab.twin`). The commands of the typer sub-app :mod:`workers.twin.cli`
+mounts through the ``lintas.cli`` entry points (there, because ``up --ref`` needs the twin stage's
+code, which imports this package)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lintas.engine.settings import Settings
 from lintas.workers.lab.cli import console, err, run_command
 
-twin_app = typer.Typer(
-    help="Twins: isolated copies of a model's switches (FRR + sshd in their own namespaces and "
-    "management network), beside the lab (needs root).",
-    no_args_is_help=True,
-)
 
-
-@twin_app.command("up")
 def up_cmd(
     repo: Annotated[Path, typer.Argument(help="infra repo (a checkout) whose switches to build")],
     name: Annotated[str | None, typer.Option(help="the twin's name (default: its prefix)")] = None,
@@ -30,13 +25,19 @@ def up_cmd(
     ] = None,
 ) -> None:
     """Build a twin; it stays until `lintas twin down NAME`."""
-    from lintas.workers.lab.twin import twin_facts, twin_up
+    from lintas.workers.lab.twin import twin_up
 
     record = run_command(twin_up(Settings(), repo, name=name, only=frozenset(switch) if switch else None))
-    twin = str(getattr(record, "name", ""))
+    print_reach(str(getattr(record, "name", "")))
+
+
+def print_reach(twin: str) -> None:
+    """The twin's switches and how to reach each (its namespace, its management address, one ssh line)."""
+    from lintas.workers.lab.twin import twin_facts
+
     facts = twin_facts(twin)
     console.print(
-        f"[bold green]twin {facts.name} up[/]: prefix {facts.prefix}, {len(facts.devices)} switches, "
+        f"[bold green]twin {escape(facts.name)} up[/]: prefix {facts.prefix}, {len(facts.devices)} switches, "
         f"management in namespace {facts.mgmt_namespace}"
     )
     for f in facts.devices.values():
@@ -50,7 +51,6 @@ def up_cmd(
     )
 
 
-@twin_app.command("down")
 def down_cmd(
     name: Annotated[str | None, typer.Argument(help="the twin's name (see `lintas twin list`)")] = None,
     all_: Annotated[bool, typer.Option("--all", help="every twin on this machine, alive or dead")] = False,
@@ -78,7 +78,6 @@ def down_cmd(
         console.print("twin down: no twin on this machine")
 
 
-@twin_app.command("list")
 def list_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every twin on this machine, alive or dead (a dead one is removed by the next `twin up` or `lab down`)."""
     from lintas.workers.lab.twin_life import twin_statuses
