@@ -7,6 +7,7 @@ process events, so concurrent processing can never let an older commit win.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from lintas.engine.commands import StartRun, SupersedeRun
@@ -65,3 +66,24 @@ def release(queue: BranchQueue, run_id: str) -> Admission:
 
 def _clone(queue: BranchQueue) -> BranchQueue:
     return queue.model_copy(update={"queued": list(queue.queued)})  # QueuedRun is frozen
+
+
+def superseded_in_batch(pushes: list[tuple[int, str, str, str, str | None]]) -> dict[int, int]:
+    """Pushes ``(stream seq, repo, ref, sha, before)`` taken from the stream together: which are
+    superseded at once, each mapped to the seq of its branch's newest push in the batch.
+
+    Only where the batch shows the order for certain: a branch's pushes, by stream sequence,
+    form one chain (each push's ``before`` is the previous one's commit). Pushes that reached
+    the stream out of order (two hooks at once, a webhook redelivered, a spool flushed late)
+    are left to :func:`enqueue` and the freshness rule, which see the branch head."""
+    branches: dict[tuple[str, str], list[tuple[int, str, str | None]]] = {}
+    for seq, repo, ref, sha, before in pushes:
+        branches.setdefault((repo, ref), []).append((seq, sha, before))
+    out: dict[int, int] = {}
+    for chain in branches.values():
+        chain.sort()
+        if len(chain) < 2 or any(b[2] != a[1] for a, b in itertools.pairwise(chain)):
+            continue
+        newest = chain[-1][0]
+        out.update({seq: newest for seq, _, _ in chain[:-1]})
+    return out

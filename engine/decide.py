@@ -31,7 +31,7 @@ from lintas.engine.commands import (
 )
 from lintas.engine.diagnostics import Diagnostic
 from lintas.engine.events import ControlEvent, Job, JobDeadLettered, JobFinished, JobStarted, PushEvent
-from lintas.engine.pipeline import applies, downstream, topo_order
+from lintas.engine.pipeline import applies, deploys_without_twin, downstream, topo_order
 from lintas.engine.state import Approval, Limits, Run, RunState, StageRecord, StageStatus
 
 LogLevel = Literal["info", "warning", "error"]
@@ -127,9 +127,10 @@ def _create(ev: PushEvent, now: datetime, limits: Limits, seq: int) -> Decision:
 
 
 def _born_superseded(d: Decision, by: str, now: datetime) -> None:
-    """A push with a newer one to its branch in the same batch: the run is created already
-    superseded (one write, never queued). Admission would supersede it anyway, whichever of the
-    two it saw first: the newer stream sequence wins (engine/admission.py)."""
+    """A push followed in the same batch by newer pushes of its branch, in one chain of commits
+    (see :meth:`engine.runner.Engine._scan_pushes`): the run is created already superseded (one
+    write, never queued). It would have been superseded anyway unless the branch was idle when
+    it arrived and it started, to be refused as stale once the newer push moved the branch."""
     run = _run(d)
     run.state = RunState.superseded
     run.superseded_by = by
@@ -457,6 +458,8 @@ def _job(run: Run, rec: StageRecord) -> Job:
         input_kinds={n: r.kind for n, r in run.stages.items() if r.status is StageStatus.succeeded},
         downstream_kinds=sorted({run.pipeline.stages[n].kind for n in downstream(run.pipeline.stages, rec.name)}),
         twin_required=run.pipeline.twin.required,
+        deploys_without_twin=deploys_without_twin(run.pipeline.stages, rec.name),
+        approved_reasons=list(rec.approved_reasons),
     )
 
 

@@ -62,12 +62,18 @@ class Journal:
                 continue
         raise ConflictError(f"journal {job_id}: too much contention")
 
-    @staticmethod
-    def unwritten(job_id: str, worker: str) -> tuple[JournalEntry, int]:
-        """What :meth:`begin_at` would have written for a first execution, not written (revision
-        0): a pure stage's first delivery records nothing before it runs (see
-        :class:`engine.stage.Stage`); :meth:`complete` creates the entry with its result."""
-        return JournalEntry(job_id=job_id, executions=1, workers=[worker]), 0
+    async def peek_at(self, job_id: str, worker: str) -> tuple[JournalEntry, int]:
+        """:meth:`begin_at` for a pure stage's first delivery (see :class:`engine.stage.Stage`):
+        a read, not a write. A job never journaled gets the entry :meth:`begin_at` would write,
+        unwritten (revision 0): :meth:`complete` creates it with the result, so the stage costs
+        one journal write. A job journaled already (done: its result is published again; begun
+        by another delivery) is begun as usual."""
+        got = await self._store.get(S.journal_key(job_id))
+        if got is None:
+            return JournalEntry(job_id=job_id, executions=1, workers=[worker]), 0
+        if got[0].state == "done":
+            return got
+        return await self.begin_at(job_id, worker)
 
     async def complete(
         self, job_id: str, result: JobFinished, *, replace: bool = False, began: tuple[JournalEntry, int] | None = None

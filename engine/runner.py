@@ -245,12 +245,11 @@ class Engine(Service):
         await msg.ack()
 
     def _scan_pushes(self, msgs: list[Msg]) -> None:
-        """Parse a fetched batch of inputs once, and find each branch's newest push in it: the
-        older ones are created already superseded by it (:func:`engine.decide._born_superseded`;
-        in a burst of pushes to one branch, most runs), one write each instead of a queued run
-        saved, enqueued, then superseded."""
-        newest: dict[tuple[str, str], tuple[int, str]] = {}
-        pushes: list[tuple[int, PushEvent]] = []
+        """Parse a fetched batch of inputs once, and find the pushes superseded at birth by a
+        newer push of their branch in the batch (:func:`engine.admission.superseded_in_batch`,
+        :func:`engine.decide._born_superseded`; in a burst of pushes to one branch, most runs):
+        one write each, instead of a run saved ``queued``, enqueued, then saved ``superseded``."""
+        pushes: dict[int, PushEvent] = {}
         for m in msgs:
             seq = _stream_seq(m)
             try:
@@ -261,14 +260,10 @@ class Engine(Service):
                 continue
             self._scanned[seq] = (ev, None)
             if isinstance(ev, PushEvent):
-                pushes.append((seq, ev))
-                branch = (ev.repo, ev.ref)
-                if seq > newest.get(branch, (0, ""))[0]:
-                    newest[branch] = (seq, ev.run_id)
-        for seq, ev in pushes:
-            top_seq, top_run = newest[(ev.repo, ev.ref)]
-            if seq < top_seq and top_run != ev.run_id:
-                self._scanned[seq] = (ev, top_run)
+                pushes[seq] = ev
+        batch = [(q, e.repo, e.ref, e.sha, e.before) for q, e in pushes.items()]
+        for seq, newer in admission.superseded_in_batch(batch).items():
+            self._scanned[seq] = (pushes[seq], pushes[newer].run_id)
 
     async def _on_ingress(self, msg: Msg) -> None:
         scanned = self._scanned.pop(_stream_seq(msg) or 0, None)

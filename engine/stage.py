@@ -96,7 +96,8 @@ class Stage(Protocol):
     """``kind``: its name in pipelines. A stage class may also set ``pure = True``: it changes
     nothing outside its result and the run's own artifacts, which it writes idempotently (the
     same job run twice writes the same), so a second execution is harmless. Its first
-    delivery then writes no journal entry before it runs, one KV write fewer per stage (a
+    delivery then reads the journal instead of writing it before it runs (a job already done
+    is not run again), and journals the result in one write: one KV write fewer per stage (a
     quorum write on a cluster); a redelivery is journaled as for every stage. Stages that touch
     devices, leases or anything outside the run (deploy, verify, rollback, twin) are not pure."""
 

@@ -158,7 +158,7 @@ class Worker(Service):
             return
         delivery = msg.metadata.num_delivered or 1
         if delivery == 1 and is_pure(self._stages[kind]):
-            began = Journal.unwritten(job.job_id, self.worker_id)  # recorded with its result
+            began = await self._journal.peek_at(job.job_id, self.worker_id)  # a read: recorded with its result
         else:
             began = await self._journal.begin_at(job.job_id, self.worker_id)
         entry = began[0]
@@ -276,9 +276,6 @@ class Worker(Service):
             return True
         except asyncio.CancelledError:
             raise
-        except _PureUnrecorded as exc:
-            log.warning("result of a pure stage not recorded; job will be redelivered", job=job.job_id, error=str(exc))
-            return False
         except Exception as exc:
             reason = f"the stage's result could not be recorded: {type(exc).__name__}: {str(exc)[:300]}"
             log.error("result not recorded", job=job.job_id, error=reason)
@@ -296,21 +293,6 @@ class Worker(Service):
         self, job: Job, finished: JobFinished, *, replace: bool, execution: _Execution | None
     ) -> None:
         began = execution.began if execution is not None and not replace else None
-        if execution is not None and began is not None and began[1] == 0:
-            # a pure stage's first delivery (nothing journaled yet): the result is journaled and
-            # published at once, one quorum round trip instead of two. Were the worker to die
-            # between the two, the redelivery runs the stage again, which a pure stage allows;
-            # the same result id is dropped by the stream's dedup or ignored by the engine.
-            await execution.settle()  # a start report goes before the result
-            done = await asyncio.gather(
-                self._journal.complete(job.job_id, finished, began=began),
-                self._publish_result(finished),
-                return_exceptions=True,
-            )
-            errors = [e for e in done if isinstance(e, BaseException)]
-            if errors:  # half done: not replaced by a failure, the redelivery runs it again
-                raise _PureUnrecorded(repr(errors[0])) from errors[0]
-            return
         entry = await self._journal.complete(job.job_id, finished, replace=replace, began=began)
         assert entry.result is not None
         if execution is not None:
@@ -355,10 +337,6 @@ class Worker(Service):
         await publish_acked(
             self._topo.js, subject, body.encode(), msg_id=msg_id, deadline_s=self._settings.nats_retry_s
         )
-
-
-class _PureUnrecorded(Exception):
-    """A pure stage's result was not both journaled and published: the job is redelivered."""
 
 
 class _Execution:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lintas.engine.admission import Admission, enqueue, release
+from lintas.engine.admission import Admission, enqueue, release, superseded_in_batch
 from lintas.engine.commands import StartRun, SupersedeRun
 from lintas.engine.state import BranchQueue, QueuedRun
 
@@ -306,3 +306,35 @@ def test_random_admission_sequences_keep_the_invariants(ops: list[tuple[str, int
         lost = (before | ({rid} if op != "rel" else set())) - after - released - {c.run_id for c in sups}
         assert not lost, f"{lost} vanished from the branch"
         q = out.queue
+
+
+# -- pushes taken from the stream together (engine.runner's batch scan) ----------------------
+
+
+def pushed(*seqs: int, repo: str = REPO, ref: str = REF) -> list[tuple[int, str, str, str, str | None]]:
+    """Pushes at these stream sequences, each on top of the previous one (before = its sha)."""
+    return [(q, repo, ref, sha(q), sha(seqs[i - 1]) if i else None) for i, q in enumerate(seqs)]
+
+
+def test_a_chain_in_one_batch_leaves_only_its_newest() -> None:
+    assert superseded_in_batch(pushed(3, 5, 9)) == {3: 9, 5: 9}
+
+
+def test_one_push_per_branch_is_superseded_by_nothing() -> None:
+    assert superseded_in_batch(pushed(3) + pushed(4, repo="other") + pushed(5, ref="refs/heads/b")) == {}
+
+
+def test_branches_are_judged_apart() -> None:
+    assert superseded_in_batch(pushed(1, 4) + pushed(2, 3, repo="other")) == {1: 4, 2: 3}
+
+
+def test_the_head_before_its_parent_in_the_stream_is_left_to_admission() -> None:
+    """The stream's order is not git's (two hooks at once, a late spool): nothing at birth, or
+    the head would be superseded by its own parent, which the freshness rule then refuses."""
+    head_first = [(1, REPO, REF, sha(20), sha(10)), (2, REPO, REF, sha(10), None)]
+    assert superseded_in_batch(head_first) == {}
+
+
+def test_a_force_push_in_the_batch_breaks_the_pushed() -> None:
+    pushes = pushed(1, 2) + [(3, REPO, REF, sha(99), sha(42))]  # before is not push 2's commit
+    assert superseded_in_batch(pushes) == {}

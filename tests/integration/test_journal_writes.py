@@ -13,10 +13,12 @@ from nats.aio.msg import Msg
 
 from lintas.engine import subjects as S
 from lintas.engine.app import stack
-from lintas.engine.events import JobStarted
+from lintas.engine.bus import publish_acked
+from lintas.engine.events import JobFinished, JobStarted
 from lintas.engine.journal import Journal
 from lintas.engine.settings import Settings
 from lintas.engine.state import RunState
+from tests.cluster.kit import marks
 from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
 
 
@@ -84,3 +86,37 @@ async def test_two_start_reports_of_one_job_are_both_settled(tmp_path: Path, set
                 break
             await asyncio.sleep(0.05)
         assert pending == (0, 0), pending
+
+
+async def test_a_pure_job_sent_again_after_it_is_done_is_not_run_again(tmp_path: Path, settings: Settings) -> None:
+    """The same job delivered afresh (an engine re-sending it after the stream's duplicate
+    window): the pure stage's first delivery reads the journal, finds the result and publishes
+    it again, without running the stage a second time."""
+    repo = make_repo(tmp_path, settings)
+    async with stack(settings) as st:
+        jobs: list[bytes] = []
+
+        async def on_job(msg: Msg) -> None:
+            jobs.append(msg.data)
+
+        await st.nc.subscribe(S.job("t-pure"), cb=on_job)
+        sha = commit(repo, settings, pipeline("  pure:\n    uses: t-pure\n    with: {mark: true}\n"), "pure")
+        push(repo, settings)
+        rid = run_id_of(repo, sha)
+        run = await wait_run(st.topo, rid)
+        assert run.state is RunState.succeeded, run.error
+        assert len(jobs) == 1 and len(marks(settings, rid, "pure")) == 1
+        results: list[JobFinished] = []
+
+        async def on_result(msg: Msg) -> None:
+            if b'"job_finished"' in msg.data:
+                results.append(JobFinished.model_validate_json(msg.data))
+
+        await st.nc.subscribe(S.result(rid), cb=on_result)
+        await publish_acked(st.topo.js, S.job("t-pure"), jobs[0], msg_id="sent-again")  # a new message, delivery 1
+        for _ in range(100):
+            if results:
+                break
+            await asyncio.sleep(0.05)
+        assert [r.job_id for r in results] == [run.stages["pure"].job_id]  # its result, published again
+        assert len(marks(settings, rid, "pure")) == 1  # and the stage did not run again
