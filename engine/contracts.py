@@ -17,13 +17,17 @@ are kept. The engine owns these contracts; the stages in ``workers/`` implement 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lintas.engine.errors import PermanentError
 from lintas.engine.events import Job
+
+if TYPE_CHECKING:
+    from lintas.engine.artifacts import ArtifactStore
 
 
 class StageSummary(BaseModel):
@@ -70,6 +74,9 @@ class PolicySummary(StageSummary):
     # twin stage reads these (``upstream(job, PolicySummary)``) and cannot be skipped then
     require_twin: int = 0
     twin_reasons: list[str] = Field(default_factory=list)
+    # whether a twin stage runs after the policy stage (None: unknown, a local check); a
+    # require_twin with none after it is a warning on the run, not a block (nothing to prove on)
+    twin_follows: bool | None = None
     violations: list[dict[str, Any]] = Field(default_factory=list)  # {"decision", "policy", "message", ...}
     truncated: bool = False
     report: str | None = None
@@ -133,6 +140,17 @@ class TwinSummary(StageSummary):
     skipped: str = ""
     required: bool = False  # the pipeline's twin: {required: true} or a policy's require_twin
     required_by: list[str] = Field(default_factory=list)
+    # what the change touches that no twin proves: hosts (not built in twins yet) and changed
+    # switches a twin cannot build (platform eos), each line saying which and why
+    unproven: list[str] = Field(default_factory=list)
+    hosts_unproven: list[str] = Field(default_factory=list)
+    switches_unproven: list[str] = Field(default_factory=list)
+    # the switches' part is proven (the twin passed, or no switch changed); ``proven`` is that and
+    # nothing unproven
+    switches_proven: bool = False
+    # the approval reason raised (twin required, hosts unproven): deploy commits only once its
+    # approval covers it (workers/deploy/twin_guard.py)
+    approval: list[str] = Field(default_factory=list)
 
 
 class TwinPhase(BaseModel):
@@ -169,6 +187,7 @@ class TwinReport(BaseModel):
     # what the twin does not prove: hosts, and verify's checks of switches not in the slice
     # ("spine-02 not in the slice: session leaf-01 ↔ spine-02 not checked; ...")
     out_of_scope: list[str] = Field(default_factory=list)
+    unproven: list[str] = Field(default_factory=list)  # changed hosts and unbuildable switches, and why
     passed: bool = False
     error: str | None = None
 
@@ -246,6 +265,37 @@ def upstream(job: Job, model: type[SummaryT]) -> SummaryT | None:
     return None
 
 
+async def upstreams_whole(job: Job, model: type[SummaryT], store: ArtifactStore) -> list[SummaryT]:
+    """Every succeeded stage of kind ``model.kind`` this job runs after, each summary **whole**: a
+    summary the worker cut to ``{result_ref, result_bytes}`` or to its small fields (an oversized
+    result, :mod:`engine.results`) is read back from the stored result, so a decision carried in it
+    (a policy's ``require_twin``) is never silently read as its default. An unreadable stored result
+    fails the reader (PermanentError): nothing is guessed."""
+    out: list[SummaryT] = []
+    for name, summary in job.inputs.items():
+        if job.input_kinds.get(name, name) != model.kind:
+            continue
+        ref = summary.get("result_ref")
+        if isinstance(ref, str) and ref:
+            raw = await store.get_doc(ref)
+            try:
+                whole = json.loads(raw or b"null")["summary"]
+            except (ValueError, TypeError, KeyError) as exc:
+                raise PermanentError(
+                    f"the result of stage {name} (kind {model.kind}) was stored as {ref}, which cannot be read "
+                    f"({'missing' if raw is None else type(exc).__name__}): its summary is not known"
+                ) from None
+            summary = whole
+        out.append(summary_as(model, summary, stage=name))
+    return out
+
+
+async def upstream_whole(job: Job, model: type[SummaryT], store: ArtifactStore) -> SummaryT | None:
+    """:func:`upstream`, the summary read whole (:func:`upstreams_whole`)."""
+    every = await upstreams_whole(job, model, store)
+    return every[0] if every else None
+
+
 def result_as(stage: StageOutcome, model: type[SummaryT]) -> SummaryT | None:
     """``stage``'s summary as ``model`` when the stage is of kind ``model.kind`` and left one; else None."""
     if stage.kind != model.kind or not stage.summary:
@@ -276,4 +326,6 @@ __all__ = [
     "results_of",
     "summary_as",
     "upstream",
+    "upstream_whole",
+    "upstreams_whole",
 ]

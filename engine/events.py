@@ -105,6 +105,11 @@ class Job(BaseModel):
     downstream_kinds: list[str] | None = None
     # The pipeline's ``twin: {required: true}`` (issue 18): the twin stage may not be skipped.
     twin_required: bool = False
+    # The deploy stages after this one that no twin stage after it precedes (engine.pipeline.
+    # deploys_without_twin): a policy's require_twin cannot stop those. None: an older engine.
+    deploys_without_twin: list[str] | None = None
+    # The approval reasons this stage's approval covered (a gate: ``approval: on_request|required``).
+    approved_reasons: list[str] = Field(default_factory=list)
 
     @staticmethod
     def make_id(run_id: str, stage: str, attempt: int) -> str:

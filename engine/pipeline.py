@@ -35,7 +35,10 @@ A pipeline-wide option (issue 18):
 Rules beyond the schema: ``needs`` and ``on_failure`` name existing stages, not
 the stage itself; ``needs`` edges form no cycle; no normal stage needs a
 failure handler; with ``known_kinds``, every kind is registered; ``twin.required``
-needs a stage of kind ``twin``.
+needs a stage of kind ``twin``, and every stage of kind ``deploy`` must need (directly or
+through others) a twin stage of the normal path with no ``when:`` filter
+(:func:`deploys_without_twin`): a twin beside deploy, a twin as a failure handler or a twin
+that runs only on some branches would let a change reach production unproven.
 """
 
 from __future__ import annotations
@@ -148,6 +151,7 @@ class TwinOption(_Spec):
 
 
 TWIN_KIND = "twin"
+DEPLOY_KIND = "deploy"
 
 
 class PipelineSpec(_Spec):
@@ -330,6 +334,69 @@ def downstream(stages: Mapping[str, StageSpec], name: str) -> set[str]:
     return out
 
 
+def upstream_of(stages: Mapping[str, StageSpec], name: str) -> set[str]:
+    """The stages ``name`` needs, directly or through others (unknown names ignored)."""
+    out: set[str] = set()
+    frontier = [name]
+    while frontier:
+        spec = stages.get(frontier.pop())
+        for need in spec.needs if spec is not None else ():
+            if need not in out and need in stages:
+                out.add(need)
+                frontier.append(need)
+    return out
+
+
+def proving_twin(spec: StageSpec) -> bool:
+    """A twin stage that runs on every push of the normal path: kind ``twin``, not a failure
+    handler, no ``when:`` filter."""
+    return spec.kind == TWIN_KIND and not spec.is_failure_handler and spec.when is None
+
+
+def deploys_without_twin(stages: Mapping[str, StageSpec], after: str | None = None) -> list[str]:
+    """The stages of kind ``deploy`` that do not need (directly or through others) a proving twin
+    stage (:func:`proving_twin`); ``after``: only the deploys downstream of that stage, and only
+    twins downstream of it (or itself) count (a twin before the policy stage never sees its
+    ``require_twin``)."""
+    after_it = downstream(stages, after) if after is not None else set(stages)
+    deploys = sorted(n for n in after_it if stages[n].kind == DEPLOY_KIND)
+    twins = {t for t in (*after_it, *([after] if after is not None else [])) if proving_twin(stages[t])}
+    return [d for d in deploys if not twins & upstream_of(stages, d)]
+
+
+def twin_problems(spec: PipelineSpec) -> list[tuple[list[str | int], str]]:
+    """``twin: {required: true}``: a twin stage exists, and every deploy waits for one."""
+    if not spec.twin.required:
+        return []
+    if not any(s.kind == TWIN_KIND for s in spec.stages.values()):
+        return [
+            (
+                ["twin", "required"],
+                "twin: {required: true} but no stage runs the twin (add a stage of kind 'twin' before deploy)",
+            )
+        ]
+    out: list[tuple[list[str | int], str]] = []
+    for name in deploys_without_twin(spec.stages):
+        twins = [n for n, s in spec.stages.items() if s.kind == TWIN_KIND]
+        why = "; ".join(_why_not_proving(n, spec.stages[n]) for n in twins if not proving_twin(spec.stages[n]))
+        out.append(
+            (
+                ["stages", name, "needs"],
+                f"twin: {{required: true}} but stage '{name}' (deploy) does not wait for a twin: it must need "
+                f"(directly or through others) a twin stage that always runs ({', '.join(twins)}"
+                + (f": {why}" if why else "")
+                + "), or a twin failure would not stop the deploy",
+            )
+        )
+    return out
+
+
+def _why_not_proving(name: str, spec: StageSpec) -> str:
+    if spec.is_failure_handler:
+        return f"'{name}' is a failure handler (on_failure), never run in the normal path"
+    return f"'{name}' has a when: filter, so it does not run on every push"
+
+
 def confirmation_problems(spec: PipelineSpec, confirmed_by: Mapping[str, str]) -> list[tuple[list[str | int], str]]:
     """A stage whose kind leaves changes pending until a stage of another kind confirms them
     (``deploy`` commits with a device-side revert timer that only ``verify`` confirms) must be
@@ -394,13 +461,8 @@ def load_pipeline(
         )
     if spec is not None and confirmed_by:
         diags.extend(doc.diagnostic(path, message) for path, message in confirmation_problems(spec, confirmed_by))
-    if spec is not None and spec.twin.required and not any(s.kind == TWIN_KIND for s in spec.stages.values()):
-        diags.append(
-            doc.diagnostic(
-                ["twin", "required"],
-                "twin: {required: true} but no stage runs the twin (add a stage of kind 'twin' before deploy)",
-            )
-        )
+    if spec is not None and not problems:  # the graph is sound: which stages a deploy waits for means something
+        diags.extend(doc.diagnostic(path, message) for path, message in twin_problems(spec))
     if diags or spec is None:
         diags.sort(key=lambda d: (d.line or 0, d.column or 0, d.path))
         raise _invalid(file, diags)

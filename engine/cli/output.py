@@ -200,15 +200,17 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
     checks with expected vs observed. Without the stored report, what the stage's summary holds."""
     say, mask = _sayer(console), Redactor()  # an error's text as the API would serve it
     required = f"  required by: {escape('; '.join(summary.required_by))}" if summary.required else ""
+    unproven = [f"  [yellow]NOT proven[/]: {escape(line)}" for line in summary.unproven]
+    unproven += [f"  approval: {escape(r)}" for r in summary.approval]
     if summary.skipped:  # no twin was built (workers/twin/gate.py)
         say(f"\n[bold]twin[/] (stage {escape(stage)}): [yellow]NOT proven[/]: {escape(mask(summary.skipped))}")
-        if required:
-            say(required)
+        for line in [required] * bool(required) + unproven:
+            say(line)
         return
     verdict = "[green]passed[/]" if summary.passed else "[red]failed[/]"
     say(f"\n[bold]twin[/] (stage {escape(stage)}, {escape(summary.report or '-')}): {verdict}")
-    if required:
-        say(required)
+    for line in [required] * bool(required) + unproven:
+        say(line)
     if report is not None:
         say(f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es)")
         _twin_slice(say, report.slice, report.whole)

@@ -558,6 +558,7 @@ class TestPipelineResolved:
                 timeout_s=60.0,
                 inputs={},
                 downstream_kinds=["deployer", "render"],
+                deploys_without_twin=[],  # its deploy is of kind "deployer"
             )
         ]
         rec = run.stages["validate"]
@@ -1891,3 +1892,45 @@ def test_the_pipelines_twin_option_is_on_every_job(required: bool) -> None:
     _, d = resolved(text)
     got = {j.stage: j.twin_required for j in jobs(d)}
     assert got == {"validate": required, "prove": required}
+
+
+def test_a_twin_stages_approval_reason_holds_deploy_and_the_approval_reaches_its_job() -> None:
+    """Issue 18: a twin stage (any stage, not only policy) may raise an approval reason; deploy with
+    ``approval: on_request`` waits for it, and its job then carries the reasons its approval covered
+    (``Job.approved_reasons``: the deploy's backstop checks the twin's hosts were approved)."""
+    text = """\
+    version: 1
+    name: twin-approval
+    stages:
+      render: {timeout: 60}
+      policy: {needs: [render], timeout: 60}
+      twin: {needs: [policy], timeout: 60}
+      side: {needs: [policy], uses: deploy, timeout: 60}
+      deploy: {needs: [twin], approval: on_request, timeout: 60}
+    """
+    reason = "twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"
+    run = apply(resolved(text)[0], ok("render"))[0]
+    run, d = apply(run, ok("policy"))
+    got = {j.stage: j.deploys_without_twin for j in jobs(d)}
+    assert got == {"twin": [], "side": []}  # twin guards deploy; side is after policy, not after twin
+    run = apply(run, ok("side"))[0]
+    run, d = apply(run, ok("twin", approval_reasons=[reason]))
+    assert jobs(d) == [] and run.state is RunState.waiting_approval
+    run, d = apply(run, ctl("approve", actor="carol"))
+    (job,) = jobs(d)
+    assert (job.stage, job.approved_reasons) == ("deploy", [reason])
+
+
+def test_the_policy_job_names_the_deploys_no_twin_guards() -> None:
+    text = """\
+    version: 1
+    name: parallel
+    stages:
+      render: {timeout: 60}
+      policy: {needs: [render], timeout: 60}
+      twin: {needs: [policy], timeout: 60}
+      deploy: {needs: [policy], timeout: 60}
+    """
+    _, d = apply(resolved(text)[0], ok("render"))
+    (job,) = jobs(d)
+    assert (job.stage, job.deploys_without_twin) == ("policy", ["deploy"])

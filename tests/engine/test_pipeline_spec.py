@@ -13,6 +13,7 @@ from lintas.engine.pipeline import (
     StageSpec,
     When,
     applies,
+    deploys_without_twin,
     load_default_pipeline,
     load_pipeline,
     parse_duration,
@@ -420,3 +421,86 @@ def test_a_required_twin_needs_a_twin_stage() -> None:
     assert "no stage runs the twin" in diag.message
     # not required: no twin stage is fine
     assert load_pipeline(TWIN_PIPE.format(twin="twin: {required: false}\n", stage="deploy"), file="p.yaml").stages
+
+
+REQUIRED_PIPE = """\
+version: 1
+name: p
+twin: {{required: true}}
+stages:
+  render: {{}}
+  policy:
+    needs: [render]
+{twin}  deploy:
+    needs: {deploy_needs}
+  verify:
+    needs: [deploy]
+"""
+
+
+@pytest.mark.parametrize(
+    "twin, deploy_needs, fragment",
+    [
+        # beside deploy: both need render, so they run in parallel and a twin failure stops nothing
+        ("  twin:\n    needs: [render]\n", "[render]", "does not wait for a twin"),
+        # a failure handler: never runs in the normal path
+        ("  twin:\n    on_failure: [verify]\n", "[policy]", "'twin' is a failure handler (on_failure)"),
+        # filtered: on any other branch it does not run (and deploy, needing it, would be skipped)
+        (
+            "  twin:\n    needs: [policy]\n    when: {branches: [release]}\n",
+            "[twin]",
+            "'twin' has a when: filter",
+        ),
+    ],
+)
+def test_a_required_twin_must_be_waited_for_by_every_deploy(twin: str, deploy_needs: str, fragment: str) -> None:
+    text = REQUIRED_PIPE.format(twin=twin, deploy_needs=deploy_needs)
+    diag = _one(text)
+    line = text.splitlines().index("  deploy:") + 2  # the deploy stage's needs, 1-based
+    assert (diag.file, diag.line, diag.path) == ("pipe.yaml", line, "stages.deploy.needs")
+    assert "twin: {required: true} but stage 'deploy' (deploy) does not wait for a twin" in diag.message
+    assert fragment in diag.message
+
+
+def test_a_required_twin_is_waited_for_directly_or_through_others() -> None:
+    direct = REQUIRED_PIPE.format(twin="  twin:\n    needs: [policy]\n", deploy_needs="[twin]")
+    assert load_pipeline(direct, file="pipe.yaml").twin.required
+    through = REQUIRED_PIPE.format(
+        twin="  twin:\n    needs: [policy]\n  gate:\n    uses: policy\n    needs: [twin]\n", deploy_needs="[gate]"
+    )
+    assert load_pipeline(through, file="pipe.yaml").twin.required
+    # two deploys: each must wait for it; the second does not
+    two = (
+        direct
+        + "  deploy-b:\n    uses: deploy\n    needs: [policy]\n  verify-b:\n    uses: verify\n    needs: [deploy-b]\n"
+    )
+    diag = _one(two)
+    assert diag.path == "stages.deploy-b.needs" and "stage 'deploy-b' (deploy)" in diag.message
+    # not required: any shape is accepted
+    loose = REQUIRED_PIPE.replace("twin: {{required: true}}\n", "").format(
+        twin="  twin:\n    needs: [render]\n", deploy_needs="[render]"
+    )
+    assert not load_pipeline(loose, file="pipe.yaml").twin.required
+
+
+def test_the_deploys_a_twin_does_not_guard() -> None:
+    """What the engine puts on each job (``Job.deploys_without_twin``): the deploys after a stage
+    that no twin after it precedes (the policy stage's warning and the deploy's backstop)."""
+    stages = load_pipeline(
+        REQUIRED_PIPE.replace("twin: {{required: true}}\n", "").format(
+            twin="  twin:\n    needs: [policy]\n", deploy_needs="[twin]"
+        )
+        + "  side:\n    uses: deploy\n    needs: [policy]\n  verify-side:\n    uses: verify\n    needs: [side]\n",
+        file="pipe.yaml",
+    ).stages
+    assert deploys_without_twin(stages, "policy") == ["side"]
+    assert deploys_without_twin(stages, "twin") == []  # the twin itself is not after itself
+    assert deploys_without_twin(stages, "render") == ["side"]
+    assert deploys_without_twin(stages) == ["side"]
+    # a twin before the policy stage never sees its require_twin: it does not guard the deploys after it
+    before = load_pipeline(
+        "version: 1\nname: p\nstages:\n  render: {}\n  twin: {needs: [render]}\n  policy: {needs: [twin]}\n"
+        "  deploy: {needs: [policy]}\n  verify: {needs: [deploy]}\n",
+        file="pipe.yaml",
+    ).stages
+    assert deploys_without_twin(before, "policy") == ["deploy"] and deploys_without_twin(before) == []
