@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.cli.output import print_twin
 from lintas.engine.contracts import PolicySummary, RenderSummary, TwinSummary
+from lintas.engine.errors import PermanentError
+from lintas.engine.events import JobFinished
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageResult
 from lintas.workers.lab.cmd import find_tools
@@ -24,6 +28,7 @@ from lintas.workers.render.plan import Plan, TargetPlan
 from lintas.workers.twin import gate
 from lintas.workers.twin.stage import TwinStage
 from tests.policy.stagekit import git_repo, harness
+from tests.render import as_eos, model_of, template_texts
 
 SWITCHES = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
 HOSTS = ["kvm-uat-01", "osc-01"]
@@ -54,18 +59,31 @@ def plan(changed: list[str]) -> Plan:
 
 
 async def twin_stage(
-    tmp: Path, settings: Settings, changed: list[str], *, policy: PolicySummary | None = None, pipeline: bool = False
+    tmp: Path,
+    settings: Settings,
+    changed: list[str],
+    *,
+    policy: PolicySummary | dict[str, Any] | None = None,
+    pipeline: bool = False,
+    files: dict[str, str] | None = None,
+    docs: dict[str, bytes] | None = None,
 ) -> tuple[StageResult, Probe, list[str]]:
-    repo, shas = git_repo(tmp / "infra")
+    """The real twin stage on ``changed`` (the template's model, ``files`` committed over it);
+    ``policy``: the policy stage's summary on the job (a dict: as the run holds it, e.g. cut to a
+    ``result_ref``); ``docs``: documents in the run's object store first."""
+    repo, shas = git_repo(tmp / "infra", files)
     empty = tmp / "no-tools"
     empty.mkdir()
     probe = Probe(empty)
     async with harness(settings) as h:
+        store = NatsArtifactStore(h.topo.artifacts)
         name = S.plan_doc("r-test")
-        await NatsArtifactStore(h.topo.artifacts).put_doc(name, plan(changed).model_dump_json().encode())
+        await store.put_doc(name, plan(changed).model_dump_json().encode())
+        for doc, raw in (docs or {}).items():
+            await store.put_doc(doc, raw)
         inputs: dict[str, dict[str, Any]] = {"render": RenderSummary(plan=name, changed=changed).dump()}
         if policy is not None:
-            inputs["policy"] = policy.dump()
+            inputs["policy"] = policy if isinstance(policy, dict) else policy.dump()
         ctx = h.context(repo, shas[-1], stage="twin", inputs=inputs)
         ctx.job = ctx.job.model_copy(update={"twin_required": pipeline})
         t = time.monotonic()
@@ -75,14 +93,65 @@ async def twin_stage(
         return result, probe, [f"{x.level}: {x.message}" for x in h.logs]
 
 
-async def test_a_change_to_no_switch_has_nothing_to_prove(tmp_path: Path, settings: Settings) -> None:
-    result, probe, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"], pipeline=True)
+async def test_a_change_to_nothing_deployable_has_nothing_to_prove(tmp_path: Path, settings: Settings) -> None:
+    result, probe, logs = await twin_stage(tmp_path, settings, [], pipeline=True)
     assert result.outcome == "succeeded", result.failure  # not skipped: deploy needs the twin stage
     s = TwinSummary.model_validate(result.summary)
-    assert (s.skipped, s.proven, s.switches) == ("nothing to prove: the change touches no switch", False, [])
+    assert (s.skipped, s.proven, s.switches, s.unproven) == (gate.NOTHING_TO_PROVE, False, [], [])
     assert s.required and s.required_by == [gate.PIPELINE_REQUIRES]  # required, but nothing to prove
+    assert result.approval_reasons == []
     assert probe.calls == 0  # decided from the plan alone: nothing of the lab is even looked at
-    assert any("nothing to prove: the change touches no switch" in line for line in logs), logs
+    assert any(gate.NOTHING_TO_PROVE in line for line in logs), logs
+
+
+async def test_a_host_change_is_not_proven(tmp_path: Path, settings: Settings) -> None:
+    """Hosts are not built in twins: a change of hosts only is never 'nothing to prove' nor proven."""
+    result, probe, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"])
+    assert result.outcome == "succeeded", result.failure
+    s = TwinSummary.model_validate(result.summary)
+    assert (s.proven, s.switches_proven, s.hosts_unproven) == (False, True, ["kvm-uat-01"])
+    assert s.unproven == ["host(s) kvm-uat-01: hosts are not built in twins yet"]
+    assert s.skipped and s.skipped != gate.NOTHING_TO_PROVE and "kvm-uat-01" in s.skipped
+    assert result.approval_reasons == [] and s.approval == []  # not required: said, not held
+    assert probe.calls == 0
+    assert "warning: NOT proven by the twin: host(s) kvm-uat-01: hosts are not built in twins yet" in logs, logs
+
+
+async def test_a_required_twin_holds_changed_hosts_for_approval(tmp_path: Path, settings: Settings) -> None:
+    result, _, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"], pipeline=True)
+    assert result.outcome == "succeeded", result.failure
+    reason = "twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"
+    assert result.approval_reasons == [reason]  # deploy (approval: on_request) waits for an operator
+    s = TwinSummary.model_validate(result.summary)
+    assert (s.proven, s.required, s.approval, s.hosts_unproven) == (False, True, [reason], ["kvm-uat-01"])
+    assert f"warning: {reason}" in logs, logs
+
+
+async def test_hosts_and_switches_changed_are_not_proven_even_when_the_switches_could_be(
+    tmp_path: Path, settings: Settings
+) -> None:
+    result, probe, _ = await twin_stage(tmp_path, settings, ["kvm-uat-01", "osc-01", "spine-01"])
+    assert result.outcome == "succeeded", result.failure  # no lab here, not required: unproven
+    s = TwinSummary.model_validate(result.summary)
+    assert probe.calls == 1 and not s.proven and not s.switches_proven
+    assert s.hosts_unproven == ["kvm-uat-01", "osc-01"]
+    assert s.unproven == ["host(s) kvm-uat-01, osc-01: hosts are not built in twins yet"]
+
+
+def test_the_approval_names_every_host_and_proven_needs_them_all() -> None:
+    """The gate's record of a twin that passed on the switches: proven only without changed hosts."""
+    need = gate.Requirement([gate.PIPELINE_REQUIRES])
+    g = gate.Gate(need, gate.Changes(switches=["spine-01"], hosts=["kvm-uat-01", "osc-01"]))
+    result = gate.recorded(StageResult.ok({"passed": True}), g)
+    s = TwinSummary.model_validate(result.summary)
+    assert (s.proven, s.switches_proven, s.passed) == (False, True, True)
+    assert result.approval_reasons == [
+        "twin required, but hosts kvm-uat-01, osc-01 are not built in twins: approve to deploy them unproven"
+    ]
+    failed = gate.recorded(StageResult.failed("twin: 1 check(s) failed"), g)
+    assert failed.approval_reasons == [] and not failed.summary["proven"] and failed.summary["approval"] == []
+    clean = gate.recorded(StageResult.ok({"passed": True}), gate.Gate(need, gate.Changes(switches=["spine-01"])))
+    assert clean.summary["proven"] and clean.approval_reasons == [] and clean.summary["unproven"] == []
 
 
 async def test_no_lab_here_and_not_required_goes_on_unproven(tmp_path: Path, settings: Settings) -> None:
@@ -124,3 +193,86 @@ def test_lintas_show_says_a_skipped_twin_proved_nothing() -> None:
     assert "twin (stage prove): NOT proven: no twin can be built here" in text
     assert f"required by: {SPINE_REASON}" in text
     assert "passed" not in text and "switches:" not in text
+    hosts = "twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"
+    passed = TwinSummary(
+        passed=True,
+        switches_proven=True,
+        report="twin/r.json",
+        unproven=["host(s) kvm-uat-01: hosts are not built in twins yet"],
+        approval=[hosts],
+    )
+    print_twin(console, "twin", passed, None)
+    text = buf.getvalue()
+    assert "twin (stage twin, twin/r.json): passed" in text
+    assert "NOT proven: host(s) kvm-uat-01: hosts are not built in twins yet" in text
+    assert f"approval: {hosts}" in text
+
+
+EOS_SPINE = {"fabric/devices.yaml": as_eos(template_texts(), {"spine-02"})["fabric/devices.yaml"]}
+
+
+def test_a_switch_of_another_platform_is_not_buildable() -> None:
+    model = model_of(as_eos(template_texts(), {"spine-02"}))
+    ch = gate.changes(plan(["spine-02", "leaf-01", "kvm-uat-01"]), model)
+    assert ch.switches == ["leaf-01"] and ch.hosts == ["kvm-uat-01"]
+    assert ch.unbuildable == {"spine-02": "platform eos cannot be built in a twin (FRR switches only)"}
+    assert gate.switches_changed(plan(["spine-02"]), model) == []
+
+
+async def test_a_changed_switch_no_twin_can_build_fails_a_required_twin(tmp_path: Path, settings: Settings) -> None:
+    result, probe, logs = await twin_stage(tmp_path, settings, ["spine-02"], pipeline=True, files=EOS_SPINE)
+    assert result.outcome == "failed" and result.failure is not None
+    assert result.failure.message == (
+        "twin required (the pipeline's twin: {required: true}) but changed switch(es) cannot be built in a twin: "
+        "spine-02: platform eos cannot be built in a twin (FRR switches only)"
+    )
+    s = TwinSummary.model_validate(result.summary)
+    assert s.switches_unproven == ["spine-02"] and not s.proven and probe.calls == 0
+    assert any(line.startswith("error: twin required") and "spine-02" in line for line in logs), logs
+
+
+async def test_a_changed_switch_no_twin_can_build_is_unproven_when_not_required(
+    tmp_path: Path, settings: Settings
+) -> None:
+    result, probe, logs = await twin_stage(tmp_path, settings, ["spine-02"], files=EOS_SPINE)
+    assert result.outcome == "succeeded", result.failure
+    s = TwinSummary.model_validate(result.summary)
+    assert (s.proven, s.switches_proven, s.switches_unproven) == (False, False, ["spine-02"])
+    assert s.unproven == ["switch spine-02: platform eos cannot be built in a twin (FRR switches only)"]
+    assert probe.calls == 0 and s.switches == []  # the only changed switch cannot be built: no twin at all
+    assert any("NOT proven by the twin: switch spine-02: platform eos" in line for line in logs), logs
+
+
+def cut_policy(summary: PolicySummary, ref: str) -> tuple[dict[str, Any], bytes]:
+    """A policy result the worker stored whole (engine/worker.py ``_bounded``): the run keeps
+    ``{result_ref, result_bytes}`` only; the object store has the JobFinished."""
+    finished = JobFinished(
+        event_id="e",
+        occurred_at=datetime.now(UTC),
+        job_id="r-test/policy/1",
+        run_id="r-test",
+        stage="policy",
+        attempt=1,
+        worker="w",
+        outcome="succeeded",
+        summary=summary.dump(),
+    )
+    raw = finished.model_dump_json().encode()
+    return {"result_ref": ref, "result_bytes": len(raw)}, raw
+
+
+async def test_a_policys_require_twin_survives_a_result_cut_to_its_ref(tmp_path: Path, settings: Settings) -> None:
+    ref = S.result_doc("r-test", "policy", 1)
+    inline, raw = cut_policy(PolicySummary(backend="regorus", require_twin=1, twin_reasons=[SPINE_REASON]), ref)
+    assert PolicySummary.model_validate(inline).require_twin == 0  # what the inline summary alone says
+    result, _, _ = await twin_stage(tmp_path, settings, ["spine-01"], policy=inline, docs={ref: raw})
+    assert result.outcome == "failed" and result.failure is not None  # required: no lab here fails it
+    assert result.failure.message.startswith(f"twin required ({SPINE_REASON}) but no twin can be built")
+
+
+async def test_an_unreadable_stored_policy_result_is_not_read_as_no_requirement(
+    tmp_path: Path, settings: Settings
+) -> None:
+    inline = {"result_ref": S.result_doc("r-test", "policy", 1), "result_bytes": 300_000}
+    with pytest.raises(PermanentError, match="cannot be read .missing.: its summary is not known"):
+        await twin_stage(tmp_path, settings, ["spine-01"], policy=inline)

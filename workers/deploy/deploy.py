@@ -42,6 +42,7 @@ from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageContext, StageResult
 from lintas.engine.targets import TargetStore
+from lintas.workers.deploy import twin_guard
 from lintas.workers.deploy.common import plan_and_model
 from lintas.workers.deploy.connect import ConnectError
 from lintas.workers.deploy.fleet import Fleet
@@ -70,6 +71,11 @@ class DeployStage:
                 f"after the run is reported succeeded; add a stage of kind {self.confirmed_by} that needs "
                 f"{job.stage}. Nothing was deployed."
             )
+        store = NatsArtifactStore(ctx.topology.artifacts)
+        unproven = await twin_guard.refusal(job, store)
+        if unproven is not None:
+            await ctx.log.error(unproven)
+            return StageResult.failed(unproven)
         try:
             opts = Strategy.model_validate(job.options)
         except ValidationError as exc:
@@ -77,7 +83,6 @@ class DeployStage:
                 f"deploy options (`with:` of stage {job.stage}): {exc.errors()[0]['msg']} "
                 f"at {'.'.join(map(str, exc.errors()[0]['loc']))}"
             )
-        store = NatsArtifactStore(ctx.topology.artifacts)
         got = await plan_and_model(ctx, store, "deploy")
         if isinstance(got, str):
             return StageResult.failed(got)

@@ -1,16 +1,27 @@
-"""Whether the ``twin`` stage builds a twin at all, and what it does when it cannot (issue 18).
+"""Whether the ``twin`` stage builds a twin at all, what it cannot prove, and what it does then (issue 18).
 
-The stage asks :func:`check` once, after reading the plan and the model and before building:
+The stage asks :func:`check` once, after reading the plan and the model and before building. The
+plan's changed targets are sorted (:func:`changes`): switches a twin can build (FRR), switches it
+cannot (another platform: ``eos``), hosts (not built in twins yet).
 
-- **nothing to prove**: the plan changes no switch (no device target new, changed or removed;
-  twins hold switches only) -> the stage *succeeds* at once with the reason in its summary and
-  log. Not ``skipped``: the engine skips every stage that needs a skipped one
-  (:func:`engine.decide._advance`), and ``deploy`` needs ``twin``; a run that changes only
-  hosts or documentation must still deploy.
+- **nothing to prove**: the plan changes nothing deployable (no switch, no host new, changed or
+  removed) -> the stage *succeeds* at once with the reason in its summary and log. Not
+  ``skipped``: the engine skips every stage that needs a skipped one
+  (:func:`engine.decide._advance`), and ``deploy`` needs ``twin``.
+- **a changed switch a twin cannot build** (its platform): the twin **required** -> the stage
+  fails naming it and why; not required -> the rest is proven as usual and the stage succeeds
+  NOT proven (``proven: false``, the switch in ``switches_unproven`` and ``unproven``).
+- **changed hosts** are never proven (``proven: false``, ``hosts_unproven``, ``unproven``): not
+  required -> a warning; **required** -> the stage raises an **approval reason** ("twin required,
+  but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"), which holds a
+  deploy with ``approval: on_request`` until an operator approves; the deploy stage refuses to
+  commit unproven hosts that no approval covered (workers/deploy/twin_guard.py). The switches of
+  the change are still proven on the twin first.
 - **cannot build here**: the machine lacks what a twin needs (not root, no FRR, no ``ip``...:
   :func:`workers.lab.cmd.find_tools` raises :class:`~workers.lab.cmd.PrerequisiteError`):
   - the twin is **required** (the pipeline's ``twin: {required: true}``, or a policy's
-    ``require_twin`` carried in the policy stage's summary, :class:`~engine.contracts.PolicySummary`)
+    ``require_twin`` carried in the policy stage's summary, :class:`~engine.contracts.PolicySummary`,
+    read whole even when the worker cut it to a ``result_ref``)
     -> the stage **fails**, naming what requires it and what is missing; production is not touched;
   - not required -> it succeeds **unproven** (``proven: false``, ``skipped: <reason>`` in its
     summary, a warning in its log, and ``lintas show`` says the change was NOT proven); the run goes on.
@@ -24,15 +35,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lintas.engine.contracts import PolicySummary, TwinSummary, upstream
-from lintas.engine.events import Job
+from lintas.engine.artifacts import NatsArtifactStore
+from lintas.engine.contracts import PolicySummary, TwinSummary, upstream_whole
 from lintas.engine.stage import StageContext, StageResult
 from lintas.workers.lab.cmd import PrerequisiteError
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 
-NOTHING_TO_PROVE = "nothing to prove: the change touches no switch"
+NOTHING_TO_PROVE = "nothing to prove: the change touches no switch and no host"
 PIPELINE_REQUIRES = "the pipeline's twin: {required: true}"
+HOSTS_NOT_BUILT = "hosts are not built in twins yet"
+MAX_NAMED = 20  # targets named in one line (then "and N more")
 
 Probe = Callable[[], object]  # find_tools: raises PrerequisiteError when no twin can be built here
 
@@ -52,56 +65,165 @@ class Requirement:
         return {"required": self.required, "required_by": list(self.why)}
 
 
-def requirement(job: Job) -> Requirement:
-    """The pipeline's option, then every policy reason (the policy stage's summary, found by kind)."""
+async def requirement(ctx: StageContext) -> Requirement:
+    """The pipeline's option, then every policy reason (the policy stage's summary, found by kind,
+    read whole: an oversized policy result cut to its ``result_ref`` still says require_twin)."""
+    job = ctx.job
     why = [PIPELINE_REQUIRES] if job.twin_required else []
-    policy = upstream(job, PolicySummary)
+    policy = await upstream_whole(job, PolicySummary, NatsArtifactStore(ctx.topology.artifacts))
     if policy is not None and policy.require_twin:
         why += policy.twin_reasons or [f"{policy.require_twin} policy decision(s) require_twin"]
     return Requirement(why)
 
 
+def named(names: list[str]) -> str:
+    more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+    return ", ".join(names[:MAX_NAMED]) + more
+
+
+@dataclass
+class Changes:
+    """The plan's changed targets, as a twin sees them."""
+
+    switches: list[str] = field(default_factory=list)  # new/changed switches a twin builds, and removed ones
+    unbuildable: dict[str, str] = field(default_factory=dict)  # changed switch -> why no twin builds it
+    hosts: list[str] = field(default_factory=list)  # new, changed or removed hosts: not built in twins yet
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.switches or self.unbuildable or self.hosts)
+
+    def unproven(self) -> list[str]:
+        """One line per target no twin proves, and why."""
+        out = [f"switch {n}: {why}" for n, why in sorted(self.unbuildable.items())]
+        if self.hosts:
+            out.append(f"host(s) {named(self.hosts)}: {HOSTS_NOT_BUILT}")
+        return out
+
+
+def buildable(model: InfraModel, name: str) -> str | None:
+    """Why the model's switch ``name`` cannot be built in a twin; None when it can."""
+    d = model.devices.get(name)
+    if d is not None and d.platform != "frr":
+        return f"platform {d.platform} cannot be built in a twin (FRR switches only)"
+    return None
+
+
+def changes(plan: Plan, model: InfraModel) -> Changes:
+    """The plan's new, changed or removed targets: switches (a target of unknown kind is a switch
+    or a host when the model names it one), sorted into those a twin can build and those it
+    cannot, and hosts."""
+    out = Changes()
+    for n, tp in sorted(plan.targets.items()):
+        if tp.status == "unchanged":
+            continue
+        if tp.kind == "device" or (tp.kind is None and n in model.devices):
+            why = None if tp.status == "removed" else buildable(model, n)
+            if why is None:
+                out.switches.append(n)
+            else:
+                out.unbuildable[n] = why
+        elif tp.kind == "host" or (tp.kind is None and n in model.hosts):
+            out.hosts.append(n)
+    return out
+
+
 def switches_changed(plan: Plan, model: InfraModel) -> list[str]:
-    """The plan's switches that are new, changed or removed (a target of unknown kind is a switch
-    when the model names it one)."""
-    return sorted(
-        n
-        for n, tp in plan.targets.items()
-        if tp.status != "unchanged" and (tp.kind == "device" or (tp.kind is None and n in model.devices))
-    )
+    """The plan's switches a twin can build that are new, changed or removed (non-FRR switches are
+    not buildable: :func:`changes`)."""
+    return changes(plan, model).switches
 
 
-def unproven(reason: str, need: Requirement) -> StageResult:
-    """The stage's result when no twin is built and none is required: succeeded, NOT proven."""
-    summary = TwinSummary(passed=False, proven=False, skipped=reason, **need.fields()).dump()
-    return StageResult.ok(summary)
+@dataclass
+class Gate:
+    """What the stage goes on with when it builds a twin: who requires it, and what it cannot prove."""
+
+    need: Requirement
+    changed: Changes
+
+    def approval(self) -> list[str]:
+        """The approval reason a required twin raises for the hosts it cannot prove."""
+        if not (self.need.required and self.changed.hosts):
+            return []
+        return [
+            f"twin required, but hosts {named(self.changed.hosts)} are not built in twins: "
+            "approve to deploy them unproven"
+        ]
+
+    def fields(self, switches_proven: bool) -> dict[str, Any]:
+        """The summary's requirement, what went unproven, and ``proven``."""
+        unproven = self.changed.unproven()
+        return self.need.fields() | {
+            "unproven": unproven,
+            "hosts_unproven": list(self.changed.hosts),
+            "switches_unproven": sorted(self.changed.unbuildable),
+            "switches_proven": switches_proven and not self.changed.unbuildable,
+            "proven": switches_proven and not unproven,
+            "approval": self.approval() if switches_proven else [],
+        }
+
+    def cannot_build(self) -> str | None:
+        """The failure when the twin is required and a changed switch cannot be built; else None."""
+        if not (self.need.required and self.changed.unbuildable):
+            return None
+        lines = "; ".join(f"{n}: {why}" for n, why in sorted(self.changed.unbuildable.items()))
+        return f"twin required ({'; '.join(self.need.why)}) but changed switch(es) cannot be built in a twin: {lines}"
+
+    async def say(self, ctx: StageContext) -> None:
+        """The run's log: what no twin proves, and the approval it raises."""
+        for line in self.changed.unproven():
+            await ctx.log.warning(f"NOT proven by the twin: {line}")
+        for reason in self.approval():
+            await ctx.log.warning(reason)
 
 
-async def check(ctx: StageContext, plan: Plan, model: InfraModel, probe: Probe) -> StageResult | Requirement:
-    """The stage's result when no twin is to be built (see the module); else the requirement to
-    record with the twin's own result."""
-    need = requirement(ctx.job)
-    if not switches_changed(plan, model):
+def unproven(reason: str, g: Gate) -> StageResult:
+    """The stage's result when no twin is built (nothing to build, or none can be, and none is
+    required): succeeded, NOT proven; ``switches_proven`` when no switch a twin builds changed."""
+    fields = g.fields(not g.changed.switches)
+    fields["proven"] = False  # nothing was proven, even when there was nothing to prove
+    summary = TwinSummary(passed=False, skipped=reason, **fields).dump()
+    return StageResult.ok(summary, approval_reasons=g.approval() if not g.changed.switches else [])
+
+
+async def check(ctx: StageContext, plan: Plan, model: InfraModel, probe: Probe) -> StageResult | Gate:
+    """The stage's result when no twin is to be built (see the module); else the gate to record
+    with the twin's own result."""
+    g = Gate(await requirement(ctx), changes(plan, model))
+    if g.changed.nothing:
         await ctx.log.info(f"twin: {NOTHING_TO_PROVE}; no twin built")
-        return unproven(NOTHING_TO_PROVE, need)
+        return unproven(NOTHING_TO_PROVE, g)
+    failure = g.cannot_build()
+    if failure is not None:
+        await ctx.log.error(failure)
+        return StageResult.failed(failure, summary=TwinSummary(passed=False, **g.fields(False)).dump())
+    await g.say(ctx)
+    if not g.changed.switches:
+        reason = "no switch a twin can build changed: " + "; ".join(g.changed.unproven())
+        await ctx.log.info(f"twin: {reason}; no twin built")
+        return unproven(reason, g)
     try:
         await asyncio.to_thread(probe)
     except PrerequisiteError as exc:
         reason = f"no twin can be built on this machine: {exc}"
-        if need.required:
-            await ctx.log.error(f"twin required ({'; '.join(need.why)}) but {reason}")
+        if g.need.required:
+            await ctx.log.error(f"twin required ({'; '.join(g.need.why)}) but {reason}")
             return StageResult.failed(
-                f"twin required ({'; '.join(need.why)}) but {reason}",
-                summary=TwinSummary(passed=False, proven=False, skipped=reason, **need.fields()).dump(),
+                f"twin required ({'; '.join(g.need.why)}) but {reason}",
+                summary=TwinSummary(passed=False, skipped=reason, **g.fields(False)).dump(),
             )
         await ctx.log.warning(f"twin skipped, the change is NOT proven: {reason}")
-        return unproven(reason, need)
-    if need.required:
-        await ctx.log.info(f"the twin may not be skipped, required by: {'; '.join(need.why)}")
-    return need
+        return StageResult.ok(TwinSummary(passed=False, skipped=reason, **g.fields(False)).dump())
+    if g.need.required:
+        await ctx.log.info(f"the twin may not be skipped, required by: {'; '.join(g.need.why)}")
+    return g
 
 
-def recorded(result: StageResult, need: Requirement) -> StageResult:
-    """The twin's own result, with whether it was required (and by whom) in its summary."""
-    result.summary.update(need.fields(), proven=result.outcome == "succeeded")
+def recorded(result: StageResult, g: Gate) -> StageResult:
+    """The twin's own result, with whether it was required (and by whom), what it did not prove
+    and ``proven`` in its summary; a passed twin raises the approval for hosts it cannot prove."""
+    ok = result.outcome == "succeeded"
+    result.summary.update(g.fields(ok))
+    if ok:
+        result.approval_reasons = [*result.approval_reasons, *g.approval()]
     return result

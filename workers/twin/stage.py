@@ -17,14 +17,17 @@ throwaway twin of the model's switches, before production is touched.
 6. store ``twin/<run>.json`` (built, timings, every check with expected vs observed, pass/fail)
    and **always** tear the twin down (success, failure, timeout, cancellation).
 
-Before 2., :mod:`workers.twin.gate` decides whether to build at all: a plan that changes no switch
-succeeds at once (nothing to prove); a machine that cannot build a twin fails the stage when the
-twin is required (the pipeline's ``twin: {required: true}``, a policy's ``require_twin``) and
-otherwise succeeds *unproven*.
+Before 2., :mod:`workers.twin.gate` decides whether to build at all: a plan that changes nothing
+deployable succeeds at once (nothing to prove); a machine that cannot build a twin, or a changed
+switch no twin can build (its platform), fails the stage when the twin is required (the
+pipeline's ``twin: {required: true}``, a policy's ``require_twin``) and otherwise leaves the
+change *unproven*. Changed hosts are never proven (not built in twins yet): a required twin
+raises an approval reason naming them. After 2., a changed switch the twin did not build is
+treated the same way (:meth:`TwinStage._not_built`).
 
 A failed twin fails the stage naming the failing checks. Production is never read nor written:
-no production credential, lease or commit. Hosts are not built in twins yet (out of scope: said
-in the report).
+no production credential, lease or commit. Hosts are not built in twins yet (the report's and the
+summary's ``unproven``, and ``proven: false``).
 
 The twin holds the change's **slice** (:mod:`workers.twin.slice`), not the whole fabric: the changed
 switches, every switch they peer with, and an unchanged leaf carrying each network a changed leaf
@@ -147,9 +150,9 @@ class TwinStage:
         if isinstance(got, str):
             return StageResult.failed(got)
         plan, model = got
-        need = await gate.check(ctx, plan, model, self.probe)  # nothing to prove, or no twin can be built here
-        if isinstance(need, StageResult):
-            return need
+        g = await gate.check(ctx, plan, model, self.probe)  # nothing to prove, or no twin can be built here
+        if isinstance(g, StageResult):
+            return g
         cut = slice_of(model, plan)
         report = TwinReport(
             run_id=job.run_id,
@@ -158,9 +161,10 @@ class TwinStage:
             slice=cut.switches,
             whole=cut.whole,
             out_of_scope=[*OUT_OF_SCOPE, *cut.notes],
+            unproven=g.changed.unproven(),
         )
         try:
-            failure = await self._in_twin(ctx, model, plan, cut, report)
+            failure = await self._in_twin(ctx, model, plan, cut, report, g)
         except BaseException as exc:  # a timeout or a cancellation: the report still says how far it got
             report.error = report.error or f"{type(exc).__name__}: {exc}"[:600]
             raise
@@ -168,10 +172,10 @@ class TwinStage:
             await asyncio.shield(
                 store.put_doc(S.twin_report_doc(job.run_id), report.model_dump_json(indent=1).encode())
             )
-        return gate.recorded(self.result(report, failure), need)
+        return gate.recorded(self.result(report, failure), g)
 
     async def _in_twin(
-        self, ctx: StageContext, model: InfraModel, plan: Plan, cut: Slice, report: TwinReport
+        self, ctx: StageContext, model: InfraModel, plan: Plan, cut: Slice, report: TwinReport, g: gate.Gate
     ) -> str | None:
         """Build the slice, start, deploy, verify: the failure, or None; the twin is torn down whatever
         happens (its time in the report)."""
@@ -184,6 +188,9 @@ class TwinStage:
             built = True
             report.twin, report.prefix = record.name, record.prefix
             report.phases.append(Phase(name="build", seconds=time.monotonic() - t, ok=True))
+            failed = await self._not_built(ctx, model, record.switches, report, g)
+            if failed is not None:
+                return failed
             # the model the twin holds: what it starts, deploys and verifies (its switches, the links,
             # networks and sessions among them); the rest of verify's checks are out of its scope
             held = restrict(model, record.switches)
@@ -208,6 +215,28 @@ class TwinStage:
                 finally:
                     report.phases.append(Phase(name="teardown", seconds=time.monotonic() - t, ok=down.done()))
             ctx.cleanup()
+
+    @staticmethod
+    async def _not_built(
+        ctx: StageContext, model: InfraModel, built: list[str], report: TwinReport, g: gate.Gate
+    ) -> str | None:
+        """A changed switch of the slice the twin did not build cannot be proven: the failure when
+        the twin is required; else it is recorded unproven (the gate sorts non-FRR switches out
+        first; this catches whatever else the lab plan left out)."""
+        missing = [n for n in g.changed.switches if n in model.devices and n not in built]
+        for n in missing:
+            g.changed.switches.remove(n)
+            g.changed.unbuildable[n] = gate.buildable(model, n) or "not built by the twin (the lab plan left it out)"
+        if not missing:
+            return None
+        report.unproven = g.changed.unproven()
+        failure = g.cannot_build()
+        if failure is not None:
+            report.error = failure
+            return failure
+        for n in missing:
+            await ctx.log.warning(f"NOT proven by the twin: switch {n}: {g.changed.unbuildable[n]}")
+        return None
 
     async def prove(
         self, ctx: StageContext, model: InfraModel, plan: Plan, report: TwinReport, name: str
