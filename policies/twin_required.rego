@@ -7,16 +7,19 @@
 #   require_for_spines  (bool, default true)
 #
 # The change (input.change) comes from the render stage's plan. Without a plan
-# (input.change.known == false) nothing is judged. The decision `require_twin` is read by
-# the twin stage through the policy stage's summary; a pipeline without a twin stage gets a
-# warning on the run instead (nothing to prove the change on).
+# (input.change.known == false) nothing is judged. A removed spine counts: removing it changes
+# every leaf (its role comes from the model before the change). The decision `require_twin` is
+# read by the twin stage and the deploy stage through the policy stage's summary (deploy commits
+# only a proven change); a pipeline without a twin stage gets a warning on the run instead
+# (nothing to prove the change on).
 package lintas.builtin.twin_required
 
 default require_for_spines := true
 
 require_for_spines := data.lintas.config.twin.require_for_spines
 
-touched_spines := {t.name | some t in input.change.targets; t.role == "spine"; t.status != "removed"}
+# a removed spine counts (its role from the model before the change): removing it changes every leaf
+touched_spines := {t.name | some t in input.change.targets; t.role == "spine"}
 
 require_twin contains msg if {
 	require_for_spines == true

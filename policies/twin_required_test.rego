@@ -24,8 +24,12 @@ test_a_spine_change_requires_a_twin if {
 	got == {"twin required: the change touches spine(s) spine-01, spine-02, which every leaf depends on"}
 }
 
-test_a_removed_spine_has_nothing_to_prove if {
-	count(twin_required.require_twin) == 0 with input as change([target("spine-02", "spine", "removed")])
+test_a_removed_spine_requires_a_twin if {
+	got := twin_required.require_twin with input as change([
+		target("leaf-01", "leaf", "changed"),
+		target("spine-02", "spine", "removed"),
+	])
+	got == {"twin required: the change touches spine(s) spine-02, which every leaf depends on"}
 }
 
 test_operators_can_turn_it_off if {

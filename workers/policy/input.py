@@ -77,11 +77,14 @@ def model_document(model: InfraModel) -> dict[str, Any]:
     }
 
 
-def _target(model: InfraModel, name: str, status: str) -> dict[str, Any]:
-    if name in model.devices:
-        return {"name": name, "status": status, "kind": "device", "role": model.devices[name].role}
-    if name in model.hosts:
-        return {"name": name, "status": status, "kind": "host", "role": model.hosts[name].kind}
+def _target(model: InfraModel, name: str, status: str, previous: InfraModel | None = None) -> dict[str, Any]:
+    """A target of the change, its kind and role from the model (a removed one's from ``previous``,
+    the model before the change, when known: a removed spine is still a spine)."""
+    for m in (model, previous) if previous is not None else (model,):
+        if name in m.devices:
+            return {"name": name, "status": status, "kind": "device", "role": m.devices[name].role}
+        if name in m.hosts:
+            return {"name": name, "status": status, "kind": "host", "role": m.hosts[name].kind}
     return {"name": name, "status": status, "kind": "unknown", "role": None}
 
 
@@ -89,8 +92,10 @@ def change_document(
     model: InfraModel,
     plan_summary: Mapping[str, Any] | None,
     affected: Mapping[str, Iterable[ObjectKey]] | None = None,
+    previous: InfraModel | None = None,
 ) -> dict[str, Any]:
-    """The change: targets from the render stage's plan summary, objects from the model diff.
+    """The change: targets from the render stage's plan summary, objects from the model diff;
+    ``previous``: the model before the change (the kind and role of removed targets).
 
     ``affected`` is :func:`workers.model.graph.affected_by` (target -> changed object keys).
     Without a plan summary the change is unknown (``known: false``), and the lists are empty.
@@ -112,7 +117,7 @@ def change_document(
             "objects": objs,
         }
     lists = {k: sorted(str(t) for t in plan_summary.get(k) or []) for k in ("new", "changed", "removed")}
-    targets = [_target(model, t, status) for status, names in lists.items() for t in names]
+    targets = [_target(model, t, status, previous) for status, names in lists.items() for t in names]
     return {
         "known": True,
         "against": plan_summary.get("against"),
@@ -223,11 +228,12 @@ def build_input(
     meta: Mapping[str, Any],
     affected: Mapping[str, Iterable[ObjectKey]] | None = None,
     templates: Mapping[str, str] | None = None,
+    previous: InfraModel | None = None,
 ) -> dict[str, Any]:
-    """The whole input document (see the module docstring)."""
+    """The whole input document (see the module docstring); ``previous``: the model before the change."""
     doc = model_document(model)
     doc["schema_version"] = SCHEMA_VERSION
     doc["templates"] = dict(sorted((templates or {}).items()))
-    doc["change"] = plain(change_document(model, plan_summary, affected))
+    doc["change"] = plain(change_document(model, plan_summary, affected, previous))
     doc["meta"] = plain(dict(meta))
     return dict(sorted(doc.items()))

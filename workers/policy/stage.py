@@ -9,8 +9,10 @@
 5. evaluate with regorus in a sandboxed child, or with OPA when ``LINTAS_OPA_URL`` is set;
 6. ``deny`` fails the stage; ``require_approval`` becomes approval reasons (the run waits
    before an ``approval: on_request`` stage); ``require_twin`` is carried in the summary for
-   the twin stage (which then may not be skipped), or becomes a warning when no twin stage
-   follows; ``warn`` annotates the run.
+   the twin stage (which then may not be skipped) and the deploy stage (which then commits
+   only a proven change), with ``twin_follows``; a warning on the run when no twin stage
+   follows (the change goes to production unproven) or when a deploy after it does not wait
+   for the twin (that deploy refuses); ``warn`` annotates the run.
 
 Fail closed: an unreadable policy, an evaluation error, a timeout or an unreachable OPA
 fails the stage with the reason. Nothing defaults to allow.
@@ -100,7 +102,12 @@ class PolicyStage:
         meta = commit_meta(root, sha, repo=repo, ref=ref, before=before, changed_paths=changed_paths)
         local = repo_modules(root)
         doc = build_input(
-            model, plan_summary=plan_summary, meta=meta, affected=affected, templates=repo_templates(root)
+            model,
+            plan_summary=plan_summary,
+            meta=meta,
+            affected=affected,
+            templates=repo_templates(root),
+            previous=old,
         )
         return Prepared(model, {**self._builtins, **local}, len(local), doc, json.dumps(doc, sort_keys=True).encode())
 
@@ -115,8 +122,10 @@ class PolicyStage:
         report: str | None,
         duration_ms: float,
         twin_follows: bool | None = None,
+        unguarded: list[str] | None = None,
     ) -> StageResult:
-        """``twin_follows``: whether a twin stage runs after this one (None: unknown, a local check)."""
+        """``twin_follows``: whether a twin stage runs after this one (None: unknown, a local check);
+        ``unguarded``: the deploy stages after this one that no twin stage after it precedes."""
         files = {str(i.package): i.file for i in (inspect(n, s) for n, s in prepared.modules.items())}
         s = summary(
             decision,
@@ -128,14 +137,10 @@ class PolicyStage:
             meta=prepared.input["meta"],
             duration_ms=duration_ms,
         )
-        unprovable = (  # a policy asks for a twin the pipeline does not have: said on the run
-            [
-                f"{r}; but this pipeline has no twin stage: the change goes to production unproven"
-                for r in reasons(decision.require_twin)
-            ]
-            if twin_follows is False
-            else []
-        )
+        s["twin_follows"] = twin_follows
+        unprovable = [
+            f"{r}; {why}" for r in reasons(decision.require_twin) if (why := _twin_gap(twin_follows, unguarded))
+        ]
         if decision.deny:
             diags = [diagnostic(v, prepared.model, files) for v in decision.deny]
             return StageResult.failed(f"{len(diags)} policy violation(s); first: {diags[0]}", diags, s)
@@ -206,6 +211,7 @@ class PolicyStage:
             report=name,
             duration_ms=(time.perf_counter() - t0) * 1000,
             twin_follows=None if job.downstream_kinds is None else "twin" in job.downstream_kinds,
+            unguarded=job.deploys_without_twin,
         )
         await ctx.log.info(
             f"policy: {len(decision.deny)} deny, {len(decision.require_approval)} approval, "
@@ -268,3 +274,17 @@ def _change_line(change: dict[str, Any]) -> str:
 
 
 __all__ = ["Modules", "PolicyStage"]
+
+
+def _twin_gap(twin_follows: bool | None, unguarded: list[str] | None) -> str:
+    """What a policy's require_twin meets in this pipeline, when it is not a twin before every deploy:
+    no twin stage after the policy (the change goes unproven: nothing to prove it on), or deploy
+    stages that do not wait for it (they refuse to commit it unproven, workers/deploy/twin_guard.py)."""
+    if twin_follows is False:
+        return "but this pipeline has no twin stage after the policy stage: the change goes to production unproven"
+    if unguarded:
+        return (
+            f"but deploy stage(s) {', '.join(unguarded)} do not wait for the twin stage: "
+            "they refuse to deploy the change unproven"
+        )
+    return ""
