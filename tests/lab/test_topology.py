@@ -189,3 +189,22 @@ def test_twin_paths_are_all_under_its_own_directory() -> None:
     assert paths.mount_marker == "lintas-twin/lt3f2a/"
     assert LabPaths(Path("/home/x")).mount_marker == "lintas-lab/lx-"
     assert LabPaths(Path("/home/x")).lab_dir == Path("/home/x/lab")
+
+
+def test_a_port_to_a_switch_that_cannot_be_built_is_a_stub() -> None:
+    """Issue 18: a switch left out for its platform (eos) is not built, like one out of the slice:
+    the built switches' ports to it still exist (their rendered configs name them), as stubs."""
+    model = model_of(as_eos(template_texts(), {"spine-02"}))
+    twin = plan_lab(model, twin_instance("0002"), hosts=False)
+    assert "spine-02" not in {s.name for s in twin.switches}
+    assert ("spine-02", "platform eos cannot run in the lab (FRR switches only)") in twin.skipped
+    out = "lt0002-out-of-slice"
+    stubs = sorted(
+        (p.a.namespace, p.a.ifname, p.b.namespace) for p in twin.links if p.kind == "stub" and p.b.namespace == out
+    )
+    assert stubs == [(f"lt0002-leaf-0{i}", "swp52", out) for i in range(1, 5)]
+    assert all("(platform eos" in p.description for p in twin.links if p.b.namespace == out)
+    assert all(p.a.address for p in twin.links if p.b.namespace == out)  # the leaf's own address stays
+    # a slice holding leaf-01 and both spines: the same stub toward spine-02, whatever the reason it is not built
+    sliced = plan_lab(model, twin_instance("0002"), only=frozenset({"leaf-01", "spine-01", "spine-02"}), hosts=False)
+    assert ("lt0002-leaf-01", "swp52", out) in [(p.a.namespace, p.a.ifname, p.b.namespace) for p in sliced.links]

@@ -40,6 +40,7 @@ from lintas.workers.lab.twin_life import twin_statuses
 from lintas.workers.render.stage import RenderStage
 from lintas.workers.twin.stage import TwinStage
 from tests.policy.stagekit import TEMPLATE, Harness, git_repo, harness
+from tests.render import as_eos, template_texts
 
 from .conftest import ROOT, ip_json, needs_lab, run
 from .test_twin import namespaces, strays
@@ -298,3 +299,26 @@ def test_the_readme_pipeline_with_a_twin_stage_validates() -> None:
     spec = load_pipeline(snippet, file="pipeline.yaml", known_kinds=kinds, confirmed_by=registry.confirmations(kinds))
     assert spec.stages["twin"].needs == ["render", "policy", "secscan"]
     assert "twin" in spec.stages["deploy"].needs
+
+
+def test_a_changed_switch_no_twin_can_build_leaves_the_change_unproven(prod: Settings, tmp_path: Path) -> None:
+    """spine-02 moved to EOS (which the model and render support, a twin cannot run) and spine-01
+    changed: the twin builds spine-01 and the leaves, the leaves' ports to spine-02 are stubs (their
+    configs name them), spine-01's change passes, and the stage says NOT proven, naming spine-02
+    and its platform (not required here; a required twin fails: tests/twin/test_gate.py)."""
+    assert_no_twin_left()
+    files = {
+        "templates/frr/frr.conf.j2": spine_only_override("spine-01"),
+        "fabric/devices.yaml": as_eos(template_texts(), {"spine-02"})["fabric/devices.yaml"],
+    }
+    result, report, _, facts = run(scenario(prod, tmp_path, files, deployed_first=True))
+    assert result.outcome == "succeeded", result.failure
+    summary = TwinSummary.model_validate(result.summary)
+    assert summary.switches == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01"] and summary.passed
+    assert "spine-01" in summary.committed and "spine-02" not in summary.committed
+    assert (summary.proven, summary.switches_proven, summary.switches_unproven) == (False, False, ["spine-02"])
+    unproven = ["switch spine-02: platform eos cannot be built in a twin (FRR switches only)"]
+    assert summary.unproven == unproven and report["unproven"] == unproven
+    assert not [c for c in report["checks"] if "spine-02" in str(c)]
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert_no_twin_left()

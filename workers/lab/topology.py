@@ -287,12 +287,12 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
 ) -> LabPlan:
     """The lab for ``model``: FRR switches, their fabric links, management, host uplinks.
 
-    Switches of another platform (EOS) cannot run here; they and their links are left
-    out and listed in ``skipped``. ``instance`` names everything (the production lab or a
-    twin); ``only`` keeps those switches (and the links between them; a kept switch's port to a
-    switch left out still exists, since its rendered config names it: a ``stub`` veth whose far end
-    is in the namespace :data:`OUT_OF_SLICE`, no address, no daemon), ``hosts=False`` leaves
-    the hosts out (both listed in ``skipped``).
+    Switches of another platform (EOS) cannot run here; they are left out and listed in
+    ``skipped``. ``instance`` names everything (the production lab or a twin); ``only`` keeps
+    those switches (and the links between them). A kept switch's port to any switch left out
+    (not in ``only``, or of another platform) still exists, since its rendered config names it: a
+    ``stub`` veth whose far end is in the namespace :data:`OUT_OF_SLICE`, no address, no daemon.
+    ``hosts=False`` leaves the hosts out (both listed in ``skipped``).
     """
     if only is not None and (unknown := only - set(model.devices)):
         raise LabError(f"not switches of the model: {', '.join(sorted(unknown))}")
@@ -318,13 +318,13 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
         ip, veth = _mgmt(d.name, d.mgmt_ip, subnet, seen_veth, instance)
         switches.append(SwitchPlan(d.name, d.role, ns(d.name), str(ip), veth))
     in_lab = {s.name for s in switches}
-    sliced_out = {n for n, why in skipped if why == "not in the slice"}
+    left_out = dict(skipped)  # switch -> why it is not built (not in the slice, its platform)
     links: list[VethPair] = []
     stubs: list[str] = []
     for link in model.links:
         if link.spine.device not in in_lab or link.leaf.device not in in_lab:
             for mine, other in ((link.spine, link.leaf), (link.leaf, link.spine)):
-                if mine.device in in_lab and other.device in sliced_out:
+                if mine.device in in_lab and other.device not in in_lab:  # not built, whatever the reason
                     out = ns(OUT_OF_SLICE)
                     stubs += [] if out in stubs else [out]
                     links.append(
@@ -332,7 +332,7 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
                             "stub",
                             End(ns(mine.device), _check_ifname(mine.port, mine.device), str(mine.ip), link.mtu),
                             End(out, f"o{len(links)}", None, link.mtu),
-                            f"{mine.device}:{mine.port}--{other.device} (not in the slice)",
+                            f"{mine.device}:{mine.port}--{other.device} ({left_out.get(other.device, 'not built')})",
                         )
                     )
             continue
