@@ -10,7 +10,7 @@ import io
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rich.console import Console
@@ -18,11 +18,11 @@ from rich.console import Console
 from lintas.engine import subjects as S
 from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.cli.output import print_twin
-from lintas.engine.contracts import PolicySummary, RenderSummary, TwinSummary
+from lintas.engine.contracts import PolicySummary, RenderSummary, TwinReport, TwinSummary
 from lintas.engine.errors import PermanentError
 from lintas.engine.events import JobFinished
 from lintas.engine.settings import Settings
-from lintas.engine.stage import StageResult
+from lintas.engine.stage import StageContext, StageResult
 from lintas.workers.lab.cmd import find_tools
 from lintas.workers.render.plan import Plan, TargetPlan
 from lintas.workers.twin import gate
@@ -276,3 +276,22 @@ async def test_an_unreadable_stored_policy_result_is_not_read_as_no_requirement(
     inline = {"result_ref": S.result_doc("r-test", "policy", 1), "result_bytes": 300_000}
     with pytest.raises(PermanentError, match="cannot be read .missing.: its summary is not known"):
         await twin_stage(tmp_path, settings, ["spine-01"], policy=inline)
+
+
+async def test_a_changed_switch_the_twin_did_not_build_is_caught_after_the_build() -> None:
+    """The check after twin_up (TwinStage._not_built): a changed switch of the slice missing from
+    what was built, for whatever reason, fails a required twin naming it; the report says so."""
+    model = model_of(template_texts())
+    need = gate.Requirement([gate.PIPELINE_REQUIRES])
+    g = gate.Gate(need, gate.Changes(switches=["leaf-01", "spine-01"]))
+    report = TwinReport(run_id="r", sha="x")
+    ctx = cast(StageContext, None)  # a required twin fails before logging anything
+    failure = await TwinStage._not_built(ctx, model, ["leaf-01", "leaf-02", "spine-02"], report, g)
+    assert failure == (
+        "twin required (the pipeline's twin: {required: true}) but changed switch(es) cannot be built in a twin: "
+        "spine-01: not built by the twin (the lab plan left it out)"
+    )
+    assert report.unproven == ["switch spine-01: not built by the twin (the lab plan left it out)"]
+    assert g.changed.switches == ["leaf-01"] and not g.fields(True)["proven"]
+    ok = gate.Gate(need, gate.Changes(switches=["leaf-01"]))
+    assert await TwinStage._not_built(ctx, model, ["leaf-01", "spine-01"], TwinReport(run_id="r", sha="x"), ok) is None
