@@ -106,6 +106,7 @@ class RunRefused(_In):
     kind: Literal["run_refused"] = "run_refused"
     reason: str
     state: Literal["superseded", "failed"] = "failed"
+    head: str | None = None  # the branch's head when the commit is no longer it
 
 
 class PipelineRejected(_In):

@@ -18,7 +18,9 @@ from typing import Literal
 from lintas.engine.gitrepo import MirrorCache
 from lintas.engine.state import Run
 
-CHECKED_SOURCES = frozenset({"hook", "webhook"})  # what anyone who can push or replay a webhook sends
+# what anyone who can push or replay a webhook sends, and Lintas's own run for a branch head
+# whose push was superseded by an older one (engine.runner.Engine._run_head): the head may move on
+CHECKED_SOURCES = frozenset({"hook", "webhook", "reconcile"})
 OPERATOR_SOURCES = frozenset({"manual", "retry"})
 
 
@@ -26,13 +28,14 @@ OPERATOR_SOURCES = frozenset({"manual", "retry"})
 class Freshness:
     refused: str | None = None  # the reason the run is refused
     state: Literal["superseded", "failed"] = "failed"
+    head: str | None = None  # the branch's head, when the run's commit is no longer it
     note: str | None = None  # an operator's deliberate older commit, recorded on the run
 
 
 def check(mirror: MirrorCache, run: Run, deployed: Collection[str]) -> Freshness:
     """Whether ``run``'s commit may run now. ``deployed``: commits deployed from this repo."""
     if run.source not in CHECKED_SOURCES | OPERATOR_SOURCES:
-        return Freshness()  # reconcile: Lintas's own run for the branch head
+        return Freshness()
     sha, ref = run.sha, run.ref
     head = mirror.head(run.url, ref)
     newer = next((d for d in sorted(deployed) if mirror.is_ancestor(run.url, sha, d)), None)
@@ -56,6 +59,7 @@ def check(mirror: MirrorCache, run: Run, deployed: Collection[str]) -> Freshness
             refused=f"stale push: {sha[:12]} is no longer the head of {ref} (head: {head[:12]}); "
             "only `lintas trigger --sha` by an operator may deploy an older commit",
             state="superseded",
+            head=head,
         )
     if newer is not None:
         return Freshness(

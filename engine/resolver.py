@@ -46,7 +46,7 @@ class PipelineResolver:
         except InputError as exc:
             return PipelineRejected(message=exc.summary, diagnostics=exc.diagnostics)
         if fresh.refused is not None:
-            return RunRefused(reason=fresh.refused, state=fresh.state)
+            return RunRefused(reason=fresh.refused, state=fresh.state, head=fresh.head)
         try:
             blob = self._mirror.read_blob(run.url, run.sha, self._file, MAX_PIPELINE_BYTES)
             if blob is None:

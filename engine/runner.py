@@ -35,6 +35,7 @@ from lintas.engine.commands import (
     Recover,
     ReleaseBranch,
     ResolvePipeline,
+    RunRefused,
     StartRun,
     Superseded,
     SupersedeRun,
@@ -52,12 +53,13 @@ from lintas.engine.events import (
     PushEvent,
     ingress_adapter,
     result_adapter,
+    run_id_for,
 )
 from lintas.engine.lifecycle import Service
 from lintas.engine.notify import RunNotice
 from lintas.engine.resolver import PipelineResolver
 from lintas.engine.settings import Settings
-from lintas.engine.state import BranchQueue, Limits, Run, StageStatus
+from lintas.engine.state import BranchQueue, Limits, Run, RunState, StageStatus
 from lintas.engine.store import BranchStore, RunStore
 from lintas.engine.targets import TargetStore
 
@@ -572,6 +574,37 @@ class Engine(Service):
                 else:
                     await asyncio.sleep(0.5 * (attempt + 1))
         await self.handle(run_id, Admitted(), then=outcome)
+        if isinstance(outcome, RunRefused) and outcome.head is not None:
+            await self._run_head(run, outcome.head)
+
+    async def _run_head(self, stale: Run, head: str) -> None:
+        """``stale`` was refused: its branch's head is ``head``. If the head's own push was
+        superseded by ``stale`` (it reached the stream first, or queued while the branch was
+        busy, and the older push took its place by stream order), nothing would run the head:
+        a run for it is created (source ``reconcile``: Lintas's own run for the branch head),
+        once (its id derives from the refused run's)."""
+        head_run = run_id_for(PushEvent.dedup_key(stale.repo, stale.ref, head))
+        got = await self.runs.get(RunStore.key(head_run))
+        if got is None or got[0].state is not RunState.superseded or got[0].superseded_by != stale.run_id:
+            return  # the head has its run, or its push is still to come
+        push = PushEvent(
+            event_id=f"reconcile:{stale.run_id}",
+            occurred_at=self._clock(),
+            repo=stale.repo,
+            url=stale.url,
+            ref=stale.ref,
+            before=stale.sha,
+            sha=head,
+            author=got[0].author,
+            message=got[0].message,
+            source="reconcile",
+        )
+        await self.handle(push.run_id, push)
+        await self._emit_log(
+            stale.run_id,
+            f"the head {head[:12]}'s own run {head_run} was superseded by this stale push: run {push.run_id} runs the head",
+            "warning",
+        )
 
     async def _deployed(self, run: Run) -> list[str]:
         """Commits deployed from the run's repo: a push older than one of them is refused (engine/freshness.py)."""

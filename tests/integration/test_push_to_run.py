@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lintas.engine.app import stack
 from lintas.engine.client import publish_push
-from lintas.engine.events import PushEvent
+from lintas.engine.events import PushEvent, run_id_for
 from lintas.engine.settings import Settings
 from lintas.engine.state import RunState
 from lintas.engine.store import RunStore
@@ -106,3 +106,40 @@ async def test_three_quick_pushes_supersede_queued_runs(tmp_path: Path, settings
         assert second.superseded_by == third.run_id or "is no longer the head" in (second.error or "")
         assert third.state is RunState.succeeded
         assert "slow" not in second.stages or second.stages == {}
+
+
+async def test_a_head_superseded_by_its_older_parent_still_runs(tmp_path: Path, settings: Settings) -> None:
+    """The head's push reached the stream before its parent's (two hooks at once, a late spool)
+    while the branch was busy: by stream order the parent's push superseded the head's, then
+    was refused as stale. Lintas runs the head itself (source ``reconcile``), once."""
+    repo = make_repo(tmp_path, settings)
+    bare = repo.with_name(repo.name + ".git")
+    async with stack(settings) as st:
+        # c0 keeps the branch busy while both later pushes arrive (queued behind it)
+        c0 = commit(repo, settings, pipeline("  slow:\n    uses: t-sleep\n    with: {seconds: 6}\n"), "c0")
+        push(repo, settings)
+        r0 = run_id_of(repo, c0)
+        await wait_run(st.topo, r0, states={"running"})
+        c1 = commit(repo, settings, {"n.yaml": "n: 1\n"}, "c1")
+        c2 = commit(repo, settings, {"n.yaml": "n: 2\n"}, "c2")
+        git(repo, "push", "-q", "origin", "HEAD:refs/heads/side", settings=settings)  # the objects, not main
+        git(bare, "update-ref", "refs/heads/main", c2, settings=settings)  # main moves without its events
+        for sha, before in ((c2, c1), (c1, c0)):  # the head's event first
+            ev = PushEvent(
+                event_id=PushEvent.dedup_key(repo.name, "refs/heads/main", sha),
+                occurred_at=datetime.now(UTC),
+                repo=repo.name,
+                url=str(bare),
+                ref="refs/heads/main",
+                before=before,
+                sha=sha,
+            )
+            assert await publish_push(st.topo.js, ev)
+        assert (await wait_run(st.topo, r0)).state is RunState.succeeded
+        assert (await RunStore(st.topo.runs).get(RunStore.key(run_id_of(repo, c1)))) is not None  # came while busy
+        r1, r2 = run_id_of(repo, c1), run_id_of(repo, c2)
+        parent, head = await wait_run(st.topo, r1), await wait_run(st.topo, r2)
+        assert head.state is RunState.superseded and head.superseded_by == r1, (head.state, head.superseded_by)
+        assert parent.state is RunState.superseded and "is no longer the head" in (parent.error or "")
+        revived = await wait_run(st.topo, run_id_for(f"reconcile:{r1}"), timeout=60)
+        assert (revived.sha, revived.source, revived.state) == (c2, "reconcile", RunState.succeeded), revived.error
