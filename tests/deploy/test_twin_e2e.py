@@ -5,7 +5,8 @@ One module, one lab (2 spines + 4 leaves), one nats-server and one `lintas up`
 (tests/deploy/test_fabric_e2e.py's helpers and fixtures). In order:
 
 1. the first push (day 0: every switch new, spines included, so the built-in policy
-   ``twin_required`` demands the twin) and a one-VNI change each pass their twin and deploy;
+   ``twin_required`` demands the twin; its hosts, not built in twins, wait for an approval) and a
+   one-VNI change each pass their twin and deploy;
 2. a valid-but-breaking change (a repo-local template override filtering leaf-04's EVPN routes)
    fails the run at ``twin``: deploy never starts, production is proven untouched (every switch's
    running config byte-identical, nothing pending, no config drift, the deployed commit unchanged,
@@ -100,12 +101,18 @@ async def _run_leases(env: Env) -> list[str]:
 
 
 def test_the_first_push_and_a_good_change_pass_the_twin_and_deploy(lx: Env, sw: Switches) -> None:
-    first = lx.drive(lx.new_run(lx.git("rev-parse", "HEAD"), timeout=60))
+    first_id = lx.new_run(lx.git("rev-parse", "HEAD"), timeout=60)
+    first = lx.drive(first_id)
     assert first["state"] == "succeeded", first["error"]
     t = twin_of(lx, first)["summary"]
-    assert t["proven"] and t["passed"] and t["start"] == "day0"
+    assert t["passed"] and t["switches_proven"] and t["start"] == "day0"
     assert t["required"] and any("[lintas.builtin.twin_required]" in r for r in t["required_by"])  # spines: day 0
     assert set(t["committed"]) == set(SWITCHES)
+    # the hosts changed too, and no twin builds hosts: NOT proven; the required twin held them for an
+    # approval (deploy's approval: on_request), which drive() gave as an operator would
+    hosts = "twin required, but hosts kvm-uat-01, osc-01 are not built in twins: approve to deploy them unproven"
+    assert not t["proven"] and t["hosts_unproven"] == ["kvm-uat-01", "osc-01"] and t["approval"] == [hosts]
+    assert hosts in first["approval_reasons"] and lx.approvals[first_id] >= 1
     assert sorted(stage(first, "deploy")["summary"]["committed"]) == sorted([*SWITCHES, "kvm-uat-01", "osc-01"])
     assert sw.pending() == [] and sw.fabric_up()
     no_twin_left(lx)
