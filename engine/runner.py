@@ -359,20 +359,8 @@ class Engine(Service):
         if not old.state.terminal:
             await self._emit_log(ev.run_id, f"retry by {ev.actor} ignored: run is {old.state}", "warning")
             return
-        push = PushEvent(
-            # derived from the control event: a redelivered retry request gives the same run
-            event_id=f"retry:{old.run_id}:{ev.event_id}",
-            occurred_at=self._clock(),
-            repo=old.repo,
-            url=old.url,
-            ref=old.ref,
-            before=old.before,
-            sha=old.sha,
-            author=ev.actor,
-            message=old.message,
-            source="retry",
-            retry_of=old.run_id,
-        )
+        # derived from the control event: a redelivered retry request gives the same run
+        push = self._push_again(old, f"retry:{old.run_id}:{ev.event_id}", "retry", ev.actor)
         await self.handle(push.run_id, push)
         await self._emit_log(ev.run_id, f"retried by {ev.actor} as run {push.run_id}")
 
@@ -587,23 +575,29 @@ class Engine(Service):
         got = await self.runs.get(RunStore.key(head_run))
         if got is None or got[0].state is not RunState.superseded or got[0].superseded_by != stale.run_id:
             return  # the head has its run, or its push is still to come
-        push = PushEvent(
-            event_id=f"reconcile:{stale.run_id}",
-            occurred_at=self._clock(),
-            repo=stale.repo,
-            url=stale.url,
-            ref=stale.ref,
-            before=stale.sha,
-            sha=head,
-            author=got[0].author,
-            message=got[0].message,
-            source="reconcile",
-        )
+        push = self._push_again(got[0], f"reconcile:{stale.run_id}", "reconcile", got[0].author)
         await self.handle(push.run_id, push)
         await self._emit_log(
             stale.run_id,
             f"the head {head[:12]}'s own run {head_run} was superseded by this stale push: run {push.run_id} runs the head",
             "warning",
+        )
+
+    def _push_again(self, run: Run, event_id: str, source: Literal["retry", "reconcile"], author: str) -> PushEvent:
+        """A new push of ``run``'s commit (a retry, or the head run again), ``event_id`` derived
+        from what asked for it so that asking twice gives one run."""
+        return PushEvent(
+            event_id=event_id,
+            occurred_at=self._clock(),
+            repo=run.repo,
+            url=run.url,
+            ref=run.ref,
+            before=run.before,
+            sha=run.sha,
+            author=author,
+            message=run.message,
+            source=source,
+            retry_of=run.run_id if source == "retry" else None,
         )
 
     async def _deployed(self, run: Run) -> list[str]:
