@@ -13,9 +13,11 @@ import pytest
 from lintas.workers.checks import Check
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import filters as F
-from lintas.workers.deploy.fabric_verify import Settling, legs, plans, verify_fabric
+from lintas.workers.deploy.fabric_verify import Settling, legs, origins, plans, verify_fabric
 from lintas.workers.drivers.frr import getters
 from lintas.workers.drivers.frr.reads import adj_answers, adj_commands
+from lintas.workers.model import load_model_texts
+from lintas.workers.model.generate import generate_fabric
 from lintas.workers.model.model import InfraModel
 from tests.deploy.test_settle import FakeFleet, FakeSwitch, Log, healthy
 from tests.deploy.test_settle import model as model  # the fixture: the template's model
@@ -35,7 +37,15 @@ def raw(*, state: str = "Established", sent: int = 25, recv: int = 25, outq: int
 
 
 LEGS = [F.Leg("leaf-04", SPINE, "spine-01", LEAF, 65000), F.Leg("spine-01", LEAF, "leaf-04", SPINE, 65114)]
-NEED: dict[F.Family, set[str]] = {"evpn": {"10.250.1.14", "10.250.1.11"}}
+ORIGINS = {"10.250.1.14": "leaf-04", "10.250.1.11": "leaf-01"}
+MISS_AT_SPINE = {F.Miss("spine-01", "evpn", "10.250.1.14")}  # leaf-04's VTEP, missed by the spine
+
+
+def run(
+    legs: list[F.Leg], neighbors: dict[str, Any], adj: dict[str, Any], misses: set[F.Miss]
+) -> tuple[list[F.Finding], dict[str, tuple[int, ...]]]:
+    """The audit as verification runs it: scoped to the misses, then judged."""
+    return F.audit(F.scopes(legs, neighbors, misses, ORIGINS), neighbors, adj)
 
 
 def outbound_filter() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,13 +78,13 @@ def outbound_filter() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_an_outbound_route_map_keeps_the_routes_the_sender_holds() -> None:
     neighbors, adj = outbound_filter()
-    found, evidence = F.audit(LEGS, neighbors, adj, NEED)
+    found, evidence = run(LEGS, neighbors, adj, MISS_AT_SPINE)
     assert found == [F.Finding("leaf-04", "spine-01", "evpn", "out", "route-map RM-EVPN-DENY-OUT", tuple(OWN))]
     assert found[0].reason() == (
         "leaf-04 filters 2 EVPN route(s) it holds from spine-01 (outbound route-map RM-EVPN-DENY-OUT): "
         "e.g. [3]:[0]:[32]:[10.250.1.14]"
     )
-    assert set(evidence) == {"leaf-04>spine-01 evpn", "spine-01>leaf-04 evpn"}
+    assert set(evidence) == {"leaf-04>spine-01 evpn"}  # only the leg the route travels to the spine
 
 
 def test_an_inbound_route_map_rejects_what_the_sender_sent_but_never_a_route_looped_back() -> None:
@@ -83,7 +93,7 @@ def test_an_inbound_route_map_rejects_what_the_sender_sent_but_never_a_route_loo
         "spine-01": {LEAF: raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED")},
     }
     looped = "10.250.0.14:2 [3]:[0]:[32]:[10.250.1.14]"  # leaf-04's own route, back from the spine
-    adj = {
+    adj: dict[str, Any] = {
         "leaf-04": {"evpn": {"local": {}, "out": {SPINE: {}}, "in": {SPINE: []}, "settled": {SPINE: True}}},
         "spine-01": {
             "evpn": {
@@ -94,11 +104,15 @@ def test_an_inbound_route_map_rejects_what_the_sender_sent_but_never_a_route_loo
             }
         },
     }
-    found, _ = F.audit(LEGS, neighbors, adj, NEED)
+    misses = {F.Miss("leaf-04", "evpn", "10.250.1.11"), F.Miss("leaf-04", "evpn", "10.250.1.14")}
+    found, _ = run(LEGS, neighbors, adj, misses)
     assert found == [F.Finding("spine-01", "leaf-04", "evpn", "in", "route-map EVPN-IN", (OTHER,))]
     assert found[0].reason() == (
         "leaf-04 rejects 1 EVPN route(s) from spine-01 (inbound route-map EVPN-IN): e.g. [3]:[0]:[32]:[10.250.1.11]"
     )
+    # leaf-04 holds the route from the spine: it is on its way to the VNI, not filtered
+    adj["leaf-04"]["evpn"]["in"][SPINE] = [OTHER]
+    assert run(LEGS, neighbors, adj, misses)[0] == []
 
 
 @pytest.mark.parametrize(
@@ -117,17 +131,18 @@ def test_a_route_in_flight_is_never_called_filtered(in_flight: dict[str, Any]) -
     rx = raw(routeMapForOutgoingAdvertisements="RM-EVPN-NH-UNCHANGED", **in_flight.get("receiver", {}))
     neighbors["leaf-04"][SPINE], neighbors["spine-01"][LEAF] = tx, rx
     adj["leaf-04"]["evpn"]["settled"][SPINE] = in_flight.get("settled", True)
-    found, _ = F.audit(LEGS[:1], neighbors, adj, NEED)
+    found, _ = run(LEGS, neighbors, adj, MISS_AT_SPINE)
     assert found == []
 
 
 def test_no_policy_or_nothing_missing_is_no_finding() -> None:
     neighbors, adj = outbound_filter()
-    # leaf-04's own routes are not missing anywhere: whatever its policy does to them is not a failure
-    assert F.audit(LEGS, neighbors, adj, {"evpn": {"10.250.1.11"}})[0] == []
+    # leaf-04's own routes are missed nowhere: whatever its policy does to them is not a failure
+    assert run(LEGS, neighbors, adj, {F.Miss("leaf-04", "evpn", "10.250.1.11")})[0] == []
+    assert run(LEGS, neighbors, adj, set())[0] == []
     # missing, but no policy on the session: not a filter (loop prevention, a route never originated ...)
     neighbors["leaf-04"][SPINE] = raw()
-    assert F.audit(LEGS, neighbors, adj, NEED)[0] == []
+    assert run(LEGS, neighbors, adj, MISS_AT_SPINE)[0] == []
 
 
 def test_the_policy_names_what_frr_reports_for_the_neighbor() -> None:
@@ -144,13 +159,13 @@ def test_the_policy_names_what_frr_reports_for_the_neighbor() -> None:
 def test_a_filter_is_reported_on_the_second_identical_audit_only() -> None:
     neighbors, adj = outbound_filter()
     watch = F.FilterWatch()
-    first = F.audit(LEGS, neighbors, adj, NEED)
+    first = run(LEGS, neighbors, adj, MISS_AT_SPINE)
     assert watch.feed(*first) == []
     assert watch.feed(*first) == [first[0][0].reason()]
     # an UPDATE exchanged on the session between two audits: the finding starts over
     neighbors["leaf-04"][SPINE]["messageStats"].update(updatesSent=30)
     neighbors["spine-01"][LEAF]["messageStats"].update(updatesRecv=30)
-    moved = F.audit(LEGS, neighbors, adj, NEED)
+    moved = run(LEGS, neighbors, adj, MISS_AT_SPINE)
     assert moved[0] == first[0] and watch.feed(*moved) == []
     assert watch.feed(*moved) != []
     watch.reset()
@@ -158,7 +173,7 @@ def test_a_filter_is_reported_on_the_second_identical_audit_only() -> None:
     assert watch.feed([], {}) == [] and watch.feed(*moved) == []
 
 
-def test_missing_things_come_from_the_failing_checks() -> None:
+def test_missing_things_come_from_the_failing_checks_per_switch() -> None:
     checks = [
         Check(
             device="leaf-01",
@@ -179,22 +194,32 @@ def test_missing_things_come_from_the_failing_checks() -> None:
         Check(device="leaf-02", check="rib", subject="10.250.0.14/32", passed=False, expected="x", observed="absent"),
         Check(device="leaf-02", check="rib", subject="10.250.0.13/32", passed=True, expected="x", observed="bgp"),
     ]
-    assert F.missing(checks) == {"evpn": {"10.250.1.14", "10.250.1.13"}, "ipv4": {"10.250.0.14/32"}}
-    assert F.missing(checks[3:]) == {}
+    assert F.missing(checks) == {
+        F.Miss("leaf-01", "evpn", "10.250.1.14"),
+        F.Miss("leaf-02", "evpn", "10.250.1.13"),
+        F.Miss("leaf-02", "ipv4", "10.250.0.14/32"),
+    }
+    assert F.missing(checks[3:]) == set()
     assert F.wanted("evpn", {"10.250.1.14"})(OWN[0]) and not F.wanted("evpn", {"10.250.1.14"})(OTHER)
     assert not F.wanted("evpn", {"10.250.1.14"})("10.250.0.14:2 [2]:[0]:[48]:[aa:bb:cc:dd:ee:ff]")
     assert F.wanted("ipv4", {"10.250.0.14/32"})("10.250.0.14/32")
 
 
-def test_the_audit_reads_only_established_sessions_with_a_policy_for_the_family() -> None:
+def test_the_audit_reads_only_established_sessions_the_route_travels_with_a_policy_for_the_family() -> None:
     neighbors, _ = outbound_filter()
-    assert F.audit_plan(LEGS, neighbors, NEED) == {
-        "leaf-04": [("evpn", SPINE)],
-        "spine-01": [("evpn", LEAF)],
+    assert F.audit_plan(F.scopes(LEGS, neighbors, MISS_AT_SPINE, ORIGINS)) == {
+        "leaf-04": F.Reads((("evpn", SPINE),)),
+        "spine-01": F.Reads((("evpn", LEAF),)),
     }
-    assert F.audit_plan(LEGS, neighbors, {"ipv4": {"10.250.0.14/32"}}) == {}  # no IPv4 policy here
+    ipv4 = {F.Miss("spine-01", "ipv4", "10.250.0.14/32")}
+    assert F.scopes(LEGS, neighbors, ipv4, {}) == []  # no IPv4 policy here
+    neighbors["leaf-04"][SPINE]["addressFamilyInfo"]["ipv4Unicast"] = {"routeMapForOutgoingAdvertisements": "RM-U"}
+    assert F.audit_plan(F.scopes(LEGS, neighbors, ipv4, {})) == {
+        "leaf-04": F.Reads((("ipv4", SPINE),), ("10.250.0.14/32",)),
+        "spine-01": F.Reads((("ipv4", LEAF),), ("10.250.0.14/32",)),
+    }
     neighbors["spine-01"][LEAF]["bgpState"] = "Active"
-    assert F.audit_plan(LEGS, neighbors, NEED) == {}
+    assert F.scopes(LEGS, neighbors, MISS_AT_SPINE, ORIGINS) == []
 
 
 # -- FRR 8.4's answers, trimmed from the lab's leaf-04 ----------------------------------------------
@@ -284,17 +309,30 @@ def test_frr_answers_parse_to_route_keys_and_paths() -> None:
     assert getters.update_groups(not_empty)["10.250.16.56"] is False
 
 
+PREFIX_IPV4 = {  # `show bgp ipv4 unicast 10.250.0.11/32 json` on spine-01 (trimmed)
+    "prefix": "10.250.0.11/32",
+    "advertisedTo": {"10.250.16.57": {"hostname": "leaf-04"}, "10.250.16.59": {"hostname": "leaf-03"}},
+    "paths": [
+        {
+            "aspath": {"string": "65111", "segments": [], "length": 1},
+            "valid": True,
+            "bestpath": {"overall": True, "selectionReason": "First path received"},
+            "peer": {"peerId": "10.250.16.49", "routerId": "10.250.0.11", "type": "external"},
+        },
+        {"aspath": {"string": "65114 65000 65111"}, "valid": False, "peer": {"peerId": "10.250.16.57"}},
+    ],
+}
+
+
 def test_the_audit_commands_are_one_vtysh_batch_and_refuse_anything_but_an_address() -> None:
-    audit = adj_commands([("evpn", SPINE), ("ipv4", SPINE), ("evpn", "10.250.16.58")])
+    audit = adj_commands([("evpn", SPINE), ("ipv4", SPINE), ("evpn", "10.250.16.58")], ["10.250.0.14/32"])
     assert [c for _, c in audit] == [
         "show bgp l2vpn evpn route type multicast json",
         f"show bgp l2vpn evpn neighbors {SPINE} advertised-routes json",
         f"show bgp l2vpn evpn neighbors {SPINE} routes json",
         "show bgp l2vpn evpn neighbors 10.250.16.58 advertised-routes json",
         "show bgp l2vpn evpn neighbors 10.250.16.58 routes json",
-        "show bgp ipv4 unicast json",
-        f"show bgp ipv4 unicast neighbors {SPINE} advertised-routes json",
-        f"show bgp ipv4 unicast neighbors {SPINE} routes json",
+        "show bgp ipv4 unicast 10.250.0.14/32 json",  # the missing prefix only, never the whole table
     ]
     got = adj_answers(audit[:3], [MULTICAST, ADVERTISED_EVPN, ROUTES_EVPN])
     assert got == {
@@ -309,6 +347,29 @@ def test_the_audit_commands_are_one_vtysh_batch_and_refuse_anything_but_an_addre
             adj_commands([("evpn", bad)])
     with pytest.raises(ValueError):
         adj_commands([("ipv6", SPINE)])
+    with pytest.raises(ValueError):
+        adj_commands([("ipv4", SPINE)])  # IPv4 is read per prefix
+    for bad in ("10.250.0.14/32; reboot", "10.250.0.14", "10.250.0.15/24"):
+        with pytest.raises(ValueError):
+            adj_commands([("ipv4", SPINE)], [bad])
+
+
+def test_an_ipv4_prefix_answer_gives_the_best_path_the_adj_rib_out_and_who_sent_it() -> None:
+    assert getters.prefix_entry(PREFIX_IPV4) == ("65111", ["10.250.16.57", "10.250.16.59"], ["10.250.16.49"])
+    assert getters.prefix_entry({}) == (None, [], [])  # FRR's answer for a prefix it does not have
+    audit = adj_commands([("ipv4", "10.250.16.57"), ("ipv4", "10.250.16.61")], ["10.250.0.11/32"])
+    got = adj_answers(audit, [PREFIX_IPV4], ["10.250.16.57", "10.250.16.61"])
+    assert got == {
+        "ipv4": {
+            "local": {"10.250.0.11/32": "65111"},
+            "out": {
+                "10.250.16.57": {"10.250.0.11/32": "65111"},
+                "10.250.16.61": {},
+                "10.250.16.59": {"10.250.0.11/32": "65111"},
+            },
+            "in": {"10.250.16.57": [], "10.250.16.61": [], "10.250.16.49": ["10.250.0.11/32"]},
+        }
+    }
 
 
 # -- the verify loop on fake switches that answer the audit ----------------------------------------
@@ -327,6 +388,7 @@ class AuditSwitch(FakeSwitch):
         pending: bool = False,
         session_keys: str | None = None,
         adj: list[tuple[str, str]] | None = None,
+        prefixes: list[str] | None = None,
     ) -> dict[str, Any]:
         st = super().get_fabric_state(evpn=evpn, pending=pending, session_keys=session_keys)
         st["bgp_neighbors_raw"] = {"default": self.neighbors}
@@ -407,7 +469,182 @@ def test_verify_ends_deterministic_on_the_filter_two_reads_after_it_saw_the_rout
         assert "leaf-04 rejects 3 EVPN route(s) from spine-01 (inbound route-map EVPN-IN)" in v.verdict.reason
         assert "leaf-04 rejects 3 EVPN route(s) from spine-02 (inbound route-map EVPN-IN)" in v.verdict.reason
     audited = {n for n, s in fleet.switches.items() if isinstance(s, AuditSwitch) and s.audits}
-    assert audited == set(model.devices)  # the spines' EVPN sessions all carry an outbound route-map here
+    # every other leaf misses leaf-04's VTEP (or leaf-04 misses every other): every switch is on a path
+    assert audited == set(model.devices)
     assert (
         len(legs(plans(model, sorted(model.devices)))) == 2 * sum(len(v) for v in model.links_by_device.values()) // 2
     )
+
+
+# -- scope: only the sessions a missing route travels to the switch that misses it ------------------
+
+X = "10.250.0.11/32"  # leaf-01's loopback
+SW_AS = {"spine-01": 65001, "spine-02": 65002, "leaf-01": 65111, "leaf-02": 65112, "leaf-04": 65114}  # per-spine ASNs
+
+
+def clos() -> tuple[list[F.Leg], dict[str, Any], dict[str, Any], dict[tuple[str, str], F.Leg]]:
+    """Two spines (an ASN each) and three leaves, every session Established, delivered and with an
+    outbound route-map (as the template's RM-UNDERLAY-OUT); leaf-01's loopback known everywhere
+    (each spine from leaf-01, each leaf from both spines) unless a test takes it away."""
+    legs: list[F.Leg] = []
+    neighbors: dict[str, Any] = {}
+    adj: dict[str, Any] = {}
+    by: dict[tuple[str, str], F.Leg] = {}
+    n = 0
+    for s in ("spine-01", "spine-02"):
+        for leaf in ("leaf-01", "leaf-02", "leaf-04"):
+            s_ip, l_ip = f"10.250.16.{n}", f"10.250.16.{n + 1}"
+            n += 2
+            for g in (F.Leg(s, l_ip, leaf, s_ip, SW_AS[leaf]), F.Leg(leaf, s_ip, s, l_ip, SW_AS[s])):
+                legs.append(g)
+                by[g.sender, g.receiver] = g
+                neighbors.setdefault(g.sender, {})[g.receiver_ip] = {
+                    **raw(),
+                    "addressFamilyInfo": {"ipv4Unicast": {"routeMapForOutgoingAdvertisements": "RM-UNDERLAY-OUT"}},
+                }
+    for name in SW_AS:
+        adj[name] = {"ipv4": {"local": {}, "out": {}, "in": {}, "settled": {}}}
+    for g in legs:
+        s_adj, r_adj = adj[g.sender]["ipv4"], adj[g.receiver]["ipv4"]
+        s_adj["settled"][g.receiver_ip] = True
+        s_adj["out"].setdefault(g.receiver_ip, {})
+        r_adj["in"].setdefault(g.sender_ip, [])
+    path = {"leaf-01": "", "spine-01": "65111", "spine-02": "65111"}
+    for name in SW_AS:
+        adj[name]["ipv4"]["local"][X] = path.get(name, "65001 65111")
+    for g in legs:  # everyone sends X on (spines to every leaf, leaf-01 to the spines; no transit through leaves)
+        if g.sender != "leaf-01" and g.sender.startswith("leaf"):
+            continue
+        adj[g.sender]["ipv4"]["out"][g.receiver_ip][X] = path[g.sender]
+        if not _has_path_as(path[g.sender], SW_AS[g.receiver]):
+            adj[g.receiver]["ipv4"]["in"][g.sender_ip].append(X)
+    return legs, neighbors, adj, by
+
+
+def _has_path_as(path: str, asn: int) -> bool:
+    return str(asn) in path.split()
+
+
+def _judge(legs: list[F.Leg], neighbors: dict[str, Any], adj: dict[str, Any], misses: set[F.Miss]) -> list[F.Finding]:
+    scoped = F.scopes(legs, neighbors, misses, {X: "leaf-01"})
+    return F.audit(scoped, neighbors, adj)[0]
+
+
+def test_a_policy_on_a_session_whose_receiver_misses_nothing_is_never_read_nor_a_finding() -> None:
+    legs, neighbors, adj, by = clos()
+    # leaf-02 holds X (from spine-02: no spine-01 AS in its path) and its no-transit outbound policy
+    # keeps it from spine-01, which misses nothing: legitimate
+    assert X not in adj["leaf-02"]["ipv4"]["out"][by["leaf-02", "spine-01"].receiver_ip]
+    adj["leaf-02"]["ipv4"]["local"][X] = "65002 65111"
+    # leaf-04 misses X: both spines sent it, leaf-04 has not read the last UPDATE of spine-02 yet
+    g = by["spine-02", "leaf-04"]
+    neighbors["spine-02"][g.receiver_ip]["messageStats"]["updatesSent"] = 26
+    adj["leaf-04"]["ipv4"]["in"][g.sender_ip] = []
+    misses = {F.Miss("leaf-04", "ipv4", X)}
+    plan = F.audit_plan(F.scopes(legs, neighbors, misses, {X: "leaf-01"}))
+    assert sorted(plan) == ["leaf-01", "leaf-04", "spine-01", "spine-02"]  # never leaf-02
+    assert all(r.prefixes == (X,) for r in plan.values())
+    assert _judge(legs, neighbors, adj, misses) == []
+    # even every switch read in full, with leaf-04's route from spine-02 lost for good, the policy
+    # of leaf-02 towards spine-01 is never what is reported
+    neighbors["spine-02"][g.receiver_ip]["messageStats"]["updatesSent"] = 25
+    neighbors["leaf-04"][g.sender_ip]["addressFamilyInfo"]["ipv4Unicast"]["routeMapForIncomingAdvertisements"] = "IN"
+    adj["leaf-04"]["ipv4"]["in"][by["spine-01", "leaf-04"].sender_ip] = []
+    neighbors["leaf-04"][by["spine-01", "leaf-04"].sender_ip]["addressFamilyInfo"]["ipv4Unicast"][
+        "routeMapForIncomingAdvertisements"
+    ] = "IN"
+    found = _judge(legs, neighbors, adj, misses)
+    assert {(f.sender, f.receiver, f.direction) for f in found} == {
+        ("spine-01", "leaf-04", "in"),
+        ("spine-02", "leaf-04", "in"),
+    }
+    # the same policy of leaf-02, with only switches missing X that it is not on the way to: nothing
+    assert _judge(legs, neighbors, adj, {F.Miss("spine-01", "ipv4", "10.250.0.12/32")}) == []
+
+
+def test_no_transit_a_route_kept_by_one_spine_and_in_flight_from_the_other_is_no_finding() -> None:
+    legs, neighbors, adj, by = clos()
+    one, two = by["spine-01", "leaf-04"], by["spine-02", "leaf-04"]
+    # spine-01's outbound policy keeps X from leaf-04 (a no-transit map, legitimate)
+    del adj["spine-01"]["ipv4"]["out"][one.receiver_ip][X]
+    adj["leaf-04"]["ipv4"]["in"][one.sender_ip] = []
+    # spine-02 sent it, leaf-04 has not read it yet: in flight
+    adj["leaf-04"]["ipv4"]["in"][two.sender_ip] = []
+    neighbors["spine-02"][two.receiver_ip]["messageStats"]["updatesSent"] = 26
+    misses = {F.Miss("leaf-04", "ipv4", X)}
+    assert _judge(legs, neighbors, adj, misses) == []
+    # spine-02's update-subgroup still has it to send (counts equal): in flight as well
+    neighbors["spine-02"][two.receiver_ip]["messageStats"]["updatesSent"] = 25
+    del adj["spine-02"]["ipv4"]["out"][two.receiver_ip][X]
+    adj["spine-02"]["ipv4"]["settled"][two.receiver_ip] = False
+    assert _judge(legs, neighbors, adj, misses) == []
+    # read and held from spine-02 (the RIB check saw it missing a moment before): no finding
+    adj["spine-02"]["ipv4"]["settled"][two.receiver_ip] = True
+    adj["spine-02"]["ipv4"]["out"][two.receiver_ip][X] = "65111"
+    adj["leaf-04"]["ipv4"]["in"][two.sender_ip] = [X]
+    assert _judge(legs, neighbors, adj, misses) == []
+    # only once spine-02 keeps it as well (delivered, nothing waiting) is it filtered, on both legs
+    del adj["spine-02"]["ipv4"]["out"][two.receiver_ip][X]
+    adj["leaf-04"]["ipv4"]["in"][two.sender_ip] = []
+    found = _judge(legs, neighbors, adj, misses)
+    assert [(f.sender, f.receiver, f.direction, f.routes) for f in found] == [
+        ("spine-01", "leaf-04", "out", (X,)),
+        ("spine-02", "leaf-04", "out", (X,)),
+    ]
+
+
+def test_a_route_kept_upstream_is_found_through_the_spines_that_lack_it() -> None:
+    legs, neighbors, adj, by = clos()
+    # leaf-01 keeps its loopback from both spines: they lack it, leaf-04 and leaf-02 miss it
+    for s in ("spine-01", "spine-02"):
+        g = by["leaf-01", s]
+        del adj["leaf-01"]["ipv4"]["out"][g.receiver_ip][X]
+        adj[s]["ipv4"]["in"][g.sender_ip] = []
+        del adj[s]["ipv4"]["local"][X]
+        for leaf in ("leaf-02", "leaf-04"):
+            h = by[s, leaf]
+            del adj[s]["ipv4"]["out"][h.receiver_ip][X]
+            adj[leaf]["ipv4"]["in"][h.sender_ip] = []
+    for leaf in ("leaf-02", "leaf-04"):
+        del adj[leaf]["ipv4"]["local"][X]
+    found = _judge(legs, neighbors, adj, {F.Miss("leaf-04", "ipv4", X)})
+    assert [(f.sender, f.receiver, f.direction) for f in found] == [
+        ("leaf-01", "spine-01", "out"),
+        ("leaf-01", "spine-02", "out"),
+    ]
+    # one spine's session from leaf-01 still delivering: not yet
+    g = by["leaf-01", "spine-02"]
+    neighbors["spine-02"][g.sender_ip]["messageStats"]["depthInq"] = 1
+    assert _judge(legs, neighbors, adj, {F.Miss("leaf-04", "ipv4", X)}) == []
+
+
+def test_one_missing_route_on_a_generated_2x32_fabric_reads_a_handful_of_sessions() -> None:
+    model = load_model_texts(generate_fabric(32, n_spines=2, vnis_per_leaf=2))
+    plan = plans(model, sorted(model.devices))
+    lgs = legs(plan)
+    assert len(lgs) == 2 * 2 * 32
+    neighbors: dict[str, Any] = {}
+    for g in lgs:  # every session Established, with the template's route-maps on both families
+        neighbors.setdefault(g.sender, {})[g.receiver_ip] = {
+            **raw(),
+            "addressFamilyInfo": {
+                "l2VpnEvpn": {"routeMapForOutgoingAdvertisements": "RM-EVPN-NH-UNCHANGED"},
+                "ipv4Unicast": {"routeMapForOutgoingAdvertisements": "RM-UNDERLAY-OUT"},
+            },
+        }
+    leaf1 = model.devices["leaf-01"]
+    for miss in (F.Miss("leaf-05", "evpn", str(leaf1.vtep)), F.Miss("leaf-05", "ipv4", f"{leaf1.loopback}/32")):
+        reads = F.audit_plan(F.scopes(lgs, neighbors, {miss}, origins(model)))
+        # spine->leaf-05 and leaf-01->spine, both ends of each: 4 switches, 2 neighbors each
+        assert sorted(reads) == ["leaf-01", "leaf-05", "spine-01", "spine-02"]
+        assert sum(len(r.pairs) for r in reads.values()) == 8
+        spine = reads["spine-01"]
+        assert {ip for _, ip in spine.pairs} == {
+            next(g.receiver_ip for g in lgs if g.sender == "spine-01" and g.receiver == d)
+            for d in ("leaf-01", "leaf-05")
+        }
+        commands = adj_commands(list(spine.pairs), list(spine.prefixes))
+        if miss.family == "ipv4":
+            assert [c for _, c in commands] == [f"show bgp ipv4 unicast {leaf1.loopback}/32 json"]
+        else:  # the type-3 table, and the two neighbors' tables
+            assert len(commands) == 5

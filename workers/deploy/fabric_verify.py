@@ -7,9 +7,10 @@ one ``vtysh`` (``FrrDriver.get_fabric_state``), and evaluates the cheap state ch
 between VTEPs) run once the control plane passes, and only for the pairs the change can
 affect (:func:`affected_pings`); all of a switch's probes run at once in one exec.
 
-When a modelled route is missing while every session is Established, the next reads audit the
-sessions with a policy for its family (:mod:`workers.deploy.filters`): a route a policy keeps
-from a peer ends verification as ``deterministic``, naming the switch, the peer and the policy.
+When a switch misses a modelled route while every session is Established, the next reads audit
+the sessions that route travels to that switch, when one carries a policy for its family
+(:mod:`workers.deploy.filters`): a route a policy keeps from it on every path ends verification
+as ``deterministic``, naming the switch, the peer and the policy.
 
 The verdict says which signal ended verification (``stable``, ``settled``,
 ``deterministic``, ``timeout``) and why; verify and rollback put it on the run.
@@ -133,6 +134,17 @@ def legs(plan: dict[str, Plan]) -> list[F.Leg]:
     return out
 
 
+def origins(model: InfraModel) -> dict[str, str]:
+    """What the route audit misses -> the switch that originates it: each VTEP (EVPN), each
+    loopback and VTEP as a /32 (IPv4 unicast)."""
+    out: dict[str, str] = {}
+    for d in model.devices.values():
+        out[f"{d.loopback}/32"] = d.name
+        if d.vtep is not None:
+            out[str(d.vtep)] = out[f"{d.vtep}/32"] = d.name
+    return out
+
+
 def affected_pings(model: InfraModel, device: str, pings: list[C.Ping], changed: set[str] | None) -> list[C.Ping]:
     """The probes of ``device`` whose path or ends the change can affect: every probe when the
     changed set is unknown or holds a spine (every VTEP path crosses the spines); otherwise a
@@ -160,7 +172,7 @@ class _Observation:
     adj: dict[str, Any] = field(default_factory=dict)  # the route audit's reads, when asked for
 
 
-def _observe(driver: Any, exp: C.Expected, nonce: str | None, adj: list[tuple[str, str]] | None) -> _Observation:
+def _observe(driver: Any, exp: C.Expected, nonce: str | None, adj: F.Reads | None) -> _Observation:
     get = getattr(driver, "get_fabric_state", None)
     if get is None:  # a driver without the one-exec read: the napalm getters, one exec each
         return _Observation(C.observe(driver, exp, with_pings=False), {}, None, {}, None)
@@ -168,8 +180,10 @@ def _observe(driver: Any, exp: C.Expected, nonce: str | None, adj: list[tuple[st
     extra: dict[str, Any] = {}
     if nonce is not None:
         extra["session_keys"] = nonce
-    if adj:
-        extra["adj"] = adj
+    if adj is not None and adj.pairs:
+        extra["adj"] = list(adj.pairs)
+        if adj.prefixes:
+            extra["prefixes"] = list(adj.prefixes)
     st = get(evpn=evpn, pending=True, **extra)
     raw = st.get("bgp_neighbors_raw") or {}
     return _Observation(
@@ -353,11 +367,11 @@ def read_device(
     *,
     plan: dict[str, Plan],
     keys: tuple[str, frozenset[str]] | None = None,
-    audit: dict[str, list[tuple[str, str]]] | None = None,
+    audit: dict[str, F.Reads] | None = None,
 ) -> DeviceRead:
     """One switch: one exec, cheap checks, digest, sessions down, deterministic failures.
     ``keys``: (nonce, switches) to read the password digests of (see ``get_fabric_state``);
-    ``audit``: per switch, the ``(family, neighbor)`` pairs of the route audit (:mod:`filters`)."""
+    ``audit``: per switch, the reads of the route audit (:mod:`filters`)."""
     p = plan[name]
     got = _observe(
         driver, p.expected, keys[0] if keys is not None and name in keys[1] else None, (audit or {}).get(name)
@@ -489,10 +503,12 @@ async def verify_fabric(
     # the password digests are read (with a nonce of this verification only) of both ends of every
     # session the read before found down: a wrong password leaves FRR in Active/Connect, nothing more
     nonce, keyed = secrets.token_hex(16), frozenset[str]()
-    # the route audit (workers/deploy/filters.py): when a modelled route is missing while every
-    # session is Established, the next reads also give, of the sessions with a policy for its
-    # family, the sender's adj-RIB-out and best routes and what the receiver holds from it
-    lgs, audit, watch = legs(plan), dict[str, list[tuple[str, str]]](), F.FilterWatch()
+    # the route audit (workers/deploy/filters.py): when a switch misses a modelled route while
+    # every session is Established, the next reads also give, of the sessions that route travels
+    # to that switch (one with a policy for its family), the sender's adj-RIB-out and best routes
+    # and what the receiver holds from it
+    lgs, audit, watch = legs(plan), dict[str, F.Reads](), F.FilterWatch()
+    owners, scoped = origins(model), list[F.Scope]()
 
     async def read_all(delay: float = 0.0) -> tuple[dict[str, Outcome[DeviceRead]], float]:
         nonlocal last_read_s
@@ -538,12 +554,14 @@ async def verify_fabric(
         keyed = frozenset(_down_ends(plan, ends))
         raws = {n: r.value.raw for n, r in results.items() if r.ok and r.value is not None}
         adjs = {n: r.value.adj for n, r in results.items() if r.ok and r.value is not None and r.value.adj}
-        need = F.missing(cheap) if down == 0 else {}
-        if adjs and need:
-            det += watch.feed(*F.audit(lgs, raws, adjs, need))
+        misses = F.missing(cheap) if down == 0 else set[F.Miss]()
+        still = [sc for sc in scoped if sc.miss in misses]  # audited by this read, still missed by it
+        if adjs and still:
+            det += watch.feed(*F.audit(still, raws, adjs))
         else:
             watch.reset()
-        audit = F.audit_plan(lgs, raws, need) if need else {}
+        scoped = F.scopes(lgs, raws, misses, owners)
+        audit = F.audit_plan(scoped)
         fabric = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
         probed = False
         if not C.failing(cheap) and probes and (probed_at != fabric or (C.failing(probe_checks) and probe_runs < 2)):

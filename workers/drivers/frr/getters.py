@@ -357,6 +357,31 @@ def best_routes(family: str, doc: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def prefix_entry(doc: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
+    """``show bgp ipv4 unicast <prefix> json``: the AS path of the best path (None without one),
+    the peers the prefix is advertised to (``advertisedTo``: the adj-RIB-out) and the peers a
+    valid path came from (what the switch holds from whom, after its inbound policy)."""
+    if not isinstance(doc, dict):
+        return None, [], []
+    best: str | None = None
+    peers: set[str] = set()
+    for p in _paths(doc):
+        if not p.get("valid", True):
+            continue
+        aspath = p.get("aspath")
+        path = str(aspath.get("string", "")) if isinstance(aspath, dict) else str(p.get("path", ""))
+        path = "" if path == "Local" else path
+        mark = p.get("bestpath")
+        if best is None and (mark.get("overall") if isinstance(mark, dict) else mark):
+            best = path
+        peer = p.get("peer")
+        pid = peer.get("peerId") if isinstance(peer, dict) else p.get("peerId")
+        if isinstance(pid, str) and pid and pid != "(unspec)":
+            peers.add(pid)
+    to = doc.get("advertisedTo")
+    return best, sorted(to) if isinstance(to, dict) else [], sorted(peers)
+
+
 def update_groups(text: str) -> dict[str, bool]:
     """``show bgp <family> update-groups`` (text only in FRR 8.4): ``{peer: settled}``, where a
     peer's update-subgroup is settled when nothing waits to be sent to it: no coalesce timer

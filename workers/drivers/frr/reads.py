@@ -164,38 +164,90 @@ _STATE_BGP = ["show bgp vrf all neighbors json", "show bgp vrf all summary json"
 _STATE_EVPN = ["show evpn vni json", "show evpn vni detail json"]
 
 
-def adj_commands(adj: list[tuple[str, str]]) -> list[tuple[tuple[str, str, str], str]]:
+ADJ_MAX_BYTES = 1_000_000  # the route audit's answers, per switch and read: beyond, the read fails
+
+
+def _is_prefix(text: str) -> bool:
+    try:
+        net = ipaddress.IPv4Network(text)
+    except ValueError:
+        return False
+    return str(net) == text
+
+
+def adj_commands(
+    adj: list[tuple[str, str]], prefixes: list[str] | None = None
+) -> list[tuple[tuple[str, str, str], str]]:
     """The ``vtysh`` commands of an audit (see ``get_fabric_state``), each with what it answers:
-    ``(family, "local"|"out"|"in", neighbor)``. Refuses anything but a family and an address."""
+    ``(family, "local"|"out"|"in"|"prefix", neighbor or prefix)``. EVPN: the type-3 table and,
+    per neighbor, its adj-RIB-out and what the switch holds from it (FRR 8.4 has no per-route
+    lookup for these). IPv4 unicast: one ``show bgp ipv4 unicast <prefix> json`` per prefix (its
+    best path, the peers it is advertised to, the peers it was received from), never a whole table.
+    Refuses anything but a family, an address and an IPv4 prefix."""
     out: list[tuple[tuple[str, str, str], str]] = []
-    bad = sorted(ip for _, ip in adj if not _is_address(ip))
+    bad = sorted(ip for _, ip in adj if not _is_address(ip)) + sorted(p for p in prefixes or [] if not _is_prefix(p))
     if bad:
-        raise ValueError(f"adj: not an address: {bad[0]!r}")
+        raise ValueError(f"adj: not an address or a prefix: {bad[0]!r}")
     for family in sorted({f for f, _ in adj}):
         words = getters.ADJ_FAMILIES.get(family)
         if words is None:
             raise ValueError(f"adj: unknown family {family!r}")
-        local = "show bgp l2vpn evpn route type multicast json" if family == "evpn" else "show bgp ipv4 unicast json"
-        out.append(((family, "local", ""), local))
+        if family == "ipv4":
+            if not prefixes:
+                raise ValueError("adj: IPv4 unicast is audited per prefix: no prefixes given")
+            for prefix in sorted(set(prefixes), key=ipaddress.IPv4Network):
+                out.append((("ipv4", "prefix", prefix), f"show bgp ipv4 unicast {prefix} json"))
+            continue
+        out.append(((family, "local", ""), "show bgp l2vpn evpn route type multicast json"))
         for ip in sorted({ip for f, ip in adj if f == family}, key=ipaddress.ip_address):
             out.append(((family, "out", ip), f"show bgp {words} neighbors {ip} advertised-routes json"))
             out.append(((family, "in", ip), f"show bgp {words} neighbors {ip} routes json"))
     return out
 
 
-def adj_answers(audit: list[tuple[tuple[str, str, str], str]], docs: list[Any]) -> dict[str, dict[str, Any]]:
-    """``get_fabric_state``'s ``"adj"`` from the answers to :func:`adj_commands`, in order."""
+def adj_answers(
+    audit: list[tuple[tuple[str, str, str], str]], docs: list[Any], neighbors: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``get_fabric_state``'s ``"adj"`` from the answers to :func:`adj_commands`, in order.
+    ``neighbors``: the IPv4 neighbors audited (each gets an ``out`` and an ``in``, empty when
+    the prefixes read name it nowhere)."""
     out: dict[str, dict[str, Any]] = {}
-    for ((family, what, ip), _), doc in zip(audit, docs, strict=True):
+    for ((family, what, key), _), doc in zip(audit, docs, strict=True):
         got = out.setdefault(family, {"local": {}, "out": {}, "in": {}})
         body = doc if isinstance(doc, dict) else {}
         if what == "local":
             got["local"] = getters.best_routes(family, body)
         elif what == "out":
-            got["out"][ip] = getters.advertised_routes(family, body)
+            got["out"][key] = getters.advertised_routes(family, body)
+        elif what == "in":
+            got["in"][key] = getters.neighbor_routes(family, body)
         else:
-            got["in"][ip] = getters.neighbor_routes(family, body)
+            best, to, frm = getters.prefix_entry(body)
+            for ip in neighbors or []:
+                got["out"].setdefault(ip, {})
+                got["in"].setdefault(ip, [])
+            if best is not None:
+                got["local"][key] = best
+                for ip in to:
+                    got["out"].setdefault(ip, {})[key] = best
+            for ip in frm:
+                got["in"].setdefault(ip, []).append(key)
     return out
+
+
+def audit_script(audit: list[tuple[tuple[str, str, str], str]], families: list[str]) -> str:
+    """The audit's reads: its JSON commands in one ``vtysh``, then each family's update-groups
+    (text only in FRR 8.4) in a ``vtysh`` of its own, each under a marker."""
+    lines = [_vtysh_many([c for _, c in audit])]
+    for family in sorted(set(families)):
+        lines += [mark(f"ug_{family}"), _vtysh(f"show bgp {getters.ADJ_FAMILIES[family]} update-groups")]
+    return "\n".join(lines)
+
+
+def _capped(script: str, cap: int) -> str:
+    """``script`` with its output cut on the switch at ``cap`` bytes; the ``adj_end`` marker it
+    ends with is missing from what comes back when the cut fell."""
+    return f"{{\n{script}\n{mark('adj_end')}\n}} 2>/dev/null | head -c {int(cap)}"
 
 
 class ReadsMixin:
@@ -382,6 +434,8 @@ class ReadsMixin:
         pending: bool = False,
         session_keys: str | None = None,
         adj: list[tuple[str, str]] | None = None,
+        prefixes: list[str] | None = None,
+        adj_max_bytes: int = ADJ_MAX_BYTES,
     ) -> dict[str, Any]:
         """What verification reads of a switch, in **one** exec and one ``vtysh`` process:
         ``{"bgp": get_bgp_neighbors(), "bgp_summary": raw summary JSON, "routes":
@@ -402,17 +456,22 @@ class ReadsMixin:
 
         With ``adj`` (``[(family, neighbor address)]``, family ``"ipv4"`` or ``"evpn"``), ``"adj"`` is
         ``{family: {"local": {route: AS path of the best path}, "out": {neighbor: {route: AS path}},
-        "in": {neighbor: [route]}, "settled": {neighbor: bool}}}``: the local table (EVPN: the type-3 routes), the adj-RIB-out to
-        each neighbor (``advertised-routes``: after the outbound policy) and what the switch holds
-        from it (``routes``: after the inbound policy), read in the same ``vtysh`` (FRR gives both
-        without ``soft-reconfiguration inbound``), and whether nothing waits to be sent to each
-        neighbor (``update-groups``, a second ``vtysh`` of the same exec: FRR 8.4 prints it as
-        text only). Routes are keyed ``"<rd> <prefix>"`` (EVPN) or
-        by prefix."""
+        "in": {neighbor: [route]}, "settled": {neighbor: bool}}}``: the local table, the adj-RIB-out
+        to each neighbor (after the outbound policy) and what the switch holds from it (after the
+        inbound policy; FRR gives both without ``soft-reconfiguration inbound``), and whether
+        nothing waits to be sent to each neighbor (``update-groups``: FRR 8.4 prints it as text
+        only). EVPN: the type-3 table, ``advertised-routes`` and ``routes`` of each neighbor given.
+        IPv4 unicast: only the ``prefixes`` given, one ``show bgp ipv4 unicast <prefix> json`` each
+        (its ``advertisedTo`` is the adj-RIB-out, its paths' peers what the switch holds from whom).
+        Routes are keyed ``"<rd> <prefix>"`` (EVPN) or by prefix. The audit's reads run in a
+        ``vtysh`` of their own in the same exec, their output cut on the switch at
+        ``adj_max_bytes``: beyond it the read fails (:class:`FrrCommandError`) rather than carry
+        megabytes."""
         commands = _STATE_BGP + (_STATE_EVPN if evpn else [])
-        audit = adj_commands(adj or [])
-        commands = commands + [c for _, c in audit]
+        audit = adj_commands(adj or [], prefixes)
         parts = [("vtysh", _vtysh_many(commands)), ("links", "ip -j -d link show")]
+        if audit:
+            parts.append(("adj", _capped(audit_script(audit, [f for f, _ in adj or []]), adj_max_bytes)))
         if self._caps is None:  # the kernel's capabilities as the driver's setup recorded them, in the same exec
             parts.append(("caps", f"cat {shlex.quote(self.revert_dir)}/caps 2>/dev/null"))
         if evpn:
@@ -424,8 +483,6 @@ class ReadsMixin:
             parts += pending_parts(self.revert_dir)
         if session_keys is not None:
             parts.append(("keys", session_keys_script(session_keys)))
-        for family in sorted({f for f, _ in adj or []}):  # text only in FRR 8.4: its own vtysh, same exec
-            parts.append((f"ug_{family}", _vtysh(f"show bgp {getters.ADJ_FAMILIES[family]} update-groups")))
         s = self._sections(parts, "get_fabric_state")
         try:
             docs = json_docs(s["vtysh"])
@@ -457,9 +514,7 @@ class ReadsMixin:
         if session_keys is not None:
             out["session_keys"] = parse_session_keys(s.get("keys", ""))
         if audit:
-            out["adj"] = adj_answers(audit, docs[len(commands) - len(audit) :])
-            for family, got in out["adj"].items():
-                got["settled"] = getters.update_groups(s.get(f"ug_{family}", ""))
+            out["adj"] = self._audit_answers(audit, s, adj or [], adj_max_bytes)
         if evpn:
             applied = _json(s.get("applied", ""), {})
             modelled = applied.get("vni_vlans", {}) if isinstance(applied, dict) else {}
@@ -470,6 +525,35 @@ class ReadsMixin:
                 getters.with_pvids(links, _json(s.get("vlans", ""), [])),
                 modelled,
             )
+        return out
+
+    def _audit_answers(
+        self, audit: list[tuple[tuple[str, str, str], str]], s: dict[str, str], adj: list[tuple[str, str]], cap: int
+    ) -> dict[str, dict[str, Any]]:
+        """The audit's answers from its capped section (``adj`` .. ``adj_end``); when its JSON
+        documents are not one per command (FRR may print nothing for a route it lacks), each
+        command again in a ``vtysh`` of its own, under the same cap."""
+        if "adj_end" not in s:
+            raise FrrCommandError(
+                f"{getattr(self, 'hostname', 'switch')}: the route audit's answers ({len(audit)} reads) "
+                f"exceed {cap} bytes: read stopped"
+            )
+        try:
+            docs = json_docs(s.get("adj", ""))
+        except ValueError:
+            docs = []
+        if len(docs) != len(audit):
+            script = "\n".join(f"{mark(f'c{i}')}\n{_vtysh(c)}" for i, (_, c) in enumerate(audit))
+            again = self._sections([("adj", _capped(script, cap))], "get_fabric_state")
+            if "adj_end" not in again:
+                raise FrrCommandError(
+                    f"{getattr(self, 'hostname', 'switch')}: the route audit's answers exceed {cap} bytes: read stopped"
+                )
+            docs = [_json(again.get(f"c{i}", ""), {}) for i in range(len(audit))]
+        ipv4 = sorted({ip for f, ip in adj if f == "ipv4"})
+        out = adj_answers(audit, docs, ipv4)
+        for family, got in out.items():
+            got["settled"] = getters.update_groups(s.get(f"ug_{family}", ""))
         return out
 
     def ping_many(self, probes: list[dict[str, Any]], timeout: int = 1) -> list[dict[str, Any]]:
