@@ -10,7 +10,8 @@ plane's own signals, not on its timeout.
 * a VNI added on two leaves (each misses the other's VTEP while the routes travel) is verified by
   ``stable``: a route in flight is never called filtered;
 * an inbound route-map set by hand on leaf-04 (the spines send, leaf-04 holds nothing from them)
-  fails verify at once, naming leaf-04, the spine, the route-map and a route it rejects.
+  fails verify at once, naming leaf-04, the spine, the route-map and a route it rejects; the same
+  for an IPv4 unicast inbound prefix filter, read per prefix, and the audit's byte cap.
 
 * failures waiting cannot heal fail at once, read on the real switches (verify of the lab as it
   stands, after a switch was changed by hand): two ends of a session configured with different
@@ -36,6 +37,7 @@ from bench.breakage import write_password_override
 from lintas.engine.settings import Settings
 from lintas.workers.deploy.fabric_verify import FabricVerification, Settling, plans, verify_fabric
 from lintas.workers.deploy.fleet import Fleet
+from lintas.workers.drivers.frr.errors import FrrCommandError
 from lintas.workers.model import load_model
 from tests.deploy import test_fabric_e2e as e2e
 from tests.deploy.test_fabric_e2e import (
@@ -280,6 +282,73 @@ def test_an_inbound_route_map_that_rejects_evpn_routes_fails_at_once_naming_it(
         "leaf-04 to learn leaf-01's VTEP again",
         lambda: VTEP["leaf-01"] in (sw.remote_vteps("leaf-04", 10010) or []),
         30,
+    )
+    again = verify_now(lab_settings, lx)
+    assert again.verdict.ended_by == "stable", again.verdict
+
+
+def test_an_inbound_prefix_filter_on_the_underlay_fails_at_once_read_per_prefix(
+    lx: Env, sw: Switches, lab_settings: Settings
+) -> None:
+    """By hand: leaf-04 denies leaf-01's loopback from its spines (IPv4 unicast, inbound: a
+    route-map in place of the template's RM-UNDERLAY-IN, which is put back after). Verify
+    reads only that prefix (``show bgp ipv4 unicast <prefix> json``) on the sessions it travels to
+    leaf-04, and names the route-map and both spines; the spines' adj-RIB-out is the prefix's
+    ``advertisedTo``. A read beyond the audit's byte cap fails with the cap named."""
+    ip_spine, ip_leaf, asn_leaf, _ = _link(lx, "leaf-04", "spine-01")
+    lo = f"{load_model(lx.work).devices['leaf-01'].loopback}/32"
+    by_hand(
+        lab_settings,
+        "leaf-04",
+        "conf t",
+        f"ip prefix-list LX-V4-IN seq 5 deny {lo}",
+        "ip prefix-list LX-V4-IN seq 10 permit 0.0.0.0/0 le 32",
+        "route-map V4-IN permit 10",
+        "match ip address prefix-list LX-V4-IN",
+        "exit",
+        f"router bgp {asn_leaf}",
+        "address-family ipv4 unicast",
+        "neighbor UNDERLAY route-map V4-IN in",
+    )
+    try:
+        wait_for(
+            "leaf-04 to lose leaf-01's loopback", lambda: lo not in sw.ask("leaf-04", lambda d: d.get_ipv4_routes()), 30
+        )
+        spine = sw.ask("spine-01", lambda d: d.get_fabric_state(evpn=False, adj=[("ipv4", ip_leaf)], prefixes=[lo]))
+        got = spine["adj"]["ipv4"]
+        assert got["local"][lo] and got["out"][ip_leaf] == {lo: got["local"][lo]}, got  # sent to leaf-04
+        assert got["settled"][ip_leaf] is True, got
+        leaf = sw.ask("leaf-04", lambda d: d.get_fabric_state(evpn=False, adj=[("ipv4", ip_spine)], prefixes=[lo]))
+        assert leaf["adj"]["ipv4"]["in"][ip_spine] == [] and lo not in leaf["adj"]["ipv4"]["local"], leaf["adj"]
+        with pytest.raises(FrrCommandError, match="exceed 64 bytes"):
+            sw.ask(
+                "spine-01",
+                lambda d: d.get_fabric_state(evpn=False, adj=[("ipv4", ip_leaf)], prefixes=[lo], adj_max_bytes=64),
+            )
+        v = verify_now(lab_settings, lx)
+        assert v.verdict.ended_by == "deterministic" and not v.verdict.passed, v.verdict
+        assert v.reads <= 4, (v.reads, v.verdict)
+        reason = v.verdict.reason
+        for s in ("spine-01", "spine-02"):
+            assert f"leaf-04 rejects 1 IPv4 unicast route(s) from {s} (inbound route-map V4-IN): e.g. {lo}" in reason, (
+                reason
+            )
+        assert "filters" not in reason, reason
+    finally:
+        by_hand(
+            lab_settings,
+            "leaf-04",
+            "conf t",
+            f"router bgp {asn_leaf}",
+            "address-family ipv4 unicast",
+            "neighbor UNDERLAY route-map RM-UNDERLAY-IN in",  # the template's, back
+            "exit-address-family",
+            "exit",
+            "no route-map V4-IN",
+            "no ip prefix-list LX-V4-IN",
+        )
+    wait_for(
+        "leaf-04 to learn leaf-01's loopback again", lambda: lo in sw.ask("leaf-04", lambda d: d.get_ipv4_routes()), 30
     )
     again = verify_now(lab_settings, lx)
     assert again.verdict.ended_by == "stable", again.verdict
