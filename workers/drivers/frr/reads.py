@@ -236,9 +236,15 @@ def adj_answers(
 
 
 def audit_script(audit: list[tuple[tuple[str, str, str], str]], families: list[str]) -> str:
-    """The audit's reads: its JSON commands in one ``vtysh``, then each family's update-groups
-    (text only in FRR 8.4) in a ``vtysh`` of its own, each under a marker."""
-    lines = [_vtysh_many([c for _, c in audit])]
+    """The audit's reads: its EVPN commands in one ``vtysh``; each IPv4 prefix in a ``vtysh`` of
+    its own under a marker ``p<i>`` (FRR prints nothing for a prefix it does not have, so a
+    batch could not be told apart); each family's update-groups (text only in FRR 8.4) under
+    ``ug_<family>``."""
+    batch = [c for (_, what, _), c in audit if what != "prefix"]
+    lines = [_vtysh_many(batch)] if batch else []
+    for i, ((_, what, _), c) in enumerate(audit):
+        if what == "prefix":
+            lines += [mark(f"p{i}"), _vtysh(c)]
     for family in sorted(set(families)):
         lines += [mark(f"ug_{family}"), _vtysh(f"show bgp {getters.ADJ_FAMILIES[family]} update-groups")]
     return "\n".join(lines)
@@ -530,28 +536,31 @@ class ReadsMixin:
     def _audit_answers(
         self, audit: list[tuple[tuple[str, str, str], str]], s: dict[str, str], adj: list[tuple[str, str]], cap: int
     ) -> dict[str, dict[str, Any]]:
-        """The audit's answers from its capped section (``adj`` .. ``adj_end``); when its JSON
-        documents are not one per command (FRR may print nothing for a route it lacks), each
-        command again in a ``vtysh`` of its own, under the same cap."""
+        """The audit's answers from its capped section (``adj`` .. ``adj_end``); when the EVPN
+        batch's JSON documents are not one per command, each again in a ``vtysh`` of its own (a
+        second exec, under the same cap)."""
         if "adj_end" not in s:
             raise FrrCommandError(
                 f"{getattr(self, 'hostname', 'switch')}: the route audit's answers ({len(audit)} reads) "
                 f"exceed {cap} bytes: read stopped"
             )
+        batch = [i for i, ((_, what, _), _) in enumerate(audit) if what != "prefix"]
         try:
-            docs = json_docs(s.get("adj", ""))
+            docs = json_docs(s.get("adj", "")) if batch else []
         except ValueError:
             docs = []
-        if len(docs) != len(audit):
-            script = "\n".join(f"{mark(f'c{i}')}\n{_vtysh(c)}" for i, (_, c) in enumerate(audit))
+        if len(docs) != len(batch):
+            script = "\n".join(f"{mark(f'c{i}')}\n{_vtysh(audit[i][1])}" for i in batch)
             again = self._sections([("adj", _capped(script, cap))], "get_fabric_state")
             if "adj_end" not in again:
                 raise FrrCommandError(
                     f"{getattr(self, 'hostname', 'switch')}: the route audit's answers exceed {cap} bytes: read stopped"
                 )
-            docs = [_json(again.get(f"c{i}", ""), {}) for i in range(len(audit))]
+            docs = [_json(again.get(f"c{i}", ""), {}) for i in batch]
+        by_index = dict(zip(batch, docs, strict=True))
+        answers = [by_index[i] if i in by_index else _json(s.get(f"p{i}", ""), {}) for i in range(len(audit))]
         ipv4 = sorted({ip for f, ip in adj if f == "ipv4"})
-        out = adj_answers(audit, docs, ipv4)
+        out = adj_answers(audit, answers, ipv4)
         for family, got in out.items():
             got["settled"] = getters.update_groups(s.get(f"ug_{family}", ""))
         return out
