@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from lintas.workers.checks import Check
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import filters as F
 from lintas.workers.deploy.fabric_verify import Settling, legs, origins, plans, verify_fabric
+from lintas.workers.deploy.settle import Verdict
 from lintas.workers.drivers.frr import getters
 from lintas.workers.drivers.frr.reads import adj_answers, adj_commands
 from lintas.workers.model import load_model_texts
@@ -380,7 +382,7 @@ class AuditSwitch(FakeSwitch):
 
     def __init__(self, obs: C.Observed, neighbors: dict[str, Any], adj: dict[str, Any]) -> None:
         super().__init__([obs])
-        self.neighbors, self.adj, self.audits = neighbors, adj, 0
+        self.neighbors, self.adj, self.audits, self.slow = neighbors, adj, 0, 0.0
 
     def get_fabric_state(
         self,
@@ -393,6 +395,7 @@ class AuditSwitch(FakeSwitch):
         st = super().get_fabric_state(evpn=evpn, pending=pending, session_keys=session_keys)
         st["bgp_neighbors_raw"] = {"default": self.neighbors}
         if adj:
+            time.sleep(self.slow)
             self.audits += 1
             st["adj"] = {f: copy.deepcopy(self.adj.get(f, {})) for f, _ in adj}
         return st
@@ -648,3 +651,27 @@ def test_one_missing_route_on_a_generated_2x32_fabric_reads_a_handful_of_session
             assert [c for _, c in commands] == [f"show bgp ipv4 unicast {leaf1.loopback}/32 json"]
         else:  # the type-3 table, and the two neighbors' tables
             assert len(commands) == 5
+
+
+def test_a_settled_verdict_waits_for_the_read_that_confirms_a_pending_finding(model: InfraModel) -> None:
+    """An audit read slower than the settle window (a loaded machine): "settled" would end verify
+    on the read of the first finding; verify reads once more and ends on the filter's reason."""
+    fleet = _audit_fleet(model, None)
+    cast = fleet.switches["leaf-04"]
+    assert isinstance(cast, AuditSwitch)
+    cast.slow = 0.5
+    settling = Settling("verify", timeout_s=20.0, settle_s=0.3, poll_s=0.01)
+    v = asyncio.run(
+        verify_fabric(fleet, model, sorted(model.devices), log=Log(), settling=settling, changed={"leaf-04"})  # type: ignore[arg-type]
+    )
+    assert v.verdict.ended_by == "deterministic" and v.reads == 3, (v.verdict, v.reads)
+    assert "outbound route-map RM-EVPN-DENY-OUT" in v.verdict.reason
+    # the hold: only a settled verdict, only with a finding pending, twice at most
+    watch = F.FilterWatch()
+    settled = Verdict(False, "settled", "x", 3.0)
+    assert watch.hold(settled) is settled and watch.hold(None) is None
+    neighbors, adj = outbound_filter()
+    watch.feed(*run(LEGS, neighbors, adj, MISS_AT_SPINE))
+    assert watch.hold(settled) is None and watch.hold(settled) is None and watch.hold(settled) is settled
+    timeout = Verdict(False, "timeout", "x", 3.0)
+    assert F.FilterWatch().hold(timeout) is timeout

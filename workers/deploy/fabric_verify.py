@@ -599,6 +599,7 @@ async def verify_fabric(
             probed_at, probed = fabric, True
         failing = len(C.failing(cheap)) + (len(C.failing(probe_checks)) if probed_at == fabric else 0)
         verdict = rule.feed(Reading(now, digests, failing, down, det))
+        verdict = watch.hold(verdict)  # "settled" with a finding the next audit confirms or drops: read again
         if verdict is not None:
             checks = cheap + (probe_checks if probed_at == fabric else [])
             pending = {

@@ -35,10 +35,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from lintas.workers.checks import Check
 
+
+class _Ended(Protocol):
+    @property
+    def ended_by(self) -> str: ...
+
+
+_V = TypeVar("_V", bound=_Ended)
 Family = Literal["ipv4", "evpn"]
 FAMILIES: tuple[Family, ...] = ("evpn", "ipv4")
 AF_KEY: dict[Family, str] = {"ipv4": "ipv4Unicast", "evpn": "l2VpnEvpn"}
@@ -343,6 +350,16 @@ class FilterWatch:
 
     def __init__(self) -> None:
         self._last: tuple[frozenset[Finding], dict[str, tuple[int, ...]]] | None = None
+        self._held = 0
+
+    def hold(self, verdict: _V | None) -> _V | None:
+        """``verdict``, or None to read once more: a ``settled`` verdict (nothing changed for the
+        settle window) while a finding of the last audit waits for the next one to confirm or
+        drop it (a read takes about a second under load, the window three). Twice at most."""
+        if verdict is None or verdict.ended_by != "settled" or self._last is None or self._held >= 2:
+            return verdict
+        self._held += 1
+        return None
 
     def reset(self) -> None:
         self._last = None
