@@ -54,13 +54,10 @@ def push_event(repo: str, url: str, sha: str, before: str | None = None, ref: st
     )
 
 
-def noop_pipeline(n: int, pure: int = 0) -> str:
-    """A chain of ``n`` stages that do nothing; the first ``pure`` of them declare themselves pure
-    (``t-pure``: as validate, render, policy and secscan do; the rest as deploy and verify)."""
+def noop_pipeline(n: int) -> str:
     lines = ["version: 1", "name: noop", "stages:"]
     for i in range(1, n + 1):
-        kind = "t-pure" if i <= pure else "t-noop"
-        lines.append(f"  s{i}:\n    uses: {kind}" + (f"\n    needs: [s{i - 1}]" if i > 1 else ""))
+        lines.append(f"  s{i}:\n    uses: t-noop" + (f"\n    needs: [s{i - 1}]" if i > 1 else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -4,11 +4,7 @@ Target (issue 17): p50 <= 40 ms, p99 <= 150 ms. Engine, worker and embedded nats
 run on this machine, exactly as `lintas up` runs them (`--cluster 3`: as `lintas up --cluster 3`,
 three nats-server nodes and R3 streams).
 
-    .venv/bin/python -m bench.engine_overhead [--runs 200] [--cluster 3] [--pure 4]
-
-``--pure N``: the first N stages are pure (their first delivery writes one journal entry, not
-two); ``--pure 4`` has the shape of the default pipeline (validate, render, policy, secscan
-pure; deploy and verify not).
+    .venv/bin/python -m bench.engine_overhead [--runs 200] [--cluster 3]
 """
 
 from __future__ import annotations
@@ -28,13 +24,13 @@ from lintas.engine.notify import RunNotice
 from lintas.engine.settings import Settings
 
 
-async def main(runs: int, stages: int, cluster: int, pure: int) -> None:
+async def main(runs: int, stages: int, cluster: int) -> None:
     with workdir() as d:
-        shas = make_repo(d / "infra.git", runs + 5, {".lintas/pipeline.yaml": noop_pipeline(stages, pure)})
+        shas = make_repo(d / "infra.git", runs + 5, {".lintas/pipeline.yaml": noop_pipeline(stages)})
         settings = Settings(home=d / "home", nats_port=free_port(), log_level="warning")
         logs.configure("warning")
         async with stack(
-            settings, stages=build_stages(settings, ["t-noop", "t-pure"]), worker_concurrency=8, cluster=cluster
+            settings, stages=build_stages(settings, ["t-noop"]), worker_concurrency=8, cluster=cluster
         ) as st:
             done: dict[str, asyncio.Future[str]] = {}
 
@@ -67,7 +63,6 @@ async def main(runs: int, stages: int, cluster: int, pure: int) -> None:
                 "engine_overhead",
                 {
                     "stages": stages,
-                    "pure_stages": min(pure, stages),
                     "nats_nodes": max(cluster, 1),
                     "replicas": st.settings.streams.replicas,
                     **summary_ms(latencies),
@@ -81,6 +76,5 @@ if __name__ == "__main__":
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--stages", type=int, default=6)
     ap.add_argument("--cluster", type=int, default=0, help="N local nats-server nodes with routes (R3)")
-    ap.add_argument("--pure", type=int, default=0, help="the first N stages are pure (t-pure)")
     a = ap.parse_args()
-    aio.run(main(a.runs, a.stages, a.cluster, a.pure))
+    aio.run(main(a.runs, a.stages, a.cluster))

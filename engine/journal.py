@@ -62,19 +62,6 @@ class Journal:
                 continue
         raise ConflictError(f"journal {job_id}: too much contention")
 
-    async def peek_at(self, job_id: str, worker: str) -> tuple[JournalEntry, int]:
-        """:meth:`begin_at` for a pure stage's first delivery (see :class:`engine.stage.Stage`):
-        a read, not a write. A job never journaled gets the entry :meth:`begin_at` would write,
-        unwritten (revision 0): :meth:`complete` creates it with the result, so the stage costs
-        one journal write. A job journaled already (done: its result is published again; begun
-        by another delivery) is begun as usual."""
-        got = await self._store.get(S.journal_key(job_id))
-        if got is None:
-            return JournalEntry(job_id=job_id, executions=1, workers=[worker]), 0
-        if got[0].state == "done":
-            return got
-        return await self.begin_at(job_id, worker)
-
     async def complete(
         self, job_id: str, result: JobFinished, *, replace: bool = False, began: tuple[JournalEntry, int] | None = None
     ) -> JournalEntry:
@@ -87,15 +74,11 @@ class Journal:
         key = S.journal_key(job_id)
         if began is not None and began[0].state == "running":
             entry = began[0].model_copy(update={"state": "done", "result": result})
-            if began[1] == 0:  # nothing written yet (unwritten): the entry is created with its result
-                if await self._store.create(key, entry) is not None:
-                    return entry
-            else:
-                try:
-                    await self._store.update(key, entry, began[1])
-                    return entry
-                except ConflictError:
-                    pass
+            try:
+                await self._store.update(key, entry, began[1])
+                return entry
+            except ConflictError:
+                pass
         for _ in range(20):
             got = await self._store.get(key)
             if got is None:

@@ -93,22 +93,9 @@ class StageContext:
 
 @runtime_checkable
 class Stage(Protocol):
-    """``kind``: its name in pipelines. A stage class may also set ``pure = True``: it changes
-    nothing outside its result and the run's own artifacts, which it writes idempotently (the
-    same job run twice writes the same), so a second execution is harmless. Its first
-    delivery then reads the journal instead of writing it before it runs (a job already done
-    is not run again), and journals the result in one write: one KV write fewer per stage (a
-    quorum write on a cluster); a redelivery is journaled as for every stage. Stages that touch
-    devices, leases or anything outside the run (deploy, verify, rollback, twin) are not pure."""
-
     kind: ClassVar[str]
 
     async def run(self, ctx: StageContext) -> StageResult: ...
-
-
-def is_pure(stage: Stage) -> bool:
-    """Whether ``stage`` declares itself pure (see :class:`Stage`)."""
-    return getattr(type(stage), "pure", False) is True
 
 
 class StageFactory(Protocol):

@@ -38,7 +38,7 @@ from lintas.engine.redact import Redactor
 from lintas.engine.results import failed_copy, inline_part, serialised
 from lintas.engine.runlog import RunLogger
 from lintas.engine.settings import Settings
-from lintas.engine.stage import Stage, StageContext, StageResult, is_pure
+from lintas.engine.stage import Stage, StageContext, StageResult
 
 log = structlog.get_logger("lintas.worker")
 
@@ -157,10 +157,7 @@ class Worker(Service):
             await msg.term()
             return
         delivery = msg.metadata.num_delivered or 1
-        if delivery == 1 and is_pure(self._stages[kind]):
-            began = await self._journal.peek_at(job.job_id, self.worker_id)  # a read: recorded with its result
-        else:
-            began = await self._journal.begin_at(job.job_id, self.worker_id)
+        began = await self._journal.begin_at(job.job_id, self.worker_id)
         entry = began[0]
         if entry.state == "done" and entry.result is not None:
             rlog_done = RunLogger(self._nc, job.run_id, stage=job.stage, worker=self.worker_id, redactor=self._redact)

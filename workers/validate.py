@@ -100,7 +100,6 @@ class ChildValidator:
 
 class ValidateStage:
     kind: ClassVar[str] = "validate"
-    pure: ClassVar[bool] = True  # reads the repo, writes only its result and the run's artifacts
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

@@ -1,11 +1,9 @@
-"""How many journal writes a stage costs (each a quorum write on a cluster), on a real nats-server:
-a pure stage's first delivery is journaled once, with its result; any other stage twice (the
-execution begun, then its result)."""
+"""The journal and the engine's reports of one job, on a real nats-server: a job delivered afresh
+after it is done is not run again; every start report of a job is settled."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,36 +13,10 @@ from lintas.engine import subjects as S
 from lintas.engine.app import stack
 from lintas.engine.bus import publish_acked
 from lintas.engine.events import JobFinished, JobStarted
-from lintas.engine.journal import Journal
 from lintas.engine.settings import Settings
 from lintas.engine.state import RunState
 from tests.cluster.kit import marks
 from tests.integration.helpers import commit, make_repo, pipeline, push, run_id_of, wait_run
-
-
-async def test_a_pure_stage_is_journaled_once_and_an_effectful_one_twice(tmp_path: Path, settings: Settings) -> None:
-    repo = make_repo(tmp_path, settings)
-    async with stack(settings) as st:
-        writes: Counter[str] = Counter()
-
-        async def on_write(msg: Msg) -> None:
-            writes[msg.subject.rsplit(".", 1)[-1]] += 1
-
-        await st.nc.subscribe(f"$KV.{S.JOURNAL_BUCKET}.>", cb=on_write)
-        files = pipeline("  pure:\n    uses: t-pure\n  effect:\n    uses: t-noop\n    needs: [pure]\n")
-        sha = commit(repo, settings, files, "a pure and an effectful stage")
-        push(repo, settings)
-        run = await wait_run(st.topo, run_id_of(repo, sha))
-        assert run.state is RunState.succeeded, run.error
-        await asyncio.sleep(0.3)  # the last write's message
-        journal = Journal(st.topo.journal)
-        for name, expected_writes in (("pure", 1), ("effect", 2)):
-            job_id = run.stages[name].job_id
-            assert job_id is not None
-            entry = await journal.get(job_id)
-            assert entry is not None and entry.state == "done" and entry.executions == 1, (name, entry)
-            assert entry.result is not None and entry.result.outcome == "succeeded"
-            assert writes[S.journal_key(job_id).rsplit(".", 1)[-1]] == expected_writes, (name, writes)
 
 
 async def test_two_start_reports_of_one_job_are_both_settled(tmp_path: Path, settings: Settings) -> None:
@@ -88,10 +60,10 @@ async def test_two_start_reports_of_one_job_are_both_settled(tmp_path: Path, set
         assert pending == (0, 0), pending
 
 
-async def test_a_pure_job_sent_again_after_it_is_done_is_not_run_again(tmp_path: Path, settings: Settings) -> None:
+async def test_a_job_sent_again_after_it_is_done_is_not_run_again(tmp_path: Path, settings: Settings) -> None:
     """The same job delivered afresh (an engine re-sending it after the stream's duplicate
-    window): the pure stage's first delivery reads the journal, finds the result and publishes
-    it again, without running the stage a second time."""
+    window): the worker finds its result in the journal and publishes it again, without running
+    the stage a second time."""
     repo = make_repo(tmp_path, settings)
     async with stack(settings) as st:
         jobs: list[bytes] = []
@@ -99,8 +71,8 @@ async def test_a_pure_job_sent_again_after_it_is_done_is_not_run_again(tmp_path:
         async def on_job(msg: Msg) -> None:
             jobs.append(msg.data)
 
-        await st.nc.subscribe(S.job("t-pure"), cb=on_job)
-        sha = commit(repo, settings, pipeline("  pure:\n    uses: t-pure\n    with: {mark: true}\n"), "pure")
+        await st.nc.subscribe(S.job("t-noop"), cb=on_job)
+        sha = commit(repo, settings, pipeline("  pure:\n    uses: t-noop\n    with: {mark: true}\n"), "pure")
         push(repo, settings)
         rid = run_id_of(repo, sha)
         run = await wait_run(st.topo, rid)
@@ -113,7 +85,7 @@ async def test_a_pure_job_sent_again_after_it_is_done_is_not_run_again(tmp_path:
                 results.append(JobFinished.model_validate_json(msg.data))
 
         await st.nc.subscribe(S.result(rid), cb=on_result)
-        await publish_acked(st.topo.js, S.job("t-pure"), jobs[0], msg_id="sent-again")  # a new message, delivery 1
+        await publish_acked(st.topo.js, S.job("t-noop"), jobs[0], msg_id="sent-again")  # a new message, delivery 1
         for _ in range(100):
             if results:
                 break

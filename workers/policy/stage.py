@@ -60,7 +60,6 @@ class Prepared:
 
 class PolicyStage:
     kind: ClassVar[str] = "policy"
-    pure: ClassVar[bool] = True  # reads the repo, writes only its result and the run's artifacts
 
     def __init__(self, settings: Settings, config: PolicySettings | None = None) -> None:
         self._settings = settings

@@ -37,7 +37,6 @@ from lintas.workers.render.targets import Selection, kind_of, render_inputs, sel
 
 class RenderStage:
     kind: ClassVar[str] = "render"
-    pure: ClassVar[bool] = True  # reads the repo, writes only its result and the run's artifacts
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

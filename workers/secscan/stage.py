@@ -80,7 +80,6 @@ class ChildScanner:
 
 class SecscanStage:
     kind: ClassVar[str] = "secscan"
-    pure: ClassVar[bool] = True  # reads the repo, writes only its result and the run's artifacts
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

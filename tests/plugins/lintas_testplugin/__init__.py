@@ -35,21 +35,6 @@ class NoopStage:
         return StageResult.ok({"stage": ctx.job.stage})
 
 
-class PureNoopStage:
-    """Does nothing and declares it (``pure``): its first delivery is journaled only with its result."""
-
-    kind: ClassVar[str] = "t-pure"
-    pure: ClassVar[bool] = True
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    async def run(self, ctx: StageContext) -> StageResult:
-        if ctx.job.options.get("mark"):  # counts executions from outside (tests only)
-            _mark(ctx)
-        return StageResult.ok({"stage": ctx.job.stage})
-
-
 class SleepStage:
     kind: ClassVar[str] = "t-sleep"
 
