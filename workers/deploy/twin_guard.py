@@ -18,14 +18,22 @@ from lintas.engine.artifacts import ArtifactStore
 from lintas.engine.contracts import PolicySummary, TwinSummary, upstream_whole, upstreams_whole
 from lintas.engine.events import Job
 
+PIPELINE_REQUIRES = "the pipeline's twin: {required: true}"
 
-async def required_by(job: Job, store: ArtifactStore) -> list[str]:
-    """Who requires the twin for this job's change (empty: nobody)."""
-    why = ["the pipeline's twin: {required: true}"] if job.twin_required else []
-    policy = await upstream_whole(job, PolicySummary, store)
-    if policy is not None and policy.require_twin and policy.twin_follows is not False:
+
+def reasons(job: Job, policy: PolicySummary | None) -> list[str]:
+    """Who requires the twin: the pipeline's option, then the policy's ``require_twin`` (empty: nobody)."""
+    why = [PIPELINE_REQUIRES] if job.twin_required else []
+    if policy is not None and policy.require_twin:
         why += policy.twin_reasons or [f"{policy.require_twin} policy decision(s) require_twin"]
     return why
+
+
+async def required_by(job: Job, store: ArtifactStore) -> list[str]:
+    """Who requires the twin for this job's change: a policy's requirement binds deploy only when a
+    twin stage runs after the policy stage (else the run was warned that it goes unproven)."""
+    policy = await upstream_whole(job, PolicySummary, store)
+    return reasons(job, policy if policy is not None and policy.twin_follows is not False else None)
 
 
 def accepted(twin: TwinSummary, approved: list[str]) -> bool:

@@ -38,12 +38,13 @@ from typing import Any
 from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.contracts import PolicySummary, TwinSummary, upstream_whole
 from lintas.engine.stage import StageContext, StageResult
+from lintas.workers.deploy import twin_guard
+from lintas.workers.deploy.twin_guard import PIPELINE_REQUIRES as PIPELINE_REQUIRES  # its name here too
 from lintas.workers.lab.cmd import PrerequisiteError
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 
 NOTHING_TO_PROVE = "nothing to prove: the change touches no switch and no host"
-PIPELINE_REQUIRES = "the pipeline's twin: {required: true}"
 HOSTS_NOT_BUILT = "hosts are not built in twins yet"
 MAX_NAMED = 20  # targets named in one line (then "and N more")
 
@@ -68,12 +69,8 @@ class Requirement:
 async def requirement(ctx: StageContext) -> Requirement:
     """The pipeline's option, then every policy reason (the policy stage's summary, found by kind,
     read whole: an oversized policy result cut to its ``result_ref`` still says require_twin)."""
-    job = ctx.job
-    why = [PIPELINE_REQUIRES] if job.twin_required else []
-    policy = await upstream_whole(job, PolicySummary, NatsArtifactStore(ctx.topology.artifacts))
-    if policy is not None and policy.require_twin:
-        why += policy.twin_reasons or [f"{policy.require_twin} policy decision(s) require_twin"]
-    return Requirement(why)
+    policy = await upstream_whole(ctx.job, PolicySummary, NatsArtifactStore(ctx.topology.artifacts))
+    return Requirement(twin_guard.reasons(ctx.job, policy))
 
 
 def named(names: list[str]) -> str:
