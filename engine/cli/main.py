@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
 import signal
 import sys
@@ -68,6 +69,9 @@ def _settings() -> Settings:
 
 
 def _run(coro: object) -> None:
+    # a crash in a C library (libvirt, ovs, napalm's ssh) prints every thread's Python stack to
+    # stderr (the log of `lintas up --detach`) instead of leaving a process that vanished silently
+    faulthandler.enable()
     try:
         aio.run(coro)  # type: ignore[arg-type]
     except LintasError as exc:
