@@ -158,6 +158,9 @@ class Env:
         deadline = time.monotonic() + timeout
         waiting = False
         while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.returncode is None and self.proc.poll() is not None:
+                # died, and not by kill()/stop() (they reap it): no run moves on any more
+                raise AssertionError(f"lintas up died (exit {self.proc.returncode})\n" + self.stuck(run_id, 0))
             run = self.show(run_id)
             if run["state"] == "waiting_approval":
                 if not waiting:
