@@ -25,4 +25,4 @@ echo ">> ruff (lint, complexity, format)"
 echo ">> mypy (strict on engine/ and workers/)"
 .venv/bin/mypy
 echo ">> pytest"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest --durations=15 "$@"
