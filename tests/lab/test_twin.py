@@ -272,11 +272,12 @@ time.sleep(600)
 """
 
 
-def _killed_builder(settings: Settings, *, mid_build: bool) -> tuple[str, str]:
-    """A process that builds a held twin, SIGKILLed mid-build or once the twin is up: (prefix, name)."""
+def _killed_builder(settings: Settings, *, mid_build: bool, builder: str = BUILDER) -> tuple[str, str]:
+    """A process that builds a held twin (``builder``: its script), SIGKILLed mid-build or once the
+    twin is up: (prefix, name)."""
     name = f"k-{secrets.token_hex(3)}"
     proc = subprocess.Popen(
-        [sys.executable, "-c", BUILDER, str(settings.home), str(TEMPLATE), name], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", builder, str(settings.home), str(TEMPLATE), name], stdout=subprocess.PIPE, text=True
     )
     try:
         prefix = ""

@@ -21,9 +21,18 @@ T = TypeVar("T")
 
 class HostFleet:
     def __init__(
-        self, model: InfraModel, settings: Settings, names: Iterable[str], *, parallelism: int | None = None
+        self,
+        model: InfraModel,
+        settings: Settings,
+        names: Iterable[str],
+        *,
+        parallelism: int | None = None,
+        conns: dict[str, HostConn] | None = None,
     ) -> None:
-        self.conns: dict[str, HostConn] = host_conns(model, settings, sorted(set(names)))
+        """``conns``: the hosts' connections made elsewhere (a twin's, :mod:`workers.twin.reach`)."""
+        self.conns: dict[str, HostConn] = (
+            conns if conns is not None else host_conns(model, settings, sorted(set(names)))
+        )
         self._limit = asyncio.Semaphore(parallelism or settings.deploy.parallelism)
         self.timeout_s = float(settings.deploy.connect_timeout_s)
 

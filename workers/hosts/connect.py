@@ -9,6 +9,9 @@
   only for a host whose libvirt URI is local).
 - **SSH**: the Linux side (addresses on OVS internal ports) as the libvirt URI's user.
 
+A twin's host (issue 18, :mod:`workers.twin.reach`) is a ``HostConn`` too: libvirt and OVSDB through
+the twin host's own unix sockets, SSH run inside the twin's management namespace (``namespace``).
+
 Credentials are server-side: the first credential source that serves the host
 (:mod:`workers.reach.credentials`: the lab's own, for exactly the hosts it built, then the
 operator's ``deploy.credentials`` groups), else ``deploy.username``/``key_file``/``known_hosts``.
@@ -55,6 +58,7 @@ class HostConn:
     key_file: Path | None
     known_hosts: Path | None
     source: str  # the credential source that served it ("lab", "credentials:<group>"), or "settings"
+    namespace: str | None = None  # a twin's management namespace: SSH is run inside it (never production's)
 
     @property
     def libvirt_display(self) -> str:

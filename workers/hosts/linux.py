@@ -2,7 +2,9 @@
 
 OVSDB has no column for an interface's IP address, so these go over SSH (OpenSSH client,
 ``BatchMode``, strict host keys against Lintas's known_hosts): ``ip -j address show`` to
-read, ``ip address replace|del`` and ``ip link set up`` to change. Only the interfaces the
+read, ``ip address replace|del`` and ``ip link set up`` to change. A twin's host (``conn.namespace``)
+is reached by the same client run inside the twin's management namespace (``ip netns exec``; only a
+twin's management namespace is accepted). Only the interfaces the
 spec names (or named before) are looked at; only global-scope addresses are managed.
 """
 
@@ -15,6 +17,8 @@ import subprocess
 from collections.abc import Iterable
 
 from lintas.workers.hosts.connect import HostConn
+from lintas.workers.reach.allowlist import ConnectError
+from lintas.workers.reach.netns import twin_mgmt_namespace
 from lintas.workers.render.ovs_schema import IpAddress
 
 
@@ -25,7 +29,12 @@ class HostShellError(RuntimeError):
 def ssh(conn: HostConn, argv: list[str], *, timeout_s: float = 20.0) -> str:
     if conn.known_hosts is None:
         raise HostShellError("no known_hosts: host keys are always checked")
+    try:
+        inside = ["ip", "netns", "exec", twin_mgmt_namespace(conn.namespace)] if conn.namespace else []
+    except ConnectError as exc:
+        raise HostShellError(str(exc)) from exc
     cmd = [
+        *inside,
         "ssh",
         "-T",
         "-p",

@@ -90,6 +90,11 @@ class HostFacts:
         """libvirt URI of the host's libvirtd from the root namespace."""
         return f"qemu:///system?socket={self.libvirt_socket}"
 
+    @property
+    def ovsdb_socket(self) -> str:
+        """OVSDB remote of the host's ovsdb-server from the root namespace: ``unix:<its db.sock>``."""
+        return f"unix:{self.ovs_run_dir / 'db.sock'}"
+
 
 @dataclass(slots=True)
 class DeviceStatus:
@@ -202,12 +207,12 @@ async def _lab_up(tools: Tools, paths: LabPaths, repo: Path) -> LabState:
         PARALLEL,
         [
             *(start_switch(tools, paths, sw) for sw in plan.switches),
-            *(_start_host(tools, paths, h) for h in plan.hosts),
+            *(start_host(tools, paths, h) for h in plan.hosts),
         ],
     )
     ssh.write_known_hosts(paths, plan)
     await wait_ready(paths, plan)
-    await _play_nova(tools, paths, model, plan)
+    await play_nova(tools, paths, model, plan)
     state.phase = "up"
     save_state(paths, state)
     register_lab(paths, state)  # its credential source: only the targets it built, by name and address
@@ -254,7 +259,8 @@ async def start_switch(tools: Tools, paths: LabPaths, sw: SwitchPlan) -> None:
         raise LabError(f"{sw.name}: could not start its daemons: {exc} (FRR log: {paths.frr_log(sw.name)})") from exc
 
 
-async def _start_host(tools: Tools, paths: LabPaths, host: HostPlan) -> None:
+async def start_host(tools: Tools, paths: LabPaths, host: HostPlan) -> None:
+    """Start whatever of a host's libvirt, OVS daemons and sshd is not running (the lab's or a twin's)."""
     await hypervisor.write_host_files(tools, paths, host)
     await ssh.write_device_files(tools, paths, host)
     ino = frr.netns_inode(host.namespace)
@@ -275,8 +281,8 @@ async def _start_host(tools: Tools, paths: LabPaths, host: HostPlan) -> None:
         ) from exc
 
 
-async def _play_nova(tools: Tools, paths: LabPaths, model: InfraModel, plan: LabPlan) -> None:
-    """On every openstack host: br-int and the domains nova would have defined."""
+async def play_nova(tools: Tools, paths: LabPaths, model: InfraModel, plan: LabPlan) -> None:
+    """On every openstack host of ``plan`` (the lab's or a twin's): br-int and the domains nova would have defined."""
     await asyncio.gather(*(nova.ensure_nova(tools, paths, model, h) for h in plan.hosts if h.kind == "openstack"))
 
 
@@ -453,8 +459,11 @@ def lab_device_facts(settings: Settings, device: str) -> DeviceFacts:
 
 def lab_hosts_facts(settings: Settings) -> dict[str, HostFacts]:
     """Facts of every hypervisor host of the lab that is up (from ``state.json``; no root needed)."""
-    paths = LabPaths(settings.home)
-    state = _require_state(settings)
+    return host_facts(LabPaths(settings.home), _require_state(settings))
+
+
+def host_facts(paths: LabPaths, state: LabState) -> dict[str, HostFacts]:
+    """Facts of every hypervisor host of ``state`` (the lab's, or a twin's with its paths)."""
     kvm = hypervisor.domain_type() == "kvm"
     out: dict[str, HostFacts] = {}
     for r in state.hosts.values():

@@ -283,7 +283,7 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
     instance: Instance = PRODUCTION,
     *,
     only: frozenset[str] | None = None,
-    hosts: bool = True,
+    hosts: bool | frozenset[str] = True,
 ) -> LabPlan:
     """The lab for ``model``: FRR switches, their fabric links, management, host uplinks.
 
@@ -292,10 +292,13 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
     those switches (and the links between them). A kept switch's port to any switch left out
     (not in ``only``, or of another platform) still exists, since its rendered config names it: a
     ``stub`` veth whose far end is in the namespace :data:`OUT_OF_SLICE`, no address, no daemon.
-    ``hosts=False`` leaves the hosts out (both listed in ``skipped``).
+    ``hosts=False`` leaves the hosts out (both listed in ``skipped``); a set of hosts builds those
+    (each needs its leaf in the lab) and leaves the others out.
     """
     if only is not None and (unknown := only - set(model.devices)):
         raise LabError(f"not switches of the model: {', '.join(sorted(unknown))}")
+    if not isinstance(hosts, bool) and (unknown := hosts - set(model.hosts)):
+        raise LabError(f"not hosts of the model: {', '.join(sorted(unknown))}")
     ns = instance.namespace
     mgmt = model.fabric.management
     subnet = mgmt.subnet
@@ -347,19 +350,22 @@ def plan_lab(  # noqa: C901 - the plan's parts in order
         )
     host_plans: list[HostPlan] = []
     for h in sorted(model.hosts.values(), key=lambda h: h.name):
+        build = hosts if isinstance(hosts, bool) else h.name in hosts
         if h.uplink.leaf not in in_lab:
+            if build and not isinstance(hosts, bool):
+                raise LabError(f"host {h.name}: its leaf {h.uplink.leaf} is not in the lab")
             skipped.append((h.name, f"its leaf {h.uplink.leaf} is not in the lab"))
             continue
         port, nic = _check_ifname(h.uplink.port, h.uplink.leaf), _check_ifname(h.uplink.nic, h.name)
         links.append(
             VethPair(
-                "host" if hosts else "stub",
+                "host" if build else "stub",
                 End(ns(h.uplink.leaf), port, None, model.fabric.mtu),
                 End(ns(h.name), nic, None, h.uplink.mtu),
                 f"{h.uplink.leaf}:{port}--{h.name}:{nic}",
             )
         )
-        if not hosts:  # the leaf's port still exists (a deploy configures it), cabled to the host's NIC alone
+        if not build:  # the leaf's port still exists (a deploy configures it), cabled to the host's NIC alone
             skipped.append((h.name, "hosts are left out (its uplink NIC is kept)"))
             stubs.append(ns(h.name))
             continue

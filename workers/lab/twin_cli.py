@@ -23,16 +23,24 @@ def up_cmd(
     switch: Annotated[
         list[str] | None, typer.Option("--switch", help="build only these switches (repeat); default: all")
     ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host", help="build these hypervisor hosts too (repeat; each with its uplink leaf); default: none"
+        ),
+    ] = None,
 ) -> None:
     """Build a twin; it stays until `lintas twin down NAME`."""
     from lintas.workers.lab.twin import twin_up
 
-    record = run_command(twin_up(Settings(), repo, name=name, only=frozenset(switch) if switch else None))
+    only, hosts = frozenset(switch) if switch else None, frozenset(host) if host else None
+    record = run_command(twin_up(Settings(), repo, name=name, only=only, hosts=hosts))
     print_reach(str(getattr(record, "name", "")))
 
 
 def print_reach(twin: str) -> None:
-    """The twin's switches and how to reach each (its namespace, its management address, one ssh line)."""
+    """The twin's switches and hosts and how to reach each (its namespace, its management address, one
+    ssh line; a host's libvirt and OVSDB sockets)."""
     from lintas.workers.lab.twin import twin_facts
 
     facts = twin_facts(twin)
@@ -42,6 +50,13 @@ def print_reach(twin: str) -> None:
     )
     for f in facts.devices.values():
         console.print(f"  {f.name:<12} {f.namespace:<20} root@{f.mgmt_ip} (through {facts.mgmt_namespace})")
+    for h in facts.hosts.values():
+        console.print(
+            f"  {h.name:<12} {h.namespace:<20} root@{h.mgmt_ip} (through {facts.mgmt_namespace}); "
+            f"virsh -c qemu+unix:///system?socket={h.libvirt_socket}; ovs-vsctl --db={h.ovsdb_socket}",
+            highlight=False,
+            soft_wrap=True,
+        )
     any_fact = next(iter(facts.devices.values()))
     console.print(
         f"  ip netns exec {facts.mgmt_namespace} ssh -i {any_fact.key_file} -o StrictHostKeyChecking=yes "
@@ -89,6 +104,7 @@ def list_cmd(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
             "alive": st.alive,
             "phase": st.record.phase if st.record else None,
             "switches": st.record.switches if st.record else [],
+            "hosts": st.record.hosts if st.record else [],
             "repo": st.record.repo if st.record else None,
             "home": st.record.home if st.record else None,
             "held_by": st.record.holder.pid if st.record and st.record.holder else None,

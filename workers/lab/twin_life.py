@@ -52,6 +52,7 @@ class TwinRecord(BaseModel):
     phase: Literal["building", "up"] = "building"
     holder: Holder | None = None  # None once up: lives until `twin down`
     switches: list[str] = []
+    hosts: list[str] = []
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -34,6 +34,9 @@ from lintas.workers.reach.credentials import Target
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = Path("/run/netns")
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# a twin's management namespace (workers.lab.topology.twin_instance: ``lt<4 hex>-mgmt``): the only
+# namespace a command (ssh to a twin's host) is run in by name
+_TWIN_MGMT = re.compile(r"lt[0-9a-f]{4}-mgmt")
 _SETNS_TIMEOUT_S = 30.0
 
 
@@ -45,6 +48,13 @@ def _namespace_path(namespace: str) -> Path:
     if not _NAMESPACE.fullmatch(namespace):
         raise ConnectError(f"{namespace!r} is not a network namespace name")
     return NETNS_DIR / namespace
+
+
+def twin_mgmt_namespace(namespace: str) -> str:
+    """``namespace`` when it is a twin's management namespace; else :class:`ConnectError`."""
+    if not _TWIN_MGMT.fullmatch(namespace):
+        raise ConnectError(f"{namespace!r} is not a twin's management namespace (lt<hex>-mgmt)")
+    return namespace
 
 
 def open_socket(address: str, port: int, *, namespace: str | None, timeout: float = 15.0) -> socket.socket:

@@ -33,6 +33,12 @@ def up_cmd(
         list[str] | None,
         typer.Option("--switch", help="build only these switches (repeat); default: all (not with --ref)"),
     ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host", help="build these hypervisor hosts too, each with its uplink leaf (repeat; not with --ref)"
+        ),
+    ] = None,
     ref: Annotated[
         str | None,
         typer.Option(
@@ -51,10 +57,11 @@ def up_cmd(
         if whole or repo_name:
             err.print("--whole and --repo go with --ref")
             raise typer.Exit(2)
-        twin_cli.up_cmd(repo, name, switch)
+        twin_cli.up_cmd(repo, name, switch, host)
         return
-    if switch:
-        err.print("--switch does not go with --ref: the change's slice is built (--whole: every switch)")
+    if switch or host:
+        which = "--switch" if switch else "--host"
+        err.print(f"{which} does not go with --ref: the change's slice is built (--whole: every switch)")
         raise typer.Exit(2)
     from lintas.engine.cli.output import print_twin
     from lintas.workers.twin.explore import Explored, explore

@@ -1,0 +1,77 @@
+"""Reaching a twin's hosts (issue 18): libvirt and OVSDB through the twin host's own unix sockets,
+SSH only inside a twin's management namespace, the login from the twin's registration only."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from lintas.engine.settings import Settings
+from lintas.workers.hosts import linux
+from lintas.workers.lab.frr import DAEMONS
+from lintas.workers.lab.lab import host_facts, switch_facts
+from lintas.workers.lab.paths import LabPaths, twin_paths
+from lintas.workers.lab.register import register_lab, register_twin
+from lintas.workers.lab.state import state_from_plan
+from lintas.workers.lab.topology import plan_lab, twin_instance
+from lintas.workers.lab.twin import TwinFacts
+from lintas.workers.model import load_model
+from lintas.workers.reach.allowlist import ConnectError
+from lintas.workers.reach.netns import twin_mgmt_namespace
+from lintas.workers.twin.reach import TwinHostFleet, twin_host_conns
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "gitops-repo-template"
+HOSTS = frozenset({"kvm-uat-01", "osc-01"})
+
+
+def _twin(tmp_path: Path, hosts: frozenset[str] = HOSTS) -> tuple[Settings, TwinFacts]:
+    """A home with the production lab's and twin ``t1``'s registrations (as they write them), and t1's facts."""
+    home = tmp_path / "home"
+    model = load_model(TEMPLATE)
+    paths = LabPaths(home)
+    register_lab(paths, state_from_plan(plan_lab(model), paths, TEMPLATE, DAEMONS))
+    inst = twin_instance("3f2a")
+    tpaths = twin_paths(home, inst)
+    only = frozenset({"spine-01", "spine-02", "leaf-01", "leaf-03"})
+    state = state_from_plan(plan_lab(model, inst, only=only, hosts=hosts), tpaths, TEMPLATE, DAEMONS)
+    register_twin(tpaths, state, "t1")
+    facts = TwinFacts("t1", inst.prefix, "lt3f2a-mgmt", switch_facts(tpaths, state), host_facts(tpaths, state))
+    return Settings(home=home), facts
+
+
+def test_a_twin_hosts_conns_use_its_sockets_its_namespace_and_its_login(tmp_path: Path) -> None:
+    settings, facts = _twin(tmp_path)
+    model = load_model(TEMPLATE)
+    conns = twin_host_conns(model, settings, facts, sorted(HOSTS))
+    run = "/run/lintas-twin/lt3f2a"
+    kvm, osc = conns["kvm-uat-01"], conns["osc-01"]
+    assert kvm.libvirt_uri == f"qemu+unix:///system?socket={run}/lt3f2a-kvm-uat-01/libvirt-run/libvirt-sock"
+    assert not kvm.readonly and kvm.kind == "kvm"
+    # nova's host: the read-only socket, as production's is opened read-only
+    assert osc.libvirt_uri == f"qemu+unix:///system?socket={run}/lt3f2a-osc-01/libvirt-run/libvirt-sock-ro"
+    assert osc.readonly and osc.kind == "openstack"
+    assert kvm.ovsdb == f"unix:{run}/lt3f2a-kvm-uat-01/ovs-run/db.sock"
+    for c in (kvm, osc):
+        assert c.namespace == "lt3f2a-mgmt" and c.source == "twin-t1"
+        assert c.key_file == Path(f"{run}/ctl/keys/id_ed25519") and c.known_hosts == Path(f"{run}/ctl/keys/known_hosts")
+        assert c.address == str(model.hosts[c.name].mgmt_ip.ip)  # the modelled address, in the twin's namespace
+    fleet = TwinHostFleet(model, settings, facts, ["kvm-uat-01"])
+    assert list(fleet.conns) == ["kvm-uat-01"] and fleet.conns["kvm-uat-01"] == kvm
+
+
+def test_a_host_the_twin_did_not_build_has_no_conn(tmp_path: Path) -> None:
+    settings, facts = _twin(tmp_path, frozenset({"kvm-uat-01"}))
+    with pytest.raises(ConnectError, match="osc-01: not built by twin 't1'"):
+        twin_host_conns(load_model(TEMPLATE), settings, facts, ["osc-01", "kvm-uat-01"])
+
+
+def test_ssh_runs_only_inside_a_twins_management_namespace(tmp_path: Path) -> None:
+    settings, facts = _twin(tmp_path)
+    conn = twin_host_conns(load_model(TEMPLATE), settings, facts, ["kvm-uat-01"])["kvm-uat-01"]
+    assert twin_mgmt_namespace(twin_instance("00ff").mgmt_namespace or "") == "lt00ff-mgmt"
+    for wrong in ("lx-kvm-uat-01", "lt3f2a-kvm-uat-01", "lt3f2a-mgmt; reboot", "mgmt"):
+        with pytest.raises(linux.HostShellError, match="not a twin's management namespace"):
+            linux.ssh(dataclasses.replace(conn, namespace=wrong), ["true"])
