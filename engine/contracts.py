@@ -126,7 +126,8 @@ class TwinSummary(StageSummary):
     report: str | None = None
     passed: bool = False
     switches: list[str] = Field(default_factory=list)  # the twin's switches
-    slice: dict[str, list[str]] = Field(default_factory=dict)  # switch -> why it is in the twin
+    hosts: list[str] = Field(default_factory=list)  # the twin's hypervisor hosts (the changed ones it builds)
+    slice: dict[str, list[str]] = Field(default_factory=dict)  # switch or host -> why it is in the twin
     whole: bool = False  # the change touched every switch: the twin is the whole topology
     start: str = ""  # "day0" | "last_deployed": the state the twin started from
     committed: list[str] = Field(default_factory=list)  # switches the run's artifacts changed in the twin
@@ -140,8 +141,8 @@ class TwinSummary(StageSummary):
     skipped: str = ""
     required: bool = False  # the pipeline's twin: {required: true} or a policy's require_twin
     required_by: list[str] = Field(default_factory=list)
-    # what the change touches that no twin proves: hosts (not built in twins yet) and changed
-    # switches a twin cannot build (platform eos), each line saying which and why
+    # what the change touches that no twin proves: changed hosts and switches a twin cannot build
+    # (a host on a leaf of another platform, a switch of platform eos), each line saying which and why
     unproven: list[str] = Field(default_factory=list)
     hosts_unproven: list[str] = Field(default_factory=list)
     switches_unproven: list[str] = Field(default_factory=list)
@@ -171,20 +172,21 @@ class TwinReport(BaseModel):
     twin: str = ""
     prefix: str = ""
     switches: list[str] = Field(default_factory=list)  # the switches built
-    # the change's slice (workers/twin/slice.py): switch -> why ("changed", "peers with leaf-02",
-    # "carries VNI 10100 unchanged"); ``whole``: it is every switch of the model
+    hosts: list[str] = Field(default_factory=list)  # the hypervisor hosts built
+    # the change's slice (workers/twin/slice.py): switch or host -> why ("changed", "peers with leaf-02",
+    # "carries VNI 10100 unchanged", "uplink leaf of host kvm-uat-01"); ``whole``: it is every switch of the model
     slice: dict[str, list[str]] = Field(default_factory=dict)
     whole: bool = False
     start: Literal["day0", "last_deployed"] = "day0"
-    started_from: dict[str, str] = Field(default_factory=dict)  # switch -> "day0" | "deployed <commit>"
-    deployed: list[str] = Field(default_factory=list)  # the plan's switches the run's artifacts went to
+    started_from: dict[str, str] = Field(default_factory=dict)  # switch or host -> "day0" | "deployed <commit>"
+    deployed: list[str] = Field(default_factory=list)  # the plan's switches and hosts the run's artifacts went to
     committed: list[str] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list)
     phases: list[TwinPhase] = Field(default_factory=list)
     verdict: dict[str, Any] = Field(default_factory=dict)
     totals: dict[str, int] = Field(default_factory=dict)
     checks: list[dict[str, Any]] = Field(default_factory=list)
-    # what the twin does not prove: hosts, and verify's checks of switches not in the slice
+    # what the twin does not prove: verify's checks of switches and hosts not in the slice
     # ("spine-02 not in the slice: session leaf-01 ↔ spine-02 not checked; ...")
     out_of_scope: list[str] = Field(default_factory=list)
     unproven: list[str] = Field(default_factory=list)  # changed hosts and unbuildable switches, and why

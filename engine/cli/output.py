@@ -212,7 +212,10 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
     for line in [required] * bool(required) + unproven:
         say(line)
     if report is not None:
-        say(f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es)")
+        hosts = f", {len(report.hosts)} host(s)" if report.hosts else ""
+        say(
+            f"  twin {escape(report.twin or '-')} ({escape(report.prefix or '-')}): {len(report.switches)} switch(es){hosts}"
+        )
         _twin_slice(say, report.slice, report.whole)
         started = ", ".join(f"{n}: {v[:17]}" for n, v in sorted(report.started_from.items()))  # short commits
         say(f"  started from {escape(report.start)}" + (f" ({escape(started)})" if started else ""))
@@ -228,7 +231,10 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
             say(f"  [red]error:[/] {escape(mask(report.error))}")
         checks = report.failing()
     else:
-        say(f"  switches: {escape(', '.join(summary.switches) or '-')}; started from {escape(summary.start or '-')}")
+        hosts = f"; hosts: {escape(', '.join(summary.hosts))}" if summary.hosts else ""
+        say(
+            f"  switches: {escape(', '.join(summary.switches) or '-')}{hosts}; started from {escape(summary.start or '-')}"
+        )
         _twin_slice(say, summary.slice, summary.whole)
         say(f"  committed: {escape(', '.join(summary.committed) or '-')}")
         parts = [f"{k.removesuffix('_s')} {_dur(v)}" for k, v in summary.timings.items()]
@@ -245,7 +251,7 @@ def print_twin(console: Console, stage: str, summary: TwinSummary, report: TwinR
 
 
 def _twin_slice(say: Callable[[str], None], cut: dict[str, list[str]], whole: bool) -> None:
-    """The change's slice: each switch the twin holds and why."""
+    """The change's slice: each switch and host the twin holds and why."""
     if whole:
         say("  the whole topology: the change touches every switch")
     elif cut:

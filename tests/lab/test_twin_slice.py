@@ -18,6 +18,7 @@ from lintas.workers.model.loader import load_model_texts
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan, TargetPlan
 from lintas.workers.twin.slice import Slice, compute_slice, out_of_scope, restrict, slice_of
+from tests.render import as_eos, model_of, template_texts
 
 SPINES = {"spine-01", "spine-02"}
 
@@ -66,17 +67,29 @@ def test_an_unchanged_carrier_already_in_the_slice_is_preferred() -> None:
     assert set(cut.switches) == {"leaf-01", "leaf-02", "leaf-03"} | SPINES
     assert cut.switches["leaf-03"] == ["uplink leaf of host osc-01", "carries VNI 10010 unchanged"]
     assert cut.switches["leaf-01"][:2] == ["carries VNI 10020 unchanged", "carries VNI 10200 unchanged"]
-    assert any("host osc-01 changed: hosts are not built in twins yet" in n for n in cut.notes)
+    assert cut.hosts == {"osc-01": ["changed"]} and cut.notes == []
 
 
-def test_a_host_change_builds_its_leaf_and_the_leafs_peers() -> None:
+def test_a_host_change_builds_the_host_its_leaf_and_the_leafs_peers() -> None:
     cut = compute_slice(template(), ["kvm-uat-01"])
     assert cut.switches == {
         "leaf-01": ["uplink leaf of host kvm-uat-01"],
         "spine-01": ["peers with leaf-01"],
         "spine-02": ["peers with leaf-01"],
     }
-    assert cut.notes == ["host kvm-uat-01 changed: hosts are not built in twins yet (its leaf leaf-01 is)"]
+    assert cut.hosts == {"kvm-uat-01": ["changed"]} and cut.host_names == {"kvm-uat-01"}
+    assert cut.notes == [] and not cut.whole
+    assert "kvm-uat-01: changed" in cut.lines()
+    # only the changed host: osc-01 (unchanged, on leaf-03) is not built even when its leaf is
+    both = compute_slice(template(), ["kvm-uat-01", "leaf-03"])
+    assert both.host_names == {"kvm-uat-01"} and "leaf-03" in both.switches
+
+
+def test_a_host_whose_leaf_no_twin_can_build_is_not_in_the_slice() -> None:
+    m = model_of(as_eos(template_texts(), {"leaf-01"}))
+    cut = compute_slice(m, ["kvm-uat-01"])
+    assert cut.hosts == {} and cut.switches == {}
+    assert "host kvm-uat-01 changed: not built, its uplink leaf leaf-01 cannot be built in a twin" in cut.notes
 
 
 def test_a_spine_change_is_the_spine_and_every_leaf_not_the_other_spine() -> None:

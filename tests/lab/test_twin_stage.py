@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from lintas.engine.pipeline import load_pipeline
 from lintas.engine.settings import Settings
 from lintas.engine.stage import StageResult
 from lintas.engine.targets import TargetState, TargetStore
-from lintas.workers.lab import LabState, lab_device_facts
+from lintas.workers.lab import LabState, lab_device_facts, lab_hosts_facts
 from lintas.workers.lab.netns import orphan_mounts
 from lintas.workers.lab.paths import TWIN_ROOT
 from lintas.workers.lab.twin_life import twin_statuses
@@ -66,6 +67,27 @@ def prod(lab: tuple[Settings, LabState]) -> Iterator[Settings]:
 
 def production_configs(settings: Settings, switches: list[str]) -> dict[str, bytes]:
     return {n: (lab_device_facts(settings, n).config_dir / "frr.conf").read_bytes() for n in switches}
+
+
+def production_hosts(settings: Settings) -> dict[str, tuple[list[str], list[str]]]:
+    """Each production host's OVS bridges and libvirt domains (through its own sockets)."""
+    import libvirt
+
+    out = {}
+    for name, f in lab_hosts_facts(settings).items():
+        brs = subprocess.run(
+            ["ovs-vsctl", f"--db={f.ovsdb_socket}", "--timeout=10", "list-br"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        conn = libvirt.openReadOnly(f"qemu+unix:///system?socket={f.libvirt_ro_socket}")
+        try:
+            doms = sorted(d.name() for d in conn.listAllDomains(0))
+        finally:
+            conn.close()
+        out[name] = (brs, doms)
+    return out
 
 
 def assert_no_twin_left() -> None:
@@ -120,11 +142,12 @@ async def scenario(
             rendered = await _stage(h, repo, shas[-1], "render", run_id, {})
             assert rendered.outcome == "succeeded", rendered.failure
             switches = ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
-            before = production_configs(prod, switches)
+            before, hosts_before = production_configs(prod, switches), production_hosts(prod)
             t0 = time.monotonic()
             result = await _stage(h, repo, shas[-1], "twin", run_id, {"render": rendered.summary})
             print(f"twin stage: {time.monotonic() - t0:.2f} s, {result.summary.get('timings')}, load {os.getloadavg()}")
             facts["configs_identical"] = production_configs(prod, switches) == before
+            facts["hosts_identical"] = production_hosts(prod) == hosts_before
             facts["no_lease"] = await _leases(h) == []
             facts["no_deploy_record"] = await h.doc(S.deploy_record_doc(run_id)) is None
             raw_report = await h.doc(S.twin_report_doc(run_id))
@@ -150,13 +173,20 @@ def test_a_good_change_passes_in_the_twin_and_production_is_untouched(prod: Sett
     assert summary.passed and summary.start == "day0"
     assert summary.whole  # day 0: every switch is new, the twin is the whole topology
     assert summary.switches == ["leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"]
-    assert set(summary.committed) == set(summary.switches)  # day 0: every switch takes the run's config
+    # day 0: every switch (and host, below) takes the run's config
+    assert set(summary.committed) == set(summary.switches) | set(summary.hosts)
     assert set(summary.timings) >= {"build_s", "start_s", "deploy_s", "verify_s", "teardown_s", "total_s"}
     assert report["passed"] is True and report["totals"]["failed"] == 0 and report["totals"]["passed"] > 20
     assert {c["check"] for c in report["checks"]} >= {"bgp", "vni", "ping"}
     assert all("expected" in c and "observed" in c for c in report["checks"])
-    assert any("hosts" in s for s in report["out_of_scope"])
-    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    # the hosts are new too: built in the twin with their leaves, deployed and checked by verify's host checks
+    assert summary.hosts == ["kvm-uat-01", "osc-01"] and summary.slice["kvm-uat-01"] == ["changed"]
+    host_checks = [c for c in report["checks"] if c["device"] in summary.hosts]
+    assert {c["check"] for c in host_checks} >= {"ovs", "address", "domain"}
+    assert all(c["passed"] for c in host_checks) and {c["device"] for c in host_checks} == set(summary.hosts)
+    assert summary.proven and summary.hosts_unproven == []
+    assert not any(s.startswith("host ") for s in report["out_of_scope"])
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}
     # production stayed at day 0: no BGP anywhere, no VXLAN
     assert "router bgp" not in (lab_device_facts(prod, "leaf-01").config_dir / "frr.conf").read_text()
     assert ip_json("-n", "lx-leaf-01", "link", "show", "type", "vxlan") == []
@@ -188,7 +218,7 @@ def test_a_breaking_change_fails_the_twin_naming_the_check_and_production_is_unt
     assert summary.checks and all(c["passed"] is False for c in summary.checks)
     assert any(c["check"] == "vni" for c in summary.checks)
     assert report["passed"] is False and report["started_from"]["leaf-02"].startswith("deployed ")
-    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}
     assert_no_twin_left()
 
 
@@ -215,7 +245,7 @@ def test_a_one_vni_change_is_proven_on_its_slice_not_the_whole_fabric(prod: Sett
     scope = report["out_of_scope"]
     assert any(s.startswith("leaf-03 not in the slice: sessions spine-01 ↔ leaf-03, spine-02 ↔ leaf-03") for s in scope)
     assert any(s.startswith("leaf-04 not in the slice: ") for s in scope) and summary.out_of_scope == scope
-    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}
     assert_no_twin_left()
 
 
@@ -242,9 +272,14 @@ def test_a_spine_change_is_proven_without_the_other_spine(prod: Settings, tmp_pa
     assert summary.committed == ["spine-01"] and summary.passed
     assert not [c for c in report["checks"] if "spine-02" in str(c)]
     assert {c["check"] for c in report["checks"]} >= {"bgp", "vni", "ping-df"}
-    [line] = [s for s in report["out_of_scope"] if "not in the slice" in s]
+    [line] = [s for s in report["out_of_scope"] if "not in the slice" in s and not s.startswith("host ")]
+    # the hosts (unchanged) are not built: their checks out of scope
+    assert [s for s in report["out_of_scope"] if s.startswith("host ")] == [
+        "host kvm-uat-01 not in the slice: its OVS, addresses and domains not checked",
+        "host osc-01 not in the slice: its OVS, addresses and domains not checked",
+    ]
     assert line.startswith("spine-02 not in the slice: sessions leaf-01 ↔ spine-02, leaf-02 ↔ spine-02, ")
-    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}
     assert_no_twin_left()
 
 
@@ -320,5 +355,5 @@ def test_a_changed_switch_no_twin_can_build_leaves_the_change_unproven(prod: Set
     unproven = ["switch spine-02: platform eos cannot be built in a twin (FRR switches only)"]
     assert summary.unproven == unproven and report["unproven"] == unproven
     assert not [c for c in report["checks"] if "spine-02" in str(c)]
-    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True}
+    assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}
     assert_no_twin_left()

@@ -104,44 +104,59 @@ async def test_a_change_to_nothing_deployable_has_nothing_to_prove(tmp_path: Pat
     assert any(gate.NOTHING_TO_PROVE in line for line in logs), logs
 
 
-async def test_a_host_change_is_not_proven(tmp_path: Path, settings: Settings) -> None:
-    """Hosts are not built in twins: a change of hosts only is never 'nothing to prove' nor proven."""
+async def test_a_host_change_is_built_in_a_twin_and_unproven_without_a_lab(tmp_path: Path, settings: Settings) -> None:
+    """A changed host is built in a twin (with its leaf): a change of hosts only is never 'nothing to
+    prove', and with no lab here (not required) it goes on unproven, the host named."""
     result, probe, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"])
     assert result.outcome == "succeeded", result.failure
     s = TwinSummary.model_validate(result.summary)
-    assert (s.proven, s.switches_proven, s.hosts_unproven) == (False, True, ["kvm-uat-01"])
-    assert s.unproven == ["host(s) kvm-uat-01: hosts are not built in twins yet"]
-    assert s.skipped and s.skipped != gate.NOTHING_TO_PROVE and "kvm-uat-01" in s.skipped
+    assert (s.proven, s.hosts_unproven) == (False, ["kvm-uat-01"])
+    assert probe.calls == 1  # a twin was to be built
+    [line] = s.unproven
+    assert line.startswith("host kvm-uat-01: no twin can be built on this machine: ")
+    assert s.skipped and s.skipped != gate.NOTHING_TO_PROVE
     assert result.approval_reasons == [] and s.approval == []  # not required: said, not held
-    assert probe.calls == 0
-    assert "warning: NOT proven by the twin: host(s) kvm-uat-01: hosts are not built in twins yet" in logs, logs
+    assert any(x.startswith("warning: twin skipped, the change is NOT proven") for x in logs), logs
 
 
-async def test_a_required_twin_holds_changed_hosts_for_approval(tmp_path: Path, settings: Settings) -> None:
-    result, _, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"], pipeline=True)
+EOS_LEAF = {"fabric/devices.yaml": as_eos(template_texts(), {"leaf-01"})["fabric/devices.yaml"]}
+ON_EOS = "its uplink leaf leaf-01: platform eos cannot be built in a twin (FRR switches only)"
+
+
+async def test_a_required_twin_holds_hosts_it_cannot_build_for_approval(tmp_path: Path, settings: Settings) -> None:
+    """kvm-uat-01's leaf is an EOS switch: no twin builds the host, a required twin asks for an approval."""
+    result, probe, logs = await twin_stage(tmp_path, settings, ["kvm-uat-01"], pipeline=True, files=EOS_LEAF)
     assert result.outcome == "succeeded", result.failure
     reason = "twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"
     assert result.approval_reasons == [reason]  # deploy (approval: on_request) waits for an operator
     s = TwinSummary.model_validate(result.summary)
     assert (s.proven, s.required, s.approval, s.hosts_unproven) == (False, True, [reason], ["kvm-uat-01"])
+    assert s.unproven == [f"host kvm-uat-01: {ON_EOS}"] and probe.calls == 0
     assert f"warning: {reason}" in logs, logs
 
 
-async def test_hosts_and_switches_changed_are_not_proven_even_when_the_switches_could_be(
-    tmp_path: Path, settings: Settings
-) -> None:
+async def test_a_required_twin_with_a_buildable_host_and_no_lab_fails(tmp_path: Path, settings: Settings) -> None:
+    result, probe, _ = await twin_stage(tmp_path, settings, ["kvm-uat-01"], pipeline=True)
+    assert result.outcome == "failed" and result.failure is not None
+    assert "no twin can be built on this machine" in result.failure.message and probe.calls == 1
+    s = TwinSummary.model_validate(result.summary)
+    assert not s.proven and s.hosts_unproven == ["kvm-uat-01"] and s.approval == []
+
+
+async def test_hosts_and_switches_changed_without_a_lab_are_not_proven(tmp_path: Path, settings: Settings) -> None:
     result, probe, _ = await twin_stage(tmp_path, settings, ["kvm-uat-01", "osc-01", "spine-01"])
     assert result.outcome == "succeeded", result.failure  # no lab here, not required: unproven
     s = TwinSummary.model_validate(result.summary)
     assert probe.calls == 1 and not s.proven and not s.switches_proven
     assert s.hosts_unproven == ["kvm-uat-01", "osc-01"]
-    assert s.unproven == ["host(s) kvm-uat-01, osc-01: hosts are not built in twins yet"]
+    assert [x.split(":")[0] for x in s.unproven] == ["host kvm-uat-01", "host osc-01"]
 
 
-def test_the_approval_names_every_host_and_proven_needs_them_all() -> None:
-    """The gate's record of a twin that passed on the switches: proven only without changed hosts."""
+def test_the_approval_names_every_host_no_twin_builds_and_proven_needs_them_all() -> None:
+    """The gate's record of a twin that passed: proven only when every changed host was built in it."""
     need = gate.Requirement([gate.PIPELINE_REQUIRES])
-    g = gate.Gate(need, gate.Changes(switches=["spine-01"], hosts=["kvm-uat-01", "osc-01"]))
+    cannot = {"kvm-uat-01": ON_EOS, "osc-01": gate.REMOVED_HOST}
+    g = gate.Gate(need, gate.Changes(switches=["spine-01"], hosts_unbuildable=cannot))
     result = gate.recorded(StageResult.ok({"passed": True}), g)
     s = TwinSummary.model_validate(result.summary)
     assert (s.proven, s.switches_proven, s.passed) == (False, True, True)
@@ -152,6 +167,27 @@ def test_the_approval_names_every_host_and_proven_needs_them_all() -> None:
     assert failed.approval_reasons == [] and not failed.summary["proven"] and failed.summary["approval"] == []
     clean = gate.recorded(StageResult.ok({"passed": True}), gate.Gate(need, gate.Changes(switches=["spine-01"])))
     assert clean.summary["proven"] and clean.approval_reasons == [] and clean.summary["unproven"] == []
+    # hosts the twin built and proved: proven, nothing to approve
+    built = gate.Gate(need, gate.Changes(switches=["leaf-01"], hosts=["kvm-uat-01"]))
+    ok = gate.recorded(StageResult.ok({"passed": True}), built)
+    assert ok.summary["proven"] and ok.approval_reasons == [] and ok.summary["hosts_unproven"] == []
+    # ... unless the twin did not build one after all (the stage's _hosts_not_built)
+    built.changed.not_built(["kvm-uat-01"], "not built by the twin")
+    late = gate.recorded(StageResult.ok({"passed": True}), built)
+    assert not late.summary["proven"] and late.summary["hosts_unproven"] == ["kvm-uat-01"]
+    assert late.approval_reasons == [
+        "twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"
+    ]
+
+
+def test_hosts_sorted_into_buildable_and_not() -> None:
+    model = model_of(as_eos(template_texts(), {"leaf-01"}))
+    p = plan(["kvm-uat-01", "osc-01"])
+    ch = gate.changes(p, model)
+    assert ch.hosts == ["osc-01"] and ch.hosts_unbuildable == {"kvm-uat-01": ON_EOS}
+    assert gate.host_buildable(model, "osc-01") is None and gate.host_buildable(model, "nope") is not None
+    p.targets["osc-01"].status = "removed"
+    assert gate.changes(p, model).hosts_unbuildable["osc-01"] == gate.REMOVED_HOST
 
 
 async def test_no_lab_here_and_not_required_goes_on_unproven(tmp_path: Path, settings: Settings) -> None:

@@ -108,6 +108,10 @@ class Rollout:
             self.leases.clear()
             raise
 
+    async def assert_lease(self, name: str) -> None:
+        """The lease on ``name`` is still ours (else raise): before a host's change."""
+        await self.locks.assert_held(self.leases[name])
+
     def fence(self, name: str) -> None:
         """In a nornir thread, just before a commit: the lease is still ours (else raise)."""
         assert self._loop is not None, "fence() before run()"
@@ -254,7 +258,7 @@ class Rollout:
         ready: list[str] = list(kept)
         for name in w.devices:
             if name in kept:
-                await self.locks.assert_held(self.leases[name])
+                await self.assert_lease(name)
                 continue
             r, out = record.targets[name], snaps[name]
             if not out.ok or out.value is None:
@@ -266,7 +270,7 @@ class Rollout:
             doc = S.host_snapshot_doc(record.run_id, name)
             await self.store.put_doc(doc, out.value.model_dump_json().encode())
             r.checkpoint = doc
-            await self.locks.assert_held(self.leases[name])  # fenced: the lease is still ours
+            await self.assert_lease(name)  # fenced: the lease is still ours
             ready.append(name)
         return ready, failed
 

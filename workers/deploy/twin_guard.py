@@ -6,7 +6,7 @@ or a policy's ``require_twin`` (the policy stage's summary, read whole) and a tw
 that policy stage (``PolicySummary.twin_follows``; with no twin stage at all the policy stage has
 said on the run that the change goes to production unproven). Then deploy commits only when a
 twin stage it ran after says ``proven: true`` (or had nothing to prove), or when that twin proved the switches and every
-approval reason it raised (hosts, not built in twins) is covered by this stage's approval
+approval reason it raised (hosts no twin builds) is covered by this stage's approval
 (``Job.approved_reasons``). The pipeline checks (engine/pipeline.py) and the twin stage
 (workers/twin/gate.py) are meant to make this never refuse; it is here for what they miss
 (a pipeline from an older engine, a summary read short).

@@ -5,7 +5,7 @@ The twin stage's path, for an engineer rather than a run, and the twin is **left
 1. render ``REF`` of the repository checkout locally (as ``lintas plan``: :mod:`workers.render.local`;
    the render sandbox, no repo code runs) and plan it against what production has deployed (the
    targets store, filtered to this repo as ``lintas plan`` does);
-2. build the change's slice (:mod:`workers.twin.slice`; ``whole``: every switch) with the holder
+2. build the change's slice (:mod:`workers.twin.slice`: with the changed hosts; ``whole``: every switch) with the holder
    dropped, so it stays until ``lintas twin down NAME``;
 3. bring it to production's state, deploy the ref's artifacts through the deploy rollout and run
    verify's checks: :meth:`workers.twin.stage.TwinStage.prove`, the stage's own code.
@@ -50,8 +50,8 @@ from lintas.workers.lab.twin_life import save_record
 from lintas.workers.model import load_model
 from lintas.workers.render.local import checkout_ref, deployed_of, registered_repo, render_tree
 from lintas.workers.render.plan import make_plan
-from lintas.workers.twin.slice import out_of_scope, restrict, slice_of
-from lintas.workers.twin.stage import OUT_OF_SCOPE, TwinStage
+from lintas.workers.twin.slice import hosts_out_of_scope, out_of_scope, restrict, slice_of
+from lintas.workers.twin.stage import TwinStage
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -118,7 +118,13 @@ async def explore(
                     f"nothing to try: {ref} changes no switch of what production runs (--whole builds them all)"
                 )
             t = time.monotonic()
-            built = await twin_up(settings, tree, name=name, only=None if whole or cut.whole else cut.names)
+            built = await twin_up(
+                settings,
+                tree,
+                name=name,
+                only=None if whole or cut.whole else cut.names,
+                hosts=cut.host_names or None,
+            )
             build = Phase(name="build", seconds=time.monotonic() - t, ok=True)
             built.repo = f"{root} @ {ref}"  # not the temporary work tree it was built from
             save_record(built)
@@ -128,9 +134,11 @@ async def explore(
                 sha=sha,
                 twin=built.name,
                 prefix=built.prefix,
-                slice={n: cut.switches.get(n, ["built by --whole"]) for n in built.switches},
+                hosts=sorted(built.hosts),
+                slice={n: cut.switches.get(n, ["built by --whole"]) for n in built.switches}
+                | {h: cut.hosts[h] for h in built.hosts if h in cut.hosts},
                 whole=cut.whole,
-                out_of_scope=[*OUT_OF_SCOPE, *cut.notes],
+                out_of_scope=[*cut.notes, *hosts_out_of_scope(model, built.hosts)],
                 phases=[build],
             )
             held = restrict(model, built.switches)

@@ -2,7 +2,9 @@
 
 The stage asks :func:`check` once, after reading the plan and the model and before building. The
 plan's changed targets are sorted (:func:`changes`): switches a twin can build (FRR), switches it
-cannot (another platform: ``eos``), hosts (not built in twins yet).
+cannot (another platform: ``eos``), hosts it can build (new or changed, their uplink leaf an FRR
+switch) and hosts it cannot (:func:`host_buildable`: a leaf of another platform; a host removed from
+the model, which deploy leaves alone).
 
 - **nothing to prove**: the plan changes nothing deployable (no switch, no host new, changed or
   removed) -> the stage *succeeds* at once with the reason in its summary and log. Not
@@ -11,12 +13,13 @@ cannot (another platform: ``eos``), hosts (not built in twins yet).
 - **a changed switch a twin cannot build** (its platform): the twin **required** -> the stage
   fails naming it and why; not required -> the rest is proven as usual and the stage succeeds
   NOT proven (``proven: false``, the switch in ``switches_unproven`` and ``unproven``).
-- **changed hosts** are never proven (``proven: false``, ``hosts_unproven``, ``unproven``): not
-  required -> a warning; **required** -> the stage raises an **approval reason** ("twin required,
-  but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"), which holds a
-  deploy with ``approval: on_request`` until an operator approves; the deploy stage refuses to
-  commit unproven hosts that no approval covered (workers/deploy/twin_guard.py). The switches of
-  the change are still proven on the twin first.
+- **changed hosts** a twin can build are built in it with their uplink leaf and proven with the
+  switches. A changed host it cannot build is never proven (``proven: false``, ``hosts_unproven``,
+  ``unproven``): not required -> a warning; **required** -> the stage raises an **approval reason**
+  ("twin required, but hosts kvm-uat-01 are not built in twins: approve to deploy them unproven"),
+  which holds a deploy with ``approval: on_request`` until an operator approves; the deploy stage
+  refuses to commit unproven hosts that no approval covered (workers/deploy/twin_guard.py). The rest
+  of the change is still proven on the twin first.
 - **cannot build here**: the machine lacks what a twin needs (not root, no FRR, no ``ip``...:
   :func:`workers.lab.cmd.find_tools` raises :class:`~workers.lab.cmd.PrerequisiteError`):
   - the twin is **required** (the pipeline's ``twin: {required: true}``, or a policy's
@@ -45,7 +48,7 @@ from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 
 NOTHING_TO_PROVE = "nothing to prove: the change touches no switch and no host"
-HOSTS_NOT_BUILT = "hosts are not built in twins yet"
+REMOVED_HOST = "removed from the model: not built (deploy leaves it alone)"
 MAX_NAMED = 20  # targets named in one line (then "and N more")
 
 Probe = Callable[[], object]  # find_tools: raises PrerequisiteError when no twin can be built here
@@ -84,18 +87,29 @@ class Changes:
 
     switches: list[str] = field(default_factory=list)  # new/changed switches a twin builds, and removed ones
     unbuildable: dict[str, str] = field(default_factory=dict)  # changed switch -> why no twin builds it
-    hosts: list[str] = field(default_factory=list)  # new, changed or removed hosts: not built in twins yet
+    hosts: list[str] = field(default_factory=list)  # new or changed hosts a twin builds (with their leaf)
+    hosts_unbuildable: dict[str, str] = field(default_factory=dict)  # changed or removed host -> why not built
 
     @property
     def nothing(self) -> bool:
-        return not (self.switches or self.unbuildable or self.hosts)
+        return not (self.switches or self.unbuildable or self.hosts or self.hosts_unbuildable)
+
+    @property
+    def buildable(self) -> bool:
+        """A switch or a host a twin can build changed."""
+        return bool(self.switches or self.hosts)
 
     def unproven(self) -> list[str]:
         """One line per target no twin proves, and why."""
         out = [f"switch {n}: {why}" for n, why in sorted(self.unbuildable.items())]
-        if self.hosts:
-            out.append(f"host(s) {named(self.hosts)}: {HOSTS_NOT_BUILT}")
-        return out
+        return out + [f"host {n}: {why}" for n, why in sorted(self.hosts_unbuildable.items())]
+
+    def not_built(self, hosts: list[str], why: str) -> None:
+        """``hosts`` (of :attr:`hosts`) are not built after all: unproven, for ``why``."""
+        for n in hosts:
+            if n in self.hosts:
+                self.hosts.remove(n)
+                self.hosts_unbuildable[n] = why
 
 
 def buildable(model: InfraModel, name: str) -> str | None:
@@ -106,10 +120,22 @@ def buildable(model: InfraModel, name: str) -> str | None:
     return None
 
 
+def host_buildable(model: InfraModel, name: str) -> str | None:
+    """Why the model's host ``name`` cannot be built in a twin (its uplink leaf cannot); None when it can."""
+    h = model.hosts.get(name)
+    if h is None:
+        return "not a host of the model"
+    leaf = model.devices.get(h.uplink.leaf)
+    if leaf is None:
+        return f"its uplink leaf {h.uplink.leaf} is not a switch of the model"
+    why = buildable(model, leaf.name)
+    return None if why is None else f"its uplink leaf {leaf.name}: {why}"
+
+
 def changes(plan: Plan, model: InfraModel) -> Changes:
     """The plan's new, changed or removed targets: switches (a target of unknown kind is a switch
-    or a host when the model names it one), sorted into those a twin can build and those it
-    cannot, and hosts."""
+    or a host when the model names it one) and hosts, each sorted into those a twin can build and
+    those it cannot."""
     out = Changes()
     for n, tp in sorted(plan.targets.items()):
         if tp.status == "unchanged":
@@ -121,7 +147,11 @@ def changes(plan: Plan, model: InfraModel) -> Changes:
             else:
                 out.unbuildable[n] = why
         elif tp.kind == "host" or (tp.kind is None and n in model.hosts):
-            out.hosts.append(n)
+            why = REMOVED_HOST if tp.status == "removed" else host_buildable(model, n)
+            if why is None:
+                out.hosts.append(n)
+            else:
+                out.hosts_unbuildable[n] = why
     return out
 
 
@@ -140,10 +170,10 @@ class Gate:
 
     def approval(self) -> list[str]:
         """The approval reason a required twin raises for the hosts it cannot prove."""
-        if not (self.need.required and self.changed.hosts):
+        if not (self.need.required and self.changed.hosts_unbuildable):
             return []
         return [
-            f"twin required, but hosts {named(self.changed.hosts)} are not built in twins: "
+            f"twin required, but hosts {named(sorted(self.changed.hosts_unbuildable))} are not built in twins: "
             "approve to deploy them unproven"
         ]
 
@@ -152,7 +182,7 @@ class Gate:
         unproven = self.changed.unproven()
         return self.need.fields() | {
             "unproven": unproven,
-            "hosts_unproven": list(self.changed.hosts),
+            "hosts_unproven": sorted(self.changed.hosts_unbuildable),
             "switches_unproven": sorted(self.changed.unbuildable),
             "switches_proven": switches_proven and not self.changed.unbuildable,
             "proven": switches_proven and not unproven,
@@ -195,14 +225,15 @@ async def check(ctx: StageContext, plan: Plan, model: InfraModel, probe: Probe) 
         await ctx.log.error(failure)
         return StageResult.failed(failure, summary=TwinSummary(passed=False, **g.fields(False)).dump())
     await g.say(ctx)
-    if not g.changed.switches:
-        reason = "no switch a twin can build changed: " + "; ".join(g.changed.unproven())
+    if not g.changed.buildable:
+        reason = "no switch or host a twin can build changed: " + "; ".join(g.changed.unproven())
         await ctx.log.info(f"twin: {reason}; no twin built")
         return unproven(reason, g)
     try:
         await asyncio.to_thread(probe)
     except PrerequisiteError as exc:
         reason = f"no twin can be built on this machine: {exc}"
+        g.changed.not_built(list(g.changed.hosts), reason)
         if g.need.required:
             await ctx.log.error(f"twin required ({'; '.join(g.need.why)}) but {reason}")
             return StageResult.failed(

@@ -12,7 +12,9 @@ The slice holds:
 3. for each network a changed leaf carries (its L2 VNIs, and the VRFs with their L3 VNIs), at
    least one **unchanged** leaf carrying it, so EVPN reachability across the change is tested: a
    leaf already in the slice when one carries it, else the first by name;
-4. for a changed host (hosts are not built in twins yet), its uplink leaf and the leaf's peers.
+4. every changed host a twin can build (its uplink leaf an FRR switch), with its uplink leaf (so
+   its uplink and tunnel network work) and the leaf's peers; a changed host whose leaf cannot be
+   built is not in the slice (a note says so; the gate records it unproven).
 
 Which networks a change touches is read from the changed leaves (every network they carry), not
 from the diff of their configs: conservative, never too small. A change touching every switch
@@ -40,13 +42,18 @@ class Slice:
     switches: dict[str, list[str]]
     whole: bool  # every switch of the model
     notes: list[str]
+    hosts: dict[str, list[str]] = field(default_factory=dict)  # the hosts it builds, and why ("changed")
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(self.switches)
 
+    @property
+    def host_names(self) -> frozenset[str]:
+        return frozenset(self.hosts)
+
     def lines(self) -> list[str]:
-        return [f"{n}: {', '.join(why)}" for n, why in sorted(self.switches.items())]
+        return [f"{n}: {', '.join(why)}" for n, why in sorted({**self.switches, **self.hosts}.items())]
 
 
 def changed_targets(plan: Plan) -> tuple[list[str], list[str]]:
@@ -87,11 +94,15 @@ def compute_slice(model: InfraModel, changed: Iterable[str], removed: Iterable[s
     for n in switches:
         m.add(n, CHANGED)
     focus = list(switches)  # whose peers come in
+    hosts: dict[str, list[str]] = {}
     for h in (n for n in targets if n in model.hosts):
         leaf = model.hosts[h].uplink.leaf
+        if leaf not in model.devices or model.devices[leaf].platform != "frr":
+            notes.append(f"host {h} changed: not built, its uplink leaf {leaf} cannot be built in a twin")
+            continue
+        hosts[h] = [CHANGED]
         m.add(leaf, f"uplink leaf of host {h}")
         focus.append(leaf)
-        notes.append(f"host {h} changed: hosts are not built in twins yet (its leaf {leaf} is)")
     notes += [f"{n}: not in the model, not built" for n in targets if n not in model.devices and n not in model.hosts]
     notes += [f"{n} removed from the model: not built (its peers' changes are)" for n in sorted(set(removed))]
     for n in sorted(set(focus)):
@@ -116,6 +127,7 @@ def compute_slice(model: InfraModel, changed: Iterable[str], removed: Iterable[s
         switches={n: m.why[n] for n in sorted(m.why) if n in model.devices},
         whole=set(model.devices) <= set(m.why),
         notes=notes,
+        hosts=hosts,
     )
 
 
@@ -191,3 +203,13 @@ def out_of_scope(model: InfraModel, sliced: InfraModel) -> list[str]:
             if p.key not in kept and p.destination in owner:
                 lost[owner[p.destination]].pings += 1
     return [lost[n].line(n) for n in sorted(lost)]
+
+
+def hosts_out_of_scope(model: InfraModel, built: Iterable[str]) -> list[str]:
+    """One line per host of ``model`` the twin did not build: its checks are not run."""
+    keep = set(built)
+    return [
+        f"host {h} not in the slice: its OVS, addresses and domains not checked"
+        for h in sorted(model.hosts)
+        if h not in keep
+    ]

@@ -1,19 +1,23 @@
 """The ``twin`` stage (issue 18): the run's rendered artifacts deployed to, and verified on, a
-throwaway twin of the model's switches, before production is touched.
+throwaway twin of the model's switches and changed hosts, before production is touched.
 
 1. read the render stage's plan (as deploy does: ``upstream(job, RenderSummary)``) and the model at the run's sha;
 2. build a twin of the change's slice (below; :func:`workers.lab.twin.twin_up`, ``hold=True``: the twin
-   lives only as long as this worker; a SIGKILLed worker's twin is swept by the next twin or ``lab down``);
-3. bring it to production's state first: each switch's **last deployed artifacts** (the targets
-   store), all committed at once (one wave, no health gate: the start state is not under test)
-   and confirmed, then its BGP sessions are waited for once (the health gate's rule on that one
-   wave); a switch never deployed stays at day 0;
-4. deploy the run's artifacts to every switch of the slice through the deploy stage's own
+   lives only as long as this worker; a SIGKILLed worker's twin is swept by the next twin or ``lab down``),
+   with the changed hosts (libvirtd, virtlogd, OVS and sshd in the twin's namespaces, as the lab runs them);
+3. bring it to production's state first: each switch's and host's **last deployed artifacts** (the
+   targets store), the switches all committed at once (one wave, no health gate: the start state is
+   not under test) and confirmed, then the hosts applied in one wave, then the switches' BGP sessions
+   waited for once (the health gate's rule on that one wave); a target never deployed stays at day 0;
+4. deploy the run's artifacts to every switch and host of the slice through the deploy stage's own
    :class:`~workers.deploy.rollout.Rollout` (FRR driver, waves, commit-confirm with a revert
-   timer, the health gate), reached through the twin's management namespace with the twin's
-   registered login (:mod:`workers.twin.reach`); no lease is taken and the rollout's record is kept
-   under ``twin/<run>/``, never the deploy stage's;
-5. verify with verify's checks and its stability rule (:func:`workers.deploy.fabric_verify.verify_fabric`);
+   timer, the health gate; the hosts' waves after, snapshot then apply), reached through the twin's
+   management namespace with the twin's registered login, a host's libvirt and OVSDB on the twin
+   host's own unix sockets (:mod:`workers.twin.reach`); no lease is taken and the rollout's record is
+   kept under ``twin/<run>/``, never the deploy stage's;
+5. verify with verify's checks and its stability rule: the fabric's
+   (:func:`workers.deploy.fabric_verify.verify_fabric`) and the hosts' (:func:`workers.deploy.common.verify_hosts`:
+   OVS, addresses, domains);
 6. store ``twin/<run>.json`` (built, timings, every check with expected vs observed, pass/fail)
    and **always** tear the twin down (success, failure, timeout, cancellation).
 
@@ -21,19 +25,20 @@ Before 2., :mod:`workers.twin.gate` decides whether to build at all: a plan that
 deployable succeeds at once (nothing to prove); a machine that cannot build a twin, or a changed
 switch no twin can build (its platform), fails the stage when the twin is required (the
 pipeline's ``twin: {required: true}``, a policy's ``require_twin``) and otherwise leaves the
-change *unproven*. Changed hosts are never proven (not built in twins yet): a required twin
-raises an approval reason naming them. After 2., a changed switch the twin did not build is
-treated the same way (:meth:`TwinStage._not_built`).
+change *unproven*. A changed host no twin can build (its uplink leaf of another platform, or
+removed from the model) is never proven: a required twin raises an approval reason naming it.
+After 2., a changed switch or host the twin did not build is treated the same way
+(:meth:`TwinStage._not_built`, :meth:`TwinStage._hosts_not_built`).
 
 A failed twin fails the stage naming the failing checks. Production is never read nor written:
-no production credential, lease or commit. Hosts are not built in twins yet (the report's and the
-summary's ``unproven``, and ``proven: false``).
+no production credential, lease or commit.
 
 The twin holds the change's **slice** (:mod:`workers.twin.slice`), not the whole fabric: the changed
-switches, every switch they peer with, and an unchanged leaf carrying each network a changed leaf
-carries (a change of every switch builds them all). Only the slice is started and deployed to;
-verify checks the model restricted to the built switches (:func:`~workers.twin.slice.restrict`),
-and what it cannot check there (sessions, remote VTEPs, routes and pings of switches not built) is
+switches, every switch they peer with, an unchanged leaf carrying each network a changed leaf
+carries (a change of every switch builds them all), and each changed host with its uplink leaf and
+the leaf's peers. Only the slice is started and deployed to; verify checks the model restricted to
+the built switches (:func:`~workers.twin.slice.restrict`) and the built hosts, and what it cannot
+check there (sessions, remote VTEPs, routes and pings of switches not built, hosts not built) is
 listed in the report's ``out_of_scope``.
 """
 
@@ -55,10 +60,9 @@ from lintas.engine.stage import StageContext, StageResult
 from lintas.engine.targets import TargetStore
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import ops
-from lintas.workers.deploy.common import check_lines, plan_and_model
+from lintas.workers.deploy.common import check_lines, plan_and_model, verify_hosts
 from lintas.workers.deploy.connect import ConnectError
 from lintas.workers.deploy.fabric_verify import Settling, verify_fabric
-from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, TargetResult
 from lintas.workers.deploy.rollout import Fleets, Rollout
 from lintas.workers.deploy.waves import Strategy, Wave, plan_waves
@@ -67,11 +71,10 @@ from lintas.workers.lab.twin import twin_down, twin_facts, twin_up
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 from lintas.workers.twin import gate
-from lintas.workers.twin.reach import TwinFleet
-from lintas.workers.twin.slice import Slice, out_of_scope, restrict, slice_of
+from lintas.workers.twin.reach import TwinFleet, TwinHostFleet
+from lintas.workers.twin.slice import Slice, hosts_out_of_scope, out_of_scope, restrict, slice_of
 
 MAX_CHECKS_ON_RUN = 40
-OUT_OF_SCOPE = ["hosts (libvirt, OVS): not built in twins yet"]
 MAX_OUT_OF_SCOPE_ON_RUN = 12
 
 
@@ -95,7 +98,7 @@ class TwinRollout(Rollout):
     def __init__(self, ctx: StageContext, model: InfraModel, record: DeployRecord, fleets: Fleets) -> None:
         d = ctx.settings.deploy
         opts = Strategy.model_validate(ctx.job.options)
-        roles = {n: model.devices[n].role for n in record.targets}
+        roles = {n: model.devices[n].role if n in model.devices else "host" for n in record.targets}
         waves = plan_waves(
             sorted(record.targets),
             roles,
@@ -116,16 +119,25 @@ class TwinRollout(Rollout):
     def fence(self, name: str) -> None:
         return None
 
+    async def assert_lease(self, name: str) -> None:
+        return None
+
     async def commit_at_once(self) -> list[str]:
-        """The twin's start: every switch of the record committed in one wave (``all_at_once``), no
-        health gate (the start state is not under test: its sessions are waited for once after). Returns
-        the switches that failed."""
-        wave = Wave(index=0, kind="all", devices=sorted(self.record.targets))
-        self.waves, self.record.waves = [wave], [wave.devices]
-        for n in wave.devices:
-            self.record.targets[n].wave = 0
+        """The twin's start: every switch of the record committed in one wave (``all_at_once``), then
+        every host applied in one, no health gate (the start state is not under test: its sessions are
+        waited for once after). Returns the switches and hosts that failed."""
+        switches = sorted(n for n, t in self.record.targets.items() if t.kind != "host")
+        hosts = sorted(n for n, t in self.record.targets.items() if t.kind == "host")
+        self.waves = [Wave(index=0, kind="all", devices=switches), Wave(index=1, kind="hosts", devices=hosts)]
+        self.record.waves = [w.devices for w in self.waves]
+        for w in self.waves:
+            for n in w.devices:
+                self.record.targets[n].wave = w.index
         await self._load_bundles()
-        return await self.switch_wave(wave)
+        failed = await self.switch_wave(self.waves[0]) if switches else []
+        if hosts and not failed:
+            failed += await self.host_wave(self.waves[1])
+        return failed
 
 
 def twin_name(run_id: str) -> str:
@@ -158,9 +170,10 @@ class TwinStage:
             run_id=job.run_id,
             sha=job.sha,
             switches=sorted(cut.switches),
-            slice=cut.switches,
+            hosts=sorted(cut.hosts),
+            slice={**cut.switches, **cut.hosts},
             whole=cut.whole,
-            out_of_scope=[*OUT_OF_SCOPE, *cut.notes],
+            out_of_scope=list(cut.notes),
             unproven=g.changed.unproven(),
         )
         try:
@@ -184,20 +197,29 @@ class TwinStage:
         t = time.monotonic()
         try:
             repo = await asyncio.to_thread(ctx.checkout)
-            record = await twin_up(ctx.settings, repo, name=name, only=None if cut.whole else cut.names, hold=True)
+            record = await twin_up(
+                ctx.settings,
+                repo,
+                name=name,
+                only=None if cut.whole else cut.names,
+                hosts=cut.host_names or None,
+                hold=True,
+            )
             built = True
-            report.twin, report.prefix = record.name, record.prefix
+            report.twin, report.prefix, report.hosts = record.name, record.prefix, sorted(record.hosts)
             report.phases.append(Phase(name="build", seconds=time.monotonic() - t, ok=True))
             failed = await self._not_built(ctx, model, record.switches, report, g)
             if failed is not None:
                 return failed
+            await self._hosts_not_built(ctx, record.hosts, report, g)
             # the model the twin holds: what it starts, deploys and verifies (its switches, the links,
             # networks and sessions among them); the rest of verify's checks are out of its scope
             held = restrict(model, record.switches)
             report.switches = sorted(held.devices)
-            report.out_of_scope += out_of_scope(model, held)
+            report.out_of_scope += out_of_scope(model, held) + hosts_out_of_scope(model, record.hosts)
+            hosts = f" and {len(record.hosts)} host(s) {', '.join(record.hosts)}" if record.hosts else ""
             await ctx.log.info(
-                f"twin {record.prefix}: {len(record.switches)} of {len(model.devices)} switch(es) up"
+                f"twin {record.prefix}: {len(record.switches)} of {len(model.devices)} switch(es){hosts} up"
                 + ("" if cut.whole else f" (the change's slice: {'; '.join(cut.lines())})")
             )
             return await self.prove(ctx, held, plan, report, name)
@@ -238,6 +260,18 @@ class TwinStage:
             await ctx.log.warning(f"NOT proven by the twin: switch {n}: {g.changed.unbuildable[n]}")
         return None
 
+    @staticmethod
+    async def _hosts_not_built(ctx: StageContext, built: list[str], report: TwinReport, g: gate.Gate) -> None:
+        """A changed host the twin did not build is recorded unproven (a required twin raises the
+        approval for it: :meth:`gate.Gate.approval`)."""
+        missing = [n for n in g.changed.hosts if n not in built]
+        if not missing:
+            return
+        g.changed.not_built(missing, "not built by the twin (the lab plan left it out)")
+        report.unproven = g.changed.unproven()
+        for n in missing:
+            await ctx.log.warning(f"NOT proven by the twin: host {n}: {g.changed.hosts_unbuildable[n]}")
+
     async def prove(
         self, ctx: StageContext, model: InfraModel, plan: Plan, report: TwinReport, name: str
     ) -> str | None:
@@ -247,7 +281,7 @@ class TwinStage:
         d = ctx.settings.deploy
         facts = twin_facts(name)
         fleet = await asyncio.to_thread(TwinFleet, model, ctx.settings, facts)
-        fleets = Fleets(fleet, HostFleet(model, ctx.settings, []))
+        fleets = Fleets(fleet, TwinHostFleet(model, ctx.settings, facts, sorted(facts.hosts)))
         try:
             t = time.monotonic()
             base, failed = await self._start(ctx, model, fleets, report)
@@ -258,10 +292,15 @@ class TwinStage:
                 return f"twin: cannot bring the twin to production's state: {failed}"
             t = time.monotonic()
             record = self._record(
-                ctx, model, {n: tp.artifacts for n, tp in plan.targets.items() if tp.status != "removed"}, base
+                ctx,
+                model,
+                {n: tp.artifacts for n, tp in plan.targets.items() if tp.status != "removed"},
+                base,
+                hosts=set(fleets.hosts.conns),
             )
             report.deployed = sorted(record.targets)
-            outcome = await TwinRollout(ctx, model, record, fleets).run()
+            rollout = TwinRollout(ctx, model, record, fleets)
+            outcome = await rollout.run()
             report.committed, report.unchanged = record.with_status("committed"), record.with_status("unchanged")
             detail = outcome.failure.message if outcome.failure is not None else ""
             report.phases.append(
@@ -272,39 +311,54 @@ class TwinStage:
                     {
                         "device": n,
                         "check": "deploy",
-                        "subject": "commit and health gate",
+                        "subject": "apply" if record.targets[n].kind == "host" else "commit and health gate",
                         "passed": False,
-                        "expected": "committed, sessions Established",
+                        "expected": "applied"
+                        if record.targets[n].kind == "host"
+                        else "committed, sessions Established",
                         "observed": record.targets[n].error,
                     }
                     for n in record.with_status("failed")
                 ]
                 return f"twin: deploy failed in the twin: {detail}"
             t = time.monotonic()
-            fabric = await verify_fabric(
-                fleet,
-                model,
-                sorted(model.devices),
-                log=ctx.log,
-                settling=Settling.of("twin verify", d),
-                changed=set(report.committed) or None,
+            # verify's checks: the fabric's, and every host's (workers.hosts.ops.checks) the run deployed to
+            bundles = {n: rollout.bundles[n] for n in sorted(record.targets) if record.targets[n].kind == "host"}
+            fabric, on_hosts = await asyncio.gather(
+                verify_fabric(
+                    fleet,
+                    model,
+                    sorted(model.devices),
+                    log=ctx.log,
+                    settling=Settling.of("twin verify", d),
+                    changed=set(report.committed) - set(bundles) or None,
+                ),
+                verify_hosts(
+                    fleets.hosts,
+                    bundles,
+                    log=ctx.log,
+                    settling=Settling.of("twin verify", d),
+                    deletions_allowed=record.allow_deletions,
+                ),
             )
-            checks = fabric.checks
-            report.verdict = fabric.summary() | {"passed": fabric.verdict.passed}
+            checks = fabric.checks + on_hosts.checks
+            both = fabric.verdict.passed and on_hosts.verdict.passed
+            report.verdict = fabric.summary() | {"hosts": on_hosts.summary(), "passed": both}
             report.checks = [c.model_dump(mode="json") for c in checks]
             report.totals = C.summary(checks)
             bad = C.failing(checks)
-            report.passed = not bad and fabric.verdict.passed
+            report.passed = not bad and both
             report.phases.append(Phase(name="verify", seconds=time.monotonic() - t, ok=report.passed))
             if bad:
                 for line in check_lines(checks, limit=40):
                     await ctx.log.error(f"twin check failed: {line}")
-                return (
-                    f"twin: {len(bad)} check(s) failed ({fabric.verdict.ended_by}: {fabric.verdict.reason}): "
-                    + "; ".join(check_lines(checks, limit=8))
+                ended = fabric.verdict if C.failing(fabric.checks) or not fabric.verdict.passed else on_hosts.verdict
+                return f"twin: {len(bad)} check(s) failed ({ended.ended_by}: {ended.reason}): " + "; ".join(
+                    check_lines(checks, limit=8)
                 )
-            if not fabric.verdict.passed:
-                return f"twin: {fabric.verdict.ended_by}: {fabric.verdict.reason}"
+            for verdict in (fabric.verdict, on_hosts.verdict):
+                if not verdict.passed:
+                    return f"twin: {verdict.ended_by}: {verdict.reason}"
             await ctx.log.info(f"twin passed: {C.summary(checks)['passed']} check(s)")
             return None
         finally:
@@ -313,24 +367,24 @@ class TwinStage:
     async def _start(
         self, ctx: StageContext, model: InfraModel, fleets: Fleets, report: TwinReport
     ) -> tuple[dict[str, dict[str, str]], str | None]:
-        """Each switch to its last deployed artifacts (committed, then confirmed): ``(those artifacts,
-        None)``, or the failure."""
+        """Each switch and host to its last deployed artifacts (switches committed, then confirmed;
+        hosts applied): ``(those artifacts, None)``, or the failure."""
         deployed = await TargetStore(ctx.topology.targets).all()
-        base = {n: deployed[n] for n in sorted(model.devices) if n in deployed and deployed[n].artifacts}
-        report.started_from = {
-            n: (f"deployed {base[n].commit}" if n in base else "day0") for n in sorted(model.devices)
-        }
+        hosts = sorted(fleets.hosts.conns)
+        targets = sorted(model.devices) + hosts
+        base = {n: deployed[n] for n in targets if n in deployed and deployed[n].artifacts}
+        report.started_from = {n: (f"deployed {base[n].commit}" if n in base else "day0") for n in targets}
         report.start = "last_deployed" if base else "day0"
         arts = {n: s.artifacts for n, s in base.items()}
         if not base:
             return arts, None
-        await ctx.log.info(f"twin: starting from production's last deployed artifacts of {len(base)} switch(es)")
-        record = self._record(ctx, model, arts, {})
+        await ctx.log.info(f"twin: starting from production's last deployed artifacts of {len(base)} target(s)")
+        record = self._record(ctx, model, arts, {}, hosts=set(hosts))
         rollout = TwinRollout(ctx, model, record, fleets)
         failed = await rollout.commit_at_once()
         if failed:
             return arts, "; ".join(f"{n}: {record.targets[n].error}" for n in failed)
-        committed = record.with_status("committed")  # just committed: this run's, confirmed without a read
+        committed = [n for n in record.with_status("committed") if n in model.devices]  # confirmed without a read
         done = await fleets.switches.run(
             committed, ops.confirm, run_id=ctx.job.run_id, checkpoints={}, known_ours=frozenset(committed)
         )
@@ -341,14 +395,20 @@ class TwinStage:
         # between started switches Established with IPv4 prefixes), not verify's checks: those are
         # the run's model, which production's last deployed state need not match (the run's verify
         # waits for the whole control plane to be stable after the change)
-        failed = await rollout.health_gate(rollout.waves[0])
+        failed = await rollout.health_gate(rollout.waves[0]) if rollout.waves[0].devices else []
         return arts, "; ".join(f"{n}: {record.targets[n].error}" for n in failed) or None
 
     @staticmethod
     def _record(
-        ctx: StageContext, model: InfraModel, artifacts: dict[str, dict[str, str]], previous: dict[str, dict[str, str]]
+        ctx: StageContext,
+        model: InfraModel,
+        artifacts: dict[str, dict[str, str]],
+        previous: dict[str, dict[str, str]],
+        *,
+        hosts: set[str],
     ) -> DeployRecord:
-        """A rollout record of ``artifacts`` per switch; ``previous``: what the twin's switch runs already."""
+        """A rollout record of ``artifacts`` per switch and per host of ``hosts`` (those the twin built);
+        ``previous``: what the twin's target runs already."""
         d, job = ctx.settings.deploy, ctx.job
         record = DeployRecord(
             run_id=job.run_id, repo=job.repo, sha=job.sha, revert_in_s=max(d.revert_in_s, int(d.verify_timeout_s) + 20)
@@ -357,6 +417,10 @@ class TwinStage:
             if n in model.devices:
                 record.targets[n] = TargetResult(
                     target=n, kind="device", artifacts=arts, role=model.devices[n].role, previous=previous.get(n)
+                )
+            elif n in hosts:
+                record.targets[n] = TargetResult(
+                    target=n, kind="host", artifacts=arts, role="host", previous=previous.get(n)
                 )
         return record
 
@@ -370,6 +434,7 @@ class TwinStage:
             report=S.twin_report_doc(report.run_id),
             passed=report.passed and failure is None,
             switches=report.switches,
+            hosts=report.hosts,
             slice=report.slice,
             whole=report.whole,
             start=report.start,
