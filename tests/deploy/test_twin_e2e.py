@@ -4,14 +4,17 @@ with the template's own pipeline (its twin stage before deploy).
 One module, one lab (2 spines + 4 leaves), one nats-server and one `lintas up`
 (tests/deploy/test_fabric_e2e.py's helpers and fixtures). In order:
 
-1. the first push (day 0: every switch new, spines included, so the built-in policy
-   ``twin_required`` demands the twin; its hosts, not built in twins, wait for an approval) and a
+1. the first push (day 0: every switch and host new, spines included, so the built-in policy
+   ``twin_required`` demands the twin; its hosts are built in it too, deployed and checked) and a
    one-VNI change each pass their twin and deploy;
 2. a valid-but-breaking change (a repo-local template override filtering leaf-04's EVPN routes)
    fails the run at ``twin``: deploy never starts, production is proven untouched (every switch's
    running config byte-identical, nothing pending, no config drift, the deployed commit unchanged,
    no run lease in KV); putting the repo back changes no switch: nothing to prove, no twin built;
-3. `lintas up` SIGKILLed while its twin is being built leaves a dead twin; the restarted stack
+3. an OVS setting the host cannot apply (``datapath_type: system`` on kvm-uat-01, no kernel
+   module) fails the run at ``twin`` (the host built in the twin with its leaf): production's host
+   keeps its netdev datapath and domains, no drift, the deployed commits unchanged, no lease;
+4. `lintas up` SIGKILLed while its twin is being built leaves a dead twin; the restarted stack
    redelivers the stage, whose next twin sweeps the dead one, and the run ends.
 
 After every run no twin is left (`lintas twin list`, no ``lt*`` namespace, no stray daemon).
@@ -24,7 +27,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +37,17 @@ from nats.js.errors import NoKeysError
 from lintas.engine import subjects as S
 from lintas.engine.bus import connect
 from lintas.engine.settings import Settings
+from lintas.workers.hosts import ovsdb
+from lintas.workers.hosts.libvirt_conn import open_conn
+from lintas.workers.lab import lab_host_facts
 from lintas.workers.twin.gate import NOTHING_TO_PROVE
 from tests.deploy import test_fabric_e2e as e2e
 from tests.deploy.test_fabric_e2e import SWITCHES, VTEP, Env, Switches, add_network, filter_evpn_of, stage
 from tests.lab.test_twin_stage import assert_no_twin_left
 
 pytestmark = [pytest.mark.integration]
+
+HOSTS = ["kvm-uat-01", "osc-01"]
 
 lab_settings, sw = e2e.lab_settings, e2e.sw  # one lab per module
 
@@ -107,13 +115,12 @@ def test_the_first_push_and_a_good_change_pass_the_twin_and_deploy(lx: Env, sw: 
     t = twin_of(lx, first)["summary"]
     assert t["passed"] and t["switches_proven"] and t["start"] == "day0"
     assert t["required"] and any("[lintas.builtin.twin_required]" in r for r in t["required_by"])  # spines: day 0
-    assert set(t["committed"]) == set(SWITCHES)
-    # the hosts changed too, and no twin builds hosts: NOT proven; the required twin held them for an
-    # approval (deploy's approval: on_request), which drive() gave as an operator would
-    hosts = "twin required, but hosts kvm-uat-01, osc-01 are not built in twins: approve to deploy them unproven"
-    assert not t["proven"] and t["hosts_unproven"] == ["kvm-uat-01", "osc-01"] and t["approval"] == [hosts]
-    assert hosts in first["approval_reasons"] and lx.approvals[first_id] >= 1
-    assert sorted(stage(first, "deploy")["summary"]["committed"]) == sorted([*SWITCHES, "kvm-uat-01", "osc-01"])
+    # the hosts changed too: built in the twin with their leaves, deployed and checked there: proven,
+    # nothing held for an approval
+    assert t["hosts"] == HOSTS and set(t["committed"]) == set(SWITCHES) | set(HOSTS)
+    assert t["proven"] and t["hosts_unproven"] == [] and t["approval"] == []
+    assert not any("not built in twins" in r for r in first.get("approval_reasons") or [])
+    assert sorted(stage(first, "deploy")["summary"]["committed"]) == sorted([*SWITCHES, *HOSTS])
     assert sw.pending() == [] and sw.fabric_up()
     no_twin_left(lx)
 
@@ -169,6 +176,80 @@ def test_a_breaking_change_fails_at_the_twin_and_production_is_untouched(lx: Env
     assert stage(back, "deploy")["summary"]["committed"] == []
     assert {d["state"] for n, d in drift(lx).items() if n in SWITCHES} == {"in_sync"}
     assert running(sw) == before
+    no_twin_left(lx)
+
+
+def host_datapaths(lx: Env, host: str) -> dict[str, str]:
+    """Production host ``host``'s OVS bridges and their datapath types (through its own db.sock)."""
+    f = lab_host_facts(Settings(home=lx.home), host)
+    with ovsdb.session(f.ovsdb_socket) as api:
+        return {b.name: b.datapath_type for b in ovsdb.read(api).bridges.values()}
+
+
+def host_domains(lx: Env, host: str) -> dict[str, bool]:
+    """Production host ``host``'s libvirt domains: name -> running."""
+    f = lab_host_facts(Settings(home=lx.home), host)
+    conn = open_conn(f"qemu+unix:///system?socket={f.libvirt_ro_socket}", readonly=True)
+    try:
+        return {d.name(): bool(d.isActive()) for d in conn.listAllDomains(0)}
+    finally:
+        conn.close()
+
+
+SYSTEM_DATAPATH = ("      datapath_type: netdev       # lab", "      datapath_type: system       # lab")
+
+
+def kvm_datapath(old: str, new: str) -> Callable[[Path], None]:
+    """kvm-uat-01's OVS datapath (the first host of hosts.yaml) from ``old`` to ``new``."""
+
+    def edit(repo: Path) -> None:
+        p = repo / "hosts" / "hosts.yaml"
+        text = p.read_text()
+        assert old in text
+        p.write_text(text.replace(old, new, 1))
+
+    return edit
+
+
+def test_an_ovs_setting_the_host_cannot_apply_fails_at_the_twin_and_production_is_untouched(
+    lx: Env, sw: Switches
+) -> None:
+    before, marks = running(sw), sw.checkpoints()
+    datapaths, doms = host_datapaths(lx, "kvm-uat-01"), host_domains(lx, "kvm-uat-01")
+    assert set(datapaths.values()) == {"netdev"} and "br-phy" in datapaths and any(doms.values())
+    deployed = {n: d["deployed_commit"] for n, d in drift(lx).items()}
+    run = lx.push_and_drive("kvm-uat-01 on the system datapath", kvm_datapath(*SYSTEM_DATAPATH))
+    assert run["state"] == "failed", run["error"]
+    assert run["error"].startswith("stage twin failed: twin:") and "kvm-uat-01" in run["error"], run["error"]
+    twin = twin_of(lx, run)
+    t = twin["summary"]
+    assert twin["state"] == "failed" and not t["proven"] and not t["passed"]
+    # the host was built in the twin with its leaf and the leaf's peers; its checks are what failed
+    assert t["hosts"] == ["kvm-uat-01"] and t["slice"]["kvm-uat-01"] == ["changed"]
+    assert {"leaf-01", "spine-01", "spine-02"} <= set(t["switches"]) and "uplink leaf of host kvm-uat-01" in t["slice"][
+        "leaf-01"
+    ]
+    assert t["checks"] and {c["device"] for c in t["checks"]} == {"kvm-uat-01"}, t["checks"]
+    assert any("br-phy" in f"{c['subject']} {c['observed']}" for c in t["checks"]), t["checks"]
+    dep = stage(run, "deploy")
+    assert dep["state"] == "skipped" and dep["started_at"] is None and dep["attempts"] == 0  # never started
+    assert stage(run, "rollback")["state"] == "skipped"
+    # production proven untouched: the host's datapath and domains, the switches, drift, leases
+    assert host_datapaths(lx, "kvm-uat-01") == datapaths and host_domains(lx, "kvm-uat-01") == doms
+    assert running(sw) == before and sw.checkpoints() == marks and sw.pending() == []
+    now = drift(lx)
+    for n, d in now.items():
+        assert d["differences"] == [] and not d["pending_commit"] and d["deployed_commit"] == deployed[n], d
+    assert now["kvm-uat-01"]["state"] == "behind"  # the branch head (the broken commit) was never applied
+    assert asyncio.run(_run_leases(lx)) == []
+    no_twin_left(lx)
+
+    # the repo put back: nothing to deploy, nothing to prove; every target in sync
+    back = lx.push_and_drive("kvm-uat-01 back on netdev", kvm_datapath(*reversed(SYSTEM_DATAPATH)))
+    assert back["state"] == "succeeded", back["error"]
+    assert twin_of(lx, back)["summary"]["skipped"] == NOTHING_TO_PROVE
+    assert {d["state"] for d in drift(lx).values()} == {"in_sync"}
+    assert host_datapaths(lx, "kvm-uat-01") == datapaths
     no_twin_left(lx)
 
 
