@@ -40,6 +40,15 @@ def twin_pss_mb(record: TwinRecord) -> float:
     return sum(_pss_kb(p) for p in pids_in(set(namespace_inodes(namespaces)))) / 1024
 
 
+def node_pss_mb(record: TwinRecord) -> dict[str, float]:
+    """PSS (MB) of the processes in each switch's and host's namespace of the twin (a host's: libvirtd,
+    virtlogd, OVS, sshd and its QEMU domains)."""
+    return {
+        node: sum(_pss_kb(p) for p in pids_in(set(namespace_inodes([f"{record.prefix}-{node}"])))) / 1024
+        for node in [*record.switches, *record.hosts]
+    }
+
+
 async def _round(settings: Settings, only: frozenset[str] | None, name: str) -> dict[str, float]:
     t = time.monotonic()
     record = await twin_up(settings, TEMPLATE_DIR, name=name, only=only)

@@ -16,13 +16,16 @@ read again. It stops at the first of:
 - load: the 1-minute load average above ``--max-load`` before a build;
 - ``--cap`` twins (20).
 
-Then every twin is torn down. Reports the count, what stopped it, per twin its time and PSS, the
-total PSS, the memory used and the load along the way. Needs root, FRR and openssh, not the
+Then every twin is torn down. Reports the count, what stopped it, per twin its time and PSS (and per
+switch and per host: the processes of each one's namespace), the total PSS, the memory used and the
+load along the way. ``--host``: the change also defines a (stopped) instance on kvm-uat-01, so each
+twin holds that host too (with its leaf, leaf-01), started from production's state: libvirtd,
+virtlogd, OVS, sshd and QEMU for each of its running domains. Needs root, FRR and openssh, not the
 production lab (a twin never touches it); run it under ``flock /tmp/lintas-lab.lock``. The twins are
 left up by ``explore`` (as ``twin up --ref``) and torn down by name at the end: a bench killed
 midway leaves them, ``lintas twin down --all`` removes them.
 
-    flock /tmp/lintas-lab.lock .venv/bin/python -m bench.twin_capacity [--cap 20]
+    flock /tmp/lintas-lab.lock .venv/bin/python -m bench.twin_capacity [--cap 20] [--host]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import report, workdir
-from bench.twin import twin_pss_mb
+from bench.twin import node_pss_mb, twin_pss_mb
 from bench.twin_stage import NEW_VNI
 from lintas.engine.app import nats_session
 from lintas.engine.artifacts import NatsArtifactStore
@@ -57,6 +60,20 @@ from tests.policy.stagekit import TEMPLATE, git_repo
 
 os.environ.setdefault("FABRIC_BGP_PASSWORD", "Lx-" + secrets.token_hex(8))  # what the template's configs reference
 SWITCHES = {"leaf-01", "leaf-02", "leaf-03", "leaf-04", "spine-01", "spine-02"}
+# --host: a stopped instance on kvm-uat-01, so the change touches that host (a domain defined, none started)
+HOST_INSTANCE = """
+  - name: bench-twin-01
+    uuid: 5d1e7a30-2b4c-4e8f-9a10-7c6b5a4d3e21
+    flavor: lab.nano
+    host: kvm-uat-01
+    state: stopped
+    project: uat-payments
+    owner: team-payments
+    image: cirros-0.6.2
+    nics:
+      - network: uat-web
+        mac: "fa:16:3e:1a:00:21"
+"""
 
 
 def mem_used_fraction() -> float:
@@ -119,7 +136,12 @@ async def bench(home: Path, a: argparse.Namespace) -> dict[str, Any]:
     await server.start()
     settings = Settings(home=home / "home", nats_url=server.url)
     tenants = (TEMPLATE / "fabric" / "tenants.yaml").read_text()
-    repo, shas = git_repo(home / "repo", {"fabric/tenants.yaml": tenants + NEW_VNI}, message="VNI 10060 on leaf-01")
+    files = {"fabric/tenants.yaml": tenants + NEW_VNI}
+    if a.host:
+        files["hosts/instances.yaml"] = (TEMPLATE / "hosts" / "instances.yaml").read_text() + HOST_INSTANCE
+    repo, shas = git_repo(
+        home / "repo", files, message="VNI 10060 on leaf-01" + (", an instance on kvm-uat-01" * a.host)
+    )
     names: list[str] = []
     sessions: dict[str, set[str]] = {}
     twins: list[dict[str, Any]] = []
@@ -155,7 +177,7 @@ async def bench(home: Path, a: argparse.Namespace) -> dict[str, Any]:
                 stopped = f"twin {i + 1} failed: {done.failure[:300]}"
                 break
             record = find_twin(name)
-            pss = twin_pss_mb(record)
+            pss, per_node = twin_pss_mb(record), node_pss_mb(record)
             sessions[name] = await established(record)  # just verified: these are its sessions
             await asyncio.sleep(a.recheck)
             broken = {n: sorted(sessions[n] - await established(find_twin(n))) for n in names}
@@ -164,9 +186,12 @@ async def bench(home: Path, a: argparse.Namespace) -> dict[str, Any]:
                 {
                     "name": name,
                     "switches": len(record.switches),
+                    "hosts": record.hosts,
                     "seconds": round(took, 1),
                     "phases": done.report.timings(),
                     "pss_mb": round(pss, 1),
+                    "pss_mb_per_switch": round(sum(per_node[n] for n in record.switches) / len(record.switches), 1),
+                    "pss_mb_per_host": {h: round(per_node[h], 1) for h in record.hosts},
                     "sessions_established": len(sessions[name]),
                     "load_1m": round(os.getloadavg()[0], 2),
                     "mem_used": round(mem_used_fraction(), 3),
@@ -213,13 +238,18 @@ def main() -> None:
     ap.add_argument("--max-mem", type=float, default=0.70, help="fraction of RAM used never to exceed")
     ap.add_argument("--max-load", type=float, default=12.0, help="1-minute load average above which no twin is built")
     ap.add_argument("--recheck", type=float, default=2.0, help="seconds before every held twin's sessions are read")
+    ap.add_argument("--host", action="store_true", help="the change also touches kvm-uat-01: each twin holds that host")
     a = ap.parse_args()
     load_before = os.getloadavg()
     with workdir() as d:
         result = asyncio.run(bench(d, a))
     report(
         "twin_capacity",
-        {"case": "one-VNI slice of the template (4 switches), each twin deployed and verified, all held"}
+        {
+            "case": "one-VNI slice of the template (4 switches)"
+            + (" and an instance on kvm-uat-01 (the host with its leaf)" if a.host else "")
+            + ", each twin deployed and verified, all held"
+        }
         | {"cap": a.cap, "bound_s": a.bound, "max_mem": a.max_mem, "max_load": a.max_load}
         | result
         | {"load_average_before": load_before, "load_average_after": os.getloadavg()},
