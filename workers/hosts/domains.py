@@ -22,10 +22,11 @@ owns the domains.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,6 +42,9 @@ from lintas.workers.render.domain_index import (
     nic_mismatches,
     same_mac,
 )
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 XML_INACTIVE = 2  # libvirt.VIR_DOMAIN_XML_INACTIVE
 _NO_FLAVOR = ExpectedFlavor(name="", vcpus=0, ram_mib=0, disk_gb=0, swap_mib=0, ephemeral_gb=0)  # an unmodelled domain
@@ -98,6 +102,13 @@ def open_conn(uri: str, *, readonly: bool) -> Any:
         raise DomainError(str(exc)) from exc
 
 
+def _reopen(conn: Any) -> Any:
+    try:
+        return conn.reopen()
+    except libvirt_conn.LibvirtConnError as exc:
+        raise DomainError(str(exc)) from exc
+
+
 def _lookup(conn: Any, uuid: str) -> Any | None:
     lv = libvirt_module()
     try:
@@ -150,9 +161,38 @@ def snapshot(conn: Any, uuids: Iterable[str]) -> list[DomainSnapshot]:
 
 def restore(conn: Any, snaps: list[DomainSnapshot], *, shutdown_timeout_s: float, parallelism: int = 4) -> list[str]:
     """Back to the snapshot: created domains removed, changed ones redefined, power restored."""
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="lv-restore") as pool:
-        done = pool.map(lambda s: _restore_one(conn, s, shutdown_timeout_s), snaps)
-        return [line for lines in done for line in lines]
+    done = each_domain(conn, parallelism, lambda c, s: _restore_one(c, s, shutdown_timeout_s), snaps, "restore")
+    return [line for lines in done for line in lines]
+
+
+def each_domain(conn: Any, parallelism: int, fn: Callable[[Any, T], R], items: list[T], name: str) -> list[R]:
+    """``fn(connection, item)`` for every item, ``parallelism`` at once, in order. Each thread calls
+    libvirt on a connection of its own (``conn.reopen()``, closed after): libvirt's client crashes
+    when two threads call one connection at once (:mod:`workers.hosts.libvirt_conn`), and sharing
+    one under a lock would run a slow call (a domain's ``destroy``) one domain at a time."""
+    workers = max(1, min(parallelism, len(items)))
+    if workers == 1:
+        return [fn(conn, item) for item in items]
+    mine = threading.local()
+    opened: list[Any] = []
+    guard = threading.Lock()
+
+    def run(item: T) -> R:
+        c = getattr(mine, "conn", None)
+        if c is None:
+            c = mine.conn = _reopen(conn)
+            with guard:
+                opened.append(c)
+        return fn(c, item)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"lv-{name}") as pool:
+            return list(pool.map(run, items))
+    finally:
+        for c in opened:
+            if c is not conn:
+                with contextlib.suppress(Exception):  # closing a dead connection
+                    c.close()
 
 
 def _restore_one(conn: Any, s: DomainSnapshot, shutdown_timeout_s: float) -> list[str]:
@@ -240,8 +280,8 @@ def converge(
                 "refusing to take it over"
             )
 
-    def one(exp: ExpectedDomain) -> DomainChange:
-        return _converge_one(conn, exp, xmls, allow_deletions=allow_deletions, shutdown_timeout_s=shutdown_timeout_s)
+    def one(c: Any, exp: ExpectedDomain) -> DomainChange:
+        return _converge_one(c, exp, xmls, allow_deletions=allow_deletions, shutdown_timeout_s=shutdown_timeout_s)
 
     todo = list(modelled.values())
     for uuid, dom in sorted(owned.items()):
@@ -260,8 +300,7 @@ def converge(
                     nics=[],
                 )
             )
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix=f"lv-{index.host}") as pool:
-        return list(pool.map(one, todo))
+    return each_domain(conn, parallelism, one, todo, index.host)
 
 
 def _converge_one(

@@ -17,6 +17,7 @@ concurrent calls without the loop (libvirt's "buck passing" between waiting thre
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Self
 
 # libvirt's event implementation is process-wide state of the C library: one loop per process
@@ -57,17 +58,26 @@ def _run_events(lv: Any) -> None:
 
 class Serialized:
     """A libvirt object (a connection, or a domain of it) whose every method call holds the
-    connection's lock; libvirt objects it returns (domains, lists of them) share that lock."""
+    connection's lock; libvirt objects it returns (domains, lists of them) share that lock.
 
-    __slots__ = ("_lock", "_obj")
+    Work meant to run in parallel (domains converged or restored at once) takes a connection per
+    thread (:meth:`reopen`): one lock would serialize a slow call such as a domain's ``destroy``."""
 
-    def __init__(self, obj: Any, lock: threading.RLock) -> None:
+    __slots__ = ("_lock", "_obj", "_reopen")
+
+    def __init__(self, obj: Any, lock: threading.RLock, reopen: Callable[[], Serialized] | None = None) -> None:
         self._obj = obj
         self._lock = lock
+        self._reopen = reopen
 
     @classmethod
-    def connection(cls, conn: Any) -> Self:
-        return cls(conn, threading.RLock())
+    def connection(cls, conn: Any, reopen: Callable[[], Serialized] | None = None) -> Self:
+        return cls(conn, threading.RLock(), reopen)
+
+    def reopen(self) -> Serialized:
+        """Another connection to the same URI, for another thread (itself for an in-process driver,
+        ``test://``, whose state belongs to the connection)."""
+        return self if self._reopen is None else self._reopen()
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._obj, name)
@@ -104,7 +114,9 @@ def open_conn(uri: str, *, readonly: bool, keepalive: tuple[int, int] = (KEEPALI
         if exc.get_error_code() != lv.VIR_ERR_NO_SUPPORT:  # test:/// and other in-process drivers
             conn.close()
             raise LibvirtConnError(f"libvirt {redact_uri(uri)}: no keepalive: {exc.get_error_message()}") from exc
-    return Serialized.connection(conn)
+    if uri.startswith("test:"):
+        return Serialized.connection(conn)
+    return Serialized.connection(conn, lambda: open_conn(uri, readonly=readonly, keepalive=keepalive))
 
 
 def redact_uri(uri: str) -> str:
