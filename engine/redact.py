@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _PATTERNS = [
     re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
@@ -27,3 +28,14 @@ class Redactor:
             else:
                 text = pat.sub(MASK, text)
         return text
+
+    def tree(self, value: Any) -> Any:
+        """``value`` with every string in it (dict keys included, lists and dicts walked) masked;
+        anything else is kept as it is."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list):
+            return [self.tree(v) for v in value]
+        if isinstance(value, dict):
+            return {self.tree(k): self.tree(v) for k, v in value.items()}
+        return value

@@ -187,6 +187,7 @@ class Worker(Service):
             heartbeat.cancel()
             if ctx.workdir.exists():  # a stat: no thread hop for a stage that made no work tree
                 await asyncio.to_thread(ctx.cleanup)  # work trees live as long as their stage
+        result = self._masked(result)
         finished = JobFinished(
             **self._report_of(job, f"{job.job_id}:finished"),
             outcome=result.outcome,
@@ -209,6 +210,28 @@ class Worker(Service):
         else:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._settings.job_nak_delay_s)  # bus trouble: redelivery re-publishes
+
+    def _masked(self, result: StageResult) -> StageResult:
+        """What a stage returns, masked before it leaves the worker (the result event, the run, the
+        API): a failure's message and its diagnostics, the warnings, the approval reasons and every
+        string of the summary. A stage quoting a device's answer cannot leak a secret through it."""
+        mask = self._redact
+        failure = result.failure
+        if failure is not None:
+            failure = failure.model_copy(
+                update={
+                    "message": mask(failure.message),
+                    "diagnostics": [d.model_copy(update={"message": mask(d.message)}) for d in failure.diagnostics],
+                }
+            )
+        return result.model_copy(
+            update={
+                "failure": failure,
+                "summary": mask.tree(result.summary),
+                "warnings": [mask(w) for w in result.warnings],
+                "approval_reasons": [mask(a) for a in result.approval_reasons],
+            }
+        )
 
     def _report_of(self, job: Job, event_id: str, at: datetime | None = None) -> dict[str, Any]:
         """What every report of this worker on ``job`` says; ``at``: when it happened (now)."""

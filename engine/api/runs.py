@@ -4,7 +4,6 @@ SSE) and live run/stage transitions (SSE from the NOTIFY stream)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from lintas.engine.api.sse import follow, last_event_id, sse_response, wants_sse
 from lintas.engine.artifacts import NatsArtifactStore
 from lintas.engine.contracts import RenderSummary, results_of
 from lintas.engine.events import LogLine
+from lintas.engine.redact import Redactor
 from lintas.engine.state import RunState
 from lintas.engine.store import RunStore
 from lintas.engine.views import RunDetail, RunSummary
@@ -102,20 +102,10 @@ def _doc_name(run: RunDetail, name: str) -> str | None:
     }.get(name)
 
 
-def _redact_json(raw: bytes, redact: Callable[[str], str]) -> str:
+def _redact_json(raw: bytes, redact: Redactor) -> str:
     """Redact every string of a JSON document (a regex over the raw text could cut it mid-string)."""
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return redact(v)
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        if isinstance(v, dict):
-            return {redact(k): walk(x) for k, x in v.items()}
-        return v
-
     try:
-        return json.dumps(walk(json.loads(raw)))
+        return json.dumps(redact.tree(json.loads(raw)))
     except ValueError:
         return json.dumps({"error": "the stored document is not JSON"})
 

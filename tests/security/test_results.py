@@ -110,3 +110,25 @@ async def test_a_result_that_cannot_be_serialised_fails_the_attempt_and_the_work
     assert (stage.error or "").startswith("the stage's result cannot be serialised: ")
     ok = await run_with(env, "{bytes: 10}")
     assert ok.state is RunState.succeeded
+
+
+async def test_a_result_quoting_a_secret_leaves_the_worker_masked(env: Env) -> None:
+    """Non-negotiable 7: a stage's own result (not only its log and its exceptions) is masked by the
+    worker before it is published: the result event, the run, `lintas show --json` and the API."""
+    said = "hunter2-Xq9v"
+    run = await run_with(env, f"{{leak: {said}}}")
+    stage = run.stages["big"]
+    assert run.state is RunState.failed
+    assert stage.error == "the device answered password=****"
+    assert stage.diagnostics[0].message == "api_key=****"
+    assert stage.summary["device"]["said"] == ["password=****"] and stage.summary["token: ****"] == 1
+    assert "secret: ****" in run.warnings
+    assert said not in stage.model_dump_json() and said not in " ".join(run.warnings)
+    assert said not in (run.error or "")
+    event = await env.st.topo.js.get_last_msg(S.RESULTS_STREAM, S.result(run.run_id))
+    assert said not in (event.data or b"").decode()  # the result event itself
+    async with httpx.AsyncClient(base_url=f"http://{env.settings.api_addr}") as http:
+        res = await http.get(f"/api/v1/runs/{run.run_id}")
+        assert res.status_code == 200
+        [view] = [st for st in res.json()["stages"] if st["name"] == "big"]
+        assert said not in json.dumps(view) and view["error"] == "the device answered password=****"

@@ -87,7 +87,8 @@ class AskApprovalStage:
 
 
 class BigResultStage:
-    """A result as large as asked: ``with: {bytes: N, diagnostics: M, unserialisable: true}``."""
+    """A result as large as asked: ``with: {bytes: N, diagnostics: M, unserialisable: true}``; or,
+    ``with: {leak: S}``, a failed result quoting ``S`` as a secret in every text it has."""
 
     kind: ClassVar[str] = "t-big"
 
@@ -97,6 +98,17 @@ class BigResultStage:
     async def run(self, ctx: StageContext) -> StageResult:
         _mark(ctx)
         opts = ctx.job.options
+        if opts.get("leak"):  # a stage quoting a device that echoed a secret, everywhere a result has text
+            said = str(opts["leak"])
+            return StageResult(
+                outcome="failed",
+                summary={"device": {"said": [f"password={said}"]}, f"token: {said}": 1},
+                failure=StageFailure(
+                    message=f"the device answered password={said}",
+                    diagnostics=[Diagnostic(file="leak.yaml", line=1, message=f"api_key={said}")],
+                ),
+                warnings=[f"secret: {said}"],
+            )
         summary: dict[str, object] = {"small": "kept", "blob": "x" * int(opts.get("bytes", 0))}
         if opts.get("unserialisable"):
             summary["odd"] = object()
