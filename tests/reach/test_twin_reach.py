@@ -17,7 +17,7 @@ from lintas.engine.settings import Settings
 from lintas.workers.lab.frr import DAEMONS
 from lintas.workers.lab.paths import LabPaths, twin_paths
 from lintas.workers.lab.register import register_lab, register_twin, unregister_twin
-from lintas.workers.lab.state import state_from_plan
+from lintas.workers.lab.state import LabState, state_from_plan
 from lintas.workers.lab.topology import plan_lab, twin_instance
 from lintas.workers.model import load_model
 from lintas.workers.reach.allowlist import ConnectError
@@ -36,16 +36,24 @@ TEMPLATE = ROOT / "gitops-repo-template"
 NEVER = "198.51.100.7"  # must never be contacted: refused before any connection
 
 
-def _homes(tmp_path: Path) -> Settings:
-    """A home with the production lab's and twin ``t1``'s registrations, written as they write them."""
+def registered_twin(
+    tmp_path: Path, *, only: frozenset[str] | None = None, hosts: bool | frozenset[str] = False
+) -> tuple[Settings, LabPaths, LabState]:
+    """A home with the production lab's and twin ``t1``'s (prefix ``lt3f2a``) registrations, written
+    as they write them; the twin's paths and state (``only``, ``hosts``: what it holds)."""
     home = tmp_path / "home"
     model = load_model(TEMPLATE)
     paths = LabPaths(home)
     register_lab(paths, state_from_plan(plan_lab(model), paths, TEMPLATE, DAEMONS))
     inst = twin_instance("3f2a")
     tpaths = twin_paths(home, inst)
-    register_twin(tpaths, state_from_plan(plan_lab(model, inst, hosts=False), tpaths, TEMPLATE, DAEMONS), "t1")
-    return Settings(home=home)
+    state = state_from_plan(plan_lab(model, inst, only=only, hosts=hosts), tpaths, TEMPLATE, DAEMONS)
+    register_twin(tpaths, state, "t1")
+    return Settings(home=home), tpaths, state
+
+
+def _homes(tmp_path: Path) -> Settings:
+    return registered_twin(tmp_path)[0]
 
 
 def test_a_twins_login_serves_only_targets_reached_through_its_namespace(tmp_path: Path) -> None:

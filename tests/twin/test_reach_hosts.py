@@ -10,36 +10,24 @@ import pytest
 
 from lintas.engine.settings import Settings
 from lintas.workers.hosts import linux
-from lintas.workers.lab.frr import DAEMONS
 from lintas.workers.lab.lab import host_facts, switch_facts
-from lintas.workers.lab.paths import LabPaths, twin_paths
-from lintas.workers.lab.register import register_lab, register_twin
-from lintas.workers.lab.state import state_from_plan
-from lintas.workers.lab.topology import plan_lab, twin_instance
+from lintas.workers.lab.topology import twin_instance
 from lintas.workers.lab.twin import TwinFacts
 from lintas.workers.model import load_model
 from lintas.workers.reach.allowlist import ConnectError
 from lintas.workers.reach.netns import twin_mgmt_namespace
 from lintas.workers.twin.reach import TwinHostFleet, twin_host_conns
+from tests.reach.test_twin_reach import TEMPLATE, registered_twin
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "gitops-repo-template"
 HOSTS = frozenset({"kvm-uat-01", "osc-01"})
 
 
 def _twin(tmp_path: Path, hosts: frozenset[str] = HOSTS) -> tuple[Settings, TwinFacts]:
     """A home with the production lab's and twin ``t1``'s registrations (as they write them), and t1's facts."""
-    home = tmp_path / "home"
-    model = load_model(TEMPLATE)
-    paths = LabPaths(home)
-    register_lab(paths, state_from_plan(plan_lab(model), paths, TEMPLATE, DAEMONS))
-    inst = twin_instance("3f2a")
-    tpaths = twin_paths(home, inst)
     only = frozenset({"spine-01", "spine-02", "leaf-01", "leaf-03"})
-    state = state_from_plan(plan_lab(model, inst, only=only, hosts=hosts), tpaths, TEMPLATE, DAEMONS)
-    register_twin(tpaths, state, "t1")
-    facts = TwinFacts("t1", inst.prefix, "lt3f2a-mgmt", switch_facts(tpaths, state), host_facts(tpaths, state))
-    return Settings(home=home), facts
+    settings, tpaths, state = registered_twin(tmp_path, only=only, hosts=hosts)
+    facts = TwinFacts("t1", "lt3f2a", "lt3f2a-mgmt", switch_facts(tpaths, state), host_facts(tpaths, state))
+    return settings, facts
 
 
 def test_a_twin_hosts_conns_use_its_sockets_its_namespace_and_its_login(tmp_path: Path) -> None:
