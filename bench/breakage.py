@@ -55,3 +55,26 @@ def write_password_override(repo: Path, leaf: str) -> None:
     out = repo / "templates" / "frr" / "frr.conf.j2"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(password_override(leaf))
+
+
+def port_stanza_override(leaf: str, port: str, body: str) -> str:
+    """The built-in FRR template, changed so that ``leaf`` renders an ``interface <port>`` stanza of
+    ``body`` (indented lines). Only ``leaf`` renders differently (a host cabled there keeps its configs)."""
+    builtin = BUILTIN_FRR.read_text()
+    assert builtin.count(_BGP) == 1, "the built-in FRR template changed shape"
+    return builtin.replace(
+        _BGP, f"{{% if hostname == '{leaf}' %}}\ninterface {port}\n{body}exit\n!\n{{% endif %}}\n" + _BGP
+    )
+
+
+def shut_port_override(leaf: str, port: str) -> str:
+    """:func:`port_stanza_override` shutting ``port`` (zebra sets the link down): valid FRR that cuts
+    whatever is cabled there."""
+    return port_stanza_override(leaf, port, " shutdown\n")
+
+
+def write_shut_port(repo: Path, leaf: str, port: str) -> None:
+    """Put :func:`shut_port_override` into the repo as its ``templates/frr/frr.conf.j2``."""
+    out = repo / "templates" / "frr" / "frr.conf.j2"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(shut_port_override(leaf, port))

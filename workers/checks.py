@@ -11,8 +11,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 CheckName = Literal[
-    "bgp", "rib", "vni", "l3vni", "interface", "ping", "ping-df", "reachable", "ovs", "ovs-health", "address", "domain"
-]  # the last four: hypervisor hosts (workers.hosts)
+    "bgp",
+    "rib",
+    "vni",
+    "l3vni",
+    "interface",
+    "ping",
+    "ping-df",
+    "reachable",
+    "ovs",
+    "ovs-health",
+    "address",
+    "domain",
+    "uplink",
+]  # the last five: hypervisor hosts (workers.hosts)
 
 
 class Check(BaseModel):

@@ -8,7 +8,9 @@ domains the lab's nova fixture owns), one `lintas up`, git pushes. In order:
 2. an instance added to the repo runs with its MAC on br-int; a bigger flavor redefines
    it; removed with ``allow_deletions`` in the pipeline it is undefined;
 3. a host-networking change on both hosts (osc-01 from OVN to plain geneve: a new tunnel
-   on each side, and the tunnel network's MTU raised to 9100) is applied and verified;
+   on each side, and the tunnel network's MTU raised to 9100) is applied and verified (each
+   host's uplink probes, to its gateway and through the fabric to its peer at 9100 bytes with DF);
+   leaf-01's host port cut to MTU 1500 behind Lintas's back, those probes say the MTU is short;
 4. a change that validates but cannot work (``datapath_type: system`` without the OVS
    kernel module, plus a new instance) ends ``rolled_back``: the datapath and the domains
    are as before;
@@ -31,10 +33,16 @@ from typing import Any
 import pytest
 
 from lintas.engine.settings import Settings
+from lintas.workers.checks import Check
+from lintas.workers.deploy.common import uplink_probes
+from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.hosts import domains as D
 from lintas.workers.hosts import ovsdb
+from lintas.workers.hosts.probes import run as run_probes
+from lintas.workers.hosts.probes import uplink_checks
 from lintas.workers.lab import lab_device_facts, lab_host_facts
 from lintas.workers.lab.nova import nova_set_mac
+from lintas.workers.model import load_model
 from lintas.workers.render.domain import domain_facts
 from tests.deploy.test_fabric_e2e import Env, lab_settings, lx, stage  # noqa: F401 - module-scoped fixtures
 
@@ -202,6 +210,39 @@ def test_host_networking_change_on_both_hosts(lx: Env, first: dict[str, Any]) ->
         uplink = "br-phy" if obs is kvm else "br-provider"
         assert obs.bridges[uplink].ports["ens1f0"].interfaces[0].mtu == 9100
     assert not any(k.startswith("ovn-") for k in osc.external_ids)  # Lintas's OVN keys removed
+
+
+def test_uplink_probes_find_a_leaf_port_whose_mtu_is_cut_short(lx: Env, first: dict[str, Any]) -> None:  # noqa: F811
+    """After the networking change both hosts have plain geneve tunnels: each probes its gateway and its
+    peer (through the fabric) at 9100 bytes with DF, over real SSH; leaf-01's host port at MTU 1500
+    (behind Lintas, in the lab's namespace) fails kvm-uat-01's probes as an MTU, and osc-01's to it."""
+    s = lx_settings(lx)
+    model = load_model(lx.work)
+    conns = HostFleet(model, s, {h: {} for h in HOSTS}).conns
+
+    def probe() -> dict[str, list[Check]]:
+        out = {}
+        for h in HOSTS:
+            probes = uplink_probes(model, h, set(HOSTS))
+            out[h] = uplink_checks(h, probes, run_probes(conns[h], probes, timeout_s=20))
+        return out
+
+    ok = probe()
+    assert [c.subject for c in ok["kvm-uat-01"]] == [
+        "10.20.0.11 → 10.20.0.1 (gateway of infra-tunnel on leaf-01)",
+        "10.20.0.11 → 10.20.0.21 (tunnel peer osc-01)",
+    ]
+    assert all(c.passed and c.observed == "answered at 9100 bytes" for cs in ok.values() for c in cs), ok
+    leaf = ["ip", "netns", "exec", "lx-leaf-01", "ip", "link", "set", "dev", "swp1", "mtu"]
+    subprocess.run([*leaf, "1500"], check=True)
+    try:
+        cut = probe()
+    finally:
+        subprocess.run([*leaf, "9216"], check=True)
+    assert all(not c.passed and "MTU is short" in c.observed for c in cut["kvm-uat-01"]), cut
+    gw, peer = cut["osc-01"]
+    assert gw.passed and not peer.passed and "MTU is short" in peer.observed
+    assert all(c.passed for cs in probe().values() for c in cs)
 
 
 def test_a_change_that_fails_verification_is_rolled_back(lx: Env, first: dict[str, Any]) -> None:  # noqa: F811

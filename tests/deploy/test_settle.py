@@ -519,7 +519,7 @@ def _host_check(check: str, passed: bool, observed: str) -> C.Check:
 def _verify_hosts(hosts: FakeHosts, **windows: Any) -> Any:
     settling = Settling("verify", **{"timeout_s": 20.0, "quiet_s": 0.2, "settle_s": 0.5, "poll_s": 0.05, **windows})
     return asyncio.run(
-        verify_hosts(hosts, {"kvm-1": {}}, log=Log(), settling=settling, deletions_allowed=False)  # type: ignore[arg-type]
+        verify_hosts(hosts, {"kvm-1": {}}, log=Log(), settling=settling, deletions_allowed=False, probes={})  # type: ignore[arg-type]
     )
 
 

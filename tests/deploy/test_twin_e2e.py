@@ -14,7 +14,11 @@ One module, one lab (2 spines + 4 leaves), one nats-server and one `lintas up`
 3. an OVS setting the host cannot apply (``datapath_type: system`` on kvm-uat-01, no kernel
    module) fails the run at ``twin`` (the host built in the twin with its leaf): production's host
    keeps its netdev datapath and domains, no drift, the deployed commits unchanged, no lease;
-4. `lintas up` SIGKILLed while its twin is being built leaves a dead twin; the restarted stack
+4. a leaf change that cuts its host's uplink (a template override shutting leaf-01's host port
+   swp1; kvm-uat-01's own configs unchanged) fails at ``twin``: the change reaches the host, so the
+   twin builds it with leaf-01, and its uplink probe to the tunnel network's gateway fails;
+   production untouched;
+5. `lintas up` SIGKILLed while its twin is being built leaves a dead twin; the restarted stack
    redelivers the stage, whose next twin sweeps the dead one, and the run ends.
 
 After every run no twin is left (`lintas twin list`, no ``lt*`` namespace, no stray daemon).
@@ -34,6 +38,7 @@ from typing import Any
 import pytest
 from nats.js.errors import NoKeysError
 
+from bench.breakage import write_shut_port
 from lintas.engine import subjects as S
 from lintas.engine.bus import connect
 from lintas.engine.settings import Settings
@@ -250,6 +255,44 @@ def test_an_ovs_setting_the_host_cannot_apply_fails_at_the_twin_and_production_i
     assert twin_of(lx, back)["summary"]["skipped"] == NOTHING_TO_PROVE
     assert {d["state"] for d in drift(lx).values()} == {"in_sync"}
     assert host_datapaths(lx, "kvm-uat-01") == datapaths
+    no_twin_left(lx)
+
+
+def shut_host_port(leaf: str, port: str) -> Callable[[Path], None]:
+    """A repo-local override of the built-in FRR template: ``leaf`` shuts its host-facing ``port``."""
+    return lambda repo: write_shut_port(repo, leaf, port)
+
+
+def test_a_leaf_change_that_cuts_its_hosts_uplink_fails_at_the_twin_with_the_host_built(lx: Env, sw: Switches) -> None:
+    """kvm-uat-01 does not change, but its leaf's change reaches it (its port): the twin builds it
+    with leaf-01, and its uplink probe to the tunnel network's gateway is what fails."""
+    before, marks = running(sw), sw.checkpoints()
+    deployed = {n: d["deployed_commit"] for n, d in drift(lx).items()}
+    run = lx.push_and_drive("leaf-01 shuts swp1 (template override)", shut_host_port("leaf-01", "swp1"))
+    assert run["state"] == "failed", run["error"]
+    assert run["error"].startswith("stage twin failed: twin:"), run["error"]
+    t = twin_of(lx, run)["summary"]
+    assert t["hosts"] == ["kvm-uat-01"], t["slice"]
+    assert t["slice"]["kvm-uat-01"] == ["its leaf leaf-01's change reaches it: frr.conf: interface swp1"]
+    uplink = [c for c in t["checks"] if c["device"] == "kvm-uat-01" and c["check"] == "uplink"]
+    assert uplink and "gateway of infra-tunnel on leaf-01" in uplink[0]["subject"], t["checks"]
+    assert uplink[0]["observed"] == "no answer (not even a small ping): the path is cut"
+    dep = stage(run, "deploy")
+    assert dep["state"] == "skipped" and dep["started_at"] is None  # never started
+    assert running(sw) == before and sw.checkpoints() == marks and sw.pending() == []
+    now = drift(lx)
+    for n, d in now.items():
+        assert d["differences"] == [] and d["deployed_commit"] == deployed[n], d
+    assert asyncio.run(_run_leases(lx)) == []
+    no_twin_left(lx)
+
+    def drop_override(repo: Path) -> None:
+        lx.git("rm", "-q", "-r", "templates/frr")
+
+    back = lx.push_and_drive("drop the swp1 override", drop_override)
+    assert back["state"] == "succeeded", back["error"]
+    assert twin_of(lx, back)["summary"]["skipped"] == NOTHING_TO_PROVE
+    assert running(sw) == before
     no_twin_left(lx)
 
 

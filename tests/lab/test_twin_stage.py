@@ -275,8 +275,8 @@ def test_a_spine_change_is_proven_without_the_other_spine(prod: Settings, tmp_pa
     [line] = [s for s in report["out_of_scope"] if "not in the slice" in s and not s.startswith("host ")]
     # the hosts (unchanged) are not built: their checks out of scope
     assert [s for s in report["out_of_scope"] if s.startswith("host ")] == [
-        "host kvm-uat-01 not in the slice: its OVS, addresses and domains not checked",
-        "host osc-01 not in the slice: its OVS, addresses and domains not checked",
+        "host kvm-uat-01 not in the slice: its OVS, addresses, uplink and domains not checked",
+        "host osc-01 not in the slice: its OVS, addresses, uplink and domains not checked",
     ]
     assert line.startswith("spine-02 not in the slice: sessions leaf-01 ↔ spine-02, leaf-02 ↔ spine-02, ")
     assert facts == {"configs_identical": True, "no_lease": True, "no_deploy_record": True, "hosts_identical": True}

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from lintas.workers.deploy.fabric_verify import Settling
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.settle import Reading, Stability, Verdict
 from lintas.workers.hosts import ops as host_ops
+from lintas.workers.hosts.probes import UplinkProbe
 from lintas.workers.model import InfraModel
 from lintas.workers.model.revision import load_model_at
 from lintas.workers.render.plan import Plan
@@ -125,6 +126,26 @@ def host_digest(checks: list[C.Check]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def uplink_probes(model: InfraModel, name: str, peers: Collection[str]) -> list[UplinkProbe]:
+    """Host ``name``'s uplink probes (:mod:`workers.hosts.probes`), from its tunnel address: the
+    gateway of its tunnel network (on its leaf), and each of its plain tunnel peers in ``peers``
+    (the hosts that are up: deployed, or built in the twin), through the fabric. Each is a
+    don't-fragment ping of the smallest MTU on its path (both uplinks', the tunnel network's)."""
+    h = model.hosts[name]
+    net = model.networks.get(h.uplink.tunnel_network)
+    src, mtu = str(h.tunnel_ip.ip), min(h.uplink.mtu, net.mtu) if net is not None else h.uplink.mtu
+    out = []
+    if net is not None:
+        what = f"gateway of {net.name} on {h.uplink.leaf}"
+        out.append(UplinkProbe(source=src, destination=str(net.gateway.ip), size=mtu, what=what))
+    for p in h.peers if h.tunnels is not None else ():
+        if p in peers and p in model.hosts and p != name:
+            far = model.hosts[p]
+            size = min(mtu, far.uplink.mtu)
+            out.append(UplinkProbe(source=src, destination=str(far.tunnel_ip.ip), size=size, what=f"tunnel peer {p}"))
+    return out
+
+
 async def verify_hosts(
     hosts: HostFleet,
     bundles: dict[str, dict[str, str]],
@@ -132,11 +153,13 @@ async def verify_hosts(
     log: RunLogger,
     settling: Settling,
     deletions_allowed: bool,
+    probes: Mapping[str, list[UplinkProbe]],
 ) -> HostVerification:
-    """Read every host's checks (:func:`workers.hosts.ops.checks`) until the stability rule of
-    :mod:`workers.deploy.settle` decides, as the fabric's verification does: ``stable`` (every check
-    passes and no observation changed for the quiet window), ``settled`` (checks fail, none that
-    waiting may heal, nothing changed for the settle window), or ``timeout``."""
+    """Read every host's checks (:func:`workers.hosts.ops.checks`, with its uplink ``probes``:
+    :func:`uplink_probes`) until the stability rule of :mod:`workers.deploy.settle` decides, as the
+    fabric's verification does: ``stable`` (every check passes and no observation changed for the
+    quiet window), ``settled`` (checks fail, none that waiting may heal, nothing changed for the
+    settle window), or ``timeout``."""
     if not bundles:
         return HostVerification([], Verdict(True, "stable", "no host to verify", 0.0), 0)
     rule = Stability(
@@ -146,7 +169,11 @@ async def verify_hosts(
         results = await hosts.run(
             bundles,
             lambda c: host_ops.checks(
-                c, bundles[c.name], deletions_allowed=deletions_allowed, timeout_s=hosts.timeout_s
+                c,
+                bundles[c.name],
+                deletions_allowed=deletions_allowed,
+                timeout_s=hosts.timeout_s,
+                probes=probes.get(c.name, []),
             ),
         )
         checks: list[C.Check] = []

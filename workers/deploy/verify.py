@@ -3,8 +3,9 @@
 Every switch of the model is checked (:mod:`workers.deploy.checks`) until the fabric has settled
 (:mod:`workers.deploy.fabric_verify`, :mod:`workers.deploy.settle`: stable, settled failing,
 a deterministic failure, or ``verify_timeout`` as the bound; the summary's ``ended_by`` says which),
-with the pings only for the pairs the run's changes can affect; every host the run changed
-(:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel address, each modelled
+with the pings only for the pairs the run's changes can affect; every host the run changed, or
+whose leaf it changed (:func:`workers.hosts.ops.checks`: OVS/OVN state and health, the tunnel
+address, the uplink's full-MTU don't-fragment pings to its gateway and tunnel peers, each modelled
 domain's state, vCPUs, memory and every NIC's MAC and bridge) is read by the same stability rule
 (the summary's ``hosts.ended_by``). On success every commit of this run pending
 on a switch is confirmed, found on the devices themselves and not only in the record (a commit
@@ -34,6 +35,7 @@ from lintas.workers.deploy.common import (
     load_model_of,
     locks_for,
     release_all,
+    uplink_probes,
     verify_hosts,
 )
 from lintas.workers.deploy.connect import ConnectError
@@ -41,6 +43,7 @@ from lintas.workers.deploy.fabric_verify import Answered, Settling, verify_fabri
 from lintas.workers.deploy.fleet import Fleet, Outcome
 from lintas.workers.deploy.hostfleet import HostFleet
 from lintas.workers.deploy.record import DeployRecord, load_record, now, save_record
+from lintas.workers.model import InfraModel
 
 MAX_CHECKS_ON_RUN = 100
 
@@ -70,7 +73,8 @@ class VerifyStage:
         try:
             # the bundles of the hosts this run changed (all deployed hosts without a record: a switch
             # change leaves a host's OVS and domains alone, and drift watches the others)
-            bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, sorted(model.hosts)))
+            bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, model))
+            up = await _hosts_up(ctx, record, model)
             try:
                 hosts = HostFleet(model, ctx.settings, bundles)
             except ConnectError as exc:
@@ -91,6 +95,7 @@ class VerifyStage:
                     log=ctx.log,
                     settling=Settling.of("verify", ctx.settings.deploy),
                     deletions_allowed=deletions,
+                    probes={n: uplink_probes(model, n, up) for n in bundles},
                 ),
             )
             # a commit of this run its device-side timer restored already (the engine was down longer
@@ -363,10 +368,23 @@ def _committed(record: DeployRecord | None, fleet: Fleet) -> list[str]:
     ]
 
 
-def _hosts_to_check(record: DeployRecord | None, hosts: list[str]) -> list[str]:
+def _hosts_to_check(record: DeployRecord | None, model: InfraModel) -> list[str]:
+    """The hosts this run changed, and those whose leaf it changed (their uplink probes test the
+    leaf's host port, VLAN and gateway); every host without a record."""
     if record is None:
-        return hosts
-    return [n for n in hosts if n in record.targets and record.targets[n].changed]
+        return sorted(model.hosts)
+
+    def changed(n: str) -> bool:
+        return n in record.targets and record.targets[n].changed
+
+    return [n for n, h in sorted(model.hosts.items()) if changed(n) or changed(h.uplink.leaf)]
+
+
+async def _hosts_up(ctx: StageContext, record: DeployRecord | None, model: InfraModel) -> set[str]:
+    """The hosts whose tunnel address is up (deployed before, or by this run): the tunnel peers probed."""
+    deployed = await TargetStore(ctx.topology.targets).all()
+    ours = record.targets if record is not None else {}
+    return {n for n in model.hosts if (n in deployed and deployed[n].artifacts) or n in ours}
 
 
 def _changed(record: DeployRecord | None) -> set[str] | None:

@@ -8,7 +8,8 @@ A host's bundle is its rendered artifacts: ``ovs.json`` always, ``domains.json``
   deploy stage before :func:`apply`, so a crash mid-change still has it.
 - :func:`apply`: OVSDB in one transaction, then the addresses, then (``kvm`` only) the
   domains. Never a nova domain: the ``openstack`` connection is read-only.
-- :func:`checks`: OVS/OVN state and health, addresses, and every modelled domain
+- :func:`checks`: OVS/OVN state and health, addresses, the uplink (full-MTU don't-fragment
+  pings from the tunnel address: :mod:`workers.hosts.probes`), and every modelled domain
   (state, vCPUs/memory, each NIC's MAC and bridge, its tap on that OVS bridge).
 - :func:`restore` + :func:`restored_differences`: back to the snapshot, then compared with it.
 - :func:`drift`: the host against its last deployed bundle.
@@ -17,7 +18,7 @@ A host's bundle is its rendered artifacts: ``ovs.json`` always, ``domains.json``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from lintas.workers.checks import Check
 from lintas.workers.hosts import domains as D
 from lintas.workers.hosts import linux, ovsdb
+from lintas.workers.hosts import probes as P
 from lintas.workers.hosts.connect import HostConn
 from lintas.workers.render.domain import semantic_diff
 from lintas.workers.render.domain_index import DomainIndex, load_domain_index
@@ -193,11 +195,20 @@ class _Observed(BaseModel):
     address_problems: list[str]
     domains: dict[str, D.DomainObservation] = {}
     extra_owned: list[str] = []
+    uplink: list[P.ProbeAnswer | None] = []
 
 
-def observe(conn: HostConn, bundle: dict[str, str], timeout_s: float, *, owned: bool = False) -> _Observed:
-    """The three reads of a host at once (each is a network round trip of its own:
-    OVSDB, SSH, libvirt over SSH), so a host costs the slowest of them, not their sum."""
+def observe(
+    conn: HostConn,
+    bundle: dict[str, str],
+    timeout_s: float,
+    *,
+    owned: bool = False,
+    probes: Sequence[P.UplinkProbe] = (),
+) -> _Observed:
+    """The reads of a host at once (each is a network round trip of its own: OVSDB, SSH for the
+    addresses, libvirt over SSH, SSH for the uplink ``probes``), so a host costs the slowest of
+    them, not their sum."""
     spec, index = spec_of(bundle), index_of(bundle)
 
     def read_ovs() -> ovsdb.ObservedOvs:
@@ -216,17 +227,32 @@ def observe(conn: HostConn, bundle: dict[str, str], timeout_s: float, *, owned: 
             )
         return seen, extra
 
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"host-{conn.name}") as pool:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"host-{conn.name}") as pool:
         f_ovs = pool.submit(read_ovs)
         f_addr = pool.submit(linux.differences, conn, spec.ip_addresses)
         f_dom = pool.submit(read_domains)
+        f_up = pool.submit(P.run, conn, list(probes), timeout_s=timeout_s)
         seen, extra = f_dom.result()
-        return _Observed(ovs=f_ovs.result(), address_problems=f_addr.result(), domains=seen, extra_owned=extra)
+        return _Observed(
+            ovs=f_ovs.result(),
+            address_problems=f_addr.result(),
+            domains=seen,
+            extra_owned=extra,
+            uplink=f_up.result(),
+        )
 
 
-def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, timeout_s: float) -> list[Check]:
+def checks(
+    conn: HostConn,
+    bundle: dict[str, str],
+    *,
+    deletions_allowed: bool,
+    timeout_s: float,
+    probes: Sequence[P.UplinkProbe] = (),
+) -> list[Check]:
+    """Every check of one host; ``probes``: its uplink's (:mod:`workers.hosts.probes`), from the model."""
     spec, index = spec_of(bundle), index_of(bundle)
-    seen = observe(conn, bundle, timeout_s)
+    seen = observe(conn, bundle, timeout_s, probes=probes)
     obs = seen.ovs
     name = conn.name
     out = [
@@ -260,6 +286,7 @@ def checks(conn: HostConn, bundle: dict[str, str], *, deletions_allowed: bool, t
             observed="; ".join(addr) or "present and up",
         )
     )
+    out += P.uplink_checks(name, list(probes), seen.uplink)
     if index is not None and index.domains:
         for c in D.check(index, seen.domains, obs, deletions_allowed=deletions_allowed):
             out.append(

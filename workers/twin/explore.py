@@ -50,6 +50,7 @@ from lintas.workers.lab.twin_life import save_record
 from lintas.workers.model import load_model
 from lintas.workers.render.local import checkout_ref, deployed_of, registered_repo, render_tree
 from lintas.workers.render.plan import make_plan
+from lintas.workers.twin.leaf_reach import leaf_changes
 from lintas.workers.twin.slice import hosts_out_of_scope, out_of_scope, restrict, slice_of
 from lintas.workers.twin.stage import TwinStage
 
@@ -112,7 +113,7 @@ async def explore(
             baseline = {t: s.artifacts for t, s in deployed.items()}
             label = "deployed" if baseline else "nothing deployed"
             plan = await make_plan(index, baseline, against=label, fetch=store.get_blob, texts=texts)
-            cut = slice_of(model, plan)
+            cut = slice_of(model, plan, await leaf_changes(model, plan, store.get_blob))
             if not cut.switches and not whole:
                 raise LabError(
                     f"nothing to try: {ref} changes no switch of what production runs (--whole builds them all)"

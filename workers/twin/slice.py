@@ -1,6 +1,6 @@
 """A change's slice (issue 18, point 4): the part of the fabric a twin must hold to prove it. Pure.
 
-    s = slice_of(model, plan)          # the render stage's plan: which targets are new or changed
+    s = slice_of(model, plan, leaves)  # the render plan (new or changed targets), the leaves' configs
     s.switches                         # {"leaf-01": ["changed"], "spine-01": ["peers with leaf-01"], ...}
     sub = restrict(model, s.names)     # the model seen by the twin: verify checks what the slice holds
     out_of_scope(model, sub)           # ["spine-02 not in the slice: session leaf-01 ↔ spine-02 not checked; ..."]
@@ -14,7 +14,11 @@ The slice holds:
    leaf already in the slice when one carries it, else the first by name;
 4. every changed host a twin can build (its uplink leaf an FRR switch), with its uplink leaf (so
    its uplink and tunnel network work) and the leaf's peers; a changed host whose leaf cannot be
-   built is not in the slice (a note says so; the gate records it unproven).
+   built is not in the slice (a note says so; the gate records it unproven);
+5. every unchanged host whose leaf's change reaches it (:mod:`workers.twin.leaf_reach`: the change
+   touches the host's port, its networks' VLANs, SVIs, VNIs or VRFs, the leaf's VTEP or global
+   routing), so its uplink probes test the changed leaf; a change confined to other networks of the
+   leaf (a VNI the host's port does not carry) leaves the host out.
 
 Which networks a change touches is read from the changed leaves (every network they carry), not
 from the diff of their configs: conservative, never too small. A change touching every switch
@@ -23,12 +27,13 @@ gives the whole topology.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from lintas.workers.deploy import checks as C
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
+from lintas.workers.twin.leaf_reach import LeafChange, reached_hosts
 
 CHANGED = "changed"
 MAX_NAMED = 6  # sessions named per switch not built (then "and N more")
@@ -61,9 +66,13 @@ def changed_targets(plan: Plan) -> tuple[list[str], list[str]]:
     return plan.by_status("new") + plan.by_status("changed"), plan.by_status("removed")
 
 
-def slice_of(model: InfraModel, plan: Plan) -> Slice:
+def slice_of(model: InfraModel, plan: Plan, leaves: Mapping[str, LeafChange] | None = None) -> Slice:
+    """The slice of a render plan; ``leaves``: the changed leaves' configs before and after
+    (:func:`workers.twin.leaf_reach.leaf_changes`), which decide the unchanged hosts their change
+    reaches (None: hosts are in only when they changed)."""
     changed, removed = changed_targets(plan)
-    return compute_slice(model, changed, removed)
+    reached = reached_hosts(model, changed, leaves) if leaves is not None else {}
+    return compute_slice(model, changed, removed, reached)
 
 
 class _Members:
@@ -85,8 +94,15 @@ class _Members:
         return True
 
 
-def compute_slice(model: InfraModel, changed: Iterable[str], removed: Iterable[str] = ()) -> Slice:
-    """The slice of ``model`` for a change of the targets ``changed`` (switches or hosts)."""
+def compute_slice(
+    model: InfraModel,
+    changed: Iterable[str],
+    removed: Iterable[str] = (),
+    reached: Mapping[str, list[str]] | None = None,
+) -> Slice:
+    """The slice of ``model`` for a change of the targets ``changed`` (switches or hosts);
+    ``reached``: unchanged hosts whose leaf's change reaches them, with why
+    (:func:`workers.twin.leaf_reach.reached_hosts`)."""
     m = _Members()
     notes: list[str] = []
     targets = sorted(set(changed))
@@ -103,6 +119,15 @@ def compute_slice(model: InfraModel, changed: Iterable[str], removed: Iterable[s
         hosts[h] = [CHANGED]
         m.add(leaf, f"uplink leaf of host {h}")
         focus.append(leaf)
+    for h, why in sorted((reached or {}).items()):
+        leaf = model.hosts[h].uplink.leaf
+        if h in hosts or h in targets:
+            continue
+        if model.devices[leaf].platform != "frr":
+            notes.append(f"host {h}: its leaf {leaf} changed, not built (the leaf cannot be built in a twin)")
+            continue
+        hosts[h] = [f"its leaf {leaf}'s change reaches it: {'; '.join(why)}"]
+        m.add(leaf, f"uplink leaf of host {h}")
     notes += [f"{n}: not in the model, not built" for n in targets if n not in model.devices and n not in model.hosts]
     notes += [f"{n} removed from the model: not built (its peers' changes are)" for n in sorted(set(removed))]
     for n in sorted(set(focus)):
@@ -209,7 +234,7 @@ def hosts_out_of_scope(model: InfraModel, built: Iterable[str]) -> list[str]:
     """One line per host of ``model`` the twin did not build: its checks are not run."""
     keep = set(built)
     return [
-        f"host {h} not in the slice: its OVS, addresses and domains not checked"
+        f"host {h} not in the slice: its OVS, addresses, uplink and domains not checked"
         for h in sorted(model.hosts)
         if h not in keep
     ]

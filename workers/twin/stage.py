@@ -60,7 +60,7 @@ from lintas.engine.stage import StageContext, StageResult
 from lintas.engine.targets import TargetStore
 from lintas.workers.deploy import checks as C
 from lintas.workers.deploy import ops
-from lintas.workers.deploy.common import check_lines, plan_and_model, verify_hosts
+from lintas.workers.deploy.common import check_lines, plan_and_model, uplink_probes, verify_hosts
 from lintas.workers.deploy.connect import ConnectError
 from lintas.workers.deploy.fabric_verify import Settling, verify_fabric
 from lintas.workers.deploy.record import DeployRecord, TargetResult
@@ -71,6 +71,7 @@ from lintas.workers.lab.twin import twin_down, twin_facts, twin_up
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
 from lintas.workers.twin import gate
+from lintas.workers.twin.leaf_reach import leaf_changes
 from lintas.workers.twin.reach import TwinFleet, TwinHostFleet
 from lintas.workers.twin.slice import Slice, hosts_out_of_scope, out_of_scope, restrict, slice_of
 
@@ -165,7 +166,7 @@ class TwinStage:
         g = await gate.check(ctx, plan, model, self.probe)  # nothing to prove, or no twin can be built here
         if isinstance(g, StageResult):
             return g
-        cut = slice_of(model, plan)
+        cut = slice_of(model, plan, await leaf_changes(model, plan, store.get_blob))  # hosts its leaves reach
         report = TwinReport(
             run_id=job.run_id,
             sha=job.sha,
@@ -339,6 +340,7 @@ class TwinStage:
                     log=ctx.log,
                     settling=Settling.of("twin verify", d),
                     deletions_allowed=record.allow_deletions,
+                    probes={n: uplink_probes(model, n, set(bundles)) for n in bundles},  # peers built here
                 ),
             )
             checks = fabric.checks + on_hosts.checks
