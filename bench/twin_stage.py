@@ -7,6 +7,9 @@ VNIs), brought to production's last deployed state, the change deployed through 
 
 ``--fabric template``: the template (2 spines x 4 leaves), VNI 10060 on leaf-01 (target: <= 20 s).
 ``--fabric 2x32``: a generated fabric of 2 spines x 32 leaves, VNI 10990 on leaf-05 (target: <= 25 s).
+``--fabric template-host``: the template, leaf-01's host port ``swp1`` given a description (a repo-local
+FRR template override): kvm-uat-01 does not change, but its leaf's change reaches it, so the slice
+holds it too, started from production's state (its OVS and its two running domains) and probed.
 
 Reports the slice, the stage's parts (build, start, deploy, verify, teardown) and its total, median
 and range over ``--rounds``, the highest PSS per twin switch while the twin is up (FRR + sshd, the
@@ -32,6 +35,7 @@ from typing import Any
 
 import git
 
+from bench.breakage import port_stanza_override
 from bench.common import report, workdir
 from bench.twin import twin_pss_mb
 from lintas.engine import subjects as S
@@ -96,6 +100,10 @@ def _repo(home: Path, fabric: str) -> tuple[Path, str, str, str]:
         tenants = (TEMPLATE / "fabric" / "tenants.yaml").read_text()
         repo, shas = git_repo(home / "repo", {"fabric/tenants.yaml": tenants + NEW_VNI}, message="VNI 10060 on leaf-01")
         return repo, shas[0], shas[-1], "leaf-01"
+    if fabric == "template-host":
+        override = port_stanza_override("leaf-01", "swp1", " description uplink of kvm-uat-01\n")
+        repo, shas = git_repo(home / "repo", {"templates/frr/frr.conf.j2": override}, message="leaf-01: swp1 described")
+        return repo, shas[0], shas[-1], "leaf-01"
     files = generate_fabric(32, n_spines=2, vnis_per_leaf=4)
     repo, shas = git_repo(home / "repo", files, message="a generated fabric of 2 spines x 32 leaves")
     (repo / "fabric" / "tenants.yaml").write_text(files["fabric/tenants.yaml"] + NEW_VNI_2X32)
@@ -146,10 +154,16 @@ async def bench(home: Path, rounds: int, fabric: str) -> dict[str, object]:
                 assert result.outcome == "succeeded", result.failure
                 summary = TwinSummary.model_validate(result.summary)
                 assert summary.start == "last_deployed" and summary.committed == [leaf], summary
-                built = summary.switches
+                built = summary.switches + summary.hosts
+                assert (fabric == "template-host") == (summary.hosts == ["kvm-uat-01"]), summary.slice
                 runs.append(
                     {k: summary.timings[k] for k in PARTS}
-                    | {"stage_wall_s": wall, "pss_mb_per_switch_peak": await pss, "switches": len(built)}
+                    | {
+                        "stage_wall_s": wall,
+                        "pss_mb_per_switch_peak": await pss,
+                        "switches": len(summary.switches),
+                        "hosts": len(summary.hosts),
+                    }
                 )
                 loads.append(os.getloadavg()[0])
     finally:
@@ -162,7 +176,7 @@ async def bench(home: Path, rounds: int, fabric: str) -> dict[str, object]:
                 "min": round(min(r[k] for r in runs), 2),
                 "max": round(max(r[k] for r in runs), 2),
             }
-            for k in (*PARTS, "stage_wall_s", "pss_mb_per_switch_peak", "switches")
+            for k in (*PARTS, "stage_wall_s", "pss_mb_per_switch_peak", "switches", "hosts")
         }
         | {"load_1m_per_round": [round(x, 2) for x in loads]}
     )
@@ -171,6 +185,7 @@ async def bench(home: Path, rounds: int, fabric: str) -> dict[str, object]:
 CASES = {
     "template": "one-VNI change on leaf-01, from the template (2 spines x 4 leaves) deployed",
     "2x32": f"one-leaf change (a VNI on {CHANGED_2X32}), from a generated 2 spines x 32 leaves fabric deployed",
+    "template-host": "leaf-01's host port described (template override): kvm-uat-01 unchanged but reached, built",
 }
 
 
