@@ -79,7 +79,7 @@ def make_engine(nc: Client, topo: Topology, settings: Settings) -> Engine:
         default_pipeline=settings.default_pipeline,
         max_timeout_s=settings.max_stage_timeout_s,
     )
-    return Engine(nc, topo, settings, resolver)
+    return Engine(nc, topo, settings, resolver, redactor=redactor_for(settings))
 
 
 async def spool_flusher(settings: Settings, url: str, every_s: float = 2.0) -> None:

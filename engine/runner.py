@@ -57,6 +57,7 @@ from lintas.engine.events import (
 )
 from lintas.engine.lifecycle import Service
 from lintas.engine.notify import RunNotice
+from lintas.engine.redact import Redactor
 from lintas.engine.resolver import PipelineResolver
 from lintas.engine.settings import Settings
 from lintas.engine.state import BranchQueue, Limits, Run, RunState, StageStatus
@@ -83,7 +84,9 @@ class Engine(Service):
         clock: Clock = utcnow,
         batch: int = 256,
         start_linger_s: float = 0.05,
+        redactor: Redactor | None = None,
     ) -> None:
+        self._redact = redactor or Redactor()  # what the engine itself writes (the workers mask theirs)
         self._nc = nc
         self._topo = topology
         self._settings = settings
@@ -561,6 +564,8 @@ class Engine(Service):
                     outcome = PipelineRejected(message=f"cannot read the pipeline: {type(exc).__name__}: {exc}")
                 else:
                     await asyncio.sleep(0.5 * (attempt + 1))
+        if isinstance(outcome, PipelineRejected | RunRefused):  # git's and the repo's text: masked
+            outcome = self._redact.model(outcome)
         await self.handle(run_id, Admitted(), then=outcome)
         if isinstance(outcome, RunRefused) and outcome.head is not None:
             await self._run_head(run, outcome.head)
@@ -685,6 +690,7 @@ class Engine(Service):
     async def _emit_log(
         self, run_id: str, message: str, level: Literal["info", "warning", "error"] = "info", stage: str | None = None
     ) -> None:
+        message = self._redact(message)
         line = LogLine(run_id=run_id, stage=stage, ts=self._clock(), level=level, message=message, worker="engine")
         getattr(log, level)(message, run=run_id, stage=stage)
         await self._nc.publish(S.run_log(run_id), line.model_dump_json().encode())

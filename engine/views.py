@@ -5,8 +5,9 @@ These are the public contract for scripts. Fields are only ever added, never ren
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +33,12 @@ class RunSummary(BaseModel):
     finished_at: datetime | None
     duration_s: float | None
     error: str | None
+
+    def masked(self, redact: Callable[[str], str]) -> Self:
+        """This row with its free texts masked (the error, the commit message): the engine writes git's
+        and the repo's words there, which the workers' masking never saw (the API and the CLI show this)."""
+        error = redact(self.error) if self.error is not None else None
+        return self.model_copy(update={"error": error, "message": redact(self.message)})
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:

@@ -64,14 +64,14 @@ async def list_runs(  # noqa: PLR0913 - one parameter per query filter of GET /r
     if nxt:
         response.headers["X-Next-Cursor"] = nxt
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=nxt)}>; rel="next"'
-    return page
+    return [r.masked(ctx.redact) for r in page]  # the engine's messages, git's words in them
 
 
 async def get_run(ctx: Ctx, _who: Viewer, run_id: str) -> RunDetail:
     detail = await queries.get_run(ctx.topo, run_id)
     if detail is None:
         raise HTTPException(404, f"no run {run_id[:100]}")
-    return detail
+    return ctx.redact.model(detail)  # every string of it: the engine's messages too
 
 
 async def _run_or_404(ctx: ApiContext, run_id: str) -> RunDetail:

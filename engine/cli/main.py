@@ -430,7 +430,8 @@ def runs(
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (_nc, topo):
             found = await queries.list_runs(topo, repo=repo, state=state, limit=limit)
-            print_runs(console, found, json_, wide=output == "wide")
+            mask = redactor_for(settings)  # as the API serves them
+            print_runs(console, [r.masked(mask) for r in found], json_, wide=output == "wide")
 
     _run(main())
 
@@ -449,10 +450,11 @@ def show(
 
     async def main() -> None:
         async with nats_session(settings, name="lintas-cli") as (_nc, topo):
-            detail = await queries.get_run(topo, run_id)
-            if detail is None:
+            found = await queries.get_run(topo, run_id)
+            if found is None:
                 err.print(f"[red]error:[/] no run {run_id}")
                 raise typer.Exit(1)
+            detail = redactor_for(settings).model(found)  # as the API serves it
             print_run(console, detail, json_)
             if json_:
                 return

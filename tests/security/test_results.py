@@ -3,8 +3,12 @@ still ends with the reason and its (capped) diagnostics; the job is never redeli
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,3 +136,31 @@ async def test_a_result_quoting_a_secret_leaves_the_worker_masked(env: Env) -> N
         assert res.status_code == 200
         [view] = [st for st in res.json()["stages"] if st["name"] == "big"]
         assert said not in json.dumps(view) and view["error"] == "the device answered password=****"
+
+
+async def test_what_the_engine_writes_itself_is_masked_in_the_run_the_api_and_the_cli(env: Env) -> None:
+    """The engine's own words (here a pipeline rejection quoting the repo's pipeline file, and a run's
+    commit message naming a credentialed clone URL) never went through a worker's masking: the engine
+    masks the rejection it saves, and the API and `lintas show`/`lintas runs` mask every run they serve."""
+    said, token = "kestrel-Pw55", "glpat-Zr81TsQa"
+    files = pipeline(f"  x:\n    uses: 'password={said}'\n")
+    message = f"mirror from https://oauth2:{token}@gitlab.example.invalid/infra.git"
+    sha = commit(env.repo, env.settings, files, message)
+    push(env.repo, env.settings)
+    run = await wait_run(env.st.topo, run_id_of(env.repo, sha), timeout=90)
+    assert run.state is RunState.failed
+    assert "invalid pipeline" in (run.error or "") and said not in run.model_dump_json()
+    assert any("unknown stage kind 'password=****" in d.message for d in run.diagnostics), run.diagnostics
+    async with httpx.AsyncClient(base_url=f"http://{env.settings.api_addr}") as http:
+        one = (await http.get(f"/api/v1/runs/{run.run_id}")).json()
+        rows = (await http.get("/api/v1/runs", params={"limit": 500})).json()
+    [row] = [r for r in rows if r["run_id"] == run.run_id]
+    for view in (one, row):
+        assert view["message"] == "mirror from https://oauth2:****@gitlab.example.invalid/infra.git", view
+        assert said not in json.dumps(view) and token not in json.dumps(view)
+    cli = {**os.environ, "LINTAS_HOME": str(env.settings.home), "LINTAS_NATS_URL": env.settings.nats_url}
+    for argv in (["show", run.run_id, "--json"], ["runs", "--json", "--limit", "500"]):
+        cmd = [sys.executable, "-m", "lintas.engine.cli.main", *argv]
+        out = await asyncio.to_thread(subprocess.run, cmd, env=cli, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "oauth2:****@gitlab" in out.stdout and token not in out.stdout and said not in out.stdout
