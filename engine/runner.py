@@ -566,9 +566,13 @@ class Engine(Service):
                     await asyncio.sleep(0.5 * (attempt + 1))
         if isinstance(outcome, PipelineRejected | RunRefused):  # git's and the repo's text: masked
             outcome = self._redact.model(outcome)
-        await self.handle(run_id, Admitted(), then=outcome)
         if isinstance(outcome, RunRefused) and outcome.head is not None:
+            # the head's run first, then the refusal: an engine dying between the two leaves the stale
+            # run queued, so it is started (and refused) again, and the head's run (its id derives from
+            # the stale run's) is made once. The other order lost the head for good: a refused run is
+            # over, and nothing starts it again.
             await self._run_head(run, outcome.head)
+        await self.handle(run_id, Admitted(), then=outcome)
 
     async def _run_head(self, stale: Run, head: str) -> None:
         """``stale`` was refused: its branch's head is ``head``. If the head's own push was

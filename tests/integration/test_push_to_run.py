@@ -6,11 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from lintas.engine.app import stack
 from lintas.engine.client import publish_push
 from lintas.engine.events import PushEvent, run_id_for
+from lintas.engine.runner import Engine
 from lintas.engine.settings import Settings
-from lintas.engine.state import RunState
+from lintas.engine.state import Run, RunState
 from lintas.engine.store import RunStore
 from tests.integration.helpers import commit, git, make_repo, pipeline, push, run_id_of, wait_run
 
@@ -108,10 +111,10 @@ async def test_three_quick_pushes_supersede_queued_runs(tmp_path: Path, settings
         assert "slow" not in second.stages or second.stages == {}
 
 
-async def test_a_head_superseded_by_its_older_parent_still_runs(tmp_path: Path, settings: Settings) -> None:
-    """The head's push reached the stream before its parent's (two hooks at once, a late spool)
-    while the branch was busy: by stream order the parent's push superseded the head's, then
-    was refused as stale. Lintas runs the head itself (source ``reconcile``), once."""
+async def _the_head_runs(tmp_path: Path, settings: Settings) -> Run:
+    """The head's push reaches the stream before its parent's while the branch is busy: the parent's
+    push supersedes the head's, is refused as stale, and Lintas runs the head (``reconcile``) once.
+    Returns the parent's run."""
     repo = make_repo(tmp_path, settings)
     bare = repo.with_name(repo.name + ".git")
     async with stack(settings) as st:
@@ -143,3 +146,30 @@ async def test_a_head_superseded_by_its_older_parent_still_runs(tmp_path: Path, 
         assert parent.state is RunState.superseded and "is no longer the head" in (parent.error or "")
         revived = await wait_run(st.topo, run_id_for(f"reconcile:{r1}"), timeout=60)
         assert (revived.sha, revived.source, revived.state) == (c2, "reconcile", RunState.succeeded), revived.error
+        return parent
+
+
+async def test_a_head_superseded_by_its_older_parent_still_runs(tmp_path: Path, settings: Settings) -> None:
+    """The head's push reached the stream before its parent's (two hooks at once, a late spool)
+    while the branch was busy: by stream order the parent's push superseded the head's, then
+    was refused as stale. Lintas runs the head itself (source ``reconcile``), once."""
+    await _the_head_runs(tmp_path, settings)
+
+
+async def test_the_head_still_runs_when_the_engine_fails_right_after_refusing_its_parent(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the engine's first attempt to run the head fails (an engine dying there): the head
+    is run before the parent's refusal is saved, so the parent is still queued, is started and refused
+    again, and the head runs once. (Saving the refusal first lost the head: a refused run is over.)"""
+    original, calls = Engine._run_head, []
+
+    async def fails_once(self: Engine, stale: Run, head: str) -> None:
+        calls.append(stale.run_id)
+        if calls.count(stale.run_id) == 1:  # each refused run's first attempt
+            raise RuntimeError("the engine died here")
+        await original(self, stale, head)
+
+    monkeypatch.setattr(Engine, "_run_head", fails_once)
+    parent = await _the_head_runs(tmp_path, settings)
+    assert calls.count(parent.run_id) >= 2
