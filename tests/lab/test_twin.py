@@ -27,7 +27,7 @@ from lintas.workers.lab import LabError, LabState, find_tools, lab_device_facts,
 from lintas.workers.lab.netns import orphan_mounts
 from lintas.workers.lab.paths import TWIN_ROOT
 from lintas.workers.lab.twin import TwinFacts, twin_down, twin_facts, twin_up
-from lintas.workers.lab.twin_life import TwinRecord, sweep_twins, twin_statuses
+from lintas.workers.lab.twin_life import TwinRecord, find_twin, me, save_record, sweep_twins, twin_statuses
 from lintas.workers.model import load_model
 from lintas.workers.reach.credentials import find_login, registration_file, twin_sources
 from lintas.workers.reach.netns import socket_factory
@@ -304,6 +304,27 @@ def _killed_builder(settings: Settings, *, mid_build: bool, builder: str = BUILD
     [st] = [st for st in twin_statuses() if st.prefix == prefix]
     assert not st.alive, "a twin whose holder was SIGKILLed must count as dead"
     return prefix, name
+
+
+def test_twin_down_refuses_a_twin_another_live_process_holds(twin: tuple[Settings, TwinRecord, object]) -> None:
+    """As a run's twin stage holds its twin: held by this (pytest) process, `lintas twin down NAME` from
+    another process is refused and the twin keeps working; the holder itself may remove it, and
+    ``--force`` is the operator's way through (not run here: the module's twin is shared)."""
+    settings, first, _ = twin
+    record = find_twin(first.name)
+    save_record(record.model_copy(update={"holder": me()}))
+    try:
+        down = _cli(settings, "down", first.name)
+        assert down.returncode == 2 and f"held by process {os.getpid()}" in down.stderr, down.stderr
+        assert "--force" in down.stderr
+        assert {r["name"]: r["alive"] for r in json.loads(_cli(settings, "list", "--json").stdout)}[first.name]
+        s = session(twin_facts(first.name), settings, "leaf-01")
+        try:
+            assert netns_of_session(s) == ns_inode(f"{first.prefix}-leaf-01")  # untouched
+        finally:
+            s.close()
+    finally:
+        save_record(record)
 
 
 @pytest.mark.parametrize("mid_build", [True, False], ids=["mid-build", "after-up"])

@@ -60,6 +60,7 @@ from lintas.workers.lab.twin_life import (
     TwinDownReport,
     TwinRecord,
     find_twin,
+    is_alive,
     locked,
     me,
     prefixes_anywhere,
@@ -189,10 +190,21 @@ async def _build(tools: Tools, paths: LabPaths, model: InfraModel, plan: LabPlan
 # -- down --------------------------------------------------------------------------------------
 
 
-async def twin_down(settings: Settings, name: str, *, tools: Tools | None = None) -> TwinDownReport:
-    """Remove the twin named ``name`` (whoever built it)."""
-    tools = tools or find_tools(teardown=True)
+async def twin_down(
+    settings: Settings, name: str, *, tools: Tools | None = None, force: bool = False
+) -> TwinDownReport:
+    """Remove the twin named ``name``. A twin another live process holds (a run's twin stage using
+    it, a `twin up` still building it) is refused unless ``force``: pulling it away mid-run would fail
+    that run for nothing. Its holder, a dead twin, or one that is up and held by nobody, may remove it."""
     record = find_twin(name)
+    holder = record.holder
+    if holder is not None and not force and is_alive(record) and holder != me():
+        raise LabError(
+            f"twin {name!r} is held by process {holder.pid} (a run's twin stage, or a `twin up` building it): "
+            "not removed; it goes when its holder is done (or dies: then `lab down` or the next twin removes it); "
+            "--force removes it now"
+        )
+    tools = tools or find_tools(teardown=True)
     return await teardown(tools, record.instance)
 
 

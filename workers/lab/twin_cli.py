@@ -69,6 +69,7 @@ def print_reach(twin: str) -> None:
 def down_cmd(
     name: Annotated[str | None, typer.Argument(help="the twin's name (see `lintas twin list`)")] = None,
     all_: Annotated[bool, typer.Option("--all", help="every twin on this machine, alive or dead")] = False,
+    force: Annotated[bool, typer.Option("--force", help="NAME even while another process holds it")] = False,
 ) -> None:
     """Remove a twin (or every twin): its namespaces, processes, files and credentials."""
     from lintas.workers.lab.cmd import find_tools
@@ -82,7 +83,7 @@ def down_cmd(
         result = run_command(sweep_twins(find_tools(teardown=True), everything=True))
         reports: list[TwinDownReport] = list(result) if isinstance(result, list) else []
     else:
-        one = run_command(twin_down(Settings(), str(name)))
+        one = run_command(twin_down(Settings(), str(name), force=force))
         reports = [one] if isinstance(one, TwinDownReport) else []
     for r in reports:
         console.print(
