@@ -14,8 +14,16 @@ from lintas.workers.model import InfraModel
 from lintas.workers.render.env import Renderer
 from lintas.workers.render.plan import ArtifactDiff, Plan, TargetPlan
 from lintas.workers.render.targets import render_targets
-from lintas.workers.twin.leaf_reach import FRR, LeafChange, frr_lines, host_reach, leaf_changes, reached_hosts
-from lintas.workers.twin.slice import slice_of
+from lintas.workers.twin.leaf_reach import (
+    FRR,
+    LeafChange,
+    frr_lines,
+    host_reach,
+    leaf_changes,
+    reached_hosts,
+    withdrawn_vnis,
+)
+from lintas.workers.twin.slice import Slice, slice_of
 from tests.render import model_of, template_texts
 
 UAT_DB = (
@@ -142,37 +150,41 @@ def _cid(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class Plans:
+    """Plans of leaf-01's change as the twin stage reads them (content ids, the changed artifacts' ids
+    before), and the artifact store behind them."""
+
+    def __init__(self, before: dict[str, str]) -> None:
+        self.before, self.blobs = before, dict[str, bytes]()
+
+    def plan_of(self, after: dict[str, str]) -> Plan:
+        for t in (*self.before.values(), *after.values()):
+            self.blobs[_cid(t)] = t.encode()
+        diffs = [
+            ArtifactDiff(name=n, before=_cid(self.before[n]), after=_cid(after[n]), added=1, removed=1, diff="")
+            for n in sorted(after)
+            if after[n] != self.before[n]
+        ]
+        arts = {n: _cid(t) for n, t in after.items()}
+        target = TargetPlan(target="leaf-01", kind="device", status="changed", artifacts=arts, diffs=diffs)
+        return Plan(repo="infra", sha="b" * 40, against="deployed", targets={"leaf-01": target})
+
+    async def fetch(self, cid: str) -> bytes | None:
+        return self.blobs.get(cid)
+
+    def slice_of(self, m: InfraModel, after: dict[str, str]) -> Slice:
+        plan = self.plan_of(after)
+        return slice_of(m, plan, asyncio.run(leaf_changes(m, plan, self.fetch)))
+
+
 def test_the_slice_builds_a_host_its_leafs_change_reaches_and_not_one_it_does_not(
     base: tuple[InfraModel, dict[str, str]], renderer: Renderer
 ) -> None:
     """Through the plan as the twin stage reads it (content ids, the changed artifacts' ids before)."""
-    _m, before = base
-    blobs: dict[str, bytes] = {}
-
-    def plan_of(after: dict[str, str]) -> Plan:
-        for t in (*before.values(), *after.values()):
-            blobs[_cid(t)] = t.encode()
-        diffs = [
-            ArtifactDiff(name=n, before=_cid(before[n]), after=_cid(after[n]), added=1, removed=1, diff="")
-            for n in sorted(after)
-            if after[n] != before[n]
-        ]
-        arts = {n: _cid(t) for n, t in after.items()}
-        return Plan(
-            repo="infra",
-            sha="b" * 40,
-            against="deployed",
-            targets={
-                "leaf-01": TargetPlan(target="leaf-01", kind="device", status="changed", artifacts=arts, diffs=diffs)
-            },
-        )
-
-    async def fetch(cid: str) -> bytes | None:
-        return blobs.get(cid)
+    plans = Plans(base[1])
 
     def cut_of(m: InfraModel) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-        plan = plan_of(leaf01(m, renderer))
-        cut = slice_of(m, plan, asyncio.run(leaf_changes(m, plan, fetch)))
+        cut = plans.slice_of(m, leaf01(m, renderer))
         return cut.hosts, cut.switches
 
     hosts, switches = cut_of(variant(append=UAT_DB))
@@ -180,12 +192,31 @@ def test_the_slice_builds_a_host_its_leafs_change_reaches_and_not_one_it_does_no
     hosts, switches = cut_of(variant(("gateway: 10.30.10.1/24", "gateway: 10.30.10.254/24")))
     assert hosts == {"kvm-uat-01": ["its leaf leaf-01's change reaches it: linux.json: svis vlan10"]}
     assert "uplink leaf of host kvm-uat-01" in switches["leaf-01"] and {"spine-01", "spine-02"} <= set(switches)
-    # the same change, its blobs no longer stored: the host is built all the same (never too small)
-    blobs.clear()
+    # the same change, production's blobs no longer stored: the host is built all the same (never too small)
     m = variant(append=UAT_DB)
-    plan = plan_of(leaf01(m, renderer))
-    for k in list(blobs):
-        if blobs[k] not in {t.encode() for t in leaf01(m, renderer).values()}:
-            del blobs[k]
-    cut = slice_of(m, plan, asyncio.run(leaf_changes(m, plan, fetch)))
+    after = leaf01(m, renderer)
+    plan = plans.plan_of(after)
+    plans.blobs = {_cid(t): t.encode() for t in after.values()}
+    cut = slice_of(m, plan, asyncio.run(leaf_changes(m, plan, plans.fetch)))
     assert cut.hosts == {"kvm-uat-01": ["its leaf leaf-01's change reaches it: its configs not read"]}
+
+
+X_NET = (
+    "\n  - name: x-net\n    vrf: UAT\n    vlan: 77\n    vni: 10777\n"
+    "    gateway: 10.30.77.1/24\n    mtu: 9000\n    leaves: [leaf-01, leaf-04]\n"
+)
+
+
+def test_a_vni_a_leaf_withdraws_is_proven_on_a_leaf_still_carrying_it(renderer: Renderer) -> None:
+    """x-net (VNI 10777) on leaf-01 and leaf-04, then on leaf-04 only: leaf-01's new configs no longer
+    name it, yet leaf-04 must see leaf-01's VTEP gone, so the slice holds leaf-04 (nothing else of
+    leaf-01's networks brings it: leaf-02 carries them all)."""
+    before = leaf01(variant(append=X_NET), renderer)
+    m = variant(append=X_NET.replace("[leaf-01, leaf-04]", "[leaf-04]"))
+    plans = Plans(before)
+    cut = plans.slice_of(m, leaf01(m, renderer))
+    assert cut.switches["leaf-04"] == ["carries VNI 10777 unchanged (withdrawn from leaf-01)"]
+    assert withdrawn_vnis(asyncio.run(leaf_changes(m, plans.plan_of(leaf01(m, renderer)), plans.fetch))) == {
+        "leaf-01": [10777]
+    }
+    assert "leaf-04" not in slice_of(m, plans.plan_of(leaf01(m, renderer))).switches  # without the configs read

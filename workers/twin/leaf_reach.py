@@ -2,8 +2,9 @@
 
     reach = host_reach(host, LeafChange("leaf-01", before, after))
     reach   # ["linux.json: ports swp1", "frr.conf: interface swp1"]: the host must be in the twin; []: not
-    changes = await leaf_changes(model, plan, fetch)      # the changed leaves with hosts, both versions
+    changes = await leaf_changes(model, plan, fetch)      # the changed leaves, both versions
     reached_hosts(model, ["leaf-01"], changes)            # {"kvm-uat-01": ["linux.json: ports swp1"]}
+    withdrawn_vnis(changes)                               # {"leaf-01": [10020]}: VNIs it no longer carries
 
 A host's own checks exercise its leaf through its uplink (the uplink probes of
 :mod:`workers.hosts.probes`: the host port, the tunnel network's VLAN, gateway SVI and VNI, and
@@ -200,6 +201,25 @@ def host_reach(host: Host, change: LeafChange) -> list[str]:
     return reasons
 
 
+def withdrawn_vnis(changes: Mapping[str, LeafChange]) -> dict[str, list[int]]:
+    """The L2 VNIs each changed leaf carried before (its deployed ``linux.json``) and no longer does:
+    the leaves still carrying them must see its VTEP gone. A leaf whose configs cannot be read says
+    nothing here (its reach to hosts is assumed instead)."""
+    out: dict[str, list[int]] = {}
+    for leaf, change in sorted(changes.items()):
+        if change.before is None:
+            continue
+
+        def l2(text: str | None) -> set[int]:
+            rows = _rows(_linux(text), "vxlans")
+            return {int(x["vni"]) for x in rows if x.get("kind") == "l2" and isinstance(x.get("vni"), int)}
+
+        gone = sorted(l2(change.before.get(LINUX)) - l2(change.after.get(LINUX)))
+        if gone:
+            out[leaf] = gone
+    return out
+
+
 def reached_hosts(model: InfraModel, changed: Iterable[str], changes: Mapping[str, LeafChange]) -> dict[str, list[str]]:
     """Every host cabled to a changed leaf of ``changed`` that the leaf's change reaches, with why;
     a changed leaf missing from ``changes`` (its configs could not be read) reaches all of its hosts."""
@@ -218,11 +238,11 @@ def reached_hosts(model: InfraModel, changed: Iterable[str], changes: Mapping[st
 async def leaf_changes(
     model: InfraModel, plan: Plan, fetch: Callable[[str], Awaitable[bytes | None]]
 ) -> dict[str, LeafChange]:
-    """Both versions of the rendered configs of each new or changed leaf that has hosts (``fetch``:
-    an artifact's text by content id); a leaf whose configs cannot all be read is left out."""
+    """Both versions of the rendered configs of each new or changed leaf (``fetch``: an artifact's
+    text by content id); a leaf whose configs cannot all be read is left out."""
     out: dict[str, LeafChange] = {}
     for leaf in plan.by_status("new") + plan.by_status("changed"):
-        if leaf not in model.devices or not model.devices[leaf].is_leaf or not model.hosts_by_leaf.get(leaf):
+        if leaf not in model.devices or not model.devices[leaf].is_leaf:
             continue
         tp = plan.targets[leaf]
         if tp.status == "new":

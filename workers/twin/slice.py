@@ -18,7 +18,10 @@ The slice holds:
 5. every unchanged host whose leaf's change reaches it (:mod:`workers.twin.leaf_reach`: the change
    touches the host's port, its networks' VLANs, SVIs, VNIs or VRFs, the leaf's VTEP or global
    routing), so its uplink probes test the changed leaf; a change confined to other networks of the
-   leaf (a VNI the host's port does not carry) leaves the host out.
+   leaf (a VNI the host's port does not carry) leaves the host out;
+6. for each L2 VNI a changed leaf withdrew (in its deployed ``linux.json``, not in the new one) and
+   that other leaves still carry, one of them, unchanged, so the twin checks that it sees the
+   leaf's VTEP gone.
 
 Which networks a change touches is read from the changed leaves (every network they carry), not
 from the diff of their configs: conservative, never too small. A change touching every switch
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from lintas.workers.deploy import checks as C
 from lintas.workers.model.model import InfraModel
 from lintas.workers.render.plan import Plan
-from lintas.workers.twin.leaf_reach import LeafChange, reached_hosts
+from lintas.workers.twin.leaf_reach import LeafChange, reached_hosts, withdrawn_vnis
 
 CHANGED = "changed"
 MAX_NAMED = 6  # sessions named per switch not built (then "and N more")
@@ -72,7 +75,7 @@ def slice_of(model: InfraModel, plan: Plan, leaves: Mapping[str, LeafChange] | N
     reaches (None: hosts are in only when they changed)."""
     changed, removed = changed_targets(plan)
     reached = reached_hosts(model, changed, leaves) if leaves is not None else {}
-    return compute_slice(model, changed, removed, reached)
+    return compute_slice(model, changed, removed, reached, withdrawn_vnis(leaves or {}))
 
 
 class _Members:
@@ -99,10 +102,12 @@ def compute_slice(
     changed: Iterable[str],
     removed: Iterable[str] = (),
     reached: Mapping[str, list[str]] | None = None,
+    withdrawn: Mapping[str, list[int]] | None = None,
 ) -> Slice:
     """The slice of ``model`` for a change of the targets ``changed`` (switches or hosts);
     ``reached``: unchanged hosts whose leaf's change reaches them, with why
-    (:func:`workers.twin.leaf_reach.reached_hosts`)."""
+    (:func:`workers.twin.leaf_reach.reached_hosts`); ``withdrawn``: the L2 VNIs a changed leaf no
+    longer carries (:func:`workers.twin.leaf_reach.withdrawn_vnis`)."""
     m = _Members()
     notes: list[str] = []
     targets = sorted(set(changed))
@@ -134,8 +139,20 @@ def compute_slice(
         for link in model.links_by_device.get(n, ()):
             if link.remote(n).device not in switches:  # a changed one is in for that already
                 m.add(link.remote(n).device, f"peers with {n}")
-    # the networks the change touches: every L2 VNI and VRF of a changed leaf, each proven from an
-    # unchanged leaf as well (one already in the slice when one carries it)
+    notes += _carriers(m, model, switches, withdrawn or {})
+    return Slice(
+        switches={n: m.why[n] for n in sorted(m.why) if n in model.devices},
+        whole=set(model.devices) <= set(m.why),
+        notes=notes,
+        hosts=hosts,
+    )
+
+
+def _carriers(m: _Members, model: InfraModel, switches: list[str], withdrawn: Mapping[str, list[int]]) -> list[str]:
+    """The networks the change touches, each proven from an unchanged leaf as well (one already in
+    the slice when one carries it): every L2 VNI and VRF of a changed leaf, and every L2 VNI one
+    withdrew (a leaf still carrying it must see the leaf's VTEP gone). The notes on those none carries."""
+    notes: list[str] = []
     leaves = [n for n in switches if model.devices[n].is_leaf]
     everything = set(model.devices) <= set(switches)  # no unchanged leaf at all: nothing to say per network
     nets = sorted({k for n in leaves for k in model.networks_by_leaf.get(n, ())}, key=lambda k: model.networks[k].vni)
@@ -143,17 +160,16 @@ def compute_slice(
         net = model.networks[k]
         if not m.carrier(net.leaves, set(switches), f"carries VNI {net.vni} unchanged") and not everything:
             notes.append(f"VNI {net.vni}: no unchanged leaf carries it (checked on the changed leaves only)")
+    by_vni = {net.vni: net for net in model.networks.values()}
+    for leaf, vnis in sorted(withdrawn.items()):
+        for vni in (v for v in vnis if v in by_vni):  # a VNI gone from the model has nobody to check
+            m.carrier(by_vni[vni].leaves, set(switches), f"carries VNI {vni} unchanged (withdrawn from {leaf})")
     for vrf in sorted({v for n in leaves for v in model.vrfs_of_leaf(n)}):
         label = f"VRF {vrf} (L3 VNI {model.vrfs[vrf].l3_vni})"
         carriers = [n for n in sorted(model.devices) if vrf in model.vrfs_of_leaf(n)]
         if not m.carrier(carriers, set(switches), f"carries {label} unchanged") and not everything:
             notes.append(f"{label}: no unchanged leaf carries it (checked on the changed leaves only)")
-    return Slice(
-        switches={n: m.why[n] for n in sorted(m.why) if n in model.devices},
-        whole=set(model.devices) <= set(m.why),
-        notes=notes,
-        hosts=hosts,
-    )
+    return notes
 
 
 def restrict(model: InfraModel, switches: Iterable[str]) -> InfraModel:
