@@ -71,8 +71,9 @@ class VerifyStage:
             return StageResult.failed(f"cannot connect: {exc}")
         deletions = record.allow_deletions if record is not None else ctx.settings.deploy.allow_deletions
         try:
-            # the bundles of the hosts this run changed (all deployed hosts without a record: a switch
-            # change leaves a host's OVS and domains alone, and drift watches the others)
+            # the bundles of the hosts this run changed or whose leaf it changed (all deployed hosts
+            # without a record: a switch change leaves a host's OVS and domains alone, but not its
+            # uplink; drift watches the others)
             bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, model))
             up = await _hosts_up(ctx, record, model)
             try:
