@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -17,8 +16,6 @@ import pytest
 from lintas.workers.deploy.common import uplink_probes
 from lintas.workers.hosts.probes import ProbeAnswer, UplinkProbe, parse, script, uplink_checks
 from tests.render import model_of, template_texts
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ping"), reason="needs root and iputils ping")
 
 
 @pytest.fixture(scope="module")

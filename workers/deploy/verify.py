@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from lintas.engine import subjects as S
@@ -74,8 +75,9 @@ class VerifyStage:
             # the bundles of the hosts this run changed or whose leaf it changed (all deployed hosts
             # without a record: a switch change leaves a host's OVS and domains alone, but not its
             # uplink; drift watches the others)
-            bundles = await host_bundles(ctx, store, record, _hosts_to_check(record, model))
-            up = await _hosts_up(ctx, record, model)
+            deployed = await TargetStore(ctx.topology.targets).all()
+            bundles = await host_bundles(store, record, _hosts_to_check(record, model), deployed)
+            up = _hosts_up(record, model, deployed)
             try:
                 hosts = HostFleet(model, ctx.settings, bundles)
             except ConnectError as exc:
@@ -327,10 +329,10 @@ class VerifyStage:
 
 
 async def host_bundles(
-    ctx: StageContext, store: NatsArtifactStore, record: DeployRecord | None, names: list[str]
+    store: NatsArtifactStore, record: DeployRecord | None, names: list[str], deployed: Mapping[str, TargetState]
 ) -> dict[str, dict[str, str]]:
-    """Each host's bundle as this run deployed it, else as last deployed; never-deployed hosts are left out."""
-    deployed = await TargetStore(ctx.topology.targets).all()
+    """Each host's bundle as this run deployed it, else as ``deployed`` last (the target store);
+    never-deployed hosts are left out."""
     out = {}
     for name in names:
         t = record.targets.get(name) if record else None
@@ -381,9 +383,8 @@ def _hosts_to_check(record: DeployRecord | None, model: InfraModel) -> list[str]
     return [n for n, h in sorted(model.hosts.items()) if changed(n) or changed(h.uplink.leaf)]
 
 
-async def _hosts_up(ctx: StageContext, record: DeployRecord | None, model: InfraModel) -> set[str]:
+def _hosts_up(record: DeployRecord | None, model: InfraModel, deployed: Mapping[str, TargetState]) -> set[str]:
     """The hosts whose tunnel address is up (deployed before, or by this run): the tunnel peers probed."""
-    deployed = await TargetStore(ctx.topology.targets).all()
     ours = record.targets if record is not None else {}
     return {n for n in model.hosts if (n in deployed and deployed[n].artifacts) or n in ours}
 

@@ -101,17 +101,18 @@ def _uses(host: Host, specs: Iterable[Mapping[str, Any]]) -> _Uses:
     return u
 
 
-def _linux_items(spec: Mapping[str, Any]) -> dict[str, str]:
-    """``{item: its canonical text}``: one item per row of a named list, per bridge VLAN, per section."""
-    out: dict[str, str] = {}
+def _linux_items(spec: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """``{item: (its canonical text, its row)}``: one item per row of a named list (with the row), per
+    bridge VLAN, per section."""
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
     for key, value in spec.items():
         if key == "bridge" and isinstance(value, dict):
-            out |= {f"bridge vlan {v}": "member" for v in value.get("vlans") or []}
-            out["bridge"] = json.dumps({k: v for k, v in value.items() if k != "vlans"}, sort_keys=True)
+            out |= {f"bridge vlan {v}": ("member", None) for v in value.get("vlans") or []}
+            out["bridge"] = (json.dumps({k: v for k, v in value.items() if k != "vlans"}, sort_keys=True), None)
         elif isinstance(value, list) and all(isinstance(r, dict) and "name" in r for r in value):
-            out |= {f"{key} {r['name']}": json.dumps(r, sort_keys=True) for r in value}
+            out |= {f"{key} {r['name']}": (json.dumps(r, sort_keys=True), r) for r in value}
         else:
-            out[key] = json.dumps(value, sort_keys=True)
+            out[key] = (json.dumps(value, sort_keys=True), None)
     return out
 
 
@@ -132,15 +133,14 @@ def _linux_elsewhere(item: str, rows: list[dict[str, Any]], u: _Uses) -> bool:
 
 def _linux_reach(before: Mapping[str, Any], after: Mapping[str, Any], u: _Uses) -> list[str]:
     old, new = _linux_items(before), _linux_items(after)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for spec in (before, after):
-        for key, value in spec.items():
-            if isinstance(value, list):
-                for r in value:
-                    if isinstance(r, dict) and "name" in r:
-                        rows.setdefault(f"{key} {r['name']}", []).append(r)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return [k for k in changed if not _linux_elsewhere(k, rows.get(k, []), u)]
+    out = []
+    for k in sorted(set(old) | set(new)):
+        both = [x for x in (old.get(k), new.get(k)) if x is not None]
+        if len(both) == 2 and both[0][0] == both[1][0]:
+            continue  # the same text before and after
+        if not _linux_elsewhere(k, [row for _text, row in both if row is not None], u):
+            out.append(k)
+    return out
 
 
 def frr_lines(text: str) -> set[tuple[str, ...]]:
@@ -201,6 +201,11 @@ def host_reach(host: Host, change: LeafChange) -> list[str]:
     return reasons
 
 
+def _l2_vnis(linux_json: str | None) -> set[int]:
+    rows = _rows(_linux(linux_json), "vxlans")
+    return {int(x["vni"]) for x in rows if x.get("kind") == "l2" and isinstance(x.get("vni"), int)}
+
+
 def withdrawn_vnis(changes: Mapping[str, LeafChange]) -> dict[str, list[int]]:
     """The L2 VNIs each changed leaf carried before (its deployed ``linux.json``) and no longer does:
     the leaves still carrying them must see its VTEP gone. A leaf whose configs cannot be read says
@@ -209,12 +214,7 @@ def withdrawn_vnis(changes: Mapping[str, LeafChange]) -> dict[str, list[int]]:
     for leaf, change in sorted(changes.items()):
         if change.before is None:
             continue
-
-        def l2(text: str | None) -> set[int]:
-            rows = _rows(_linux(text), "vxlans")
-            return {int(x["vni"]) for x in rows if x.get("kind") == "l2" and isinstance(x.get("vni"), int)}
-
-        gone = sorted(l2(change.before.get(LINUX)) - l2(change.after.get(LINUX)))
+        gone = sorted(_l2_vnis(change.before.get(LINUX)) - _l2_vnis(change.after.get(LINUX)))
         if gone:
             out[leaf] = gone
     return out
